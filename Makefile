@@ -1,0 +1,42 @@
+# Every target builds its own virtualenv from pyproject.toml on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+LOCALNET ?= localnet
+VALIDATORS ?= 4
+BASE_PORT ?= 26600
+SIM_SECONDS ?= 600
+FUZZ_EXAMPLES ?= 20000
+
+.PHONY: all run test bench fuzz sim soak lint clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m "not slow" tests -k "fuzz or property"
+
+lint: $(STAMP)
+	$(BIN)/ruff check appchaind orderbook margin p2p config tests bench
+
+run: $(STAMP)
+	@test -d $(LOCALNET)/node0 || $(BIN)/appchaind localnet init --dir $(LOCALNET) --validators $(VALIDATORS) --base-port $(BASE_PORT)
+	$(BIN)/appchaind localnet show --dir $(LOCALNET)
+	@echo "The validator daemon (appchaind start) is not built yet: this localnet's homes are ready for it."
+
+clean:
+	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info

@@ -1,0 +1,274 @@
+"""The ``appchaind`` command line. Every command and subcommand has ``--help``.
+
+Errors the user can fix (a bad config key, an existing key file, a busy home)
+print one line to stderr starting with ``error:`` and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from appchaind import __version__
+from appchaind.crypto import KeyFileError, PrivateKey
+from appchaind.home import HomePaths, init_home
+from appchaind.localnet import DEFAULT_BASE_PORT, init_localnet, load_localnet
+from appchaind.store import StoreError
+from appchaind.units import UnitError
+from config.genesis import load_genesis
+from config.node_config import ConfigError, load_config
+
+DEFAULT_KEYRING = Path.home() / ".appchaind" / "keys"
+
+
+class UsageError(Exception):
+    """A mistake in how a command was called; the message says how to fix it."""
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_version(args: argparse.Namespace) -> None:
+    print(f"appchaind {__version__}")
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    home = Path(args.home)
+    node_key, validator_key = init_home(
+        home,
+        moniker=args.moniker,
+        chain_id=args.chain_id,
+        genesis_time=_utc_now(),
+        force=args.force,
+    )
+    print(f"initialised node home {home}")
+    print(f"  node id:           {node_key.address.hex()}")
+    print(f"  validator address: {validator_key.address.hex()}")
+    print(f"  config:            {HomePaths(home).config}")
+    print(f"  genesis:           {HomePaths(home).genesis} (chain id {args.chain_id})")
+
+
+def cmd_config_check(args: argparse.Namespace) -> None:
+    home = Path(args.home)
+    config = load_config(home)
+    genesis = load_genesis(HomePaths(home).genesis)
+    node_key = PrivateKey.load(HomePaths(home).node_key)
+    print(f"{home}: config.toml and genesis.json are valid")
+    print(f"  moniker:      {config.node.moniker}")
+    print(f"  node id:      {node_key.address.hex()}")
+    print(f"  chain id:     {genesis.chain_id}")
+    print(f"  genesis hash: {genesis.hash().hex()}")
+    print(f"  validators:   {len(genesis.validators)}, markets: "
+          + ", ".join(m.symbol for m in genesis.markets))  # fmt: skip
+
+
+def _keyring(args: argparse.Namespace) -> Path:
+    return Path(args.keyring_dir)
+
+
+def cmd_keys_add(args: argparse.Namespace) -> None:
+    name = args.name
+    if not name or "/" in name or name.startswith("."):
+        raise UsageError(f"key name {name!r} must be a plain file name like 'alice'")
+    path = _keyring(args) / f"{name}.json"
+    key = PrivateKey.generate()
+    key.save(path, overwrite=args.force)
+    if args.json:
+        print(json.dumps({"name": name, "address": key.address.hex(), "file": str(path)}))
+    else:
+        print(f"created key {name}: address {key.address.hex()} in {path} (mode 0600)")
+
+
+def cmd_keys_show(args: argparse.Namespace) -> None:
+    if args.key and args.name:
+        raise UsageError("give a key NAME or --key FILE, not both")
+    if args.key:
+        path = Path(args.key)
+    elif args.name:
+        path = _keyring(args) / f"{args.name}.json"
+    else:
+        raise UsageError("give a key NAME (from `appchaind keys list`) or --key FILE")
+    key = PrivateKey.load(path)
+    if args.json:
+        print(json.dumps({"address": key.address.hex(), "public_key": key.public_key.hex()}))
+    else:
+        print(key.address.hex())
+
+
+def cmd_keys_list(args: argparse.Namespace) -> None:
+    directory = _keyring(args)
+    rows = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            rows.append((path.stem, PrivateKey.load(path).address.hex()))
+        except KeyFileError as exc:
+            rows.append((path.stem, f"unreadable: {exc}"))
+    if args.json:
+        print(json.dumps([{"name": n, "address": a} for n, a in rows]))
+        return
+    if not rows:
+        print(f"no keys in {directory}; create one with `appchaind keys add NAME`")
+        return
+    width = max(len(n) for n, _ in rows)
+    print(f"{'NAME'.ljust(width)}  ADDRESS")
+    for name, address in rows:
+        print(f"{name.ljust(width)}  {address}")
+
+
+def cmd_localnet_init(args: argparse.Namespace) -> None:
+    try:
+        nodes = init_localnet(
+            Path(args.dir), args.validators, base_port=args.base_port,
+            chain_id=args.chain_id, force=args.force,
+        )  # fmt: skip
+    except (ValueError, FileExistsError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote a {len(nodes)}-validator localnet (chain id {args.chain_id}) to {args.dir}")
+    _print_localnet(Path(args.dir))
+
+
+def cmd_localnet_show(args: argparse.Namespace) -> None:
+    _print_localnet(Path(args.dir))
+
+
+def _print_localnet(directory: Path) -> None:
+    try:
+        nodes = load_localnet(directory)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{'NODE':6}  {'P2P':>5}  {'RPC':>5}  {'HTTP':>5}  NODE ID")
+    for n in nodes:
+        print(f"{n.name:6}  {n.p2p_port:>5}  {n.rpc_port:>5}  {n.http_port:>5}  {n.node_id}")
+    accounts = sorted((directory / "accounts").glob("*.json"))
+    print("funded accounts (key files):")
+    for path in accounts:
+        print(f"  {path.stem:10}  {PrivateKey.load(path).address.hex()}  {path}")
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _utc_now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _add_keyring(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keyring-dir", default=str(DEFAULT_KEYRING), metavar="DIR",
+        help=f"where named keys live (default: {DEFAULT_KEYRING})",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appchaind",
+        description="Validator daemon for a perpetual-futures exchange chain.",
+        epilog="Run `appchaind COMMAND --help` for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("version", help="print the version", description="Print the version.")
+    p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser(
+        "init", help="create a node home (keys, config.toml, genesis.json)",
+        description="Create a node home: node and validator keys (0600), a documented "
+        "config.toml and a single-validator genesis.json with the demo markets.",
+    )  # fmt: skip
+    p.add_argument("--home", required=True, help="the node's home directory")
+    p.add_argument("--moniker", default="node", help="a human-readable node name")
+    p.add_argument("--chain-id", default="appchain-local", help="the chain id for the genesis")
+    p.add_argument("--force", action="store_true", help="replace existing keys (new identity!)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("config", help="check a home's configuration", description="Configuration tools.")
+    config_sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    config_sub.required = True
+    c = config_sub.add_parser(
+        "check", help="validate config.toml, genesis.json and keys",
+        description="Validate HOME's config.toml, genesis.json and node key; print the genesis hash.",
+    )  # fmt: skip
+    c.add_argument("--home", required=True, help="the node's home directory")
+    c.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("keys", help="create and show account keys", description="Account keys (ed25519).")
+    keys_sub = p.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
+    keys_sub.required = True
+    k = keys_sub.add_parser("add", help="create a key", description="Create a new key file (mode 0600).")
+    k.add_argument("name", help="the key's name, e.g. alice")
+    k.add_argument("--force", action="store_true", help="replace an existing key of that name")
+    _add_keyring(k)
+    _add_json(k)
+    k.set_defaults(func=cmd_keys_add)
+    k = keys_sub.add_parser(
+        "show", help="print a key's address",
+        description="Print the address of a named key or of a key file.",
+    )  # fmt: skip
+    k.add_argument("name", nargs="?", help="a key name from `keys list`")
+    k.add_argument("--key", metavar="FILE", help="a key file instead of a name")
+    _add_keyring(k)
+    _add_json(k)
+    k.set_defaults(func=cmd_keys_show)
+    k = keys_sub.add_parser("list", help="list keys", description="List the keys in the keyring.")
+    _add_keyring(k)
+    _add_json(k)
+    k.set_defaults(func=cmd_keys_list)
+
+    p = sub.add_parser(
+        "localnet", help="a local network of validators on loopback",
+        description="Create and inspect a local network of validators on loopback.",
+    )  # fmt: skip
+    ln_sub = p.add_subparsers(dest="localnet_command", metavar="SUBCOMMAND")
+    ln_sub.required = True
+    ln = ln_sub.add_parser(
+        "init", help="write the homes of an N-validator localnet",
+        description="Write DIR/node0 .. DIR/node{N-1}, one shared genesis with BTC-PERP and "
+        "ETH-PERP, and funded account keys in DIR/accounts/. Node i uses ports "
+        "P+10i (p2p), P+10i+1 (RPC), P+10i+2 (HTTP).",
+    )  # fmt: skip
+    ln.add_argument("--dir", required=True, help="where to write the localnet")
+    ln.add_argument("--validators", type=int, default=4, help="number of validators (default 4)")
+    ln.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, help=f"first port (default {DEFAULT_BASE_PORT})")
+    ln.add_argument("--chain-id", default="appchain-local", help="chain id (default appchain-local)")
+    ln.add_argument("--force", action="store_true", help="replace an existing localnet in DIR")
+    ln.set_defaults(func=cmd_localnet_init)
+    ln = ln_sub.add_parser(
+        "show", help="list a localnet's nodes, ports and accounts",
+        description="List a localnet's nodes, ports and funded accounts.",
+    )  # fmt: skip
+    ln.add_argument("--dir", required=True, help="the localnet directory")
+    ln.set_defaults(func=cmd_localnet_show)
+    return parser
+
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError, ConfigError, KeyFileError, StoreError, UnitError,
+)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except _USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

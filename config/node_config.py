@@ -1,0 +1,294 @@
+"""The node's ``config.toml``: every key, its default, its allowed values and what it does.
+
+``SCHEMA`` below is the single source of truth: the loader validates against it,
+``render_default_config`` writes a fully commented ``config.toml`` from it, and
+``NodeConfig`` exposes the values as ``config.section.key``. An unknown key, a
+wrong type or an out-of-range value raises :class:`ConfigError` whose message
+names the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
+
+__all__ = ["ConfigError", "Key", "SCHEMA", "NodeConfig", "load_config", "render_default_config"]
+
+
+class ConfigError(Exception):
+    """A configuration or genesis file that cannot be used. The message is one line that
+    names the file and the key and says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key.
+
+    ``kind`` is one of "int", "bool", "str", "address" (host:port), "peers"
+    (a list of "nodeid@host:port"), "choice" (one of ``choices``).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    doc: str
+    min: int | None = None
+    max: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+MS = "milliseconds"
+
+SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
+    {
+        "node": (
+            Key("moniker", "str", "node", "A human-readable name for this node, shown in status."),
+            Key(
+                "validator", "bool", True,
+                "Sign proposals and votes with validator_key.json when this node is in the validator set.",
+            ),
+        ),
+        "p2p": (
+            Key("listen_address", "address", "127.0.0.1:26600", "Where to accept peer connections (host:port)."),
+            Key(
+                "persistent_peers", "peers", [],
+                'Peers to keep connected, as "nodeid@host:port"; the node id is the hex address of the peer\'s node key.',
+            ),
+            Key("max_inbound_peers", "int", 40, "At most this many peers that dialled us.", 0, 10_000),
+            Key("max_outbound_peers", "int", 10, "At most this many peers we dialled beyond the persistent ones.", 0, 10_000),
+            Key("send_queue_messages", "int", 1024, "Per-peer send queue length; a peer that lets it fill is dropped.", 16, 1_000_000),
+            Key("max_frame_bytes", "int", 4 * 1024 * 1024, "Largest p2p frame accepted; larger frames drop the peer.", 1024, 64 * 1024 * 1024),
+            Key("handshake_timeout_ms", "int", 5_000, f"Time allowed for the authenticated handshake, in {MS}.", 100, 120_000),
+            Key("dial_backoff_min_ms", "int", 200, f"First redial delay of a lost persistent peer, in {MS}; it doubles per failure.", 10, 600_000),
+            Key("dial_backoff_max_ms", "int", 30_000, f"Longest redial delay, in {MS}.", 10, 3_600_000),
+        ),
+        "rpc": (
+            Key("listen_address", "address", "127.0.0.1:26601", "Where traders connect (length-prefixed msgpack RPC)."),
+            Key("max_connections", "int", 1_000, "At most this many RPC connections at once.", 1, 1_000_000),
+            Key("max_message_bytes", "int", 1024 * 1024, "Largest RPC request accepted, in bytes.", 1024, 64 * 1024 * 1024),
+            Key("max_subscriptions", "int", 32, "Subscriptions per connection.", 0, 10_000),
+            Key("requests_per_second", "int", 1_000, "Request rate allowed per connection (token bucket).", 1, 1_000_000),
+            Key("subscriber_queue_messages", "int", 4_096, "Messages buffered for a subscriber before it is dropped as too slow.", 16, 10_000_000),
+        ),
+        "http": (
+            Key("listen_address", "address", "127.0.0.1:26602", "Where JSON status, block queries and /metrics are served."),
+            Key("enabled", "bool", True, "Serve the HTTP port at all."),
+        ),
+        "consensus": (
+            Key("timeout_propose_ms", "int", 400, f"How long to wait for a proposal in round 0, in {MS}.", 1, 600_000),
+            Key("timeout_propose_delta_ms", "int", 200, f"Added to timeout_propose per round, in {MS}.", 0, 600_000),
+            Key("timeout_prevote_ms", "int", 200, f"How long to wait for more prevotes after +2/3 of any, in {MS}.", 1, 600_000),
+            Key("timeout_prevote_delta_ms", "int", 100, f"Added to timeout_prevote per round, in {MS}.", 0, 600_000),
+            Key("timeout_precommit_ms", "int", 200, f"How long to wait for more precommits after +2/3 of any, in {MS}.", 1, 600_000),
+            Key("timeout_precommit_delta_ms", "int", 100, f"Added to timeout_precommit per round, in {MS}.", 0, 600_000),
+            Key("timeout_commit_ms", "int", 100, f"Pause after a commit before the next height, to gather late precommits, in {MS}.", 0, 600_000),
+            Key("create_empty_blocks", "bool", True, "Produce blocks when the mempool is empty (keeps oracle prices and funding moving)."),
+        ),
+        "mempool": (
+            Key("max_txs", "int", 50_000, "Transactions held at most.", 1, 10_000_000),
+            Key("max_bytes", "int", 256 * 1024 * 1024, "Bytes of transactions held at most.", 1024, 16 * 1024**3),
+            Key("max_txs_per_account", "int", 1_000, "Transactions one account may have waiting.", 1, 10_000_000),
+            Key("max_block_txs", "int", 10_000, "Transactions reaped into one proposal at most.", 1, 100_000),
+            Key("verify_threads", "int", 2, "Threads that verify signatures (libsodium releases the GIL).", 1, 256),
+            Key("recheck", "bool", True, "Re-run check_tx on waiting transactions after each commit."),
+        ),
+        "pbs": (
+            Key("enabled", "bool", True, "Accept bids from bonded builders for the right to build our blocks."),
+            Key("bid_deadline_ms", "int", 150, f"How long after our turn starts we wait for builder bids, in {MS}.", 0, 60_000),
+            Key("listen_address", "address", "127.0.0.1:26603", "Where builders send bids (host:port)."),
+        ),
+        "oracle": (
+            Key("source", "choice", "simulated", "Where this validator's prices come from.", choices=("simulated", "file")),
+            Key("file_path", "str", "oracle_prices.json", "For source = \"file\": JSON {\"BTC-PERP\": \"65000.5\", ...} written by the operator's process (relative to the home)."),
+            Key("max_staleness_ms", "int", 10_000, f"For source = \"file\": prices older than this are not reported, in {MS}.", 100, 3_600_000),
+            Key("simulated_noise_ppm", "int", 200, "For source = \"simulated\": this validator's noise around the shared walk, in parts per million.", 0, 100_000),
+        ),
+        "logging": (
+            Key("level", "choice", "info", "Least severe level written.", choices=("debug", "info", "warning", "error")),
+            Key("format", "choice", "text", "One line per event: key=value text or JSON.", choices=("text", "json")),
+        ),
+    }
+)
+
+
+def _check_address(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        return 'expected "host:port"'
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        return "the port must be an integer from 0 to 65535"
+    return None
+
+
+def _check_peer(value: str) -> str | None:
+    node_id, sep, address = value.partition("@")
+    if not sep:
+        return f'peer "{value}" must be "nodeid@host:port"'
+    if len(node_id) != 40 or any(c not in "0123456789abcdef" for c in node_id):
+        return f'peer "{value}": the node id must be 40 lowercase hex characters'
+    problem = _check_address(address)
+    return f'peer "{value}": {problem}' if problem else None
+
+
+def _describe_allowed(key: Key) -> str:
+    if key.kind == "int":
+        return f"an integer from {key.min} to {key.max}"
+    if key.kind == "bool":
+        return "true or false"
+    if key.kind == "choice":
+        return "one of " + ", ".join(f'"{c}"' for c in key.choices)
+    if key.kind == "address":
+        return 'a string "host:port"'
+    if key.kind == "peers":
+        return 'a list of strings "nodeid@host:port"'
+    return "a string"
+
+
+def _validate(key: Key, value: Any) -> str | None:
+    """None when ``value`` is allowed for ``key``, else what is wrong."""
+    kind = key.kind
+    if kind == "int":
+        if type(value) is not int:
+            return "not an integer"
+        assert key.min is not None and key.max is not None
+        if not key.min <= value <= key.max:
+            return "out of range"
+        return None
+    if kind == "bool":
+        return None if type(value) is bool else "not a boolean"
+    if kind == "peers":
+        if type(value) is not list or any(type(p) is not str for p in value):
+            return "not a list of strings"
+        for peer in value:
+            problem = _check_peer(peer)
+            if problem:
+                return problem
+        return None
+    if type(value) is not str:
+        return "not a string"
+    if kind == "choice" and value not in key.choices:
+        return "not an allowed value"
+    if kind == "address":
+        return _check_address(value)
+    return None
+
+
+def _toml_value(value: Any) -> str:
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is list:
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+class NodeConfig:
+    """Validated configuration: ``config.consensus.timeout_commit_ms`` and so on.
+
+    ``home`` is the node's home directory; relative paths in the config are relative to it.
+    """
+
+    def __init__(self, home: Path, values: Mapping[str, Mapping[str, Any]]) -> None:
+        self.home = home
+        self._values = {section: dict(keys) for section, keys in values.items()}
+        for section, keys in self._values.items():
+            setattr(self, section, SimpleNamespace(**keys))
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {section: dict(keys) for section, keys in self._values.items()}
+
+    def __getattr__(self, name: str) -> Any:  # for type checkers: sections are set in __init__
+        raise AttributeError(f"config has no section [{name}]")
+
+
+def default_values() -> dict[str, dict[str, Any]]:
+    return {
+        section: {k.name: (list(k.default) if isinstance(k.default, list) else k.default) for k in keys}
+        for section, keys in SCHEMA.items()
+    }
+
+
+def validate_values(raw: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """Checks a parsed TOML document against SCHEMA; fills in defaults for missing keys."""
+    values = default_values()
+    for section, table in raw.items():
+        keys = SCHEMA.get(section)
+        if keys is None:
+            known = ", ".join(f"[{s}]" for s in SCHEMA)
+            raise ConfigError(f"{source}: unknown section [{section}]; the sections are {known}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: {section} must be a [{section}] table, got {table!r}")
+        by_name = {k.name: k for k in keys}
+        for name, value in table.items():
+            key = by_name.get(name)
+            if key is None:
+                known = ", ".join(by_name)
+                raise ConfigError(
+                    f"{source}: unknown key {section}.{name}; [{section}] has {known}"
+                )
+            problem = _validate(key, value)
+            if problem:
+                raise ConfigError(
+                    f"{source}: {section}.{name} = {_toml_value(value)} is {problem}; "
+                    f"expected {_describe_allowed(key)}"
+                )
+            values[section][name] = value
+    backoff = values["p2p"]
+    if backoff["dial_backoff_min_ms"] > backoff["dial_backoff_max_ms"]:
+        raise ConfigError(
+            f"{source}: p2p.dial_backoff_min_ms = {backoff['dial_backoff_min_ms']} is larger than "
+            f"p2p.dial_backoff_max_ms = {backoff['dial_backoff_max_ms']}"
+        )
+    return values
+
+
+def load_config(home: Path) -> NodeConfig:
+    """Reads and validates ``HOME/config.toml``. Raises ConfigError with a one-line message."""
+    path = Path(home) / "config.toml"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} does not exist; create a home with `appchaind init --home {home}`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return NodeConfig(Path(home), validate_values(raw, str(path)))
+
+
+def render_config(values: Mapping[str, Mapping[str, Any]]) -> str:
+    """A commented ``config.toml`` with ``values`` (every key, its doc and its default)."""
+    lines = [
+        "# appchaind node configuration.",
+        "# Every key is listed with its documentation; the value after '=' is this node's,",
+        "# and 'default:' gives the built-in value. Unknown keys are an error.",
+        "",
+    ]
+    for section, keys in SCHEMA.items():
+        lines.append(f"[{section}]")
+        for key in keys:
+            lines.append(f"# {key.doc}")
+            lines.append(f"# allowed: {_describe_allowed(key)}; default: {_toml_value(key.default)}")
+            lines.append(f"{key.name} = {_toml_value(values[section][key.name])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_default_config(**overrides: Mapping[str, Any]) -> str:
+    """The default config, with ``overrides`` ({section: {key: value}}) applied and validated."""
+    values = default_values()
+    for section, keys in overrides.items():
+        for name, value in keys.items():
+            values[section][name] = value
+    validate_values(values, "config overrides")
+    return render_config(values)
