@@ -27,8 +27,14 @@ $(BENCH_STAMP): $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
+
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m "not slow" tests -k "fuzz or property"
+
+sim: $(STAMP)
+	$(BIN)/python -m appchaind.consensus.sim --seconds $(SIM_SECONDS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check appchaind orderbook margin p2p config tests bench
