@@ -180,8 +180,8 @@ def _validate(key: Key, value: Any) -> str | None:
 def _toml_value(value: Any) -> str:
     if type(value) is bool:
         return "true" if value else "false"
-    if type(value) is int:
-        return str(value)
+    if type(value) in (int, float):
+        return repr(value)
     if type(value) is list:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
@@ -235,8 +235,8 @@ def validate_values(raw: Mapping[str, Any], source: str) -> dict[str, dict[str, 
             problem = _validate(key, value)
             if problem:
                 raise ConfigError(
-                    f"{source}: {section}.{name} = {_toml_value(value)} is {problem}; "
-                    f"expected {_describe_allowed(key)}"
+                    f"{source}: {section}.{name} = {_toml_value(value)}: {problem}; "
+                    f"allowed: {_describe_allowed(key)}"
                 )
             values[section][name] = value
     backoff = values["p2p"]
