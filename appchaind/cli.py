@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing keys (new identity!)")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("config", help="check a home's configuration", description="Configuration tools.")
+    p = sub.add_parser(
+        "config", help="check a home's configuration", description="Configuration tools."
+    )
     config_sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     config_sub.required = True
     c = config_sub.add_parser(
@@ -201,10 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--home", required=True, help="the node's home directory")
     c.set_defaults(func=cmd_config_check)
 
-    p = sub.add_parser("keys", help="create and show account keys", description="Account keys (ed25519).")
+    p = sub.add_parser(
+        "keys", help="create and show account keys", description="Account keys (ed25519)."
+    )
     keys_sub = p.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
     keys_sub.required = True
-    k = keys_sub.add_parser("add", help="create a key", description="Create a new key file (mode 0600).")
+    k = keys_sub.add_parser(
+        "add", help="create a key", description="Create a new key file (mode 0600)."
+    )
     k.add_argument("name", help="the key's name, e.g. alice")
     k.add_argument("--force", action="store_true", help="replace an existing key of that name")
     _add_keyring(k)
@@ -238,8 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ln.add_argument("--dir", required=True, help="where to write the localnet")
     ln.add_argument("--validators", type=int, default=4, help="number of validators (default 4)")
-    ln.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, help=f"first port (default {DEFAULT_BASE_PORT})")
-    ln.add_argument("--chain-id", default="appchain-local", help="chain id (default appchain-local)")
+    ln.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_BASE_PORT,
+        help=f"first port (default {DEFAULT_BASE_PORT})",
+    )
+    ln.add_argument(
+        "--chain-id", default="appchain-local", help="chain id (default appchain-local)"
+    )
     ln.add_argument("--force", action="store_true", help="replace an existing localnet in DIR")
     ln.set_defaults(func=cmd_localnet_init)
     ln = ln_sub.add_parser(

@@ -175,9 +175,7 @@ def _str_codec(spec: Str) -> tuple[ToWire, FromWire]:
         if type(value) is not str:
             raise CodecError("", f"expected a string, got {_type_name(value)}")
         if not spec.min_len <= len(value) <= spec.max_len:
-            raise CodecError(
-                "", f"length {len(value)} is outside [{spec.min_len}, {spec.max_len}]"
-            )
+            raise CodecError("", f"length {len(value)} is outside [{spec.min_len}, {spec.max_len}]")
         if spec.ascii and not (value.isascii() and value.isprintable()):
             raise CodecError("", "must be printable ASCII")
         return value
@@ -428,7 +426,9 @@ def decode(cls: type[M], data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> M:
     return value
 
 
-def decode_union(registry: Mapping[int, type], data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+def decode_union(
+    registry: Mapping[int, type], data: bytes, max_bytes: int = MAX_MESSAGE_BYTES
+) -> Any:
     """Parses ``[tag, fields]`` bytes of a tagged union. Raises only CodecError."""
     wire = unpack_wire(data, max_bytes)
     value = _union_codec(OneOf(registry))[1](wire)
@@ -444,4 +444,3 @@ def encode_union(value: Any) -> bytes:
         raise CodecError("", f"{_type_name(value)} has no TAG")
     data: bytes = msgpack.packb([tag, to_wire(value)], use_bin_type=True)
     return data
-

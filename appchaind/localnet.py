@@ -144,10 +144,13 @@ def load_localnet(directory: Path) -> list[LocalnetNode]:
     manifest = json.loads(manifest_path.read_text())
     return [
         LocalnetNode(
-            n["name"], directory / n["home"], n["node_id"], n["p2p_port"], n["rpc_port"],
-            n["http_port"], n["pbs_port"],
+            n["name"],
+            directory / n["home"],
+            n["node_id"],
+            n["p2p_port"],
+            n["rpc_port"],
+            n["http_port"],
+            n["pbs_port"],
         )  # fmt: skip
         for n in manifest["nodes"]
     ]
-
-

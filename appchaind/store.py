@@ -109,7 +109,9 @@ class Store:
             self._db = plyvel.DB(str(self.data_dir / "leveldb"), create_if_missing=True)
         except plyvel.Error as exc:
             self._release_lock()
-            raise StoreError(f"cannot open the LevelDB in {self.data_dir / 'leveldb'}: {exc}") from None
+            raise StoreError(
+                f"cannot open the LevelDB in {self.data_dir / 'leveldb'}: {exc}"
+            ) from None
         self._closed = False
 
     def _release_lock(self) -> None:

@@ -24,14 +24,14 @@ class UnitError(ValueError):
 def parse_decimal(text: str, what: str) -> Decimal:
     """A finite decimal from ``text`` (no exponents, no NaN), or UnitError naming ``what``."""
     if not isinstance(text, str):
-        raise UnitError(f"{what} must be a decimal string like \"1.5\", got {text!r}")
+        raise UnitError(f'{what} must be a decimal string like "1.5", got {text!r}')
     stripped = text.strip()
     if not stripped or any(c not in "0123456789.-" for c in stripped):
-        raise UnitError(f"{what} must be a decimal string like \"1.5\", got {text!r}")
+        raise UnitError(f'{what} must be a decimal string like "1.5", got {text!r}')
     try:
         value = Decimal(stripped)
     except InvalidOperation:
-        raise UnitError(f"{what} must be a decimal string like \"1.5\", got {text!r}") from None
+        raise UnitError(f'{what} must be a decimal string like "1.5", got {text!r}') from None
     return value
 
 

@@ -29,10 +29,21 @@ def main(argv: list[str]) -> int:
         print(f"=== {script.name}: exit {rc} in {time.monotonic() - started:.1f} s\n", flush=True)
         if rc:
             failed.append(script.name)
-    if (not argv or "lob" in argv) and LOBBENCH.exists() and (ROOT / "bench" / "lob_adapter.py").exists():
+    if (
+        (not argv or "lob" in argv)
+        and LOBBENCH.exists()
+        and (ROOT / "bench" / "lob_adapter.py").exists()
+    ):
         print("=== lobbench (side by side, median of 3)", flush=True)
         rc = subprocess.call(
-            [sys.executable, str(LOBBENCH), "--adapter", "bench.lob_adapter:make_engine", "--repeat", "3"],
+            [
+                sys.executable,
+                str(LOBBENCH),
+                "--adapter",
+                "bench.lob_adapter:make_engine",
+                "--repeat",
+                "3",
+            ],
             cwd=ROOT,
             env=env,
         )

@@ -163,7 +163,10 @@ class _Reader:
             raise self.fail(where, f"must be an object, got {json.dumps(value)[:60]}")
         for k in value:
             if k not in keys:
-                raise self.fail(f"{where}.{k}" if where else k, f"is not a known key; allowed: {', '.join(sorted(keys))}")
+                raise self.fail(
+                    f"{where}.{k}" if where else k,
+                    f"is not a known key; allowed: {', '.join(sorted(keys))}",
+                )
         for k in sorted(required):
             if k not in value:
                 raise self.fail(f"{where}.{k}" if where else k, "is missing")
@@ -183,7 +186,9 @@ class _Reader:
 
     def text(self, value: Any, where: str, max_len: int) -> str:
         if type(value) is not str or not value or len(value) > max_len or not value.isascii():
-            raise self.fail(where, f"= {json.dumps(value)} must be an ASCII string of 1 to {max_len} characters")
+            raise self.fail(
+                where, f"= {json.dumps(value)} must be an ASCII string of 1 to {max_len} characters"
+            )
         return value
 
     def amount(self, value: Any, where: str, unit: str, lo: int = 0, hi: int = 2**64 - 1) -> int:
@@ -201,12 +206,17 @@ class _Reader:
         try:
             return bytes.fromhex(value)
         except ValueError:
-            raise self.fail(where, f"= {json.dumps(value)} must be {2 * n} hex characters") from None
+            raise self.fail(
+                where, f"= {json.dumps(value)} must be {2 * n} hex characters"
+            ) from None
 
 
 def _parse_time(r: _Reader, value: Any) -> int:
     if type(value) is not str or not (m := _RFC3339.match(value)):
-        raise r.fail("genesis_time", f'= {json.dumps(value)} must be RFC 3339 UTC like "2026-11-26T00:00:00Z"')
+        raise r.fail(
+            "genesis_time",
+            f'= {json.dumps(value)} must be RFC 3339 UTC like "2026-11-26T00:00:00Z"',
+        )
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     millis = int((m.group(7) or "0").ljust(3, "0"))
     try:
@@ -214,7 +224,9 @@ def _parse_time(r: _Reader, value: Any) -> int:
         if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60):
             raise ValueError
     except (ValueError, OverflowError):
-        raise r.fail("genesis_time", f"= {json.dumps(value)} is not a valid date and time") from None
+        raise r.fail(
+            "genesis_time", f"= {json.dumps(value)} is not a valid date and time"
+        ) from None
     return seconds * 1000 + millis
 
 
@@ -231,7 +243,9 @@ def _parse_params(r: _Reader, raw: Any) -> ChainParams:
         else:
             values[name] = r.integer(value, where, 1, 2**32 - 1 if "ms" not in name else 2**63)
     if values["max_tx_bytes"] > 64 * 1024:
-        raise r.fail("params.max_tx_bytes", f"= {values['max_tx_bytes']} is out of range; allowed 1 to 65536")
+        raise r.fail(
+            "params.max_tx_bytes", f"= {values['max_tx_bytes']} is out of range; allowed 1 to 65536"
+        )
     return ChainParams(**values)
 
 
@@ -249,13 +263,18 @@ def _parse_market(r: _Reader, raw: Any, index: int) -> MarketParams:
     raw = r.obj(raw, w, _MARKET_KEYS, _MARKET_KEYS)
     symbol = r.text(raw["symbol"], f"{w}.symbol", 20)
     if not _SYMBOL.match(symbol):
-        raise r.fail(f"{w}.symbol", f'= "{symbol}" must look like "BTC-PERP" (capitals and digits, then -PERP)')
+        raise r.fail(
+            f"{w}.symbol",
+            f'= "{symbol}" must look like "BTC-PERP" (capitals and digits, then -PERP)',
+        )
     tick = raw["tick_size"]
     lot = raw["lot_size"]
     # The smallest notional step (one tick times one lot) must be a whole number of micro-units.
     for where, text in ((f"{w}.tick_size", tick), (f"{w}.lot_size", lot)):
         r.amount(text, where, "0.000000000001", lo=1)
-    quantum_micro = Decimal(normalize(tick, "tick_size")) * Decimal(normalize(lot, "lot_size")) * QUOTE_MICRO
+    quantum_micro = (
+        Decimal(normalize(tick, "tick_size")) * Decimal(normalize(lot, "lot_size")) * QUOTE_MICRO
+    )
     if quantum_micro != quantum_micro.to_integral_value():
         raise r.fail(
             w,
@@ -267,12 +286,16 @@ def _parse_market(r: _Reader, raw: Any, index: int) -> MarketParams:
     im = r.integer(raw["initial_margin_ppm"], f"{w}.initial_margin_ppm", 1, ppm)
     mm = r.integer(raw["maintenance_margin_ppm"], f"{w}.maintenance_margin_ppm", 1, ppm)
     if mm >= im:
-        raise r.fail(f"{w}.maintenance_margin_ppm", f"= {mm} must be less than initial_margin_ppm = {im}")
+        raise r.fail(
+            f"{w}.maintenance_margin_ppm", f"= {mm} must be less than initial_margin_ppm = {im}"
+        )
     taker = r.integer(raw["taker_fee_ppm"], f"{w}.taker_fee_ppm", 0, 100_000)
     maker = r.integer(raw["maker_fee_ppm"], f"{w}.maker_fee_ppm", -taker, 100_000)
     liq_fee = r.integer(raw["liquidation_fee_ppm"], f"{w}.liquidation_fee_ppm", 0, mm)
     normalized_tick = normalize(tick, "tick_size")
-    price = r.amount(raw["initial_oracle_price"], f"{w}.initial_oracle_price", normalized_tick, lo=1)
+    price = r.amount(
+        raw["initial_oracle_price"], f"{w}.initial_oracle_price", normalized_tick, lo=1
+    )
     return MarketParams(
         market_id=index,
         symbol=symbol,
@@ -284,11 +307,17 @@ def _parse_market(r: _Reader, raw: Any, index: int) -> MarketParams:
         maker_fee_ppm=maker,
         taker_fee_ppm=taker,
         liquidation_fee_ppm=liq_fee,
-        funding_interval_blocks=r.integer(raw["funding_interval_blocks"], f"{w}.funding_interval_blocks", 1, 10_000_000),
-        max_funding_rate_ppm=r.integer(raw["max_funding_rate_ppm"], f"{w}.max_funding_rate_ppm", 0, ppm),
+        funding_interval_blocks=r.integer(
+            raw["funding_interval_blocks"], f"{w}.funding_interval_blocks", 1, 10_000_000
+        ),
+        max_funding_rate_ppm=r.integer(
+            raw["max_funding_rate_ppm"], f"{w}.max_funding_rate_ppm", 0, ppm
+        ),
         impact_notional=r.amount(raw["impact_notional"], f"{w}.impact_notional", QUOTE_UNIT, lo=1),
         price_band_ppm=r.integer(raw["price_band_ppm"], f"{w}.price_band_ppm", 1, ppm),
-        max_oracle_move_ppm=r.integer(raw["max_oracle_move_ppm"], f"{w}.max_oracle_move_ppm", 1, ppm),
+        max_oracle_move_ppm=r.integer(
+            raw["max_oracle_move_ppm"], f"{w}.max_oracle_move_ppm", 1, ppm
+        ),
         initial_oracle_price=price,
     )
 
@@ -296,7 +325,15 @@ def _parse_market(r: _Reader, raw: Any, index: int) -> MarketParams:
 def parse_genesis(doc: Any, source: str = "genesis.json") -> Genesis:
     """Validates parsed genesis JSON. Raises ConfigError with a one-line message naming the key."""
     r = _Reader(source)
-    top_keys = {"chain_id", "genesis_time", "validators", "params", "markets", "accounts", "insurance_fund"}
+    top_keys = {
+        "chain_id",
+        "genesis_time",
+        "validators",
+        "params",
+        "markets",
+        "accounts",
+        "insurance_fund",
+    }
     doc = r.obj(doc, "", top_keys, top_keys - {"params", "insurance_fund"})
     chain_id = r.text(doc["chain_id"], "chain_id", MAX_CHAIN_ID_CHARS)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", chain_id):
@@ -342,7 +379,9 @@ def parse_genesis(doc: Any, source: str = "genesis.json") -> Genesis:
         if address in seen_addresses:
             raise r.fail(f"{w}.address", "appears twice")
         seen_addresses.add(address)
-        accounts.append(GenesisAccount(address, r.amount(raw["balance"], f"{w}.balance", QUOTE_UNIT)))
+        accounts.append(
+            GenesisAccount(address, r.amount(raw["balance"], f"{w}.balance", QUOTE_UNIT))
+        )
     # Canonical order: by address, so the same set of accounts always hashes the same.
     accounts.sort(key=lambda a: a.address)
     insurance = r.amount(doc.get("insurance_fund", "0"), "insurance_fund", QUOTE_UNIT)
@@ -377,4 +416,3 @@ def genesis_to_json(doc: dict[str, Any]) -> str:
     """Pretty JSON text for a genesis document (validated first)."""
     parse_genesis(doc)
     return json.dumps(doc, indent=2) + "\n"
-

@@ -29,11 +29,17 @@ def _field(hint: Any, max_list: int) -> st.SearchStrategy[Any]:
             if isinstance(m, Bytes):
                 return st.binary(min_size=m.min_len, max_size=min(m.max_len, 80))
             if isinstance(m, Str):
-                alphabet = st.characters(min_codepoint=32, max_codepoint=126) if m.ascii else st.characters()
+                alphabet = (
+                    st.characters(min_codepoint=32, max_codepoint=126)
+                    if m.ascii
+                    else st.characters()
+                )
                 return st.text(alphabet, min_size=m.min_len, max_size=min(m.max_len, 30))
             if isinstance(m, OneOf):
                 kinds = [m.registry[tag] for tag in sorted(m.registry)]
-                return st.one_of([st.deferred(lambda c=c: strategy_for(c, max_list)) for c in kinds])
+                return st.one_of(
+                    [st.deferred(lambda c=c: strategy_for(c, max_list)) for c in kinds]
+                )
             if isinstance(m, MaxItems):
                 item = typing.get_args(base)[0]
                 return st.lists(_field(item, max_list), max_size=min(m.n, max_list)).map(tuple)

@@ -127,7 +127,9 @@ def test_config_check_reports_bad_config_in_one_line(tmp_path: Path) -> None:
     home = tmp_path / "h"
     run("init", "--home", str(home))
     config = home / "config.toml"
-    config.write_text(config.read_text().replace("timeout_commit_ms = 100", "timeout_commit_ms = -3"))
+    config.write_text(
+        config.read_text().replace("timeout_commit_ms = 100", "timeout_commit_ms = -3")
+    )
     proc = run("config", "check", "--home", str(home), ok=False)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1

@@ -126,7 +126,9 @@ def test_signed_vote_and_extension() -> None:
 
 
 def test_signed_proposal() -> None:
-    p = types.sign_proposal(KEY, "c", height=2, round=0, pol_round=-1, block_hash=b"\x01" * 32, timestamp_ms=5)
+    p = types.sign_proposal(
+        KEY, "c", height=2, round=0, pol_round=-1, block_hash=b"\x01" * 32, timestamp_ms=5
+    )
     assert p.verify_signature("c", KEY.public_key)
     assert not p.verify_signature("c", OTHER.public_key)
 

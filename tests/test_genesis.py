@@ -78,7 +78,11 @@ _DELETE = object()
         ("markets.0.tick_size", "0", "markets[0].tick_size"),
         ("markets.0.symbol", "btc", 'markets[0].symbol = "btc" must look like "BTC-PERP"'),
         ("markets.0.maintenance_margin_ppm", 60_000, "must be less than initial_margin_ppm"),
-        ("markets.0.initial_oracle_price", "65000.05", "not a multiple of 0.1; the nearest valid values are 65000 and 65000.1"),
+        (
+            "markets.0.initial_oracle_price",
+            "65000.05",
+            "not a multiple of 0.1; the nearest valid values are 65000 and 65000.1",
+        ),
         ("markets.0.taker_fee_ppm", -1, "markets[0].taker_fee_ppm = -1 is out of range"),
         ("markets.0.maker_fee_ppm", -600, "markets[0].maker_fee_ppm = -600 is out of range"),
         ("markets.0.lot_size", "0.0000001", "it must be a whole number"),
@@ -93,7 +97,9 @@ _DELETE = object()
         ("insurance_fund", 5, "insurance_fund"),
     ],
 )
-def test_bad_genesis_gives_one_line_error_naming_the_key(path: str, value: Any, expected: str) -> None:
+def test_bad_genesis_gives_one_line_error_naming_the_key(
+    path: str, value: Any, expected: str
+) -> None:
     with pytest.raises(ConfigError) as err:
         parse_genesis(_mutate(path, value), "genesis.json")
     message = str(err.value)

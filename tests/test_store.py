@@ -66,7 +66,10 @@ def test_write_batch_last_operation_wins(tmp_path: Path) -> None:
 
 
 def test_second_open_in_this_process_is_refused(tmp_path: Path) -> None:
-    with Store(tmp_path / "data"), pytest.raises(AlreadyRunning, match="node already running with home"):
+    with (
+        Store(tmp_path / "data"),
+        pytest.raises(AlreadyRunning, match="node already running with home"),
+    ):
         Store(tmp_path / "data")
 
 
