@@ -1,0 +1,47 @@
+"""Cross-margin accounts, requirements, funding, liquidation and deleveraging.
+
+Pure and deterministic: integers only (micro-units of quote, ticks, lots, ppm), no clock,
+no I/O. :class:`ClearingHouse` holds the accounts and funds; :mod:`margin.health` is the
+arithmetic; :class:`LiquidationIndex` finds the accounts a price move can have made
+liquidatable; :mod:`margin.funding` samples premiums and moves the funding index.
+"""
+
+from margin.accounts import Account, NonceError, Position
+from margin.clearing import ClearingError, ClearingHouse
+from margin.funding import funding_tick, premium_ppm, sample_premium
+from margin.health import (
+    Health,
+    bankruptcy_price,
+    fee,
+    funding_owed,
+    health,
+    health_after,
+    reduces_risk,
+    requirement,
+)
+from margin.liquidation import LiquidationIndex, deleveraging_ranking
+from margin.markets import FUNDING_SCALE, PPM, MarketState
+
+__all__ = [
+    "Account",
+    "NonceError",
+    "Position",
+    "ClearingError",
+    "ClearingHouse",
+    "funding_tick",
+    "premium_ppm",
+    "sample_premium",
+    "Health",
+    "bankruptcy_price",
+    "fee",
+    "funding_owed",
+    "health",
+    "health_after",
+    "reduces_risk",
+    "requirement",
+    "LiquidationIndex",
+    "deleveraging_ranking",
+    "FUNDING_SCALE",
+    "PPM",
+    "MarketState",
+]

@@ -1,0 +1,223 @@
+"""The clearing house: every account, every market's margin state, and the chain's funds.
+
+Quote conservation (exact, in micro-units) is the invariant every method keeps:
+
+    Σ account balances + insurance_fund + fee_pool + withdrawn = genesis total + faucet_total
+
+Money only moves between those terms. The insurance fund is also the clearing account of
+funding: a settling account pays its funding into it (rounded up) or is paid from it
+(rounded down), so funding is zero-sum up to rounding and the rounding stays in the fund.
+
+Every mutation marks the account in ``touched`` (its record must be rewritten and
+rehashed) and ``unindexed`` (its liquidation bounds must be recomputed).
+"""
+
+from __future__ import annotations
+
+from margin.accounts import Account, Position
+from margin.health import Health, fee, funding_owed, health
+from margin.markets import MarketState
+
+__all__ = ["ClearingHouse", "ClearingError"]
+
+
+class ClearingError(Exception):
+    """A transfer the clearing house refuses; the message tells the trader why."""
+
+
+class ClearingHouse:
+    """Accounts, markets and funds. Pure: integers and bytes only."""
+
+    __slots__ = (
+        "accounts",
+        "markets",
+        "holders",
+        "insurance_fund",
+        "fee_pool",
+        "withdrawn",
+        "faucet_total",
+        "genesis_total",
+        "touched",
+        "unindexed",
+    )
+
+    def __init__(self, markets: list[MarketState], insurance_fund: int) -> None:
+        self.accounts: dict[bytes, Account] = {}
+        self.markets = markets
+        #: Per market: addresses with a position there (for deleveraging), order irrelevant.
+        self.holders: list[dict[bytes, None]] = [{} for _ in markets]
+        self.insurance_fund = insurance_fund
+        self.fee_pool = 0
+        self.withdrawn = 0
+        self.faucet_total = 0
+        self.genesis_total = insurance_fund
+        self.touched: dict[bytes, None] = {}
+        self.unindexed: dict[bytes, None] = {}
+
+    # ------------------------------------------------------------------ accounts
+
+    def open_account(self, address: bytes, balance: int) -> Account:
+        account = self.accounts.get(address)
+        if account is None:
+            account = self.accounts[address] = Account(address, 0)
+        account.balance += balance
+        self.touched[address] = None
+        return account
+
+    def restore_account(self, account: Account) -> None:
+        self.accounts[account.address] = account
+        for market_id in account.positions:
+            self.holders[market_id][account.address] = None
+        self.unindexed[account.address] = None
+
+    def health(self, account: Account) -> Health:
+        return health(account, self.markets)
+
+    def conservation_gap(self) -> int:
+        """Left side minus right side of the conservation equation (0 when it holds)."""
+        balances = sum(a.balance for a in self.accounts.values())
+        return (
+            balances + self.insurance_fund + self.fee_pool + self.withdrawn
+            - self.genesis_total - self.faucet_total
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ funding
+
+    def settle_funding(self, account: Account) -> int:
+        """Settle every position's funding against the insurance fund. Returns the
+        micro-units the account paid (negative: received)."""
+        paid = 0
+        markets = self.markets
+        for market_id, position in account.positions.items():
+            market = markets[market_id]
+            if position.funding_index != market.funding_index:
+                paid += funding_owed(position, market)
+                position.funding_index = market.funding_index
+        if paid:
+            account.balance -= paid
+            self.insurance_fund += paid
+            self.touched[account.address] = None
+            self.unindexed[account.address] = None
+        return paid
+
+    # ------------------------------------------------------------------ trades
+
+    def change_position(self, account: Account, market_id: int, delta: int, price: int) -> None:
+        """Move the position by ``delta`` lots traded at ``price`` ticks and pay for it from
+        the balance. Funding must be settled first (the new position starts at the index)."""
+        market = self.markets[market_id]
+        notional = delta * price * market.quantum
+        account.balance -= notional
+        position = account.positions.get(market_id)
+        if position is None:
+            account.positions[market_id] = Position(delta, market.funding_index, notional)
+            self.holders[market_id][account.address] = None
+        else:
+            size = position.size
+            new_size = size + delta
+            if not new_size:
+                del account.positions[market_id]
+                del self.holders[market_id][account.address]
+            elif (size > 0) == (delta > 0):
+                position.cost += notional
+            elif (size > 0) == (new_size > 0):
+                # Reduced: the cost of what is left, pro rata (truncated toward zero).
+                kept = abs(new_size)
+                cost = position.cost
+                position.cost = cost * kept // abs(size) if cost >= 0 else -(-cost * kept // abs(size))
+            else:
+                position.cost = new_size * price * market.quantum
+            position.size = new_size
+        self.touched[account.address] = None
+        self.unindexed[account.address] = None
+
+    def settle_fill(
+        self,
+        market_id: int,
+        maker: Account,
+        taker: Account,
+        taker_buys: bool,
+        price: int,
+        size: int,
+        taker_fee_ppm: int,
+    ) -> tuple[int, int]:
+        """Exchange ``size`` lots at ``price`` ticks between maker and taker and charge the
+        fees (the maker's at the market's maker rate, the taker's at ``taker_fee_ppm``) into
+        the fee pool. Returns (maker fee, taker fee) in micro-units."""
+        market = self.markets[market_id]
+        notional = price * size * market.quantum
+        maker_fee = fee(notional, market.maker_fee_ppm)
+        taker_fee = fee(notional, taker_fee_ppm)
+        if maker.positions and market_id in maker.positions:
+            if maker.positions[market_id].funding_index != market.funding_index:
+                self.settle_funding(maker)
+        if taker.positions and market_id in taker.positions:
+            if taker.positions[market_id].funding_index != market.funding_index:
+                self.settle_funding(taker)
+        delta = size if taker_buys else -size
+        self.change_position(taker, market_id, delta, price)
+        self.change_position(maker, market_id, -delta, price)
+        maker.balance -= maker_fee
+        taker.balance -= taker_fee
+        self.fee_pool += maker_fee + taker_fee
+        return maker_fee, taker_fee
+
+    def transfer_at_price(
+        self, market_id: int, seller: Account, buyer: Account, price: int, size: int
+    ) -> None:
+        """Move ``size`` lots from seller to buyer at ``price`` ticks without fees
+        (deleveraging at the bankruptcy price)."""
+        self.settle_funding(seller)
+        self.settle_funding(buyer)
+        self.change_position(buyer, market_id, size, price)
+        self.change_position(seller, market_id, -size, price)
+
+    # ------------------------------------------------------------------ funds
+
+    def charge_to_insurance(self, account: Account, amount: int) -> None:
+        """Move ``amount`` micro-units from the account to the insurance fund (liquidation
+        fee; negative: the fund covers a shortfall)."""
+        account.balance -= amount
+        self.insurance_fund += amount
+        self.touched[account.address] = None
+        self.unindexed[account.address] = None
+
+    def withdraw(self, account: Account, amount: int) -> None:
+        """Send ``amount`` off the chain, from free collateral only."""
+        self.settle_funding(account)
+        free = self.health(account).free_collateral
+        if amount > free:
+            raise ClearingError(
+                f"withdrawal of {amount} micro-units exceeds the free collateral of {max(free, 0)}"
+            )
+        account.balance -= amount
+        self.withdrawn += amount
+        self.touched[account.address] = None
+        self.unindexed[account.address] = None
+
+    def transfer(self, sender: Account, recipient: bytes, amount: int) -> Account:
+        """Move ``amount`` micro-units of free collateral to ``recipient`` (created if new)."""
+        self.settle_funding(sender)
+        free = self.health(sender).free_collateral
+        if amount > free:
+            raise ClearingError(
+                f"transfer of {amount} micro-units exceeds the free collateral of {max(free, 0)}"
+            )
+        sender.balance -= amount
+        self.touched[sender.address] = None
+        self.unindexed[sender.address] = None
+        target = self.open_account(recipient, amount)
+        self.unindexed[recipient] = None
+        return target
+
+    def faucet(self, address: bytes, amount: int) -> Account:
+        """Mint ``amount`` micro-units to ``address`` (dev chains only; the app checks)."""
+        self.faucet_total += amount
+        account = self.open_account(address, amount)
+        self.unindexed[address] = None
+        return account
+
+    def take_touched(self) -> dict[bytes, None]:
+        touched = self.touched
+        self.touched = {}
+        return touched
