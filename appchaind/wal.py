@@ -1,0 +1,124 @@
+"""The consensus write-ahead log: length- and checksum-framed records in one file.
+
+Record layout: ``[u32 big-endian payload length][u32 CRC-32 of the payload][payload]``.
+
+* ``append(payload, sync=True)`` writes a record and, with ``sync``, fsyncs before
+  returning, so a message the node sends after appending is on disk first.
+* ``replay()`` yields every record's payload from the start. A torn last record
+  (a crash in the middle of a write: short header, short payload, or a bad
+  checksum on the very last record) is cut off and the log continues from the
+  last good record. A bad record followed by more data means the file was
+  corrupted in the middle: :class:`WALCorrupted` stops the node with the file,
+  offset and what to do, because silently skipping consensus history could
+  make a validator double-sign.
+* ``reset(payload)`` atomically replaces the log with one record (used when a
+  height is committed: older records are no longer needed).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["WAL", "WALCorrupted", "MAX_RECORD_BYTES"]
+
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+_HEADER = 8
+
+
+class WALCorrupted(Exception):
+    """The WAL is damaged before its end; the message names the file, the offset and the fix."""
+
+
+def _frame(payload: bytes) -> bytes:
+    if len(payload) > MAX_RECORD_BYTES:
+        raise ValueError(f"WAL record of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}")
+    return len(payload).to_bytes(4, "big") + zlib.crc32(payload).to_bytes(4, "big") + payload
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WAL:
+    """An append-only record log at ``path``. Call :meth:`replay` before appending."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.truncated_bytes = 0
+        self.records_appended = 0
+        self.fsyncs = 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def append(self, payload: bytes, *, sync: bool = True) -> None:
+        os.write(self._fd, _frame(payload))
+        self.records_appended += 1
+        if sync:
+            os.fsync(self._fd)
+            self.fsyncs += 1
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+        self.fsyncs += 1
+
+    def replay(self) -> Iterator[bytes]:
+        """Yields every intact record; cuts a torn tail; raises WALCorrupted on a damaged middle."""
+        data = self.path.read_bytes()
+        size = len(data)
+        offset = 0
+        while offset < size:
+            problem = None
+            if size - offset < _HEADER:
+                problem = "short header"
+                end = size
+            else:
+                length = int.from_bytes(data[offset : offset + 4], "big")
+                checksum = int.from_bytes(data[offset + 4 : offset + 8], "big")
+                end = offset + _HEADER + length
+                if length > MAX_RECORD_BYTES:
+                    problem = f"impossible record length {length}"
+                    end = size
+                elif end > size:
+                    problem = "short record"
+                elif zlib.crc32(data[offset + _HEADER : end]) != checksum:
+                    problem = "checksum mismatch"
+            if problem is None:
+                yield data[offset + _HEADER : end]
+                offset = end
+                continue
+            if end >= size:
+                # A torn write at the end: recover by cutting it off.
+                os.truncate(self.path, offset)
+                self.truncated_bytes = size - offset
+                return
+            raise WALCorrupted(
+                f"{self.path} is corrupted at byte {offset} of {size} ({problem}) with intact "
+                "data after it; move the file aside to start without consensus history "
+                "(only safe if this validator has not signed at the current height)"
+            )
+
+    def reset(self, payload: bytes | None = None) -> None:
+        """Atomically replaces the log with just ``payload`` (or nothing)."""
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            if payload is not None:
+                f.write(_frame(payload))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
+        self.fsyncs += 2

@@ -1,0 +1,176 @@
+"""The consensus WAL (torn tails recovered, corrupted middles refused) and the
+double-sign guard (nothing contradicting what was signed, across restarts)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from appchaind import types
+from appchaind.crypto import PrivateKey
+from appchaind.privval import DoubleSignRefused, PrivValidator
+from appchaind.wal import WAL, WALCorrupted
+
+KEY = PrivateKey(b"\x11" * 32)
+BLOCK_A = b"\xaa" * 32
+BLOCK_B = b"\xbb" * 32
+
+
+def test_wal_round_trip_and_reset(tmp_path: Path) -> None:
+    wal = WAL(tmp_path / "wal")
+    assert list(wal.replay()) == []
+    for i in range(5):
+        wal.append(f"record {i}".encode(), sync=i % 2 == 0)
+    wal.close()
+    wal = WAL(tmp_path / "wal")
+    assert list(wal.replay()) == [f"record {i}".encode() for i in range(5)]
+    wal.reset(b"height 7")
+    wal.append(b"after")
+    wal.close()
+    assert list(WAL(tmp_path / "wal").replay()) == [b"height 7", b"after"]
+
+
+@given(cut=st.integers(1, 7 + 8))
+def test_wal_torn_last_record_is_recovered(
+    tmp_path_factory: pytest.TempPathFactory, cut: int
+) -> None:
+    path = tmp_path_factory.mktemp("wal") / "wal"
+    wal = WAL(path)
+    wal.append(b"first")
+    wal.append(b"second!")
+    wal.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - cut])  # the last record (8 + 7 bytes) torn
+    wal = WAL(path)
+    assert list(wal.replay()) == [b"first"]
+    assert wal.truncated_bytes == len(data) - cut - (8 + 5)
+    wal.append(b"third")
+    wal.close()
+    assert list(WAL(path).replay()) == [b"first", b"third"]
+
+
+def test_wal_bad_checksum_on_last_record_is_a_torn_tail(tmp_path: Path) -> None:
+    wal = WAL(tmp_path / "wal")
+    wal.append(b"first")
+    wal.append(b"second")
+    wal.close()
+    data = bytearray((tmp_path / "wal").read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / "wal").write_bytes(bytes(data))
+    assert list(WAL(tmp_path / "wal").replay()) == [b"first"]
+
+
+def test_wal_corrupted_middle_stops_with_a_clear_message(tmp_path: Path) -> None:
+    wal = WAL(tmp_path / "wal")
+    for payload in (b"one", b"two", b"three"):
+        wal.append(payload)
+    wal.close()
+    data = bytearray((tmp_path / "wal").read_bytes())
+    data[9] ^= 0xFF  # inside the first record's payload
+    (tmp_path / "wal").write_bytes(bytes(data))
+    with pytest.raises(
+        WALCorrupted, match="corrupted at byte 0 .*checksum mismatch.*move the file aside"
+    ):
+        list(WAL(tmp_path / "wal").replay())
+
+
+def test_wal_survives_kill_9_mid_append(tmp_path: Path) -> None:
+    # A child appends records as fast as it can and is killed with SIGKILL; whatever it
+    # reported as synced is there, and the log replays (torn tail cut) without error.
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom appchaind.wal import WAL\n"
+        f"w = WAL(Path({str(tmp_path / 'wal')!r}))\nlist(w.replay())\n"
+        "i = 0\nwhile True:\n"
+        "    w.append(b'x' * 3000 + str(i).encode(), sync=True)\n"
+        "    print(i, flush=True)\n    i += 1\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    acknowledged = -1
+    for line in proc.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 200:
+            break
+    proc.kill()
+    proc.wait()
+    records = list(WAL(tmp_path / "wal").replay())
+    assert len(records) >= acknowledged + 1
+    for i, record in enumerate(records):
+        assert record == b"x" * 3000 + str(i).encode()
+
+
+def new_privval(tmp_path: Path) -> PrivValidator:
+    return PrivValidator(KEY, tmp_path / "sign_state.json", "chain")
+
+
+def vote(
+    pv: PrivValidator, kind: int, height: int, round: int, block: bytes, ts: int = 1
+) -> types.Vote:
+    return pv.sign_vote(
+        kind=kind,
+        height=height,
+        round=round,
+        block_hash=block,
+        timestamp_ms=ts,
+        validator_index=0,
+        extension=b"ext" if kind == types.PRECOMMIT and block else b"",
+    )
+
+
+def test_privval_refuses_conflicting_votes_across_restarts(tmp_path: Path) -> None:
+    pv = new_privval(tmp_path)
+    v1 = vote(pv, types.PREVOTE, 5, 0, BLOCK_A, ts=100)
+    # A restarted validator re-signing the same vote gets the identical vote back.
+    pv = new_privval(tmp_path)
+    again = vote(pv, types.PREVOTE, 5, 0, BLOCK_A, ts=999)
+    assert again == v1
+    with pytest.raises(DoubleSignRefused, match="already signed"):
+        vote(pv, types.PREVOTE, 5, 0, BLOCK_B)
+    with pytest.raises(DoubleSignRefused, match="already signed"):
+        vote(pv, types.PREVOTE, 5, 0, b"")
+    # Moving forward is fine; going back is not.
+    vote(pv, types.PRECOMMIT, 5, 0, BLOCK_A)
+    with pytest.raises(DoubleSignRefused):
+        vote(pv, types.PREVOTE, 5, 0, BLOCK_A)
+    vote(pv, types.PREVOTE, 5, 1, BLOCK_B)
+    with pytest.raises(DoubleSignRefused):
+        pv.sign_proposal(height=5, round=1, pol_round=-1, block_hash=BLOCK_B, timestamp_ms=1)
+    p = pv.sign_proposal(height=6, round=0, pol_round=-1, block_hash=BLOCK_A, timestamp_ms=1)
+    assert p.verify_signature("chain", KEY.public_key)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 3),
+            st.integers(0, 2),
+            st.sampled_from([1, 2]),
+            st.sampled_from([b"", BLOCK_A, BLOCK_B]),
+        ),
+        max_size=30,
+    )
+)
+def test_property_privval_never_signs_two_votes_for_one_hrs(
+    tmp_path_factory: pytest.TempPathFactory, requests: list[tuple[int, int, int, bytes]]
+) -> None:
+    directory = tmp_path_factory.mktemp("pv")
+    signed: dict[tuple[int, int, int], bytes] = {}
+    for i, (height, round, kind, block) in enumerate(requests):
+        pv = PrivValidator(KEY, directory / "s.json", "chain") if i % 3 == 0 else pv  # noqa: F821
+        try:
+            v = vote(pv, kind, height, round, block)
+        except DoubleSignRefused:
+            continue
+        key = (height, round, kind)
+        assert signed.setdefault(key, v.block_hash) == v.block_hash
+
+
+def test_unreadable_sign_state_refuses_to_sign(tmp_path: Path) -> None:
+    (tmp_path / "sign_state.json").write_text("{broken")
+    with pytest.raises(DoubleSignRefused, match="unreadable"):
+        new_privval(tmp_path)
