@@ -1,0 +1,196 @@
+"""A small HTTP/1.1 server on trio, parsing with h11 (never by hand).
+
+Routes map ``(method, first path segment)`` to an async handler that receives
+the request and returns a :class:`Response`. Errors are JSON
+``{"error": {"code": N, "message": "..."}}``. Bodies are capped, idle or slow
+clients time out, and a handler's exception becomes a 500 without touching
+the node.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import h11
+import trio
+
+from appchaind.logs import get_logger
+
+__all__ = ["HttpServer", "Request", "Response", "json_response", "error_response"]
+
+log = get_logger("http")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    segments: tuple[str, ...]
+    query: dict[str, list[str]]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+def json_response(doc: Any, status: int = 200) -> Response:
+    return Response(status, (json.dumps(doc, indent=None, separators=(",", ":")) + "\n").encode())
+
+
+def error_response(status: int, message: str) -> Response:
+    return json_response({"error": {"code": status, "message": message}}, status)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class HttpServer:
+    """Serves ``routes``: {("GET", "status"): handler, ...}; the key's second item is the
+    first path segment ("" for "/")."""
+
+    def __init__(
+        self,
+        routes: dict[tuple[str, str], Handler],
+        *,
+        max_body_bytes: int = 1024 * 1024,
+        timeout_s: float = 10.0,
+        max_connections: int = 256,
+    ) -> None:
+        self.routes = routes
+        self.max_body_bytes = max_body_bytes
+        self.timeout_s = timeout_s
+        self.max_connections = max_connections
+        self.connections = 0
+        self.requests_total = 0
+        self.bound_port = 0
+
+    async def run(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.bound_port = listeners[0].socket.getsockname()[1]
+        log.info("http_listening", address=f"{host}:{self.bound_port}")
+        task_status.started(self.bound_port)
+        await trio.serve_listeners(self._serve_connection, listeners)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        if self.connections >= self.max_connections:
+            await stream.aclose()
+            return
+        self.connections += 1
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        try:
+            while True:
+                with trio.move_on_after(self.timeout_s):
+                    keep_going = await self._one_request(conn, stream)
+                    if keep_going:
+                        continue
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+        finally:
+            self.connections -= 1
+            with trio.CancelScope(shield=True):
+                try:
+                    await stream.aclose()
+                except (trio.BrokenResourceError, OSError):
+                    pass
+
+    async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                conn.receive_data(data)
+                continue
+            return event
+
+    async def _one_request(self, conn: h11.Connection, stream: trio.SocketStream) -> bool:
+        """Serves one request; True when the connection may carry another."""
+        try:
+            event = await self._next_event(conn, stream)
+            if isinstance(event, h11.ConnectionClosed):
+                return False
+            if not isinstance(event, h11.Request):
+                return False
+            body = bytearray()
+            while True:
+                part = await self._next_event(conn, stream)
+                if isinstance(part, h11.Data):
+                    body += part.data
+                    if len(body) > self.max_body_bytes:
+                        response = error_response(
+                            413, f"request body larger than {self.max_body_bytes} bytes"
+                        )
+                        await self._send(conn, stream, response, close=True)
+                        return False
+                elif isinstance(part, h11.EndOfMessage):
+                    break
+                else:
+                    return False
+        except h11.RemoteProtocolError as exc:
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                await self._send(
+                    conn, stream, error_response(400, f"bad HTTP request: {exc}"), close=True
+                )
+            return False
+        response = await self._dispatch(event, bytes(body))
+        await self._send(conn, stream, response, close=False)
+        if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+            return False
+        try:
+            conn.start_next_cycle()
+        except h11.LocalProtocolError:
+            return False
+        return True
+
+    async def _dispatch(self, event: h11.Request, body: bytes) -> Response:
+        self.requests_total += 1
+        method = event.method.decode("ascii", "replace")
+        target = event.target.decode("ascii", "replace")
+        split = urlsplit(target)
+        segments = tuple(unquote(s) for s in split.path.split("/") if s)
+        handler = self.routes.get((method, segments[0] if segments else ""))
+        if handler is None:
+            allowed = sorted(
+                {m for (m, s) in self.routes if s == (segments[0] if segments else "")}
+            )
+            if allowed:
+                return error_response(405, f"{method} not allowed here; use {', '.join(allowed)}")
+            known = sorted({f"/{s}" for (_m, s) in self.routes})
+            return error_response(
+                404, f"no such endpoint {split.path}; endpoints: {', '.join(known)}"
+            )
+        request = Request(method, split.path, segments, parse_qs(split.query), body)
+        try:
+            return await handler(request)
+        except Exception as exc:  # a handler bug must not take the node down
+            log.error("http_handler_failed", path=split.path, error=repr(exc))
+            return error_response(500, f"internal error: {type(exc).__name__}")
+
+    async def _send(
+        self, conn: h11.Connection, stream: trio.SocketStream, response: Response, *, close: bool
+    ) -> None:
+        headers = [
+            ("content-type", response.content_type),
+            ("content-length", str(len(response.body))),
+            *response.headers,
+        ]
+        if close:
+            headers.append(("connection", "close"))
+        try:
+            data = conn.send(h11.Response(status_code=response.status, headers=headers))
+            data += conn.send(h11.Data(data=response.body))
+            data += conn.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            return
+        await stream.send_all(data)

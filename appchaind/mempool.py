@@ -1,0 +1,311 @@
+"""The mempool: admission, deduplication, limits, verified-signature cache, reaping.
+
+Admission of a transaction's bytes, in order:
+
+1. size limit, then canonical decoding (a CodecError names the bad field);
+2. deduplication by tx hash (a recently seen tx is not checked twice);
+3. capacity: total count, total bytes, and per-account count;
+4. signature verification on worker threads (libsodium releases the GIL), in
+   batches so the thread hand-off is paid once per batch, not per tx;
+5. the application's ``check_tx``.
+
+A verified tx's hash is remembered (:meth:`Mempool.is_verified`), so block
+execution does not verify it again. After each commit, :meth:`update` drops
+included and expired txs and re-checks a bounded number of the rest.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import trio
+
+from appchaind import codec, types
+from appchaind.types import Tx, tx_hash
+
+__all__ = ["Mempool", "AddResult", "MempoolStats", "SignatureVerifier", "CheckTx"]
+
+#: The application's admission check: None to accept, or the reason to refuse.
+CheckTx = Callable[[Tx], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    accepted: bool
+    tx_hash: bytes
+    reason: str = ""
+    #: True when the tx was already in the mempool or recently seen (not an error for gossip).
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolStats:
+    size: int
+    size_bytes: int
+    accounts: int
+    rejected_total: int
+    evicted_total: int
+    rechecked_total: int
+    verified_cache: int
+
+
+@dataclass(slots=True)
+class _Entry:
+    tx: Tx
+    raw: bytes
+    sender: bytes
+    height_added: int
+
+
+class _LRUSet:
+    """A bounded set of hashes; the oldest fall out first."""
+
+    __slots__ = ("_items", "_capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self._items: OrderedDict[bytes, None] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, key: bytes) -> None:
+        self._items[key] = None
+        self._items.move_to_end(key)
+        if len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._items
+
+    def discard(self, key: bytes) -> None:
+        self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _verify_batch(txs: list[Tx]) -> list[bool]:
+    return [tx.verify_signature() for tx in txs]
+
+
+class SignatureVerifier:
+    """Verifies tx signatures on ``threads`` worker threads, batching concurrent requests.
+
+    Run :meth:`run` in a nursery; then ``await verify(tx)``.
+    """
+
+    def __init__(self, threads: int, max_batch: int = 512) -> None:
+        self.threads = threads
+        self.max_batch = max_batch
+        self._pending: list[tuple[Tx, trio.Event, list[bool]]] = []
+        self._wakeup = trio.Event()
+        self.verified_total = 0
+
+    async def verify(self, tx: Tx) -> bool:
+        done = trio.Event()
+        slot: list[bool] = []
+        self._pending.append((tx, done, slot))
+        self._wakeup.set()
+        await done.wait()
+        return slot[0]
+
+    async def verify_many(self, txs: list[Tx]) -> list[bool]:
+        """Verifies a list (e.g. a received block's txs), spread over the threads."""
+        if not txs:
+            return []
+        chunk = max(1, -(-len(txs) // self.threads))
+        results: list[list[bool]] = [[] for _ in range(0, len(txs), chunk)]
+
+        async def run(i: int, part: list[Tx]) -> None:
+            results[i] = await trio.to_thread.run_sync(_verify_batch, part)
+
+        async with trio.open_nursery() as nursery:
+            for i, start in enumerate(range(0, len(txs), chunk)):
+                nursery.start_soon(run, i, txs[start : start + chunk])
+        self.verified_total += len(txs)
+        return [ok for part in results for ok in part]
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.threads):
+                nursery.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        while True:
+            if not self._pending:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            verdicts = await trio.to_thread.run_sync(_verify_batch, [b[0] for b in batch])
+            self.verified_total += len(batch)
+            for (_tx, done, slot), ok in zip(batch, verdicts, strict=True):
+                slot.append(ok)
+                done.set()
+
+
+class Mempool:
+    """Pending transactions in arrival order, with the limits from ``[mempool]``."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        check_tx: CheckTx,
+        verifier: SignatureVerifier,
+        max_txs: int = 50_000,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_txs_per_account: int = 1_000,
+        max_tx_bytes: int = types.MAX_TX_BYTES,
+        seen_cache: int = 200_000,
+        verified_cache: int = 400_000,
+    ) -> None:
+        self.chain_id = chain_id
+        self.check_tx = check_tx
+        self.verifier = verifier
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self.max_txs_per_account = max_txs_per_account
+        self.max_tx_bytes = max_tx_bytes
+        self._txs: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._per_sender: dict[bytes, int] = {}
+        self._bytes = 0
+        self._seen = _LRUSet(seen_cache)
+        self._verified = _LRUSet(verified_cache)
+        self.height = 0
+        self.rejected_total = 0
+        self.evicted_total = 0
+        self.rechecked_total = 0
+        self.tx_available = trio.Event()
+
+    # ------------------------------------------------------------------ queries
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, h: bytes) -> bool:
+        return h in self._txs
+
+    def is_verified(self, h: bytes) -> bool:
+        """True when this node already verified the signature of the tx with hash ``h``."""
+        return h in self._verified
+
+    def mark_verified(self, h: bytes) -> None:
+        self._verified.add(h)
+
+    def statistics(self) -> MempoolStats:
+        return MempoolStats(
+            size=len(self._txs),
+            size_bytes=self._bytes,
+            accounts=len(self._per_sender),
+            rejected_total=self.rejected_total,
+            evicted_total=self.evicted_total,
+            rechecked_total=self.rechecked_total,
+            verified_cache=len(self._verified),
+        )
+
+    # ------------------------------------------------------------------ admission
+
+    def _refuse(self, h: bytes, reason: str) -> AddResult:
+        self.rejected_total += 1
+        return AddResult(False, h, reason)
+
+    async def add(self, raw: bytes) -> AddResult:
+        """Admits ``raw`` (a canonical Tx) or says why not. Never raises for bad input."""
+        h = tx_hash(raw)
+        if len(raw) > self.max_tx_bytes:
+            return self._refuse(h, f"tx is {len(raw)} bytes; the limit is {self.max_tx_bytes}")
+        if h in self._txs or h in self._seen:
+            return AddResult(False, h, "tx already in the mempool or recently seen", duplicate=True)
+        try:
+            tx = codec.decode(Tx, raw, max_bytes=self.max_tx_bytes)
+        except codec.CodecError as exc:
+            return self._refuse(h, f"malformed tx: {exc}")
+        if tx.chain_id != self.chain_id:
+            return self._refuse(
+                h, f"wrong chain id {tx.chain_id!r}; this chain is {self.chain_id!r}"
+            )
+        sender = tx.sender_address
+        full = self._capacity_problem(sender, len(raw))
+        if full:
+            return self._refuse(h, full)
+        self._seen.add(h)
+        if h not in self._verified:
+            if not await self.verifier.verify(tx):
+                return self._refuse(h, "invalid signature: the tx is not signed by its sender key")
+            self._verified.add(h)
+        # Capacity again: other txs may have been admitted while we verified.
+        full = self._capacity_problem(sender, len(raw))
+        if full:
+            self._seen.discard(h)
+            return self._refuse(h, full)
+        problem = self.check_tx(tx)
+        if problem is not None:
+            return self._refuse(h, problem)
+        self._txs[h] = _Entry(tx, raw, sender, self.height)
+        self._per_sender[sender] = self._per_sender.get(sender, 0) + 1
+        self._bytes += len(raw)
+        self.tx_available.set()
+        return AddResult(True, h)
+
+    def _capacity_problem(self, sender: bytes, size: int) -> str | None:
+        if len(self._txs) >= self.max_txs:
+            return f"mempool is full ({self.max_txs} txs); retry later"
+        if self._bytes + size > self.max_bytes:
+            return f"mempool is full ({self.max_bytes} bytes); retry later"
+        if self._per_sender.get(sender, 0) >= self.max_txs_per_account:
+            return (
+                f"account {sender.hex()} already has {self.max_txs_per_account} txs waiting; "
+                "wait for some to commit"
+            )
+        return None
+
+    # ------------------------------------------------------------------ proposals and commits
+
+    def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
+        """Up to ``max_txs`` txs (and ``max_bytes``) in arrival order, for a proposal."""
+        out: list[bytes] = []
+        total = 0
+        for entry in self._txs.values():
+            if len(out) >= max_txs or total + len(entry.raw) > max_bytes:
+                break
+            out.append(entry.raw)
+            total += len(entry.raw)
+        return out
+
+    def _remove(self, h: bytes) -> _Entry | None:
+        entry = self._txs.pop(h, None)
+        if entry is None:
+            return None
+        self._bytes -= len(entry.raw)
+        left = self._per_sender[entry.sender] - 1
+        if left:
+            self._per_sender[entry.sender] = left
+        else:
+            del self._per_sender[entry.sender]
+        if not self._txs:
+            self.tx_available = trio.Event()
+        return entry
+
+    def update(
+        self, height: int, committed: Iterable[bytes], *, recheck_limit: int = 10_000
+    ) -> None:
+        """After committing ``height``: drop its txs, evict expired ones, re-check up to
+        ``recheck_limit`` of the rest against the new state (oldest first)."""
+        self.height = height
+        for h in committed:
+            self._seen.add(h)
+            self._remove(h)
+        checked = 0
+        for h, entry in list(self._txs.items()):
+            if entry.tx.expiry_height <= height:
+                self._remove(h)
+                self.evicted_total += 1
+                continue
+            if checked < recheck_limit:
+                checked += 1
+                if self.check_tx(entry.tx) is not None:
+                    self._remove(h)
+                    self.evicted_total += 1
+        self.rechecked_total += checked

@@ -1,0 +1,108 @@
+"""Prometheus metrics with CometBFT's names under the ``appchaind_`` namespace.
+
+Each node has its own registry (several nodes can run in one test process).
+Values are set from the components' ``statistics()`` records at scrape time or
+when an event happens (a commit); metrics never reach into internals.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["NodeMetrics"]
+
+NS = "appchaind"
+
+
+class NodeMetrics:
+    def __init__(self, chain_id: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        labels = ["chain_id"]
+        self._chain = chain_id
+
+        def gauge(subsystem: str, name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, labels, namespace=NS, subsystem=subsystem, registry=r)
+
+        def counter(subsystem: str, name: str, doc: str) -> Counter:
+            return Counter(name, doc, labels, namespace=NS, subsystem=subsystem, registry=r)
+
+        # consensus
+        self.height = gauge("consensus", "height", "Height of the latest committed block.")
+        self.rounds = gauge("consensus", "rounds", "Round in which the latest block was committed.")
+        self.validators = gauge("consensus", "validators", "Number of validators.")
+        self.validators_power = gauge("consensus", "validators_power", "Total voting power.")
+        self.missing_validators = gauge(
+            "consensus", "missing_validators", "Validators that did not sign the last commit."
+        )
+        self.byzantine_validators = gauge(
+            "consensus", "byzantine_validators", "Validators with evidence in the last block."
+        )
+        self.num_txs = gauge("consensus", "num_txs", "Transactions in the latest block.")
+        self.total_txs = counter("consensus", "total_txs", "Transactions committed since start.")
+        self.block_size_bytes = gauge("consensus", "block_size_bytes", "Size of the latest block.")
+        self.latest_block_height = gauge(
+            "consensus", "latest_block_height", "Latest block height known to this node."
+        )
+        self.block_interval = Histogram(
+            "block_interval_seconds",
+            "Time between this and the previous block (BFT time).",
+            labels,
+            namespace=NS,
+            subsystem="consensus",
+            registry=r,
+            buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+        )
+        self.fast_syncing = gauge("consensus", "fast_syncing", "1 while block sync is catching up.")
+        self.double_sign_refused = counter(
+            "consensus", "double_sign_refused", "Signatures refused by the double-sign guard."
+        )
+        # mempool
+        self.mempool_size = gauge("mempool", "size", "Transactions in the mempool.")
+        self.mempool_size_bytes = gauge(
+            "mempool", "size_bytes", "Bytes of transactions in the mempool."
+        )
+        self.mempool_failed_txs = counter(
+            "mempool", "failed_txs", "Transactions refused by the mempool."
+        )
+        self.mempool_recheck_times = counter("mempool", "recheck_times", "Transactions re-checked.")
+        self.mempool_evicted_txs = counter("mempool", "evicted_txs", "Transactions evicted.")
+        # p2p
+        self.p2p_peers = gauge("p2p", "peers", "Connected peers.")
+        self.p2p_receive_bytes = gauge(
+            "p2p", "peer_receive_bytes_total", "Bytes received from peers."
+        )
+        self.p2p_send_bytes = gauge("p2p", "peer_send_bytes_total", "Bytes sent to peers.")
+        self.p2p_dropped = gauge("p2p", "peers_dropped_total", "Peers disconnected for any reason.")
+        # block sync
+        self.blocksync_syncing = gauge("blocksync", "syncing", "1 while block sync is active.")
+        self.blocksync_blocks = counter(
+            "blocksync", "blocks_applied", "Blocks applied by block sync."
+        )
+        # state
+        self.block_processing = Histogram(
+            "block_processing_time",
+            "Time to finalize and commit a block, in seconds.",
+            labels,
+            namespace=NS,
+            subsystem="state",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+
+    def labels(self, metric: Gauge | Counter | Histogram) -> Gauge | Counter | Histogram:
+        return metric.labels(chain_id=self._chain)
+
+    def set(self, metric: Gauge, value: float) -> None:
+        metric.labels(chain_id=self._chain).set(value)
+
+    def inc(self, metric: Counter, amount: float = 1) -> None:
+        metric.labels(chain_id=self._chain).inc(amount)
+
+    def observe(self, metric: Histogram, value: float) -> None:
+        metric.labels(chain_id=self._chain).observe(value)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        out: bytes = generate_latest(self.registry)
+        return out

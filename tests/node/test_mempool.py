@@ -1,0 +1,116 @@
+"""Mempool admission, limits, verified-signature cache, reaping and post-commit update."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import trio
+
+from appchaind import codec, types
+from appchaind.codec import U64, message
+from appchaind.crypto import PrivateKey
+from appchaind.mempool import Mempool, SignatureVerifier
+
+CHAIN = "mempool-test"
+ALICE = PrivateKey(b"\x01" * 32)
+BOB = PrivateKey(b"\x02" * 32)
+
+
+@types.register_tx_body
+@message
+class _Note:
+    """A tx body kind for these tests only."""
+
+    TAG: ClassVar[int] = 252
+    value: U64
+
+
+def tx(key: PrivateKey, nonce: int, value: int = 0, expiry: int = 100, chain: str = CHAIN) -> bytes:
+    return codec.encode(types.sign_tx(key, chain, nonce, expiry, _Note(value)))
+
+
+def make(check=lambda tx: None, **limits) -> tuple[Mempool, SignatureVerifier]:
+    verifier = SignatureVerifier(threads=2)
+    return Mempool(chain_id=CHAIN, check_tx=check, verifier=verifier, **limits), verifier
+
+
+async def test_admission_dedup_and_reasons() -> None:
+    pool, verifier = make(check=lambda t: "value 13 is unlucky" if t.body.value == 13 else None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        good = tx(ALICE, 1)
+        assert (await pool.add(good)).accepted
+        dup = await pool.add(good)
+        assert not dup.accepted and dup.duplicate
+        assert "unlucky" in (await pool.add(tx(ALICE, 2, value=13))).reason
+        assert "malformed tx" in (await pool.add(b"\x93\x01\x02")).reason
+        assert "wrong chain id" in (await pool.add(tx(ALICE, 3, chain="other"))).reason
+        forged = codec.decode(types.Tx, tx(ALICE, 4))
+        forged = types.Tx(
+            forged.chain_id,
+            BOB.public_key,
+            forged.nonce,
+            forged.expiry_height,
+            forged.body,
+            forged.signature,
+        )
+        assert "invalid signature" in (await pool.add(codec.encode(forged))).reason
+        assert len(pool) == 1
+        assert pool.is_verified(types.tx_hash(good))
+        nursery.cancel_scope.cancel()
+
+
+async def test_limits_total_bytes_and_per_account() -> None:
+    pool, verifier = make(max_txs=5, max_txs_per_account=3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        results = [await pool.add(tx(ALICE, n)) for n in range(5)]
+        assert [r.accepted for r in results] == [True, True, True, False, False]
+        assert "already has 3 txs waiting" in results[3].reason
+        assert [(await pool.add(tx(BOB, n))).accepted for n in range(2)] == [True, True]
+        full = await pool.add(tx(BOB, 9))
+        assert not full.accepted and "mempool is full" in full.reason
+        nursery.cancel_scope.cancel()
+
+
+async def test_concurrent_adds_are_verified_in_batches() -> None:
+    pool, verifier = make()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        raws = [tx(ALICE if i % 2 else BOB, i) for i in range(300)]
+        async with trio.open_nursery() as adders:
+            for raw in raws:
+                adders.start_soon(pool.add, raw)
+        assert len(pool) == 300
+        assert verifier.verified_total == 300
+        assert sorted(pool.reap(max_txs=1000, max_bytes=10**9)) == sorted(raws)
+        nursery.cancel_scope.cancel()
+
+
+async def test_reap_respects_limits_and_update_removes_expires_rechecks() -> None:
+    banned: set[int] = set()
+    pool, verifier = make(check=lambda t: "banned" if t.nonce in banned else None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        raws = [tx(ALICE, n, expiry=5 if n == 3 else 100) for n in range(6)]
+        for raw in raws:
+            assert (await pool.add(raw)).accepted
+        assert pool.reap(max_txs=2, max_bytes=10**9) == raws[:2]
+        assert pool.reap(max_txs=10, max_bytes=len(raws[0]) * 3) == raws[:3]
+        banned.add(4)
+        pool.update(5, [types.tx_hash(raws[0]), types.tx_hash(raws[1])])
+        left = pool.reap(10, 10**9)
+        assert left == [raws[2], raws[5]]  # 0, 1 committed; 3 expired; 4 failed recheck
+        # A committed tx is remembered as seen and not re-admitted.
+        assert (await pool.add(raws[0])).duplicate
+        stats = pool.statistics()
+        assert stats.size == 2 and stats.evicted_total == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_verify_many_spreads_a_block_over_threads() -> None:
+    _pool, verifier = make()
+    txs = [codec.decode(types.Tx, tx(ALICE, n)) for n in range(50)]
+    bad = types.Tx(CHAIN, ALICE.public_key, 999, 1, _Note(1), b"\x00" * 64)
+    verdicts = await verifier.verify_many([*txs, bad])
+    assert verdicts == [True] * 50 + [False]
