@@ -1,0 +1,845 @@
+"""The sans-I/O Tendermint consensus state machine.
+
+This is Algorithm 1 of "The latest gossip on BFT consensus" (Buchman, Kwon,
+Milosevic 2018), one height at a time. Each rule is a method whose comment
+gives the paper's line numbers; :meth:`ConsensusMachine._advance` evaluates
+the "upon" rules after every event until none fires. The machine owns no
+socket, file or clock: ``handle(event, now_ms)`` returns the effects to perform,
+``now_ms`` being the driver's local time (used only to timestamp this node's
+votes and proposals, never to decide anything).
+
+Paper → code:
+
+* ``h_p, round_p, step_p`` → ``height, round, step``;
+  ``lockedValue/lockedRound`` → ``locked_value/locked_round``;
+  ``validValue/validRound`` → ``valid_value/valid_round``; ``decision_p[h_p]``
+  → ``decision`` (persisted by the driver on :class:`Decide`).
+* ``2f+1`` / ``f+1`` → strictly more than 2/3 / 1/3 of the height's total
+  voting power (``ConsensusConfig.two_thirds/one_third``).
+* ``valid(v)`` → the block passes the machine's structural checks
+  (header, last commit, BFT time, evidence) and the application accepted it
+  (``RequestProcessProposal`` → ``ProposalProcessed``).
+* ``getValue()`` → ``RequestPrepareProposal`` → ``ProposalPrepared``.
+* ``broadcast ⟨PREVOTE/PRECOMMIT⟩`` → sign through the injected signer (which
+  persists its last-signed state first), count the vote locally, emit
+  :class:`BroadcastVote`. A non-nil precommit first asks the application for its
+  vote extension (``RequestExtendVote`` → ``VoteExtended``); the step change
+  happens when the rule fires, the signature when the extension arrives.
+* ``schedule OnTimeoutX`` → :class:`ScheduleTimeout`; the driver answers with
+  :class:`TimeoutFired`.
+* Line 49 asks for ⟨PROPOSAL, h, r, v, ∗⟩ and 2f+1 precommits for id(v); the
+  machine accepts the block v from any source (a proposal of another round, or
+  a peer helping it catch up), which is safe since 2f+1 precommits for id(v)
+  exist only if a correct process found v valid.
+
+Invariants:
+
+* the machine never asks its signer for two different votes at one
+  (height, round, kind), nor for two proposals at one (height, round);
+* each signature is verified at most once (a two-height cache), and a repeated
+  vote is dropped before its signature is looked at;
+* per vote the work is O(1) dictionary updates; rules read running tallies;
+* no floats, no clock, no randomness, no iteration over sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appchaind import crypto
+from appchaind.consensus.config import ConsensusConfig, Mutation, Step
+from appchaind.consensus.effects import (
+    BroadcastEvidence,
+    BroadcastProposal,
+    BroadcastVote,
+    Decide,
+    Effect,
+    EnterHeight,
+    RequestExtendVote,
+    RequestFinalizeBlock,
+    RequestPrepareProposal,
+    RequestProcessProposal,
+    RequestVerifyVoteExtension,
+    ScheduleTimeout,
+    SigningRefused,
+)
+from appchaind.consensus.events import (
+    BlockFinalized,
+    BlockReceived,
+    Event,
+    EvidenceReceived,
+    ProposalPrepared,
+    ProposalProcessed,
+    ProposalReceived,
+    TimeoutFired,
+    VoteExtended,
+    VoteExtensionVerified,
+    VoteReceived,
+)
+from appchaind.consensus.evidence import (
+    evidence_id,
+    make_evidence,
+    verify_duplicate_vote,
+    weighted_median_time,
+)
+from appchaind.consensus.signer import DoubleSignRefused, Signer, Verifier
+from appchaind.consensus.state import ChainState
+from appchaind.consensus.validators import ValidatorSet
+from appchaind.consensus.votes import RoundVotes
+from appchaind.types import (
+    COMMIT_ABSENT,
+    COMMIT_BLOCK,
+    COMMIT_NIL,
+    MAX_EVIDENCE,
+    PRECOMMIT,
+    PREVOTE,
+    Block,
+    Commit,
+    CommitSig,
+    DuplicateVoteEvidence,
+    Header,
+    InvalidBlock,
+    Proposal,
+    Vote,
+    check_block_hashes,
+    commit_hash,
+    evidence_hash,
+)
+
+__all__ = ["ConsensusMachine", "MachineStatistics", "NIL"]
+
+#: The paper's nil, as a block hash.
+NIL = b""
+_ZERO_SIGNATURE = b"\x00" * 64
+#: At most this many distinct blocks are kept per height (a bound on what peers can make us hold).
+_MAX_BLOCKS_PER_HEIGHT = 64
+#: At most this many messages for the next height are buffered.
+_MAX_BUFFERED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatistics:
+    """A snapshot for metrics and logs."""
+
+    height: int
+    round: int
+    step: Step
+    locked_round: int
+    valid_round: int
+    votes_counted: int
+    signatures_verified: int
+    pending_evidence: int
+
+
+class ConsensusMachine:
+    """One validator's (or observer's, with ``signer=None``) Tendermint state machine.
+
+    Use: ``effects = machine.start(now_ms)`` once, then
+    ``effects = machine.handle(event, now_ms)`` for every event; perform the
+    effects in order. See the module docstring for the paper's mapping.
+    """
+
+    def __init__(
+        self,
+        config: ConsensusConfig,
+        state: ChainState,
+        signer: Signer | None,
+        verifier: Verifier,
+    ) -> None:
+        if state.chain_id != config.chain_id:
+            raise ValueError("the chain state is for another chain")
+        self.config = config
+        self._signer = signer
+        self._verifier = verifier
+        self._sig_cache: dict[tuple[bytes, bytes], bool] = {}
+        self._sig_cache_previous: dict[tuple[bytes, bytes], bool] = {}
+        self._pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
+        self._signatures_verified = 0
+        self._votes_counted = 0
+        self._now_ms = 0
+        self._started = False
+        self._enter(state)
+
+    # ================================================================== public API
+
+    def start(self, now_ms: int) -> list[Effect]:
+        """Line 10: ``upon start do StartRound(0)`` at ``state.height``."""
+        out: list[Effect] = []
+        self._now_ms = now_ms
+        if not self._started:
+            self._started = True
+            self._start_round(0, out)
+            self._advance(out)
+        return out
+
+    def handle(self, event: Event, now_ms: int) -> list[Effect]:
+        """Feeds one event; returns the effects, in the order the driver must perform them."""
+        out: list[Effect] = []
+        self._now_ms = now_ms
+        if isinstance(event, VoteReceived):
+            self._on_vote(event.vote, out)
+        elif isinstance(event, ProposalReceived):
+            self._on_proposal(event.proposal, out)
+        elif isinstance(event, BlockReceived):
+            self._on_block(event.block, out)
+        elif isinstance(event, TimeoutFired):
+            self._on_timeout(event, out)
+        elif isinstance(event, ProposalProcessed):
+            if event.height == self.height and event.block_hash in self._blocks:
+                self._verdicts.setdefault(event.block_hash, event.accepted)
+        elif isinstance(event, ProposalPrepared):
+            self._on_prepared(event, out)
+        elif isinstance(event, VoteExtended):
+            self._on_extended(event, out)
+        elif isinstance(event, VoteExtensionVerified):
+            self._on_extension_verified(event, out)
+        elif isinstance(event, EvidenceReceived):
+            self._on_evidence(event.evidence)
+        elif isinstance(event, BlockFinalized):
+            self._on_finalized(event, out)
+            return out
+        if self._started:
+            self._advance(out)
+        return out
+
+    @property
+    def state(self) -> ChainState:
+        """The chain before the current height (what a restart needs)."""
+        return self._state
+
+    @property
+    def decision(self) -> Block | None:
+        """decision_p[h_p]: the block decided at the current height, awaiting finalization."""
+        return self._decision
+
+    @property
+    def locked_block_hash(self) -> bytes | None:
+        return None if self.locked_value is None else self.locked_value.block_id()
+
+    def pending_evidence(self) -> tuple[DuplicateVoteEvidence, ...]:
+        """Verified evidence not yet committed, oldest first (for gossip and the next proposal)."""
+        return tuple(self._pending_evidence.values())
+
+    def gossip(self) -> tuple[Vote | Proposal | Block, ...]:
+        """Messages worth re-sending to peers: this node's votes at the current height, and the
+        proposals and blocks of the current round and of validValue (so a peer that missed
+        them before the network healed can still complete the round)."""
+        messages: list[Vote | Proposal | Block] = list(self._own_votes.values())
+        for round in (self.round, self.valid_round):
+            proposal = self._proposals.get(round)
+            if proposal is not None:
+                messages.append(proposal)
+                block = self._blocks.get(proposal.block_hash)
+                if block is not None:
+                    messages.append(block)
+        return tuple(messages)
+
+    def statistics(self) -> MachineStatistics:
+        return MachineStatistics(
+            self.height,
+            self.round,
+            self.step,
+            self.locked_round,
+            self.valid_round,
+            self._votes_counted,
+            self._signatures_verified,
+            len(self._pending_evidence),
+        )
+
+    # ================================================================== heights
+
+    def _enter(self, state: ChainState) -> None:
+        """Lines 2-9 and 52-53: the variables of a fresh height."""
+        self._state = state
+        self.height = state.height
+        self.round = 0
+        self.step = Step.NEW_HEIGHT
+        self.locked_value: Block | None = None  # line 6
+        self.locked_round = -1  # line 7
+        self.valid_value: Block | None = None  # line 8
+        self.valid_round = -1  # line 9
+        self._decision: Block | None = None
+        self._decision_commit: Commit | None = None
+        self._validators = state.validators
+        self._my_index = -1 if self._signer is None else state.validators.index_of(self._signer.address)
+        self._proposers: dict[int, bytes] = {}
+        self._proposals: dict[int, Proposal] = {}
+        self._blocks: dict[bytes, Block] = {}
+        self._verdicts: dict[bytes, bool] = {}
+        self._rounds: dict[int, RoundVotes] = {}
+        self._fired: set[tuple[int, int]] = set()  # (paper line, round) of "for the first time" rules
+        self._own_votes: dict[tuple[int, int], Vote] = {}
+        self._awaiting_extension: dict[int, bytes] = {}
+        self._awaiting_prepare: set[int] = set()
+        self._extension_checks: dict[tuple[int, int, bytes], Vote] = {}
+        self._commit_candidates: list[tuple[int, bytes]] = []
+        self._skip_round = -1
+        self._buffered: list[Event] = []
+        self._sig_cache_previous, self._sig_cache = self._sig_cache, {}
+        for key in [k for k, ev in self._pending_evidence.items() if not self._evidence_fresh(ev)]:
+            del self._pending_evidence[key]
+
+    def _on_finalized(self, event: BlockFinalized, out: list[Effect]) -> None:
+        """After decision_p[h_p] is executed (lines 52-54): next height, reset, StartRound(0)."""
+        decided = self._decision
+        if event.height != self.height or decided is None or self._decision_commit is None:
+            return
+        if event.block_hash != decided.block_id():
+            return
+        s = self._state
+        new_height = s.height + 1
+        window = new_height - self.config.evidence_max_age
+        committed = s.committed_evidence + tuple(
+            (ev.vote_a.height, evidence_id(ev)) for ev in decided.evidence
+        )
+        new_state = ChainState(
+            chain_id=s.chain_id,
+            height=new_height,
+            validators=s.next_validators,
+            # An update decided at H takes effect at H+2 (CometBFT updateState).
+            next_validators=s.next_validators.with_updates(event.validator_updates).increment(1),
+            last_validators=s.validators,
+            last_block_id=event.block_hash,
+            last_block_time_ms=decided.header.time_ms,
+            last_commit=self._decision_commit,
+            app_hash=event.app_hash,
+            validator_history=tuple(
+                (h, v) for h, v in s.validator_history + ((new_height, s.next_validators),) if h >= window
+            ),
+            committed_evidence=tuple((h, e) for h, e in committed if h >= window),
+        )
+        out.append(EnterHeight(new_state))
+        buffered = self._buffered
+        committed_ids = {e for _, e in new_state.committed_evidence}
+        for key in [k for k in self._pending_evidence if k in committed_ids]:
+            del self._pending_evidence[key]
+        self._enter(new_state)
+        if self.config.commit_ms > 0:
+            out.append(ScheduleTimeout(new_height, 0, Step.NEW_HEIGHT, self.config.commit_ms))
+        else:
+            self._start_round(0, out)  # line 54
+        for ev in buffered:
+            out.extend(self.handle(ev, self._now_ms))
+        self._advance(out)
+
+    # ================================================================== the rules
+
+    def _advance(self, out: list[Effect]) -> None:
+        """Evaluates the "upon" rules until none fires."""
+        while self._decision is None and self.step != Step.NEW_HEIGHT:
+            if self._upon_commit(out):  # lines 49-54
+                return
+            if self._upon_higher_round(out):  # lines 55-56
+                continue
+            if not self._upon_current_round(out):
+                return
+
+    def _start_round(self, round: int, out: list[Effect]) -> None:
+        """Lines 11-21: StartRound(round)."""
+        self.round = round  # line 12
+        self.step = Step.PROPOSE  # line 13
+        if self._proposer(round) == self._my_address():  # line 14
+            if self.valid_value is not None:  # line 15
+                self._propose(self.valid_value, self.valid_round, out)  # lines 16, 19
+            else:
+                self._awaiting_prepare.add(round)  # line 18: getValue()
+                out.append(
+                    RequestPrepareProposal(
+                        self.height, round, self._block_time(), self.config.max_block_txs,
+                        self._state.last_commit,
+                    )  # fmt: skip
+                )
+        else:
+            self._schedule(Step.PROPOSE, out)  # line 21
+
+    def _upon_current_round(self, out: list[Effect]) -> bool:
+        """The rules about round_p; True when one fired."""
+        r = self.round
+        votes = self._rounds.get(r)
+        proposal = self._proposals.get(r)
+        block = None if proposal is None else self._blocks.get(proposal.block_hash)
+        verdict = None if proposal is None else self._verdicts.get(proposal.block_hash)
+        no_locking = self.config.mutation is Mutation.NO_LOCKING
+
+        if self.step == Step.PROPOSE and proposal is not None and block is not None and verdict is not None:
+            v = proposal.block_hash
+            vr = proposal.pol_round
+            if vr == -1:
+                # line 22: upon ⟨PROPOSAL, h_p, round_p, v, −1⟩ from proposer(h_p, round_p) while step_p = propose
+                if verdict and (self.locked_round == -1 or self._locked_is(v) or no_locking):  # line 23
+                    self._vote(PREVOTE, v, out)  # line 24
+                else:
+                    self._vote(PREVOTE, NIL, out)  # line 26
+                self.step = Step.PREVOTE  # line 27
+                return True
+            polka = self._rounds.get(vr)
+            if polka is not None and self._two_thirds(polka.prevotes.power(v)):
+                # line 28: ... AND 2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩ while step_p = propose ∧ (vr ≥ 0 ∧ vr < round_p)
+                if verdict and (self.locked_round <= vr or self._locked_is(v) or no_locking):  # line 29
+                    self._vote(PREVOTE, v, out)  # line 30
+                else:
+                    self._vote(PREVOTE, NIL, out)  # line 32
+                self.step = Step.PREVOTE  # line 33
+                return True
+
+        if votes is None:
+            return False
+
+        # line 34: upon 2f+1 ⟨PREVOTE, h_p, round_p, ∗⟩ while step_p = prevote for the first time
+        if self.step == Step.PREVOTE and self._two_thirds(votes.prevotes.total_power) and self._first(34, r):
+            self._schedule(Step.PREVOTE, out)  # line 35
+            return True
+
+        # line 36: upon ⟨PROPOSAL, h_p, round_p, v, ∗⟩ AND 2f+1 ⟨PREVOTE, h_p, round_p, id(v)⟩
+        #          while valid(v) ∧ step_p ≥ prevote for the first time
+        if (
+            proposal is not None
+            and block is not None
+            and verdict is True
+            and self.step >= Step.PREVOTE
+            and self._two_thirds(votes.prevotes.power(proposal.block_hash))
+            and self._first(36, r)
+        ):
+            if self.step == Step.PREVOTE:  # line 37
+                self.locked_value = block  # line 38
+                self.locked_round = r  # line 39
+                self._vote(PRECOMMIT, proposal.block_hash, out)  # line 40
+                self.step = Step.PRECOMMIT  # line 41
+            self.valid_value = block  # line 42
+            self.valid_round = r  # line 43
+            return True
+
+        # line 44: upon 2f+1 ⟨PREVOTE, h_p, round_p, nil⟩ while step_p = prevote
+        if self.step == Step.PREVOTE and self._two_thirds(votes.prevotes.power(NIL)):
+            self._vote(PRECOMMIT, NIL, out)  # line 45
+            self.step = Step.PRECOMMIT  # line 46
+            return True
+
+        # line 47: upon 2f+1 ⟨PRECOMMIT, h_p, round_p, ∗⟩ for the first time
+        if self._two_thirds(votes.precommits.total_power) and self._first(47, r):
+            self._schedule(Step.PRECOMMIT, out)  # line 48
+            return True
+        return False
+
+    def _upon_commit(self, out: list[Effect]) -> bool:
+        """Lines 49-54: upon ⟨PROPOSAL, h_p, r, v, ∗⟩ AND 2f+1 ⟨PRECOMMIT, h_p, r, id(v)⟩
+        while decision_p[h_p] = nil."""
+        for r, v in self._commit_candidates:
+            block = self._blocks.get(v)
+            if block is None or self._verdicts.get(v) is not True:  # line 50: valid(v)
+                continue
+            self._decision = block  # line 51
+            self._decision_commit = self._make_commit(r, v)
+            out.append(Decide(block, self._decision_commit))
+            out.append(RequestFinalizeBlock(block, self._decision_commit))
+            # lines 52-54 run on BlockFinalized, once the application has executed v.
+            return True
+        return False
+
+    def _upon_higher_round(self, out: list[Effect]) -> bool:
+        """Lines 55-56: upon f+1 ⟨∗, h_p, round, ∗, ∗⟩ with round > round_p do StartRound(round)."""
+        if self._skip_round > self.round:
+            self._start_round(self._skip_round, out)
+            return True
+        return False
+
+    def _on_timeout(self, event: TimeoutFired, out: list[Effect]) -> None:
+        if event.height != self.height or self._decision is not None:
+            return
+        if event.step == Step.NEW_HEIGHT:
+            if self.step == Step.NEW_HEIGHT:
+                self._start_round(0, out)  # line 54, after timeout_commit
+            return
+        if event.round != self.round:
+            return
+        if event.step == Step.PROPOSE and self.step == Step.PROPOSE:  # lines 57-58
+            self._vote(PREVOTE, NIL, out)  # line 59
+            self.step = Step.PREVOTE  # line 60
+        elif event.step == Step.PREVOTE and self.step == Step.PREVOTE:  # lines 61-62
+            self._vote(PRECOMMIT, NIL, out)  # line 63
+            self.step = Step.PRECOMMIT  # line 64
+        elif event.step == Step.PRECOMMIT:  # lines 65-66
+            self._start_round(self.round + 1, out)  # line 67
+
+    # ================================================================== helpers of the rules
+
+    def _two_thirds(self, power: int) -> bool:
+        return self.config.two_thirds(power, self._validators.total_power)
+
+    def _first(self, line: int, round: int) -> bool:
+        """True the first time (line, round) is asked about."""
+        key = (line, round)
+        if key in self._fired:
+            return False
+        self._fired.add(key)
+        return True
+
+    def _locked_is(self, block_hash: bytes) -> bool:
+        return self.locked_value is not None and self.locked_value.block_id() == block_hash
+
+    def _my_address(self) -> bytes | None:
+        return None if self._my_index < 0 or self._signer is None else self._signer.address
+
+    def _proposer(self, round: int) -> bytes:
+        """proposer(h_p, round): CometBFT's weighted round robin from the height's set."""
+        address = self._proposers.get(round)
+        if address is None:
+            address = self._validators.proposer_for_round(round).address
+            self._proposers[round] = address
+        return address
+
+    def _schedule(self, step: Step, out: list[Effect]) -> None:
+        out.append(ScheduleTimeout(self.height, self.round, step, self.config.timeout_ms(step, self.round)))
+
+    def _block_time(self) -> int:
+        """BFT time of the block at the current height (weighted median of the last commit)."""
+        s = self._state
+        if s.last_commit is None or s.last_validators is None:
+            return s.last_block_time_ms
+        return weighted_median_time(s.last_commit, s.last_validators)
+
+    def _vote_time(self) -> int:
+        """A vote's timestamp: local time, but after the last block (so BFT time increases)."""
+        return max(self._now_ms, self._state.last_block_time_ms + 1)
+
+    # ------------------------------------------------------------------ proposing
+
+    def _on_prepared(self, event: ProposalPrepared, out: list[Effect]) -> None:
+        """Line 18-19 continued: getValue() returned; build the block and broadcast the proposal."""
+        r = event.round
+        if event.height != self.height or r not in self._awaiting_prepare:
+            return
+        self._awaiting_prepare.discard(r)
+        if r != self.round or self.step != Step.PROPOSE or r in self._proposals:
+            return
+        block = self._build_block(event.txs[: self.config.max_block_txs])
+        block_hash = block.block_id()
+        self._blocks[block_hash] = block
+        self._verdicts[block_hash] = True  # our own block: built from our own state
+        self._propose(block, -1, out)
+
+    def _build_block(self, txs: tuple[bytes, ...]) -> Block:
+        s = self._state
+        evidence = tuple(
+            ev for ev in self._pending_evidence.values() if ev.vote_a.height < self.height
+        )[:MAX_EVIDENCE]
+        header = Header(
+            chain_id=s.chain_id,
+            height=self.height,
+            time_ms=self._block_time(),
+            last_block_id=s.last_block_id,
+            last_commit_hash=commit_hash(s.last_commit),
+            data_hash=crypto.merkle_root(list(txs)),
+            validators_hash=s.validators.hash(),
+            next_validators_hash=s.next_validators.hash(),
+            app_hash=s.app_hash,
+            proposer=self._signer.address if self._signer is not None else b"",
+            evidence_hash=evidence_hash(evidence),
+        )
+        return Block(header, txs, evidence, s.last_commit)
+
+    def _propose(self, block: Block, pol_round: int, out: list[Effect]) -> None:
+        """Line 19: broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩ (and receive it)."""
+        assert self._signer is not None
+        block_hash = block.block_id()
+        unsigned = Proposal(
+            self.height, self.round, pol_round, block_hash, self._vote_time(),
+            self._signer.address, _ZERO_SIGNATURE,
+        )  # fmt: skip
+        try:
+            proposal = self._signer.sign_proposal(unsigned)
+        except DoubleSignRefused as exc:
+            out.append(SigningRefused(self.height, self.round, Step.PROPOSE, str(exc)))
+            self._schedule(Step.PROPOSE, out)  # as a non-proposer would, so the round can end
+            return
+        self._proposals[self.round] = proposal
+        out.append(BroadcastProposal(proposal, block))
+
+    # ------------------------------------------------------------------ voting
+
+    def _vote(self, kind: int, block_hash: bytes, out: list[Effect]) -> None:
+        """broadcast ⟨PREVOTE|PRECOMMIT, h_p, round_p, block_hash⟩ (nothing if not a validator)."""
+        if self._my_index < 0 or (self.round, kind) in self._own_votes:
+            return
+        if kind == PRECOMMIT and block_hash:
+            self._awaiting_extension[self.round] = block_hash
+            out.append(RequestExtendVote(self.height, self.round, block_hash))
+            return
+        self._sign_vote(kind, self.round, block_hash, b"", out)
+
+    def _on_extended(self, event: VoteExtended, out: list[Effect]) -> None:
+        if event.height != self.height or self._awaiting_extension.get(event.round) != event.block_hash:
+            return
+        del self._awaiting_extension[event.round]
+        self._sign_vote(PRECOMMIT, event.round, event.block_hash, event.extension, out)
+
+    def _sign_vote(self, kind: int, round: int, block_hash: bytes, extension: bytes, out: list[Effect]) -> None:
+        assert self._signer is not None
+        if (round, kind) in self._own_votes:
+            return
+        unsigned = Vote(
+            kind, self.height, round, block_hash, self._vote_time(), self._signer.address,
+            self._my_index, extension, _ZERO_SIGNATURE, b"",
+        )  # fmt: skip
+        try:
+            vote = self._signer.sign_vote(unsigned)
+        except DoubleSignRefused as exc:
+            step = Step.PREVOTE if kind == PREVOTE else Step.PRECOMMIT
+            out.append(SigningRefused(self.height, round, step, str(exc)))
+            return
+        self._own_votes[(round, kind)] = vote
+        votes = self._round_votes(round)
+        if votes.of(kind).votes[self._my_index] is None:
+            self._count(votes, vote)
+        out.append(BroadcastVote(vote))
+
+    # ------------------------------------------------------------------ receiving votes
+
+    def _on_vote(self, vote: Vote, out: list[Effect]) -> None:
+        if vote.height != self.height:
+            if vote.height == self.height + 1:
+                self._buffer(VoteReceived(vote))
+            return
+        if vote.kind not in (PREVOTE, PRECOMMIT) or vote.round > self.round + self.config.max_round_skip:
+            return
+        index = vote.validator_index
+        validators = self._validators.validators
+        if index >= len(validators) or validators[index].address != vote.validator:
+            return
+        votes = self._round_votes(vote.round)
+        existing = votes.of(vote.kind).votes[index]
+        if existing is not None and existing.block_hash == vote.block_hash:
+            return  # a repeat: dropped before its signature is looked at
+        if not self._vote_signature_ok(vote, validators[index].public_key):
+            return
+        if existing is not None:
+            self._record_evidence(existing, vote, out)
+            return
+        if vote.kind == PRECOMMIT and vote.block_hash and index != self._my_index:
+            key = (vote.round, index, vote.block_hash)
+            if key not in self._extension_checks:
+                self._extension_checks[key] = vote
+                out.append(RequestVerifyVoteExtension(vote))
+            return
+        self._count(votes, vote)
+
+    def _on_extension_verified(self, event: VoteExtensionVerified, out: list[Effect]) -> None:
+        vote = event.vote
+        key = (vote.round, vote.validator_index, vote.block_hash)
+        if vote.height != self.height or self._extension_checks.get(key) != vote:
+            return
+        del self._extension_checks[key]
+        if not event.accepted:
+            return
+        votes = self._round_votes(vote.round)
+        existing = votes.precommits.votes[vote.validator_index]
+        if existing is None:
+            self._count(votes, vote)
+        elif existing.block_hash != vote.block_hash:
+            self._record_evidence(existing, vote, out)
+
+    def _count(self, votes: RoundVotes, vote: Vote) -> None:
+        """Adds a checked vote to its tally and notes what the rules need to look at."""
+        index = vote.validator_index
+        power = self._validators.validators[index].power
+        vote_set = votes.of(vote.kind)
+        tally = vote_set.add(index, vote, power)
+        self._votes_counted += 1
+        votes.hear(index, power)
+        if vote.kind == PRECOMMIT and vote.block_hash and self._two_thirds(tally):
+            if tally - power <= 0 or not self._two_thirds(tally - power):
+                self._commit_candidates.append((vote.round, vote.block_hash))
+        if vote.round > self.round and vote.round > self._skip_round:
+            if self.config.mutation is Mutation.SKIP_ON_SINGLE_VOTE or self.config.one_third(
+                votes.heard_power, self._validators.total_power
+            ):
+                self._skip_round = vote.round
+
+    def _round_votes(self, round: int) -> RoundVotes:
+        votes = self._rounds.get(round)
+        if votes is None:
+            votes = self._rounds[round] = RoundVotes(round, len(self._validators))
+        return votes
+
+    def _vote_signature_ok(self, vote: Vote, public_key: bytes) -> bool:
+        chain_id = self.config.chain_id
+        if not self._verify(public_key, vote.sign_bytes(chain_id), vote.signature):
+            return False
+        if vote.kind == PRECOMMIT and vote.block_hash:
+            return self._verify(public_key, vote.extension_sign_bytes(chain_id), vote.extension_signature)
+        return not vote.extension and not vote.extension_signature
+
+    def _verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        """A signature check, cached over the current and the previous height."""
+        key = (signature, message)
+        verdict = self._sig_cache.get(key)
+        if verdict is None:
+            verdict = self._sig_cache_previous.get(key)
+            if verdict is None:
+                self._signatures_verified += 1
+                verdict = self._verifier.verify(public_key, message, signature)
+            self._sig_cache[key] = verdict
+        return verdict
+
+    # ------------------------------------------------------------------ proposals and blocks
+
+    def _on_proposal(self, proposal: Proposal, out: list[Effect]) -> None:
+        if proposal.height != self.height:
+            if proposal.height == self.height + 1:
+                self._buffer(ProposalReceived(proposal))
+            return
+        r = proposal.round
+        if r in self._proposals or r > self.round + self.config.max_round_skip:
+            return  # only the first proposal of a round counts
+        if not -1 <= proposal.pol_round < r:
+            return
+        proposer = self._proposer(r)
+        if proposal.proposer != proposer:
+            return
+        public_key = self._validators.validators[self._validators.index_of(proposer)].public_key
+        if not self._verify(public_key, proposal.sign_bytes(self.config.chain_id), proposal.signature):
+            return
+        self._proposals[r] = proposal
+
+    def _on_block(self, block: Block, out: list[Effect]) -> None:
+        height = block.header.height
+        if height != self.height:
+            if height == self.height + 1:
+                self._buffer(BlockReceived(block))
+            return
+        block_hash = block.block_id()
+        if block_hash in self._blocks or len(self._blocks) >= _MAX_BLOCKS_PER_HEIGHT:
+            return
+        self._blocks[block_hash] = block
+        reason = self._check_block(block)
+        if reason is not None:
+            self._verdicts[block_hash] = False
+            return
+        out.append(RequestProcessProposal(block))
+
+    def _buffer(self, event: Event) -> None:
+        if len(self._buffered) < _MAX_BUFFERED:
+            self._buffered.append(event)
+
+    def _check_block(self, block: Block) -> str | None:
+        """The machine's part of valid(v): the header and the consensus data the block carries.
+
+        Returns None when the block is well formed for this height, else why not.
+        """
+        s = self._state
+        header = block.header
+        if header.chain_id != s.chain_id:
+            return "wrong chain id"
+        if header.last_block_id != s.last_block_id:
+            return "wrong last block id"
+        if header.app_hash != s.app_hash:
+            return "wrong app hash"
+        if header.validators_hash != s.validators.hash():
+            return "wrong validators hash"
+        if header.next_validators_hash != s.next_validators.hash():
+            return "wrong next validators hash"
+        if s.validators.index_of(header.proposer) < 0:
+            return "the proposer is not a validator"
+        if len(block.txs) > self.config.max_block_txs:
+            return "too many transactions"
+        try:
+            check_block_hashes(block)
+        except InvalidBlock as exc:
+            return str(exc)
+        if s.last_validators is None or block.last_commit is None:
+            if block.last_commit is not None:
+                return "unexpected last commit"
+            if header.time_ms != s.last_block_time_ms:
+                return "the first block's time is not the genesis time"
+        else:
+            reason = self._check_commit(block.last_commit, s.last_validators)
+            if reason is not None:
+                return reason
+            if header.time_ms != weighted_median_time(block.last_commit, s.last_validators):
+                return "block time is not the weighted median of the last commit"
+        seen: set[bytes] = set()
+        committed = {e for _, e in s.committed_evidence}
+        for ev in block.evidence:
+            key = evidence_id(ev)
+            if key in seen or key in committed:
+                return "duplicate or already committed evidence"
+            seen.add(key)
+            reason = self._check_evidence(ev, before_height=self.height)
+            if reason is not None:
+                return f"invalid evidence: {reason}"
+        return None
+
+    def _check_commit(self, commit: Commit, validators: ValidatorSet) -> str | None:
+        """The last commit: +2/3 of the previous height's power signed the previous block."""
+        s = self._state
+        if commit.height != s.height - 1 or commit.block_hash != s.last_block_id:
+            return "the last commit is for another block"
+        if len(commit.signatures) != len(validators):
+            return "the last commit has the wrong number of slots"
+        power = 0
+        for i, sig in enumerate(commit.signatures):
+            val = validators.validators[i]
+            if sig.validator != val.address:
+                return "a last commit slot names the wrong validator"
+            if sig.flag == COMMIT_ABSENT:
+                if sig.signature or sig.extension or sig.extension_signature or sig.timestamp_ms:
+                    return "an absent slot carries data"
+                continue
+            if sig.flag not in (COMMIT_BLOCK, COMMIT_NIL):
+                return "unknown commit slot flag"
+            vote = sig.to_vote(commit.height, commit.round, commit.block_hash, i)
+            if not self._vote_signature_ok(vote, val.public_key):
+                return "a last commit signature does not verify"
+            if sig.flag == COMMIT_BLOCK:
+                power += val.power
+        if not self.config.two_thirds(power, validators.total_power):
+            return "the last commit has less than 2/3 of the power"
+        return None
+
+    def _make_commit(self, round: int, block_hash: bytes) -> Commit:
+        """The extended commit of (height, round): one slot per validator, in the set's order."""
+        precommits = self._rounds[round].precommits.votes
+        sigs = []
+        for i, val in enumerate(self._validators.validators):
+            vote = precommits[i]
+            if vote is not None and vote.block_hash == block_hash:
+                sigs.append(
+                    CommitSig(COMMIT_BLOCK, val.address, vote.timestamp_ms, vote.signature,
+                              vote.extension, vote.extension_signature)  # fmt: skip
+                )
+            elif vote is not None and vote.block_hash == NIL:
+                sigs.append(CommitSig(COMMIT_NIL, val.address, vote.timestamp_ms, vote.signature, b"", b""))
+            else:
+                sigs.append(CommitSig(COMMIT_ABSENT, val.address, 0, b"", b"", b""))
+        return Commit(self.height, round, block_hash, tuple(sigs))
+
+    # ------------------------------------------------------------------ evidence
+
+    def _record_evidence(self, vote_1: Vote, vote_2: Vote, out: list[Effect]) -> None:
+        evidence = make_evidence(vote_1, vote_2)
+        key = evidence_id(evidence)
+        if key in self._pending_evidence or any(key == e for _, e in self._state.committed_evidence):
+            return
+        self._pending_evidence[key] = evidence
+        out.append(BroadcastEvidence(evidence))
+
+    def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
+        key = evidence_id(evidence)
+        if key in self._pending_evidence or any(key == e for _, e in self._state.committed_evidence):
+            return
+        if self._check_evidence(evidence, before_height=self.height + 1) is None:
+            self._pending_evidence[key] = evidence
+
+    def _check_evidence(self, evidence: DuplicateVoteEvidence, before_height: int) -> str | None:
+        height = evidence.vote_a.height
+        if height >= before_height:
+            return "evidence from the future"
+        if not self._evidence_fresh(evidence):
+            return "evidence too old"
+        validators = self._state.validators_at(height)
+        if validators is None:
+            return "no validator set known for that height"
+        return verify_duplicate_vote(evidence, validators, self.config.chain_id, self._verify)
+
+    def _evidence_fresh(self, evidence: DuplicateVoteEvidence) -> bool:
+        return evidence.vote_a.height + self.config.evidence_max_age > self._state.height
