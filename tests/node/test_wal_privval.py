@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appchaind import types
+from appchaind.consensus.signer import DoubleSignRefused, GuardedSigner
 from appchaind.crypto import PrivateKey
-from appchaind.privval import DoubleSignRefused, PrivValidator
+from appchaind.privval import FileSignStateStore, file_signer
 from appchaind.wal import WAL, WALCorrupted
 
 KEY = PrivateKey(b"\x11" * 32)
@@ -104,73 +105,58 @@ def test_wal_survives_kill_9_mid_append(tmp_path: Path) -> None:
         assert record == b"x" * 3000 + str(i).encode()
 
 
-def new_privval(tmp_path: Path) -> PrivValidator:
-    return PrivValidator(KEY, tmp_path / "sign_state.json", "chain")
+def new_signer(tmp_path: Path) -> GuardedSigner:
+    return file_signer(KEY, "chain", tmp_path / "sign_state.json")
 
 
 def vote(
-    pv: PrivValidator, kind: int, height: int, round: int, block: bytes, ts: int = 1
+    signer: GuardedSigner, kind: int, height: int, round: int, block: bytes, ts: int = 1
 ) -> types.Vote:
-    return pv.sign_vote(
-        kind=kind,
-        height=height,
-        round=round,
-        block_hash=block,
-        timestamp_ms=ts,
-        validator_index=0,
-        extension=b"ext" if kind == types.PRECOMMIT and block else b"",
+    template = types.Vote(
+        kind, height, round, block, ts, KEY.address, 0,
+        b"ext" if kind == types.PRECOMMIT and block else b"", b"\x00" * 64, b"",
+    )  # fmt: skip
+    return signer.sign_vote(template)
+
+
+def proposal(signer: GuardedSigner, height: int, round: int, block: bytes) -> types.Proposal:
+    return signer.sign_proposal(
+        types.Proposal(height, round, -1, block, 1, KEY.address, b"\x00" * 64)
     )
 
 
-def test_privval_refuses_conflicting_votes_across_restarts(tmp_path: Path) -> None:
-    pv = new_privval(tmp_path)
-    v1 = vote(pv, types.PREVOTE, 5, 0, BLOCK_A, ts=100)
+def test_file_signer_refuses_conflicting_votes_across_restarts(tmp_path: Path) -> None:
+    signer = new_signer(tmp_path)
+    v1 = vote(signer, types.PREVOTE, 5, 0, BLOCK_A, ts=100)
+    assert v1.verify_signature("chain", KEY.public_key)
     # A restarted validator re-signing the same vote gets the identical vote back.
-    pv = new_privval(tmp_path)
-    again = vote(pv, types.PREVOTE, 5, 0, BLOCK_A, ts=999)
-    assert again == v1
-    with pytest.raises(DoubleSignRefused, match="already signed"):
-        vote(pv, types.PREVOTE, 5, 0, BLOCK_B)
-    with pytest.raises(DoubleSignRefused, match="already signed"):
-        vote(pv, types.PREVOTE, 5, 0, b"")
-    # Moving forward is fine; going back is not.
-    vote(pv, types.PRECOMMIT, 5, 0, BLOCK_A)
+    signer = new_signer(tmp_path)
+    assert vote(signer, types.PREVOTE, 5, 0, BLOCK_A, ts=999) == v1
     with pytest.raises(DoubleSignRefused):
-        vote(pv, types.PREVOTE, 5, 0, BLOCK_A)
-    vote(pv, types.PREVOTE, 5, 1, BLOCK_B)
+        vote(signer, types.PREVOTE, 5, 0, BLOCK_B)
     with pytest.raises(DoubleSignRefused):
-        pv.sign_proposal(height=5, round=1, pol_round=-1, block_hash=BLOCK_B, timestamp_ms=1)
-    p = pv.sign_proposal(height=6, round=0, pol_round=-1, block_hash=BLOCK_A, timestamp_ms=1)
+        vote(new_signer(tmp_path), types.PREVOTE, 5, 0, b"")
+    # Moving forward is fine; going back is not, even after a restart.
+    vote(signer, types.PRECOMMIT, 5, 0, BLOCK_A)
+    with pytest.raises(DoubleSignRefused):
+        vote(new_signer(tmp_path), types.PREVOTE, 5, 0, BLOCK_A)
+    vote(signer, types.PREVOTE, 5, 1, BLOCK_B)
+    with pytest.raises(DoubleSignRefused):
+        proposal(new_signer(tmp_path), 5, 1, BLOCK_B)
+    p = proposal(new_signer(tmp_path), 6, 0, BLOCK_A)
     assert p.verify_signature("chain", KEY.public_key)
+    assert proposal(new_signer(tmp_path), 6, 0, BLOCK_A) == p
 
 
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(1, 3),
-            st.integers(0, 2),
-            st.sampled_from([1, 2]),
-            st.sampled_from([b"", BLOCK_A, BLOCK_B]),
-        ),
-        max_size=30,
-    )
-)
-def test_property_privval_never_signs_two_votes_for_one_hrs(
-    tmp_path_factory: pytest.TempPathFactory, requests: list[tuple[int, int, int, bytes]]
-) -> None:
-    directory = tmp_path_factory.mktemp("pv")
-    signed: dict[tuple[int, int, int], bytes] = {}
-    for i, (height, round, kind, block) in enumerate(requests):
-        pv = PrivValidator(KEY, directory / "s.json", "chain") if i % 3 == 0 else pv  # noqa: F821
-        try:
-            v = vote(pv, kind, height, round, block)
-        except DoubleSignRefused:
-            continue
-        key = (height, round, kind)
-        assert signed.setdefault(key, v.block_hash) == v.block_hash
+def test_sign_state_is_durable_before_the_signature_is_returned(tmp_path: Path) -> None:
+    store = FileSignStateStore(tmp_path / "sign_state.json")
+    signer = GuardedSigner(KEY, "chain", store)
+    vote(signer, types.PREVOTE, 9, 2, BLOCK_A)
+    assert store.saves == 1
+    assert FileSignStateStore(tmp_path / "sign_state.json").load().hrs() == (9, 2, 2)
 
 
 def test_unreadable_sign_state_refuses_to_sign(tmp_path: Path) -> None:
     (tmp_path / "sign_state.json").write_text("{broken")
     with pytest.raises(DoubleSignRefused, match="unreadable"):
-        new_privval(tmp_path)
+        new_signer(tmp_path)

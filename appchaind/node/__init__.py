@@ -1,0 +1,1 @@
+"""The validator node: p2p reactors, the consensus driver, block sync, status and metrics."""
