@@ -39,6 +39,7 @@ class ClearingHouse:
         "genesis_total",
         "touched",
         "unindexed",
+        "position_changed",
     )
 
     def __init__(self, markets: list[MarketState], insurance_fund: int) -> None:
@@ -53,6 +54,8 @@ class ClearingHouse:
         self.genesis_total = insurance_fund
         self.touched: dict[bytes, None] = {}
         self.unindexed: dict[bytes, None] = {}
+        #: Accounts whose position changed since the app last looked (reduce-only upkeep).
+        self.position_changed: dict[bytes, None] = {}
 
     # ------------------------------------------------------------------ accounts
 
@@ -112,6 +115,7 @@ class ClearingHouse:
         if position is None:
             account.positions[market_id] = Position(delta, market.funding_index, notional)
             self.holders[market_id][account.address] = None
+            self.position_changed[account.address] = None
         else:
             size = position.size
             new_size = size + delta
@@ -128,6 +132,7 @@ class ClearingHouse:
             else:
                 position.cost = new_size * price * market.quantum
             position.size = new_size
+        self.position_changed[account.address] = None
         self.touched[account.address] = None
         self.unindexed[account.address] = None
 

@@ -1,0 +1,1244 @@
+"""The exchange application: the state machine every validator replicates.
+
+It composes one :class:`orderbook.OrderBook` per market with the margin engine
+(:class:`margin.ClearingHouse`) behind the ABCI++-shaped interface of DESIGN.md:
+
+``check_tx(tx_bytes)``                      mempool admission (reads state, changes nothing)
+``prepare_proposal(candidates, ...)``       the local builder's ordered tx list
+``process_proposal(txs)``                   every validator's accept / reject of a block
+``extend_vote(height)``                     this validator's oracle prices (wall clock here only)
+``verify_vote_extension(extension)``        bounds check of another validator's prices
+``finalize_block(height, time_ms, txs, …)`` execute a decided block: results, events, app hash
+``commit(batch=None)``                      persist what the block changed, in one write batch
+
+A block runs as: oracle update (from the previous commit's vote extensions, or decided
+prices) → the txs, cancels first, then post-only orders, then everything else (relative
+order kept inside each class, whatever the builder did) → expiry → conditional triggers →
+funding premium sample and, every funding interval, the funding tick → liquidations
+(capped, seeded start) → reduce-only upkeep → app hash.
+
+Pure: integers and bytes, no clock, no I/O except the store in ``__init__``/``commit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from hashlib import sha256
+from typing import Any
+
+import msgpack
+
+from appchaind import codec
+from appchaind.exchange import oracle
+from appchaind.exchange.commitment import (
+    ACCOUNT_PREFIX,
+    CONDITIONAL_PREFIX,
+    GLOBAL_KEY,
+    MARKET_PREFIX,
+    META_KEY,
+    ORDER_PREFIX,
+    StateCommitment,
+    account_key,
+    conditional_key,
+    market_key,
+    order_key,
+)
+from appchaind.exchange.results import BlockResult, Code, Event, TxResult
+from appchaind.exchange.txs import (
+    CancelAll,
+    CancelOrder,
+    Faucet,
+    OrderType,
+    PlaceOrder,
+    ReplaceOrder,
+    Transfer,
+    Withdraw,
+)
+from appchaind.store import Store, WriteBatch
+from appchaind.types import Tx
+from config.genesis import PPM, Genesis
+from margin import (
+    Account,
+    ClearingError,
+    ClearingHouse,
+    LiquidationIndex,
+    MarketState,
+    NonceError,
+    bankruptcy_price,
+    deleveraging_ranking,
+    fee,
+    funding_tick,
+    health_after,
+    premium_ppm,
+    reduces_risk,
+    sample_premium,
+)
+from orderbook import (
+    MAX_PRICE,
+    ORDER_FIELDS,
+    ConditionalOrder,
+    OrderBook,
+    OrderFlag,
+    Outcome,
+    Reason,
+    Side,
+    TimeInForce,
+)
+
+__all__ = ["ExchangeApp", "StateError"]
+
+_REDUCE_ONLY = int(OrderFlag.REDUCE_ONLY)
+# Positions of the fields of an orderbook.OrderRecord.
+_O_ID, _O_OWNER, _O_SIDE, _O_PRICE, _O_TIF, _O_FLAGS, _O_CLIENT, _O_GTB, _O_SIZE = (
+    ORDER_FIELDS.index(name)
+    for name in (
+        "order_id", "owner", "side", "price", "time_in_force", "flags", "client_id",
+        "good_til_block", "size",
+    )
+)  # fmt: skip
+_IOC = int(TimeInForce.IOC)
+_FOK = int(TimeInForce.FOK)
+_POST_ONLY = int(TimeInForce.POST_ONLY)
+_RESTING = Outcome.RESTING
+_FILLED = Outcome.FILLED
+
+#: Execution classes of the within-block ordering rule.
+_CANCELS, _POST_ONLY_ORDERS, _OTHERS = 0, 1, 2
+
+_REASON_STATUS = {
+    int(Reason.CANCELLED): "cancelled",
+    int(Reason.SELF_TRADE): "self_trade",
+    int(Reason.VETOED): "vetoed",
+    int(Reason.EXPIRED): "expired",
+    int(Reason.TRIGGERED): "triggered",
+}
+_REJECTIONS = {
+    Outcome.REJECTED_POST_ONLY: (Code.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity"),
+    Outcome.REJECTED_FOK: (Code.FOK_NOT_FILLED, "fill-or-kill order could not fill completely"),
+    Outcome.REJECTED_DUPLICATE_ORDER_ID: (Code.INVALID_ORDER, "order id already open"),
+    Outcome.REJECTED_DUPLICATE_CLIENT_ID: (
+        Code.DUPLICATE_CLIENT_ID,
+        "you already have an open order with this client id in this market",
+    ),
+    Outcome.REJECTED_INVALID: (Code.INVALID_ORDER, "invalid price or size"),
+}
+_CONDITIONAL_KIND = {
+    OrderType.STOP_MARKET: 0,
+    OrderType.STOP_LIMIT: 1,
+    OrderType.TAKE_PROFIT_MARKET: 2,
+    OrderType.TAKE_PROFIT_LIMIT: 3,
+}
+_SIGNATURE_CACHE_LIMIT = 200_000
+
+
+class StateError(Exception):
+    """The stored state is unusable (e.g. its app hash does not match its contents)."""
+
+
+def _pack(value: Any) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+
+
+class ExchangeApp:
+    """The replicated exchange state machine of one validator.
+
+    ``store`` (optional) is the node's LevelDB: the state is loaded from its ``s/`` keys
+    when present (a restart), else built from ``genesis``. ``price_source`` feeds
+    :meth:`extend_vote` (a :class:`~appchaind.exchange.oracle.SimulatedFeed` or
+    :class:`~appchaind.exchange.oracle.FilePriceSource`); validators without one report no
+    prices.
+    """
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        store: Store | None = None,
+        *,
+        price_source: oracle.PriceSource | None = None,
+    ) -> None:
+        self.genesis = genesis
+        self.params = genesis.params
+        self.chain_id = genesis.chain_id
+        self.store = store
+        self.price_source = price_source
+        self.markets = [MarketState(p) for p in genesis.markets]
+        self.clearing = ClearingHouse(self.markets, genesis.insurance_fund)
+        self.index = LiquidationIndex(len(self.markets))
+        self._scratch: dict[bytes, list[int]] = {}
+        self.books = [
+            OrderBook(self._maker_check(m.market_id), self.params.max_makers_per_taker)
+            for m in self.markets
+        ]
+        self.height = 0
+        self.time_ms = genesis.genesis_time_ms
+        self.next_order_id = 1
+        self.app_hash = b""
+        self._commitment = StateCommitment()
+        self._dirty_orders: dict[tuple[int, int], None] = {}
+        self._rest_seq: dict[tuple[int, int], int] = {}
+        self._reduce_only: dict[bytes, dict[int, None]] = {}
+        self._pending: dict[bytes, bytes | None] = {}
+        self._verified: dict[bytes, bool] = {}
+        self._handlers: dict[type, Callable[[Account, Any, list[Event]], TxResult]] = {
+            PlaceOrder: self._place_order,
+            CancelOrder: self._cancel_order,
+            CancelAll: self._cancel_all,
+            ReplaceOrder: self._replace_order,
+            Transfer: self._transfer,
+            Withdraw: self._withdraw,
+            Faucet: self._faucet,
+        }
+        if store is not None and store.get(META_KEY) is not None:
+            self._load(store)
+        else:
+            self._init_genesis()
+
+    # ================================================================== state lifecycle
+
+    def _init_genesis(self) -> None:
+        clearing = self.clearing
+        for entry in self.genesis.accounts:
+            clearing.open_account(entry.address, entry.balance)
+            clearing.genesis_total += entry.balance
+        self.app_hash = self._update_commitment()
+
+    def _load(self, store: Store) -> None:
+        """Rebuild accounts, markets and books from the store (a restart)."""
+        meta = store.get(META_KEY)
+        assert meta is not None
+        height, stored_hash = _unpack(meta)
+        clearing = self.clearing
+        resting: list[list[tuple[int, tuple[Any, ...]]]] = [[] for _ in self.markets]
+        changes: dict[bytes, bytes | None] = {}
+        for suffix, value in store.iterate(b"s/"):
+            key = b"s/" + suffix
+            if key == META_KEY:
+                continue
+            changes[key] = value
+            record = _unpack(value)
+            if key == GLOBAL_KEY:
+                (
+                    self.height, self.time_ms, self.next_order_id, clearing.insurance_fund,
+                    clearing.fee_pool, clearing.withdrawn, clearing.faucet_total,
+                    clearing.genesis_total,
+                ) = record  # fmt: skip
+            elif key.startswith(MARKET_PREFIX):
+                self.markets[int.from_bytes(key[4:8], "big")].restore(record)
+            elif key.startswith(ACCOUNT_PREFIX):
+                clearing.restore_account(Account.from_record(key[4:], record))
+            elif key.startswith(ORDER_PREFIX):
+                market_id = int.from_bytes(key[4:8], "big")
+                seq, *fields = record
+                resting[market_id].append((seq, tuple(fields)))
+            elif key.startswith(CONDITIONAL_PREFIX):
+                market_id = int.from_bytes(key[4:8], "big")
+                order = ConditionalOrder(*record)
+                self.books[market_id].add_conditional(order)
+                if order.flags & _REDUCE_ONLY:
+                    self._reduce_only.setdefault(order.owner, {})[market_id] = None
+        for market_id, orders in enumerate(resting):
+            orders.sort()
+            book = self.books[market_id]
+            for seq, fields in orders:
+                book.insert_resting(fields)  # type: ignore[arg-type]
+                if seq != fields[_O_ID]:
+                    self._rest_seq[(market_id, fields[_O_ID])] = seq
+                if fields[_O_FLAGS] & _REDUCE_ONLY:
+                    self._reduce_only.setdefault(fields[_O_OWNER], {})[market_id] = None
+        self._commitment.update(changes)
+        clearing.touched.clear()
+        clearing.position_changed.clear()
+        self.app_hash = self._commitment.app_hash()
+        if self.height != height or self.app_hash != stored_hash:
+            raise StateError(
+                f"stored state at height {height} hashes to {self.app_hash.hex()}, but "
+                f"{stored_hash.hex()} was committed; the data directory is damaged"
+            )
+
+    def _update_commitment(self) -> bytes:
+        """Rehash what changed since the last block and stage it for :meth:`commit`."""
+        changes: dict[bytes, bytes | None] = {}
+        clearing = self.clearing
+        accounts = clearing.accounts
+        for address in clearing.take_touched():
+            account = accounts.get(address)
+            changes[account_key(address)] = None if account is None else _pack(account.record())
+        books = self.books
+        rest_seq = self._rest_seq
+        for key in self._dirty_orders:
+            market_id, order_id = key
+            book = books[market_id]
+            record = book.order(order_id)
+            if record is None:
+                changes[order_key(market_id, order_id)] = None
+                rest_seq.pop(key, None)
+            else:
+                changes[order_key(market_id, order_id)] = _pack([rest_seq.get(key, order_id), *record])
+            conditional = book.triggers.get(order_id)
+            changes[conditional_key(market_id, order_id)] = (
+                None if conditional is None else _pack(list(conditional.record()))
+            )
+        self._dirty_orders = {}
+        for market in self.markets:
+            changes[market_key(market.market_id)] = _pack(market.record())
+        changes[GLOBAL_KEY] = _pack(
+            [
+                self.height, self.time_ms, self.next_order_id, clearing.insurance_fund,
+                clearing.fee_pool, clearing.withdrawn, clearing.faucet_total,
+                clearing.genesis_total,
+            ]
+        )  # fmt: skip
+        effective = self._commitment.update(changes)
+        self._pending.update(effective)
+        return self._commitment.app_hash()
+
+    def commit(self, batch: WriteBatch | None = None) -> bytes:
+        """Persist what the last block(s) changed. With ``batch`` (the node's batch holding
+        the block itself), the writes are added to it and the node writes it; otherwise the
+        app writes its own batch to its store, synced. Returns the app hash."""
+        pending = self._pending
+        self._pending = {}
+        target = batch if batch is not None else WriteBatch()
+        for key, value in pending.items():
+            if value is None:
+                target.delete(key)
+            else:
+                target.put(key, value)
+        target.put(META_KEY, _pack([self.height, self.app_hash]))
+        if batch is None and self.store is not None:
+            self.store.write(target)
+        return self.app_hash
+
+    # ================================================================== mempool / proposals
+
+    def _decode(self, tx: bytes | Tx, verified: bool) -> tuple[Tx | None, TxResult | None]:
+        if isinstance(tx, Tx):
+            if not verified and not tx.verify_signature():
+                return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
+            return tx, None
+        if len(tx) > self.params.max_tx_bytes:
+            return None, TxResult(Code.MALFORMED, f"tx is {len(tx)} bytes, more than allowed")
+        try:
+            decoded = codec.decode(Tx, tx, max_bytes=self.params.max_tx_bytes)
+        except codec.CodecError as exc:
+            return None, TxResult(Code.MALFORMED, f"not a valid tx: {exc}")
+        if not verified:
+            digest = sha256(tx).digest()
+            verdict = self._verified.get(digest)
+            if verdict is None:
+                verdict = decoded.verify_signature()
+                self._remember_signature(digest, verdict)
+            if not verdict:
+                return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
+        return decoded, None
+
+    def _remember_signature(self, digest: bytes, verdict: bool) -> None:
+        cache = self._verified
+        if len(cache) >= _SIGNATURE_CACHE_LIMIT:
+            for stale in list(cache)[: _SIGNATURE_CACHE_LIMIT // 2]:
+                del cache[stale]
+        cache[digest] = verdict
+
+    def check_tx(self, tx: bytes) -> TxResult:
+        """Mempool admission against the last committed state; mutates nothing (but the
+        signature-verdict cache). The mempool keeps its own view of pending nonces."""
+        decoded, error = self._decode(tx, False)
+        if error is not None:
+            return error
+        assert decoded is not None
+        return self._check_envelope(decoded, self.height + 1, self.time_ms, read_only=True)
+
+    def prepare_proposal(
+        self, candidates: Sequence[bytes], max_txs: int | None = None, max_bytes: int | None = None
+    ) -> list[bytes]:
+        """The local builder's block: candidates that pass :meth:`check_tx`, without
+        duplicates, within the limits, in execution-class order (cancels, post-only, rest)."""
+        max_txs = min(max_txs or self.params.max_block_txs, self.params.max_block_txs)
+        max_bytes = min(max_bytes or self.params.max_block_bytes, self.params.max_block_bytes)
+        chosen: list[tuple[int, int, bytes]] = []
+        seen: dict[bytes, None] = {}
+        total = 0
+        for tx in candidates:
+            if len(chosen) >= max_txs:
+                break
+            if tx in seen or total + len(tx) > max_bytes:
+                continue
+            decoded, error = self._decode(tx, False)
+            if error is not None or decoded is None:
+                continue
+            if self._check_envelope(decoded, self.height + 1, self.time_ms, read_only=True).code:
+                continue
+            seen[tx] = None
+            total += len(tx)
+            chosen.append((_execution_class(decoded.body), len(chosen), tx))
+        chosen.sort()
+        return [tx for _, _, tx in chosen]
+
+    def process_proposal(self, txs: Sequence[bytes]) -> tuple[bool, str]:
+        """Every validator's check of a proposed block: within the limits, every tx a
+        canonical, correctly signed envelope for this chain. The execution order is
+        enforced by :meth:`finalize_block`, not trusted."""
+        if len(txs) > self.params.max_block_txs:
+            return False, f"{len(txs)} txs, more than {self.params.max_block_txs}"
+        if sum(len(tx) for tx in txs) > self.params.max_block_bytes:
+            return False, "block bytes exceed max_block_bytes"
+        for i, tx in enumerate(txs):
+            decoded, error = self._decode(tx, False)
+            if error is not None:
+                return False, f"tx {i}: {error.log}"
+            assert decoded is not None
+            if decoded.chain_id != self.chain_id:
+                return False, f"tx {i}: chain id {decoded.chain_id!r}"
+        return True, ""
+
+    # ================================================================== oracle
+
+    def extend_vote(self, height: int) -> bytes:
+        """This validator's oracle prices for the precommit at ``height`` (b"" if it has no
+        price source). The only place the wall clock may be read (by the source)."""
+        if self.price_source is None:
+            return b""
+        prices = {m: p for m, p in self.price_source.prices().items() if 0 <= m < len(self.markets)}
+        return oracle.encode_vote(prices) if prices else b""
+
+    def verify_vote_extension(self, extension: bytes, height: int = 0) -> bool:
+        """Bounds-check another validator's extension against the current prices."""
+        return oracle.verify_extension(extension, self.oracle_prices()) is None
+
+    def oracle_prices(self) -> list[int]:
+        return [m.oracle_price for m in self.markets]
+
+    def _update_oracle(
+        self,
+        votes: Sequence[tuple[int, bytes]] | None,
+        total_power: int | None,
+        decided: Sequence[int] | None,
+        events: list[Event],
+    ) -> None:
+        if decided is not None:
+            rows = [
+                (max(1, min(p, MAX_PRICE - 1)), m.oracle_price, 0)
+                for p, m in zip(decided, self.markets, strict=True)
+            ]
+            total = 0
+        elif votes:
+            total = total_power if total_power is not None else sum(p for p, _ in votes)
+            rows = oracle.aggregate(
+                votes,
+                total,
+                self.oracle_prices(),
+                [m.params.max_oracle_move_ppm for m in self.markets],
+            )
+        else:
+            return
+        for market, (price, previous, reported) in zip(self.markets, rows, strict=True):
+            if price != previous:
+                market.oracle_price = price
+                events.append(
+                    Event(
+                        "oracle",
+                        {
+                            "market": market.market_id, "price": price, "previous": previous,
+                            "reported_power": reported, "total_power": total,
+                        },
+                    )
+                )  # fmt: skip
+
+    # ================================================================== blocks
+
+    def finalize_block(
+        self,
+        height: int,
+        time_ms: int,
+        txs: Sequence[bytes | Tx],
+        *,
+        prev_block_hash: bytes = b"",
+        oracle_votes: Sequence[tuple[int, bytes]] | None = None,
+        total_power: int | None = None,
+        oracle_prices: Sequence[int] | None = None,
+        signatures_verified: bool = False,
+    ) -> BlockResult:
+        """Execute the decided block at ``height`` (= last height + 1).
+
+        ``txs`` are raw tx bytes or decoded :class:`Tx` (then ``signatures_verified`` says
+        whether their signatures were already checked). Oracle input: ``oracle_votes`` =
+        (voting power, vote extension) of the previous height's extended commit with
+        ``total_power`` the validator set's power, or ``oracle_prices`` = decided prices per
+        market (tests, replays). ``prev_block_hash`` seeds the liquidation start.
+        Returns one result per tx, in block order, and the app hash after the block.
+        """
+        if height != self.height + 1:
+            raise ValueError(f"finalize_block({height}) after height {self.height}")
+        self.height = height
+        self.time_ms = time_ms
+        block_events: list[Event] = []
+        self._update_oracle(oracle_votes, total_power, oracle_prices, block_events)
+        decoded = [self._decode(tx, signatures_verified) for tx in txs]
+        classes = [
+            _OTHERS if tx is None else _execution_class(tx.body) for tx, _ in decoded
+        ]
+        results: list[TxResult] = [None] * len(txs)  # type: ignore[list-item]
+        for i in sorted(range(len(txs)), key=classes.__getitem__):
+            tx, error = decoded[i]
+            results[i] = error if tx is None else self._deliver(tx)  # type: ignore[assignment]
+        self._end_block(prev_block_hash, block_events)
+        self.app_hash = self._update_commitment()
+        return BlockResult(height, results, block_events, self.app_hash)
+
+    def _check_envelope(self, tx: Tx, height: int, time_ms: int, *, read_only: bool) -> TxResult:
+        params = self.params
+        if tx.chain_id != self.chain_id:
+            return TxResult(Code.WRONG_CHAIN, f"tx is for chain {tx.chain_id!r}, this is {self.chain_id!r}")
+        if not height <= tx.expiry_height <= height + params.max_tx_lifetime_blocks:
+            return TxResult(
+                Code.EXPIRED,
+                f"expiry_height {tx.expiry_height} must be in [{height}, "
+                f"{height + params.max_tx_lifetime_blocks}] at height {height}",
+            )
+        nonce = tx.nonce
+        if not time_ms - params.nonce_window_past_ms <= nonce <= time_ms + params.nonce_window_future_ms:
+            return TxResult(
+                Code.NONCE_OUT_OF_WINDOW,
+                f"nonce {nonce} is outside [{time_ms - params.nonce_window_past_ms}, "
+                f"{time_ms + params.nonce_window_future_ms}] (block time ± window); "
+                "use the current time in milliseconds",
+            )
+        if read_only:
+            account = self.clearing.accounts.get(tx.sender_address)
+            if account is None:
+                if type(tx.body) is Faucet and params.faucet_enabled:
+                    return TxResult(Code.OK)
+                return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
+            problem = account.check_nonce(nonce, params.max_recent_nonces)
+            if problem is not None:
+                return TxResult(Code.NONCE_REPLAYED, problem)
+        return TxResult(Code.OK)
+
+    def _deliver(self, tx: Tx) -> TxResult:
+        envelope = self._check_envelope(tx, self.height, self.time_ms, read_only=False)
+        if envelope.code:
+            return envelope
+        clearing = self.clearing
+        address = tx.sender_address
+        account = clearing.accounts.get(address)
+        body = tx.body
+        if account is None:
+            if type(body) is Faucet and self.params.faucet_enabled:
+                account = clearing.open_account(address, 0)
+            else:
+                return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
+        try:
+            account.accept_nonce(tx.nonce, self.params.max_recent_nonces)
+        except NonceError as exc:
+            return TxResult(Code.NONCE_REPLAYED, str(exc))
+        clearing.touched[address] = None
+        events: list[Event] = []
+        if account.positions:
+            self._settle_funding(account, events)
+        handler = self._handlers.get(type(body))
+        if handler is None:
+            return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
+        result = handler(account, body, events)
+        result.events = events
+        return result
+
+    def _settle_funding(self, account: Account, events: list[Event]) -> None:
+        paid = self.clearing.settle_funding(account)
+        if paid:
+            events.append(Event("funding_payment", {"account": account.address, "amount": paid}))
+
+    # ================================================================== orders
+
+    def _place_order(self, account: Account, body: PlaceOrder, events: list[Event]) -> TxResult:
+        market_id = body.market_id
+        if market_id >= len(self.markets):
+            return TxResult(Code.UNKNOWN_MARKET, f"market {market_id} does not exist")
+        side = body.side
+        size = body.size
+        tif = body.time_in_force
+        order_type = body.order_type
+        if side > 1:
+            return TxResult(Code.INVALID_ORDER, "side must be 0 (sell) or 1 (buy)")
+        if not 0 < size < MAX_PRICE:
+            return TxResult(Code.INVALID_ORDER, "size must be at least one lot")
+        if tif > _FOK or order_type > OrderType.TAKE_PROFIT_LIMIT:
+            return TxResult(Code.INVALID_ORDER, "unknown time in force or order type")
+        gtb = body.good_til_block
+        if gtb and gtb < self.height:
+            return TxResult(Code.INVALID_ORDER, f"good_til_block {gtb} has already passed")
+        flags = _REDUCE_ONLY if body.reduce_only else 0
+        market = self.markets[market_id]
+        limit_kind = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+        if limit_kind:
+            problem = self._band_problem(market, body.price)
+            if problem is not None and order_type == OrderType.LIMIT:
+                return TxResult(Code.PRICE_OUTSIDE_BAND, problem)
+            if not 0 < body.price < MAX_PRICE:
+                return TxResult(Code.INVALID_ORDER, "limit price must be a positive number of ticks")
+        elif tif in (_POST_ONLY, 0):
+            tif = _IOC
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        if order_type >= OrderType.STOP_MARKET:
+            return self._place_conditional(account, body, order_id, tif, flags, events)
+        price = body.price if limit_kind else self._protection_price(market, side)
+        code, log = self._submit(
+            account, market_id, order_id, side, price, size, tif, flags, body.client_id, gtb,
+            events,
+        )  # fmt: skip
+        return TxResult(code, log)
+
+    def _band_problem(self, market: MarketState, price: int) -> str | None:
+        oracle_price = market.oracle_price
+        band = market.params.price_band_ppm
+        low = -(-oracle_price * (PPM - band) // PPM)
+        high = oracle_price * (PPM + band) // PPM
+        if not low <= price <= high:
+            return f"price {price} is outside the band [{low}, {high}] around the oracle {oracle_price}"
+        return None
+
+    def _protection_price(self, market: MarketState, side: int) -> int:
+        """A market order's worst acceptable price: the oracle ± the price band."""
+        band = market.params.price_band_ppm
+        if side:
+            return min(MAX_PRICE - 1, market.oracle_price * (PPM + band) // PPM)
+        return max(1, -(-market.oracle_price * (PPM - band) // PPM))
+
+    def _place_conditional(
+        self,
+        account: Account,
+        body: PlaceOrder,
+        order_id: int,
+        tif: int,
+        flags: int,
+        events: list[Event],
+    ) -> TxResult:
+        market_id = body.market_id
+        if not 0 < body.trigger_price < MAX_PRICE:
+            return TxResult(Code.INVALID_ORDER, "trigger_price must be a positive number of ticks")
+        book = self.books[market_id]
+        address = account.address
+        if book.open_order_count(address) >= self.params.max_open_orders_per_account:
+            return TxResult(Code.TOO_MANY_OPEN_ORDERS, "open order limit reached in this market")
+        order = ConditionalOrder(
+            order_id, address, body.side, _CONDITIONAL_KIND[OrderType(body.order_type)],
+            body.trigger_price, body.price, body.size, tif, flags, body.client_id,
+            body.good_til_block,
+        )  # fmt: skip
+        outcome = book.add_conditional(order)
+        if outcome != _RESTING:
+            code, log = _REJECTIONS[outcome]
+            return TxResult(code, log)
+        self._dirty_orders[(market_id, order_id)] = None
+        if flags:
+            self._reduce_only.setdefault(address, {})[market_id] = None
+        events.append(_order_event(market_id, order_id, address, body.client_id, "conditional", body.size))
+        return TxResult(Code.OK)
+
+    def _submit(
+        self,
+        account: Account,
+        market_id: int,
+        order_id: int,
+        side: int,
+        price: int,
+        size: int,
+        tif: int,
+        flags: int,
+        client_id: int,
+        gtb: int,
+        events: list[Event],
+        rest_seq: int = 0,
+    ) -> tuple[int, str]:
+        """Margin-check an order and put it through the book; settle its fills."""
+        book = self.books[market_id]
+        address = account.address
+        position = account.positions.get(market_id)
+        held = position.size if position is not None else 0
+        if flags:
+            if not (held < 0 if side else held > 0):
+                return Code.REDUCE_ONLY_REJECTED, "reduce-only order would not reduce your position"
+            size = min(size, abs(held))
+        if tif < _IOC and book.open_order_count(address) >= self.params.max_open_orders_per_account:
+            return Code.TOO_MANY_OPEN_ORDERS, "open order limit reached in this market"
+        new_size = held + size if side else held - size
+        if not reduces_risk(held, new_size):
+            market = self.markets[market_id]
+            notional = price * size * market.quantum
+            cash = (-notional if side else notional) - fee(notional, market.taker_fee_ppm)
+            state = health_after(account, self.markets, market_id, new_size, cash)
+            if state.net < state.initial:
+                return (
+                    Code.INSUFFICIENT_MARGIN,
+                    f"filled in full at {price} ticks this order would leave net collateral "
+                    f"{state.net} below the initial margin {state.initial} (micro-units)",
+                )
+        outcome = book.place(order_id, address, side, price, size, tif, flags, client_id, gtb)
+        if self._scratch:
+            self._scratch.clear()
+        fills = book.fills
+        if fills:
+            book.fills = []
+            self._settle_fills(market_id, fills, account, self.markets[market_id].taker_fee_ppm, events, False)
+        if book.removals:
+            self._note_removals(market_id, book.take_removals(), events)
+        if outcome == _RESTING:
+            self._dirty_orders[(market_id, order_id)] = None
+            if rest_seq:
+                self._rest_seq[(market_id, order_id)] = rest_seq
+            if flags:
+                self._reduce_only.setdefault(address, {})[market_id] = None
+            events.append(_order_event(market_id, order_id, address, client_id, "resting", book.order(order_id)[_O_SIZE]))  # type: ignore[index]
+            return Code.OK, ""
+        if outcome == _FILLED:
+            events.append(_order_event(market_id, order_id, address, client_id, "filled", 0))
+            return Code.OK, ""
+        rejection = _REJECTIONS.get(outcome)
+        if rejection is not None:
+            events.append(_order_event(market_id, order_id, address, client_id, "rejected", size))
+            return rejection
+        events.append(_order_event(market_id, order_id, address, client_id, "cancelled", 0))
+        return Code.OK, ""
+
+    def _maker_check(self, market_id: int) -> Callable[[list[Any], int, bytes, int], int]:
+        """The book's per-fill hook: a maker may only fill what keeps it above initial
+        margin (or what only reduces its position); reduce-only makers never grow or flip.
+        Fills allowed within one taker accumulate in ``_scratch`` so later makers of the
+        same owner are checked against the position the earlier fills leave."""
+        accounts = self.clearing.accounts
+        scratch = self._scratch
+        markets = self.markets
+        market = markets[market_id]
+
+        def check(maker: list[Any], taker_order_id: int, taker_owner: bytes, fill: int) -> int:
+            owner = maker[_O_OWNER]
+            account = accounts[owner]
+            position = account.positions.get(market_id)
+            held = position.size if position is not None else 0
+            pending = scratch.get(owner)
+            cash = 0
+            if pending is not None:
+                held += pending[0]
+                cash = pending[1]
+            buys = maker[_O_SIDE]
+            if maker[_O_FLAGS] & _REDUCE_ONLY:
+                if not (held < 0 if buys else held > 0):
+                    return 0
+                if fill > abs(held):
+                    fill = abs(held)
+            new_size = held + fill if buys else held - fill
+            notional = maker[_O_PRICE] * fill * market.quantum
+            cash += (-notional if buys else notional) - fee(notional, market.maker_fee_ppm)
+            if not reduces_risk(held, new_size):
+                state = health_after(account, markets, market_id, new_size, cash)
+                if state.net < state.initial:
+                    return 0
+            if pending is None:
+                scratch[owner] = [new_size - held, cash]
+            else:
+                pending[0] += new_size - held
+                pending[1] = cash
+            return fill
+
+        return check
+
+    def _settle_fills(
+        self,
+        market_id: int,
+        fills: list[tuple[int, bytes, int, bytes, int, int, int, int]],
+        taker: Account,
+        taker_fee_ppm: int,
+        events: list[Event],
+        liquidation: bool,
+    ) -> None:
+        accounts = self.clearing.accounts
+        settle = self.clearing.settle_fill
+        dirty = self._dirty_orders
+        append = events.append
+        for maker_oid, maker_owner, taker_oid, taker_owner, taker_side, price, size, remaining in fills:
+            maker_fee, taker_fee = settle(
+                market_id, accounts[maker_owner], taker, bool(taker_side), price, size, taker_fee_ppm
+            )
+            dirty[(market_id, maker_oid)] = None
+            append(
+                Event(
+                    "fill",
+                    {
+                        "market": market_id, "maker_order_id": maker_oid, "maker": maker_owner,
+                        "taker_order_id": taker_oid, "taker": taker_owner,
+                        "taker_side": taker_side, "price": price, "size": size,
+                        "maker_remaining": remaining, "maker_fee": maker_fee,
+                        "taker_fee": taker_fee, "liquidation": liquidation,
+                    },
+                )
+            )  # fmt: skip
+
+    def _note_removals(
+        self, market_id: int, removals: list[tuple[int, bytes, int, int]], events: list[Event]
+    ) -> None:
+        dirty = self._dirty_orders
+        for order_id, owner, reason, size in removals:
+            dirty[(market_id, order_id)] = None
+            events.append(
+                _order_event(market_id, order_id, owner, -1, _REASON_STATUS[int(reason)], size)
+            )
+
+    def _owned_order(self, book: OrderBook, address: bytes, order_id: int) -> bool:
+        record = book.order(order_id)
+        if record is not None:
+            return record[_O_OWNER] == address
+        conditional = book.triggers.get(order_id)
+        return conditional is not None and conditional.owner == address
+
+    def _find_order(
+        self, book: OrderBook, address: bytes, order_id: int, client_id: int, by_client_id: bool
+    ) -> int | None:
+        if by_client_id:
+            return book.order_id_for_client(address, client_id)
+        return order_id if self._owned_order(book, address, order_id) else None
+
+    def _cancel_order(self, account: Account, body: CancelOrder, events: list[Event]) -> TxResult:
+        if body.market_id >= len(self.markets):
+            return TxResult(Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist")
+        book = self.books[body.market_id]
+        order_id = self._find_order(book, account.address, body.order_id, body.client_id, body.by_client_id)
+        if order_id is None:
+            return TxResult(Code.ORDER_NOT_FOUND, "no such open order of yours in this market")
+        size = book.cancel(order_id)
+        self._dirty_orders[(body.market_id, order_id)] = None
+        events.append(_order_event(body.market_id, order_id, account.address, -1, "cancelled", size))
+        return TxResult(Code.OK)
+
+    def _cancel_all(self, account: Account, body: CancelAll, events: list[Event]) -> TxResult:
+        if body.all_markets:
+            market_ids = list(range(len(self.markets)))
+        elif body.market_id < len(self.markets):
+            market_ids = [body.market_id]
+        else:
+            return TxResult(Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist")
+        for market_id in market_ids:
+            self._note_removals(market_id, self.books[market_id].cancel_all(account.address), events)
+        return TxResult(Code.OK)
+
+    def _replace_order(self, account: Account, body: ReplaceOrder, events: list[Event]) -> TxResult:
+        new = body.order
+        market_id = new.market_id
+        if market_id >= len(self.markets):
+            return TxResult(Code.UNKNOWN_MARKET, f"market {market_id} does not exist")
+        book = self.books[market_id]
+        old_id = self._find_order(book, account.address, body.order_id, body.client_id, body.by_client_id)
+        if old_id is None:
+            return TxResult(Code.ORDER_NOT_FOUND, "no such open order of yours in this market")
+        record = book.order(old_id)
+        if (
+            record is not None
+            and new.order_type == OrderType.LIMIT
+            and new.side == record[_O_SIDE]
+            and new.price == record[_O_PRICE]
+            and 0 < new.size <= record[_O_SIZE]
+            and new.time_in_force == record[_O_TIF]
+            and new.reduce_only == bool(record[_O_FLAGS] & _REDUCE_ONLY)
+            and new.client_id == record[_O_CLIENT]
+            and new.good_til_block == record[_O_GTB]
+        ):
+            book.resize(old_id, new.size)
+            self._dirty_orders[(market_id, old_id)] = None
+            events.append(_order_event(market_id, old_id, account.address, new.client_id, "resized", new.size))
+            return TxResult(Code.OK)
+        size = book.cancel(old_id)
+        self._dirty_orders[(market_id, old_id)] = None
+        events.append(_order_event(market_id, old_id, account.address, -1, "cancelled", size))
+        result = self._place_order(account, new, events)
+        if result.code:
+            result.log += " (the replaced order stays cancelled)"
+        return result
+
+    # ================================================================== transfers
+
+    def _transfer(self, account: Account, body: Transfer, events: list[Event]) -> TxResult:
+        try:
+            self.clearing.transfer(account, body.recipient, body.amount)
+        except ClearingError as exc:
+            return TxResult(Code.INSUFFICIENT_FREE_COLLATERAL, str(exc))
+        events.append(
+            Event("transfer", {"sender": account.address, "recipient": body.recipient, "amount": body.amount})
+        )
+        return TxResult(Code.OK)
+
+    def _withdraw(self, account: Account, body: Withdraw, events: list[Event]) -> TxResult:
+        try:
+            self.clearing.withdraw(account, body.amount)
+        except ClearingError as exc:
+            return TxResult(Code.INSUFFICIENT_FREE_COLLATERAL, str(exc))
+        events.append(Event("withdraw", {"sender": account.address, "amount": body.amount}))
+        return TxResult(Code.OK)
+
+    def _faucet(self, account: Account, body: Faucet, events: list[Event]) -> TxResult:
+        if not self.params.faucet_enabled:
+            return TxResult(Code.FAUCET_DISABLED, "this chain has no faucet")
+        if not 0 < body.amount <= self.params.faucet_max_amount:
+            return TxResult(
+                Code.INVALID_ORDER, f"faucet amount must be 1 to {self.params.faucet_max_amount} micro-units"
+            )
+        self.clearing.faucet(account.address, body.amount)
+        events.append(Event("faucet", {"recipient": account.address, "amount": body.amount}))
+        return TxResult(Code.OK)
+
+    # ================================================================== end of block
+
+    def _end_block(self, prev_block_hash: bytes, events: list[Event]) -> None:
+        height = self.height
+        for market_id, book in enumerate(self.books):
+            expired = book.expire(height)
+            if expired:
+                self._note_removals(market_id, expired, events)
+        for market in self.markets:
+            self._fire_triggers(market, events)
+        for market in self.markets:
+            self._funding(market, events)
+        self._liquidations(prev_block_hash, events)
+        self._reduce_only_upkeep(events)
+
+    def _fire_triggers(self, market: MarketState, events: list[Event]) -> None:
+        market_id = market.market_id
+        book = self.books[market_id]
+        for order in book.trigger(market.oracle_price):
+            self._dirty_orders[(market_id, order.order_id)] = None
+            events.append(_order_event(market_id, order.order_id, order.owner, order.client_id, "triggered", order.size))
+            account = self.clearing.accounts[order.owner]
+            if account.positions:
+                self._settle_funding(account, events)
+            if order.kind in (0, 2):  # *_MARKET kinds
+                price = self._protection_price(market, order.side)
+                tif = _FOK if order.time_in_force == _FOK else _IOC
+            else:
+                price = order.price
+                tif = order.time_in_force
+            seq = self.next_order_id
+            self.next_order_id += 1
+            code, log = self._submit(
+                account, market_id, order.order_id, order.side, price, order.size, tif,
+                order.flags, order.client_id, order.good_til_block, events, rest_seq=seq,
+            )  # fmt: skip
+            if code:
+                events.append(
+                    Event("order", {
+                        "market": market_id, "order_id": order.order_id, "owner": order.owner,
+                        "client_id": order.client_id, "status": "rejected", "size": order.size,
+                        "code": int(code), "reason": log,
+                    })
+                )  # fmt: skip
+
+    def _funding(self, market: MarketState, events: list[Event]) -> None:
+        book = self.books[market.market_id]
+        params = market.params
+        target = -(-params.impact_notional // market.quantum)  # tick-lots
+        bid = book.impact_for_notional(Side.SELL, target)
+        ask = book.impact_for_notional(Side.BUY, target)
+        impact_bid = None if bid is None else bid.notional // bid.size
+        impact_ask = None if ask is None else -(-ask.notional // ask.size)
+        sample_premium(market, premium_ppm(market.oracle_price, impact_bid, impact_ask))
+        if self.height % params.funding_interval_blocks:
+            return
+        rate, step = funding_tick(market, params.max_funding_rate_ppm)
+        events.append(
+            Event(
+                "funding",
+                {"market": market.market_id, "rate_ppm": rate, "index": market.funding_index, "index_step": step},
+            )
+        )
+        if step:
+            unindexed = self.clearing.unindexed
+            for address in self.clearing.holders[market.market_id]:
+                unindexed[address] = None
+
+    # ------------------------------------------------------------------ liquidation
+
+    def _liquidations(self, prev_block_hash: bytes, events: list[Event]) -> None:
+        clearing = self.clearing
+        accounts = clearing.accounts
+        index = self.index
+        markets = self.markets
+        candidates: dict[bytes, None] = {}
+        unindexed = clearing.unindexed
+        clearing.unindexed = {}
+        for address in unindexed:
+            account = accounts.get(address)
+            if account is None:
+                index.remove(address)
+            elif index.update(account, markets):
+                candidates[address] = None
+        for market in markets:
+            for address in index.crossed(market.market_id, market.oracle_price):
+                if index.update(accounts[address], markets):
+                    candidates[address] = None
+        if not candidates:
+            return
+        ordered = sorted(candidates)
+        seed = sha256(b"liquidation" + prev_block_hash + self.height.to_bytes(8, "big")).digest()
+        start = int.from_bytes(seed[:8], "big") % len(ordered)
+        ordered = ordered[start:] + ordered[:start]
+        cap = self.params.max_liquidations_per_block
+        for address in ordered[:cap]:
+            self._liquidate(accounts[address], events)
+        for address in ordered[cap:]:
+            clearing.unindexed[address] = None
+
+    def _liquidate(self, account: Account, events: list[Event]) -> None:
+        """Close an account below maintenance margin: its orders are cancelled; then per
+        position (ascending market), within the per-account notional cap: (1) an IOC order
+        against the book no worse than the bankruptcy price, the liquidation fee taken from
+        the surplus over that price; (2) if the book could not absorb it, an IOC order at
+        prices worse than the bankruptcy price down to what the insurance fund can cover,
+        the fund paying the shortfall; (3) what is left is deleveraged against the
+        opposite side's most profitable, most leveraged positions at the bankruptcy price."""
+        clearing = self.clearing
+        address = account.address
+        self._settle_funding(account, events)
+        for market_id, book in enumerate(self.books):
+            if book.open_order_count(address):
+                self._note_removals(market_id, book.cancel_all(address), events)
+        budget = self.params.max_liquidation_notional_per_account
+        for market_id in account.markets():
+            if budget <= 0 or not clearing.health(account).liquidatable:
+                break
+            market = self.markets[market_id]
+            held = account.positions[market_id].size
+            lots_cap = max(1, budget // (market.oracle_price * market.quantum))
+            close = min(abs(held), lots_cap)
+            budget -= close * market.oracle_price * market.quantum
+            signed = close if held > 0 else -close
+            side = Side.SELL if held > 0 else Side.BUY
+            bankrupt_at = bankruptcy_price(account, self.markets, market_id, signed)
+            limit = min(bankrupt_at, MAX_PRICE - 1)
+            filled = self._liquidation_order(account, market_id, side, limit, close, bankrupt_at, "book", events)
+            remaining = close - filled
+            fund = clearing.insurance_fund
+            if remaining and fund > 0:
+                room = fund // (remaining * market.quantum)
+                if side == Side.SELL:
+                    limit = max(bankrupt_at - room, self._protection_price(market, Side.SELL))
+                    usable = limit < bankrupt_at
+                else:
+                    limit = min(bankrupt_at + room, self._protection_price(market, Side.BUY))
+                    usable = limit > bankrupt_at
+                if usable:
+                    remaining -= self._liquidation_order(
+                        account, market_id, side, limit, remaining, bankrupt_at, "insurance", events
+                    )
+            if remaining:
+                signed = remaining if held > 0 else -remaining
+                self._deleverage(account, market_id, signed, events)
+        if not account.positions and account.balance < 0 and clearing.insurance_fund > 0:
+            cover = min(-account.balance, clearing.insurance_fund)
+            clearing.charge_to_insurance(account, -cover)
+            events.append(Event("insurance_cover", {"account": address, "amount": cover}))
+
+    def _liquidation_order(
+        self,
+        account: Account,
+        market_id: int,
+        side: int,
+        limit: int,
+        size: int,
+        bankrupt_at: int,
+        step: str,
+        events: list[Event],
+    ) -> int:
+        """An IOC liquidation order; returns lots filled. Fills at or better than the
+        bankruptcy price pay the liquidation fee out of their surplus; fills worse than it
+        are topped up by the insurance fund."""
+        clearing = self.clearing
+        market = self.markets[market_id]
+        book = self.books[market_id]
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        book.place(order_id, account.address, side, max(1, limit), size, _IOC, 0, 0, 0)
+        self._scratch.clear()
+        fills = book.fills
+        book.fills = []
+        if book.removals:
+            self._note_removals(market_id, book.take_removals(), events)
+        self._settle_fills(market_id, fills, account, 0, events, True)
+        filled = 0
+        fee_total = 0
+        cover_total = 0
+        for fill in fills:
+            price, lots = fill[5], fill[6]
+            filled += lots
+            edge = (price - bankrupt_at) if side == Side.SELL else (bankrupt_at - price)
+            if edge >= 0:
+                surplus = edge * lots * market.quantum
+                fee_total += min(fee(price * lots * market.quantum, market.liquidation_fee_ppm), surplus)
+            else:
+                cover_total += -edge * lots * market.quantum
+        if fee_total:
+            clearing.charge_to_insurance(account, fee_total)
+            events.append(Event("liquidation_fee", {"account": account.address, "amount": fee_total}))
+        if cover_total:
+            clearing.charge_to_insurance(account, -cover_total)
+            events.append(Event("insurance_cover", {"account": account.address, "amount": cover_total}))
+        events.append(
+            Event(
+                "liquidation",
+                {
+                    "account": account.address, "market": market_id, "size": size,
+                    "bankruptcy_price": bankrupt_at, "step": step, "filled": filled,
+                    "remaining": size - filled,
+                },
+            )
+        )  # fmt: skip
+        return filled
+
+    def _deleverage(self, account: Account, market_id: int, signed: int, events: list[Event]) -> None:
+        clearing = self.clearing
+        bankrupt_at = bankruptcy_price(account, self.markets, market_id, signed)
+        liquidated_long = signed > 0
+        ranking = deleveraging_ranking(
+            clearing.accounts, clearing.holders[market_id], self.markets, market_id,
+            long_side=not liquidated_long, exclude=account.address,
+        )  # fmt: skip
+        remaining = abs(signed)
+        events.append(
+            Event(
+                "liquidation",
+                {
+                    "account": account.address, "market": market_id, "size": remaining,
+                    "bankruptcy_price": bankrupt_at, "step": "adl", "filled": remaining,
+                    "remaining": 0,
+                },
+            )
+        )  # fmt: skip
+        for address in ranking:
+            counterparty = clearing.accounts[address]
+            take = min(remaining, abs(counterparty.positions[market_id].size))
+            if liquidated_long:
+                clearing.transfer_at_price(market_id, account, counterparty, bankrupt_at, take)
+            else:
+                clearing.transfer_at_price(market_id, counterparty, account, bankrupt_at, take)
+            events.append(
+                Event(
+                    "adl",
+                    {
+                        "market": market_id, "account": account.address, "counterparty": address,
+                        "price": bankrupt_at, "size": take,
+                    },
+                )
+            )  # fmt: skip
+            remaining -= take
+            if not remaining:
+                break
+
+    # ------------------------------------------------------------------ reduce-only upkeep
+
+    def _reduce_only_upkeep(self, events: list[Event]) -> None:
+        """Resting and conditional reduce-only orders of accounts whose position changed
+        shrink to the position (oldest order first is irrelevant: each is capped on its
+        own), and are cancelled when the position is flat or on the order's side."""
+        changed = self.clearing.position_changed
+        self.clearing.position_changed = {}
+        owners = self._reduce_only
+        if not owners:
+            return
+        for address in sorted(a for a in changed if a in owners):
+            account = self.clearing.accounts[address]
+            markets = owners[address]
+            for market_id in sorted(markets):
+                book = self.books[market_id]
+                held = account.position_size(market_id)
+                found = False
+                ids = book.order_ids_of(address) + book.triggers.order_ids_of(address)
+                for order_id in sorted(ids):
+                    record = book.order(order_id)
+                    if record is not None:
+                        side, size, flags = record[_O_SIDE], record[_O_SIZE], record[_O_FLAGS]
+                    else:
+                        conditional = book.triggers.get(order_id)
+                        assert conditional is not None
+                        side, size, flags = conditional.side, conditional.size, conditional.flags
+                    if not flags & _REDUCE_ONLY:
+                        continue
+                    reducing = held < 0 if side else held > 0
+                    keep = min(size, abs(held)) if reducing else 0
+                    if keep < size:
+                        book.resize(order_id, keep)
+                        self._dirty_orders[(market_id, order_id)] = None
+                        status = "resized" if keep else "cancelled"
+                        events.append(_order_event(market_id, order_id, address, -1, status, keep))
+                    if keep:
+                        found = True
+                if not found:
+                    del markets[market_id]
+            if not markets:
+                del owners[address]
+
+    # ================================================================== queries
+
+    def account(self, address: bytes) -> Account | None:
+        return self.clearing.accounts.get(address)
+
+    def state_summary(self) -> dict[str, Any]:
+        """A readable snapshot of the whole state (tests and vectors): funds, markets,
+        accounts (by address), resting and conditional orders (by market, priority order)."""
+        clearing = self.clearing
+        accounts = {}
+        for address in sorted(clearing.accounts):
+            account = clearing.accounts[address]
+            accounts[address.hex()] = {
+                "balance": account.balance,
+                "positions": {str(m): account.positions[m].size for m in account.markets()},
+            }
+        return {
+            "height": self.height,
+            "insurance_fund": clearing.insurance_fund,
+            "fee_pool": clearing.fee_pool,
+            "withdrawn": clearing.withdrawn,
+            "faucet_total": clearing.faucet_total,
+            "markets": [
+                {
+                    "oracle_price": m.oracle_price,
+                    "funding_index": m.funding_index,
+                    "orders": [
+                        [r[_O_ID], r[_O_OWNER].hex(), r[_O_SIDE], r[_O_PRICE], r[_O_SIZE]]
+                        for r in self.books[m.market_id].resting_orders()
+                    ],
+                    "conditional": [
+                        [c.order_id, c.owner.hex(), c.side, c.trigger_price, c.size]
+                        for c in self.books[m.market_id].conditional_orders()
+                    ],
+                }
+                for m in self.markets
+            ],
+            "accounts": accounts,
+        }
+
+
+def _execution_class(body: object) -> int:
+    kind = type(body)
+    if kind is CancelOrder or kind is CancelAll:
+        return _CANCELS
+    if kind is PlaceOrder:
+        order = body
+    elif kind is ReplaceOrder:
+        order = body.order  # type: ignore[attr-defined]
+    else:
+        return _OTHERS
+    if order.time_in_force == _POST_ONLY and order.order_type == OrderType.LIMIT:  # type: ignore[attr-defined]
+        return _POST_ONLY_ORDERS
+    return _OTHERS
+
+
+def _order_event(market_id: int, order_id: int, owner: bytes, client_id: int, status: str, size: int) -> Event:
+    return Event(
+        "order",
+        {
+            "market": market_id, "order_id": order_id, "owner": owner, "client_id": client_id,
+            "status": status, "size": size,
+        },
+    )  # fmt: skip
+

@@ -1,0 +1,142 @@
+"""The exchange's transaction bodies (the ``body`` of a signed :class:`appchaind.types.Tx`).
+
+Units: prices in ticks, sizes in lots, amounts in quote micro-units. Sides and time in
+force use the order book's values (``orderbook.Side``, ``orderbook.TimeInForce``).
+Importing this module registers every body kind with the envelope codec.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import ClassVar
+
+from appchaind.codec import U8, U32, U64, Address, message
+from appchaind.types import register_tx_body
+
+__all__ = [
+    "OrderType",
+    "PlaceOrder",
+    "CancelOrder",
+    "CancelAll",
+    "ReplaceOrder",
+    "Transfer",
+    "Withdraw",
+    "Faucet",
+    "is_conditional",
+]
+
+
+class OrderType(IntEnum):
+    """How an order enters the book.
+
+    ``MARKET`` is IOC bounded by a protection price (the oracle ± the market's price band).
+    The conditional kinds wait in the trigger store until the oracle reaches
+    ``trigger_price`` (checked at the end of each block); ``*_MARKET`` kinds then go in as
+    market orders, ``*_LIMIT`` kinds as limit orders with their price and time in force.
+    """
+
+    LIMIT = 0
+    MARKET = 1
+    STOP_MARKET = 2
+    STOP_LIMIT = 3
+    TAKE_PROFIT_MARKET = 4
+    TAKE_PROFIT_LIMIT = 5
+
+
+def is_conditional(order_type: int) -> bool:
+    return order_type >= OrderType.STOP_MARKET
+
+
+@register_tx_body
+@message
+class PlaceOrder:
+    """A new order. ``price`` is the limit in ticks (ignored for market kinds, send 0);
+    ``trigger_price`` in ticks only for conditional kinds (0 otherwise); ``good_til_block``
+    0 for none, else the last height at which the order may rest; ``client_id`` the
+    trader's own id, unique among the trader's open orders in the market."""
+
+    TAG: ClassVar[int] = 10
+
+    market_id: U32
+    side: U8
+    order_type: U8
+    time_in_force: U8
+    price: U64
+    size: U64
+    trigger_price: U64
+    reduce_only: bool
+    client_id: U32
+    good_til_block: U64
+
+
+@register_tx_body
+@message
+class CancelOrder:
+    """Cancel one open order (resting or conditional) in ``market_id``: by ``order_id``,
+    or, when ``by_client_id``, by the sender's ``client_id``."""
+
+    TAG: ClassVar[int] = 11
+
+    market_id: U32
+    order_id: U64
+    client_id: U32
+    by_client_id: bool
+
+
+@register_tx_body
+@message
+class CancelAll:
+    """Cancel every open order of the sender in ``market_id``, or in every market."""
+
+    TAG: ClassVar[int] = 12
+
+    market_id: U32
+    all_markets: bool
+
+
+@register_tx_body
+@message
+class ReplaceOrder:
+    """Replace an open order (found by ``order_id``, or by ``client_id`` when
+    ``by_client_id``) in ``order.market_id`` with ``order``. Shrinking a resting limit
+    order at the same price and side keeps its time priority (an amend); anything else is
+    a cancel followed by a new order."""
+
+    TAG: ClassVar[int] = 13
+
+    order_id: U64
+    client_id: U32
+    by_client_id: bool
+    order: PlaceOrder
+
+
+@register_tx_body
+@message
+class Transfer:
+    """Move ``amount`` micro-units of free collateral to another account (created if new)."""
+
+    TAG: ClassVar[int] = 14
+
+    recipient: Address
+    amount: U64
+
+
+@register_tx_body
+@message
+class Withdraw:
+    """Send ``amount`` micro-units of free collateral off the chain."""
+
+    TAG: ClassVar[int] = 15
+
+    amount: U64
+
+
+@register_tx_body
+@message
+class Faucet:
+    """Mint ``amount`` micro-units to the sender: only on chains whose genesis enables the
+    faucet, at most ``params.faucet_max_amount`` per tx."""
+
+    TAG: ClassVar[int] = 16
+
+    amount: U64
