@@ -41,8 +41,7 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	@test -d $(LOCALNET)/node0 || $(BIN)/appchaind localnet init --dir $(LOCALNET) --validators $(VALIDATORS) --base-port $(BASE_PORT)
-	$(BIN)/appchaind localnet show --dir $(LOCALNET)
-	@echo "The validator daemon (appchaind start) is not built yet: this localnet's homes are ready for it."
+	$(BIN)/appchaind localnet start --dir $(LOCALNET)
 
 clean:
 	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info

@@ -130,6 +130,23 @@ def cmd_localnet_init(args: argparse.Namespace) -> None:
     _print_localnet(Path(args.dir))
 
 
+def cmd_start(args: argparse.Namespace) -> None:
+    from appchaind.node.run import start_node
+
+    start_node(Path(args.home))
+
+
+def cmd_localnet_start(args: argparse.Namespace) -> None:
+    from appchaind.node.run import start_localnet
+
+    try:
+        code = start_localnet(Path(args.dir), duration_s=args.seconds)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    if code:
+        raise SystemExit(code)
+
+
 def cmd_localnet_show(args: argparse.Namespace) -> None:
     _print_localnet(Path(args.dir))
 
@@ -190,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chain-id", default="appchain-local", help="the chain id for the genesis")
     p.add_argument("--force", action="store_true", help="replace existing keys (new identity!)")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser(
+        "start",
+        help="run a node",
+        description="Run the node whose home is HOME until SIGINT/SIGTERM, which stop it cleanly.",
+    )
+    p.add_argument("--home", required=True, help="the node's home directory")
+    p.set_defaults(func=cmd_start)
 
     p = sub.add_parser(
         "config", help="check a home's configuration", description="Configuration tools."
@@ -255,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ln.add_argument("--force", action="store_true", help="replace an existing localnet in DIR")
     ln.set_defaults(func=cmd_localnet_init)
+    ln = ln_sub.add_parser(
+        "start",
+        help="run every node of a localnet, with a live status line",
+        description="Start every node of the localnet in DIR as its own process and print one "
+        "status line per second (height, block interval, tx/s, peers, rounds) until Ctrl-C, "
+        "which stops them all.",
+    )
+    ln.add_argument("--dir", required=True, help="the localnet directory")
+    ln.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    ln.set_defaults(func=cmd_localnet_start)
     ln = ln_sub.add_parser(
         "show", help="list a localnet's nodes, ports and accounts",
         description="List a localnet's nodes, ports and funded accounts.",

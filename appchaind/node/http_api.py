@@ -1,0 +1,104 @@
+"""The node's HTTP port: JSON status and blocks, and Prometheus ``/metrics``.
+
+``GET /status``          chain id, node id, latest committed height with its block hash and
+                         app hash, whether the node is catching up, peers, consensus round
+``GET /block/{height}``  the block: height, hash, header fields (hex) and txs (hex)
+``GET /metrics``         Prometheus text exposition
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from appchaind import types
+from appchaind.http import HttpServer, Request, Response, error_response, json_response
+
+if TYPE_CHECKING:
+    from appchaind.node.node import Node
+
+__all__ = ["make_http_server", "block_json"]
+
+
+def block_json(block: types.Block) -> dict[str, Any]:
+    h = block.header
+    return {
+        "height": h.height,
+        "hash": block.block_id().hex(),
+        "header": {
+            "chain_id": h.chain_id,
+            "height": h.height,
+            "time_ms": h.time_ms,
+            "last_block_id": h.last_block_id.hex(),
+            "last_commit_hash": h.last_commit_hash.hex(),
+            "data_hash": h.data_hash.hex(),
+            "validators_hash": h.validators_hash.hex(),
+            "next_validators_hash": h.next_validators_hash.hex(),
+            "app_hash": h.app_hash.hex(),
+            "proposer": h.proposer.hex(),
+            "evidence_hash": h.evidence_hash.hex(),
+        },
+        "txs": [tx.hex() for tx in block.txs],
+        "tx_hashes": [types.tx_hash(tx).hex() for tx in block.txs],
+        "evidence": [
+            {
+                "validator": e.vote_a.validator.hex(),
+                "height": e.vote_a.height,
+                "round": e.vote_a.round,
+            }
+            for e in block.evidence
+        ],
+        "last_commit": None
+        if block.last_commit is None
+        else {
+            "height": block.last_commit.height,
+            "round": block.last_commit.round,
+            "block_hash": block.last_commit.block_hash.hex(),
+            "signed": sum(1 for s in block.last_commit.signatures if s.flag == types.COMMIT_BLOCK),
+            "validators": len(block.last_commit.signatures),
+        },
+    }
+
+
+def make_http_server(node: Node) -> HttpServer:
+    async def status(request: Request) -> Response:
+        s = node.status()
+        return json_response(
+            {
+                "chain_id": s.chain_id,
+                "node_id": s.node_id,
+                "moniker": s.moniker,
+                "height": s.height,
+                "block_hash": s.block_hash.hex(),
+                "app_hash": s.app_hash.hex(),
+                "block_time_ms": s.block_time_ms,
+                "catching_up": s.catching_up,
+                "peers": s.peers,
+                "consensus": {
+                    "height": s.consensus_height,
+                    "round": s.consensus_round,
+                    "step": s.consensus_step,
+                },
+                "validator": None
+                if s.validator_address is None
+                else {"address": s.validator_address.hex(), "voting_power": s.voting_power},
+            }
+        )
+
+    async def block(request: Request) -> Response:
+        if len(request.segments) != 2 or not request.segments[1].isdigit():
+            return error_response(400, "use /block/{height} with a decimal height, e.g. /block/5")
+        height = int(request.segments[1])
+        found = node.store.block(height)
+        if found is None:
+            return error_response(
+                404, f"no block at height {height}; the latest is {node.latest_height}"
+            )
+        return json_response(block_json(found))
+
+    async def metrics(request: Request) -> Response:
+        node._update_gauges()
+        return Response(200, node.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+    return HttpServer(
+        {("GET", "status"): status, ("GET", "block"): block, ("GET", "metrics"): metrics}
+    )

@@ -1,0 +1,768 @@
+"""A running node: the consensus driver and the reactors around it.
+
+One trio nursery holds the node's services: the peer manager, the signature
+verifier, the HTTP port, the consensus driver, gossip and block sync.
+Cancelling the nursery (Ctrl-C, SIGTERM) stops the node; everything it
+acknowledged as committed is already on disk.
+
+The driver feeds the sans-I/O :class:`ConsensusMachine` one event at a time and
+performs the effects it returns, in order:
+
+* own proposals and votes go to the WAL (fsynced) before they leave the node;
+  signatures were made by the guarded signer, whose state was fsynced first;
+* a decided block, its commit, the application's state changes and the next
+  height's chain state are written in one LevelDB batch, then the WAL restarts;
+* application questions (prepare/process/extend/verify) are answered at once
+  and their answers queued back as events.
+
+Catch-up and block sync are one mechanism: a node whose peers report a
+higher committed height asks several peers in parallel for the missing
+blocks with their commits, and feeds each (the block, then its precommits) to
+the machine, which checks the commit against the validator set of that height
+and decides. While more than ``SYNC_LAG`` heights behind it runs the machine
+without a signer (it cannot help consensus there); once caught up it switches
+back to voting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from appchaind import codec, types
+from appchaind.consensus.config import ConsensusConfig
+from appchaind.consensus.effects import (
+    BroadcastEvidence,
+    BroadcastProposal,
+    BroadcastVote,
+    Decide,
+    Effect,
+    EnterHeight,
+    RequestExtendVote,
+    RequestFinalizeBlock,
+    RequestPrepareProposal,
+    RequestProcessProposal,
+    RequestVerifyVoteExtension,
+    ScheduleTimeout,
+    SigningRefused,
+)
+from appchaind.consensus.events import (
+    BlockFinalized,
+    BlockReceived,
+    Event,
+    EvidenceReceived,
+    ProposalPrepared,
+    ProposalProcessed,
+    ProposalReceived,
+    TimeoutFired,
+    VoteExtended,
+    VoteExtensionVerified,
+    VoteReceived,
+)
+from appchaind.consensus.machine import ConsensusMachine
+from appchaind.consensus.signer import Ed25519Verifier, GuardedSigner
+from appchaind.consensus.state import ChainState
+from appchaind.crypto import PrivateKey
+from appchaind.home import HomePaths
+from appchaind.logs import get_logger
+from appchaind.mempool import Mempool, SignatureVerifier
+from appchaind.metrics import NodeMetrics
+from appchaind.node.app import Application, FinalizeResult, KVApp
+from appchaind.node.chainstate import decode_chain_state, encode_chain_state
+from appchaind.node.messages import (
+    BLOCKSYNC_MESSAGES,
+    CONSENSUS_MESSAGES,
+    EVIDENCE_MESSAGES,
+    MEMPOOL_MESSAGES,
+    BlockRequest,
+    BlockResponse,
+    EvidenceMessage,
+    NoBlockResponse,
+    ProposalMessage,
+    RoundStatus,
+    TxsMessage,
+    VoteMessage,
+    decode_message,
+    encode_message,
+)
+from appchaind.privval import file_signer
+from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
+from appchaind.wal import WAL
+from config.genesis import Genesis, load_genesis
+from config.node_config import NodeConfig, load_config
+from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
+
+__all__ = ["Node", "NodeStatus", "SYNC_LAG", "AppFactory"]
+
+log = get_logger("node")
+
+CHAIN_STATE_KEY = META + b"chain_state"
+TX_INDEX = INDEXES + b"tx/"
+#: Behind by more than this many heights, the node syncs without voting.
+SYNC_LAG = 3
+#: Heights requested ahead at once during block sync.
+SYNC_WINDOW = 64
+#: A block request unanswered for this long is sent to another peer.
+SYNC_REQUEST_TIMEOUT_S = 2.0
+STATUS_INTERVAL_S = 0.2
+REGOSSIP_AFTER_S = 0.5
+
+AppFactory = Callable[[Store, Genesis], Application]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What /status reports. ``height`` is the latest committed block."""
+
+    chain_id: str
+    node_id: str
+    moniker: str
+    height: int
+    block_hash: bytes
+    app_hash: bytes
+    block_time_ms: int
+    catching_up: bool
+    peers: int
+    consensus_height: int
+    consensus_round: int
+    consensus_step: int
+    validator_address: bytes | None
+    voting_power: int
+
+
+@dataclass(slots=True)
+class _PeerState:
+    height: int = 0
+    round: int = 0
+    latest_height: int = 0
+    base: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _SwitchMode:
+    """Internal driver event: rebuild the machine with (consensus) or without (sync) a signer."""
+
+    syncing: bool
+    best: int
+
+
+def default_app_factory(store: Store, genesis: Genesis) -> Application:
+    """The exchange application when it is built into this install, else the KV app."""
+    try:
+        from appchaind.exchange.node_app import exchange_app_factory
+    except ImportError:
+        return KVApp(store)
+    return exchange_app_factory(store, genesis)
+
+
+class Node:
+    """A validator (or full node) with its home at ``home``."""
+
+    def __init__(self, home: Path, *, app_factory: AppFactory | None = None) -> None:
+        self.paths = HomePaths(Path(home))
+        self.config: NodeConfig = load_config(self.paths.home)
+        self.genesis = load_genesis(self.paths.genesis)
+        self.chain_id = self.genesis.chain_id
+        self.node_key = PrivateKey.load(self.paths.node_key)
+        self.validator_key = PrivateKey.load(self.paths.validator_key)
+        self.store = Store(self.paths.data, home_for_messages=self.paths.home)
+        try:
+            self.store.check_genesis(self.genesis.hash())
+            self.app: Application = (app_factory or default_app_factory)(self.store, self.genesis)
+            self.chain_state = self._load_chain_state()
+        except BaseException:
+            self.store.close()
+            raise
+        self.wal = WAL(self.paths.data / "cs.wal")
+        self.signer: GuardedSigner | None = (
+            file_signer(self.validator_key, self.chain_id, self.paths.data / "sign_state.json")
+            if self.config.node.validator
+            else None
+        )
+        c = self.config.consensus
+        self.consensus_config = ConsensusConfig(
+            chain_id=self.chain_id,
+            propose_ms=c.timeout_propose_ms,
+            propose_delta_ms=c.timeout_propose_delta_ms,
+            prevote_ms=c.timeout_prevote_ms,
+            prevote_delta_ms=c.timeout_prevote_delta_ms,
+            precommit_ms=c.timeout_precommit_ms,
+            precommit_delta_ms=c.timeout_precommit_delta_ms,
+            commit_ms=c.timeout_commit_ms,
+            max_block_txs=min(self.config.mempool.max_block_txs, self.genesis.params.max_block_txs),
+        )
+        self.metrics = NodeMetrics(self.chain_id)
+        self.verifier = SignatureVerifier(self.config.mempool.verify_threads)
+        m = self.config.mempool
+        self.mempool = Mempool(
+            chain_id=self.chain_id,
+            check_tx=self.app.check_tx,
+            verifier=self.verifier,
+            max_txs=m.max_txs,
+            max_bytes=m.max_bytes,
+            max_txs_per_account=m.max_txs_per_account,
+            max_tx_bytes=self.genesis.params.max_tx_bytes,
+        )
+        self.mempool.height = self.latest_height
+        p = self.config.p2p
+        host, _, port = p.listen_address.rpartition(":")
+        self.peers = PeerManager(
+            node_key=self.node_key,
+            chain_id=self.chain_id,
+            listen_host=host,
+            listen_port=int(port),
+            persistent_peers=list(p.persistent_peers),
+            on_message=self._on_peer_message,
+            max_inbound_peers=p.max_inbound_peers,
+            send_queue_messages=p.send_queue_messages,
+            max_frame_bytes=p.max_frame_bytes,
+            handshake_timeout_ms=p.handshake_timeout_ms,
+            dial_backoff_min_ms=p.dial_backoff_min_ms,
+            dial_backoff_max_ms=p.dial_backoff_max_ms,
+            on_peer_disconnected=self._on_peer_disconnected,
+        )
+        self._peer_states: dict[str, _PeerState] = {}
+        self._events_send, self._events_recv = trio.open_memory_channel[Event | _SwitchMode](
+            math.inf
+        )
+        self._machine: ConsensusMachine | None = None
+        self._nursery: trio.Nursery | None = None
+        self._pending_batch: WriteBatch | None = None
+        self._replaying = False
+        self.syncing = False
+        self._height_entered_at = time.monotonic()
+        self._sync_requested: dict[int, tuple[str, float]] = {}
+        self._sync_blocks: dict[int, tuple[types.Block, types.Commit]] = {}
+        self._fed_heights: set[int] = set()
+        self._gossip_txs: list[bytes] = []
+        self._last_block_time_ms = self.chain_state.last_block_time_ms
+        self.committed = trio.Condition()
+        self.blocks_synced = 0
+        self.started = trio.Event()
+        self.on_commit: list[Callable[[types.Block, FinalizeResult], None]] = []
+
+    # ------------------------------------------------------------------ state
+
+    def _load_chain_state(self) -> ChainState:
+        raw = self.store.get(CHAIN_STATE_KEY)
+        if raw is None:
+            state = ChainState.genesis(
+                self.chain_id,
+                self.genesis.validator_set(),
+                self.genesis.genesis_time_ms,
+                app_hash=self.app.app_hash(),
+            )
+        else:
+            state = decode_chain_state(raw)
+        stored = self.store.latest_height()
+        if not (state.height - 1 == stored == self.app.last_height()):
+            raise StoreError(
+                f"{self.paths.data}: block store at height {stored}, application at "
+                f"{self.app.last_height()} and consensus state at {state.height - 1} disagree; "
+                "the data directory is damaged (restore it or sync a fresh one)"
+            )
+        return state
+
+    @property
+    def latest_height(self) -> int:
+        """The height of the latest committed block."""
+        return self.chain_state.height - 1
+
+    def status(self) -> NodeStatus:
+        s = self.chain_state
+        machine = self._machine
+        stats = machine.statistics() if machine is not None else None
+        index = s.validators.index_of(self.validator_key.address)
+        return NodeStatus(
+            chain_id=self.chain_id,
+            node_id=self.node_key.address.hex(),
+            moniker=self.config.node.moniker,
+            height=s.height - 1,
+            block_hash=s.last_block_id,
+            app_hash=s.app_hash,
+            block_time_ms=s.last_block_time_ms,
+            catching_up=self.syncing,
+            peers=len(self.peers.peers),
+            consensus_height=stats.height if stats else s.height,
+            consensus_round=stats.round if stats else 0,
+            consensus_step=int(stats.step) if stats else 0,
+            validator_address=self.validator_key.address if index >= 0 else None,
+            voting_power=s.validators.validators[index].power if index >= 0 else 0,
+        )
+
+    async def wait_committed(self, height: int) -> None:
+        """Returns once the block at ``height`` is committed."""
+        async with self.committed:
+            while self.latest_height < height:
+                await self.committed.wait()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self.peers.run)
+                nursery.start_soon(self.verifier.run)
+                if self.config.http.enabled:
+                    from appchaind.node.http_api import make_http_server
+
+                    server = make_http_server(self)
+                    host, _, port = self.config.http.listen_address.rpartition(":")
+                    await nursery.start(server.run, host, int(port))
+                    self.http_server = server
+                nursery.start_soon(self._consensus_loop)
+                nursery.start_soon(self._status_loop)
+                nursery.start_soon(self._sync_loop)
+                nursery.start_soon(self._tx_gossip_loop)
+                log.info(
+                    "node_started",
+                    node_id=self.node_key.address.hex(),
+                    chain_id=self.chain_id,
+                    height=self.latest_height,
+                    validator=self.signer is not None,
+                )
+                self.started.set()
+                task_status.started()
+        finally:
+            self.wal.close()
+            self.store.close()
+            log.info("node_stopped", height=self.latest_height)
+
+    # ------------------------------------------------------------------ consensus driver
+
+    def _new_machine(self, *, with_signer: bool) -> ConsensusMachine:
+        return ConsensusMachine(
+            self.consensus_config,
+            self.chain_state,
+            self.signer if with_signer else None,
+            Ed25519Verifier(),
+        )
+
+    async def _consensus_loop(self) -> None:
+        machine = self._machine = self._new_machine(with_signer=True)
+        effects = machine.start(_now_ms())
+        # Replay this height's WAL: own and received messages, so a restarted validator
+        # resumes with its locks and re-sends (the same) votes instead of signing anew.
+        self._replaying = True
+        replayed = 0
+        for record in self.wal.replay():
+            event = self._event_from_wal(record)
+            if event is not None:
+                replayed += 1
+                effects += machine.handle(event, _now_ms())
+        self._replaying = False
+        if replayed:
+            log.info("wal_replayed", height=self.chain_state.height, records=replayed)
+        await self._perform(effects)
+        async for event in self._events_recv:
+            if isinstance(event, _SwitchMode):
+                await self._switch_mode(event)
+                continue
+            await self._perform(self._machine.handle(event, _now_ms()))
+
+    def _event_from_wal(self, record: bytes) -> Event | None:
+        try:
+            message = decode_message(CONSENSUS_MESSAGES, record, types.MAX_TX_BYTES * 2000)
+        except codec.CodecError:
+            return None
+        if isinstance(message, VoteMessage) and message.vote.height == self.chain_state.height:
+            return VoteReceived(message.vote)
+        if (
+            isinstance(message, ProposalMessage)
+            and message.proposal.height == self.chain_state.height
+        ):
+            self._events_send.send_nowait(BlockReceived(message.block))
+            return ProposalReceived(message.proposal)
+        return None
+
+    def _queue(self, event: Event) -> None:
+        self._events_send.send_nowait(event)
+
+    async def _perform(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            await self._perform_one(effect)
+
+    async def _perform_one(self, effect: Effect) -> None:
+        if isinstance(effect, BroadcastVote):
+            payload = encode_message(VoteMessage(effect.vote))
+            if not self._replaying:
+                self.wal.append(payload, sync=True)
+            self.peers.broadcast(Channel.CONSENSUS, payload)
+        elif isinstance(effect, BroadcastProposal):
+            payload = encode_message(ProposalMessage(effect.proposal, effect.block))
+            if not self._replaying:
+                self.wal.append(payload, sync=True)
+            self.peers.broadcast(Channel.CONSENSUS, payload)
+            log.info(
+                "proposed",
+                height=effect.proposal.height,
+                round=effect.proposal.round,
+                txs=len(effect.block.txs),
+                block=effect.proposal.block_hash.hex()[:16],
+            )
+        elif isinstance(effect, ScheduleTimeout):
+            assert self._nursery is not None
+            self._nursery.start_soon(self._timer, effect)
+        elif isinstance(effect, RequestPrepareProposal):
+            candidates = self.mempool.reap(effect.max_txs, self.genesis.params.max_block_bytes)
+            txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates)
+            self._queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
+        elif isinstance(effect, RequestProcessProposal):
+            accepted = await self._process_proposal(effect.block)
+            self._queue(
+                ProposalProcessed(effect.block.header.height, effect.block.block_id(), accepted)
+            )
+        elif isinstance(effect, RequestExtendVote):
+            extension = self.app.extend_vote(effect.height, effect.round, effect.block_hash)
+            self._queue(VoteExtended(effect.height, effect.round, effect.block_hash, extension))
+        elif isinstance(effect, RequestVerifyVoteExtension):
+            self._queue(
+                VoteExtensionVerified(effect.vote, self.app.verify_vote_extension(effect.vote))
+            )
+        elif isinstance(effect, RequestFinalizeBlock):
+            await self._finalize(effect.block, effect.commit)
+        elif isinstance(effect, EnterHeight):
+            self._enter_height(effect.state)
+        elif isinstance(effect, BroadcastEvidence):
+            log.warning(
+                "evidence",
+                validator=effect.evidence.vote_a.validator,
+                height=effect.evidence.vote_a.height,
+                round=effect.evidence.vote_a.round,
+            )
+            self.peers.broadcast(Channel.EVIDENCE, encode_message(EvidenceMessage(effect.evidence)))
+        elif isinstance(effect, SigningRefused):
+            self.metrics.inc(self.metrics.double_sign_refused)
+            log.warning(
+                "signing_refused", height=effect.height, round=effect.round, reason=effect.reason
+            )
+        elif isinstance(effect, Decide):
+            pass  # persisted with the application's state in _finalize
+
+    async def _timer(self, effect: ScheduleTimeout) -> None:
+        await trio.sleep(effect.duration_ms / 1000)
+        self._queue(TimeoutFired(effect.height, effect.round, effect.step))
+
+    async def _verify_txs(self, block: types.Block) -> bool:
+        """Checks every tx signature of ``block`` not already verified, on worker threads."""
+        unverified: list[types.Tx] = []
+        hashes: list[bytes] = []
+        for raw in block.txs:
+            h = types.tx_hash(raw)
+            if self.mempool.is_verified(h):
+                continue
+            try:
+                unverified.append(codec.decode(types.Tx, raw))
+            except codec.CodecError:
+                return False
+            hashes.append(h)
+        verdicts = await self.verifier.verify_many(unverified)
+        for h, ok in zip(hashes, verdicts, strict=True):
+            if ok:
+                self.mempool.mark_verified(h)
+        return all(verdicts)
+
+    async def _process_proposal(self, block: types.Block) -> bool:
+        if not await self._verify_txs(block):
+            log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
+            return False
+        return self.app.process_proposal(block)
+
+    async def _finalize(self, block: types.Block, commit: types.Commit) -> None:
+        started = time.perf_counter()
+        height = block.header.height
+        verified = frozenset(
+            h for h in map(types.tx_hash, block.txs) if self.mempool.is_verified(h)
+        )
+        result = self.app.finalize_block(block, verified)
+        batch = WriteBatch()
+        batch.put_block(block, commit)
+        for index, raw in enumerate(block.txs):
+            batch.put(
+                TX_INDEX + types.tx_hash(raw), height.to_bytes(8, "big") + index.to_bytes(4, "big")
+            )
+        self.app.commit(batch)
+        self._pending_batch = batch
+        assert self._machine is not None
+        effects = self._machine.handle(
+            BlockFinalized(height, block.block_id(), result.app_hash, result.validator_updates),
+            _now_ms(),
+        )
+        # EnterHeight comes first: it writes the batch (block + state + next chain state).
+        await self._perform(effects)
+        self._after_commit(block, commit, result, time.perf_counter() - started)
+
+    def _enter_height(self, state: ChainState) -> None:
+        batch = self._pending_batch or WriteBatch()
+        self._pending_batch = None
+        batch.put(CHAIN_STATE_KEY, encode_chain_state(state))
+        self.store.write(batch, sync=True)
+        self.chain_state = state
+        self.wal.reset()
+        self._height_entered_at = time.monotonic()
+
+    def _after_commit(
+        self, block: types.Block, commit: types.Commit, result: FinalizeResult, seconds: float
+    ) -> None:
+        height = block.header.height
+        self.mempool.update(height, [types.tx_hash(raw) for raw in block.txs])
+        m = self.metrics
+        m.set(m.height, height)
+        m.set(m.latest_block_height, height)
+        m.set(m.rounds, commit.round)
+        m.set(m.num_txs, len(block.txs))
+        m.inc(m.total_txs, len(block.txs))
+        m.set(m.block_size_bytes, len(codec.encode(block)))
+        m.set(m.validators, len(self.chain_state.validators))
+        m.set(m.validators_power, self.chain_state.validators.total_power)
+        m.set(
+            m.missing_validators, sum(1 for s in commit.signatures if s.flag != types.COMMIT_BLOCK)
+        )
+        m.set(m.byzantine_validators, len(block.evidence))
+        interval_ms = block.header.time_ms - self._last_block_time_ms
+        if height > 1:
+            m.observe(m.block_interval, interval_ms / 1000)
+        self._last_block_time_ms = block.header.time_ms
+        m.observe(m.block_processing, seconds)
+        if self._sync_blocks.pop(height, None) is not None and self.syncing:
+            self.blocks_synced += 1
+            m.inc(m.blocksync_blocks)
+        self._sync_requested.pop(height, None)
+        log.info(
+            "committed",
+            height=height,
+            round=commit.round,
+            txs=len(block.txs),
+            block=block.block_id().hex()[:16],
+            app_hash=result.app_hash.hex()[:16],
+            interval_ms=interval_ms,
+        )
+        for listener in self.on_commit:
+            listener(block, result)
+        self._feed_synced_block()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._notify_committed)
+
+    async def _notify_committed(self) -> None:
+        async with self.committed:
+            self.committed.notify_all()
+
+    # ------------------------------------------------------------------ p2p reactors
+
+    async def _on_peer_message(self, peer: Peer, channel: int, payload: bytes) -> None:
+        limit = self.config.p2p.max_frame_bytes
+        try:
+            if channel == Channel.CONSENSUS:
+                self._on_consensus_message(peer, decode_message(CONSENSUS_MESSAGES, payload, limit))
+            elif channel == Channel.MEMPOOL:
+                message = decode_message(MEMPOOL_MESSAGES, payload, limit)
+                assert isinstance(message, TxsMessage)
+                assert self._nursery is not None
+                self._nursery.start_soon(self._add_gossiped_txs, message.txs, peer.node_id)
+            elif channel == Channel.EVIDENCE:
+                message = decode_message(EVIDENCE_MESSAGES, payload, limit)
+                assert isinstance(message, EvidenceMessage)
+                self._queue(EvidenceReceived(message.evidence))
+            elif channel == Channel.BLOCKSYNC:
+                self._on_blocksync_message(peer, decode_message(BLOCKSYNC_MESSAGES, payload, limit))
+            else:
+                raise PeerMisbehaved(f"channel {channel} is not served")
+        except codec.CodecError as exc:
+            raise PeerMisbehaved(f"malformed message on channel {channel}: {exc}") from None
+
+    def _on_consensus_message(self, peer: Peer, message: object) -> None:
+        if isinstance(message, VoteMessage):
+            if message.vote.height == self.chain_state.height:
+                self.wal.append(encode_message(message), sync=False)
+            self._queue(VoteReceived(message.vote))
+        elif isinstance(message, ProposalMessage):
+            if message.proposal.height == self.chain_state.height:
+                self.wal.append(encode_message(message), sync=False)
+            self._queue(ProposalReceived(message.proposal))
+            self._queue(BlockReceived(message.block))
+        elif isinstance(message, RoundStatus):
+            state = self._peer_states.setdefault(peer.node_id, _PeerState())
+            state.height, state.round = message.height, message.round
+            state.latest_height, state.base = message.latest_height, message.base
+
+    def _on_peer_disconnected(self, peer: Peer) -> None:
+        self._peer_states.pop(peer.node_id, None)
+
+    async def submit_tx(self, raw: bytes) -> Any:
+        """Admits a tx from a client (RPC/HTTP) and gossips it on success."""
+        result = await self.mempool.add(raw)
+        if result.accepted:
+            self._gossip_txs.append(raw)
+        self.metrics.set(self.metrics.mempool_size, len(self.mempool))
+        return result
+
+    async def _add_gossiped_txs(self, txs: tuple[bytes, ...], source: str) -> None:
+        for raw in txs:
+            result = await self.mempool.add(raw)
+            if result.accepted:
+                self._gossip_txs.append(raw)
+            elif not result.duplicate:
+                self.metrics.inc(self.metrics.mempool_failed_txs)
+
+    async def _tx_gossip_loop(self) -> None:
+        while True:
+            await trio.sleep(0.02)
+            if self._gossip_txs:
+                batch, self._gossip_txs = self._gossip_txs[:5000], self._gossip_txs[5000:]
+                self.peers.broadcast(Channel.MEMPOOL, encode_message(TxsMessage(tuple(batch))))
+
+    async def _status_loop(self) -> None:
+        """Tells peers where we are, and re-sends this height's messages when stuck."""
+        last_regossip = 0.0
+        while True:
+            await trio.sleep(STATUS_INTERVAL_S)
+            machine = self._machine
+            if machine is None:
+                continue
+            stats = machine.statistics()
+            status = RoundStatus(stats.height, stats.round, int(stats.step), self.latest_height, 1)
+            self.peers.broadcast(Channel.CONSENSUS, encode_message(status))
+            now = time.monotonic()
+            if (
+                now - self._height_entered_at > REGOSSIP_AFTER_S
+                and now - last_regossip > REGOSSIP_AFTER_S
+            ):
+                last_regossip = now
+                self._regossip(machine)
+            self._update_gauges()
+
+    def _regossip(self, machine: ConsensusMachine) -> None:
+        proposal: types.Proposal | None = None
+        for message in machine.gossip():
+            if isinstance(message, types.Vote):
+                self.peers.broadcast(Channel.CONSENSUS, encode_message(VoteMessage(message)))
+            elif isinstance(message, types.Proposal):
+                proposal = message
+            elif isinstance(message, types.Block) and proposal is not None:
+                if message.block_id() == proposal.block_hash:
+                    payload = encode_message(ProposalMessage(proposal, message))
+                    self.peers.broadcast(Channel.CONSENSUS, payload)
+
+    def _update_gauges(self) -> None:
+        m = self.metrics
+        stats = self.peers.statistics()
+        m.set(m.p2p_peers, stats.peers)
+        m.set(m.p2p_receive_bytes, stats.bytes_received)
+        m.set(m.p2p_send_bytes, stats.bytes_sent)
+        m.set(m.p2p_dropped, stats.dropped_total)
+        pool = self.mempool.statistics()
+        m.set(m.mempool_size, pool.size)
+        m.set(m.mempool_size_bytes, pool.size_bytes)
+        m.set(m.fast_syncing, 1 if self.syncing else 0)
+        m.set(m.blocksync_syncing, 1 if self.syncing else 0)
+
+    # ------------------------------------------------------------------ block sync
+
+    def _on_blocksync_message(self, peer: Peer, message: object) -> None:
+        if isinstance(message, BlockRequest):
+            block = self.store.block(message.height)
+            commit = self.store.commit(message.height)
+            if block is None or commit is None:
+                reply: object = NoBlockResponse(message.height)
+            else:
+                reply = BlockResponse(block, commit)
+            peer.send(Channel.BLOCKSYNC, encode_message(reply))
+        elif isinstance(message, BlockResponse):
+            height = message.block.header.height
+            if (
+                message.commit.height != height
+                or message.commit.block_hash != message.block.block_id()
+            ):
+                raise PeerMisbehaved(
+                    f"block sync response for height {height} with a mismatched commit"
+                )
+            if height > self.latest_height and height not in self._sync_blocks:
+                self._sync_blocks[height] = (message.block, message.commit)
+                self._feed_synced_block()
+        elif isinstance(message, NoBlockResponse):
+            self._sync_requested.pop(message.height, None)
+
+    def _feed_synced_block(self) -> None:
+        """Gives the machine the block and commit of its current height, if we have them."""
+        height = self.chain_state.height
+        entry = self._sync_blocks.get(height)
+        if entry is None or height in self._fed_heights:
+            return
+        self._fed_heights.add(height)
+        block, commit = entry
+        self._queue(BlockReceived(block))
+        for index, sig in enumerate(commit.signatures):
+            if sig.flag == types.COMMIT_BLOCK:
+                self._queue(
+                    VoteReceived(sig.to_vote(commit.height, commit.round, commit.block_hash, index))
+                )
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await trio.sleep(0.05)
+            self._sync_step()
+
+    def _sync_step(self) -> None:
+        ours = self.latest_height
+        best = max((s.latest_height for s in self._peer_states.values()), default=0)
+        behind = best - ours
+        if behind > SYNC_LAG and not self.syncing:
+            self.syncing = True
+            self._events_send.send_nowait(_SwitchMode(True, best))
+        elif behind <= 1 and self.syncing:
+            self.syncing = False
+            self._events_send.send_nowait(_SwitchMode(False, best))
+        if behind <= 0:
+            return
+        # A height the machine was fed but did not decide (e.g. the response was bad): refetch.
+        self._fed_heights = {h for h in self._fed_heights if h > ours}
+        now = time.monotonic()
+        candidates = sorted(
+            (node_id for node_id, s in self._peer_states.items() if s.latest_height > ours),
+        )
+        if not candidates:
+            return
+        # Only the immediately next height while in consensus (peers may just be a step
+        # ahead); a window of heights, spread over peers, while syncing.
+        window = SYNC_WINDOW if self.syncing else 1
+        if not self.syncing and now - self._height_entered_at < REGOSSIP_AFTER_S * 2:
+            return
+        for i, height in enumerate(range(ours + 1, min(best, ours + window) + 1)):
+            if height in self._sync_blocks:
+                continue
+            requested = self._sync_requested.get(height)
+            if requested is not None and now - requested[1] < SYNC_REQUEST_TIMEOUT_S:
+                continue
+            able = [c for c in candidates if self._peer_states[c].latest_height >= height]
+            if not able:
+                continue
+            previous = requested[0] if requested else None
+            choices = [c for c in able if c != previous] or able
+            node_id = choices[(height + i) % len(choices)]
+            if self.peers.send_to(node_id, Channel.BLOCKSYNC, encode_message(BlockRequest(height))):
+                self._sync_requested[height] = (node_id, now)
+
+    async def _switch_mode(self, switch: _SwitchMode) -> None:
+        """Runs inside the consensus loop: a fresh machine at the current height, voting or not."""
+        log.info(
+            "block_sync_started" if switch.syncing else "block_sync_finished",
+            height=self.latest_height,
+            peer_height=switch.best,
+            blocks_synced=self.blocks_synced,
+        )
+        self._machine = self._new_machine(with_signer=not switch.syncing)
+        self._fed_heights.clear()
+        effects = self._machine.start(_now_ms())
+        self._feed_synced_block()
+        await self._perform(effects)
