@@ -4,10 +4,14 @@
                          app hash, whether the node is catching up, peers, consensus round
 ``GET /block/{height}``  the block: height, hash, header fields (hex) and txs (hex)
 ``GET /metrics``         Prometheus text exposition
+``POST /tx``             submit a signed tx (msgpack bytes, or JSON ``{"tx": hex}``); the answer is
+                         the mempool's verdict with the tx hash
+``GET /tx/{hash}``       a committed tx: height, index, result code and log
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from appchaind import types
@@ -54,6 +58,11 @@ def block_json(block: types.Block) -> dict[str, Any]:
             "round": block.last_commit.round,
             "block_hash": block.last_commit.block_hash.hex(),
             "signed": sum(1 for s in block.last_commit.signatures if s.flag == types.COMMIT_BLOCK),
+            "signers": [
+                s.validator.hex()
+                for s in block.last_commit.signatures
+                if s.flag == types.COMMIT_BLOCK
+            ],
             "validators": len(block.last_commit.signatures),
         },
     }
@@ -99,6 +108,51 @@ def make_http_server(node: Node) -> HttpServer:
         node._update_gauges()
         return Response(200, node.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
 
+    async def post_tx(request: Request) -> Response:
+        body = request.body
+        if body[:1] == b"{":
+            try:
+                raw = bytes.fromhex(json.loads(body)["tx"])
+            except (ValueError, KeyError, TypeError):
+                return error_response(400, 'expected a JSON body {"tx": "<hex of the signed tx>"}')
+        else:
+            raw = body
+        if not raw:
+            return error_response(400, "empty body: send the signed tx (msgpack bytes or JSON hex)")
+        result = await node.submit_tx(raw)
+        return json_response(
+            {
+                "tx_hash": result.tx_hash.hex(),
+                "code": 0 if result.accepted else 1,
+                "log": result.reason,
+                "duplicate": result.duplicate,
+            },
+            200 if result.accepted or result.duplicate else 400,
+        )
+
+    async def get_tx(request: Request) -> Response:
+        if len(request.segments) != 2:
+            return error_response(400, "use /tx/{hash} with the tx hash in hex")
+        try:
+            h = bytes.fromhex(request.segments[1])
+        except ValueError:
+            return error_response(400, f"{request.segments[1]!r} is not a hex tx hash")
+        entry = node.tx_location(h)
+        if entry is None:
+            pending = h in node.mempool
+            return error_response(
+                404,
+                "tx is in the mempool, not yet committed" if pending else "no such committed tx",
+            )
+        doc = {"tx_hash": h.hex(), "height": entry.height, "index": entry.index}
+        return json_response({**doc, "code": entry.code, "log": entry.log})
+
     return HttpServer(
-        {("GET", "status"): status, ("GET", "block"): block, ("GET", "metrics"): metrics}
+        {
+            ("GET", "status"): status,
+            ("GET", "block"): block,
+            ("GET", "metrics"): metrics,
+            ("POST", "tx"): post_tx,
+            ("GET", "tx"): get_tx,
+        }
     )

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import trio
 
@@ -114,6 +114,16 @@ STATUS_INTERVAL_S = 0.2
 REGOSSIP_AFTER_S = 0.5
 
 AppFactory = Callable[[Store, Genesis], Application]
+
+
+@codec.message
+class TxIndexEntry:
+    """Where a committed tx is, and its result (code 0 = success)."""
+
+    height: codec.U64
+    index: codec.U32
+    code: codec.U32
+    log: Annotated[str, codec.Str(1000)]
 
 
 def _now_ms() -> int:
@@ -299,6 +309,11 @@ class Node:
             validator_address=self.validator_key.address if index >= 0 else None,
             voting_power=s.validators.validators[index].power if index >= 0 else 0,
         )
+
+    def tx_location(self, h: bytes) -> TxIndexEntry | None:
+        """The committed tx with hash ``h``: its height, index and result."""
+        raw = self.store.get(TX_INDEX + h)
+        return None if raw is None else codec.decode(TxIndexEntry, raw)
 
     async def wait_committed(self, height: int) -> None:
         """Returns once the block at ``height`` is committed."""
@@ -488,10 +503,9 @@ class Node:
         result = self.app.finalize_block(block, verified)
         batch = WriteBatch()
         batch.put_block(block, commit)
-        for index, raw in enumerate(block.txs):
-            batch.put(
-                TX_INDEX + types.tx_hash(raw), height.to_bytes(8, "big") + index.to_bytes(4, "big")
-            )
+        for index, (raw, outcome) in enumerate(zip(block.txs, result.tx_results, strict=True)):
+            entry = TxIndexEntry(height, index, outcome.code, outcome.log[:1000])
+            batch.put(TX_INDEX + types.tx_hash(raw), codec.encode(entry))
         self.app.commit(batch)
         self._pending_batch = batch
         assert self._machine is not None

@@ -1,0 +1,177 @@
+"""A localnet of real node processes on loopback, for the multi-process tests.
+
+Every port is checked free before use; every process is stopped at the end.
+Waits are bounded by generous deadlines (liveness bounds, not timing claims).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from appchaind import codec, types
+from appchaind.crypto import PrivateKey
+from appchaind.home import init_home
+from appchaind.localnet import PORT_STRIDE, init_localnet
+from appchaind.node.app import KVSet
+
+DEADLINE_S = 120.0
+
+
+def _ports_free(ports: list[int]) -> bool:
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_base_port(nodes: int) -> int:
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        base = rng.randrange(20000, 60000, 10)
+        if _ports_free([base + PORT_STRIDE * i + k for i in range(nodes) for k in range(4)]):
+            return base
+    raise RuntimeError("no free port range found on 127.0.0.1")
+
+
+class Localnet:
+    def __init__(self, directory: Path, validators: int = 4, spare_nodes: int = 2) -> None:
+        self.dir = directory
+        self.base_port = free_base_port(validators + spare_nodes)
+        self.nodes = init_localnet(
+            directory, validators, base_port=self.base_port, chain_id="test-net"
+        )
+        self.homes = [n.home for n in self.nodes]
+        self.http_ports = [n.http_port for n in self.nodes]
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.chain_id = "test-net"
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, i: int) -> None:
+        log = open(self.homes[i] / "node.log", "ab")  # noqa: SIM115
+        self.procs[i] = subprocess.Popen(
+            [sys.executable, "-m", "appchaind.cli", "start", "--home", str(self.homes[i])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_all(self) -> None:
+        for i in range(len(self.homes)):
+            self.start(i)
+
+    def kill(self, i: int) -> None:
+        """SIGKILL: no clean shutdown."""
+        proc = self.procs.pop(i)
+        proc.kill()
+        proc.wait()
+
+    def stop(self, i: int) -> None:
+        proc = self.procs.pop(i)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"node {i} did not stop on SIGTERM") from None
+
+    def close(self) -> None:
+        for i in list(self.procs):
+            proc = self.procs.pop(i)
+            proc.kill()
+            proc.wait()
+
+    def add_full_node(self) -> int:
+        """A non-validator node with empty data, peering with every validator."""
+        i = len(self.homes)
+        p = self.base_port + PORT_STRIDE * i
+        genesis_doc = json.loads((self.homes[0] / "genesis.json").read_text())
+        home = self.dir / f"full{i}"
+        peers = [f"{n.node_id}@127.0.0.1:{n.p2p_port}" for n in self.nodes]
+        init_home(
+            home,
+            moniker=f"full{i}",
+            chain_id=self.chain_id,
+            genesis_time=genesis_doc["genesis_time"],
+            genesis_doc=genesis_doc,
+            config_overrides={
+                "node": {"validator": False},
+                "p2p": {"listen_address": f"127.0.0.1:{p}", "persistent_peers": peers},
+                "rpc": {"listen_address": f"127.0.0.1:{p + 1}"},
+                "http": {"listen_address": f"127.0.0.1:{p + 2}"},
+                "pbs": {"listen_address": f"127.0.0.1:{p + 3}"},
+            },
+        )
+        self.homes.append(home)
+        self.http_ports.append(p + 2)
+        return i
+
+    # ------------------------------------------------------------------ HTTP
+
+    def get(self, i: int, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_ports[i]}{path}", timeout=5) as r:
+            return json.loads(r.read())
+
+    def get_text(self, i: int, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_ports[i]}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def status(self, i: int) -> dict[str, Any] | None:
+        try:
+            return self.get(i, "/status")
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def height(self, i: int) -> int:
+        s = self.status(i)
+        return -1 if s is None else s["height"]
+
+    def wait_until(self, predicate: Any, what: str, deadline_s: float = DEADLINE_S) -> None:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if predicate():
+                return
+            time.sleep(0.1)
+        logs = {
+            h.name: (h / "node.log").read_text()[-2000:]
+            for h in self.homes
+            if (h / "node.log").exists()
+        }
+        raise AssertionError(
+            f"gave up waiting for {what}; heights {[self.height(i) for i in range(len(self.homes))]}\n{logs}"
+        )
+
+    def wait_height(self, nodes: list[int], height: int) -> None:
+        self.wait_until(
+            lambda: all(self.height(i) >= height for i in nodes),
+            f"nodes {nodes} at height {height}",
+        )
+
+    def submit(self, i: int, raw: bytes) -> dict[str, Any]:
+        body = json.dumps({"tx": raw.hex()}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_ports[i]}/tx", data=body, method="POST",
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+
+    def kv_tx(self, key: PrivateKey, nonce: int, k: bytes, v: bytes) -> bytes:
+        return codec.encode(types.sign_tx(key, self.chain_id, nonce, 10**9, KVSet(k, v)))

@@ -1,0 +1,163 @@
+"""Multi-process tests of the node on loopback: agreement, crashes, sync, halts, hostile peers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appchaind.crypto import PrivateKey
+from tests.node.harness import Localnet
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Localnet]:
+    localnet = Localnet(tmp_path / "net")
+    try:
+        yield localnet
+    finally:
+        localnet.close()
+
+
+def blocks_agree(net: Localnet, nodes: list[int], upto: int) -> None:
+    """Every node reports the same block hash and app hash at every height up to ``upto``."""
+    for h in range(1, upto + 1):
+        seen = {
+            (b["hash"], b["header"]["app_hash"]) for b in (net.get(i, f"/block/{h}") for i in nodes)
+        }
+        assert len(seen) == 1, f"nodes disagree at height {h}: {seen}"
+
+
+def test_four_validators_commit_and_agree(net: Localnet) -> None:
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], 20)
+    blocks_agree(net, [0, 1, 2, 3], 20)
+    statuses = [net.status(i) for i in range(4)]
+    assert all(s is not None and s["peers"] == 3 for s in statuses)
+    # The app hash reported for a height is the one the next block's header carries.
+    s = statuses[0]
+    assert s is not None
+    following = net.get(0, f"/block/{s['height'] + 1}") if net.height(0) > s["height"] else None
+    if following is not None:
+        assert following["header"]["app_hash"] == s["app_hash"]
+    metrics = net.get_text(0, "/metrics")
+    for name in (
+        "appchaind_consensus_height",
+        "appchaind_consensus_rounds",
+        "appchaind_consensus_block_interval_seconds",
+        "appchaind_mempool_size",
+        "appchaind_p2p_peers",
+        "appchaind_blocksync_syncing",
+    ):
+        assert name in metrics
+
+
+def test_kill_one_validator_then_it_catches_up_and_votes(net: Localnet) -> None:
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], 5)
+    net.kill(3)
+    stopped_at = net.height(0)
+    net.wait_height([0, 1, 2], stopped_at + 10)
+    net.start(3)
+    target = net.height(0) + 5
+    net.wait_height([0, 1, 2, 3], target)
+    # It votes again: its address signs later commits (a commit holds the first +2/3 of
+    # precommits its proposer saw, so look over a window of blocks).
+    address = PrivateKey.load(net.homes[3] / "validator_key.json").address.hex()
+    first = net.height(0) + 1
+    net.wait_height([0], first + 10)
+    signers = {
+        a
+        for h in range(first, first + 10)
+        for a in net.get(0, f"/block/{h}")["last_commit"]["signers"]
+    }
+    assert address in signers
+    blocks_agree(net, [0, 3], target)
+
+
+def test_kill_all_under_load_then_resume_without_loss(net: Localnet) -> None:
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], 3)
+    key = PrivateKey(b"\x42" * 32)
+    committed: list[str] = []
+    pending: list[str] = []
+    for n in range(60):
+        result = net.submit(n % 4, net.kv_tx(key, n, b"k%d" % n, b"v"))
+        assert result["code"] == 0, result
+        pending.append(result["tx_hash"])
+        time.sleep(0.02)
+        for h in list(pending):
+            try:
+                net.get(0, f"/tx/{h}")
+            except Exception:
+                continue
+            committed.append(h)
+            pending.remove(h)
+    assert committed, "no tx was committed before the kill"
+    height_before = net.height(0)
+    for i in range(4):
+        net.kill(i)
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], height_before + 5)
+    for h in committed:
+        for i in range(4):
+            assert net.get(i, f"/tx/{h}")["code"] == 0
+    tip = min(net.height(i) for i in range(4))
+    blocks_agree(net, [0, 1, 2, 3], tip)
+    # No validator signed conflicting votes: no evidence anywhere, every commit is unanimous in hash.
+    for h in range(1, tip + 1):
+        block = net.get(0, f"/block/{h}")
+        assert block["evidence"] == []
+
+
+def test_new_full_node_syncs_from_genesis_and_follows(net: Localnet) -> None:
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], 30)
+    full = net.add_full_node()
+    started = time.monotonic()
+    net.start(full)
+    net.wait_until(lambda: net.height(full) >= net.height(0) - 1, "the full node reaching the tip")
+    elapsed = time.monotonic() - started
+    caught_up_at = net.height(full)
+    print(f"full node synced {caught_up_at} blocks in {elapsed:.1f} s")
+    net.wait_height([full], caught_up_at + 5)
+    blocks_agree(net, [0, full], caught_up_at)
+
+
+def test_three_of_four_stopped_halts_without_fork_then_resumes(net: Localnet) -> None:
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], 5)
+    for i in (1, 2, 3):
+        net.stop(i)
+    halted = net.height(0)
+    time.sleep(2)
+    assert net.height(0) <= halted + 1  # at most the block already decided
+    for i in (1, 2, 3):
+        net.start(i)
+    net.wait_height([0, 1, 2, 3], halted + 5)
+    blocks_agree(net, [0, 1, 2, 3], halted + 5)
+
+
+def test_hostile_p2p_traffic_only_costs_the_offender(net: Localnet) -> None:
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], 3)
+    port = net.nodes[0].p2p_port
+    # Garbage, a bogus handshake, an oversized frame header, and a flood of idle connections.
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(os.urandom(8192))
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"\x00" * 32 + (10**9).to_bytes(4, "big") + os.urandom(64))
+    flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+    try:
+        before = net.height(0)
+        net.wait_height([0, 1, 2, 3], before + 5)
+    finally:
+        for s in flood:
+            s.close()
+    assert net.status(0)["peers"] == 3
