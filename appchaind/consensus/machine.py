@@ -36,6 +36,10 @@ Invariants:
 
 * the machine never asks its signer for two different votes at one
   (height, round, kind), nor for two proposals at one (height, round);
+* a vote signed with this node's key that comes back (from the WAL at
+  restart, or from a peer) is this node's vote for that step. At restart a
+  driver replays the height's WAL feeding this node's own proposals and votes
+  first, so the machine never asks to sign again what it already signed;
 * each signature is verified at most once (a two-height cache), and a repeated
   vote is dropped before its signature is looked at;
 * per vote the work is O(1) dictionary updates; rules read running tallies;
@@ -221,10 +225,16 @@ class ConsensusMachine:
         return tuple(self._pending_evidence.values())
 
     def gossip(self) -> tuple[Vote | Proposal | Block, ...]:
-        """Messages worth re-sending to peers: this node's votes at the current height, and the
-        proposals and blocks of the current round and of validValue (so a peer that missed
-        them before the network healed can still complete the round)."""
+        """Messages worth re-sending to peers: this node's votes at the current height, the
+        prevotes of the polka behind validValue, and the proposals and blocks of the current
+        round and of validValue (so a peer that missed them before the network healed can
+        still complete the round: the paper assumes correct processes relay what they got)."""
         messages: list[Vote | Proposal | Block] = list(self._own_votes.values())
+        if self.valid_value is not None:
+            # The polka behind validValue: peers need it to accept a re-proposal (line 28).
+            valid_hash = self.valid_value.block_id()
+            polka = self._rounds[self.valid_round].prevotes.slots
+            messages.extend(v[valid_hash] for v in polka if v is not None and valid_hash in v)
         for round in (self.round, self.valid_round):
             proposal = self._proposals.get(round)
             if proposal is not None:
@@ -586,11 +596,16 @@ class ConsensusMachine:
         except DoubleSignRefused as exc:
             step = Step.PREVOTE if kind == PREVOTE else Step.PRECOMMIT
             out.append(SigningRefused(self.height, round, step, str(exc)))
-            return
+            signed = exc.signed
+            if not (isinstance(signed, Vote) and (signed.height, signed.round, signed.kind) == (self.height, round, kind)):
+                return
+            # We signed this vote before a crash made us forget it: it is out already, so it is
+            # our vote for this step (re-sending it is what lets the round complete).
+            vote = signed
         self._own_votes[(round, kind)] = vote
         votes = self._round_votes(round)
-        if votes.of(kind).votes[self._my_index] is None:
-            self._count(votes, vote)
+        if not votes.of(kind).has(self._my_index, vote.block_hash):
+            self._count(votes, vote, out)
         out.append(BroadcastVote(vote))
 
     # ------------------------------------------------------------------ receiving votes
@@ -607,21 +622,25 @@ class ConsensusMachine:
         if index >= len(validators) or validators[index].address != vote.validator:
             return
         votes = self._round_votes(vote.round)
-        existing = votes.of(vote.kind).votes[index]
-        if existing is not None and existing.block_hash == vote.block_hash:
+        vote_set = votes.of(vote.kind)
+        if vote_set.has(index, vote.block_hash) or vote_set.full(index):
             return  # a repeat: dropped before its signature is looked at
         if not self._vote_signature_ok(vote, validators[index].public_key):
             return
-        if existing is not None:
-            self._record_evidence(existing, vote, out)
-            return
-        if vote.kind == PRECOMMIT and vote.block_hash and index != self._my_index:
+        first = vote_set.first(index)
+        if first is not None:
+            self._record_evidence(first, vote, out)
+        if index == self._my_index:
+            # Our own vote, from our WAL at restart or echoed by a peer: it is signed and out,
+            # so it is our vote for that step (we will not ask the signer again).
+            self._own_votes.setdefault((vote.round, vote.kind), vote)
+        elif vote.kind == PRECOMMIT and vote.block_hash:
             key = (vote.round, index, vote.block_hash)
             if key not in self._extension_checks:
                 self._extension_checks[key] = vote
                 out.append(RequestVerifyVoteExtension(vote))
             return
-        self._count(votes, vote)
+        self._count(votes, vote, out)
 
     def _on_extension_verified(self, event: VoteExtensionVerified, out: list[Effect]) -> None:
         vote = event.vote
@@ -632,17 +651,18 @@ class ConsensusMachine:
         if not event.accepted:
             return
         votes = self._round_votes(vote.round)
-        existing = votes.precommits.votes[vote.validator_index]
-        if existing is None:
-            self._count(votes, vote)
-        elif existing.block_hash != vote.block_hash:
-            self._record_evidence(existing, vote, out)
+        index = vote.validator_index
+        if not votes.precommits.has(index, vote.block_hash) and not votes.precommits.full(index):
+            self._count(votes, vote, out)
 
-    def _count(self, votes: RoundVotes, vote: Vote) -> None:
+    def _count(self, votes: RoundVotes, vote: Vote, out: list[Effect]) -> None:
         """Adds a checked vote to its tally and notes what the rules need to look at."""
         index = vote.validator_index
         power = self._validators.validators[index].power
         vote_set = votes.of(vote.kind)
+        first = vote_set.first(index)
+        if first is not None:
+            self._record_evidence(first, vote, out)
         tally = vote_set.add(index, vote, power)
         self._votes_counted += 1
         votes.hear(index, power)
@@ -798,10 +818,10 @@ class ConsensusMachine:
 
     def _make_commit(self, round: int, block_hash: bytes) -> Commit:
         """The extended commit of (height, round): one slot per validator, in the set's order."""
-        precommits = self._rounds[round].precommits.votes
+        precommits = self._rounds[round].precommits
         sigs = []
         for i, val in enumerate(self._validators.validators):
-            vote = precommits[i]
+            vote = precommits.vote_for(i, block_hash) or precommits.first(i)
             if vote is not None and vote.block_hash == block_hash:
                 sigs.append(
                     CommitSig(COMMIT_BLOCK, val.address, vote.timestamp_ms, vote.signature,

@@ -39,7 +39,17 @@ __all__ = [
 
 
 class DoubleSignRefused(Exception):
-    """The signer will not sign: it would conflict with what it signed before."""
+    """The signer will not sign: it would conflict with what it signed before.
+
+    ``signed`` is what the signer already signed at the very same
+    height/round/step (None on a regression to an earlier one): a machine that
+    lost its memory in a crash may adopt that message as its own, since it
+    has already been released.
+    """
+
+    def __init__(self, reason: str, signed: Vote | Proposal | None = None) -> None:
+        super().__init__(reason)
+        self.signed = signed
 
 
 class SigningKey(Protocol):
@@ -135,7 +145,7 @@ class GuardedSigner:
         if hrs == last.hrs():
             if last.signed.block_hash == block_hash:
                 return last.signed
-            raise DoubleSignRefused(f"already signed a different block at {hrs}")
+            raise DoubleSignRefused(f"already signed a different block at {hrs}", last.signed)
         return None
 
     def sign_vote(self, vote: Vote) -> Vote:
@@ -164,7 +174,7 @@ class GuardedSigner:
         again = self._check(proposal.height, proposal.round, Step.PROPOSE, proposal.block_hash)
         if isinstance(again, Proposal):
             if again.pol_round != proposal.pol_round:
-                raise DoubleSignRefused("already proposed this block with another pol_round")
+                raise DoubleSignRefused("already proposed this block with another pol_round", again)
             return again
         signature = self._key.sign(proposal.sign_bytes(self._chain_id))
         signed = Proposal(

@@ -1,39 +1,68 @@
 """Votes of one height, tallied by voting power.
 
-Invariants: a :class:`VoteSet` holds at most one vote per validator slot (the
-first valid one); a second vote from the same slot for a different block is not
-counted (it becomes evidence, see the machine). Tallies are updated in O(1) per
-vote: ``power_for[block_hash]`` and ``total_power`` never need a re-scan.
+Counting follows the paper: "2f+1 ⟨PREVOTE, h, r, id(v)⟩" is the power of the
+distinct validators that sent a prevote for id(v). A validator that
+equivocates is therefore counted once for each block it voted for (that is
+what lets every correct node see a polka that one correct node saw, as
+CometBFT's peer-maj23 votes do), and once in ``total_power`` (the "∗" rules).
+A slot keeps at most :data:`MAX_BLOCKS_PER_SLOT` different blocks, so a
+byzantine validator cannot make the set grow without bound.
+
+Invariants: tallies are updated in O(1) per vote and never re-scanned;
+``power_for[h]`` is the power of the distinct validators with a vote for ``h``;
+``total_power`` the power of the distinct validators with any vote.
 """
 
 from __future__ import annotations
 
 from appchaind.types import PRECOMMIT, PREVOTE, Vote
 
-__all__ = ["VoteSet", "RoundVotes"]
+__all__ = ["VoteSet", "RoundVotes", "MAX_BLOCKS_PER_SLOT"]
+
+#: The most different blocks one validator's votes are counted for, in one vote set.
+MAX_BLOCKS_PER_SLOT = 4
 
 
 class VoteSet:
     """The prevotes or the precommits of one round. ``block_hash`` b"" is nil."""
 
-    __slots__ = ("kind", "round", "votes", "power_for", "total_power")
+    __slots__ = ("kind", "round", "slots", "power_for", "total_power")
 
     def __init__(self, kind: int, round: int, size: int) -> None:
         self.kind = kind
         self.round = round
-        self.votes: list[Vote | None] = [None] * size
-        #: power of the votes for each block hash (b"" = nil), in arrival order of the hashes
+        #: per validator slot: its votes by block hash, in arrival order (None: no vote yet)
+        self.slots: list[dict[bytes, Vote] | None] = [None] * size
         self.power_for: dict[bytes, int] = {}
-        #: power of every vote in the set, whatever its block
         self.total_power = 0
 
-    def add(self, index: int, vote: Vote, power: int) -> int:
-        """Counts ``vote`` in slot ``index``; returns the new power for its block hash.
+    def has(self, index: int, block_hash: bytes) -> bool:
+        votes = self.slots[index]
+        return votes is not None and block_hash in votes
 
-        The slot must be empty (the caller checks for duplicates and conflicts).
+    def full(self, index: int) -> bool:
+        votes = self.slots[index]
+        return votes is not None and len(votes) >= MAX_BLOCKS_PER_SLOT
+
+    def first(self, index: int) -> Vote | None:
+        """The first vote counted for this validator (None if none)."""
+        votes = self.slots[index]
+        return None if votes is None else next(iter(votes.values()))
+
+    def vote_for(self, index: int, block_hash: bytes) -> Vote | None:
+        votes = self.slots[index]
+        return None if votes is None else votes.get(block_hash)
+
+    def add(self, index: int, vote: Vote, power: int) -> int:
+        """Counts ``vote`` for its block; returns the new power for that block.
+
+        The caller has checked ``not has(index, vote.block_hash)`` and ``not full(index)``.
         """
-        self.votes[index] = vote
-        self.total_power += power
+        votes = self.slots[index]
+        if votes is None:
+            votes = self.slots[index] = {}
+            self.total_power += power
+        votes[vote.block_hash] = vote
         tally = self.power_for.get(vote.block_hash, 0) + power
         self.power_for[vote.block_hash] = tally
         return tally

@@ -1,0 +1,807 @@
+"""A deterministic simulation of N validators on a virtual clock and a seeded, faulty network.
+
+Everything random comes from one ``random.Random(seed)``, so a seed replays
+exactly. Before GST the network delays, drops, duplicates and reorders
+messages and partitions the validators; honest nodes crash and restart by
+replaying what they had persisted (chain state, WAL, last-sign state,
+evidence), possibly losing the WAL's tail that was never fsynced; byzantine
+validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent
+or spam votes from future rounds. After GST the network is reliable with
+delays of at most ``POST_GST_DELAY_MS``.
+
+Checked on every run (a broken check is a :class:`Violation`):
+
+* agreement — no two honest nodes decide different blocks at a height;
+* validity — a decided block was proposed and the application accepts it;
+* no honest double sign — no honest validator signs two votes (or two
+  proposals) for different blocks at one height/round/kind, across restarts;
+* evidence — every equivocation that reached one honest node in both forms,
+  at a height up to ``K`` heights after GST, ends up committed as evidence;
+* liveness — within ``LIVENESS_BOUND_MS`` after GST every honest node decides
+  ``K`` heights beyond the highest height decided at GST.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import heapq
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from appchaind import crypto
+from appchaind.consensus.config import ConsensusConfig, Mutation
+from appchaind.consensus.effects import (
+    BroadcastEvidence,
+    BroadcastProposal,
+    BroadcastVote,
+    Decide,
+    Effect,
+    EnterHeight,
+    RequestExtendVote,
+    RequestFinalizeBlock,
+    RequestPrepareProposal,
+    RequestProcessProposal,
+    RequestVerifyVoteExtension,
+    ScheduleTimeout,
+    SigningRefused,
+)
+from appchaind.consensus.events import (
+    BlockFinalized,
+    BlockReceived,
+    Event,
+    EvidenceReceived,
+    ProposalPrepared,
+    ProposalProcessed,
+    ProposalReceived,
+    TimeoutFired,
+    VoteExtended,
+    VoteExtensionVerified,
+    VoteReceived,
+)
+from appchaind.consensus.evidence import evidence_id
+from appchaind.consensus.machine import NIL, ConsensusMachine
+from appchaind.consensus.signer import (
+    Ed25519Verifier,
+    GuardedSigner,
+    LastSignState,
+    MemorySignStateStore,
+    SigningKey,
+    Verifier,
+)
+from appchaind.consensus.sim.kvapp import KVApp, valid_tx
+from appchaind.consensus.state import ChainState
+from appchaind.types import (
+    COMMIT_ABSENT,
+    PRECOMMIT,
+    Block,
+    Commit,
+    DuplicateVoteEvidence,
+    Proposal,
+    Validator,
+    Vote,
+)
+
+__all__ = [
+    "ByzantineKind",
+    "FaultMix",
+    "MIXES",
+    "SimResult",
+    "Simulation",
+    "Violation",
+    "run_seed",
+]
+
+CHAIN_ID = "sim-chain"
+GENESIS_TIME_MS = 1_700_000_000_000
+#: Heights every honest node must decide after GST.
+K_HEIGHTS = 3
+LIVENESS_BOUND_MS = 30_000
+POST_GST_DELAY_MS = 20
+GOSSIP_INTERVAL_MS = 500
+TX_INTERVAL_MS = 150
+
+
+class ByzantineKind(enum.Enum):
+    SILENT = "silent"
+    EQUIVOCATE = "equivocate"
+    INVALID = "invalid"
+    ROUND_SPAM = "round-spam"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultMix:
+    """The faults a run may inject. Probabilities in parts per million; times in virtual ms."""
+
+    name: str
+    drop_ppm: int = 0
+    duplicate_ppm: int = 0
+    max_delay_ms: int = 20
+    partitions: bool = False
+    crashes: bool = False
+    wal_loss: bool = False
+    byzantine: tuple[ByzantineKind, ...] = ()
+    validator_updates: bool = False
+    gst_ms: tuple[int, int] = (0, 0)
+
+
+_ALL_BYZ = (ByzantineKind.EQUIVOCATE, ByzantineKind.SILENT, ByzantineKind.INVALID, ByzantineKind.ROUND_SPAM)
+
+MIXES: dict[str, FaultMix] = {
+    m.name: m
+    for m in (
+        FaultMix("calm", validator_updates=True),
+        FaultMix("lossy", drop_ppm=250_000, duplicate_ppm=100_000, max_delay_ms=300, gst_ms=(1000, 3000)),
+        FaultMix("partition", drop_ppm=50_000, max_delay_ms=100, partitions=True, gst_ms=(1500, 4000)),
+        FaultMix("crash", drop_ppm=50_000, max_delay_ms=60, crashes=True, wal_loss=True, gst_ms=(1500, 4000)),
+        FaultMix("byzantine", drop_ppm=50_000, max_delay_ms=100, byzantine=_ALL_BYZ, gst_ms=(1000, 3000)),
+        FaultMix(
+            "chaos", drop_ppm=150_000, duplicate_ppm=50_000, max_delay_ms=200, partitions=True,
+            crashes=True, wal_loss=True, byzantine=_ALL_BYZ, validator_updates=True, gst_ms=(2000, 4000),
+        ),  # fmt: skip
+    )
+}
+
+
+class Violation(Exception):
+    """A broken safety or liveness property; the message says which and where."""
+
+
+@dataclass
+class SimResult:
+    seed: int
+    mix: str
+    validators: int
+    byzantine: int
+    heights_decided: int
+    faults_injected: int
+    messages_delivered: int
+    virtual_ms: int
+    violation: str | None = None
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+def fake_signature(public_key: bytes, message: bytes) -> bytes:
+    """The simulator's cheap stand-in for ed25519 (unforgeable only because nobody tries)."""
+    digest = crypto.sha256(public_key + message)
+    return digest + digest
+
+
+class FakeKey:
+    """A signing key for fast runs: signatures are hashes (see :func:`fake_signature`)."""
+
+    def __init__(self, seed: bytes) -> None:
+        self.public_key = crypto.sha256(b"fake-key" + seed)
+        self.address = crypto.address_of(self.public_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return fake_signature(self.public_key, message)
+
+
+class FakeVerifier:
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        return signature == fake_signature(public_key, message)
+
+
+class RawSigner:
+    """A byzantine validator's signer: no guard, signs anything."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self._key = key
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key.public_key
+
+    @property
+    def address(self) -> bytes:
+        return self._key.address
+
+    def sign_vote(self, vote: Vote) -> Vote:
+        signature = self._key.sign(vote.sign_bytes(CHAIN_ID))
+        ext_sig = b""
+        if vote.kind == PRECOMMIT and vote.block_hash:
+            ext_sig = self._key.sign(vote.extension_sign_bytes(CHAIN_ID))
+        return dataclasses.replace(vote, signature=signature, extension_signature=ext_sig)
+
+    def sign_proposal(self, proposal: Proposal) -> Proposal:
+        return dataclasses.replace(proposal, signature=self._key.sign(proposal.sign_bytes(CHAIN_ID)))
+
+
+# ---------------------------------------------------------------------------- nodes
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Gossip: "I am at this height" (an ahead peer answers with the block and its commit)."""
+
+    sender: int
+    height: int
+
+
+class _SignStore(MemorySignStateStore):
+    """The last-sign state on the simulated disk; saving it also fsyncs the WAL."""
+
+    def __init__(self, disk: Disk) -> None:
+        super().__init__()
+        self._disk = disk
+
+    def save(self, state: LastSignState) -> None:
+        super().save(state)
+        self._disk.durable = len(self._disk.wal)
+
+
+@dataclass
+class Disk:
+    """What survives a crash."""
+
+    state: ChainState
+    app: tuple[dict[bytes, bytes], bytes, int]
+    height_started_ms: int = 0
+    wal: list[tuple[int, Event]] = field(default_factory=list)
+    durable: int = 0
+    sign_store: MemorySignStateStore | None = None
+    evidence: dict[bytes, DuplicateVoteEvidence] = field(default_factory=dict)
+    blocks: dict[int, tuple[Block, Commit]] = field(default_factory=dict)
+
+
+class SimNode:
+    def __init__(self, index: int, key: SigningKey, byzantine: ByzantineKind | None, disk: Disk, app: KVApp) -> None:
+        self.index = index
+        self.key = key
+        self.byzantine = byzantine
+        self.disk = disk
+        self.app = app
+        self.machine: ConsensusMachine | None = None
+        self.incarnation = 0
+        self.last_gossip_height = -1
+        self.alt_hashes: dict[tuple[int, int], bytes] = {}
+        self.spammed: set[tuple[int, int]] = set()
+
+    @property
+    def honest(self) -> bool:
+        return self.byzantine is None
+
+
+# ---------------------------------------------------------------------------- the world
+
+
+class Simulation:
+    """One seeded run. ``run()`` returns a :class:`SimResult` (``violation`` set on failure)."""
+
+    def __init__(
+        self,
+        seed: int,
+        mix: FaultMix,
+        *,
+        mutation: Mutation = Mutation.NONE,
+        real_signatures: bool = False,
+    ) -> None:
+        self.seed = seed
+        self.mix = mix
+        self.rng = random.Random(seed)
+        rng = self.rng
+        n = rng.choice((4, 4, 5, 5, 6, 7, 8, 10))
+        powers = [rng.randint(1, 10) for _ in range(n)]
+        keys: list[SigningKey] = []
+        for i in range(n):
+            key_seed = crypto.sha256(b"sim-validator-%d-%d" % (seed, i))
+            keys.append(crypto.PrivateKey(key_seed) if real_signatures else FakeKey(key_seed))
+        self.verifier: Verifier = Ed25519Verifier() if real_signatures else FakeVerifier()
+        total = sum(powers)
+        byz: dict[int, ByzantineKind] = {}
+        if mix.byzantine:
+            budget = rng.randint(1, 3)
+            byz_power = 0
+            for i in rng.sample(range(n), n):
+                if len(byz) < budget and 3 * (byz_power + powers[i]) < total:
+                    byz[i] = rng.choice(mix.byzantine)
+                    byz_power += powers[i]
+        self.config = ConsensusConfig(
+            chain_id=CHAIN_ID,
+            propose_ms=300,
+            propose_delta_ms=100,
+            prevote_ms=100,
+            prevote_delta_ms=50,
+            precommit_ms=100,
+            precommit_delta_ms=50,
+            commit_ms=rng.choice((0, 0, 20)),
+            evidence_max_age=50,
+            mutation=mutation,
+        )
+        validators = tuple(Validator(k.public_key, p) for k, p in zip(keys, powers, strict=True))
+        genesis = ChainState.genesis(CHAIN_ID, validators, GENESIS_TIME_MS)
+        public_keys = tuple(k.public_key for k in keys)
+        self.nodes: list[SimNode] = []
+        for i, key in enumerate(keys):
+            app = KVApp(public_keys)
+            disk = Disk(state=genesis, app=app.snapshot())
+            disk.sign_store = _SignStore(disk)
+            self.nodes.append(SimNode(i, key, byz.get(i), disk, app))
+        self.addresses = {k.address: i for i, k in enumerate(keys)}
+        self.byz_addresses = {keys[i].address for i in byz}
+        lo, hi = mix.gst_ms
+        self.gst_ms = rng.randint(lo, hi) if hi else 0
+        self.now = 0
+        self._queue: list[tuple[int, int, int, int, Any]] = []
+        self._seq = 0
+        self._partition: list[int] | None = None  # group id per node while partitioned
+        # checks
+        self.decided: dict[int, bytes] = {}
+        self.proposed: set[bytes] = set()
+        self.honest_signed: dict[tuple[bytes, int, int, int], bytes] = {}
+        self.byz_seen: dict[tuple[int, int, bytes, int, int, int], bytes] = {}
+        self.detectable: dict[tuple[bytes, int, int, int], int] = {}
+        self.committed_offences: set[tuple[bytes, int, int, int]] = set()
+        self.gst_height: int | None = None
+        self._progress = False
+        self.goal_height: int | None = None
+        # statistics
+        self.faults = 0
+        self.delivered = 0
+        self.refusals = 0
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _push(self, at: int, node: int, incarnation: int, payload: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at, self._seq, node, incarnation, payload))
+
+    def _send(self, src: int, dst: int, payload: Any) -> None:
+        rng = self.rng
+        if self.now < self.gst_ms:
+            if self._partition is not None and self._partition[src] != self._partition[dst]:
+                self.faults += 1
+                return
+            if rng.randrange(1_000_000) < self.mix.drop_ppm:
+                self.faults += 1
+                return
+            delay = rng.randint(1, self.mix.max_delay_ms)
+            if rng.randrange(1_000_000) < self.mix.duplicate_ppm:
+                self.faults += 1
+                self._push(self.now + rng.randint(1, self.mix.max_delay_ms), dst, -1, payload)
+        else:
+            delay = rng.randint(1, POST_GST_DELAY_MS)
+        self._push(self.now + delay, dst, -1, payload)
+
+    def _broadcast(self, src: int, payloads: tuple[Any, ...]) -> None:
+        for dst in range(len(self.nodes)):
+            if dst != src:
+                for payload in payloads:
+                    self._send(src, dst, payload)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> SimResult:
+        violation: str | None = None
+        try:
+            self._run()
+        except Violation as exc:
+            violation = str(exc)
+        return SimResult(
+            seed=self.seed,
+            mix=self.mix.name,
+            validators=len(self.nodes),
+            byzantine=sum(1 for n in self.nodes if not n.honest),
+            heights_decided=len(self.decided),
+            faults_injected=self.faults,
+            messages_delivered=self.delivered,
+            virtual_ms=self.now,
+            violation=violation,
+        )
+
+    def _run(self) -> None:
+        rng = self.rng
+        for node in self.nodes:
+            if node.byzantine is not ByzantineKind.SILENT:
+                self._boot(node)
+                self._push(rng.randint(1, GOSSIP_INTERVAL_MS), node.index, -2, "gossip")
+        self._push(TX_INTERVAL_MS, -1, 0, "tx")
+        self._plan_faults()
+        self._push(self.gst_ms, -1, 0, "gst")
+        deadline = self.gst_ms + LIVENESS_BOUND_MS
+        while self._queue:
+            at, _, target, incarnation, payload = heapq.heappop(self._queue)
+            if at > deadline:
+                break
+            self.now = at
+            if target < 0:
+                self._world_event(payload)
+            else:
+                self._node_event(self.nodes[target], incarnation, payload)
+            if self._progress and self.goal_height is not None:
+                self._progress = False
+                if self._finished():
+                    return
+        self._final_checks()
+
+    def _plan_faults(self) -> None:
+        rng, mix = self.rng, self.mix
+        if not self.gst_ms:
+            return
+        if mix.partitions:
+            t = rng.randint(0, self.gst_ms // 2)
+            while t < self.gst_ms - 100:
+                heal = min(self.gst_ms, t + rng.randint(200, 1500))
+                self._push(t, -1, 0, ("partition", rng.randint(0, 1 << 30)))
+                self._push(heal, -1, 0, "heal")
+                t = heal + rng.randint(50, 800)
+        if mix.crashes:
+            honest = [n.index for n in self.nodes if n.honest]
+            for _ in range(rng.randint(1, 3)):
+                index = rng.choice(honest)
+                t = rng.randint(0, max(1, self.gst_ms - 300))
+                self._push(t, -1, 0, ("crash", index, min(self.gst_ms, t + rng.randint(50, 1500))))
+        if mix.validator_updates:
+            honest = [n.index for n in self.nodes if n.honest]
+            for _ in range(rng.randint(1, 3)):
+                index = rng.choice(honest)
+                tx = b"power:%d:%d" % (index, rng.randint(5, 20))
+                self._push(rng.randint(0, max(1, self.gst_ms + 1000)), -1, 0, ("tx", tx))
+
+    def _world_event(self, payload: Any) -> None:
+        if payload == "gst":
+            self._partition = None
+            self.gst_height = max(self._height(n) for n in self.nodes if n.honest) - 1
+            self.goal_height = self.gst_height + K_HEIGHTS
+            for node in self.nodes:
+                if node.machine is not None and node.honest:
+                    self._broadcast(node.index, tuple(EvidenceReceived(e) for e in node.machine.pending_evidence()))
+        elif payload == "heal":
+            self._partition = None
+        elif payload == "tx":
+            tx = b"k%d=v%d" % (self.rng.randint(0, 50), self.now)
+            for node in self.nodes:
+                node.app.mempool.append(tx)
+            self._push(self.now + TX_INTERVAL_MS, -1, 0, "tx")
+        elif payload[0] == "tx":
+            for node in self.nodes:
+                node.app.mempool.append(payload[1])
+        elif payload[0] == "partition":
+            split = random.Random(payload[1])
+            self._partition = [split.randint(0, 1) for _ in self.nodes]
+            self.faults += 1
+        elif payload[0] == "crash":
+            node = self.nodes[payload[1]]
+            if node.machine is not None:
+                self._crash(node)
+                self._push(max(payload[2], self.now + 1), node.index, -3, "restart")
+
+    def _height(self, node: SimNode) -> int:
+        return node.machine.height if node.machine is not None else node.disk.state.height
+
+    # ------------------------------------------------------------------ node lifecycle
+
+    def _signer_for(self, node: SimNode) -> Any:
+        if node.byzantine in (ByzantineKind.EQUIVOCATE, ByzantineKind.ROUND_SPAM):
+            return RawSigner(node.key)
+        assert node.disk.sign_store is not None
+        return GuardedSigner(node.key, CHAIN_ID, node.disk.sign_store)
+
+    def _boot(self, node: SimNode) -> None:
+        disk = node.disk
+        node.app.restore(disk.app)
+        node.machine = ConsensusMachine(self.config, disk.state, self._signer_for(node), self.verifier)
+        # This node's own signed messages first, so it never asks to sign them again.
+        wal = [e for e in disk.wal if _is_own(e[1], node.key.address)]
+        wal += [e for e in disk.wal if not _is_own(e[1], node.key.address)]
+        for at, event in wal:
+            if isinstance(event, ProposalReceived | VoteReceived | BlockReceived):
+                self._perform(node, node.machine.handle(event, at))
+        self._perform(node, node.machine.start(disk.height_started_ms))
+        for at, event in disk.wal:
+            if _is_own(event, node.key.address):
+                continue
+            if node.machine.height != disk.state.height:
+                break
+            self._perform(node, node.machine.handle(event, at))
+        for evidence in list(disk.evidence.values()):
+            self._perform(node, node.machine.handle(EvidenceReceived(evidence), self.now))
+
+    def _crash(self, node: SimNode) -> None:
+        self.faults += 1
+        node.machine = None
+        node.incarnation += 1
+        disk = node.disk
+        if self.mix.wal_loss and len(disk.wal) > disk.durable:
+            keep = disk.durable + self.rng.randint(0, len(disk.wal) - disk.durable)
+            if keep < len(disk.wal):
+                self.faults += 1
+            del disk.wal[keep:]
+
+    def _node_event(self, node: SimNode, incarnation: int, payload: Any) -> None:
+        if payload == "restart":
+            if node.machine is None:
+                self._boot(node)
+            return
+        if payload == "gossip":
+            self._push(self.now + GOSSIP_INTERVAL_MS, node.index, -2, "gossip")
+            if node.machine is not None:
+                self._gossip(node)
+            return
+        if node.machine is None:
+            return
+        if incarnation >= 0:  # a timer
+            if incarnation == node.incarnation:
+                self._feed(node, payload)
+            return
+        self.delivered += 1
+        if isinstance(payload, Status):
+            self._catch_up(node, payload)
+            return
+        if isinstance(payload, VoteReceived):
+            self._observe_vote(node, payload.vote)
+            if node.byzantine is ByzantineKind.ROUND_SPAM:
+                self._spam_rounds(node, payload.vote)
+        self._feed(node, payload)
+
+    def _feed(self, node: SimNode, event: Event) -> None:
+        machine = node.machine
+        assert machine is not None
+        node.disk.wal.append((self.now, event))
+        self._perform(node, machine.handle(event, self.now))
+
+    def _gossip(self, node: SimNode) -> None:
+        machine = node.machine
+        assert machine is not None
+        if not node.honest and node.byzantine is not ByzantineKind.INVALID:
+            return
+        messages: list[Any] = [Status(node.index, machine.height)]
+        messages.extend(EvidenceReceived(e) for e in machine.pending_evidence())
+        if machine.height == node.last_gossip_height:
+            for m in machine.gossip():
+                messages.append(_as_event(m))
+        node.last_gossip_height = machine.height
+        self._broadcast(node.index, tuple(messages))
+
+    def _catch_up(self, node: SimNode, status: Status) -> None:
+        stored = node.disk.blocks.get(status.height)
+        if stored is None:
+            return
+        block, commit = stored
+        messages: list[Any] = [BlockReceived(block)]
+        for i, sig in enumerate(commit.signatures):
+            if sig.flag != COMMIT_ABSENT:
+                messages.append(VoteReceived(sig.to_vote(commit.height, commit.round, commit.block_hash, i)))
+        for m in messages:
+            self._send(node.index, status.sender, m)
+
+    def _observe_vote(self, node: SimNode, vote: Vote) -> None:
+        """Notes byzantine equivocations that reached an honest node at the votes' height."""
+        if not node.honest or vote.validator not in self.byz_addresses:
+            return
+        if node.machine is None or node.machine.height != vote.height:
+            return
+        key = (node.index, node.incarnation, vote.validator, vote.height, vote.round, vote.kind)
+        first = self.byz_seen.setdefault(key, vote.block_hash)
+        if first != vote.block_hash:
+            self.detectable.setdefault((vote.validator, vote.height, vote.round, vote.kind), vote.height)
+
+    # ------------------------------------------------------------------ effects
+
+    def _perform(self, node: SimNode, effects: list[Effect]) -> None:
+        pending = deque(effects)
+        while pending:
+            effect = pending.popleft()
+            answer = self._perform_one(node, effect)
+            if answer is not None and node.machine is not None:
+                pending.extend(node.machine.handle(answer, self.now))
+
+    def _perform_one(self, node: SimNode, effect: Effect) -> Event | None:
+        app = node.app
+        if isinstance(effect, BroadcastVote):
+            self._on_own_vote(node, effect.vote)
+        elif isinstance(effect, ScheduleTimeout):
+            timeout = TimeoutFired(effect.height, effect.round, effect.step)
+            self._push(self.now + effect.duration_ms, node.index, node.incarnation, timeout)
+        elif isinstance(effect, RequestVerifyVoteExtension):
+            return VoteExtensionVerified(effect.vote, app.verify_vote_extension(effect.vote))
+        elif isinstance(effect, RequestProcessProposal):
+            accepted = node.byzantine is ByzantineKind.INVALID or app.process_proposal(effect.block)
+            return ProposalProcessed(effect.block.header.height, effect.block.block_id(), accepted)
+        elif isinstance(effect, BroadcastProposal):
+            self._on_own_proposal(node, effect.proposal, effect.block)
+        elif isinstance(effect, RequestExtendVote):
+            return VoteExtended(effect.height, effect.round, effect.block_hash, app.extend_vote(effect.height))
+        elif isinstance(effect, RequestPrepareProposal):
+            txs = app.prepare_proposal(effect.max_txs)
+            if node.byzantine is ByzantineKind.INVALID:
+                txs = txs + (b"INVALID",)
+                self.faults += 1
+            return ProposalPrepared(effect.height, effect.round, txs)
+        elif isinstance(effect, Decide):
+            self._on_decide(node, effect.block, effect.commit)
+        elif isinstance(effect, RequestFinalizeBlock):
+            app_hash, updates = app.finalize_block(effect.block)
+            block = effect.block
+            return BlockFinalized(block.header.height, block.block_id(), app_hash, updates)
+        elif isinstance(effect, EnterHeight):
+            disk = node.disk
+            disk.state = effect.state
+            disk.app = app.snapshot()
+            disk.wal = []
+            disk.durable = 0
+            disk.height_started_ms = self.now
+        elif isinstance(effect, BroadcastEvidence):
+            node.disk.evidence[evidence_id(effect.evidence)] = effect.evidence
+            self._broadcast(node.index, (EvidenceReceived(effect.evidence),))
+        elif isinstance(effect, SigningRefused):
+            self.refusals += 1
+        return None
+
+    def _log_own(self, node: SimNode, events: tuple[Event, ...]) -> None:
+        """Own messages go to the WAL, fsynced, before they are sent."""
+        disk = node.disk
+        disk.wal.extend((self.now, e) for e in events)
+        disk.durable = len(disk.wal)
+
+    def _on_own_vote(self, node: SimNode, vote: Vote) -> None:
+        self._log_own(node, (VoteReceived(vote),))
+        if node.honest:
+            key = (vote.validator, vote.height, vote.round, vote.kind)
+            first = self.honest_signed.setdefault(key, vote.block_hash)
+            if first != vote.block_hash:
+                raise Violation(
+                    f"honest validator {node.index} signed two {_kind(vote.kind)}s at height "
+                    f"{vote.height} round {vote.round}: {first.hex()[:12]} and {vote.block_hash.hex()[:12]}"
+                )
+        if node.byzantine is ByzantineKind.EQUIVOCATE:
+            self._equivocate_vote(node, vote)
+            return
+        self._broadcast(node.index, (VoteReceived(vote),))
+
+    def _on_own_proposal(self, node: SimNode, proposal: Proposal, block: Block) -> None:
+        self._log_own(node, (BlockReceived(block), ProposalReceived(proposal)))
+        self.proposed.add(proposal.block_hash)
+        if node.honest:
+            key = (proposal.proposer, proposal.height, proposal.round, 0)
+            first = self.honest_signed.setdefault(key, proposal.block_hash)
+            if first != proposal.block_hash:
+                raise Violation(f"honest validator {node.index} proposed two blocks at {proposal.height}/{proposal.round}")
+        if node.byzantine is ByzantineKind.EQUIVOCATE:
+            self._equivocate_proposal(node, proposal, block)
+            return
+        self._broadcast(node.index, (ProposalReceived(proposal), BlockReceived(block)))
+
+    # ------------------------------------------------------------------ byzantine behaviour
+
+    def _split(self, node: SimNode, first: tuple[Any, ...], second: tuple[Any, ...]) -> None:
+        """Sends ``first`` to a random half of the peers and ``second`` to the rest; each peer
+        also gets the other one with probability 1/2 (so the equivocation can be seen)."""
+        rng = self.rng
+        for dst in range(len(self.nodes)):
+            if dst == node.index:
+                continue
+            mine, other = (first, second) if rng.randrange(2) else (second, first)
+            for m in mine:
+                self._send(node.index, dst, m)
+            if rng.randrange(2):
+                for m in other:
+                    self._send(node.index, dst, m)
+
+    def _equivocate_proposal(self, node: SimNode, proposal: Proposal, block: Block) -> None:
+        self.faults += 1
+        txs = block.txs + (b"alt%d=x%d" % (node.index, self.rng.randint(0, 1 << 20)),)
+        header = dataclasses.replace(block.header, data_hash=crypto.merkle_root(list(txs)))
+        alt_block = dataclasses.replace(block, header=header, txs=txs)
+        alt_hash = alt_block.block_id()
+        node.alt_hashes[(proposal.height, proposal.round)] = alt_hash
+        self.proposed.add(alt_hash)
+        signer = RawSigner(node.key)
+        alt = signer.sign_proposal(dataclasses.replace(proposal, block_hash=alt_hash))
+        self._split(node, (ProposalReceived(proposal), BlockReceived(block)), (ProposalReceived(alt), BlockReceived(alt_block)))
+
+    def _equivocate_vote(self, node: SimNode, vote: Vote) -> None:
+        self.faults += 1
+        if vote.block_hash:
+            alt_hash = NIL
+        else:
+            alt_hash = node.alt_hashes.get((vote.height, vote.round)) or crypto.sha256(
+                b"bogus%d" % self.rng.randint(0, 1 << 30)
+            )
+        extension = node.app.extend_vote(vote.height) if vote.kind == PRECOMMIT and alt_hash else b""
+        alt = RawSigner(node.key).sign_vote(
+            dataclasses.replace(vote, block_hash=alt_hash, extension=extension, extension_signature=b"")
+        )
+        self._split(node, (VoteReceived(vote),), (VoteReceived(alt),))
+
+    def _spam_rounds(self, node: SimNode, seen: Vote) -> None:
+        """ROUND_SPAM: answer every vote with a nil prevote for the next round."""
+        key = (seen.height, seen.round + 1)
+        if key in node.spammed or node.machine is None:
+            return
+        node.spammed.add(key)
+        self.faults += 1
+        index = node.machine.state.validators.index_of(node.key.address)
+        if index < 0:
+            return
+        unsigned = Vote(1, seen.height, seen.round + 1, NIL, self.now, node.key.address, index, b"", b"\0" * 64, b"")
+        self._broadcast(node.index, (VoteReceived(RawSigner(node.key).sign_vote(unsigned)),))
+
+    # ------------------------------------------------------------------ checks
+
+    def _on_decide(self, node: SimNode, block: Block, commit: Commit) -> None:
+        height = block.header.height
+        block_hash = block.block_id()
+        node.disk.blocks[height] = (block, commit)
+        self._progress = True
+        if not node.honest:
+            return
+        first = self.decided.setdefault(height, block_hash)
+        if first != block_hash:
+            raise Violation(
+                f"agreement: node {node.index} decided {block_hash.hex()[:12]} at height {height}, "
+                f"another honest node decided {first.hex()[:12]}"
+            )
+        if first is block_hash:  # the first decision at this height
+            if block_hash not in self.proposed:
+                raise Violation(f"validity: block {block_hash.hex()[:12]} at height {height} was never proposed")
+            if not all(valid_tx(tx) for tx in block.txs):
+                raise Violation(f"validity: decided block at height {height} holds an invalid transaction")
+            for ev in block.evidence:
+                a = ev.vote_a
+                self.committed_offences.add((a.validator, a.height, a.round, a.kind))
+
+    def _finished(self) -> bool:
+        assert self.goal_height is not None
+        if any(self._height(n) <= self.goal_height for n in self.nodes if n.honest):
+            return False
+        return not self._missing_evidence()
+
+    def _missing_evidence(self) -> list[tuple[bytes, int, int, int]]:
+        assert self.goal_height is not None
+        return [
+            offence
+            for offence, height in self.detectable.items()
+            if height <= self.goal_height - 1 and offence not in self.committed_offences
+        ]
+
+    def _final_checks(self) -> None:
+        if self.goal_height is None:
+            raise Violation("the run ended before GST")
+        laggards = [n.index for n in self.nodes if n.honest and self._height(n) <= self.goal_height]
+        if laggards:
+            heights = {n.index: self._height(n) - 1 for n in self.nodes if n.honest}
+            raise Violation(
+                f"liveness: {LIVENESS_BOUND_MS} ms after GST, honest nodes {laggards} have not decided "
+                f"height {self.goal_height} (decided heights: {heights})"
+            )
+        missing = self._missing_evidence()
+        if missing:
+            who, height, round, kind = missing[0]
+            raise Violation(
+                f"evidence: the equivocation of validator {self.addresses[who]} at height {height} "
+                f"round {round} ({_kind(kind)}) was never committed"
+            )
+
+
+def _is_own(event: Event, address: bytes) -> bool:
+    if isinstance(event, VoteReceived):
+        return event.vote.validator == address
+    if isinstance(event, ProposalReceived):
+        return event.proposal.proposer == address
+    return isinstance(event, BlockReceived) and event.block.header.proposer == address
+
+
+def _kind(kind: int) -> str:
+    return "precommit" if kind == PRECOMMIT else "prevote"
+
+
+def _as_event(message: Vote | Proposal | Block) -> Event:
+    if isinstance(message, Vote):
+        return VoteReceived(message)
+    if isinstance(message, Proposal):
+        return ProposalReceived(message)
+    return BlockReceived(message)
+
+
+def run_seed(
+    seed: int, mix: str | FaultMix, *, mutation: Mutation = Mutation.NONE, real_signatures: bool = False
+) -> SimResult:
+    """Runs one seed of one fault mix; the result says whether a property broke."""
+    fault_mix = MIXES[mix] if isinstance(mix, str) else mix
+    return Simulation(seed, fault_mix, mutation=mutation, real_signatures=real_signatures).run()
