@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from margin.accounts import Account, Position
 from margin.health import Health, fee, funding_owed, health
-from margin.markets import MarketState
+from margin.markets import PPM, MarketState
 
 __all__ = ["ClearingHouse", "ClearingError"]
 
@@ -40,6 +40,7 @@ class ClearingHouse:
         "touched",
         "unindexed",
         "position_changed",
+        "_health",
     )
 
     def __init__(self, markets: list[MarketState], insurance_fund: int) -> None:
@@ -56,6 +57,9 @@ class ClearingHouse:
         self.unindexed: dict[bytes, None] = {}
         #: Accounts whose position changed since the app last looked (reduce-only upkeep).
         self.position_changed: dict[bytes, None] = {}
+        #: address -> Health at the current prices and funding indexes; an entry is dropped
+        #: whenever the account changes, and all of them when prices or indexes move.
+        self._health: dict[bytes, Health] = {}
 
     # ------------------------------------------------------------------ accounts
 
@@ -65,16 +69,46 @@ class ClearingHouse:
             account = self.accounts[address] = Account(address, 0)
         account.balance += balance
         self.touched[address] = None
+        self._health.pop(address, None)
         return account
 
     def restore_account(self, account: Account) -> None:
         self.accounts[account.address] = account
+        self._health.pop(account.address, None)
         for market_id in account.positions:
             self.holders[market_id][account.address] = None
         self.unindexed[account.address] = None
 
     def health(self, account: Account) -> Health:
-        return health(account, self.markets)
+        """The account's Health at the current prices (cached until it or a price changes)."""
+        state = self._health.get(account.address)
+        if state is None:
+            state = self._health[account.address] = health(account, self.markets)
+        return state
+
+    def prices_changed(self) -> None:
+        """Call after oracle prices or funding indexes move: forget every cached Health."""
+        self._health.clear()
+
+    def health_after(self, account: Account, market_id: int, new_size: int, cash_delta: int) -> Health:
+        """Health as if the position in ``market_id`` were ``new_size`` lots and the balance
+        moved by ``cash_delta`` micro-units (a prospective fill), in O(1) from the cache."""
+        state = self._health.get(account.address)
+        if state is None:
+            state = self._health[account.address] = health(account, self.markets)
+        market = self.markets[market_id]
+        position = account.positions.get(market_id)
+        held = 0 if position is None else position.size
+        price_quantum = market.oracle_price * market.quantum
+        old_notional = abs(held) * price_quantum
+        new_notional = abs(new_size) * price_quantum
+        return Health(
+            state.net + cash_delta + (new_size - held) * price_quantum,
+            state.initial - (-(-old_notional * market.initial_ppm // PPM))
+            + (-(-new_notional * market.initial_ppm // PPM)),
+            state.maintenance - (-(-old_notional * market.maintenance_ppm // PPM))
+            + (-(-new_notional * market.maintenance_ppm // PPM)),
+        )
 
     def conservation_gap(self) -> int:
         """Left side minus right side of the conservation equation (0 when it holds)."""
@@ -100,6 +134,7 @@ class ClearingHouse:
             account.balance -= paid
             self.insurance_fund += paid
             self.touched[account.address] = None
+            self._health.pop(account.address, None)
             self.unindexed[account.address] = None
         return paid
 
@@ -134,6 +169,7 @@ class ClearingHouse:
             position.size = new_size
         self.position_changed[account.address] = None
         self.touched[account.address] = None
+        self._health.pop(account.address, None)
         self.unindexed[account.address] = None
 
     def settle_fill(
@@ -164,6 +200,8 @@ class ClearingHouse:
         self.change_position(maker, market_id, -delta, price)
         maker.balance -= maker_fee
         taker.balance -= taker_fee
+        self._health.pop(maker.address, None)
+        self._health.pop(taker.address, None)
         self.fee_pool += maker_fee + taker_fee
         return maker_fee, taker_fee
 
@@ -185,6 +223,7 @@ class ClearingHouse:
         account.balance -= amount
         self.insurance_fund += amount
         self.touched[account.address] = None
+        self._health.pop(account.address, None)
         self.unindexed[account.address] = None
 
     def withdraw(self, account: Account, amount: int) -> None:
@@ -198,6 +237,7 @@ class ClearingHouse:
         account.balance -= amount
         self.withdrawn += amount
         self.touched[account.address] = None
+        self._health.pop(account.address, None)
         self.unindexed[account.address] = None
 
     def transfer(self, sender: Account, recipient: bytes, amount: int) -> Account:
@@ -210,6 +250,7 @@ class ClearingHouse:
             )
         sender.balance -= amount
         self.touched[sender.address] = None
+        self._health.pop(sender.address, None)
         self.unindexed[sender.address] = None
         target = self.open_account(recipient, amount)
         self.unindexed[recipient] = None

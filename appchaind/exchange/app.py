@@ -29,6 +29,7 @@ from typing import Any
 import msgpack
 
 from appchaind import codec
+from appchaind.crypto import address_of
 from appchaind.exchange import oracle
 from appchaind.exchange.commitment import (
     ACCOUNT_PREFIX,
@@ -68,7 +69,6 @@ from margin import (
     deleveraging_ranking,
     fee,
     funding_tick,
-    health_after,
     premium_ppm,
     reduces_risk,
     sample_premium,
@@ -129,6 +129,17 @@ _CONDITIONAL_KIND = {
     OrderType.TAKE_PROFIT_LIMIT: 3,
 }
 _SIGNATURE_CACHE_LIMIT = 200_000
+# Plain ints for the hot path (enum attribute access is slow on Python 3.11).
+_LIMIT = int(OrderType.LIMIT)
+_STOP_MARKET = int(OrderType.STOP_MARKET)
+_TAKE_PROFIT_LIMIT = int(OrderType.TAKE_PROFIT_LIMIT)
+_LIMIT_KINDS = (int(OrderType.STOP_LIMIT), int(OrderType.TAKE_PROFIT_LIMIT))
+_UNKNOWN_MARKET = int(Code.UNKNOWN_MARKET)
+_INVALID_ORDER = int(Code.INVALID_ORDER)
+_PRICE_OUTSIDE_BAND = int(Code.PRICE_OUTSIDE_BAND)
+_REDUCE_ONLY_REJECTED = int(Code.REDUCE_ONLY_REJECTED)
+_TOO_MANY_OPEN_ORDERS = int(Code.TOO_MANY_OPEN_ORDERS)
+_INSUFFICIENT_MARGIN = int(Code.INSUFFICIENT_MARGIN)
 
 
 class StateError(Exception):
@@ -184,6 +195,9 @@ class ExchangeApp:
         self._reduce_only: dict[bytes, dict[int, None]] = {}
         self._pending: dict[bytes, bytes | None] = {}
         self._verified: dict[bytes, bool] = {}
+        self._addresses: dict[bytes, bytes] = {}
+        self._max_open_orders = self.params.max_open_orders_per_account
+        self._bands: list[tuple[int, int]] = []
         self._handlers: dict[type, Callable[[Account, Any, list[Event]], TxResult]] = {
             PlaceOrder: self._place_order,
             CancelOrder: self._cancel_order,
@@ -351,7 +365,8 @@ class ExchangeApp:
         if error is not None:
             return error
         assert decoded is not None
-        return self._check_envelope(decoded, self.height + 1, self.time_ms, read_only=True)
+        problem = self._check_envelope(decoded, self.height + 1, self.time_ms, read_only=True)
+        return TxResult(Code.OK) if problem is None else problem
 
     def prepare_proposal(
         self, candidates: Sequence[bytes], max_txs: int | None = None, max_bytes: int | None = None
@@ -371,7 +386,7 @@ class ExchangeApp:
             decoded, error = self._decode(tx, False)
             if error is not None or decoded is None:
                 continue
-            if self._check_envelope(decoded, self.height + 1, self.time_ms, read_only=True).code:
+            if self._check_envelope(decoded, self.height + 1, self.time_ms, read_only=True):
                 continue
             seen[tx] = None
             total += len(tx)
@@ -478,7 +493,12 @@ class ExchangeApp:
         self.time_ms = time_ms
         block_events: list[Event] = []
         self._update_oracle(oracle_votes, total_power, oracle_prices, block_events)
-        decoded = [self._decode(tx, signatures_verified) for tx in txs]
+        self._refresh_bands()
+        self.clearing.prices_changed()
+        if signatures_verified and all(type(tx) is Tx for tx in txs):
+            decoded = [(tx, None) for tx in txs]
+        else:
+            decoded = [self._decode(tx, signatures_verified) for tx in txs]
         classes = [
             _OTHERS if tx is None else _execution_class(tx.body) for tx, _ in decoded
         ]
@@ -490,7 +510,10 @@ class ExchangeApp:
         self.app_hash = self._update_commitment()
         return BlockResult(height, results, block_events, self.app_hash)
 
-    def _check_envelope(self, tx: Tx, height: int, time_ms: int, *, read_only: bool) -> TxResult:
+    def _check_envelope(
+        self, tx: Tx, height: int, time_ms: int, *, read_only: bool
+    ) -> TxResult | None:
+        """Why the envelope cannot be applied at (height, time_ms), or None."""
         params = self.params
         if tx.chain_id != self.chain_id:
             return TxResult(Code.WRONG_CHAIN, f"tx is for chain {tx.chain_id!r}, this is {self.chain_id!r}")
@@ -509,22 +532,37 @@ class ExchangeApp:
                 "use the current time in milliseconds",
             )
         if read_only:
-            account = self.clearing.accounts.get(tx.sender_address)
+            account = self.clearing.accounts.get(self._address_of(tx.sender))
             if account is None:
                 if type(tx.body) is Faucet and params.faucet_enabled:
-                    return TxResult(Code.OK)
+                    return None
                 return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
             problem = account.check_nonce(nonce, params.max_recent_nonces)
             if problem is not None:
                 return TxResult(Code.NONCE_REPLAYED, problem)
-        return TxResult(Code.OK)
+        return None
+
+    def _address_of(self, public_key: bytes) -> bytes:
+        address = self._addresses.get(public_key)
+        if address is None:
+            if len(self._addresses) >= _SIGNATURE_CACHE_LIMIT:
+                self._addresses.clear()
+            address = self._addresses[public_key] = address_of(public_key)
+        return address
 
     def _deliver(self, tx: Tx) -> TxResult:
-        envelope = self._check_envelope(tx, self.height, self.time_ms, read_only=False)
-        if envelope.code:
-            return envelope
+        params = self.params
+        height = self.height
+        nonce = tx.nonce
+        time_ms = self.time_ms
+        if (
+            tx.chain_id != self.chain_id
+            or not height <= tx.expiry_height <= height + params.max_tx_lifetime_blocks
+            or not time_ms - params.nonce_window_past_ms <= nonce <= time_ms + params.nonce_window_future_ms
+        ):
+            return self._check_envelope(tx, height, time_ms, read_only=False)  # type: ignore[return-value]
         clearing = self.clearing
-        address = tx.sender_address
+        address = self._addresses.get(tx.sender) or self._address_of(tx.sender)
         account = clearing.accounts.get(address)
         body = tx.body
         if account is None:
@@ -539,7 +577,11 @@ class ExchangeApp:
         clearing.touched[address] = None
         events: list[Event] = []
         if account.positions:
-            self._settle_funding(account, events)
+            markets = self.markets
+            for market_id, position in account.positions.items():
+                if position.funding_index != markets[market_id].funding_index:
+                    self._settle_funding(account, events)
+                    break
         handler = self._handlers.get(type(body))
         if handler is None:
             return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
@@ -557,50 +599,54 @@ class ExchangeApp:
     def _place_order(self, account: Account, body: PlaceOrder, events: list[Event]) -> TxResult:
         market_id = body.market_id
         if market_id >= len(self.markets):
-            return TxResult(Code.UNKNOWN_MARKET, f"market {market_id} does not exist")
+            return TxResult(_UNKNOWN_MARKET, f"market {market_id} does not exist")
         side = body.side
         size = body.size
         tif = body.time_in_force
         order_type = body.order_type
         if side > 1:
-            return TxResult(Code.INVALID_ORDER, "side must be 0 (sell) or 1 (buy)")
+            return TxResult(_INVALID_ORDER, "side must be 0 (sell) or 1 (buy)")
         if not 0 < size < MAX_PRICE:
-            return TxResult(Code.INVALID_ORDER, "size must be at least one lot")
-        if tif > _FOK or order_type > OrderType.TAKE_PROFIT_LIMIT:
-            return TxResult(Code.INVALID_ORDER, "unknown time in force or order type")
+            return TxResult(_INVALID_ORDER, "size must be at least one lot")
+        if tif > _FOK or order_type > _TAKE_PROFIT_LIMIT:
+            return TxResult(_INVALID_ORDER, "unknown time in force or order type")
         gtb = body.good_til_block
         if gtb and gtb < self.height:
-            return TxResult(Code.INVALID_ORDER, f"good_til_block {gtb} has already passed")
+            return TxResult(_INVALID_ORDER, f"good_til_block {gtb} has already passed")
         flags = _REDUCE_ONLY if body.reduce_only else 0
-        market = self.markets[market_id]
-        limit_kind = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
-        if limit_kind:
-            problem = self._band_problem(market, body.price)
-            if problem is not None and order_type == OrderType.LIMIT:
-                return TxResult(Code.PRICE_OUTSIDE_BAND, problem)
-            if not 0 < body.price < MAX_PRICE:
-                return TxResult(Code.INVALID_ORDER, "limit price must be a positive number of ticks")
-        elif tif in (_POST_ONLY, 0):
-            tif = _IOC
+        price = body.price
+        if order_type == _LIMIT:
+            low, high = self._bands[market_id]
+            if not low <= price <= high:
+                return TxResult(
+                    _PRICE_OUTSIDE_BAND,
+                    f"price {price} is outside the band [{low}, {high}] around the oracle "
+                    f"{self.markets[market_id].oracle_price}",
+                )
+        elif order_type in _LIMIT_KINDS:
+            if not 0 < price < MAX_PRICE:
+                return TxResult(_INVALID_ORDER, "limit price must be a positive number of ticks")
+        else:
+            if tif < _IOC:
+                tif = _IOC
+            price = self._bands[market_id][side]
         order_id = self.next_order_id
-        self.next_order_id += 1
-        if order_type >= OrderType.STOP_MARKET:
+        self.next_order_id = order_id + 1
+        if order_type >= _STOP_MARKET:
             return self._place_conditional(account, body, order_id, tif, flags, events)
-        price = body.price if limit_kind else self._protection_price(market, side)
         code, log = self._submit(
             account, market_id, order_id, side, price, size, tif, flags, body.client_id, gtb,
             events,
         )  # fmt: skip
         return TxResult(code, log)
 
-    def _band_problem(self, market: MarketState, price: int) -> str | None:
-        oracle_price = market.oracle_price
-        band = market.params.price_band_ppm
-        low = -(-oracle_price * (PPM - band) // PPM)
-        high = oracle_price * (PPM + band) // PPM
-        if not low <= price <= high:
-            return f"price {price} is outside the band [{low}, {high}] around the oracle {oracle_price}"
-        return None
+    def _refresh_bands(self) -> None:
+        """Per market, for this block: (lowest, highest) acceptable limit price in ticks,
+        which are also the sell and buy protection prices of market orders."""
+        self._bands = [
+            (self._protection_price(market, 0), self._protection_price(market, 1))
+            for market in self.markets
+        ]
 
     def _protection_price(self, market: MarketState, side: int) -> int:
         """A market order's worst acceptable price: the oracle ± the price band."""
@@ -662,19 +708,19 @@ class ExchangeApp:
         held = position.size if position is not None else 0
         if flags:
             if not (held < 0 if side else held > 0):
-                return Code.REDUCE_ONLY_REJECTED, "reduce-only order would not reduce your position"
+                return _REDUCE_ONLY_REJECTED, "reduce-only order would not reduce your position"
             size = min(size, abs(held))
-        if tif < _IOC and book.open_order_count(address) >= self.params.max_open_orders_per_account:
-            return Code.TOO_MANY_OPEN_ORDERS, "open order limit reached in this market"
+        if tif < _IOC and book.open_order_count(address) >= self._max_open_orders:
+            return _TOO_MANY_OPEN_ORDERS, "open order limit reached in this market"
         new_size = held + size if side else held - size
         if not reduces_risk(held, new_size):
             market = self.markets[market_id]
             notional = price * size * market.quantum
             cash = (-notional if side else notional) - fee(notional, market.taker_fee_ppm)
-            state = health_after(account, self.markets, market_id, new_size, cash)
+            state = self.clearing.health_after(account, market_id, new_size, cash)
             if state.net < state.initial:
                 return (
-                    Code.INSUFFICIENT_MARGIN,
+                    _INSUFFICIENT_MARGIN,
                     f"filled in full at {price} ticks this order would leave net collateral "
                     f"{state.net} below the initial margin {state.initial} (micro-units)",
                 )
@@ -693,17 +739,18 @@ class ExchangeApp:
                 self._rest_seq[(market_id, order_id)] = rest_seq
             if flags:
                 self._reduce_only.setdefault(address, {})[market_id] = None
-            events.append(_order_event(market_id, order_id, address, client_id, "resting", book.order(order_id)[_O_SIZE]))  # type: ignore[index]
-            return Code.OK, ""
+            resting = book.order(order_id)[_O_SIZE]  # type: ignore[index]
+            events.append(_order_event(market_id, order_id, address, client_id, "resting", resting))
+            return 0, ""
         if outcome == _FILLED:
             events.append(_order_event(market_id, order_id, address, client_id, "filled", 0))
-            return Code.OK, ""
+            return 0, ""
         rejection = _REJECTIONS.get(outcome)
         if rejection is not None:
             events.append(_order_event(market_id, order_id, address, client_id, "rejected", size))
             return rejection
         events.append(_order_event(market_id, order_id, address, client_id, "cancelled", 0))
-        return Code.OK, ""
+        return 0, ""
 
     def _maker_check(self, market_id: int) -> Callable[[list[Any], int, bytes, int], int]:
         """The book's per-fill hook: a maker may only fill what keeps it above initial
@@ -711,9 +758,9 @@ class ExchangeApp:
         Fills allowed within one taker accumulate in ``_scratch`` so later makers of the
         same owner are checked against the position the earlier fills leave."""
         accounts = self.clearing.accounts
+        health_after_cached = self.clearing.health_after
         scratch = self._scratch
-        markets = self.markets
-        market = markets[market_id]
+        market = self.markets[market_id]
 
         def check(maker: list[Any], taker_order_id: int, taker_owner: bytes, fill: int) -> int:
             owner = maker[_O_OWNER]
@@ -735,7 +782,7 @@ class ExchangeApp:
             notional = maker[_O_PRICE] * fill * market.quantum
             cash += (-notional if buys else notional) - fee(notional, market.maker_fee_ppm)
             if not reduces_risk(held, new_size):
-                state = health_after(account, markets, market_id, new_size, cash)
+                state = health_after_cached(account, market_id, new_size, cash)
                 if state.net < state.initial:
                     return 0
             if pending is None:
@@ -953,6 +1000,7 @@ class ExchangeApp:
             )
         )
         if step:
+            self.clearing.prices_changed()
             unindexed = self.clearing.unindexed
             for address in self.clearing.holders[market.market_id]:
                 unindexed[address] = None
