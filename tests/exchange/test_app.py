@@ -1,0 +1,118 @@
+"""The application interface: ordering rule, oracle, mempool admission, proposals, nonces."""
+
+from __future__ import annotations
+
+from appchaind import codec
+from appchaind.exchange import CancelOrder, Code, ExchangeApp, Faucet, Withdraw
+from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
+from appchaind.store import WriteBatch
+from appchaind.types import sign_tx
+from tests.exchange.support import (
+    BUY,
+    CHAIN_ID,
+    GENESIS_MS,
+    POST_ONLY,
+    SELL,
+    Driver,
+    address,
+    genesis,
+    key,
+    limit,
+    market_order,
+)  # fmt: skip
+
+BALANCES = {"alice": "1000000", "bob": "1000000"}
+
+
+def test_cancels_then_post_only_then_the_rest_whatever_the_block_order():
+    app = ExchangeApp(genesis(BALANCES))
+    d = Driver(app)
+    d.block([d.tx("alice", limit(0, SELL, 50000, 5, client_id=1))])
+    # The builder puts the taker first, then a post-only quote, then the cancel of the ask.
+    taker = d.tx("bob", limit(0, BUY, 50000, 5))
+    quote = d.tx("bob", limit(0, BUY, 49000, 5, POST_ONLY, client_id=9))
+    cancel = d.tx("alice", CancelOrder(0, 0, 1, True))
+    result = d.block([taker, quote, cancel])
+    assert [r.code for r in result.tx_results] == [0, 0, 0]
+    # The cancel ran first, so the taker found no ask and rested as a bid at 50000.
+    assert app.account(address("bob")).position_size(0) == 0
+    assert [e.attributes["status"] for e in result.tx_results[0].events] == ["resting"]
+
+
+def test_oracle_median_needs_two_thirds_and_is_clamped():
+    current = [50000]
+    votes = [(10, encode_vote({0: 51000})), (10, encode_vote({0: 52000})), (10, b"")]
+    # 20 of 30 power reported (exactly 2/3): the lower weighted median, clamped to +1%.
+    assert aggregate(votes, 30, current, [10_000]) == [(50500, 50000, 20)]
+    assert aggregate(votes[:1], 30, current, [10_000]) == [(50000, 50000, 10)]
+    assert aggregate([(10, b"\x01garbage")] + votes[:2], 30, current, [100_000])[0][0] == 51000
+
+
+def test_extend_vote_and_verify_with_the_simulated_feed():
+    g = genesis(BALANCES)
+    clock = [GENESIS_MS / 1000 + 3600]
+    feeds = [
+        SimulatedFeed(g.markets, seed=b"net", validator_seed=bytes([i]), start_ms=GENESIS_MS,
+                      clock=lambda: clock[0])  # fmt: skip
+        for i in range(2)
+    ]
+    apps = [ExchangeApp(g, price_source=f) for f in feeds]
+    extensions = [a.extend_vote(1) for a in apps]
+    assert all(apps[0].verify_vote_extension(x) for x in extensions)
+    prices = [p for x in extensions for p in codec.decode(OracleVote, x).prices]
+    # Shared walk plus small per-validator noise: the validators agree within 0.02%.
+    assert abs(prices[0].price - prices[2].price) * 5000 <= prices[0].price
+    assert not apps[0].verify_vote_extension(encode_vote({0: 1}))
+    assert not apps[0].verify_vote_extension(b"\xc1")
+    result = apps[0].finalize_block(1, GENESIS_MS + 1000, [], oracle_votes=[(5, extensions[0]), (5, extensions[1])])
+    assert result.events[0].kind == "oracle"
+
+
+def test_check_tx_and_proposals():
+    app = ExchangeApp(genesis(BALANCES))
+    d = Driver(app)
+    good = codec.encode(d.tx("alice", limit(0, SELL, 50000, 1)))
+    stranger = codec.encode(d.tx("nobody", limit(0, SELL, 50000, 1)))
+    faucet = codec.encode(d.tx("newcomer", Faucet(1000)))
+    cancel = codec.encode(d.tx("bob", CancelOrder(0, 5, 0, False)))
+    assert app.check_tx(good).code == 0
+    assert app.check_tx(stranger).code == Code.UNKNOWN_ACCOUNT
+    assert app.check_tx(faucet).code == 0
+    assert app.check_tx(b"\x93\x01").code == Code.MALFORMED
+    tampered = bytearray(good)
+    tampered[-1] ^= 1
+    assert app.check_tx(bytes(tampered)).code == Code.BAD_SIGNATURE
+    block = app.prepare_proposal([good, stranger, good, faucet, cancel])
+    assert block == [cancel, good, faucet]
+    assert app.process_proposal(block) == (True, "")
+    assert not app.process_proposal([bytes(tampered)])[0]
+    result = app.finalize_block(1, GENESIS_MS + 1000, block)
+    assert [r.code for r in result.tx_results] == [Code.ORDER_NOT_FOUND, 0, 0]
+    assert app.account(key("newcomer").address).balance == 1000
+
+
+def test_nonce_window_set_and_expiry():
+    app = ExchangeApp(genesis(BALANCES, params={"max_recent_nonces": 3}))
+    d = Driver(app)
+    now = d.time_ms
+    txs = [d.tx("bob", Withdraw(1), nonce=now - i) for i in range(4)]
+    txs.append(d.tx("bob", Withdraw(1), nonce=now - 10))  # below the 3 kept ones
+    txs.append(d.tx("bob", Withdraw(1), nonce=now + 10**9))  # far in the future
+    result = d.block(txs)
+    codes = [r.code for r in result.tx_results]
+    assert codes == [0, 0, 0, Code.NONCE_REPLAYED, Code.NONCE_REPLAYED, Code.NONCE_OUT_OF_WINDOW]
+    d.block([])
+    stale = sign_tx(key("bob"), CHAIN_ID, d.time_ms - 5, 1, Withdraw(1))  # expired at height 1
+    assert d.block([stale]).tx_results[0].code == Code.EXPIRED
+
+
+def test_market_order_margin_and_commit_into_the_nodes_batch():
+    app = ExchangeApp(genesis({"alice": "1000000", "bob": "100"}))
+    d = Driver(app)
+    d.block([d.tx("alice", limit(0, SELL, 50000, 100))])
+    result = d.block([d.tx("bob", market_order(0, BUY, 100))])
+    assert result.tx_results[0].code == Code.INSUFFICIENT_MARGIN
+    assert "initial margin" in result.tx_results[0].log
+    batch = WriteBatch()
+    assert app.commit(batch) == app.app_hash
+    assert len(batch) > 3

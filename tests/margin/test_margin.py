@@ -1,0 +1,109 @@
+"""Margin arithmetic, the health cache, funding and the liquidation index."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from margin import (
+    Account,
+    ClearingHouse,
+    LiquidationIndex,
+    MarketState,
+    NonceError,
+    Position,
+    fee,
+    funding_tick,
+    health,
+    premium_ppm,
+    requirement,
+)
+from tests.exchange.support import genesis
+
+
+def _markets():
+    return [MarketState(m) for m in genesis({}).markets]
+
+
+def test_rounding_goes_against_the_trader():
+    assert requirement(3, 7, 1, 333_333) == 7  # 6.999999 rounds up
+    assert fee(1_000_001, 500) == 501  # 500.0005 up
+    assert fee(1_000_001, -100) == -100  # rebate 100.0001 down
+
+
+def test_nonces_keep_the_highest_and_refuse_replays():
+    account = Account(b"a" * 20, 0)
+    for n in (5, 3, 9):
+        account.accept_nonce(n, 3)
+    with pytest.raises(NonceError):
+        account.accept_nonce(9, 3)
+    with pytest.raises(NonceError):
+        account.accept_nonce(2, 3)
+    account.accept_nonce(4, 3)
+    assert account.nonces == [4, 5, 9]
+
+
+def test_cached_health_after_matches_a_full_recomputation():
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    account = clearing.open_account(b"a" * 20, 10**9)
+    clearing.change_position(account, 0, 7, 50_000)
+    clearing.change_position(account, 1, -40, 3_000)
+    predicted = clearing.health_after(account, 0, -3, 123)
+    clearing.change_position(account, 0, -10, 0)
+    account.balance += 123 + 0
+    clearing.prices_changed()
+    actual = health(account, markets)
+    assert predicted.initial == actual.initial and predicted.maintenance == actual.maintenance
+    assert predicted.net == actual.net
+
+
+def test_funding_is_zero_sum_up_to_rounding_into_the_fund():
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    long, short = clearing.open_account(b"l" * 20, 10**9), clearing.open_account(b"s" * 20, 10**9)
+    clearing.genesis_total += 2 * 10**9
+    clearing.change_position(long, 0, 3, 50_000)
+    clearing.change_position(short, 0, -3, 50_000)
+    markets[0].premium_sum, markets[0].premium_samples = 700, 3
+    rate, step = funding_tick(markets[0], 1_000)
+    assert rate == 233 and step == 233 * 50_000 * 1000
+    assert clearing.settle_funding(long) == 3 * 233 * 50  # longs pay 233 ppm of 150 quote
+    assert clearing.settle_funding(short) == -3 * 233 * 50
+    markets[0].premium_sum, markets[0].premium_samples = 1, 3  # a rate of 0.33 ppm -> 0
+    markets[0].funding_index += 1  # an index step that does not divide evenly
+    paid = clearing.settle_funding(long) + clearing.settle_funding(short)
+    assert paid == 1  # long pays ceil(3e-6) = 1, short receives floor = 0: rounding to the fund
+    assert clearing.conservation_gap() == 0
+    assert premium_ppm(50_000, 50_100, None) == 2_000 and premium_ppm(50_000, None, 49_900) == -2_000
+
+
+@given(
+    st.lists(st.tuples(st.integers(-500, 500), st.integers(-5000, 5000)), min_size=1, max_size=30),
+    st.integers(-5000, 5000),
+    st.integers(-300, 300),
+)
+def test_the_index_finds_every_account_a_move_makes_liquidatable(books, move_btc, move_eth):
+    """Completeness of the bands: after any price move, every account below maintenance is
+    either among the crossed ones or was flagged at indexing time."""
+    markets = _markets()
+    index = LiquidationIndex(2)
+    accounts = []
+    flagged = set()
+    for i, (btc, eth) in enumerate(books):
+        account = Account(i.to_bytes(20, "big"), 0)
+        if btc:
+            account.positions[0] = Position(btc, 0, 0)
+        if eth:
+            account.positions[1] = Position(eth, 0, 0)
+        account.balance = -btc * 50_000 * 1000 - eth * 3000 * 1000 + (abs(btc) + abs(eth)) * 4_000_000
+        accounts.append(account)
+        if index.update(account, markets):
+            flagged.add(account.address)
+    markets[0].oracle_price += move_btc
+    markets[1].oracle_price += move_eth
+    crossed = set(index.crossed(0, markets[0].oracle_price)) | set(index.crossed(1, markets[1].oracle_price))
+    for account in accounts:
+        if health(account, markets).liquidatable:
+            assert account.address in crossed or account.address in flagged
