@@ -218,7 +218,7 @@ class ConsensusMachine:
 
     @property
     def locked_block_hash(self) -> bytes | None:
-        return None if self.locked_value is None else self.locked_value.block_id()
+        return None if self.locked_value is None else self._block_id(self.locked_value)
 
     def pending_evidence(self) -> tuple[DuplicateVoteEvidence, ...]:
         """Verified evidence not yet committed, oldest first (for gossip and the next proposal)."""
@@ -232,7 +232,7 @@ class ConsensusMachine:
         messages: list[Vote | Proposal | Block] = list(self._own_votes.values())
         if self.valid_value is not None:
             # The polka behind validValue: peers need it to accept a re-proposal (line 28).
-            valid_hash = self.valid_value.block_id()
+            valid_hash = self._block_id(self.valid_value)
             polka = self._rounds[self.valid_round].prevotes.slots
             messages.extend(v[valid_hash] for v in polka if v is not None and valid_hash in v)
         for round in (self.round, self.valid_round):
@@ -275,6 +275,7 @@ class ConsensusMachine:
         self._proposers: dict[int, bytes] = {}
         self._proposals: dict[int, Proposal] = {}
         self._blocks: dict[bytes, Block] = {}
+        self._block_ids: dict[int, tuple[Block, bytes]] = {}
         self._verdicts: dict[bytes, bool] = {}
         self._rounds: dict[int, RoundVotes] = {}
         self._fired: set[tuple[int, int]] = set()  # (paper line, round) of "for the first time" rules
@@ -294,7 +295,7 @@ class ConsensusMachine:
         decided = self._decision
         if event.height != self.height or decided is None or self._decision_commit is None:
             return
-        if event.block_hash != decided.block_id():
+        if event.block_hash != self._block_id(decided):
             return
         s = self._state
         new_height = s.height + 1
@@ -485,7 +486,17 @@ class ConsensusMachine:
         return True
 
     def _locked_is(self, block_hash: bytes) -> bool:
-        return self.locked_value is not None and self.locked_value.block_id() == block_hash
+        return self.locked_value is not None and self._block_id(self.locked_value) == block_hash
+
+    def _block_id(self, block: Block) -> bytes:
+        """block.block_id(), computed once per block object this height (the cache holds the
+        object, so its id cannot be reused while cached)."""
+        cached = self._block_ids.get(id(block))
+        if cached is None:
+            if len(self._block_ids) >= _MAX_BUFFERED:
+                self._block_ids.clear()
+            cached = self._block_ids[id(block)] = (block, block.block_id())
+        return cached[1]
 
     def _my_address(self) -> bytes | None:
         return None if self._my_index < 0 or self._signer is None else self._signer.address
@@ -494,7 +505,7 @@ class ConsensusMachine:
         """proposer(h_p, round): CometBFT's weighted round robin from the height's set."""
         address = self._proposers.get(round)
         if address is None:
-            address = self._validators.proposer_for_round(round).address
+            address = self._validators.proposer_for_round(round)
             self._proposers[round] = address
         return address
 
@@ -523,7 +534,7 @@ class ConsensusMachine:
         if r != self.round or self.step != Step.PROPOSE or r in self._proposals:
             return
         block = self._build_block(event.txs[: self.config.max_block_txs])
-        block_hash = block.block_id()
+        block_hash = self._block_id(block)
         self._blocks[block_hash] = block
         self._verdicts[block_hash] = True  # our own block: built from our own state
         self._propose(block, -1, out)
@@ -551,7 +562,7 @@ class ConsensusMachine:
     def _propose(self, block: Block, pol_round: int, out: list[Effect]) -> None:
         """Line 19: broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩ (and receive it)."""
         assert self._signer is not None
-        block_hash = block.block_id()
+        block_hash = self._block_id(block)
         unsigned = Proposal(
             self.height, self.round, pol_round, block_hash, self._vote_time(),
             self._signer.address, _ZERO_SIGNATURE,
@@ -619,7 +630,7 @@ class ConsensusMachine:
             return
         index = vote.validator_index
         validators = self._validators.validators
-        if index >= len(validators) or validators[index].address != vote.validator:
+        if index >= len(validators) or self._validators.addresses[index] != vote.validator:
             return
         votes = self._round_votes(vote.round)
         vote_set = votes.of(vote.kind)
@@ -727,7 +738,7 @@ class ConsensusMachine:
             if height == self.height + 1:
                 self._buffer(BlockReceived(block))
             return
-        block_hash = block.block_id()
+        block_hash = self._block_id(block)
         if block_hash in self._blocks or len(self._blocks) >= _MAX_BLOCKS_PER_HEIGHT:
             return
         self._blocks[block_hash] = block
@@ -799,7 +810,7 @@ class ConsensusMachine:
         power = 0
         for i, sig in enumerate(commit.signatures):
             val = validators.validators[i]
-            if sig.validator != val.address:
+            if sig.validator != validators.addresses[i]:
                 return "a last commit slot names the wrong validator"
             if sig.flag == COMMIT_ABSENT:
                 if sig.signature or sig.extension or sig.extension_signature or sig.timestamp_ms:
@@ -820,17 +831,17 @@ class ConsensusMachine:
         """The extended commit of (height, round): one slot per validator, in the set's order."""
         precommits = self._rounds[round].precommits
         sigs = []
-        for i, val in enumerate(self._validators.validators):
+        for i, address in enumerate(self._validators.addresses):
             vote = precommits.vote_for(i, block_hash) or precommits.first(i)
             if vote is not None and vote.block_hash == block_hash:
                 sigs.append(
-                    CommitSig(COMMIT_BLOCK, val.address, vote.timestamp_ms, vote.signature,
+                    CommitSig(COMMIT_BLOCK, address, vote.timestamp_ms, vote.signature,
                               vote.extension, vote.extension_signature)  # fmt: skip
                 )
             elif vote is not None and vote.block_hash == NIL:
-                sigs.append(CommitSig(COMMIT_NIL, val.address, vote.timestamp_ms, vote.signature, b"", b""))
+                sigs.append(CommitSig(COMMIT_NIL, address, vote.timestamp_ms, vote.signature, b"", b""))
             else:
-                sigs.append(CommitSig(COMMIT_ABSENT, val.address, 0, b"", b"", b""))
+                sigs.append(CommitSig(COMMIT_ABSENT, address, 0, b"", b"", b""))
         return Commit(self.height, round, block_hash, tuple(sigs))
 
     # ------------------------------------------------------------------ evidence

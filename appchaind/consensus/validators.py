@@ -61,6 +61,7 @@ class ValidatorSet:
         "priorities",
         "proposer_index",
         "total_power",
+        "addresses",
         "_index_of",
         "_hash",
     )
@@ -76,7 +77,9 @@ class ValidatorSet:
         self.priorities = priorities
         self.proposer_index = proposer_index
         self.total_power = sum(v.power for v in validators)
-        self._index_of = {v.address: i for i, v in enumerate(validators)}
+        #: ``addresses[i]`` is ``validators[i].address`` (computed once: it is a hash)
+        self.addresses = tuple(v.address for v in validators)
+        self._index_of = {a: i for i, a in enumerate(self.addresses)}
         if len(self._index_of) != len(validators):
             raise ValueError("duplicate validator address")
         if any(v.power <= 0 for v in validators):
@@ -98,7 +101,7 @@ class ValidatorSet:
             raise ValueError("times must be positive")
         prios = _centred(_rescaled(list(self.priorities), self.total_power))
         powers = [v.power for v in self.validators]
-        addresses = [v.address for v in self.validators]
+        addresses = self.addresses
         total = self.total_power
         proposer = 0
         for _ in range(times):
@@ -111,11 +114,11 @@ class ValidatorSet:
             proposer = best
         return ValidatorSet(self.validators, tuple(prios), proposer)
 
-    def proposer_for_round(self, round: int) -> Validator:
-        """The proposer of round ``round`` of a height whose set (at round 0) is ``self``."""
+    def proposer_for_round(self, round: int) -> bytes:
+        """The address of the proposer of round ``round`` of a height whose set (at round 0) is ``self``."""
         if round == 0:
-            return self.proposer
-        return self.increment(round).proposer
+            return self.addresses[self.proposer_index]
+        return self.addresses[self.increment(round).proposer_index]
 
     def with_updates(self, updates: Iterable[Validator]) -> ValidatorSet:
         """CometBFT updateWithChangeSet: power 0 removes, a new key is added at -1.125 × total.

@@ -133,13 +133,17 @@ MIXES: dict[str, FaultMix] = {
     m.name: m
     for m in (
         FaultMix("calm", validator_updates=True),
-        FaultMix("lossy", drop_ppm=250_000, duplicate_ppm=100_000, max_delay_ms=300, gst_ms=(1000, 3000)),
-        FaultMix("partition", drop_ppm=50_000, max_delay_ms=100, partitions=True, gst_ms=(1500, 4000)),
-        FaultMix("crash", drop_ppm=50_000, max_delay_ms=60, crashes=True, wal_loss=True, gst_ms=(1500, 4000)),
-        FaultMix("byzantine", drop_ppm=50_000, max_delay_ms=100, byzantine=_ALL_BYZ, gst_ms=(1000, 3000)),
+        FaultMix("lossy", drop_ppm=250_000, duplicate_ppm=100_000, max_delay_ms=300, gst_ms=(800, 2500)),
+        FaultMix("partition", drop_ppm=50_000, max_delay_ms=200, partitions=True, gst_ms=(1000, 3000)),
+        FaultMix("crash", drop_ppm=50_000, max_delay_ms=200, crashes=True, wal_loss=True, gst_ms=(800, 2500)),
+        FaultMix("byzantine", drop_ppm=50_000, max_delay_ms=150, byzantine=_ALL_BYZ, gst_ms=(500, 2000)),
         FaultMix(
-            "chaos", drop_ppm=150_000, duplicate_ppm=50_000, max_delay_ms=200, partitions=True,
-            crashes=True, wal_loss=True, byzantine=_ALL_BYZ, validator_updates=True, gst_ms=(2000, 4000),
+            "equivocation", drop_ppm=20_000, max_delay_ms=40,
+            byzantine=(ByzantineKind.EQUIVOCATE,), gst_ms=(500, 2000),
+        ),  # fmt: skip
+        FaultMix(
+            "chaos", drop_ppm=150_000, duplicate_ppm=50_000, max_delay_ms=250, partitions=True,
+            crashes=True, wal_loss=True, byzantine=_ALL_BYZ, validator_updates=True, gst_ms=(1500, 3000),
         ),  # fmt: skip
     )
 }
@@ -260,6 +264,8 @@ class SimNode:
         self.incarnation = 0
         self.last_gossip_height = -1
         self.alt_hashes: dict[tuple[int, int], bytes] = {}
+        #: (height, round) -> (peers that got proposal A, the one peer that gets precommit A)
+        self.split_groups: dict[tuple[int, int], tuple[tuple[bool, ...], int]] = {}
         self.spammed: set[tuple[int, int]] = set()
 
     @property
@@ -295,9 +301,10 @@ class Simulation:
         total = sum(powers)
         byz: dict[int, ByzantineKind] = {}
         if mix.byzantine:
+            # As much byzantine power as the model allows (just under 1/3), on up to 3 validators.
             budget = rng.randint(1, 3)
             byz_power = 0
-            for i in rng.sample(range(n), n):
+            for i in sorted(range(n), key=lambda i: (-powers[i], rng.random())):
                 if len(byz) < budget and 3 * (byz_power + powers[i]) < total:
                     byz[i] = rng.choice(mix.byzantine)
                     byz_power += powers[i]
@@ -670,16 +677,19 @@ class Simulation:
     # ------------------------------------------------------------------ byzantine behaviour
 
     def _split(self, node: SimNode, first: tuple[Any, ...], second: tuple[Any, ...]) -> None:
-        """Sends ``first`` to a random half of the peers and ``second`` to the rest; each peer
-        also gets the other one with probability 1/2 (so the equivocation can be seen)."""
+        """Sends ``first`` to a random subset of the peers and ``second`` to the rest. Half the
+        time the split is stealthy (each peer gets one version: a polka or a commit only some
+        see); otherwise each peer also gets the other version with probability 1/2."""
         rng = self.rng
+        stealthy = rng.randrange(2) == 0
+        share = rng.randint(1, 3)  # first goes to about share/4 of the peers
         for dst in range(len(self.nodes)):
             if dst == node.index:
                 continue
-            mine, other = (first, second) if rng.randrange(2) else (second, first)
+            mine, other = (first, second) if rng.randrange(4) < share else (second, first)
             for m in mine:
                 self._send(node.index, dst, m)
-            if rng.randrange(2):
+            if not stealthy and rng.randrange(2):
                 for m in other:
                     self._send(node.index, dst, m)
 
@@ -693,21 +703,68 @@ class Simulation:
         self.proposed.add(alt_hash)
         signer = RawSigner(node.key)
         alt = signer.sign_proposal(dataclasses.replace(proposal, block_hash=alt_hash))
-        self._split(node, (ProposalReceived(proposal), BlockReceived(block)), (ProposalReceived(alt), BlockReceived(alt_block)))
+        # The split-brain attack on locking: proposal and prevote A go to group A, B to the
+        # rest; the precommit for A reaches a single victim of group A, so only it decides.
+        group_a, victim = self._attack_group(node, proposal.round)
+        node.split_groups[(proposal.height, proposal.round)] = (group_a, victim)
+        a = (ProposalReceived(proposal), BlockReceived(block))
+        b = (ProposalReceived(alt), BlockReceived(alt_block))
+        for dst in range(len(self.nodes)):
+            if dst != node.index:
+                for m in a if group_a[dst] else b:
+                    self._send(node.index, dst, m)
+
+    def _attack_group(self, node: SimNode, round: int) -> tuple[tuple[bool, ...], int]:
+        """The split-brain attack on locking: the peers that get version A, and the victim.
+
+        Group A plus the byzantine power make a polka (more than 2/3) while its honest
+        members alone do not; the next round's proposer is left out (so it has no
+        validValue and proposes something new); the victim, the only one that gets the
+        byzantine precommit for A and so decides A, is the weakest member of group A (so
+        that, if locks are ignored, the other honest nodes can decide something else).
+        """
+        assert node.machine is not None
+        vals = node.machine.state.validators
+        next_proposer = self.addresses[vals.proposer_for_round(round + 1)]
+        power = {i: vals.validators[vals.index_of(n.key.address)].power for i, n in enumerate(self.nodes)}
+        byz = sum(power[i] for i, n in enumerate(self.nodes) if not n.honest)
+        total = vals.total_power
+        group = [False] * len(self.nodes)
+        honest = [i for i, n in enumerate(self.nodes) if n.honest and i != next_proposer]
+        self.rng.shuffle(honest)
+        if not honest:
+            return tuple(group), next_proposer
+        victim = min(honest, key=lambda i: power[i])
+        group[victim] = True
+        group_power = power[victim]
+        for i in honest:
+            if 3 * (group_power + byz) > 2 * total:
+                break
+            if i != victim:
+                group[i] = True
+                group_power += power[i]
+        return tuple(group), victim
 
     def _equivocate_vote(self, node: SimNode, vote: Vote) -> None:
         self.faults += 1
-        if vote.block_hash:
+        alt_hash = node.alt_hashes.get((vote.height, vote.round), NIL)
+        if alt_hash == vote.block_hash:
             alt_hash = NIL
-        else:
-            alt_hash = node.alt_hashes.get((vote.height, vote.round)) or crypto.sha256(
-                b"bogus%d" % self.rng.randint(0, 1 << 30)
-            )
+        if alt_hash == vote.block_hash:
+            alt_hash = crypto.sha256(b"bogus%d" % self.rng.randint(0, 1 << 30))
         extension = node.app.extend_vote(vote.height) if vote.kind == PRECOMMIT and alt_hash else b""
         alt = RawSigner(node.key).sign_vote(
             dataclasses.replace(vote, block_hash=alt_hash, extension=extension, extension_signature=b"")
         )
-        self._split(node, (VoteReceived(vote),), (VoteReceived(alt),))
+        groups = node.split_groups.get((vote.height, vote.round))
+        if groups is None:
+            self._split(node, (VoteReceived(vote),), (VoteReceived(alt),))
+            return
+        group_a, victim = groups
+        for dst in range(len(self.nodes)):
+            if dst != node.index:
+                first = group_a[dst] if vote.kind != PRECOMMIT else dst == victim
+                self._send(node.index, dst, VoteReceived(vote if first else alt))
 
     def _spam_rounds(self, node: SimNode, seen: Vote) -> None:
         """ROUND_SPAM: answer every vote with a nil prevote for the next round."""
