@@ -204,6 +204,7 @@ class OrderBook:
         if order_id in orders or size <= 0 or not 0 < price < _NO_PRICE:
             return self._invalid(order_id)
         time_in_force = _PLAIN_TIME_IN_FORCE[time_in_force]
+        side = _PLAIN_SIDE[side]
         owned = self._by_owner.get(owner)
         if time_in_force < _IOC and (
             (owned is not None and client_id in owned)
@@ -237,11 +238,9 @@ class OrderBook:
         if side:
             own = self._bids
             key = -price
-            side = 1
         else:
             own = self._asks
             key = price
-            side = 0
         orders[order_id] = (
             order_id,
             owner,
@@ -550,9 +549,7 @@ class OrderBook:
         """The best ``levels`` price levels of ``side``: (price ticks, total size lots)."""
         own = self._bids if side else self._asks
         sign = own.sign
-        return [
-            (key * sign, own.levels[key].volume) for key in islice(own.keys_in_order(), levels)
-        ]
+        return [(key * sign, own.levels[key].volume) for key in islice(own.keys_in_order(), levels)]
 
     def volume(self, side: int) -> int:
         """Total resting size in lots on ``side``."""

@@ -1,0 +1,204 @@
+"""Property tests: random order flow gives identical results in OrderBook and the reference.
+
+After every operation: same outcomes, fills, removals, resting orders in priority order,
+depth and per-owner indexes; the book is never crossed; and lots are conserved:
+accepted size = 2 x filled + removed + cancelled taker remainders + resting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orderbook import (
+    STOP_TAKER,
+    ConditionalOrder,
+    OrderBook,
+    OrderBookError,
+    OrderRecord,
+    Outcome,
+    Side,
+)
+from tests.orderbook.reference import ReferenceBook
+
+OWNERS = [bytes([n]) * 20 for n in (1, 2, 3)]
+owner_index = st.integers(0, len(OWNERS) - 1)
+price = st.integers(98, 102)
+size = st.integers(1, 12)
+client_id = st.integers(0, 4)
+
+place = st.tuples(
+    st.just("place"),
+    owner_index,
+    st.integers(0, 1),
+    price,
+    size,
+    st.integers(0, 3),
+    st.integers(0, 1),
+    client_id,
+    st.sampled_from([0, 0, 1, 2, 3]),
+)
+others = st.one_of(
+    st.tuples(st.just("cancel"), st.integers(0, 60)),
+    st.tuples(st.just("cancel_client"), owner_index, client_id),
+    st.tuples(st.just("resize"), st.integers(0, 60), st.integers(0, 12)),
+    st.tuples(st.just("expire")),
+    st.tuples(st.just("cancel_all"), owner_index),
+    st.tuples(
+        st.just("conditional"),
+        owner_index,
+        st.integers(0, 1),
+        st.integers(0, 3),
+        price,
+        size,
+        client_id,
+        st.sampled_from([0, 2]),
+    ),
+    st.tuples(st.just("trigger"), price),
+)
+#: Mostly orders, so that books fill up and cross; the rest spread over the other operations.
+operation = st.integers(0, 9).flatmap(lambda n: place if n < 6 else others)
+
+
+def checker(kind: int) -> Any:
+    """A pure maker check: allow, veto, allow part, or stop the taker, by the maker's id."""
+    if kind == 0:
+        return None
+
+    def check(maker: OrderRecord, taker_id: int, taker_owner: bytes, fill: int) -> int:
+        verdict = (maker[0] * 7 + taker_id) % 11
+        if verdict == 0:
+            return 0
+        if verdict == 1:
+            return fill - 1
+        if verdict == 2 and kind == 2:
+            return STOP_TAKER
+        return fill
+
+    return check
+
+
+def run(fast: Any, ref: Any, op: tuple[Any, ...], order_id: int, height: int) -> Any:
+    """Apply one operation to both books; they must agree on what it returned."""
+    name = op[0]
+    results = []
+    for book in (fast, ref):
+        try:
+            if name == "place":
+                _, owner, side, px, sz, tif, flags, cid, gtb = op
+                gtb = gtb and height + gtb
+                results.append(
+                    book.place(order_id, OWNERS[owner], side, px, sz, tif, flags, cid, gtb)
+                )
+            elif name == "cancel":
+                results.append(book.cancel(op[1]))
+            elif name == "cancel_client":
+                results.append(book.cancel_by_client_id(OWNERS[op[1]], op[2]))
+            elif name == "resize":
+                results.append(book.resize(op[1], op[2]))
+            elif name == "expire":
+                results.append(book.expire(height))
+            elif name == "cancel_all":
+                results.append(book.cancel_all(OWNERS[op[1]]))
+            elif name == "conditional":
+                _, owner, side, kind, trig, sz, cid, gtb = op
+                order = ConditionalOrder(
+                    order_id,
+                    OWNERS[owner],
+                    side,
+                    kind,
+                    trig,
+                    trig,
+                    sz,
+                    2,
+                    0,
+                    cid,
+                    gtb and height + gtb,
+                )
+                results.append(book.add_conditional(order))
+            elif name == "trigger":
+                results.append([c.order_id for c in book.trigger(op[1])])
+        except (OrderBookError, ValueError):
+            results.append("raised")
+    assert results[0] == results[1], (op, results)
+    return results[0]
+
+
+def assert_same_state(fast: OrderBook, ref: ReferenceBook) -> None:
+    assert fast.take_fills() == ref.fills
+    assert fast.take_removals() == ref.removals
+    ref.fills, ref.removals = [], []
+    assert list(fast.resting_orders()) == ref.resting_orders()
+    assert sorted(c.record() for c in fast.conditional_orders()) == sorted(
+        c.record() for c in ref.conditional
+    )
+    bid, ask = fast.best_bid(), fast.best_ask()
+    assert (bid, ask) == (ref.best_bid(), ref.best_ask())
+    assert bid is None or ask is None or bid < ask, "crossed book"
+    for side in (Side.BUY, Side.SELL):
+        assert fast.depth(side, 3) == ref.depth(side, 3)
+        assert fast.volume(side) == sum(v for _, v in ref.depth(side, 1000))
+    for owner in OWNERS:
+        assert fast.order_ids_of(owner) == ref.order_ids_of(owner)
+    assert len(fast) == len(ref.resting)
+
+
+@given(
+    ops=st.lists(operation, min_size=20, max_size=80),
+    check_kind=st.integers(0, 2),
+    max_makers=st.sampled_from([None, None, 1, 3]),
+)
+def test_property_engine_matches_reference(
+    ops: list[tuple[Any, ...]], check_kind: int, max_makers: int | None
+) -> None:
+    check = checker(check_kind)
+    fast = OrderBook(maker_check=check, max_makers=max_makers)
+    ref = ReferenceBook(maker_check=check, max_makers=max_makers)
+    accepted = filled = removed = dropped = 0
+    height = 1
+    for number, op in enumerate(ops, start=1):
+        order_id = number  # fresh ids, never reused
+        if op[0] == "expire":
+            height += 1
+        was_conditional = {c.order_id for c in fast.conditional_orders()}
+        target = (
+            fast.order_id_for_client(OWNERS[op[1]], op[2])
+            if op[0] == "cancel_client"
+            else (op[1] if op[0] in ("cancel", "resize") else None)
+        )
+        result = run(fast, ref, op, order_id, height)
+        fills = list(fast.fills)
+        filled += sum(f[6] for f in fills)
+        removed += sum(r[3] for r in fast.removals)
+        if op[0] == "place" and result < Outcome.REJECTED_POST_ONLY:
+            accepted += op[4]
+            if result not in (Outcome.RESTING, Outcome.FILLED):
+                dropped += op[4] - sum(f[6] for f in fills if f[2] == order_id)
+        elif op[0] in ("cancel", "resize", "cancel_client") and result != "raised":
+            if target not in was_conditional:
+                removed += result
+        elif op[0] in ("expire", "cancel_all"):
+            removed += sum(r[3] for r in result if r[0] not in was_conditional)
+        assert_same_state(fast, ref)
+        resting = fast.volume(Side.BUY) + fast.volume(Side.SELL)
+        assert accepted == 2 * filled + removed + dropped + resting, op
+
+
+@given(ops=st.lists(place, min_size=5, max_size=40))
+def test_property_snapshot_restore_rebuilds_same_book(ops: list[tuple[Any, ...]]) -> None:
+    book = OrderBook()
+    for order_id, (_, owner, side, px, sz, tif, flags, cid, gtb) in enumerate(ops, start=1):
+        book.place(order_id, OWNERS[owner], side, px, sz, tif, flags, cid, gtb)
+    book.take_fills()
+    restored = OrderBook()
+    for record in book.resting_orders():
+        restored.insert_resting(record)
+    assert list(restored.resting_orders()) == list(book.resting_orders())
+    probe = 10_000
+    for side in (Side.BUY, Side.SELL):
+        a = book.place(probe, OWNERS[0], side, 100, 30, 2)
+        b = restored.place(probe, OWNERS[0], side, 100, 30, 2)
+        assert a == b and book.take_fills() == restored.take_fills()
+        probe += 1
