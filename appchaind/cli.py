@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appchaind import __version__
+from appchaind.consensus.signer import DoubleSignRefused
 from appchaind.crypto import KeyFileError, PrivateKey
+from appchaind.errors import StartupError
 from appchaind.home import HomePaths, init_home
 from appchaind.localnet import DEFAULT_BASE_PORT, init_localnet, load_localnet
 from appchaind.store import StoreError
@@ -300,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _USER_ERRORS: tuple[type[BaseException], ...] = (
-    UsageError, ConfigError, KeyFileError, StoreError, UnitError,
+    UsageError, ConfigError, KeyFileError, StoreError, UnitError, StartupError, DoubleSignRefused,
 )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 import trio
 
+from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
 
 __all__ = ["HttpServer", "Request", "Response", "json_response", "error_response"]
@@ -74,9 +75,14 @@ class HttpServer:
         self.bound_port = 0
 
     async def run(
-        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+        self,
+        host: str,
+        port: int,
+        config_key: str = "http.listen_address",
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        listeners = await open_listeners(host, port, config_key)
         self.bound_port = listeners[0].socket.getsockname()[1]
         log.info("http_listening", address=f"{host}:{self.bound_port}")
         task_status.started(self.bound_port)

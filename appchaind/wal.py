@@ -22,13 +22,15 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from appchaind.errors import StartupError
+
 __all__ = ["WAL", "WALCorrupted", "MAX_RECORD_BYTES"]
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 _HEADER = 8
 
 
-class WALCorrupted(Exception):
+class WALCorrupted(StartupError):
     """The WAL is damaged before its end; the message names the file, the offset and the fix."""
 
 
@@ -56,6 +58,7 @@ class WAL:
         self.truncated_bytes = 0
         self.records_appended = 0
         self.fsyncs = 0
+        self._empty = os.fstat(self._fd).st_size == 0
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -65,6 +68,7 @@ class WAL:
     def append(self, payload: bytes, *, sync: bool = True) -> None:
         os.write(self._fd, _frame(payload))
         self.records_appended += 1
+        self._empty = False
         if sync:
             os.fsync(self._fd)
             self.fsyncs += 1
@@ -111,6 +115,8 @@ class WAL:
 
     def reset(self, payload: bytes | None = None) -> None:
         """Atomically replaces the log with just ``payload`` (or nothing)."""
+        if payload is None and self._empty:
+            return  # already empty: nothing to make durable
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             if payload is not None:
@@ -122,3 +128,4 @@ class WAL:
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
         self.fsyncs += 2
+        self._empty = payload is None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import trio
 
 from appchaind import crypto
+from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
 from p2p.transport import PeerError, SecureConnection, handshake
 
@@ -172,7 +173,7 @@ class PeerManager:
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listens, dials the persistent peers, and runs until cancelled."""
-        listeners = await trio.open_tcp_listeners(self.listen_port, host=self.listen_host)
+        listeners = await open_listeners(self.listen_host, self.listen_port, "p2p.listen_address")
         self.bound_port = listeners[0].socket.getsockname()[1]
         log.info(
             "p2p_listening", address=f"{self.listen_host}:{self.bound_port}", node_id=self.node_id

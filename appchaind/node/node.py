@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -357,8 +357,12 @@ class Node:
     # ------------------------------------------------------------------ consensus driver
 
     def _new_machine(self, *, with_signer: bool) -> ConsensusMachine:
+        # While syncing there is nothing to wait for after a decision: no pause between heights.
+        config = (
+            self.consensus_config if with_signer else replace(self.consensus_config, commit_ms=0)
+        )
         return ConsensusMachine(
-            self.consensus_config,
+            config,
             self.chain_state,
             self.signer if with_signer else None,
             Ed25519Verifier(),

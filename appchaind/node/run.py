@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from appchaind.errors import StartupError
 from appchaind.localnet import load_localnet
 from appchaind.logs import configure_logging
 from config.node_config import load_config
@@ -37,7 +38,18 @@ def start_node(home: Path) -> None:
                     nursery.cancel_scope.cancel()
                     break
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        matched, rest = group.split(StartupError)
+        if matched is None or rest is not None:
+            raise
+        raise _first_leaf(matched) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[StartupError]) -> StartupError:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _get_json(port: int, path: str) -> Any:

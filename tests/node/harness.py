@@ -41,7 +41,7 @@ def _ports_free(ports: list[int]) -> bool:
 def free_base_port(nodes: int) -> int:
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
-        base = rng.randrange(20000, 60000, 10)
+        base = rng.randrange(20000, 32000, 10)  # below the kernel's ephemeral port range
         if _ports_free([base + PORT_STRIDE * i + k for i in range(nodes) for k in range(4)]):
             return base
     raise RuntimeError("no free port range found on 127.0.0.1")

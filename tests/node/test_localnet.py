@@ -161,3 +161,42 @@ def test_hostile_p2p_traffic_only_costs_the_offender(net: Localnet) -> None:
         for s in flood:
             s.close()
     assert net.status(0)["peers"] == 3
+
+
+def test_start_errors_are_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.node.harness import free_base_port
+
+    base = free_base_port(1)
+    home = tmp_path / "h"
+    subprocess.run(
+        [sys.executable, "-m", "appchaind.cli", "init", "--home", str(home)],
+        check=True,
+        capture_output=True,
+    )
+    config = home / "config.toml"
+    text = config.read_text().replace("127.0.0.1:26600", f"127.0.0.1:{base}")
+    text = text.replace("127.0.0.1:26602", f"127.0.0.1:{base + 2}")
+    config.write_text(text)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", base))
+        busy.listen()
+        proc = subprocess.run(
+            [sys.executable, "-m", "appchaind.cli", "start", "--home", str(home)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{base}" in proc.stderr
+    assert "p2p.listen_address" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # A WAL damaged in the middle stops the node with the file and the offset, not a traceback.
+    (home / "data" / "cs.wal").write_bytes(b"\x00\x00\x00\x05\x00\x00\x00\x00hello" + b"\x00" * 20)
+    proc = subprocess.run(
+        [sys.executable, "-m", "appchaind.cli", "start", "--home", str(home)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "cs.wal is corrupted at byte 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
