@@ -292,7 +292,9 @@ class ExchangeApp:
                 changes[order_key(market_id, order_id)] = None
                 rest_seq.pop(key, None)
             else:
-                changes[order_key(market_id, order_id)] = _pack([rest_seq.get(key, order_id), *record])
+                changes[order_key(market_id, order_id)] = _pack(
+                    [rest_seq.get(key, order_id), *record]
+                )
             conditional = book.triggers.get(order_id)
             changes[conditional_key(market_id, order_id)] = (
                 None if conditional is None else _pack(list(conditional.record()))
@@ -499,9 +501,7 @@ class ExchangeApp:
             decoded = [(tx, None) for tx in txs]
         else:
             decoded = [self._decode(tx, signatures_verified) for tx in txs]
-        classes = [
-            _OTHERS if tx is None else _execution_class(tx.body) for tx, _ in decoded
-        ]
+        classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx, _ in decoded]
         results: list[TxResult] = [None] * len(txs)  # type: ignore[list-item]
         for i in sorted(range(len(txs)), key=classes.__getitem__):
             tx, error = decoded[i]
@@ -516,7 +516,9 @@ class ExchangeApp:
         """Why the envelope cannot be applied at (height, time_ms), or None."""
         params = self.params
         if tx.chain_id != self.chain_id:
-            return TxResult(Code.WRONG_CHAIN, f"tx is for chain {tx.chain_id!r}, this is {self.chain_id!r}")
+            return TxResult(
+                Code.WRONG_CHAIN, f"tx is for chain {tx.chain_id!r}, this is {self.chain_id!r}"
+            )
         if not height <= tx.expiry_height <= height + params.max_tx_lifetime_blocks:
             return TxResult(
                 Code.EXPIRED,
@@ -524,7 +526,11 @@ class ExchangeApp:
                 f"{height + params.max_tx_lifetime_blocks}] at height {height}",
             )
         nonce = tx.nonce
-        if not time_ms - params.nonce_window_past_ms <= nonce <= time_ms + params.nonce_window_future_ms:
+        if (
+            not time_ms - params.nonce_window_past_ms
+            <= nonce
+            <= time_ms + params.nonce_window_future_ms
+        ):
             return TxResult(
                 Code.NONCE_OUT_OF_WINDOW,
                 f"nonce {nonce} is outside [{time_ms - params.nonce_window_past_ms}, "
@@ -558,7 +564,9 @@ class ExchangeApp:
         if (
             tx.chain_id != self.chain_id
             or not height <= tx.expiry_height <= height + params.max_tx_lifetime_blocks
-            or not time_ms - params.nonce_window_past_ms <= nonce <= time_ms + params.nonce_window_future_ms
+            or not time_ms - params.nonce_window_past_ms
+            <= nonce
+            <= time_ms + params.nonce_window_future_ms
         ):
             return self._check_envelope(tx, height, time_ms, read_only=False)  # type: ignore[return-value]
         clearing = self.clearing
@@ -683,7 +691,9 @@ class ExchangeApp:
         self._dirty_orders[(market_id, order_id)] = None
         if flags:
             self._reduce_only.setdefault(address, {})[market_id] = None
-        events.append(_order_event(market_id, order_id, address, body.client_id, "conditional", body.size))
+        events.append(
+            _order_event(market_id, order_id, address, body.client_id, "conditional", body.size)
+        )
         return TxResult(Code.OK)
 
     def _submit(
@@ -730,7 +740,9 @@ class ExchangeApp:
         fills = book.fills
         if fills:
             book.fills = []
-            self._settle_fills(market_id, fills, account, self.markets[market_id].taker_fee_ppm, events, False)
+            self._settle_fills(
+                market_id, fills, account, self.markets[market_id].taker_fee_ppm, events, False
+            )
         if book.removals:
             self._note_removals(market_id, book.take_removals(), events)
         if outcome == _RESTING:
@@ -807,9 +819,24 @@ class ExchangeApp:
         settle = self.clearing.settle_fill
         dirty = self._dirty_orders
         append = events.append
-        for maker_oid, maker_owner, taker_oid, taker_owner, taker_side, price, size, remaining in fills:
+        for (
+            maker_oid,
+            maker_owner,
+            taker_oid,
+            taker_owner,
+            taker_side,
+            price,
+            size,
+            remaining,
+        ) in fills:
             maker_fee, taker_fee = settle(
-                market_id, accounts[maker_owner], taker, bool(taker_side), price, size, taker_fee_ppm
+                market_id,
+                accounts[maker_owner],
+                taker,
+                bool(taker_side),
+                price,
+                size,
+                taker_fee_ppm,
             )
             dirty[(market_id, maker_oid)] = None
             append(
@@ -853,12 +880,16 @@ class ExchangeApp:
         if body.market_id >= len(self.markets):
             return TxResult(Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist")
         book = self.books[body.market_id]
-        order_id = self._find_order(book, account.address, body.order_id, body.client_id, body.by_client_id)
+        order_id = self._find_order(
+            book, account.address, body.order_id, body.client_id, body.by_client_id
+        )
         if order_id is None:
             return TxResult(Code.ORDER_NOT_FOUND, "no such open order of yours in this market")
         size = book.cancel(order_id)
         self._dirty_orders[(body.market_id, order_id)] = None
-        events.append(_order_event(body.market_id, order_id, account.address, -1, "cancelled", size))
+        events.append(
+            _order_event(body.market_id, order_id, account.address, -1, "cancelled", size)
+        )
         return TxResult(Code.OK)
 
     def _cancel_all(self, account: Account, body: CancelAll, events: list[Event]) -> TxResult:
@@ -869,7 +900,9 @@ class ExchangeApp:
         else:
             return TxResult(Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist")
         for market_id in market_ids:
-            self._note_removals(market_id, self.books[market_id].cancel_all(account.address), events)
+            self._note_removals(
+                market_id, self.books[market_id].cancel_all(account.address), events
+            )
         return TxResult(Code.OK)
 
     def _replace_order(self, account: Account, body: ReplaceOrder, events: list[Event]) -> TxResult:
@@ -878,7 +911,9 @@ class ExchangeApp:
         if market_id >= len(self.markets):
             return TxResult(Code.UNKNOWN_MARKET, f"market {market_id} does not exist")
         book = self.books[market_id]
-        old_id = self._find_order(book, account.address, body.order_id, body.client_id, body.by_client_id)
+        old_id = self._find_order(
+            book, account.address, body.order_id, body.client_id, body.by_client_id
+        )
         if old_id is None:
             return TxResult(Code.ORDER_NOT_FOUND, "no such open order of yours in this market")
         record = book.order(old_id)
@@ -895,7 +930,9 @@ class ExchangeApp:
         ):
             book.resize(old_id, new.size)
             self._dirty_orders[(market_id, old_id)] = None
-            events.append(_order_event(market_id, old_id, account.address, new.client_id, "resized", new.size))
+            events.append(
+                _order_event(market_id, old_id, account.address, new.client_id, "resized", new.size)
+            )
             return TxResult(Code.OK)
         size = book.cancel(old_id)
         self._dirty_orders[(market_id, old_id)] = None
@@ -913,7 +950,10 @@ class ExchangeApp:
         except ClearingError as exc:
             return TxResult(Code.INSUFFICIENT_FREE_COLLATERAL, str(exc))
         events.append(
-            Event("transfer", {"sender": account.address, "recipient": body.recipient, "amount": body.amount})
+            Event(
+                "transfer",
+                {"sender": account.address, "recipient": body.recipient, "amount": body.amount},
+            )
         )
         return TxResult(Code.OK)
 
@@ -930,7 +970,8 @@ class ExchangeApp:
             return TxResult(Code.FAUCET_DISABLED, "this chain has no faucet")
         if not 0 < body.amount <= self.params.faucet_max_amount:
             return TxResult(
-                Code.INVALID_ORDER, f"faucet amount must be 1 to {self.params.faucet_max_amount} micro-units"
+                Code.INVALID_ORDER,
+                f"faucet amount must be 1 to {self.params.faucet_max_amount} micro-units",
             )
         self.clearing.faucet(account.address, body.amount)
         events.append(Event("faucet", {"recipient": account.address, "amount": body.amount}))
@@ -956,7 +997,11 @@ class ExchangeApp:
         book = self.books[market_id]
         for order in book.trigger(market.oracle_price):
             self._dirty_orders[(market_id, order.order_id)] = None
-            events.append(_order_event(market_id, order.order_id, order.owner, order.client_id, "triggered", order.size))
+            events.append(
+                _order_event(
+                    market_id, order.order_id, order.owner, order.client_id, "triggered", order.size
+                )
+            )
             account = self.clearing.accounts[order.owner]
             if account.positions:
                 self._settle_funding(account, events)
@@ -996,7 +1041,12 @@ class ExchangeApp:
         events.append(
             Event(
                 "funding",
-                {"market": market.market_id, "rate_ppm": rate, "index": market.funding_index, "index_step": step},
+                {
+                    "market": market.market_id,
+                    "rate_ppm": rate,
+                    "index": market.funding_index,
+                    "index_step": step,
+                },
             )
         )
         if step:
@@ -1064,7 +1114,9 @@ class ExchangeApp:
             side = Side.SELL if held > 0 else Side.BUY
             bankrupt_at = bankruptcy_price(account, self.markets, market_id, signed)
             limit = min(bankrupt_at, MAX_PRICE - 1)
-            filled = self._liquidation_order(account, market_id, side, limit, close, bankrupt_at, "book", events)
+            filled = self._liquidation_order(
+                account, market_id, side, limit, close, bankrupt_at, "book", events
+            )
             remaining = close - filled
             fund = clearing.insurance_fund
             if remaining and fund > 0:
@@ -1122,15 +1174,21 @@ class ExchangeApp:
             edge = (price - bankrupt_at) if side == Side.SELL else (bankrupt_at - price)
             if edge >= 0:
                 surplus = edge * lots * market.quantum
-                fee_total += min(fee(price * lots * market.quantum, market.liquidation_fee_ppm), surplus)
+                fee_total += min(
+                    fee(price * lots * market.quantum, market.liquidation_fee_ppm), surplus
+                )
             else:
                 cover_total += -edge * lots * market.quantum
         if fee_total:
             clearing.charge_to_insurance(account, fee_total)
-            events.append(Event("liquidation_fee", {"account": account.address, "amount": fee_total}))
+            events.append(
+                Event("liquidation_fee", {"account": account.address, "amount": fee_total})
+            )
         if cover_total:
             clearing.charge_to_insurance(account, -cover_total)
-            events.append(Event("insurance_cover", {"account": account.address, "amount": cover_total}))
+            events.append(
+                Event("insurance_cover", {"account": account.address, "amount": cover_total})
+            )
         events.append(
             Event(
                 "liquidation",
@@ -1143,7 +1201,9 @@ class ExchangeApp:
         )  # fmt: skip
         return filled
 
-    def _deleverage(self, account: Account, market_id: int, signed: int, events: list[Event]) -> None:
+    def _deleverage(
+        self, account: Account, market_id: int, signed: int, events: list[Event]
+    ) -> None:
         clearing = self.clearing
         bankrupt_at = bankruptcy_price(account, self.markets, market_id, signed)
         liquidated_long = signed > 0
@@ -1281,7 +1341,9 @@ def _execution_class(body: object) -> int:
     return _OTHERS
 
 
-def _order_event(market_id: int, order_id: int, owner: bytes, client_id: int, status: str, size: int) -> Event:
+def _order_event(
+    market_id: int, order_id: int, owner: bytes, client_id: int, status: str, size: int
+) -> Event:
     return Event(
         "order",
         {
@@ -1289,4 +1351,3 @@ def _order_event(market_id: int, order_id: int, owner: bytes, client_id: int, st
             "status": status, "size": size,
         },
     )  # fmt: skip
-

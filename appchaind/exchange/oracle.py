@@ -15,12 +15,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Annotated, Protocol
 
 from appchaind import codec
 from appchaind.codec import U32, U64, MaxItems, message
-from appchaind.units import UnitError, to_units
+from appchaind.units import UnitError, parse_decimal
 from config.genesis import PPM, MarketParams
 from orderbook import MAX_PRICE
 
@@ -83,7 +84,9 @@ def verify_extension(extension: bytes, current: Sequence[int]) -> str | None:
         if not 0 < entry.price < MAX_PRICE:
             return f"market {entry.market_id}: price {entry.price} out of range"
         if entry.price * MAX_REPORT_RATIO < reference or entry.price > reference * MAX_REPORT_RATIO:
-            return f"market {entry.market_id}: price {entry.price} is implausibly far from {reference}"
+            return (
+                f"market {entry.market_id}: price {entry.price} is implausibly far from {reference}"
+            )
     return None
 
 
@@ -175,7 +178,9 @@ class SimulatedFeed:
             self._second += 1
             t = self._second.to_bytes(8, "big")
             for i, market in enumerate(self._markets):
-                step = _uniform(self._seed + market.market_id.to_bytes(4, "big") + t, self._step_ppm)
+                step = _uniform(
+                    self._seed + market.market_id.to_bytes(4, "big") + t, self._step_ppm
+                )
                 self._walk[i] = max(1, self._walk[i] * (PPM + step) // PPM)
         return list(self._walk)
 
@@ -184,7 +189,11 @@ class SimulatedFeed:
         walk = self.walk_at(max(self._start, now_ms // 1000))
         out = {}
         for i, market in enumerate(self._markets):
-            key = self._validator_seed + market.market_id.to_bytes(4, "big") + now_ms.to_bytes(8, "big")
+            key = (
+                self._validator_seed
+                + market.market_id.to_bytes(4, "big")
+                + now_ms.to_bytes(8, "big")
+            )
             noise = _uniform(key, self._noise_ppm)
             out[market.market_id] = max(1, walk[i] * (PPM + noise) // PPM)
         return out
@@ -192,8 +201,8 @@ class SimulatedFeed:
 
 class FilePriceSource:
     """Prices an operator's process writes to a JSON file: ``{"BTC-PERP": "65000.5", ...}``
-    (decimal prices, converted exactly to ticks). Unreadable files or entries are skipped:
-    the validator then reports nothing for those markets."""
+    (decimal prices, rounded half-even to the nearest tick at this edge). Unreadable files
+    or entries are skipped: the validator then reports nothing for those markets."""
 
     def __init__(self, path: Path, markets: Sequence[MarketParams]) -> None:
         self._path = Path(path)
@@ -212,9 +221,12 @@ class FilePriceSource:
             if market is None or not isinstance(text, str):
                 continue
             try:
-                ticks = to_units(text, market.tick_size, f"{symbol} price")
-            except UnitError:
+                exact = parse_decimal(text, f"{symbol} price") / Decimal(market.tick_size)
+            except (UnitError, ArithmeticError):
                 continue
+            if not exact.is_finite():
+                continue
+            ticks = int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
             if 0 < ticks < MAX_PRICE:
                 out[market.market_id] = ticks
         return out

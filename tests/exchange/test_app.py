@@ -116,3 +116,13 @@ def test_market_order_margin_and_commit_into_the_nodes_batch():
     batch = WriteBatch()
     assert app.commit(batch) == app.app_hash
     assert len(batch) > 3
+
+
+def test_file_price_source_rounds_to_ticks_and_skips_garbage(tmp_path):
+    from appchaind.exchange.oracle import FilePriceSource
+
+    g = genesis(BALANCES)
+    path = tmp_path / "prices.json"
+    path.write_text('{"BTC-PERP": "50123.6", "ETH-PERP": "oops", "XRP-PERP": "1"}')
+    assert FilePriceSource(path, g.markets).prices() == {0: 50124}
+    assert FilePriceSource(tmp_path / "missing.json", g.markets).prices() == {}
