@@ -157,6 +157,8 @@ class ConsensusMachine:
         self._verifier = verifier
         self._sig_cache: dict[tuple[bytes, bytes], bool] = {}
         self._sig_cache_previous: dict[tuple[bytes, bytes], bool] = {}
+        self._vote_cache: dict[Vote, bool] = {}
+        self._vote_cache_previous: dict[Vote, bool] = {}
         self._pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
         self._signatures_verified = 0
         self._votes_counted = 0
@@ -181,7 +183,10 @@ class ConsensusMachine:
         out: list[Effect] = []
         self._now_ms = now_ms
         if isinstance(event, VoteReceived):
+            counted = self._votes_counted
             self._on_vote(event.vote, out)
+            if counted == self._votes_counted:
+                return out  # nothing was counted: no rule can fire
         elif isinstance(event, ProposalReceived):
             self._on_proposal(event.proposal, out)
         elif isinstance(event, BlockReceived):
@@ -271,14 +276,18 @@ class ConsensusMachine:
         self._decision: Block | None = None
         self._decision_commit: Commit | None = None
         self._validators = state.validators
-        self._my_index = -1 if self._signer is None else state.validators.index_of(self._signer.address)
+        self._my_index = (
+            -1 if self._signer is None else state.validators.index_of(self._signer.address)
+        )
         self._proposers: dict[int, bytes] = {}
         self._proposals: dict[int, Proposal] = {}
         self._blocks: dict[bytes, Block] = {}
         self._block_ids: dict[int, tuple[Block, bytes]] = {}
         self._verdicts: dict[bytes, bool] = {}
         self._rounds: dict[int, RoundVotes] = {}
-        self._fired: set[tuple[int, int]] = set()  # (paper line, round) of "for the first time" rules
+        self._fired: set[tuple[int, int]] = (
+            set()
+        )  # (paper line, round) of "for the first time" rules
         self._own_votes: dict[tuple[int, int], Vote] = {}
         self._awaiting_extension: dict[int, bytes] = {}
         self._awaiting_prepare: set[int] = set()
@@ -287,6 +296,7 @@ class ConsensusMachine:
         self._skip_round = -1
         self._buffered: list[Event] = []
         self._sig_cache_previous, self._sig_cache = self._sig_cache, {}
+        self._vote_cache_previous, self._vote_cache = self._vote_cache, {}
         for key in [k for k, ev in self._pending_evidence.items() if not self._evidence_fresh(ev)]:
             del self._pending_evidence[key]
 
@@ -315,7 +325,9 @@ class ConsensusMachine:
             last_commit=self._decision_commit,
             app_hash=event.app_hash,
             validator_history=tuple(
-                (h, v) for h, v in s.validator_history + ((new_height, s.next_validators),) if h >= window
+                (h, v)
+                for h, v in s.validator_history + ((new_height, s.next_validators),)
+                if h >= window
             ),
             committed_evidence=tuple((h, e) for h, e in committed if h >= window),
         )
@@ -356,7 +368,10 @@ class ConsensusMachine:
                 self._awaiting_prepare.add(round)  # line 18: getValue()
                 out.append(
                     RequestPrepareProposal(
-                        self.height, round, self._block_time(), self.config.max_block_txs,
+                        self.height,
+                        round,
+                        self._block_time(),
+                        self.config.max_block_txs,
                         self._state.last_commit,
                     )  # fmt: skip
                 )
@@ -372,12 +387,19 @@ class ConsensusMachine:
         verdict = None if proposal is None else self._verdicts.get(proposal.block_hash)
         no_locking = self.config.mutation is Mutation.NO_LOCKING
 
-        if self.step == Step.PROPOSE and proposal is not None and block is not None and verdict is not None:
+        if (
+            self.step == Step.PROPOSE
+            and proposal is not None
+            and block is not None
+            and verdict is not None
+        ):
             v = proposal.block_hash
             vr = proposal.pol_round
             if vr == -1:
                 # line 22: upon ⟨PROPOSAL, h_p, round_p, v, −1⟩ from proposer(h_p, round_p) while step_p = propose
-                if verdict and (self.locked_round == -1 or self._locked_is(v) or no_locking):  # line 23
+                if verdict and (
+                    self.locked_round == -1 or self._locked_is(v) or no_locking
+                ):  # line 23
                     self._vote(PREVOTE, v, out)  # line 24
                 else:
                     self._vote(PREVOTE, NIL, out)  # line 26
@@ -386,7 +408,9 @@ class ConsensusMachine:
             polka = self._rounds.get(vr)
             if polka is not None and self._two_thirds(polka.prevotes.power(v)):
                 # line 28: ... AND 2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩ while step_p = propose ∧ (vr ≥ 0 ∧ vr < round_p)
-                if verdict and (self.locked_round <= vr or self._locked_is(v) or no_locking):  # line 29
+                if verdict and (
+                    self.locked_round <= vr or self._locked_is(v) or no_locking
+                ):  # line 29
                     self._vote(PREVOTE, v, out)  # line 30
                 else:
                     self._vote(PREVOTE, NIL, out)  # line 32
@@ -397,7 +421,11 @@ class ConsensusMachine:
             return False
 
         # line 34: upon 2f+1 ⟨PREVOTE, h_p, round_p, ∗⟩ while step_p = prevote for the first time
-        if self.step == Step.PREVOTE and self._two_thirds(votes.prevotes.total_power) and self._first(34, r):
+        if (
+            self.step == Step.PREVOTE
+            and self._two_thirds(votes.prevotes.total_power)
+            and self._first(34, r)
+        ):
             self._schedule(Step.PREVOTE, out)  # line 35
             return True
 
@@ -510,7 +538,9 @@ class ConsensusMachine:
         return address
 
     def _schedule(self, step: Step, out: list[Effect]) -> None:
-        out.append(ScheduleTimeout(self.height, self.round, step, self.config.timeout_ms(step, self.round)))
+        out.append(
+            ScheduleTimeout(self.height, self.round, step, self.config.timeout_ms(step, self.round))
+        )
 
     def _block_time(self) -> int:
         """BFT time of the block at the current height (weighted median of the last commit)."""
@@ -589,12 +619,17 @@ class ConsensusMachine:
         self._sign_vote(kind, self.round, block_hash, b"", out)
 
     def _on_extended(self, event: VoteExtended, out: list[Effect]) -> None:
-        if event.height != self.height or self._awaiting_extension.get(event.round) != event.block_hash:
+        if (
+            event.height != self.height
+            or self._awaiting_extension.get(event.round) != event.block_hash
+        ):
             return
         del self._awaiting_extension[event.round]
         self._sign_vote(PRECOMMIT, event.round, event.block_hash, event.extension, out)
 
-    def _sign_vote(self, kind: int, round: int, block_hash: bytes, extension: bytes, out: list[Effect]) -> None:
+    def _sign_vote(
+        self, kind: int, round: int, block_hash: bytes, extension: bytes, out: list[Effect]
+    ) -> None:
         assert self._signer is not None
         if (round, kind) in self._own_votes:
             return
@@ -608,7 +643,10 @@ class ConsensusMachine:
             step = Step.PREVOTE if kind == PREVOTE else Step.PRECOMMIT
             out.append(SigningRefused(self.height, round, step, str(exc)))
             signed = exc.signed
-            if not (isinstance(signed, Vote) and (signed.height, signed.round, signed.kind) == (self.height, round, kind)):
+            if not (
+                isinstance(signed, Vote)
+                and (signed.height, signed.round, signed.kind) == (self.height, round, kind)
+            ):
                 return
             # We signed this vote before a crash made us forget it: it is out already, so it is
             # our vote for this step (re-sending it is what lets the round complete).
@@ -626,7 +664,10 @@ class ConsensusMachine:
             if vote.height == self.height + 1:
                 self._buffer(VoteReceived(vote))
             return
-        if vote.kind not in (PREVOTE, PRECOMMIT) or vote.round > self.round + self.config.max_round_skip:
+        if (
+            vote.kind not in (PREVOTE, PRECOMMIT)
+            or vote.round > self.round + self.config.max_round_skip
+        ):
             return
         index = vote.validator_index
         validators = self._validators.validators
@@ -693,11 +734,24 @@ class ConsensusMachine:
         return votes
 
     def _vote_signature_ok(self, vote: Vote, public_key: bytes) -> bool:
+        """The vote's signatures, checked once per distinct vote (a commit's precommits were
+        usually seen as votes already: no re-encoding, no re-verification)."""
+        verdict = self._vote_cache.get(vote)
+        if verdict is None:
+            verdict = self._vote_cache_previous.get(vote)
+            if verdict is None:
+                verdict = self._check_vote_signatures(vote, public_key)
+            self._vote_cache[vote] = verdict
+        return verdict
+
+    def _check_vote_signatures(self, vote: Vote, public_key: bytes) -> bool:
         chain_id = self.config.chain_id
         if not self._verify(public_key, vote.sign_bytes(chain_id), vote.signature):
             return False
         if vote.kind == PRECOMMIT and vote.block_hash:
-            return self._verify(public_key, vote.extension_sign_bytes(chain_id), vote.extension_signature)
+            return self._verify(
+                public_key, vote.extension_sign_bytes(chain_id), vote.extension_signature
+            )
         return not vote.extension and not vote.extension_signature
 
     def _verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -728,7 +782,9 @@ class ConsensusMachine:
         if proposal.proposer != proposer:
             return
         public_key = self._validators.validators[self._validators.index_of(proposer)].public_key
-        if not self._verify(public_key, proposal.sign_bytes(self.config.chain_id), proposal.signature):
+        if not self._verify(
+            public_key, proposal.sign_bytes(self.config.chain_id), proposal.signature
+        ):
             return
         self._proposals[r] = proposal
 
@@ -835,11 +891,19 @@ class ConsensusMachine:
             vote = precommits.vote_for(i, block_hash) or precommits.first(i)
             if vote is not None and vote.block_hash == block_hash:
                 sigs.append(
-                    CommitSig(COMMIT_BLOCK, address, vote.timestamp_ms, vote.signature,
-                              vote.extension, vote.extension_signature)  # fmt: skip
+                    CommitSig(
+                        COMMIT_BLOCK,
+                        address,
+                        vote.timestamp_ms,
+                        vote.signature,
+                        vote.extension,
+                        vote.extension_signature,
+                    )  # fmt: skip
                 )
             elif vote is not None and vote.block_hash == NIL:
-                sigs.append(CommitSig(COMMIT_NIL, address, vote.timestamp_ms, vote.signature, b"", b""))
+                sigs.append(
+                    CommitSig(COMMIT_NIL, address, vote.timestamp_ms, vote.signature, b"", b"")
+                )
             else:
                 sigs.append(CommitSig(COMMIT_ABSENT, address, 0, b"", b"", b""))
         return Commit(self.height, round, block_hash, tuple(sigs))
@@ -849,14 +913,18 @@ class ConsensusMachine:
     def _record_evidence(self, vote_1: Vote, vote_2: Vote, out: list[Effect]) -> None:
         evidence = make_evidence(vote_1, vote_2)
         key = evidence_id(evidence)
-        if key in self._pending_evidence or any(key == e for _, e in self._state.committed_evidence):
+        if key in self._pending_evidence or any(
+            key == e for _, e in self._state.committed_evidence
+        ):
             return
         self._pending_evidence[key] = evidence
         out.append(BroadcastEvidence(evidence))
 
     def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
         key = evidence_id(evidence)
-        if key in self._pending_evidence or any(key == e for _, e in self._state.committed_evidence):
+        if key in self._pending_evidence or any(
+            key == e for _, e in self._state.committed_evidence
+        ):
             return
         if self._check_evidence(evidence, before_height=self.height + 1) is None:
             self._pending_evidence[key] = evidence

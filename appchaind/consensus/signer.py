@@ -134,7 +134,9 @@ class GuardedSigner:
     def address(self) -> bytes:
         return self._key.address
 
-    def _check(self, height: int, round: int, step: Step, block_hash: bytes) -> Vote | Proposal | None:
+    def _check(
+        self, height: int, round: int, step: Step, block_hash: bytes
+    ) -> Vote | Proposal | None:
         """The message to return again, None to sign a new one, or raises on a conflict."""
         last = self._last
         if last is None:

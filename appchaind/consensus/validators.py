@@ -108,7 +108,11 @@ class ValidatorSet:
             best = -1
             for i, power in enumerate(powers):
                 p = prios[i] = _clip(prios[i] + power)
-                if best < 0 or p > prios[best] or (p == prios[best] and addresses[i] < addresses[best]):
+                if (
+                    best < 0
+                    or p > prios[best]
+                    or (p == prios[best] and addresses[i] < addresses[best])
+                ):
                     best = i
             prios[best] = _clip(prios[best] - total)
             proposer = best

@@ -34,18 +34,31 @@ def replay_command(result: SimResult, mutation: Mutation, real_signatures: bool)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appchaind.consensus.sim", description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="wall-clock seconds to run seeds for")
+    parser = argparse.ArgumentParser(
+        prog="python -m appchaind.consensus.sim", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="wall-clock seconds to run seeds for"
+    )
     parser.add_argument("--seed", type=int, help="run only this seed (replay)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed of a timed run")
     parser.add_argument("--mix", choices=MIX_ORDER, help="fault mix (default: chosen by the seed)")
-    parser.add_argument("--mutation", choices=[m.value for m in Mutation], default=Mutation.NONE.value)
-    parser.add_argument("--real-signatures", action="store_true", help="sign with ed25519 instead of hashes")
+    parser.add_argument(
+        "--mutation", choices=[m.value for m in Mutation], default=Mutation.NONE.value
+    )
+    parser.add_argument(
+        "--real-signatures", action="store_true", help="sign with ed25519 instead of hashes"
+    )
     args = parser.parse_args(argv)
     mutation = Mutation(args.mutation)
 
     if args.seed is not None:
-        result = run_seed(args.seed, mix_for(args.seed, args.mix), mutation=mutation, real_signatures=args.real_signatures)
+        result = run_seed(
+            args.seed,
+            mix_for(args.seed, args.mix),
+            mutation=mutation,
+            real_signatures=args.real_signatures,
+        )
         print(
             f"seed {result.seed} mix {result.mix}: {result.validators} validators "
             f"({result.byzantine} byzantine), {result.heights_decided} heights decided, "
@@ -63,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = heights = faults = 0
     seed = args.first_seed
     while time.monotonic() - started < args.seconds:
-        result = run_seed(seed, mix_for(seed, args.mix), mutation=mutation, real_signatures=args.real_signatures)
+        result = run_seed(
+            seed, mix_for(seed, args.mix), mutation=mutation, real_signatures=args.real_signatures
+        )
         seeds += 1
         heights += result.heights_decided
         faults += result.faults_injected

@@ -127,23 +127,52 @@ class FaultMix:
     gst_ms: tuple[int, int] = (0, 0)
 
 
-_ALL_BYZ = (ByzantineKind.EQUIVOCATE, ByzantineKind.SILENT, ByzantineKind.INVALID, ByzantineKind.ROUND_SPAM)
+_ALL_BYZ = (
+    ByzantineKind.EQUIVOCATE,
+    ByzantineKind.SILENT,
+    ByzantineKind.INVALID,
+    ByzantineKind.ROUND_SPAM,
+)
 
 MIXES: dict[str, FaultMix] = {
     m.name: m
     for m in (
         FaultMix("calm", validator_updates=True),
-        FaultMix("lossy", drop_ppm=250_000, duplicate_ppm=100_000, max_delay_ms=300, gst_ms=(800, 2500)),
-        FaultMix("partition", drop_ppm=50_000, max_delay_ms=200, partitions=True, gst_ms=(1000, 3000)),
-        FaultMix("crash", drop_ppm=50_000, max_delay_ms=200, crashes=True, wal_loss=True, gst_ms=(800, 2500)),
-        FaultMix("byzantine", drop_ppm=50_000, max_delay_ms=150, byzantine=_ALL_BYZ, gst_ms=(500, 2000)),
         FaultMix(
-            "equivocation", drop_ppm=20_000, max_delay_ms=40,
-            byzantine=(ByzantineKind.EQUIVOCATE,), gst_ms=(500, 2000),
+            "lossy", drop_ppm=250_000, duplicate_ppm=100_000, max_delay_ms=300, gst_ms=(800, 2500)
+        ),
+        FaultMix(
+            "partition", drop_ppm=50_000, max_delay_ms=200, partitions=True, gst_ms=(1000, 3000)
+        ),
+        FaultMix(
+            "crash",
+            drop_ppm=50_000,
+            max_delay_ms=200,
+            crashes=True,
+            wal_loss=True,
+            gst_ms=(800, 2500),
+        ),
+        FaultMix(
+            "byzantine", drop_ppm=50_000, max_delay_ms=150, byzantine=_ALL_BYZ, gst_ms=(500, 2000)
+        ),
+        FaultMix(
+            "equivocation",
+            drop_ppm=20_000,
+            max_delay_ms=40,
+            byzantine=(ByzantineKind.EQUIVOCATE,),
+            gst_ms=(500, 2000),
         ),  # fmt: skip
         FaultMix(
-            "chaos", drop_ppm=150_000, duplicate_ppm=50_000, max_delay_ms=250, partitions=True,
-            crashes=True, wal_loss=True, byzantine=_ALL_BYZ, validator_updates=True, gst_ms=(1500, 3000),
+            "chaos",
+            drop_ppm=150_000,
+            duplicate_ppm=50_000,
+            max_delay_ms=250,
+            partitions=True,
+            crashes=True,
+            wal_loss=True,
+            byzantine=_ALL_BYZ,
+            validator_updates=True,
+            gst_ms=(1500, 3000),
         ),  # fmt: skip
     )
 }
@@ -213,7 +242,9 @@ class RawSigner:
         return dataclasses.replace(vote, signature=signature, extension_signature=ext_sig)
 
     def sign_proposal(self, proposal: Proposal) -> Proposal:
-        return dataclasses.replace(proposal, signature=self._key.sign(proposal.sign_bytes(CHAIN_ID)))
+        return dataclasses.replace(
+            proposal, signature=self._key.sign(proposal.sign_bytes(CHAIN_ID))
+        )
 
 
 # ---------------------------------------------------------------------------- nodes
@@ -254,7 +285,9 @@ class Disk:
 
 
 class SimNode:
-    def __init__(self, index: int, key: SigningKey, byzantine: ByzantineKind | None, disk: Disk, app: KVApp) -> None:
+    def __init__(
+        self, index: int, key: SigningKey, byzantine: ByzantineKind | None, disk: Disk, app: KVApp
+    ) -> None:
         self.index = index
         self.key = key
         self.byzantine = byzantine
@@ -457,7 +490,10 @@ class Simulation:
             self.goal_height = self.gst_height + K_HEIGHTS
             for node in self.nodes:
                 if node.machine is not None and node.honest:
-                    self._broadcast(node.index, tuple(EvidenceReceived(e) for e in node.machine.pending_evidence()))
+                    self._broadcast(
+                        node.index,
+                        tuple(EvidenceReceived(e) for e in node.machine.pending_evidence()),
+                    )
         elif payload == "heal":
             self._partition = None
         elif payload == "tx":
@@ -492,7 +528,9 @@ class Simulation:
     def _boot(self, node: SimNode) -> None:
         disk = node.disk
         node.app.restore(disk.app)
-        node.machine = ConsensusMachine(self.config, disk.state, self._signer_for(node), self.verifier)
+        node.machine = ConsensusMachine(
+            self.config, disk.state, self._signer_for(node), self.verifier
+        )
         # This node's own signed messages first, so it never asks to sign them again.
         wal = [e for e in disk.wal if _is_own(e[1], node.key.address)]
         wal += [e for e in disk.wal if not _is_own(e[1], node.key.address)]
@@ -573,7 +611,9 @@ class Simulation:
         messages: list[Any] = [BlockReceived(block)]
         for i, sig in enumerate(commit.signatures):
             if sig.flag != COMMIT_ABSENT:
-                messages.append(VoteReceived(sig.to_vote(commit.height, commit.round, commit.block_hash, i)))
+                messages.append(
+                    VoteReceived(sig.to_vote(commit.height, commit.round, commit.block_hash, i))
+                )
         for m in messages:
             self._send(node.index, status.sender, m)
 
@@ -586,7 +626,9 @@ class Simulation:
         key = (node.index, node.incarnation, vote.validator, vote.height, vote.round, vote.kind)
         first = self.byz_seen.setdefault(key, vote.block_hash)
         if first != vote.block_hash:
-            self.detectable.setdefault((vote.validator, vote.height, vote.round, vote.kind), vote.height)
+            self.detectable.setdefault(
+                (vote.validator, vote.height, vote.round, vote.kind), vote.height
+            )
 
     # ------------------------------------------------------------------ effects
 
@@ -613,7 +655,9 @@ class Simulation:
         elif isinstance(effect, BroadcastProposal):
             self._on_own_proposal(node, effect.proposal, effect.block)
         elif isinstance(effect, RequestExtendVote):
-            return VoteExtended(effect.height, effect.round, effect.block_hash, app.extend_vote(effect.height))
+            return VoteExtended(
+                effect.height, effect.round, effect.block_hash, app.extend_vote(effect.height)
+            )
         elif isinstance(effect, RequestPrepareProposal):
             txs = app.prepare_proposal(effect.max_txs)
             if node.byzantine is ByzantineKind.INVALID:
@@ -668,7 +712,9 @@ class Simulation:
             key = (proposal.proposer, proposal.height, proposal.round, 0)
             first = self.honest_signed.setdefault(key, proposal.block_hash)
             if first != proposal.block_hash:
-                raise Violation(f"honest validator {node.index} proposed two blocks at {proposal.height}/{proposal.round}")
+                raise Violation(
+                    f"honest validator {node.index} proposed two blocks at {proposal.height}/{proposal.round}"
+                )
         if node.byzantine is ByzantineKind.EQUIVOCATE:
             self._equivocate_proposal(node, proposal, block)
             return
@@ -726,7 +772,9 @@ class Simulation:
         assert node.machine is not None
         vals = node.machine.state.validators
         next_proposer = self.addresses[vals.proposer_for_round(round + 1)]
-        power = {i: vals.validators[vals.index_of(n.key.address)].power for i, n in enumerate(self.nodes)}
+        power = {
+            i: vals.validators[vals.index_of(n.key.address)].power for i, n in enumerate(self.nodes)
+        }
         byz = sum(power[i] for i, n in enumerate(self.nodes) if not n.honest)
         total = vals.total_power
         group = [False] * len(self.nodes)
@@ -752,9 +800,13 @@ class Simulation:
             alt_hash = NIL
         if alt_hash == vote.block_hash:
             alt_hash = crypto.sha256(b"bogus%d" % self.rng.randint(0, 1 << 30))
-        extension = node.app.extend_vote(vote.height) if vote.kind == PRECOMMIT and alt_hash else b""
+        extension = (
+            node.app.extend_vote(vote.height) if vote.kind == PRECOMMIT and alt_hash else b""
+        )
         alt = RawSigner(node.key).sign_vote(
-            dataclasses.replace(vote, block_hash=alt_hash, extension=extension, extension_signature=b"")
+            dataclasses.replace(
+                vote, block_hash=alt_hash, extension=extension, extension_signature=b""
+            )
         )
         groups = node.split_groups.get((vote.height, vote.round))
         if groups is None:
@@ -776,7 +828,18 @@ class Simulation:
         index = node.machine.state.validators.index_of(node.key.address)
         if index < 0:
             return
-        unsigned = Vote(1, seen.height, seen.round + 1, NIL, self.now, node.key.address, index, b"", b"\0" * 64, b"")
+        unsigned = Vote(
+            1,
+            seen.height,
+            seen.round + 1,
+            NIL,
+            self.now,
+            node.key.address,
+            index,
+            b"",
+            b"\0" * 64,
+            b"",
+        )
         self._broadcast(node.index, (VoteReceived(RawSigner(node.key).sign_vote(unsigned)),))
 
     # ------------------------------------------------------------------ checks
@@ -796,9 +859,13 @@ class Simulation:
             )
         if first is block_hash:  # the first decision at this height
             if block_hash not in self.proposed:
-                raise Violation(f"validity: block {block_hash.hex()[:12]} at height {height} was never proposed")
+                raise Violation(
+                    f"validity: block {block_hash.hex()[:12]} at height {height} was never proposed"
+                )
             if not all(valid_tx(tx) for tx in block.txs):
-                raise Violation(f"validity: decided block at height {height} holds an invalid transaction")
+                raise Violation(
+                    f"validity: decided block at height {height} holds an invalid transaction"
+                )
             for ev in block.evidence:
                 a = ev.vote_a
                 self.committed_offences.add((a.validator, a.height, a.round, a.kind))
@@ -857,7 +924,11 @@ def _as_event(message: Vote | Proposal | Block) -> Event:
 
 
 def run_seed(
-    seed: int, mix: str | FaultMix, *, mutation: Mutation = Mutation.NONE, real_signatures: bool = False
+    seed: int,
+    mix: str | FaultMix,
+    *,
+    mutation: Mutation = Mutation.NONE,
+    real_signatures: bool = False,
 ) -> SimResult:
     """Runs one seed of one fault mix; the result says whether a property broke."""
     fault_mix = MIXES[mix] if isinstance(mix, str) else mix
