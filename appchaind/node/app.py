@@ -16,6 +16,7 @@ from typing import Annotated, ClassVar, Protocol
 
 from appchaind import codec, crypto
 from appchaind.codec import Bytes, message
+from appchaind.consensus.validators import ValidatorSet
 from appchaind.store import STATE, Store, WriteBatch
 from appchaind.types import Block, Tx, Validator, Vote, register_tx_body
 
@@ -54,15 +55,21 @@ class Application(Protocol):
         """Orders/filters the mempool's candidates into this node's block."""
         ...
 
-    def process_proposal(self, block: Block) -> bool: ...
+    def process_proposal(self, block: Block, verified: frozenset[bytes]) -> bool:
+        """Accept or reject another proposer's block. ``verified``: tx hashes whose
+        signatures the node already checked."""
+        ...
 
     def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes: ...
 
     def verify_vote_extension(self, vote: Vote) -> bool: ...
 
-    def finalize_block(self, block: Block, verified: frozenset[bytes]) -> FinalizeResult:
+    def finalize_block(
+        self, block: Block, verified: frozenset[bytes], last_validators: ValidatorSet | None
+    ) -> FinalizeResult:
         """Executes the decided block. ``verified`` holds the hashes of txs whose signatures
-        the node already checked; the application checks the others."""
+        the node already checked; the application checks the others. ``last_validators``
+        signed ``block.last_commit`` (their powers weigh the vote extensions)."""
         ...
 
     def commit(self, batch: WriteBatch) -> None:
@@ -121,7 +128,7 @@ class KVApp:
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
         return txs
 
-    def process_proposal(self, block: Block) -> bool:
+    def process_proposal(self, block: Block, verified: frozenset[bytes]) -> bool:
         return True
 
     def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes:
@@ -130,7 +137,9 @@ class KVApp:
     def verify_vote_extension(self, vote: Vote) -> bool:
         return vote.extension == b"kv:" + vote.height.to_bytes(8, "big")
 
-    def finalize_block(self, block: Block, verified: frozenset[bytes]) -> FinalizeResult:
+    def finalize_block(
+        self, block: Block, verified: frozenset[bytes], last_validators: ValidatorSet | None = None
+    ) -> FinalizeResult:
         results = []
         for raw in block.txs:
             try:

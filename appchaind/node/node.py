@@ -113,7 +113,8 @@ SYNC_REQUEST_TIMEOUT_S = 2.0
 STATUS_INTERVAL_S = 0.2
 REGOSSIP_AFTER_S = 0.5
 
-AppFactory = Callable[[Store, Genesis], Application]
+#: Builds the application: (store, genesis, node config, validator address) -> app.
+AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
 
 
 @codec.message
@@ -166,13 +167,21 @@ class _SwitchMode:
     best: int
 
 
-def default_app_factory(store: Store, genesis: Genesis) -> Application:
-    """The exchange application when it is built into this install, else the KV app."""
-    try:
-        from appchaind.exchange.node_app import exchange_app_factory
-    except ImportError:
-        return KVApp(store)
-    return exchange_app_factory(store, genesis)
+def default_app_factory(
+    store: Store, genesis: Genesis, config: NodeConfig, validator_address: bytes
+) -> Application:
+    """The exchange application, with this validator's oracle price source."""
+    from appchaind.node.exchange_adapter import ExchangeNodeApp, price_source_from_config
+
+    source = price_source_from_config(config, genesis, validator_address)
+    return ExchangeNodeApp(store, genesis, source)
+
+
+def kv_app_factory(
+    store: Store, genesis: Genesis, config: NodeConfig, validator_address: bytes
+) -> Application:
+    """The key-value test application (node tests, as CometBFT's kvstore)."""
+    return KVApp(store)
 
 
 class Node:
@@ -188,7 +197,10 @@ class Node:
         self.store = Store(self.paths.data, home_for_messages=self.paths.home)
         try:
             self.store.check_genesis(self.genesis.hash())
-            self.app: Application = (app_factory or default_app_factory)(self.store, self.genesis)
+            factory = app_factory or default_app_factory
+            self.app: Application = factory(
+                self.store, self.genesis, self.config, self.validator_key.address
+            )
             self.chain_state = self._load_chain_state()
         except BaseException:
             self.store.close()
@@ -496,7 +508,10 @@ class Node:
         if not await self._verify_txs(block):
             log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
             return False
-        return self.app.process_proposal(block)
+        verified = frozenset(
+            h for h in map(types.tx_hash, block.txs) if self.mempool.is_verified(h)
+        )
+        return self.app.process_proposal(block, verified)
 
     async def _finalize(self, block: types.Block, commit: types.Commit) -> None:
         started = time.perf_counter()
@@ -504,7 +519,7 @@ class Node:
         verified = frozenset(
             h for h in map(types.tx_hash, block.txs) if self.mempool.is_verified(h)
         )
-        result = self.app.finalize_block(block, verified)
+        result = self.app.finalize_block(block, verified, self.chain_state.last_validators)
         batch = WriteBatch()
         batch.put_block(block, commit)
         for index, (raw, outcome) in enumerate(zip(block.txs, result.tx_results, strict=True)):

@@ -21,9 +21,9 @@ from typing import Any
 
 from appchaind import codec, types
 from appchaind.crypto import PrivateKey
+from appchaind.exchange.txs import Faucet
 from appchaind.home import init_home
 from appchaind.localnet import PORT_STRIDE, init_localnet
-from appchaind.node.app import KVSet
 
 DEADLINE_S = 120.0
 
@@ -173,5 +173,10 @@ class Localnet:
         except urllib.error.HTTPError as exc:
             return json.loads(exc.read())
 
-    def kv_tx(self, key: PrivateKey, nonce: int, k: bytes, v: bytes) -> bytes:
-        return codec.encode(types.sign_tx(key, self.chain_id, nonce, 10**9, KVSet(k, v)))
+    def faucet_tx(self, key: PrivateKey, amount: int) -> bytes:
+        """A signed exchange faucet tx (the localnet genesis enables the faucet); the nonce is
+        the current time in ms, unique per call."""
+        self._nonce = max(getattr(self, "_nonce", 0) + 1, int(time.time() * 1000))
+        expiry = max(self.height(0), 0) + 500
+        body = Faucet(amount)
+        return codec.encode(types.sign_tx(key, self.chain_id, self._nonce, expiry, body))

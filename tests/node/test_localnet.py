@@ -88,7 +88,7 @@ def test_kill_all_under_load_then_resume_without_loss(net: Localnet) -> None:
     committed: list[str] = []
     pending: list[str] = []
     for n in range(60):
-        result = net.submit(n % 4, net.kv_tx(key, n, b"k%d" % n, b"v"))
+        result = net.submit(n % 4, net.faucet_tx(key, 1_000_000 + n))
         assert result["code"] == 0, result
         pending.append(result["tx_hash"])
         time.sleep(0.02)
