@@ -5,12 +5,10 @@ for every order in a block: GTC limit orders with an owner, a client id, self-tr
 prevention, the owner and client-id indexes and the fill records the exchange settles
 from. Nothing is stubbed out.
 
-The workload's resting orders never cross (buys below, sells above the mid) and its
-aggressive orders always fill completely, so the adapter models them as two accounts: a
-market maker for orders that would rest and a taker for orders that cross the book when
-they arrive. Self-trade prevention is therefore checked on every fill but never fires, as
-in the benchmark's reference book. The fills of each taker are counted and then dropped,
-as the application drops them once settled.
+The workload has no accounts; the adapter gives every buy to one account and every sell
+to another, so self-trade prevention is checked on every fill but never fires, as in the
+benchmark's reference book (which has no owners). The fills of each taker are counted and
+then dropped, as the application drops them once settled.
 
 Run: ``PYTHONPATH=. python ../shared/bench/lob/lobbench.py --adapter bench.lob_adapter:make_engine``
 """
@@ -19,8 +17,8 @@ from __future__ import annotations
 
 from orderbook import OrderBook, Outcome, Side, TimeInForce
 
-MAKER = bytes(19) + b"\x01"
-TAKER = bytes(19) + b"\x02"
+#: The account of every sell order ([0]) and of every buy order ([1]).
+ACCOUNTS = (bytes(19) + b"\x01", bytes(19) + b"\x02")
 
 
 class LobEngine:
@@ -32,24 +30,20 @@ class LobEngine:
         book = self.book = OrderBook()
         place = book.place
         fills = book.fills
-        best_bid = book.best_bid
-        best_ask = book.best_ask
         resting = Outcome.RESTING
-        gtc = TimeInForce.GTC
-        self.fills_settled = 0
+        gtc = int(TimeInForce.GTC)
+        settled = [0]
 
         def add(order_id: int, is_buy: bool, price: int, qty: int) -> None:
             """GTC limit order: match, then rest; client id = order id."""
-            if is_buy:
-                best = best_ask()
-                owner = TAKER if best is not None and best <= price else MAKER
-            else:
-                best = best_bid()
-                owner = TAKER if best is not None and best >= price else MAKER
-            if place(order_id, owner, is_buy, price, qty, gtc, 0, order_id, 0) is not resting:
-                self.fills_settled += len(fills)
+            if (
+                place(order_id, ACCOUNTS[is_buy], is_buy, price, qty, gtc, 0, order_id, 0)
+                is not resting
+            ):
+                settled[0] += len(fills)
                 fills.clear()
 
+        self.fills_settled = settled
         self.add = add
         self.cancel = book.cancel
 
