@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Annotated, Any
 
 import trio
 
-from appchaind import codec, types
+from appchaind import codec, crypto, types
 from appchaind.consensus.config import ConsensusConfig
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -66,8 +67,9 @@ from appchaind.consensus.events import (
     VoteReceived,
 )
 from appchaind.consensus.machine import ConsensusMachine
-from appchaind.consensus.signer import Ed25519Verifier, GuardedSigner
+from appchaind.consensus.signer import GuardedSigner
 from appchaind.consensus.state import ChainState
+from appchaind.consensus.validators import ValidatorSet
 from appchaind.crypto import PrivateKey
 from appchaind.home import HomePaths
 from appchaind.logs import get_logger
@@ -159,6 +161,28 @@ class _PeerState:
     base: int = 0
 
 
+class CachingVerifier:
+    """ed25519 verification with a bounded verdict cache, shared by the p2p reactor (which
+    drops peers that send badly signed votes) and the consensus machine (which then finds
+    the verdict cached instead of verifying twice)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._cache: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
+        self._capacity = capacity
+        self.verified = 0
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        key = (public_key, signature, message)
+        verdict = self._cache.get(key)
+        if verdict is None:
+            verdict = crypto.verify(public_key, message, signature)
+            self.verified += 1
+            self._cache[key] = verdict
+            if len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        return verdict
+
+
 @dataclass(frozen=True, slots=True)
 class _SwitchMode:
     """Internal driver event: rebuild the machine with (consensus) or without (sync) a signer."""
@@ -224,6 +248,7 @@ class Node:
             max_block_txs=min(self.config.mempool.max_block_txs, self.genesis.params.max_block_txs),
         )
         self.metrics = NodeMetrics(self.chain_id)
+        self.sig_verifier = CachingVerifier()
         self.verifier = SignatureVerifier(self.config.mempool.verify_threads)
         m = self.config.mempool
         self.mempool = Mempool(
@@ -377,7 +402,7 @@ class Node:
             config,
             self.chain_state,
             self.signer if with_signer else None,
-            Ed25519Verifier(),
+            self.sig_verifier,
         )
 
     async def _consensus_loop(self) -> None:
@@ -614,7 +639,46 @@ class Node:
         except codec.CodecError as exc:
             raise PeerMisbehaved(f"malformed message on channel {channel}: {exc}") from None
 
+    def _validators_for(self, height: int) -> ValidatorSet | None:
+        """The validator set of ``height`` when it is the current, previous or next height."""
+        state = self.chain_state
+        if height == state.height:
+            return state.validators
+        if height == state.height + 1:
+            return state.next_validators
+        if height == state.height - 1:
+            return state.last_validators
+        return None
+
+    def _check_signed(self, message: object) -> None:
+        """Drops a peer that relays a vote or proposal of a nearby height whose signature is
+        invalid (the verdict is cached for the machine, so nothing is verified twice)."""
+        if isinstance(message, VoteMessage):
+            vote = message.vote
+            validators = self._validators_for(vote.height)
+            if validators is None or vote.validator_index >= len(validators):
+                return
+            validator = validators.validators[vote.validator_index]
+            if validator.address != vote.validator:
+                return
+            if not self.sig_verifier.verify(
+                validator.public_key, vote.sign_bytes(self.chain_id), vote.signature
+            ):
+                raise PeerMisbehaved(f"invalid signature on a vote by {vote.validator.hex()}")
+        elif isinstance(message, ProposalMessage):
+            proposal = message.proposal
+            validators = self._validators_for(proposal.height)
+            index = -1 if validators is None else validators.index_of(proposal.proposer)
+            if validators is None or index < 0:
+                return
+            public_key = validators.validators[index].public_key
+            if not self.sig_verifier.verify(
+                public_key, proposal.sign_bytes(self.chain_id), proposal.signature
+            ):
+                raise PeerMisbehaved(f"invalid signature on a proposal by {proposal.proposer.hex()}")
+
     def _on_consensus_message(self, peer: Peer, message: object) -> None:
+        self._check_signed(message)
         if isinstance(message, VoteMessage):
             if message.vote.height == self.chain_state.height:
                 self.wal.append(encode_message(message), sync=False)

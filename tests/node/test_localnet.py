@@ -200,3 +200,53 @@ def test_start_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "cs.wal is corrupted at byte 0" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_peer_relaying_a_forged_vote_is_dropped(net: Localnet) -> None:
+    import trio
+
+    from appchaind import types
+    from appchaind.consensus.validators import ValidatorSet
+    from appchaind.node.messages import VoteMessage, encode_message
+    from config.genesis import load_genesis
+    from p2p.peers import Channel
+    from p2p.transport import PeerError, handshake
+
+    net.start_all()
+    net.wait_height([0, 1, 2, 3], 3)
+    genesis = load_genesis(net.homes[0] / "genesis.json")
+    validators = ValidatorSet.from_genesis(genesis.validator_set())
+    signer = PrivateKey.load(net.homes[1] / "validator_key.json")
+    index = validators.index_of(signer.address)
+    stranger = PrivateKey(b"\x55" * 32)
+
+    async def attack() -> str:
+        stream = await trio.open_tcp_stream("127.0.0.1", net.nodes[0].p2p_port)
+        conn = await handshake(stream, stranger, net.chain_id)
+        # Forged prevotes for the next few heights: whichever is near the node's height when
+        # it arrives is checked (a signature from the right validator, but zeroed).
+        frames = []
+        for height in range(net.height(0), net.height(0) + 5):
+            vote = types.sign_vote(
+                signer, net.chain_id, kind=types.PREVOTE, height=height, round=0,
+                block_hash=b"", timestamp_ms=1, validator_index=index,
+            )  # fmt: skip
+            forged = types.Vote(
+                vote.kind, vote.height, vote.round, vote.block_hash, vote.timestamp_ms,
+                vote.validator, vote.validator_index, b"", bytes(64), b"",
+            )  # fmt: skip
+            frames.append(bytes([Channel.CONSENSUS]) + encode_message(VoteMessage(forged)))
+        with trio.fail_after(30):
+            try:
+                for frame in frames:
+                    await conn.send_frame(frame)
+                while True:
+                    await conn.receive_frame()
+            except (PeerError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return "dropped"
+
+    assert trio.run(attack) == "dropped"
+    log = (net.homes[0] / "node.log").read_text()
+    assert "invalid signature on a vote" in log
+    before = net.height(0)
+    net.wait_height([0, 1, 2, 3], before + 3)
