@@ -120,6 +120,28 @@ class Localnet:
         self.http_ports.append(p + 2)
         return i
 
+    def own_votes_in_wal(self, i: int) -> list[types.Vote]:
+        """The votes node ``i``'s validator signed, as recorded in its consensus WAL."""
+        import shutil
+        import tempfile
+
+        from appchaind.node.messages import CONSENSUS_MESSAGES, VoteMessage, decode_message
+        from appchaind.wal import WAL
+
+        address = PrivateKey.load(self.homes[i] / "validator_key.json").address
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "cs.wal"
+            shutil.copy(self.homes[i] / "data" / "cs.wal", copy)
+            wal = WAL(copy)
+            records = list(wal.replay())
+            wal.close()
+        votes = []
+        for record in records:
+            message = decode_message(CONSENSUS_MESSAGES, record, 1 << 24)
+            if isinstance(message, VoteMessage) and message.vote.validator == address:
+                votes.append(message.vote)
+        return votes
+
     # ------------------------------------------------------------------ HTTP
 
     def get(self, i: int, path: str) -> Any:
