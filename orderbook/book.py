@@ -411,28 +411,29 @@ class OrderBook:
         if entry is None:
             conditional = self.triggers.remove(order_id)
             return 0 if conditional is None else conditional.size
-        owner = entry[1]
-        owned = self._by_owner[owner]
+        by_owner = self._by_owner
+        owned = by_owner[entry[1]]  # owner
         del owned[entry[6]]  # client_id
         if not owned:
-            del self._by_owner[owner]
+            del by_owner[entry[1]]
+        size = entry[8]
         if entry[2]:  # side
             own = self._bids
             key = -entry[3]  # price
         else:
             own = self._asks
             key = entry[3]
-        size = entry[8]
         level = own.levels[key]
-        level.volume -= size
-        if not level.volume:
+        volume = level.volume - size
+        if not volume:
             own.drop_level(key)
             return size
-        level.dead += 1
-        queue = level.queue
-        if level.dead * 2 > len(queue) + 16:
+        level.volume = volume
+        dead = level.dead + 1
+        level.dead = dead
+        if dead > 8 and dead * 2 > len(level.queue):
             orders = self._orders
-            level.queue = deque([i for i in queue if i in orders])
+            level.queue = deque([i for i in level.queue if i in orders])
             level.dead = 0
         return size
 
