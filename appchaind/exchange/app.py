@@ -22,7 +22,7 @@ Pure: integers and bytes, no clock, no I/O except the store in ``__init__``/``co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from hashlib import sha256
 from typing import Any
 
@@ -352,6 +352,15 @@ class ExchangeApp:
             if not verdict:
                 return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
         return decoded, None
+
+    def trust_signatures(self, digests: Iterable[bytes]) -> None:
+        """Record that the txs with these SHA-256 digests (of their canonical bytes) carry
+        valid signatures: the node verified them, once, on its worker threads (mempool
+        admission or a proposal's check), so :meth:`check_tx`, :meth:`process_proposal`
+        and :meth:`finalize_block` do not verify them again. The verdicts share the
+        bounded signature cache with the app's own."""
+        for digest in digests:
+            self._remember_signature(digest, True)
 
     def _remember_signature(self, digest: bytes, verdict: bool) -> None:
         cache = self._verified

@@ -66,8 +66,7 @@ class ExchangeNodeApp:
         return self.exchange.app_hash
 
     def _trust(self, verified: frozenset[bytes]) -> None:
-        for digest in verified:
-            self.exchange._remember_signature(digest, True)
+        self.exchange.trust_signatures(verified)
 
     def check_tx(self, tx: Tx) -> str | None:
         raw = codec.encode(tx)
