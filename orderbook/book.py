@@ -560,6 +560,8 @@ class OrderBook:
     def impact(self, taker_side: int, size: int) -> Impact | None:
         """What a taker on ``taker_side`` would pay to fill ``size`` lots now, ignoring
         self-trade and checks: worst price and notional (tick-lots). None if too thin."""
+        if size <= 0:
+            raise OrderBookError(f"impact of a non-positive size: {size}")
         opposite = self._asks if taker_side else self._bids
         sign = opposite.sign
         wanted = size
@@ -575,6 +577,8 @@ class OrderBook:
     def impact_for_notional(self, taker_side: int, notional: int) -> Impact | None:
         """Like :meth:`impact`, for the fewest whole lots whose cost reaches ``notional``
         tick-lots (funding's impact notional). None if the book is too thin."""
+        if notional <= 0:
+            raise OrderBookError(f"impact of a non-positive notional: {notional}")
         opposite = self._asks if taker_side else self._bids
         sign = opposite.sign
         size = 0

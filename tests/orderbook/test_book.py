@@ -430,3 +430,11 @@ def test_records_hold_plain_ints_whatever_the_caller_passed() -> None:
     assert all(type(v) in (int, bytes) for v in fills[0])
     book.place(3, ALICE, Side.SELL, 100, 1, TimeInForce.POST_ONLY, OrderFlag.REDUCE_ONLY, 1)
     assert all(type(v) in (int, bytes) for v in book.order(3) or ())
+
+
+def test_impact_of_nothing_is_refused() -> None:
+    book = asks_100_101()
+    with pytest.raises(OrderBookError):
+        book.impact(BUY, 0)
+    with pytest.raises(OrderBookError):
+        book.impact_for_notional(BUY, 0)
