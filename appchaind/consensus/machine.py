@@ -276,6 +276,7 @@ class ConsensusMachine:
         self._decision: Block | None = None
         self._decision_commit: Commit | None = None
         self._validators = state.validators
+        self._height_time = max(state.last_block_time_ms, self._block_time())
         self._my_index = (
             -1 if self._signer is None else state.validators.index_of(self._signer.address)
         )
@@ -549,9 +550,14 @@ class ConsensusMachine:
             return s.last_block_time_ms
         return weighted_median_time(s.last_commit, s.last_validators)
 
-    def _vote_time(self) -> int:
-        """A vote's timestamp: local time, but after the last block (so BFT time increases)."""
-        return max(self._now_ms, self._state.last_block_time_ms + 1)
+    def _vote_time(self, block_hash: bytes = NIL) -> int:
+        """A vote's timestamp: local time, but after the time of this height's block (and of
+        the block voted for), so the BFT time of the next block is strictly later."""
+        floor = self._height_time
+        block = self._blocks.get(block_hash) if block_hash else None
+        if block is not None:
+            floor = max(floor, block.header.time_ms)
+        return max(self._now_ms, floor + 1)
 
     # ------------------------------------------------------------------ proposing
 
@@ -634,7 +640,7 @@ class ConsensusMachine:
         if (round, kind) in self._own_votes:
             return
         unsigned = Vote(
-            kind, self.height, round, block_hash, self._vote_time(), self._signer.address,
+            kind, self.height, round, block_hash, self._vote_time(block_hash), self._signer.address,
             self._my_index, extension, _ZERO_SIGNATURE, b"",
         )  # fmt: skip
         try:
@@ -844,6 +850,8 @@ class ConsensusMachine:
                 return reason
             if header.time_ms != weighted_median_time(block.last_commit, s.last_validators):
                 return "block time is not the weighted median of the last commit"
+            if header.time_ms <= s.last_block_time_ms:
+                return "block time is not after the previous block's"
         seen: set[bytes] = set()
         committed = {e for _, e in s.committed_evidence}
         for ev in block.evidence:
