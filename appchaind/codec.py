@@ -299,10 +299,31 @@ def _field_codec(hint: Any, where: str) -> tuple[ToWire, FromWire]:
     )
 
 
-class _Schema:
-    """The compiled codec of one message class."""
+def _inline_check(hint: Any) -> str | None:
+    """A Python expression (over the placeholder ``X``) that checks a scalar field inline, for the
+    generated fast path; None for fields that go through their codec function."""
+    if typing.get_origin(hint) is Annotated:
+        for marker in typing.get_args(hint)[1:]:
+            if isinstance(marker, Int):
+                return f"type(X) is int and {marker.lo} <= X <= {marker.hi}"
+            if isinstance(marker, Bytes):
+                return f"type(X) is bytes and {marker.min_len} <= len(X) <= {marker.max_len}"
+            if isinstance(marker, Str | OneOf | MaxItems):
+                return None
+    if hint is bool:
+        return "type(X) is bool"
+    return None
 
-    __slots__ = ("cls", "names", "to_wires", "from_wires")
+
+class _Schema:
+    """The compiled codec of one message class.
+
+    ``from_wire``/``to_wire`` are generated per class: scalar fields are checked inline and
+    the object is built without per-field function calls. On any failure they fall back
+    to the generic, field-by-field path, which raises the CodecError naming the field.
+    """
+
+    __slots__ = ("cls", "names", "to_wires", "from_wires", "from_wire", "to_wire")
 
     def __init__(self, cls: type) -> None:
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -312,8 +333,59 @@ class _Schema:
         codecs = [_field_codec(hints[f.name], f"{cls.__name__}.{f.name}") for f in fields]
         self.to_wires = tuple(c[0] for c in codecs)
         self.from_wires = tuple(c[1] for c in codecs)
+        self.from_wire, self.to_wire = self._generate([hints[f.name] for f in fields])
 
-    def to_wire(self, value: Any) -> list[Any]:
+    def _generate(self, hints: list[Any]) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+        n = len(self.names)
+        env: dict[str, Any] = {
+            "cls": self.cls,
+            "new": object.__new__,
+            "CodecError": CodecError,
+            "slow_from": self._checked_from_wire,
+            "slow_to": self._checked_to_wire,
+        }
+        decode = [
+            "def from_wire(w):",
+            f"    if type(w) is not list or len(w) != {n}:",
+            "        return slow_from(w)",
+        ]
+        encode = ["def to_wire(v):", "    if type(v) is not cls:", "        return slow_to(v)"]
+        names = [f"f{i}" for i in range(n)]
+        if n:
+            decode.append(f"    {', '.join(names)}{',' if n == 1 else ''} = w")
+        decode += ["    try:", "        pass"]
+        encode += ["    try:", "        pass"]
+        checks_decode: list[str] = []
+        checks_encode: list[str] = []
+        for i, (name, hint) in enumerate(zip(self.names, hints, strict=True)):
+            env[f"set{i}"] = self.cls.__dict__[name].__set__
+            env[f"fw{i}"] = self.from_wires[i]
+            env[f"tw{i}"] = self.to_wires[i]
+            encode.append(f"        f{i} = v.{name}")
+            check = _inline_check(hint)
+            if check is None:
+                decode.append(f"        f{i} = fw{i}(f{i})")
+                encode.append(f"        f{i} = tw{i}(f{i})")
+            else:
+                checks_decode.append("(" + check.replace("X", f"f{i}") + ")")
+                checks_encode.append("(" + check.replace("X", f"f{i}") + ")")
+        decode.append("    except CodecError:")
+        decode.append("        return slow_from(w)")
+        encode.append("    except CodecError:")
+        encode.append("        return slow_to(v)")
+        if checks_decode:
+            decode.append(f"    if not ({' and '.join(checks_decode)}):")
+            decode.append("        return slow_from(w)")
+            encode.append(f"    if not ({' and '.join(checks_encode)}):")
+            encode.append("        return slow_to(v)")
+        decode.append("    o = new(cls)")
+        decode += [f"    set{i}(o, f{i})" for i in range(n)]
+        decode.append("    return o")
+        encode.append(f"    return [{', '.join(names)}]")
+        exec("\n".join(decode) + "\n\n" + "\n".join(encode), env)  # noqa: S102 - generated from the schema
+        return env["from_wire"], env["to_wire"]
+
+    def _checked_to_wire(self, value: Any) -> list[Any]:
         if type(value) is not self.cls:
             raise CodecError("", f"expected {self.cls.__name__}, got {_type_name(value)}")
         out = []
@@ -324,7 +396,7 @@ class _Schema:
                 raise _located(exc, name) from None
         return out
 
-    def from_wire(self, wire: Any) -> Any:
+    def _checked_from_wire(self, wire: Any) -> Any:
         if type(wire) is not list:
             raise CodecError("", f"expected an array for {self.cls.__name__}")
         if len(wire) != len(self.names):
