@@ -90,6 +90,46 @@ class NodeMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
 
+        # exchange (set after each commit from the application's state and events)
+        market_labels = ["chain_id", "market"]
+
+        def market_gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, market_labels, namespace=NS, subsystem="exchange", registry=r)
+
+        def market_counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, market_labels, namespace=NS, subsystem="exchange", registry=r)
+
+        self.oracle_price = market_gauge("oracle_price", "Oracle price (decimal quote units).")
+        self.mid_price = market_gauge(
+            "mid_price", "Mid of the best bid and ask (0 when one-sided)."
+        )
+        self.open_interest = market_gauge("open_interest", "Open interest (base units, longs).")
+        self.funding_rate = market_gauge(
+            "funding_rate", "Last funding rate (fraction per interval)."
+        )
+        self.resting_orders = market_gauge("resting_orders", "Orders resting in the book.")
+        self.fills = market_counter("fills", "Fills since start.")
+        self.volume = market_counter("volume", "Traded size since start (base units).")
+        self.liquidations = market_counter(
+            "liquidations", "Liquidation steps (book, insurance, adl) since start."
+        )
+        self.insurance_fund = gauge(
+            "exchange", "insurance_fund", "Insurance fund balance (quote units)."
+        )
+        self.accounts = gauge("exchange", "accounts", "Accounts in the state.")
+        # rpc
+        self.rpc_connections = gauge("rpc", "connections", "Open RPC connections.")
+        self.rpc_subscriptions = gauge("rpc", "subscriptions", "Active RPC subscriptions.")
+        self.rpc_dropped_subscribers = gauge(
+            "rpc", "dropped_subscribers_total", "Subscribers dropped as too slow."
+        )
+
+    def set_market(self, metric: Gauge, market: str, value: float) -> None:
+        metric.labels(chain_id=self._chain, market=market).set(value)
+
+    def inc_market(self, metric: Counter, market: str, amount: float = 1) -> None:
+        metric.labels(chain_id=self._chain, market=market).inc(amount)
+
     def labels(self, metric: Gauge | Counter | Histogram) -> Gauge | Counter | Histogram:
         return metric.labels(chain_id=self._chain)
 

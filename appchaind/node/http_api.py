@@ -6,7 +6,16 @@
 ``GET /metrics``         Prometheus text exposition
 ``POST /tx``             submit a signed tx (msgpack bytes, or JSON ``{"tx": hex}``); the answer is
                          the mempool's verdict with the tx hash
-``GET /tx/{hash}``       a committed tx: height, index, result code and log
+``GET /tx/{hash}``       a committed tx: height, index, result code and log, fills and events
+``GET /markets``         every market: parameters, oracle price, funding rate, open interest
+``GET /book/{market}``   L2 depth (``?depth=N``, default 20) with the book stream's ``seq``
+``GET /account/{addr}``  balance, positions, open orders, free collateral, margin ratio
+``GET /validators``      the validator set: address, public key, voting power, priority
+``GET /net_info``        connected peers: node id and direction
+
+Errors are JSON ``{"error": {"code": HTTP status, "message": "..."}}``. The exchange
+answers are the RPC port's (:mod:`appchaind.rpc.views`): decimal strings for prices,
+sizes and amounts.
 """
 
 from __future__ import annotations
@@ -16,11 +25,22 @@ from typing import TYPE_CHECKING, Any
 
 from appchaind import types
 from appchaind.http import HttpServer, Request, Response, error_response, json_response
+from appchaind.rpc.protocol import ErrorCode, RpcError
+from appchaind.rpc.server import submit_code
 
 if TYPE_CHECKING:
     from appchaind.node.node import Node
 
 __all__ = ["make_http_server", "block_json"]
+
+_HTTP_STATUS = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: 500,
+}
 
 
 def block_json(block: types.Block) -> dict[str, Any]:
@@ -120,15 +140,15 @@ def make_http_server(node: Node) -> HttpServer:
         if not raw:
             return error_response(400, "empty body: send the signed tx (msgpack bytes or JSON hex)")
         result = await node.submit_tx(raw)
-        return json_response(
-            {
-                "tx_hash": result.tx_hash.hex(),
-                "code": 0 if result.accepted else 1,
-                "log": result.reason,
-                "duplicate": result.duplicate,
-            },
-            200 if result.accepted or result.duplicate else 400,
-        )
+        doc: dict[str, Any] = {
+            "tx_hash": result.tx_hash.hex(),
+            "code": submit_code(result.accepted, result.reason),
+            "log": result.reason,
+            "duplicate": result.duplicate,
+        }
+        if result.accepted or result.duplicate:
+            return json_response(doc)
+        return json_response({**doc, "error": {"code": 400, "message": result.reason}}, 400)
 
     async def get_tx(request: Request) -> Response:
         if len(request.segments) != 2:
@@ -137,15 +157,64 @@ def make_http_server(node: Node) -> HttpServer:
             h = bytes.fromhex(request.segments[1])
         except ValueError:
             return error_response(400, f"{request.segments[1]!r} is not a hex tx hash")
-        entry = node.tx_location(h)
-        if entry is None:
-            pending = h in node.mempool
-            return error_response(
-                404,
-                "tx is in the mempool, not yet committed" if pending else "no such committed tx",
-            )
-        doc = {"tx_hash": h.hex(), "height": entry.height, "index": entry.index}
-        return json_response({**doc, "code": entry.code, "log": entry.log})
+        return await rpc_call("tx", {"hash": h})
+
+    async def rpc_call(method: str, params: dict[str, Any]) -> Response:
+        """Answers with the RPC port's method (one implementation for both ports)."""
+        server = getattr(node, "rpc_server", None)
+        if server is None:
+            return error_response(503, "the node is starting; retry in a moment")
+        try:
+            return json_response(await server._methods[method](params))
+        except RpcError as exc:
+            return error_response(_HTTP_STATUS.get(exc.code, 400), exc.message)
+
+    async def markets(request: Request) -> Response:
+        return await rpc_call("markets", {})
+
+    async def book(request: Request) -> Response:
+        if len(request.segments) != 2:
+            return error_response(400, "use /book/{market}, e.g. /book/BTC-PERP?depth=10")
+        depth_text = request.query.get("depth", ["20"])[0]
+        if not depth_text.isdigit():
+            return error_response(400, f"depth must be a positive integer, got {depth_text!r}")
+        return await rpc_call("book", {"market": request.segments[1], "depth": int(depth_text)})
+
+    async def account(request: Request) -> Response:
+        if len(request.segments) != 2:
+            return error_response(400, "use /account/{address} with the 40-hex-digit address")
+        return await rpc_call("account", {"address": request.segments[1]})
+
+    async def validators(request: Request) -> Response:
+        vs = node.chain_state.validators
+        return json_response(
+            {
+                "height": node.latest_height,
+                "total_power": vs.total_power,
+                "validators": [
+                    {
+                        "address": v.address.hex(),
+                        "public_key": v.public_key.hex(),
+                        "voting_power": v.power,
+                        "proposer_priority": priority,
+                    }
+                    for v, priority in zip(vs.validators, vs.priorities, strict=True)
+                ],
+            }
+        )
+
+    async def net_info(request: Request) -> Response:
+        peers = node.peers.peers
+        return json_response(
+            {
+                "listening": True,
+                "n_peers": len(peers),
+                "peers": [
+                    {"node_id": p.node_id, "outbound": p.outbound}
+                    for p in sorted(peers.values(), key=lambda p: p.node_id)
+                ],
+            }
+        )
 
     return HttpServer(
         {
@@ -154,5 +223,10 @@ def make_http_server(node: Node) -> HttpServer:
             ("GET", "metrics"): metrics,
             ("POST", "tx"): post_tx,
             ("GET", "tx"): get_tx,
+            ("GET", "markets"): markets,
+            ("GET", "book"): book,
+            ("GET", "account"): account,
+            ("GET", "validators"): validators,
+            ("GET", "net_info"): net_info,
         }
     )

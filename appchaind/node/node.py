@@ -94,6 +94,7 @@ from appchaind.node.messages import (
     encode_message,
 )
 from appchaind.privval import file_signer
+from appchaind.rpc.views import pack_tx_events
 from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
 from appchaind.wal import WAL
 from config.genesis import Genesis, load_genesis
@@ -121,7 +122,19 @@ AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
 
 @codec.message
 class TxIndexEntry:
-    """Where a committed tx is, and its result (code 0 = success)."""
+    """Where a committed tx is, and its result (code 0 = success). ``events``: the tx's
+    application events (fills, order status), msgpack, see appchaind.rpc.views."""
+
+    height: codec.U64
+    index: codec.U32
+    code: codec.U32
+    log: Annotated[str, codec.Str(1000)]
+    events: Annotated[bytes, codec.Bytes(0, 64 * 1024)] = b""  # issue 6: fills for `query tx`
+
+
+@codec.message
+class _TxIndexEntryV1:
+    """Index entries written before ``events`` existed (read-only)."""
 
     height: codec.U64
     index: codec.U32
@@ -350,7 +363,13 @@ class Node:
     def tx_location(self, h: bytes) -> TxIndexEntry | None:
         """The committed tx with hash ``h``: its height, index and result."""
         raw = self.store.get(TX_INDEX + h)
-        return None if raw is None else codec.decode(TxIndexEntry, raw)
+        if raw is None:
+            return None
+        try:
+            return codec.decode(TxIndexEntry, raw)
+        except codec.CodecError:
+            old = codec.decode(_TxIndexEntryV1, raw)
+            return TxIndexEntry(old.height, old.index, old.code, old.log)
 
     async def wait_committed(self, height: int) -> None:
         """Returns once the block at ``height`` is committed."""
@@ -373,6 +392,14 @@ class Node:
                     host, _, port = self.config.http.listen_address.rpartition(":")
                     await nursery.start(server.run, host, int(port))
                     self.http_server = server
+                # --- issue 6: the traders' RPC port; its commit feed publishes the streams.
+                from appchaind.rpc.server import RpcServer
+
+                self.rpc_server = RpcServer(self)
+                self.on_commit.append(self.rpc_server.on_commit)
+                host, _, port = self.config.rpc.listen_address.rpartition(":")
+                await nursery.start(self.rpc_server.run, host, int(port))
+                # --- end issue 6
                 nursery.start_soon(self._consensus_loop)
                 nursery.start_soon(self._status_loop)
                 nursery.start_soon(self._sync_loop)
@@ -548,7 +575,9 @@ class Node:
         batch = WriteBatch()
         batch.put_block(block, commit)
         for index, (raw, outcome) in enumerate(zip(block.txs, result.tx_results, strict=True)):
-            entry = TxIndexEntry(height, index, outcome.code, outcome.log[:1000])
+            entry = TxIndexEntry(
+                height, index, outcome.code, outcome.log[:1000], pack_tx_events(outcome.events)
+            )
             batch.put(TX_INDEX + types.tx_hash(raw), codec.encode(entry))
         self.app.commit(batch)
         self._pending_batch = batch

@@ -1,0 +1,666 @@
+"""The RPC port's server: connections, methods, and the commit feed that fans out streams.
+
+One :class:`RpcServer` per node. :meth:`RpcServer.on_commit` is a node ``on_commit``
+listener: it runs synchronously after each commit, computes each stream's item once,
+and queues the frames to subscribers with ``send_nowait`` on bounded queues. A
+subscriber whose queue is full is dropped (a DROP frame, then the connection closes):
+nothing on the commit path ever waits for a client.
+
+Each connection has a reader task (framing, rate limit, dispatch; a request runs in its
+own task so ``broadcast_tx`` in commit mode does not block the others) and a writer
+task, the only one that writes to the socket.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from appchaind import types
+from appchaind.errors import open_listeners
+from appchaind.logs import get_logger
+from appchaind.node.app import FinalizeResult
+from appchaind.rpc import views
+from appchaind.rpc.protocol import (
+    DROP,
+    STREAM,
+    ErrorCode,
+    FrameDecoder,
+    ProtocolError,
+    RpcError,
+    error_frame,
+    frame,
+    pack,
+    parse_request,
+    response_frame,
+)
+
+if TYPE_CHECKING:
+    from appchaind.exchange.app import ExchangeApp
+    from appchaind.node.node import Node
+
+__all__ = ["RpcServer", "BOOK_DEPTH", "submit_code"]
+
+log = get_logger("rpc")
+
+#: Levels per side the book stream tracks (and the deepest ``book`` answer).
+BOOK_DEPTH = 100
+#: A frame not written within this long closes the connection (the client stopped reading).
+WRITE_TIMEOUT_S = 10.0
+DEFAULT_COMMIT_TIMEOUT_S = 30.0
+MAX_COMMIT_TIMEOUT_S = 120.0
+STREAMS = ("blocks", "trades", "book", "account")
+_ADDRESS_KEYS = ("owner", "maker", "taker", "account", "counterparty", "sender", "recipient")
+_APP_CODE = re.compile(r"^code (\d+) ")
+_HEX40 = re.compile(r"^[0-9a-fA-F]{40}$")
+
+
+def submit_code(accepted: bool, reason: str) -> int:
+    """The result code of a mempool verdict: 0 accepted, else the application's code
+    (``exchange.results.Code``) when the refusal came from ``check_tx``, else the
+    envelope's (1 malformed, 2 bad signature, 3 wrong chain; 1 for capacity refusals)."""
+    if accepted:
+        return 0
+    found = _APP_CODE.match(reason)
+    if found:
+        return int(found.group(1))
+    if reason.startswith("invalid signature"):
+        return 2
+    if reason.startswith("wrong chain id"):
+        return 3
+    return 1
+
+
+@dataclass(eq=False)
+class _Connection:
+    peer: str
+    outbox: trio.MemorySendChannel[bytes]
+    subscriptions: dict[int, tuple[str, str]] = field(default_factory=dict)
+    next_subscription: int = 1
+    drop_reason: str | None = None
+    tokens: float = 0.0
+    refilled: float = 0.0
+
+
+class RpcServer:
+    """Serves ``node``'s RPC port and its streams."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        c = node.config.rpc
+        self.max_connections = c.max_connections
+        self.max_message_bytes = c.max_message_bytes
+        self.max_subscriptions = c.max_subscriptions
+        self.requests_per_second = c.requests_per_second
+        self.queue_messages = c.subscriber_queue_messages
+        self.connections: set[_Connection] = set()
+        self.bound_port = 0
+        self.dropped_subscribers = 0
+        #: topic -> {(connection, subscription id): None}
+        self._topics: dict[tuple[str, str], dict[tuple[_Connection, int], None]] = {}
+        self._commit_waiters: dict[bytes, trio.Event] = {}
+        exchange = self.exchange
+        self._markets = [] if exchange is None else [m.params for m in exchange.markets]
+        self._symbols = {p.symbol: p.market_id for p in self._markets}
+        #: Per market: (seq, height, bids, asks) of the last published top of book.
+        self._books: list[tuple[int, int, list[tuple[int, int]], list[tuple[int, int]]]] = []
+        if exchange is not None:
+            for market_id in range(len(self._markets)):
+                bids, asks = views.book_levels(exchange, market_id, BOOK_DEPTH)
+                self._books.append((0, exchange.height, bids, asks))
+        self._methods = {
+            "status": self._status,
+            "broadcast_tx": self._broadcast_tx,
+            "account": self._account,
+            "book": self._book,
+            "markets": self._markets_method,
+            "tx": self._tx,
+            "block": self._block,
+        }
+
+    @property
+    def exchange(self) -> ExchangeApp | None:
+        return getattr(self.node.app, "exchange", None)
+
+    # ------------------------------------------------------------------ listener
+
+    async def run(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        listeners = await open_listeners(host, port, "rpc.listen_address")
+        self.bound_port = listeners[0].socket.getsockname()[1]
+        log.info("rpc_listening", address=f"{host}:{self.bound_port}")
+        task_status.started(self.bound_port)
+        await trio.serve_listeners(self._serve, listeners)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        try:
+            if len(self.connections) >= self.max_connections:
+                with trio.move_on_after(1):
+                    await stream.send_all(
+                        error_frame(
+                            None, ErrorCode.UNAVAILABLE,
+                            f"too many RPC connections (limit {self.max_connections})",
+                        )
+                    )  # fmt: skip
+                return
+            send, receive = trio.open_memory_channel[bytes](self.queue_messages)
+            try:
+                host, port = stream.socket.getpeername()[:2]
+                peer = f"{host}:{port}"
+            except OSError:
+                peer = "?"
+            conn = _Connection(peer, send, tokens=float(self.requests_per_second))
+            conn.refilled = time.monotonic()
+            self.connections.add(conn)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn, stream, receive, nursery.cancel_scope)
+                    await self._reader(conn, stream, nursery)
+                    # The reader stopped (EOF or a fatal error): let queued replies go out.
+                    with trio.move_on_after(1):
+                        await send.aclose()
+            finally:
+                self._forget(conn)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await stream.aclose()
+                except (trio.BrokenResourceError, OSError):
+                    pass
+
+    def _forget(self, conn: _Connection) -> None:
+        self.connections.discard(conn)
+        for sub_id, topic in conn.subscriptions.items():
+            subscribers = self._topics.get(topic)
+            if subscribers is not None:
+                subscribers.pop((conn, sub_id), None)
+                if not subscribers:
+                    del self._topics[topic]
+        conn.subscriptions.clear()
+
+    async def _writer(
+        self,
+        conn: _Connection,
+        stream: trio.SocketStream,
+        outbox: trio.MemoryReceiveChannel[bytes],
+        scope: trio.CancelScope,
+    ) -> None:
+        try:
+            async for data in outbox:
+                if conn.drop_reason is not None:
+                    data = frame(pack([DROP, None, conn.drop_reason]))
+                with trio.move_on_after(WRITE_TIMEOUT_S) as timer:
+                    await stream.send_all(data)
+                if timer.cancelled_caught or conn.drop_reason is not None:
+                    break
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        scope.cancel()
+
+    async def _reader(
+        self, conn: _Connection, stream: trio.SocketStream, nursery: trio.Nursery
+    ) -> None:
+        decoder = FrameDecoder(self.max_message_bytes)
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            try:
+                payloads = decoder.feed(data)
+            except ProtocolError as exc:
+                await conn.outbox.send(error_frame(None, exc.code, exc.message))
+                return
+            for payload in payloads:
+                try:
+                    request_id, method, params = parse_request(payload, self.max_message_bytes)
+                except ProtocolError as exc:
+                    rid = getattr(exc, "request_id", None)
+                    await conn.outbox.send(error_frame(rid, exc.code, exc.message))
+                    continue
+                if not self._take_token(conn):
+                    await conn.outbox.send(
+                        error_frame(
+                            request_id, ErrorCode.RATE_LIMITED,
+                            f"more than {self.requests_per_second} requests per second on "
+                            "this connection; slow down",
+                        )
+                    )  # fmt: skip
+                    continue
+                if method in ("subscribe", "unsubscribe"):
+                    await conn.outbox.send(self._call_sync(conn, request_id, method, params))
+                else:
+                    nursery.start_soon(self._call, conn, request_id, method, params)
+
+    def _take_token(self, conn: _Connection) -> bool:
+        now = time.monotonic()
+        rate = self.requests_per_second
+        conn.tokens = min(float(rate), conn.tokens + (now - conn.refilled) * rate)
+        conn.refilled = now
+        if conn.tokens < 1:
+            return False
+        conn.tokens -= 1
+        return True
+
+    async def _call(
+        self, conn: _Connection, request_id: int, method: str, params: dict[str, Any]
+    ) -> None:
+        handler = self._methods.get(method)
+        if handler is None:
+            reply = error_frame(
+                request_id, ErrorCode.UNKNOWN_METHOD,
+                f"unknown method {method[:64]!r}; methods: "
+                + ", ".join(sorted([*self._methods, "subscribe", "unsubscribe"])),
+            )  # fmt: skip
+        else:
+            try:
+                reply = response_frame(request_id, await handler(params))
+            except RpcError as exc:
+                reply = error_frame(request_id, exc.code, exc.message)
+            except Exception as exc:  # a handler bug must not take the node down
+                log.error("rpc_handler_failed", method=method, error=repr(exc))
+                reply = error_frame(
+                    request_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"
+                )
+        try:
+            await conn.outbox.send(reply)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def _call_sync(
+        self, conn: _Connection, request_id: int, method: str, params: dict[str, Any]
+    ) -> bytes:
+        try:
+            if method == "subscribe":
+                return response_frame(request_id, self._subscribe(conn, params))
+            return response_frame(request_id, self._unsubscribe(conn, params))
+        except RpcError as exc:
+            return error_frame(request_id, exc.code, exc.message)
+
+    # ------------------------------------------------------------------ parameters
+
+    def _need_exchange(self) -> ExchangeApp:
+        exchange = self.exchange
+        if exchange is None:
+            raise RpcError(ErrorCode.UNAVAILABLE, "this node does not run the exchange")
+        return exchange
+
+    def _market_id(self, params: dict[str, Any]) -> int:
+        market = params.get("market")
+        if isinstance(market, str) and market in self._symbols:
+            return self._symbols[market]
+        if type(market) is int and 0 <= market < len(self._markets):
+            return market
+        raise RpcError(
+            ErrorCode.BAD_PARAMS,
+            f"unknown market {market!r}; markets: {', '.join(self._symbols)}",
+        )
+
+    @staticmethod
+    def _address(params: dict[str, Any]) -> bytes:
+        address = params.get("address")
+        if isinstance(address, bytes) and len(address) == 20:
+            return address
+        if isinstance(address, str) and _HEX40.match(address):
+            return bytes.fromhex(address)
+        raise RpcError(
+            ErrorCode.BAD_PARAMS, f"address must be 40 hex characters, got {address!r:.60}"
+        )
+
+    @staticmethod
+    def _hash(params: dict[str, Any], key: str) -> bytes:
+        value = params.get(key)
+        if isinstance(value, bytes) and len(value) == 32:
+            return value
+        if isinstance(value, str) and len(value) == 64:
+            try:
+                return bytes.fromhex(value)
+            except ValueError:
+                pass
+        raise RpcError(ErrorCode.BAD_PARAMS, f"{key} must be 64 hex characters (a SHA-256)")
+
+    # ------------------------------------------------------------------ methods
+
+    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        s = self.node.status()
+        return {
+            "chain_id": s.chain_id,
+            "node_id": s.node_id,
+            "moniker": s.moniker,
+            "height": s.height,
+            "block_hash": s.block_hash.hex(),
+            "app_hash": s.app_hash.hex(),
+            "block_time_ms": s.block_time_ms,
+            "catching_up": s.catching_up,
+            "peers": s.peers,
+            "max_tx_lifetime_blocks": self.node.genesis.params.max_tx_lifetime_blocks,
+        }
+
+    async def _broadcast_tx(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = params.get("tx")
+        if isinstance(raw, str):
+            try:
+                raw = bytes.fromhex(raw)
+            except ValueError:
+                raw = None
+        if not isinstance(raw, bytes) or not raw:
+            raise RpcError(ErrorCode.BAD_PARAMS, "tx must be the signed tx's bytes (or hex)")
+        if len(raw) > self.node.genesis.params.max_tx_bytes:
+            raise RpcError(
+                ErrorCode.TOO_LARGE,
+                f"tx is {len(raw)} bytes; the limit is {self.node.genesis.params.max_tx_bytes}",
+            )
+        mode = params.get("mode", "sync")
+        if mode not in ("sync", "commit"):
+            raise RpcError(ErrorCode.BAD_PARAMS, f"mode must be 'sync' or 'commit', got {mode!r}")
+        timeout = params.get("timeout_s", DEFAULT_COMMIT_TIMEOUT_S)
+        if not isinstance(timeout, int | float) or not 0 < timeout <= MAX_COMMIT_TIMEOUT_S:
+            raise RpcError(
+                ErrorCode.BAD_PARAMS, f"timeout_s must be in (0, {MAX_COMMIT_TIMEOUT_S}]"
+            )
+        h = types.tx_hash(raw)
+        committed = self._committed_view(h)
+        if committed is not None:
+            return committed
+        if mode == "sync":
+            result = await self.node.submit_tx(raw)
+            return {
+                "tx_hash": h.hex(),
+                "code": submit_code(result.accepted, result.reason),
+                "log": result.reason,
+                "duplicate": result.duplicate,
+            }
+        waiter = self._commit_waiters.setdefault(h, trio.Event())
+        try:
+            result = await self.node.submit_tx(raw)
+            if not result.accepted and not result.duplicate:
+                return {
+                    "tx_hash": h.hex(),
+                    "code": submit_code(False, result.reason),
+                    "log": result.reason,
+                    "duplicate": False,
+                    "height": None,
+                }
+            with trio.move_on_after(timeout):
+                await waiter.wait()
+        finally:
+            if self._commit_waiters.get(h) is waiter and not waiter.is_set():
+                del self._commit_waiters[h]
+        committed = self._committed_view(h)
+        if committed is None:
+            raise RpcError(
+                ErrorCode.TIMEOUT,
+                f"tx {h.hex()} was accepted but not committed within {timeout} s; "
+                "it may still commit before its expiry height (query it with `tx`)",
+            )
+        return committed
+
+    def _committed_view(self, h: bytes) -> dict[str, Any] | None:
+        entry = self.node.tx_location(h)
+        if entry is None:
+            return None
+        return views.tx_index_view(
+            h, entry.height, entry.index, entry.code, entry.log, entry.events, self._markets
+        )
+
+    async def _account(self, params: dict[str, Any]) -> dict[str, Any]:
+        return views.account_view(self._need_exchange(), self._address(params))
+
+    def book_snapshot(self, market_id: int, depth: int = BOOK_DEPTH) -> dict[str, Any]:
+        """The top ``depth`` levels as of the last commit, with the book stream's ``seq``."""
+        p = self._markets[market_id]
+        seq, height, bids, asks = self._books[market_id]
+        return {
+            "market": p.symbol,
+            "seq": seq,
+            "height": height,
+            "bids": views.levels_view(bids[:depth], p),
+            "asks": views.levels_view(asks[:depth], p),
+        }
+
+    async def _book(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._need_exchange()
+        market_id = self._market_id(params)
+        depth = params.get("depth", 20)
+        if type(depth) is not int or not 1 <= depth <= BOOK_DEPTH:
+            raise RpcError(ErrorCode.BAD_PARAMS, f"depth must be an int from 1 to {BOOK_DEPTH}")
+        return self.book_snapshot(market_id, depth)
+
+    async def _markets_method(self, params: dict[str, Any]) -> dict[str, Any]:
+        exchange = self._need_exchange()
+        return {"height": exchange.height, "markets": views.markets_view(exchange)}
+
+    async def _tx(self, params: dict[str, Any]) -> dict[str, Any]:
+        h = self._hash(params, "hash")
+        found = self._committed_view(h)
+        if found is None:
+            pending = h in self.node.mempool
+            raise RpcError(
+                ErrorCode.NOT_FOUND,
+                f"tx {h.hex()} is in the mempool, not yet committed"
+                if pending
+                else f"no committed tx {h.hex()}",
+            )
+        return found
+
+    async def _block(self, params: dict[str, Any]) -> dict[str, Any]:
+        from appchaind.node.http_api import block_json
+
+        height = params.get("height", self.node.latest_height)
+        if type(height) is not int or height < 1:
+            raise RpcError(ErrorCode.BAD_PARAMS, "height must be a positive int")
+        block = self.node.store.block(height)
+        if block is None:
+            raise RpcError(
+                ErrorCode.NOT_FOUND,
+                f"no block at height {height}; the latest is {self.node.latest_height}",
+            )
+        doc = block_json(block)
+        results = []
+        for tx in block.txs:
+            entry = self.node.tx_location(types.tx_hash(tx))
+            results.append(None if entry is None else {"code": entry.code, "log": entry.log})
+        doc["tx_results"] = results
+        return doc
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _subscribe(self, conn: _Connection, params: dict[str, Any]) -> dict[str, Any]:
+        stream = params.get("stream")
+        if stream not in STREAMS:
+            raise RpcError(
+                ErrorCode.BAD_PARAMS, f"stream must be one of {', '.join(STREAMS)}; got {stream!r}"
+            )
+        if len(conn.subscriptions) >= self.max_subscriptions:
+            raise RpcError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                f"this connection already has {len(conn.subscriptions)} subscriptions "
+                f"(limit {self.max_subscriptions}); unsubscribe or open another connection",
+            )
+        reply: dict[str, Any] = {}
+        if stream == "blocks":
+            key = ""
+        elif stream == "account":
+            key = self._address(params).hex()
+        else:
+            self._need_exchange()
+            market_id = self._market_id(params)
+            key = self._markets[market_id].symbol
+            if stream == "book":
+                reply["snapshot"] = self.book_snapshot(market_id)
+        sub_id = conn.next_subscription
+        conn.next_subscription += 1
+        topic = (stream, key)
+        conn.subscriptions[sub_id] = topic
+        self._topics.setdefault(topic, {})[(conn, sub_id)] = None
+        return {"subscription": sub_id, "stream": stream, **reply}
+
+    def _unsubscribe(self, conn: _Connection, params: dict[str, Any]) -> dict[str, Any]:
+        sub_id = params.get("subscription")
+        topic = conn.subscriptions.pop(sub_id, None) if type(sub_id) is int else None
+        if topic is None:
+            raise RpcError(ErrorCode.NOT_FOUND, f"no subscription {sub_id!r} on this connection")
+        subscribers = self._topics.get(topic)
+        if subscribers is not None:
+            subscribers.pop((conn, sub_id), None)
+            if not subscribers:
+                del self._topics[topic]
+        return {}
+
+    def _publish(self, topic: tuple[str, str], item: dict[str, Any]) -> None:
+        subscribers = self._topics.get(topic)
+        if not subscribers:
+            return
+        body = pack(topic[0]) + pack(item)
+        for conn, sub_id in list(subscribers):
+            if conn.drop_reason is not None:
+                continue
+            payload = b"\x94" + pack(STREAM) + pack(sub_id) + body
+            try:
+                conn.outbox.send_nowait(frame(payload))
+            except trio.WouldBlock:
+                self._drop(conn, f"subscriber too slow: more than {self.queue_messages} "
+                                 "messages queued; resubscribe and read faster")  # fmt: skip
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                pass
+
+    def _drop(self, conn: _Connection, reason: str) -> None:
+        conn.drop_reason = reason
+        self.dropped_subscribers += 1
+        log.info("rpc_subscriber_dropped", peer=conn.peer, reason=reason)
+        self._forget(conn)
+
+    # ------------------------------------------------------------------ the commit feed
+
+    def on_commit(self, block: types.Block, result: FinalizeResult) -> None:
+        """Node ``on_commit`` listener: wakes ``broadcast_tx`` commit waiters and publishes
+        every stream's item for this block. Never waits."""
+        height = block.header.height
+        hashes = [types.tx_hash(raw) for raw in block.txs]
+        for h in hashes:
+            waiter = self._commit_waiters.pop(h, None)
+            if waiter is not None:
+                waiter.set()
+        if ("blocks", "") in self._topics:
+            item = views.block_summary(block)
+            item["tx_codes"] = [o.code for o in result.tx_results]
+            item["events"] = len(result.events) + sum(len(o.events) for o in result.tx_results)
+            self._publish(("blocks", ""), item)
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self._record_metrics(exchange, result)
+        markets = self._markets
+        fills: dict[str, list[dict[str, Any]]] = {}
+        accounts: dict[str, list[dict[str, Any]]] = {}
+        tagged = [
+            (h.hex(), kind, attributes)
+            for h, outcome in zip(hashes, result.tx_results, strict=True)
+            for kind, attributes in outcome.events
+        ]
+        tagged += [(None, kind, attributes) for kind, attributes in result.events]
+        for tx_hash, kind, attributes in tagged:
+            wanted_trade = kind == "fill"
+            owners = [
+                a for key in _ADDRESS_KEYS
+                if isinstance(a := attributes.get(key), str) and ("account", a) in self._topics
+            ]  # fmt: skip
+            if not wanted_trade and not owners:
+                continue
+            view = views.event_view(kind, attributes, markets)
+            view["tx_hash"] = tx_hash
+            if wanted_trade:
+                fills.setdefault(view["market"], []).append(view)
+            for owner in dict.fromkeys(owners):
+                accounts.setdefault(owner, []).append(view)
+        for symbol, trades in fills.items():
+            self._publish(("trades", symbol), {"market": symbol, "height": height, "fills": trades})
+        for owner, events in accounts.items():
+            self._publish(
+                ("account", owner), {"address": owner, "height": height, "events": events}
+            )
+        self._publish_books(exchange, height)
+
+    def _record_metrics(self, exchange: ExchangeApp, result: FinalizeResult) -> None:
+        m = self.node.metrics
+        for market in exchange.markets:
+            p = market.params
+            figures = views.market_summary(exchange, market.market_id)
+            tick, lot = Decimal(p.tick_size), Decimal(p.lot_size)
+            m.set_market(m.oracle_price, p.symbol, float(market.oracle_price * tick))
+            bid, ask = figures["bid"], figures["ask"]
+            mid = (bid + ask) * tick / 2 if bid is not None and ask is not None else 0
+            m.set_market(m.mid_price, p.symbol, float(mid))
+            m.set_market(m.open_interest, p.symbol, float((figures["open_interest"] or 0) * lot))
+            m.set_market(m.funding_rate, p.symbol, market.last_funding_rate_ppm / 1e6)
+            m.set_market(m.resting_orders, p.symbol, len(exchange.books[market.market_id]))
+        events = [e for o in result.tx_results for e in o.events] + list(result.events)
+        for kind, attributes in events:
+            market_id = attributes.get("market")
+            if type(market_id) is not int or not 0 <= market_id < len(self._markets):
+                continue
+            p = self._markets[market_id]
+            if kind == "fill":
+                m.inc_market(m.fills, p.symbol)
+                m.inc_market(m.volume, p.symbol, float(attributes["size"] * Decimal(p.lot_size)))
+            elif kind == "liquidation":
+                m.inc_market(m.liquidations, p.symbol)
+        m.set(m.insurance_fund, exchange.clearing.insurance_fund / 1e6)
+        m.set(m.accounts, len(exchange.clearing.accounts))
+        m.set(m.rpc_connections, len(self.connections))
+        m.set(m.rpc_subscriptions, sum(len(s) for s in self._topics.values()))
+        m.set(m.rpc_dropped_subscribers, self.dropped_subscribers)
+
+    def _publish_books(self, exchange: ExchangeApp, height: int) -> None:
+        for market_id, (seq, _h, old_bids, old_asks) in enumerate(self._books):
+            bids, asks = views.book_levels(exchange, market_id, BOOK_DEPTH)
+            bid_changes = _level_changes(old_bids, bids)
+            ask_changes = _level_changes(old_asks, asks)
+            if not bid_changes and not ask_changes:
+                self._books[market_id] = (seq, height, bids, asks)
+                continue
+            seq += 1
+            self._books[market_id] = (seq, height, bids, asks)
+            p = self._markets[market_id]
+            topic = ("book", p.symbol)
+            if topic in self._topics:
+                self._publish(
+                    topic,
+                    {
+                        "market": p.symbol, "seq": seq, "height": height,
+                        "bids": views.levels_view(bid_changes, p),
+                        "asks": views.levels_view(ask_changes, p),
+                    },
+                )  # fmt: skip
+
+    def statistics(self) -> RpcStatistics:
+        return RpcStatistics(
+            connections=len(self.connections),
+            subscriptions=sum(len(s) for s in self._topics.values()),
+            dropped_subscribers=self.dropped_subscribers,
+            commit_waiters=len(self._commit_waiters),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RpcStatistics:
+    connections: int
+    subscriptions: int
+    dropped_subscribers: int
+    commit_waiters: int
+
+
+def _level_changes(old: list[tuple[int, int]], new: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(price, new size) for every level that changed; size 0 = the level is gone."""
+    before = dict(old)
+    after = dict(new)
+    changes = [(price, size) for price, size in new if before.get(price) != size]
+    changes += [(price, 0) for price in before if price not in after]
+    return changes
