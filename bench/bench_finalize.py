@@ -82,7 +82,15 @@ def _blocks(keys, rng: random.Random) -> list[list[bytes]]:
         side = int(i % 4 < 2)
         offset = 1 + rng.randrange(200)
         price = PRICES[market] - offset if side else PRICES[market] + offset
-        seeding.append(tx(account, 1, PlaceOrder(market, side, 0, 1, price, 1 + rng.randrange(20), 0, False, next_id[0], 0)))
+        seeding.append(
+            tx(
+                account,
+                1,
+                PlaceOrder(
+                    market, side, 0, 1, price, 1 + rng.randrange(20), 0, False, next_id[0], 0
+                ),
+            )
+        )
         open_ids.append((account, market, next_id[0]))
         next_id[0] += 1
     blocks = [seeding]
@@ -100,12 +108,16 @@ def _blocks(keys, rng: random.Random) -> list[list[bytes]]:
             if roll < 0.55:  # quote away from the touch
                 offset = 1 + rng.randrange(150)
                 price = PRICES[market] - offset if side else PRICES[market] + offset
-                body = PlaceOrder(market, side, 0, 1, price, 1 + rng.randrange(20), 0, False, next_id[0], 0)
+                body = PlaceOrder(
+                    market, side, 0, 1, price, 1 + rng.randrange(20), 0, False, next_id[0], 0
+                )
                 open_ids.append((account, market, next_id[0]))
             elif roll < 0.85:  # limit order through the touch
                 offset = rng.randrange(30)
                 price = PRICES[market] + offset if side else PRICES[market] - offset
-                body = PlaceOrder(market, side, 0, 0, price, 1 + rng.randrange(10), 0, False, next_id[0], 0)
+                body = PlaceOrder(
+                    market, side, 0, 0, price, 1 + rng.randrange(10), 0, False, next_id[0], 0
+                )
             else:  # IOC taker
                 price = PRICES[market] + 100 if side else PRICES[market] - 100
                 body = PlaceOrder(market, side, 0, 2, price, 1 + rng.randrange(10), 0, False, 0, 0)
@@ -145,7 +157,9 @@ def main() -> None:
     blocks = _blocks(keys, random.Random(7))
     runs = [run_once(blocks, genesis) for _ in range(3)]
     if len({app_hash for _, _, app_hash in runs}) != 1:
-        raise SystemExit("the runs disagree on the app hash: the state machine is not deterministic")
+        raise SystemExit(
+            "the runs disagree on the app hash: the state machine is not deterministic"
+        )
     rates = [r for r, _, _ in runs]
     print(
         f"finalize_block: {statistics.median(rates):,.0f} orders/s median of 3 "

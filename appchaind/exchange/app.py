@@ -44,7 +44,7 @@ from appchaind.exchange.commitment import (
     market_key,
     order_key,
 )
-from appchaind.exchange.results import BlockResult, Code, Event, TxResult
+from appchaind.exchange.results import BlockResult, Code, Event, TxResult, expand_events
 from appchaind.exchange.txs import (
     CancelAll,
     CancelOrder,
@@ -129,6 +129,7 @@ _CONDITIONAL_KIND = {
     OrderType.TAKE_PROFIT_LIMIT: 3,
 }
 _SIGNATURE_CACHE_LIMIT = 200_000
+_OK = (0, "")
 # Plain ints for the hot path (enum attribute access is slow on Python 3.11).
 _LIMIT = int(OrderType.LIMIT)
 _STOP_MARKET = int(OrderType.STOP_MARKET)
@@ -198,7 +199,7 @@ class ExchangeApp:
         self._addresses: dict[bytes, bytes] = {}
         self._max_open_orders = self.params.max_open_orders_per_account
         self._bands: list[tuple[int, int]] = []
-        self._handlers: dict[type, Callable[[Account, Any, list[Event]], TxResult]] = {
+        self._handlers: dict[type, Callable[[Account, Any, list[Event]], tuple[int, str]]] = {
             PlaceOrder: self._place_order,
             CancelOrder: self._cancel_order,
             CancelAll: self._cancel_all,
@@ -517,7 +518,7 @@ class ExchangeApp:
             results[i] = error if tx is None else self._deliver(tx)  # type: ignore[assignment]
         self._end_block(prev_block_hash, block_events)
         self.app_hash = self._update_commitment()
-        return BlockResult(height, results, block_events, self.app_hash)
+        return BlockResult(height, results, expand_events(block_events), self.app_hash)
 
     def _check_envelope(
         self, tx: Tx, height: int, time_ms: int, *, read_only: bool
@@ -588,7 +589,7 @@ class ExchangeApp:
             else:
                 return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
         try:
-            account.accept_nonce(tx.nonce, self.params.max_recent_nonces)
+            account.accept_nonce(nonce, params.max_recent_nonces)
         except NonceError as exc:
             return TxResult(Code.NONCE_REPLAYED, str(exc))
         clearing.touched[address] = None
@@ -599,12 +600,14 @@ class ExchangeApp:
                 if position.funding_index != markets[market_id].funding_index:
                     self._settle_funding(account, events)
                     break
-        handler = self._handlers.get(type(body))
-        if handler is None:
-            return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
-        result = handler(account, body, events)
-        result.events = events
-        return result
+        if type(body) is PlaceOrder:
+            code, log = self._place_order(account, body, events)
+        else:
+            handler = self._handlers.get(type(body))
+            if handler is None:
+                return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
+            code, log = handler(account, body, events)
+        return TxResult(code, log, events)
 
     def _settle_funding(self, account: Account, events: list[Event]) -> None:
         paid = self.clearing.settle_funding(account)
@@ -613,36 +616,38 @@ class ExchangeApp:
 
     # ================================================================== orders
 
-    def _place_order(self, account: Account, body: PlaceOrder, events: list[Event]) -> TxResult:
+    def _place_order(
+        self, account: Account, body: PlaceOrder, events: list[Event]
+    ) -> tuple[int, str]:
         market_id = body.market_id
         if market_id >= len(self.markets):
-            return TxResult(_UNKNOWN_MARKET, f"market {market_id} does not exist")
+            return _UNKNOWN_MARKET, f"market {market_id} does not exist"
         side = body.side
         size = body.size
         tif = body.time_in_force
         order_type = body.order_type
         if side > 1:
-            return TxResult(_INVALID_ORDER, "side must be 0 (sell) or 1 (buy)")
+            return _INVALID_ORDER, "side must be 0 (sell) or 1 (buy)"
         if not 0 < size < MAX_PRICE:
-            return TxResult(_INVALID_ORDER, "size must be at least one lot")
+            return _INVALID_ORDER, "size must be at least one lot"
         if tif > _FOK or order_type > _TAKE_PROFIT_LIMIT:
-            return TxResult(_INVALID_ORDER, "unknown time in force or order type")
+            return _INVALID_ORDER, "unknown time in force or order type"
         gtb = body.good_til_block
         if gtb and gtb < self.height:
-            return TxResult(_INVALID_ORDER, f"good_til_block {gtb} has already passed")
+            return _INVALID_ORDER, f"good_til_block {gtb} has already passed"
         flags = _REDUCE_ONLY if body.reduce_only else 0
         price = body.price
         if order_type == _LIMIT:
             low, high = self._bands[market_id]
             if not low <= price <= high:
-                return TxResult(
+                return (
                     _PRICE_OUTSIDE_BAND,
                     f"price {price} is outside the band [{low}, {high}] around the oracle "
                     f"{self.markets[market_id].oracle_price}",
                 )
         elif order_type in _LIMIT_KINDS:
             if not 0 < price < MAX_PRICE:
-                return TxResult(_INVALID_ORDER, "limit price must be a positive number of ticks")
+                return _INVALID_ORDER, "limit price must be a positive number of ticks"
         else:
             if tif < _IOC:
                 tif = _IOC
@@ -651,11 +656,10 @@ class ExchangeApp:
         self.next_order_id = order_id + 1
         if order_type >= _STOP_MARKET:
             return self._place_conditional(account, body, order_id, tif, flags, events)
-        code, log = self._submit(
+        return self._submit(
             account, market_id, order_id, side, price, size, tif, flags, body.client_id, gtb,
             events,
         )  # fmt: skip
-        return TxResult(code, log)
 
     def _refresh_bands(self) -> None:
         """Per market, for this block: (lowest, highest) acceptable limit price in ticks,
@@ -680,14 +684,14 @@ class ExchangeApp:
         tif: int,
         flags: int,
         events: list[Event],
-    ) -> TxResult:
+    ) -> tuple[int, str]:
         market_id = body.market_id
         if not 0 < body.trigger_price < MAX_PRICE:
-            return TxResult(Code.INVALID_ORDER, "trigger_price must be a positive number of ticks")
+            return Code.INVALID_ORDER, "trigger_price must be a positive number of ticks"
         book = self.books[market_id]
         address = account.address
         if book.open_order_count(address) >= self.params.max_open_orders_per_account:
-            return TxResult(Code.TOO_MANY_OPEN_ORDERS, "open order limit reached in this market")
+            return Code.TOO_MANY_OPEN_ORDERS, "open order limit reached in this market"
         order = ConditionalOrder(
             order_id, address, body.side, _CONDITIONAL_KIND[OrderType(body.order_type)],
             body.trigger_price, body.price, body.size, tif, flags, body.client_id,
@@ -696,14 +700,14 @@ class ExchangeApp:
         outcome = book.add_conditional(order)
         if outcome != _RESTING:
             code, log = _REJECTIONS[outcome]
-            return TxResult(code, log)
+            return code, log
         self._dirty_orders[(market_id, order_id)] = None
         if flags:
             self._reduce_only.setdefault(address, {})[market_id] = None
         events.append(
             _order_event(market_id, order_id, address, body.client_id, "conditional", body.size)
         )
-        return TxResult(Code.OK)
+        return _OK
 
     def _submit(
         self,
@@ -849,15 +853,9 @@ class ExchangeApp:
             )
             dirty[(market_id, maker_oid)] = None
             append(
-                Event(
-                    "fill",
-                    {
-                        "market": market_id, "maker_order_id": maker_oid, "maker": maker_owner,
-                        "taker_order_id": taker_oid, "taker": taker_owner,
-                        "taker_side": taker_side, "price": price, "size": size,
-                        "maker_remaining": remaining, "maker_fee": maker_fee,
-                        "taker_fee": taker_fee, "liquidation": liquidation,
-                    },
+                (
+                    "fill", market_id, maker_oid, maker_owner, taker_oid, taker_owner, taker_side,
+                    price, size, remaining, maker_fee, taker_fee, liquidation,
                 )
             )  # fmt: skip
 
@@ -885,46 +883,52 @@ class ExchangeApp:
             return book.order_id_for_client(address, client_id)
         return order_id if self._owned_order(book, address, order_id) else None
 
-    def _cancel_order(self, account: Account, body: CancelOrder, events: list[Event]) -> TxResult:
+    def _cancel_order(
+        self, account: Account, body: CancelOrder, events: list[Event]
+    ) -> tuple[int, str]:
         if body.market_id >= len(self.markets):
-            return TxResult(Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist")
+            return Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist"
         book = self.books[body.market_id]
         order_id = self._find_order(
             book, account.address, body.order_id, body.client_id, body.by_client_id
         )
         if order_id is None:
-            return TxResult(Code.ORDER_NOT_FOUND, "no such open order of yours in this market")
+            return Code.ORDER_NOT_FOUND, "no such open order of yours in this market"
         size = book.cancel(order_id)
         self._dirty_orders[(body.market_id, order_id)] = None
         events.append(
             _order_event(body.market_id, order_id, account.address, -1, "cancelled", size)
         )
-        return TxResult(Code.OK)
+        return _OK
 
-    def _cancel_all(self, account: Account, body: CancelAll, events: list[Event]) -> TxResult:
+    def _cancel_all(
+        self, account: Account, body: CancelAll, events: list[Event]
+    ) -> tuple[int, str]:
         if body.all_markets:
             market_ids = list(range(len(self.markets)))
         elif body.market_id < len(self.markets):
             market_ids = [body.market_id]
         else:
-            return TxResult(Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist")
+            return Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist"
         for market_id in market_ids:
             self._note_removals(
                 market_id, self.books[market_id].cancel_all(account.address), events
             )
-        return TxResult(Code.OK)
+        return _OK
 
-    def _replace_order(self, account: Account, body: ReplaceOrder, events: list[Event]) -> TxResult:
+    def _replace_order(
+        self, account: Account, body: ReplaceOrder, events: list[Event]
+    ) -> tuple[int, str]:
         new = body.order
         market_id = new.market_id
         if market_id >= len(self.markets):
-            return TxResult(Code.UNKNOWN_MARKET, f"market {market_id} does not exist")
+            return Code.UNKNOWN_MARKET, f"market {market_id} does not exist"
         book = self.books[market_id]
         old_id = self._find_order(
             book, account.address, body.order_id, body.client_id, body.by_client_id
         )
         if old_id is None:
-            return TxResult(Code.ORDER_NOT_FOUND, "no such open order of yours in this market")
+            return Code.ORDER_NOT_FOUND, "no such open order of yours in this market"
         record = book.order(old_id)
         if (
             record is not None
@@ -942,49 +946,49 @@ class ExchangeApp:
             events.append(
                 _order_event(market_id, old_id, account.address, new.client_id, "resized", new.size)
             )
-            return TxResult(Code.OK)
+            return _OK
         size = book.cancel(old_id)
         self._dirty_orders[(market_id, old_id)] = None
         events.append(_order_event(market_id, old_id, account.address, -1, "cancelled", size))
-        result = self._place_order(account, new, events)
-        if result.code:
-            result.log += " (the replaced order stays cancelled)"
-        return result
+        code, log = self._place_order(account, new, events)
+        if code:
+            log += " (the replaced order stays cancelled)"
+        return code, log
 
     # ================================================================== transfers
 
-    def _transfer(self, account: Account, body: Transfer, events: list[Event]) -> TxResult:
+    def _transfer(self, account: Account, body: Transfer, events: list[Event]) -> tuple[int, str]:
         try:
             self.clearing.transfer(account, body.recipient, body.amount)
         except ClearingError as exc:
-            return TxResult(Code.INSUFFICIENT_FREE_COLLATERAL, str(exc))
+            return Code.INSUFFICIENT_FREE_COLLATERAL, str(exc)
         events.append(
             Event(
                 "transfer",
                 {"sender": account.address, "recipient": body.recipient, "amount": body.amount},
             )
         )
-        return TxResult(Code.OK)
+        return _OK
 
-    def _withdraw(self, account: Account, body: Withdraw, events: list[Event]) -> TxResult:
+    def _withdraw(self, account: Account, body: Withdraw, events: list[Event]) -> tuple[int, str]:
         try:
             self.clearing.withdraw(account, body.amount)
         except ClearingError as exc:
-            return TxResult(Code.INSUFFICIENT_FREE_COLLATERAL, str(exc))
+            return Code.INSUFFICIENT_FREE_COLLATERAL, str(exc)
         events.append(Event("withdraw", {"sender": account.address, "amount": body.amount}))
-        return TxResult(Code.OK)
+        return _OK
 
-    def _faucet(self, account: Account, body: Faucet, events: list[Event]) -> TxResult:
+    def _faucet(self, account: Account, body: Faucet, events: list[Event]) -> tuple[int, str]:
         if not self.params.faucet_enabled:
-            return TxResult(Code.FAUCET_DISABLED, "this chain has no faucet")
+            return Code.FAUCET_DISABLED, "this chain has no faucet"
         if not 0 < body.amount <= self.params.faucet_max_amount:
-            return TxResult(
+            return (
                 Code.INVALID_ORDER,
                 f"faucet amount must be 1 to {self.params.faucet_max_amount} micro-units",
             )
         self.clearing.faucet(account.address, body.amount)
         events.append(Event("faucet", {"recipient": account.address, "amount": body.amount}))
-        return TxResult(Code.OK)
+        return _OK
 
     # ================================================================== end of block
 
@@ -1353,10 +1357,5 @@ def _execution_class(body: object) -> int:
 def _order_event(
     market_id: int, order_id: int, owner: bytes, client_id: int, status: str, size: int
 ) -> Event:
-    return Event(
-        "order",
-        {
-            "market": market_id, "order_id": order_id, "owner": owner, "client_id": client_id,
-            "status": status, "size": size,
-        },
-    )  # fmt: skip
+    """An ``order`` event, compact (see results.COMPACT_EVENT_FIELDS)."""
+    return ("order", market_id, order_id, owner, client_id, status, size)  # type: ignore[return-value]

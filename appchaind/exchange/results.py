@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-__all__ = ["Code", "Event", "TxResult", "BlockResult", "OK_RESULT"]
+__all__ = [
+    "Code",
+    "Event",
+    "TxResult",
+    "BlockResult",
+    "OK_RESULT",
+    "COMPACT_EVENT_FIELDS",
+    "expand_events",
+]
 
 
 class Code(IntEnum):
@@ -63,18 +71,66 @@ class Event(NamedTuple):
     attributes: dict[str, Any]
 
 
-@dataclass(slots=True)
+#: Attribute names of the events the application records on its hot path as compact
+#: tuples ``(kind, value, ...)``: values in this order. :class:`TxResult` expands them into
+#: :class:`Event` the first time its ``events`` are read, so a block that nobody inspects
+#: event by event never builds the dicts.
+COMPACT_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "order": ("market", "order_id", "owner", "client_id", "status", "size"),
+    "fill": (
+        "market", "maker_order_id", "maker", "taker_order_id", "taker", "taker_side", "price",
+        "size", "maker_remaining", "maker_fee", "taker_fee", "liquidation",
+    ),
+}  # fmt: skip
+
+
+def expand_events(events: list[Any]) -> list[Event]:
+    """``events`` with every compact tuple turned into its :class:`Event` (in place)."""
+    fields = COMPACT_EVENT_FIELDS
+    for i, event in enumerate(events):
+        if type(event) is tuple:
+            events[i] = Event(event[0], dict(zip(fields[event[0]], event[1:], strict=True)))
+    return events
+
+
 class TxResult:
     """The outcome of one tx: ``code`` (0 = applied), ``log`` (what was wrong, for the
-    trader), ``events`` in the order things happened."""
+    trader), ``events`` in the order things happened (a list of :class:`Event`)."""
 
-    code: int
-    log: str = ""
-    events: list[Event] = field(default_factory=list)
+    __slots__ = ("code", "log", "_events", "_expanded")
+
+    def __init__(self, code: int, log: str = "", events: list[Any] | None = None) -> None:
+        self.code = code
+        self.log = log
+        self._events: list[Any] = [] if events is None else events
+        self._expanded = False
+
+    @property
+    def events(self) -> list[Event]:
+        if not self._expanded:
+            expand_events(self._events)
+            self._expanded = True
+        events: list[Event] = self._events
+        return events
+
+    @events.setter
+    def events(self, events: list[Any]) -> None:
+        self._events = events
+        self._expanded = False
 
     @property
     def ok(self) -> bool:
         return self.code == 0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TxResult):
+            return NotImplemented
+        return (self.code, self.log, self.events) == (other.code, other.log, other.events)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TxResult(code={self.code!r}, log={self.log!r}, events={self.events!r})"
 
 
 OK_RESULT = TxResult(0)
