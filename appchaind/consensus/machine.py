@@ -230,11 +230,15 @@ class ConsensusMachine:
         return tuple(self._pending_evidence.values())
 
     def gossip(self) -> tuple[Vote | Proposal | Block, ...]:
-        """Messages worth re-sending to peers: this node's votes at the current height, the
+        """Messages worth re-sending to peers: this node's votes of the current and previous
+        round and of lockedRound/validRound (a bounded number, whatever the round), the
         prevotes of the polka behind validValue, and the proposals and blocks of the current
         round and of validValue (so a peer that missed them before the network healed can
         still complete the round: the paper assumes correct processes relay what they got)."""
-        messages: list[Vote | Proposal | Block] = list(self._own_votes.values())
+        recent = (self.round - 1, self.round, self.locked_round, self.valid_round)
+        messages: list[Vote | Proposal | Block] = [
+            v for (round, _), v in self._own_votes.items() if round in recent
+        ]
         if self.valid_value is not None:
             # The polka behind validValue: peers need it to accept a re-proposal (line 28).
             valid_hash = self._block_id(self.valid_value)

@@ -14,7 +14,7 @@ from appchaind.consensus.sim.__main__ import main as sim_main
 from appchaind.consensus.sim.world import LIVENESS_BOUND_MS
 
 #: Seeds run by `make test` (across all fault mixes, fast hash signatures).
-SEEDS = int(os.environ.get("SIM_TEST_SEEDS", "1050"))
+SEEDS = int(os.environ.get("SIM_TEST_SEEDS", "1008"))
 MIX_NAMES = tuple(MIXES)
 
 
@@ -53,7 +53,7 @@ def test_many_seeds_across_fault_mixes_hold_every_property() -> None:
     assert not violations, "\n".join(violations)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(7))
 def test_real_ed25519_signatures(seed: int) -> None:
     mix = MIX_NAMES[seed % len(MIX_NAMES)]
     result = run_seed(seed + 10_000, mix, real_signatures=True)

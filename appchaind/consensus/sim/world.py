@@ -18,7 +18,8 @@ Checked on every run (a broken check is a :class:`Violation`):
 * evidence — every equivocation that reached one honest node in both forms,
   at a height up to ``K`` heights after GST, ends up committed as evidence;
 * liveness — within ``LIVENESS_BOUND_MS`` after GST every honest node decides
-  ``K`` heights beyond the highest height decided at GST.
+  ``K`` heights beyond the highest height decided at GST (and no honest node
+  goes through more than ``MAX_ROUNDS_AFTER_GST`` rounds of a height after GST).
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ GENESIS_TIME_MS = 1_700_000_000_000
 #: Heights every honest node must decide after GST.
 K_HEIGHTS = 3
 LIVENESS_BOUND_MS = 30_000
+#: After GST an honest node that goes through this many rounds of one height has clearly lost
+#: liveness (with the correct algorithm a height ends within a few rounds once the network
+#: is timely).
+MAX_ROUNDS_AFTER_GST = 30
 POST_GST_DELAY_MS = 20
 GOSSIP_INTERVAL_MS = 500
 TX_INTERVAL_MS = 150
@@ -379,6 +384,7 @@ class Simulation:
         self.committed_offences: set[tuple[bytes, int, int, int]] = set()
         self.gst_height: int | None = None
         self._progress = False
+        self._gst_rounds: dict[int, tuple[int, int]] = {}
         self.goal_height: int | None = None
         # statistics
         self.faults = 0
@@ -488,6 +494,9 @@ class Simulation:
             self._partition = None
             self.gst_height = max(self._height(n) for n in self.nodes if n.honest) - 1
             self.goal_height = self.gst_height + K_HEIGHTS
+            self._gst_rounds = {
+                n.index: (n.machine.height, n.machine.round) for n in self.nodes if n.machine
+            }
             for node in self.nodes:
                 if node.machine is not None and node.honest:
                     self._broadcast(
@@ -566,6 +575,7 @@ class Simulation:
         if payload == "gossip":
             self._push(self.now + GOSSIP_INTERVAL_MS, node.index, -2, "gossip")
             if node.machine is not None:
+                self._check_rounds(node, node.machine)
                 self._gossip(node)
             return
         if node.machine is None:
@@ -590,14 +600,25 @@ class Simulation:
         node.disk.wal.append((self.now, event))
         self._perform(node, machine.handle(event, self.now))
 
+    def _check_rounds(self, node: SimNode, machine: ConsensusMachine) -> None:
+        if not node.honest or self.goal_height is None:
+            return
+        height, round = self._gst_rounds.get(node.index, (0, 0))
+        start = round if machine.height == height else 0
+        if machine.round - start > MAX_ROUNDS_AFTER_GST:
+            raise Violation(
+                f"liveness: after GST honest node {node.index} went through more than "
+                f"{MAX_ROUNDS_AFTER_GST} rounds of height {machine.height}"
+            )
+
     def _gossip(self, node: SimNode) -> None:
         machine = node.machine
         assert machine is not None
         if not node.honest and node.byzantine is not ByzantineKind.INVALID:
             return
         messages: list[Any] = [Status(node.index, machine.height)]
-        messages.extend(EvidenceReceived(e) for e in machine.pending_evidence())
-        if machine.height == node.last_gossip_height:
+        if machine.height == node.last_gossip_height:  # stuck for a whole interval
+            messages.extend(EvidenceReceived(e) for e in machine.pending_evidence()[:8])
             for m in machine.gossip():
                 messages.append(_as_event(m))
         node.last_gossip_height = machine.height
