@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appchaind import __version__
+from appchaind.client_cli import TxFailed, add_trading_commands
 from appchaind.consensus.signer import DoubleSignRefused
 from appchaind.crypto import KeyFileError, PrivateKey
 from appchaind.errors import StartupError
 from appchaind.home import HomePaths, init_home
 from appchaind.localnet import DEFAULT_BASE_PORT, init_localnet, load_localnet
+from appchaind.rpc.protocol import RpcError
 from appchaind.store import StoreError
 from appchaind.units import UnitError
 from config.genesis import load_genesis
@@ -298,11 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ln.add_argument("--dir", required=True, help="the localnet directory")
     ln.set_defaults(func=cmd_localnet_show)
+    add_trading_commands(sub)
     return parser
 
 
 _USER_ERRORS: tuple[type[BaseException], ...] = (
     UsageError, ConfigError, KeyFileError, StoreError, UnitError, StartupError, DoubleSignRefused,
+    RpcError, argparse.ArgumentTypeError,
 )  # fmt: skip
 
 
@@ -315,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except TxFailed:
+        return 1  # the tx's result (with its code and log) is already printed
     except KeyboardInterrupt:
         return 130
     return 0

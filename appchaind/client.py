@@ -475,12 +475,23 @@ async def open_client(address: str = f"127.0.0.1:{DEFAULT_PORT}") -> AsyncIterat
             ErrorCode.UNAVAILABLE, f"cannot connect to the node's RPC port {host}:{port}: {exc}"
         ) from None
     client = Client(stream)
-    async with stream, trio.open_nursery() as nursery:
-        nursery.start_soon(client._read_loop)
-        try:
-            yield client
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with stream, trio.open_nursery() as nursery:
+            nursery.start_soon(client._read_loop)
+            try:
+                yield client
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The reader never raises: the caller's own exception comes out as itself.
+        raise _single(group) from None
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    if len(group.exceptions) != 1:
+        return group
+    only = group.exceptions[0]
+    return _single(only) if isinstance(only, BaseExceptionGroup) else only
 
 
 class SyncClient:
