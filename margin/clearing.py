@@ -57,9 +57,10 @@ class ClearingHouse:
         self.unindexed: dict[bytes, None] = {}
         #: Accounts whose position changed since the app last looked (reduce-only upkeep).
         self.position_changed: dict[bytes, None] = {}
-        #: address -> Health at the current prices and funding indexes; an entry is dropped
-        #: whenever the account changes, and all of them when prices or indexes move.
-        self._health: dict[bytes, Health] = {}
+        #: address -> [net, initial, maintenance] (a Health's fields) at the current prices
+        #: and funding indexes. A fill updates its accounts' entries in place (exactly, O(1));
+        #: any other change drops the account's entry, and a price or index move drops all.
+        self._health: dict[bytes, list[int]] = {}
 
     # ------------------------------------------------------------------ accounts
 
@@ -83,19 +84,19 @@ class ClearingHouse:
         """The account's Health at the current prices (cached until it or a price changes)."""
         state = self._health.get(account.address)
         if state is None:
-            state = self._health[account.address] = health(account, self.markets)
-        return state
+            state = self._health[account.address] = list(health(account, self.markets))
+        return Health(*state)
 
     def prices_changed(self) -> None:
         """Call after oracle prices or funding indexes move: forget every cached Health."""
         self._health.clear()
 
-    def health_after(self, account: Account, market_id: int, new_size: int, cash_delta: int) -> Health:
+    def health_after(
+        self, account: Account, market_id: int, new_size: int, cash_delta: int
+    ) -> Health:
         """Health as if the position in ``market_id`` were ``new_size`` lots and the balance
         moved by ``cash_delta`` micro-units (a prospective fill), in O(1) from the cache."""
-        state = self._health.get(account.address)
-        if state is None:
-            state = self._health[account.address] = health(account, self.markets)
+        net, initial, maintenance = self.health(account)
         market = self.markets[market_id]
         position = account.positions.get(market_id)
         held = 0 if position is None else position.size
@@ -103,12 +104,32 @@ class ClearingHouse:
         old_notional = abs(held) * price_quantum
         new_notional = abs(new_size) * price_quantum
         return Health(
-            state.net + cash_delta + (new_size - held) * price_quantum,
-            state.initial - (-(-old_notional * market.initial_ppm // PPM))
+            net + cash_delta + (new_size - held) * price_quantum,
+            initial
+            - (-(-old_notional * market.initial_ppm // PPM))
             + (-(-new_notional * market.initial_ppm // PPM)),
-            state.maintenance - (-(-old_notional * market.maintenance_ppm // PPM))
+            maintenance
+            - (-(-old_notional * market.maintenance_ppm // PPM))
             + (-(-new_notional * market.maintenance_ppm // PPM)),
         )
+
+    def free_collateral_after(
+        self, account: Account, market: MarketState, held: int, new_size: int, cash_delta: int
+    ) -> int:
+        """``health_after(...).free_collateral`` (net collateral minus initial requirement,
+        micro-units; negative = below initial margin) for the position in ``market`` moving
+        from ``held`` (its current size) to ``new_size`` lots and the balance by
+        ``cash_delta``: the order path's margin check, without building a Health."""
+        state = self._health.get(account.address)
+        if state is None:
+            state = self._health[account.address] = list(health(account, self.markets))
+        price_quantum = market.oracle_price * market.quantum
+        initial_ppm = market.initial_ppm
+        return (
+            state[0] + cash_delta + (new_size - held) * price_quantum - state[1]
+            - (-(-abs(new_size) * price_quantum * initial_ppm // PPM))
+            + (-(-abs(held) * price_quantum * initial_ppm // PPM))
+        )  # fmt: skip
 
     def conservation_gap(self) -> int:
         """Left side minus right side of the conservation equation (0 when it holds)."""
@@ -143,14 +164,19 @@ class ClearingHouse:
     def change_position(self, account: Account, market_id: int, delta: int, price: int) -> None:
         """Move the position by ``delta`` lots traded at ``price`` ticks and pay for it from
         the balance. Funding must be settled first (the new position starts at the index)."""
-        market = self.markets[market_id]
+        self._move(account, self.markets[market_id], delta, price)
+        self._health.pop(account.address, None)
+
+    def _move(self, account: Account, market: MarketState, delta: int, price: int) -> int:
+        """:meth:`change_position` but for the health cache; returns the old size (lots)."""
+        market_id = market.market_id
         notional = delta * price * market.quantum
         account.balance -= notional
         position = account.positions.get(market_id)
         if position is None:
+            size = 0
             account.positions[market_id] = Position(delta, market.funding_index, notional)
             self.holders[market_id][account.address] = None
-            self.position_changed[account.address] = None
         else:
             size = position.size
             new_size = size + delta
@@ -163,14 +189,17 @@ class ClearingHouse:
                 # Reduced: the cost of what is left, pro rata (truncated toward zero).
                 kept = abs(new_size)
                 cost = position.cost
-                position.cost = cost * kept // abs(size) if cost >= 0 else -(-cost * kept // abs(size))
+                position.cost = (
+                    cost * kept // abs(size) if cost >= 0 else -(-cost * kept // abs(size))
+                )
             else:
                 position.cost = new_size * price * market.quantum
             position.size = new_size
-        self.position_changed[account.address] = None
-        self.touched[account.address] = None
-        self._health.pop(account.address, None)
-        self.unindexed[account.address] = None
+        address = account.address
+        self.position_changed[address] = None
+        self.touched[address] = None
+        self.unindexed[address] = None
+        return size
 
     def settle_fill(
         self,
@@ -196,14 +225,33 @@ class ClearingHouse:
             if taker.positions[market_id].funding_index != market.funding_index:
                 self.settle_funding(taker)
         delta = size if taker_buys else -size
-        self.change_position(taker, market_id, delta, price)
-        self.change_position(maker, market_id, -delta, price)
-        maker.balance -= maker_fee
-        taker.balance -= taker_fee
-        self._health.pop(maker.address, None)
-        self._health.pop(taker.address, None)
+        self._trade(taker, market, delta, price, taker_fee)
+        self._trade(maker, market, -delta, price, maker_fee)
         self.fee_pool += maker_fee + taker_fee
         return maker_fee, taker_fee
+
+    def _trade(
+        self, account: Account, market: MarketState, delta: int, price: int, fee_paid: int
+    ) -> None:
+        """One side of a fill: the position moves by ``delta`` lots at ``price`` ticks, the
+        fee is paid; a cached health is updated in place (funding is already settled, so
+        the net moves by the trade's mark-to-oracle value minus the fee)."""
+        held = self._move(account, market, delta, price)
+        account.balance -= fee_paid
+        state = self._health.get(account.address)
+        if state is not None:
+            price_quantum = market.oracle_price * market.quantum
+            old_notional = abs(held) * price_quantum
+            new_notional = abs(held + delta) * price_quantum
+            state[0] += delta * (market.oracle_price - price) * market.quantum - fee_paid
+            initial_ppm = market.initial_ppm
+            state[1] += (-(-new_notional * initial_ppm // PPM)) - (
+                -(-old_notional * initial_ppm // PPM)
+            )
+            maintenance_ppm = market.maintenance_ppm
+            state[2] += (-(-new_notional * maintenance_ppm // PPM)) - (
+                -(-old_notional * maintenance_ppm // PPM)
+            )
 
     def transfer_at_price(
         self, market_id: int, seller: Account, buyer: Account, price: int, size: int

@@ -70,7 +70,6 @@ from margin import (
     fee,
     funding_tick,
     premium_ppm,
-    reduces_risk,
     sample_premium,
 )
 from orderbook import (
@@ -726,6 +725,7 @@ class ExchangeApp:
     ) -> tuple[int, str]:
         """Margin-check an order and put it through the book; settle its fills."""
         book = self.books[market_id]
+        market = self.markets[market_id]
         address = account.address
         position = account.positions.get(market_id)
         held = position.size if position is not None else 0
@@ -735,13 +735,20 @@ class ExchangeApp:
             size = min(size, abs(held))
         if tif < _IOC and book.open_order_count(address) >= self._max_open_orders:
             return _TOO_MANY_OPEN_ORDERS, "open order limit reached in this market"
-        new_size = held + size if side else held - size
-        if not reduces_risk(held, new_size):
-            market = self.markets[market_id]
+        # Unless it only reduces the position, the order must leave the account above
+        # initial margin if it filled in full at its limit, paying the taker fee.
+        if side:
+            new_size = held + size
+            risky = held >= 0 or new_size > 0
+        else:
+            new_size = held - size
+            risky = held <= 0 or new_size < 0
+        if risky:
+            taker_fee_ppm = market.taker_fee_ppm
             notional = price * size * market.quantum
-            cash = (-notional if side else notional) - fee(notional, market.taker_fee_ppm)
-            state = self.clearing.health_after(account, market_id, new_size, cash)
-            if state.net < state.initial:
+            cash = (-notional if side else notional) - fee(notional, taker_fee_ppm)
+            if self.clearing.free_collateral_after(account, market, held, new_size, cash) < 0:
+                state = self.clearing.health_after(account, market_id, new_size, cash)
                 return (
                     _INSUFFICIENT_MARGIN,
                     f"filled in full at {price} ticks this order would leave net collateral "
@@ -753,29 +760,27 @@ class ExchangeApp:
         fills = book.fills
         if fills:
             book.fills = []
-            self._settle_fills(
-                market_id, fills, account, self.markets[market_id].taker_fee_ppm, events, False
-            )
+            self._settle_fills(market_id, fills, account, market.taker_fee_ppm, events, False)
         if book.removals:
             self._note_removals(market_id, book.take_removals(), events)
-        if outcome == _RESTING:
+        if outcome is _RESTING:
             self._dirty_orders[(market_id, order_id)] = None
             if rest_seq:
                 self._rest_seq[(market_id, order_id)] = rest_seq
             if flags:
                 self._reduce_only.setdefault(address, {})[market_id] = None
             resting = book.order(order_id)[_O_SIZE]  # type: ignore[index]
-            events.append(_order_event(market_id, order_id, address, client_id, "resting", resting))
-            return 0, ""
-        if outcome == _FILLED:
-            events.append(_order_event(market_id, order_id, address, client_id, "filled", 0))
-            return 0, ""
+            events.append(("order", market_id, order_id, address, client_id, "resting", resting))
+            return _OK
+        if outcome is _FILLED:
+            events.append(("order", market_id, order_id, address, client_id, "filled", 0))
+            return _OK
         rejection = _REJECTIONS.get(outcome)
         if rejection is not None:
-            events.append(_order_event(market_id, order_id, address, client_id, "rejected", size))
+            events.append(("order", market_id, order_id, address, client_id, "rejected", size))
             return rejection
-        events.append(_order_event(market_id, order_id, address, client_id, "cancelled", 0))
-        return 0, ""
+        events.append(("order", market_id, order_id, address, client_id, "cancelled", 0))
+        return _OK
 
     def _maker_check(self, market_id: int) -> Callable[[list[Any], int, bytes, int], int]:
         """The book's per-fill hook: a maker may only fill what keeps it above initial
@@ -783,15 +788,17 @@ class ExchangeApp:
         Fills allowed within one taker accumulate in ``_scratch`` so later makers of the
         same owner are checked against the position the earlier fills leave."""
         accounts = self.clearing.accounts
-        health_after_cached = self.clearing.health_after
+        free_collateral_after = self.clearing.free_collateral_after
         scratch = self._scratch
         market = self.markets[market_id]
+        quantum = market.quantum
+        maker_fee_ppm = market.maker_fee_ppm
 
         def check(maker: list[Any], taker_order_id: int, taker_owner: bytes, fill: int) -> int:
             owner = maker[_O_OWNER]
             account = accounts[owner]
             position = account.positions.get(market_id)
-            held = position.size if position is not None else 0
+            settled = held = position.size if position is not None else 0
             pending = scratch.get(owner)
             cash = 0
             if pending is not None:
@@ -803,13 +810,21 @@ class ExchangeApp:
                     return 0
                 if fill > abs(held):
                     fill = abs(held)
-            new_size = held + fill if buys else held - fill
-            notional = maker[_O_PRICE] * fill * market.quantum
-            cash += (-notional if buys else notional) - fee(notional, market.maker_fee_ppm)
-            if not reduces_risk(held, new_size):
-                state = health_after_cached(account, market_id, new_size, cash)
-                if state.net < state.initial:
-                    return 0
+            notional = maker[_O_PRICE] * fill * quantum
+            if maker_fee_ppm >= 0:
+                maker_fee = -(-notional * maker_fee_ppm // PPM)
+            else:
+                maker_fee = -(notional * -maker_fee_ppm // PPM)
+            if buys:
+                new_size = held + fill
+                cash -= notional + maker_fee
+                risky = held >= 0 or new_size > 0
+            else:
+                new_size = held - fill
+                cash += notional - maker_fee
+                risky = held <= 0 or new_size < 0
+            if risky and free_collateral_after(account, market, settled, new_size, cash) < 0:
+                return 0
             if pending is None:
                 scratch[owner] = [new_size - held, cash]
             else:

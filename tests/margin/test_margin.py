@@ -59,6 +59,45 @@ def test_cached_health_after_matches_a_full_recomputation():
     assert predicted.net == actual.net
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2), st.integers(0, 2), st.integers(0, 1), st.booleans(),
+            st.integers(1, 200_000), st.integers(1, 50),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 5),
+)  # fmt: skip
+def test_fills_keep_the_cached_health_exact(trades, funding_moves_at):
+    """settle_fill updates cached health in place; it must equal a full recomputation and
+    the O(1) free-collateral check must equal health_after's, after every fill."""
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    accounts = [clearing.open_account(bytes([i]) * 20, 10**9) for i in range(3)]
+    for step, (maker, taker, market_id, taker_buys, price, size) in enumerate(trades):
+        if maker == taker:
+            continue
+        if step == funding_moves_at:
+            markets[market_id].funding_index += 12_345_678
+            clearing.prices_changed()
+        for account in accounts:
+            clearing.health(account)  # warm the cache, so the fill updates it in place
+        clearing.settle_fill(
+            market_id, accounts[maker], accounts[taker], taker_buys, price, size, 500
+        )
+        for account in accounts:
+            assert clearing.health(account) == health(account, markets)
+            market = markets[market_id]
+            held = account.position_size(market_id)
+            after = clearing.health_after(account, market_id, held + 3, -77)
+            assert (
+                clearing.free_collateral_after(account, market, held, held + 3, -77)
+                == after.free_collateral
+            )
+
+
 def test_funding_is_zero_sum_up_to_rounding_into_the_fund():
     markets = _markets()
     clearing = ClearingHouse(markets, 0)
@@ -76,7 +115,9 @@ def test_funding_is_zero_sum_up_to_rounding_into_the_fund():
     paid = clearing.settle_funding(long) + clearing.settle_funding(short)
     assert paid == 1  # long pays ceil(3e-6) = 1, short receives floor = 0: rounding to the fund
     assert clearing.conservation_gap() == 0
-    assert premium_ppm(50_000, 50_100, None) == 2_000 and premium_ppm(50_000, None, 49_900) == -2_000
+    assert (
+        premium_ppm(50_000, 50_100, None) == 2_000 and premium_ppm(50_000, None, 49_900) == -2_000
+    )
 
 
 @given(
@@ -97,13 +138,17 @@ def test_the_index_finds_every_account_a_move_makes_liquidatable(books, move_btc
             account.positions[0] = Position(btc, 0, 0)
         if eth:
             account.positions[1] = Position(eth, 0, 0)
-        account.balance = -btc * 50_000 * 1000 - eth * 3000 * 1000 + (abs(btc) + abs(eth)) * 4_000_000
+        account.balance = (
+            -btc * 50_000 * 1000 - eth * 3000 * 1000 + (abs(btc) + abs(eth)) * 4_000_000
+        )
         accounts.append(account)
         if index.update(account, markets):
             flagged.add(account.address)
     markets[0].oracle_price += move_btc
     markets[1].oracle_price += move_eth
-    crossed = set(index.crossed(0, markets[0].oracle_price)) | set(index.crossed(1, markets[1].oracle_price))
+    crossed = set(index.crossed(0, markets[0].oracle_price)) | set(
+        index.crossed(1, markets[1].oracle_price)
+    )
     for account in accounts:
         if health(account, markets).liquidatable:
             assert account.address in crossed or account.address in flagged
