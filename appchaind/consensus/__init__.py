@@ -10,6 +10,23 @@ Public API:
 * :class:`GuardedSigner` (double-sign guard) and the :class:`Signer`,
   :class:`SignStateStore` and :class:`Verifier` interfaces.
 
+How a driver (the node, the simulator, a test) uses the machine::
+
+    machine = ConsensusMachine(config, chain_state, signer, verifier)
+    perform(machine.start(now_ms))
+    for event in incoming():                # network messages, fired timeouts, app answers
+        wal.append(event)                   # inputs go to the write-ahead log first
+        perform(machine.handle(event, now_ms))
+
+``perform`` broadcasts, schedules timeouts (answered by ``TimeoutFired``),
+asks the application (answered by ``ProposalPrepared``, ``ProposalProcessed``,
+``VoteExtended``, ``VoteExtensionVerified``, ``BlockFinalized``), persists
+``Decide``/``EnterHeight``/``BroadcastEvidence``. The signer is called
+synchronously when a rule fires; ``GuardedSigner`` saves (fsyncs, in a node)
+the last-signed height/round/step through its ``SignStateStore`` before the
+signature is returned. At restart, build the machine from the persisted
+``ChainState`` and replay the height's WAL, this node's own messages first.
+
 ``python -m appchaind.consensus.sim`` runs the simulator.
 """
 
