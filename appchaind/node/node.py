@@ -114,6 +114,8 @@ SYNC_WINDOW = 64
 #: A block request unanswered for this long is sent to another peer.
 SYNC_REQUEST_TIMEOUT_S = 2.0
 STATUS_INTERVAL_S = 0.2
+#: Peers are not read while more than this many events wait for the consensus loop.
+MAX_QUEUED_EVENTS = 20_000
 REGOSSIP_AFTER_S = 0.5
 
 #: Builds the application: (store, genesis, node config, validator address) -> app.
@@ -648,6 +650,11 @@ class Node:
     # ------------------------------------------------------------------ p2p reactors
 
     async def _on_peer_message(self, peer: Peer, channel: int, payload: bytes) -> None:
+        # Back-pressure: while the consensus loop is behind, stop reading from peers (their
+        # TCP windows fill and a flooding peer only slows itself); timers and the
+        # application's answers are never held back.
+        while self._events_recv.statistics().current_buffer_used > MAX_QUEUED_EVENTS:
+            await trio.sleep(0.005)
         limit = self.config.p2p.max_frame_bytes
         try:
             if channel == Channel.CONSENSUS:
