@@ -23,7 +23,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, dataclass_transform
 
 import msgpack
 
@@ -442,6 +442,7 @@ def _schema(cls: type) -> _Schema:
     return schema
 
 
+@dataclass_transform(frozen_default=True)
 def message(cls: type[M]) -> type[M]:
     """Class decorator: makes ``cls`` a frozen, slotted dataclass with a canonical encoding."""
     if not dataclasses.is_dataclass(cls):

@@ -19,6 +19,7 @@ from appchaind.consensus.validators import ValidatorSet
 from appchaind.crypto import sha256
 from appchaind.exchange import oracle
 from appchaind.exchange.app import ExchangeApp
+from appchaind.exchange.results import Code
 from appchaind.node.app import FinalizeResult, TxOutcome
 from appchaind.store import Store, WriteBatch
 from appchaind.types import COMMIT_BLOCK, Block, Tx, Vote
@@ -72,7 +73,9 @@ class ExchangeNodeApp:
         raw = codec.encode(tx)
         self._trust(frozenset((sha256(raw),)))  # the mempool verified it
         result = self.exchange.check_tx(raw)
-        return None if result.ok else f"code {int(result.code)} ({result.code.name}): {result.log}"
+        if result.ok:
+            return None
+        return f"code {int(result.code)} ({Code(result.code).name}): {result.log}"
 
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
         return self.exchange.prepare_proposal(txs)

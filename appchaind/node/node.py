@@ -442,10 +442,10 @@ class Node:
         self._replaying = True
         replayed = 0
         for record in self.wal.replay():
-            event = self._event_from_wal(record)
-            if event is not None:
+            logged = self._event_from_wal(record)
+            if logged is not None:
                 replayed += 1
-                effects += machine.handle(event, _now_ms())
+                effects += machine.handle(logged, _now_ms())
         self._replaying = False
         if replayed:
             log.info("wal_replayed", height=self.chain_state.height, records=replayed)
@@ -454,7 +454,7 @@ class Node:
             if isinstance(event, _SwitchMode):
                 await self._switch_mode(event)
                 continue
-            await self._perform(self._machine.handle(event, _now_ms()))
+            await self._perform(self._machine.handle(event, _now_ms()))  # type: ignore[union-attr]
 
     def _event_from_wal(self, record: bytes) -> Event | None:
         try:
