@@ -7,9 +7,12 @@ fast each loses value per tick. That gives each position a price band: a long is
 while the oracle stays at or above ``ref - d``, a short while it stays at or below
 ``ref + d``. As long as no position's oracle leaves its band, the account cannot have
 fallen below maintenance (the losses are bounded by the shares, which sum to at most the
-excess). Per market the index keeps longs by lower bound and shorts by upper bound in
-sorted lists, so after a price move only the accounts whose band was crossed are touched:
-two bisections per market when nobody crossed.
+excess). Per market the index keeps longs in a heap by highest lower bound and shorts in a
+heap by lowest upper bound, so after a price move only the accounts whose band was crossed
+are touched: two comparisons per market when nobody crossed. Re-evaluating an account
+pushes its new bounds and leaves the old heap entries behind (lazy deletion, O(log n) in
+C, no list shifting): an entry counts only while it is the account's current one, and the
+heaps are rebuilt from the live entries when the stale ones outnumber them.
 
 The index is a cache derived from the state, not part of it: an account whose state
 changes is re-evaluated exactly (``ClearingHouse.unindexed``), so the set of accounts found
@@ -18,7 +21,7 @@ liquidatable is a pure function of the state, whatever prices the bands were com
 
 from __future__ import annotations
 
-from sortedcontainers import SortedList
+from heapq import heapify, heappop, heappush
 
 from margin.accounts import Account
 from margin.health import health
@@ -26,19 +29,23 @@ from margin.markets import PPM, MarketState
 
 __all__ = ["LiquidationIndex", "deleveraging_ranking"]
 
-_HIGHEST = b"\xff" * 32
-
 
 class LiquidationIndex:
-    """Per market: longs keyed ``(lower_bound, address)``, shorts ``(upper_bound, address)``."""
+    """Per market: a heap of longs keyed ``(-lower_bound, address)`` and one of shorts keyed
+    ``(upper_bound, address)``, plus each indexed account's current entries."""
 
-    __slots__ = ("_longs", "_shorts", "_entries")
+    __slots__ = ("_longs", "_shorts", "_entries", "_live", "_slack")
 
-    def __init__(self, market_count: int) -> None:
-        self._longs = [SortedList() for _ in range(market_count)]
-        self._shorts = [SortedList() for _ in range(market_count)]
-        #: address -> ((market_id, is_long, bound), ...) currently in the lists.
+    def __init__(self, market_count: int, stale_slack: int = 1024) -> None:
+        """``stale_slack``: how many stale heap entries beyond the live count are kept
+        before the heaps are rebuilt."""
+        self._longs: list[list[tuple[int, bytes]]] = [[] for _ in range(market_count)]
+        self._shorts: list[list[tuple[int, bytes]]] = [[] for _ in range(market_count)]
+        #: address -> ((market_id, is_long, bound), ...): its live heap entries.
         self._entries: dict[bytes, tuple[tuple[int, bool, int], ...]] = {}
+        #: How many heap entries are live (the rest are stale, dropped when popped).
+        self._live = 0
+        self._slack = stale_slack
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -46,25 +53,58 @@ class LiquidationIndex:
     def remove(self, address: bytes) -> None:
         entries = self._entries.pop(address, None)
         if entries:
+            self._live -= len(entries)
+            heaped = sum(map(len, self._longs)) + sum(map(len, self._shorts))
+            if heaped > 2 * self._live + self._slack:
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Drop the stale heap entries: rebuild every heap from the live entries."""
+        longs: list[list[tuple[int, bytes]]] = [[] for _ in self._longs]
+        shorts: list[list[tuple[int, bytes]]] = [[] for _ in self._shorts]
+        for address, entries in self._entries.items():
             for market_id, is_long, bound in entries:
-                (self._longs if is_long else self._shorts)[market_id].remove((bound, address))
+                if is_long:
+                    longs[market_id].append((-bound, address))
+                else:
+                    shorts[market_id].append((bound, address))
+        for heap in longs + shorts:
+            heapify(heap)
+        self._longs, self._shorts = longs, shorts
 
     def update(self, account: Account, markets: list[MarketState]) -> bool:
         """Re-evaluate ``account`` at the current prices: returns True (and leaves it out of
         the index) if it is below maintenance margin, else indexes its bands."""
         address = account.address
-        self.remove(address)
-        if not account.positions:
+        if address in self._entries:
+            self.remove(address)
+        positions = account.positions
+        if not positions:
             return False
         state = health(account, markets)
         if state.net < state.maintenance:
             return True
-        excess = state.net - state.maintenance - len(account.positions)
+        excess = state.net - state.maintenance - len(positions)
+        if len(positions) == 1:
+            ((market_id, position),) = positions.items()
+            market = markets[market_id]
+            size = position.size
+            if excess <= 0:
+                distance = 0
+            else:
+                # share = excess (the whole of it); distance = share * PPM // rate
+                distance = (
+                    excess * PPM // (abs(size) * market.quantum * (PPM + market.maintenance_ppm))
+                )
+            entry = self._push(market_id, size, market.oracle_price, distance, address)
+            self._entries[address] = (entry,)
+            self._live += 1
+            return False
         rates: list[tuple[int, int, int]] = []  # (market_id, size, loss per tick × PPM)
         total_weight = 0
-        for market_id in account.markets():
+        for market_id in sorted(positions):
             market = markets[market_id]
-            size = account.positions[market_id].size
+            size = positions[market_id].size
             rate = abs(size) * market.quantum * (PPM + market.maintenance_ppm)
             rates.append((market_id, size, rate))
             total_weight += rate * market.oracle_price
@@ -76,32 +116,41 @@ class LiquidationIndex:
             else:
                 share = excess * rate * price // total_weight
                 distance = share * PPM // rate
-            if size > 0:
-                bound = price - distance
-                self._longs[market_id].add((bound, address))
-                entries.append((market_id, True, bound))
-            else:
-                bound = price + distance
-                self._shorts[market_id].add((bound, address))
-                entries.append((market_id, False, bound))
+            entries.append(self._push(market_id, size, price, distance, address))
         self._entries[address] = tuple(entries)
+        self._live += len(entries)
         return False
+
+    def _push(
+        self, market_id: int, size: int, price: int, distance: int, address: bytes
+    ) -> tuple[int, bool, int]:
+        if size > 0:
+            bound = price - distance
+            heappush(self._longs[market_id], (-bound, address))
+            return (market_id, True, bound)
+        bound = price + distance
+        heappush(self._shorts[market_id], (bound, address))
+        return (market_id, False, bound)
 
     def crossed(self, market_id: int, price: int) -> list[bytes]:
         """Remove and return the accounts whose band in ``market_id`` the oracle ``price``
-        (ticks) has left: longs with ``price < bound``, shorts with ``price > bound``."""
-        found: list[bytes] = []
+        (ticks) has left: longs with ``price < bound``, shorts with ``price > bound``
+        (ascending address)."""
+        found: dict[bytes, None] = {}
+        entries = self._entries
         longs = self._longs[market_id]
-        start = longs.bisect_right((price, _HIGHEST))
-        if start < len(longs):
-            found.extend(address for _, address in longs.islice(start))
+        while longs and -longs[0][0] > price:
+            key, address = heappop(longs)
+            if (market_id, True, -key) in entries.get(address, ()):
+                found[address] = None
         shorts = self._shorts[market_id]
-        stop = shorts.bisect_left((price, b""))
-        if stop:
-            found.extend(address for _, address in shorts.islice(0, stop))
+        while shorts and shorts[0][0] < price:
+            bound, address = heappop(shorts)
+            if (market_id, False, bound) in entries.get(address, ()):
+                found[address] = None
         for address in found:
             self.remove(address)
-        return found
+        return sorted(found)
 
 
 def deleveraging_ranking(

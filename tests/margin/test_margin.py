@@ -152,3 +152,43 @@ def test_the_index_finds_every_account_a_move_makes_liquidatable(books, move_btc
     for account in accounts:
         if health(account, markets).liquidatable:
             assert account.address in crossed or account.address in flagged
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.integers(-500, 500), st.integers(-5000, 5000)),
+        min_size=1,
+        max_size=400,
+    ),
+    st.integers(-5000, 5000),
+)
+def test_the_index_stays_complete_through_repeated_updates(changes, move_btc):
+    """Accounts re-evaluated many times leave stale heap entries behind (and trigger
+    rebuilds): a move must still find exactly the live accounts it made liquidatable, and
+    never return an account twice or one that left the index."""
+    markets = _markets()
+    index = LiquidationIndex(2, stale_slack=4)
+    accounts = [Account(i.to_bytes(20, "big"), 0) for i in range(10)]
+    flagged: set[bytes] = set()
+    for which, btc, eth in changes:
+        account = accounts[which]
+        account.positions = {}
+        if btc:
+            account.positions[0] = Position(btc, 0, 0)
+        if eth:
+            account.positions[1] = Position(eth, 0, 0)
+        account.balance = (
+            -btc * 50_000 * 1000 - eth * 3000 * 1000 + (abs(btc) + abs(eth)) * 4_000_000
+        )
+        flagged.discard(account.address)
+        if index.update(account, markets):
+            flagged.add(account.address)
+    indexed = {a.address for a in accounts if a.positions and a.address not in flagged}
+    assert len(index) == len(indexed)
+    markets[0].oracle_price += move_btc
+    crossed = index.crossed(0, markets[0].oracle_price)
+    assert len(crossed) == len(set(crossed)) and set(crossed) <= indexed
+    for account in accounts:
+        if health(account, markets).liquidatable:
+            assert account.address in crossed or account.address in flagged
+    assert index.crossed(0, markets[0].oracle_price) == []
