@@ -311,34 +311,45 @@ class OrderBook:
                     return size
                 makers_left -= 1
                 maker_size = maker[8]
-                fill = maker_size if maker_size < size else size
-                reason = 0
-                if maker[1] == taker_owner:  # owner
-                    fill = 0
-                    reason = _SELF_TRADE
-                elif check is not None:
-                    allowed = check(maker, taker_id, taker_owner, fill)
-                    if allowed < 0:
-                        self._stopped = Outcome.CANCELLED_BY_CHECK
-                        return size
-                    if allowed < fill:
-                        fill = allowed
-                        reason = _VETOED
-                if fill:
-                    size -= fill
+                if maker[1] != taker_owner and check is None:  # the common case: a plain fill
+                    if size < maker_size:  # the taker is done, the maker stays
+                        add_fill(
+                            (
+                                maker_id,
+                                maker[1],  # owner
+                                taker_id,
+                                taker_owner,
+                                taker_side,
+                                maker[3],  # price
+                                size,
+                                maker_size - size,
+                            )
+                        )
+                        orders[maker_id] = maker[:8] + (maker_size - size,)
+                        level.volume -= size
+                        return 0
                     add_fill(
                         (
                             maker_id,
-                            maker[1],  # owner
+                            maker[1],
                             taker_id,
                             taker_owner,
                             taker_side,
-                            maker[3],  # price
-                            fill,
-                            0 if reason else maker_size - fill,
+                            maker[3],
+                            maker_size,
+                            0,
                         )
                     )
-                    if not reason and fill < maker_size:  # the taker is done, the maker stays
+                    size -= maker_size
+                else:
+                    step = self._fill_or_remove(
+                        maker, taker_id, taker_owner, taker_side, size, check
+                    )
+                    if step is None:
+                        return size
+                    fill, removed = step
+                    size -= fill
+                    if not removed and fill < maker_size:  # the taker is done, the maker stays
                         orders[maker_id] = maker[:8] + (maker_size - fill,)
                         level.volume -= fill
                         return 0
@@ -349,8 +360,6 @@ class OrderBook:
                 del owned[maker[6]]  # client_id
                 if not owned:
                     del self._by_owner[maker[1]]
-                if reason:
-                    self.removals.append((maker_id, maker[1], reason, maker_size - fill))
                 level.volume -= maker_size
                 if not level.volume:
                     opposite.drop_level(best)
@@ -361,6 +370,49 @@ class OrderBook:
             if not size:
                 return 0
         return size
+
+    def _fill_or_remove(
+        self,
+        maker: OrderRecord,
+        taker_id: int,
+        taker_owner: bytes,
+        taker_side: int,
+        size: int,
+        check: MakerCheck | None,
+    ) -> tuple[int, bool] | None:
+        """The uncommon step of :meth:`_match`: the maker is the taker's own (self-trade
+        prevention) or the check has a say. Returns (lots filled with this maker, whether the
+        maker is removed unfilled or part-filled), appending the fill and the removal
+        records; or None (with ``_stopped`` set) if the check stops the taker."""
+        maker_size = maker[8]
+        if maker[1] == taker_owner:
+            self.removals.append((maker[0], maker[1], _SELF_TRADE, maker_size))
+            return 0, True
+        assert check is not None
+        fill = maker_size if maker_size < size else size
+        allowed = check(maker, taker_id, taker_owner, fill)
+        if allowed < 0:
+            self._stopped = Outcome.CANCELLED_BY_CHECK
+            return None
+        vetoed = allowed < fill
+        if vetoed:
+            fill = allowed
+        if fill:
+            self.fills.append(
+                (
+                    maker[0],
+                    maker[1],
+                    taker_id,
+                    taker_owner,
+                    taker_side,
+                    maker[3],
+                    fill,
+                    0 if vetoed else maker_size - fill,
+                )
+            )
+        if vetoed:
+            self.removals.append((maker[0], maker[1], _VETOED, maker_size - fill))
+        return fill, vetoed
 
     def _plan_fill_or_kill(
         self,
