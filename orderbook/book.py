@@ -198,7 +198,11 @@ class OrderBook:
 
         Rejections mutate nothing. Self-trade prevention expires the resting maker and
         carries on. A GTC/post-only order's ``(owner, client_id)`` must not be open already;
-        IOC/FOK orders never rest, so their client id is not checked.
+        IOC/FOK orders never rest, so their client id is not checked. ``order_id`` must
+        never have been used in this book before (only open ids are detected). ``side`` is
+        0/1 (or a bool or :class:`Side`), ``time_in_force`` a :class:`TimeInForce` value
+        (the application decodes them; both are stored as plain ints). A resting order may fill in later blocks until ``good_til_block`` (0 = no
+        expiry) has passed :meth:`expire`.
         """
         orders = self._orders
         if order_id in orders or size <= 0 or not 0 < price < _NO_PRICE:
