@@ -27,8 +27,9 @@ from appchaind.types import Tx, tx_hash
 
 __all__ = ["Mempool", "AddResult", "MempoolStats", "SignatureVerifier", "CheckTx"]
 
-#: The application's admission check: None to accept, or the reason to refuse.
-CheckTx = Callable[[Tx], "str | None"]
+#: The application's admission check of a decoded tx and its canonical bytes (signature
+#: already verified): None to accept, or the reason to refuse.
+CheckTx = Callable[[Tx, bytes], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +241,7 @@ class Mempool:
         if full:
             self._seen.discard(h)
             return self._refuse(h, full)
-        problem = self.check_tx(tx)
+        problem = self.check_tx(tx, raw)
         if problem is not None:
             return self._refuse(h, problem)
         self._txs[h] = _Entry(tx, raw, sender, self.height)
@@ -305,7 +306,7 @@ class Mempool:
                 continue
             if checked < recheck_limit:
                 checked += 1
-                if self.check_tx(entry.tx) is not None:
+                if self.check_tx(entry.tx, entry.raw) is not None:
                     self._remove(h)
                     self.evicted_total += 1
         self.rechecked_total += checked

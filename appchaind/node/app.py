@@ -47,8 +47,9 @@ class Application(Protocol):
 
     def app_hash(self) -> bytes: ...
 
-    def check_tx(self, tx: Tx) -> str | None:
-        """Mempool admission: None to accept, else the reason (signature already verified)."""
+    def check_tx(self, tx: Tx, raw: bytes) -> str | None:
+        """Mempool admission of ``tx`` (canonical bytes ``raw``): None to accept, else the
+        reason. The signature was already verified."""
         ...
 
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
@@ -122,7 +123,7 @@ class KVApp:
     def app_hash(self) -> bytes:
         return self._hash
 
-    def check_tx(self, tx: Tx) -> str | None:
+    def check_tx(self, tx: Tx, raw: bytes) -> str | None:
         return None if isinstance(tx.body, KVSet) else "the KV app only accepts KVSet txs"
 
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:

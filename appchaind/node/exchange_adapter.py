@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appchaind import codec
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.crypto import sha256
 from appchaind.exchange import oracle
@@ -69,8 +68,7 @@ class ExchangeNodeApp:
     def _trust(self, verified: frozenset[bytes]) -> None:
         self.exchange.trust_signatures(verified)
 
-    def check_tx(self, tx: Tx) -> str | None:
-        raw = codec.encode(tx)
+    def check_tx(self, tx: Tx, raw: bytes) -> str | None:
         self._trust(frozenset((sha256(raw),)))  # the mempool verified it
         result = self.exchange.check_tx(raw)
         if result.ok:

@@ -29,13 +29,13 @@ def tx(key: PrivateKey, nonce: int, value: int = 0, expiry: int = 100, chain: st
     return codec.encode(types.sign_tx(key, chain, nonce, expiry, _Note(value)))
 
 
-def make(check=lambda tx: None, **limits) -> tuple[Mempool, SignatureVerifier]:
+def make(check=lambda tx, raw: None, **limits) -> tuple[Mempool, SignatureVerifier]:
     verifier = SignatureVerifier(threads=2)
     return Mempool(chain_id=CHAIN, check_tx=check, verifier=verifier, **limits), verifier
 
 
 async def test_admission_dedup_and_reasons() -> None:
-    pool, verifier = make(check=lambda t: "value 13 is unlucky" if t.body.value == 13 else None)
+    pool, verifier = make(check=lambda t, raw: "value 13 is unlucky" if t.body.value == 13 else None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
         good = tx(ALICE, 1)
@@ -89,7 +89,7 @@ async def test_concurrent_adds_are_verified_in_batches() -> None:
 
 async def test_reap_respects_limits_and_update_removes_expires_rechecks() -> None:
     banned: set[int] = set()
-    pool, verifier = make(check=lambda t: "banned" if t.nonce in banned else None)
+    pool, verifier = make(check=lambda t, raw: "banned" if t.nonce in banned else None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
         raws = [tx(ALICE, n, expiry=5 if n == 3 else 100) for n in range(6)]
