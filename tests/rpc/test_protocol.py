@@ -1,0 +1,60 @@
+"""The RPC framing and request parsing against random bytes (no node)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from appchaind.rpc.protocol import (
+    ErrorCode,
+    FrameDecoder,
+    ProtocolError,
+    frame,
+    pack,
+    parse_request,
+    request_frame,
+)
+from appchaind.rpc.server import _level_changes, submit_code
+
+
+@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(1, 50))
+def test_frames_survive_any_split(payloads: list[bytes], chunk: int) -> None:
+    stream = b"".join(frame(p) for p in payloads)
+    decoder = FrameDecoder(1000)
+    out: list[bytes] = []
+    for i in range(0, len(stream), chunk):
+        out += decoder.feed(stream[i : i + chunk])
+    assert out == payloads
+
+
+@given(st.binary(max_size=2000))
+def test_random_bytes_raise_only_protocol_errors(data: bytes) -> None:
+    decoder = FrameDecoder(1024)
+    try:
+        for payload in decoder.feed(data):
+            parse_request(payload, 1024)
+    except ProtocolError as exc:
+        assert exc.code in (ErrorCode.MALFORMED, ErrorCode.TOO_LARGE, ErrorCode.BAD_PARAMS)
+
+
+def test_request_roundtrip_and_errors() -> None:
+    (payload,) = FrameDecoder(1000).feed(request_frame(9, "book", {"market": "BTC-PERP"}))
+    assert parse_request(payload, 1000) == (9, "book", {"market": "BTC-PERP"})
+    with pytest.raises(ProtocolError, match="over the limit of 10 bytes"):
+        FrameDecoder(10).feed(frame(b"x" * 11))
+    with pytest.raises(ProtocolError, match="request id"):
+        parse_request(pack([0, -1, "status", {}]), 1000)
+    with pytest.raises(ProtocolError, match="params must be a map") as caught:
+        parse_request(pack([0, 4, "status", [1]]), 1000)
+    assert caught.value.request_id == 4  # type: ignore[attr-defined]
+
+
+def test_book_level_changes_and_submit_codes() -> None:
+    assert _level_changes([(10, 5), (9, 1)], [(10, 4), (8, 2)]) == [(10, 4), (8, 2), (9, 0)]
+    assert _level_changes([(10, 5)], [(10, 5)]) == []
+    assert submit_code(True, "") == 0
+    assert submit_code(False, "code 22 (POST_ONLY_WOULD_TAKE): post-only ...") == 22
+    assert submit_code(False, "invalid signature: ...") == 2
+    assert submit_code(False, "wrong chain id 'x'; this chain is 'y'") == 3
+    assert submit_code(False, "mempool is full (5 txs); retry later") == 1
