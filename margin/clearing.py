@@ -240,17 +240,20 @@ class ClearingHouse:
         account.balance -= fee_paid
         state = self._health.get(account.address)
         if state is not None:
-            price_quantum = market.oracle_price * market.quantum
-            old_notional = abs(held) * price_quantum
-            new_notional = abs(held + delta) * price_quantum
-            state[0] += delta * (market.oracle_price - price) * market.quantum - fee_paid
+            oracle_price = market.oracle_price
+            quantum = market.quantum
+            price_quantum = oracle_price * quantum
+            old_notional = (held if held > 0 else -held) * price_quantum
+            new_size = held + delta
+            new_notional = (new_size if new_size > 0 else -new_size) * price_quantum
+            state[0] += delta * (oracle_price - price) * quantum - fee_paid
             initial_ppm = market.initial_ppm
-            state[1] += (-(-new_notional * initial_ppm // PPM)) - (
-                -(-old_notional * initial_ppm // PPM)
-            )
             maintenance_ppm = market.maintenance_ppm
-            state[2] += (-(-new_notional * maintenance_ppm // PPM)) - (
-                -(-old_notional * maintenance_ppm // PPM)
+            state[1] += (-(-new_notional * initial_ppm // PPM)) + (
+                old_notional * initial_ppm // -PPM
+            )
+            state[2] += (-(-new_notional * maintenance_ppm // PPM)) + (
+                old_notional * maintenance_ppm // -PPM
             )
 
     def transfer_at_price(

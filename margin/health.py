@@ -133,7 +133,9 @@ def bankruptcy_price(
     """
     state = health(account, markets)
     market = markets[market_id]
-    closed_mmr = requirement(close_size, market.oracle_price, market.quantum, market.maintenance_ppm)
+    closed_mmr = requirement(
+        close_size, market.oracle_price, market.quantum, market.maintenance_ppm
+    )
     total_mmr = state.maintenance or 1
     scale = total_mmr * abs(close_size) * market.quantum
     share = state.net * closed_mmr

@@ -191,6 +191,9 @@ class ExchangeApp:
         self.app_hash = b""
         self._commitment = StateCommitment()
         self._dirty_orders: dict[tuple[int, int], None] = {}
+        #: (market, order id) of every conditional order in the committed state, so a
+        #: changed order that never was conditional costs no conditional-key lookup.
+        self._stored_conditionals: dict[tuple[int, int], None] = {}
         self._rest_seq: dict[tuple[int, int], int] = {}
         self._reduce_only: dict[bytes, dict[int, None]] = {}
         self._pending: dict[bytes, bytes | None] = {}
@@ -198,6 +201,9 @@ class ExchangeApp:
         self._addresses: dict[bytes, bytes] = {}
         self._max_open_orders = self.params.max_open_orders_per_account
         self._bands: list[tuple[int, int]] = []
+        #: (chain id, first and last acceptable expiry height, first and last acceptable
+        #: nonce) of the block being executed (:meth:`_check_envelope`'s rules, precomputed).
+        self._envelope_bounds: tuple[str, int, int, int, int] = ("", 0, -1, 0, -1)
         self._handlers: dict[type, Callable[[Account, Any, list[Event]], tuple[int, str]]] = {
             PlaceOrder: self._place_order,
             CancelOrder: self._cancel_order,
@@ -253,6 +259,7 @@ class ExchangeApp:
                 market_id = int.from_bytes(key[4:8], "big")
                 order = ConditionalOrder(*record)
                 self.books[market_id].add_conditional(order)
+                self._stored_conditionals[(market_id, order.order_id)] = None
                 if order.flags & _REDUCE_ONLY:
                     self._reduce_only.setdefault(order.owner, {})[market_id] = None
         for market_id, orders in enumerate(resting):
@@ -279,11 +286,13 @@ class ExchangeApp:
         changes: dict[bytes, bytes | None] = {}
         clearing = self.clearing
         accounts = clearing.accounts
+        packb = msgpack.Packer(use_bin_type=True).pack
         for address in clearing.take_touched():
             account = accounts.get(address)
-            changes[account_key(address)] = None if account is None else _pack(account.record())
+            changes[account_key(address)] = None if account is None else packb(account.record())
         books = self.books
         rest_seq = self._rest_seq
+        stored_conditionals = self._stored_conditionals
         for key in self._dirty_orders:
             market_id, order_id = key
             book = books[market_id]
@@ -292,13 +301,16 @@ class ExchangeApp:
                 changes[order_key(market_id, order_id)] = None
                 rest_seq.pop(key, None)
             else:
-                changes[order_key(market_id, order_id)] = _pack(
+                changes[order_key(market_id, order_id)] = packb(
                     [rest_seq.get(key, order_id), *record]
                 )
             conditional = book.triggers.get(order_id)
-            changes[conditional_key(market_id, order_id)] = (
-                None if conditional is None else _pack(list(conditional.record()))
-            )
+            if conditional is not None:
+                changes[conditional_key(market_id, order_id)] = packb(list(conditional.record()))
+                stored_conditionals[key] = None
+            elif key in stored_conditionals:
+                changes[conditional_key(market_id, order_id)] = None
+                del stored_conditionals[key]
         self._dirty_orders = {}
         for market in self.markets:
             changes[market_key(market.market_id)] = _pack(market.record())
@@ -502,6 +514,11 @@ class ExchangeApp:
             raise ValueError(f"finalize_block({height}) after height {self.height}")
         self.height = height
         self.time_ms = time_ms
+        params = self.params
+        self._envelope_bounds = (
+            self.chain_id, height, height + params.max_tx_lifetime_blocks,
+            time_ms - params.nonce_window_past_ms, time_ms + params.nonce_window_future_ms,
+        )  # fmt: skip
         block_events: list[Event] = []
         self._update_oracle(oracle_votes, total_power, oracle_prices, block_events)
         self._refresh_bands()
@@ -567,23 +584,20 @@ class ExchangeApp:
 
     def _deliver(self, tx: Tx) -> TxResult:
         params = self.params
-        height = self.height
         nonce = tx.nonce
-        time_ms = self.time_ms
+        chain_id, first_expiry, last_expiry, first_nonce, last_nonce = self._envelope_bounds
         if (
-            tx.chain_id != self.chain_id
-            or not height <= tx.expiry_height <= height + params.max_tx_lifetime_blocks
-            or not time_ms - params.nonce_window_past_ms
-            <= nonce
-            <= time_ms + params.nonce_window_future_ms
+            tx.chain_id != chain_id
+            or not first_expiry <= tx.expiry_height <= last_expiry
+            or not first_nonce <= nonce <= last_nonce
         ):
-            return self._check_envelope(tx, height, time_ms, read_only=False)  # type: ignore[return-value]
+            return self._check_envelope(tx, self.height, self.time_ms, read_only=False)  # type: ignore[return-value]
         clearing = self.clearing
         address = self._addresses.get(tx.sender) or self._address_of(tx.sender)
         account = clearing.accounts.get(address)
         body = tx.body
         if account is None:
-            if type(body) is Faucet and self.params.faucet_enabled:
+            if type(body) is Faucet and params.faucet_enabled:
                 account = clearing.open_account(address, 0)
             else:
                 return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
