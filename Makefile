@@ -42,7 +42,7 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	@test -d $(LOCALNET)/node0 || $(BIN)/appchaind localnet init --dir $(LOCALNET) --validators $(VALIDATORS) --base-port $(BASE_PORT)
-	$(BIN)/appchaind localnet start --dir $(LOCALNET)
+	$(BIN)/appchaind localnet start --dir $(LOCALNET) --traders
 
 clean:
 	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info

@@ -144,7 +144,7 @@ def cmd_localnet_start(args: argparse.Namespace) -> None:
     from appchaind.node.run import start_localnet
 
     try:
-        code = start_localnet(Path(args.dir), duration_s=args.seconds)
+        code = start_localnet(Path(args.dir), duration_s=args.seconds, traders=args.traders)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     if code:
@@ -293,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ln.add_argument("--dir", required=True, help="the localnet directory")
     ln.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    ln.add_argument(
+        "--traders", action="store_true",
+        help="run the demo traders (market maker, takers, a leveraged trader) and show "
+        "trading figures (submit->commit latency, oracle and mid, open interest, liquidations)",
+    )  # fmt: skip
     ln.set_defaults(func=cmd_localnet_start)
     ln = ln_sub.add_parser(
         "show", help="list a localnet's nodes, ports and accounts",

@@ -191,6 +191,7 @@ class Client:
         self._height = 0
         self._height_at = 0.0
         self._last_nonce = 0
+        self._last_client_id = 0
         self.expiry_blocks = expiry_blocks
 
     # ------------------------------------------------------------------ plumbing
@@ -318,6 +319,10 @@ class Client:
             raise UnitError(f"unknown market {symbol!r}; markets: {', '.join(self._markets)}")
         return found
 
+    def _client_id(self) -> int:
+        self._last_client_id = max(self._last_client_id + 1, int(time.time() * 1000)) % (1 << 32)
+        return self._last_client_id
+
     def _nonce(self) -> int:
         self._last_nonce = max(self._last_nonce + 1, int(time.time() * 1000))
         return self._last_nonce
@@ -357,10 +362,14 @@ class Client:
         trigger: str | None = None,
         tif: str = "gtc",
         reduce_only: bool = False,
-        client_id: int = 0,
+        client_id: int | None = None,
         good_til_block: int = 0,
     ) -> PlaceOrder:
-        """A :class:`PlaceOrder` from edge values, converted exactly to ticks and lots."""
+        """A :class:`PlaceOrder` from edge values, converted exactly to ticks and lots.
+
+        The chain requires a client id unique among the account's open orders in the
+        market; without ``client_id`` one is made from the clock (ms, mod 2^32), unique
+        per client."""
         m = await self.market(market)
         if side not in SIDES:
             raise UnitError(f"side must be buy or sell, got {side!r}")
@@ -384,6 +393,10 @@ class Client:
             raise UnitError("size must be positive")
         ticks = to_units(price, m["tick_size"], "price") if price is not None else 0
         trigger_ticks = to_units(trigger, m["tick_size"], "trigger") if trigger is not None else 0
+        if client_id is None:
+            client_id = self._client_id()
+        elif not 0 <= client_id < 1 << 32:
+            raise UnitError(f"client id must be from 0 to {(1 << 32) - 1}, got {client_id}")
         return PlaceOrder(
             m["market_id"], SIDES[side], int(kind), TIME_IN_FORCE[tif], ticks, lots,
             trigger_ticks, reduce_only, client_id, good_til_block,

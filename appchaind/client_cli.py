@@ -95,7 +95,7 @@ def cmd_order_place(args: argparse.Namespace) -> None:
     async def work(c: Client) -> None:
         result = await c.place_order(
             key, args.market, args.side, args.size, wait=not args.no_wait,
-            client_id=args.client_id or 0, **_order_options(args),
+            client_id=args.client_id, **_order_options(args),
         )  # fmt: skip
         _report_tx(args, result)
 
@@ -406,7 +406,13 @@ def add_trading_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                              "Example: appchaind tx order place --market BTC-PERP --side buy "
                              "--size 0.5 --price 65000 --key trader0.json")  # fmt: skip
     _order_args(o)
-    o.add_argument("--client-id", type=int, metavar="ID", help="your own id for the order")
+    o.add_argument(
+        "--client-id",
+        type=int,
+        metavar="ID",
+        help="your own id for the order, unique among your open orders in the "
+        "market (default: made from the clock)",
+    )
     _tx_common(o)
     o.set_defaults(func=cmd_order_place)
 

@@ -57,9 +57,12 @@ def _get_json(port: int, path: str) -> Any:
         return json.loads(response.read())
 
 
-def start_localnet(directory: Path, *, duration_s: float | None = None) -> int:
-    """Starts every node of the localnet as its own process and prints one status line per
-    second until Ctrl-C (or ``duration_s``); then stops them all."""
+def start_localnet(
+    directory: Path, *, duration_s: float | None = None, traders: bool = False
+) -> int:
+    """Starts every node of the localnet as its own process and shows a live view each
+    second until Ctrl-C (or ``duration_s``); then stops them all. With ``traders``, the
+    demo traders (:mod:`appchaind.client_demo`) trade on it from this process."""
     nodes = load_localnet(directory)
     processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
     for node in nodes:
@@ -79,6 +82,11 @@ def start_localnet(directory: Path, *, duration_s: float | None = None) -> int:
             f"metrics http://127.0.0.1:{node.http_port}/metrics  rpc 127.0.0.1:{node.rpc_port}"
         )
     print("Ctrl-C stops them all.", flush=True)
+    demo = None
+    if traders:
+        from appchaind.client_demo import DemoTraders
+
+        demo = DemoTraders(directory / "accounts", [f"127.0.0.1:{n.rpc_port}" for n in nodes])
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -100,9 +108,14 @@ def start_localnet(directory: Path, *, duration_s: float | None = None) -> int:
                 exit_code = 1
             if dead:
                 break
-            print(_status_line(nodes, last_holder := [last]), flush=True)
+            if demo is not None and not demo.started and last is not None:
+                demo.start()  # once the nodes answer
+                print("demo traders: a market maker, four takers, a leveraged trader", flush=True)
+            print(_live_view(nodes, last_holder := [last], demo), flush=True)
             last = last_holder[0]
     finally:
+        if demo is not None and demo.started:
+            demo.stop()
         for _name, proc, _log in processes:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -114,6 +127,70 @@ def start_localnet(directory: Path, *, duration_s: float | None = None) -> int:
                 proc.kill()
         print("stopped all nodes")
     return exit_code
+
+
+def _live_view(
+    nodes: list[Any], last_holder: list[tuple[int, int, float] | None], demo: Any
+) -> str:
+    """The status line, then one line per market and the demo traders' figures."""
+    line = _status_line(nodes, last_holder)
+    samples = _metrics(nodes[0].http_port)
+    if not samples:
+        return line
+    lines = [line]
+    latency = "-"
+    if demo is not None:
+        p50, p99 = demo.stats.percentile(0.5), demo.stats.percentile(0.99)
+        if p50 is not None and p99 is not None:
+            latency = f"p50 {1000 * p50:.0f} ms p99 {1000 * p99:.0f} ms"
+    fund = samples.get(("appchaind_exchange_insurance_fund", ""), 0.0)
+    liquidations = sum(v for (n, _m), v in samples.items() if n.endswith("liquidations_total"))
+    lines.append(
+        f"         submit->commit {latency}  liquidations {liquidations:.0f}  "
+        f"insurance fund {fund:,.2f}"
+    )
+    markets = sorted({m for (_n, m) in samples if m})
+    for market in markets:
+        oracle = samples.get(("appchaind_exchange_oracle_price", market), 0.0)
+        mid = samples.get(("appchaind_exchange_mid_price", market), 0.0)
+        oi = samples.get(("appchaind_exchange_open_interest", market), 0.0)
+        fills = samples.get(("appchaind_exchange_fills_total", market), 0.0)
+        lines.append(
+            f"         {market:9} oracle {oracle:>12,.2f}  mid {mid:>12,.2f}  "
+            f"open interest {oi:>10.4f}  fills {fills:>7.0f}"
+        )
+    if demo is not None:
+        s = demo.stats
+        with s.lock:
+            lines.append(
+                f"         demo: orders {s.orders}  fills {s.fills}  rejected {s.rejected}  "
+                f"leveraged opens {s.leveraged_opens}  errors {s.errors}"
+                + (f" (last: {s.last_error[:80]})" if s.errors else "")
+            )
+    return "\n".join(lines)
+
+
+def _metrics(port: int) -> dict[tuple[str, str], float]:
+    """(metric name, market label or "") -> value, from a node's /metrics."""
+    out: dict[tuple[str, str], float] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError, ValueError):
+        return out
+    for line in text.splitlines():
+        if not line.startswith("appchaind_") or " " not in line:
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        market = ""
+        if 'market="' in labels:
+            market = labels.split('market="', 1)[1].split('"', 1)[0]
+        try:
+            out[(name, market)] = float(value)
+        except ValueError:
+            continue
+    return out
 
 
 def _status_line(nodes: list[Any], last_holder: list[tuple[int, int, float] | None]) -> str:
