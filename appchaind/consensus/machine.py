@@ -231,7 +231,7 @@ class ConsensusMachine:
 
     def gossip(self) -> tuple[Vote | Proposal | Block, ...]:
         """Messages worth re-sending to peers: this node's votes of the current and previous
-        round and of lockedRound/validRound (a bounded number, whatever the round), the
+        round and of lockedRound/validRound, every precommit of the previous round, the
         prevotes of the polka behind validValue, and the proposals and blocks of the current
         round and of validValue (so a peer that missed them before the network healed can
         still complete the round: the paper assumes correct processes relay what they got)."""
@@ -239,6 +239,13 @@ class ConsensusMachine:
         messages: list[Vote | Proposal | Block] = [
             v for (round, _), v in self._own_votes.items() if round in recent
         ]
+        previous = self._rounds.get(self.round - 1)
+        if previous is not None:
+            # Every precommit of the previous round, not only ours: 2f+1 of them moved us to
+            # this round (lines 47, 65), and they move a peer still in that round here too.
+            for slot in previous.precommits.slots:
+                if slot is not None:
+                    messages.extend(v for v in slot.values() if v.validator_index != self._my_index)
         if self.valid_value is not None:
             # The polka behind validValue: peers need it to accept a re-proposal (line 28).
             valid_hash = self._block_id(self.valid_value)
@@ -694,8 +701,10 @@ class ConsensusMachine:
             self._record_evidence(first, vote, out)
         if index == self._my_index:
             # Our own vote, from our WAL at restart or echoed by a peer: it is signed and out,
-            # so it is our vote for that step (we will not ask the signer again).
+            # so it is our vote for that step (we will not ask the signer again), and we had
+            # reached its round (StartRound only moves forward, as line 55 does).
             self._own_votes.setdefault((vote.round, vote.kind), vote)
+            self._skip_round = max(self._skip_round, vote.round)
         elif vote.kind == PRECOMMIT and vote.block_hash:
             key = (vote.round, index, vote.block_hash)
             if key not in self._extension_checks:
