@@ -164,42 +164,8 @@ class ClearingHouse:
     def change_position(self, account: Account, market_id: int, delta: int, price: int) -> None:
         """Move the position by ``delta`` lots traded at ``price`` ticks and pay for it from
         the balance. Funding must be settled first (the new position starts at the index)."""
-        self._move(account, self.markets[market_id], delta, price)
+        self._trade(account, self.markets[market_id], delta, price, 0)
         self._health.pop(account.address, None)
-
-    def _move(self, account: Account, market: MarketState, delta: int, price: int) -> int:
-        """:meth:`change_position` but for the health cache; returns the old size (lots)."""
-        market_id = market.market_id
-        notional = delta * price * market.quantum
-        account.balance -= notional
-        position = account.positions.get(market_id)
-        if position is None:
-            size = 0
-            account.positions[market_id] = Position(delta, market.funding_index, notional)
-            self.holders[market_id][account.address] = None
-        else:
-            size = position.size
-            new_size = size + delta
-            if not new_size:
-                del account.positions[market_id]
-                del self.holders[market_id][account.address]
-            elif (size > 0) == (delta > 0):
-                position.cost += notional
-            elif (size > 0) == (new_size > 0):
-                # Reduced: the cost of what is left, pro rata (truncated toward zero).
-                kept = abs(new_size)
-                cost = position.cost
-                position.cost = (
-                    cost * kept // abs(size) if cost >= 0 else -(-cost * kept // abs(size))
-                )
-            else:
-                position.cost = new_size * price * market.quantum
-            position.size = new_size
-        address = account.address
-        self.position_changed[address] = None
-        self.touched[address] = None
-        self.unindexed[address] = None
-        return size
 
     def settle_fill(
         self,
@@ -233,18 +199,48 @@ class ClearingHouse:
     def _trade(
         self, account: Account, market: MarketState, delta: int, price: int, fee_paid: int
     ) -> None:
-        """One side of a fill: the position moves by ``delta`` lots at ``price`` ticks, the
-        fee is paid; a cached health is updated in place (funding is already settled, so
-        the net moves by the trade's mark-to-oracle value minus the fee)."""
-        held = self._move(account, market, delta, price)
-        account.balance -= fee_paid
-        state = self._health.get(account.address)
+        """One side of a trade: the position moves by ``delta`` lots bought at ``price``
+        ticks, the balance pays for them and ``fee_paid``. A cached health is updated in
+        place (funding is settled first, so the net moves by the trade's mark-to-oracle
+        value minus the fee, and each requirement by its change in this market)."""
+        market_id = market.market_id
+        address = account.address
+        quantum = market.quantum
+        notional = delta * price * quantum
+        account.balance -= notional + fee_paid
+        positions = account.positions
+        position = positions.get(market_id)
+        if position is None:
+            held = 0
+            new_size = delta
+            positions[market_id] = Position(delta, market.funding_index, notional)
+            self.holders[market_id][address] = None
+        else:
+            held = position.size
+            new_size = held + delta
+            if not new_size:
+                del positions[market_id]
+                del self.holders[market_id][address]
+            elif (held > 0) == (delta > 0):
+                position.cost += notional
+            elif (held > 0) == (new_size > 0):
+                # Reduced: the cost of what is left, pro rata (truncated toward zero).
+                kept = abs(new_size)
+                cost = position.cost
+                position.cost = (
+                    cost * kept // abs(held) if cost >= 0 else -(-cost * kept // abs(held))
+                )
+            else:
+                position.cost = new_size * price * quantum
+            position.size = new_size
+        self.position_changed[address] = None
+        self.touched[address] = None
+        self.unindexed[address] = None
+        state = self._health.get(address)
         if state is not None:
             oracle_price = market.oracle_price
-            quantum = market.quantum
             price_quantum = oracle_price * quantum
             old_notional = (held if held > 0 else -held) * price_quantum
-            new_size = held + delta
             new_notional = (new_size if new_size > 0 else -new_size) * price_quantum
             state[0] += delta * (oracle_price - price) * quantum - fee_paid
             initial_ppm = market.initial_ppm
