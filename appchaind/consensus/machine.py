@@ -303,7 +303,8 @@ class ConsensusMachine:
         self._own_votes: dict[tuple[int, int], Vote] = {}
         self._awaiting_extension: dict[int, bytes] = {}
         self._awaiting_prepare: set[int] = set()
-        self._extension_checks: dict[tuple[int, int, bytes], Vote] = {}
+        #: precommits whose extension the application is checking (None) or has judged
+        self._extension_checks: dict[Vote, bool | None] = {}
         self._commit_candidates: list[tuple[int, bytes]] = []
         self._skip_round = -1
         self._buffered: list[Event] = []
@@ -706,19 +707,19 @@ class ConsensusMachine:
             self._own_votes.setdefault((vote.round, vote.kind), vote)
             self._skip_round = max(self._skip_round, vote.round)
         elif vote.kind == PRECOMMIT and vote.block_hash:
-            key = (vote.round, index, vote.block_hash)
-            if key not in self._extension_checks:
-                self._extension_checks[key] = vote
+            if vote not in self._extension_checks:
+                self._extension_checks[vote] = None
                 out.append(RequestVerifyVoteExtension(vote))
             return
         self._count(votes, vote, out)
 
     def _on_extension_verified(self, event: VoteExtensionVerified, out: list[Effect]) -> None:
         vote = event.vote
-        key = (vote.round, vote.validator_index, vote.block_hash)
-        if vote.height != self.height or self._extension_checks.get(key) != vote:
+        if vote.height != self.height or vote not in self._extension_checks:
             return
-        del self._extension_checks[key]
+        if self._extension_checks[vote] is not None:
+            return  # answered already
+        self._extension_checks[vote] = event.accepted
         if not event.accepted:
             return
         votes = self._round_votes(vote.round)
