@@ -769,8 +769,9 @@ class ExchangeApp:
                     f"{state.net} below the initial margin {state.initial} (micro-units)",
                 )
         outcome = book.place(order_id, address, side, price, size, tif, flags, client_id, gtb)
-        if self._scratch:
-            self._scratch.clear()
+        scratch = self._scratch
+        if scratch:  # (a rejected fill-or-kill leaves checks without fills)
+            scratch.clear()
         fills = book.fills
         if fills:
             book.fills = []
@@ -783,8 +784,9 @@ class ExchangeApp:
                 self._rest_seq[(market_id, order_id)] = rest_seq
             if flags:
                 self._reduce_only.setdefault(address, {})[market_id] = None
-            resting = book.order(order_id)[_O_SIZE]  # type: ignore[index]
-            events.append(("order", market_id, order_id, address, client_id, "resting", resting))
+            if fills:
+                size -= sum([fill[6] for fill in fills])  # what rests: the unfilled lots
+            events.append(("order", market_id, order_id, address, client_id, "resting", size))
             return _OK
         if outcome is _FILLED:
             events.append(("order", market_id, order_id, address, client_id, "filled", 0))
