@@ -371,8 +371,12 @@ class ExchangeApp:
         admission or a proposal's check), so :meth:`check_tx`, :meth:`process_proposal`
         and :meth:`finalize_block` do not verify them again. The verdicts share the
         bounded signature cache with the app's own."""
-        for digest in digests:
-            self._remember_signature(digest, True)
+        trusted = dict.fromkeys(digests, True)
+        cache = self._verified
+        if len(cache) + len(trusted) > _SIGNATURE_CACHE_LIMIT:
+            for stale in list(cache)[: _SIGNATURE_CACHE_LIMIT // 2]:
+                del cache[stale]
+        cache.update(trusted)
 
     def _remember_signature(self, digest: bytes, verdict: bool) -> None:
         cache = self._verified

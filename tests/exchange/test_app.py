@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hashlib import sha256
+
 from appchaind import codec
 from appchaind.exchange import CancelOrder, Code, ExchangeApp, Faucet, Withdraw
 from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
@@ -52,8 +54,13 @@ def test_extend_vote_and_verify_with_the_simulated_feed():
     g = genesis(BALANCES)
     clock = [GENESIS_MS / 1000 + 3600]
     feeds = [
-        SimulatedFeed(g.markets, seed=b"net", validator_seed=bytes([i]), start_ms=GENESIS_MS,
-                      clock=lambda: clock[0])  # fmt: skip
+        SimulatedFeed(
+            g.markets,
+            seed=b"net",
+            validator_seed=bytes([i]),
+            start_ms=GENESIS_MS,
+            clock=lambda: clock[0],
+        )  # fmt: skip
         for i in range(2)
     ]
     apps = [ExchangeApp(g, price_source=f) for f in feeds]
@@ -64,7 +71,9 @@ def test_extend_vote_and_verify_with_the_simulated_feed():
     assert abs(prices[0].price - prices[2].price) * 5000 <= prices[0].price
     assert not apps[0].verify_vote_extension(encode_vote({0: 1}))
     assert not apps[0].verify_vote_extension(b"\xc1")
-    result = apps[0].finalize_block(1, GENESIS_MS + 1000, [], oracle_votes=[(5, extensions[0]), (5, extensions[1])])
+    result = apps[0].finalize_block(
+        1, GENESIS_MS + 1000, [], oracle_votes=[(5, extensions[0]), (5, extensions[1])]
+    )
     assert result.events[0].kind == "oracle"
 
 
@@ -89,6 +98,26 @@ def test_check_tx_and_proposals():
     result = app.finalize_block(1, GENESIS_MS + 1000, block)
     assert [r.code for r in result.tx_results] == [Code.ORDER_NOT_FOUND, 0, 0]
     assert app.account(key("newcomer").address).balance == 1000
+
+
+def test_trusted_signatures_are_not_verified_again():
+    """The node verified these digests on its worker threads: the app takes its word (so a
+    tx the node vouched for is never re-verified), and still verifies everything else."""
+    app = ExchangeApp(genesis(BALANCES))
+    d = Driver(app)
+    signed = d.tx("alice", limit(0, SELL, 50000, 1))
+    forged = codec.encode(
+        type(signed)(
+            *[getattr(signed, f) for f in ("chain_id", "sender", "nonce", "expiry_height", "body")],
+            bytes(64),
+        )
+    )
+    honest = codec.encode(d.tx("bob", limit(0, BUY, 49000, 1)))
+    assert app.check_tx(forged).code == Code.BAD_SIGNATURE
+    app.trust_signatures([sha256(forged).digest()])
+    assert app.check_tx(forged).code == 0
+    result = app.finalize_block(1, GENESIS_MS + 1000, [forged, honest])
+    assert [r.code for r in result.tx_results] == [0, 0]
 
 
 def test_nonce_window_set_and_expiry():
