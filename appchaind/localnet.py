@@ -20,6 +20,8 @@ from appchaind.home import demo_genesis, init_home
 __all__ = ["LocalnetNode", "init_localnet", "load_localnet", "DEMO_ACCOUNTS"]
 
 DEFAULT_BASE_PORT = 26600
+#: The simulated oracle's walk on local networks: up to 0.2% per second.
+LOCALNET_ORACLE_STEP_PPM = 2_000
 PORT_STRIDE = 10
 
 #: (account name, balance in quote units) created by `localnet init`.
@@ -108,6 +110,8 @@ def init_localnet(
                 "rpc": {"listen_address": f"127.0.0.1:{rpc}"},
                 "http": {"listen_address": f"127.0.0.1:{http}"},
                 "pbs": {"listen_address": f"127.0.0.1:{pbs}"},
+                # A lively simulated market, so the demo's leveraged trader can be liquidated.
+                "oracle": {"simulated_step_ppm": LOCALNET_ORACLE_STEP_PPM},
             },
         )
         nodes.append(

@@ -324,6 +324,14 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 3_600_000,
             ),
             Key(
+                "simulated_step_ppm",
+                "int",
+                500,
+                'For source = "simulated": the shared walk moves by up to this much per second, in parts per million (local networks use more, so liquidations happen in a demo).',
+                0,
+                100_000,
+            ),
+            Key(
                 "simulated_noise_ppm",
                 "int",
                 200,

@@ -12,6 +12,7 @@ verified again here.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from appchaind.consensus.validators import ValidatorSet
@@ -28,20 +29,38 @@ from config.node_config import NodeConfig
 __all__ = ["ExchangeNodeApp", "price_source_from_config"]
 
 
+class _FreshFileSource:
+    """The operator's price file, ignored when it was last written more than
+    ``max_staleness_ms`` ago (a stalled feed reports nothing rather than old prices)."""
+
+    def __init__(self, path: Path, genesis: Genesis, max_staleness_ms: int) -> None:
+        self._path = path
+        self._source = oracle.FilePriceSource(path, genesis.markets)
+        self._max_staleness_s = max_staleness_ms / 1000
+
+    def prices(self) -> dict[int, int]:
+        try:
+            age = time.time() - self._path.stat().st_mtime
+        except OSError:
+            return {}
+        return {} if age > self._max_staleness_s else self._source.prices()
+
+
 def price_source_from_config(
     config: NodeConfig, genesis: Genesis, validator_address: bytes
 ) -> oracle.PriceSource:
     o = config.oracle
     if o.source == "file":
         path = Path(o.file_path)
-        return oracle.FilePriceSource(
-            path if path.is_absolute() else config.home / path, genesis.markets
+        return _FreshFileSource(
+            path if path.is_absolute() else config.home / path, genesis, o.max_staleness_ms
         )
     return oracle.SimulatedFeed(
         genesis.markets,
         seed=genesis.hash(),
         validator_seed=validator_address,
         start_ms=genesis.genesis_time_ms,
+        step_ppm=o.simulated_step_ppm,
         noise_ppm=o.simulated_noise_ppm,
     )
 
