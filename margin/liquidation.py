@@ -24,7 +24,7 @@ from __future__ import annotations
 from heapq import heapify, heappop, heappush
 
 from margin.accounts import Account
-from margin.health import health
+from margin.health import Health, health
 from margin.markets import PPM, MarketState
 
 __all__ = ["LiquidationIndex", "deleveraging_ranking"]
@@ -72,16 +72,20 @@ class LiquidationIndex:
             heapify(heap)
         self._longs, self._shorts = longs, shorts
 
-    def update(self, account: Account, markets: list[MarketState]) -> bool:
+    def update(
+        self, account: Account, markets: list[MarketState], state: Health | None = None
+    ) -> bool:
         """Re-evaluate ``account`` at the current prices: returns True (and leaves it out of
-        the index) if it is below maintenance margin, else indexes its bands."""
+        the index) if it is below maintenance margin, else indexes its bands. ``state`` is
+        the account's health at these prices if the caller has it (computed if None)."""
         address = account.address
         if address in self._entries:
             self.remove(address)
         positions = account.positions
         if not positions:
             return False
-        state = health(account, markets)
+        if state is None:
+            state = health(account, markets)
         if state.net < state.maintenance:
             return True
         excess = state.net - state.maintenance - len(positions)

@@ -1113,15 +1113,17 @@ class ExchangeApp:
         candidates: dict[bytes, None] = {}
         unindexed = clearing.unindexed
         clearing.unindexed = {}
+        health = clearing.health  # cached, exact at the current prices
         for address in unindexed:
             account = accounts.get(address)
-            if account is None:
+            if account is None or not account.positions:
                 index.remove(address)
-            elif index.update(account, markets):
+            elif index.update(account, markets, health(account)):
                 candidates[address] = None
         for market in markets:
             for address in index.crossed(market.market_id, market.oracle_price):
-                if index.update(accounts[address], markets):
+                account = accounts[address]
+                if index.update(account, markets, health(account)):
                     candidates[address] = None
         if not candidates:
             return
