@@ -293,15 +293,17 @@ class ExchangeApp:
         books = self.books
         rest_seq = self._rest_seq
         stored_conditionals = self._stored_conditionals
+        # order_key(market_id, order_id) is the market's prefix + the id as u64
+        prefixes = [order_key(market_id, 0)[:-8] for market_id in range(len(books))]
         for key in self._dirty_orders:
             market_id, order_id = key
             book = books[market_id]
             record = book.order(order_id)
             if record is None:
-                changes[order_key(market_id, order_id)] = None
+                changes[prefixes[market_id] + order_id.to_bytes(8, "big")] = None
                 rest_seq.pop(key, None)
             else:
-                changes[order_key(market_id, order_id)] = packb(
+                changes[prefixes[market_id] + order_id.to_bytes(8, "big")] = packb(
                     [rest_seq.get(key, order_id), *record]
                 )
             conditional = book.triggers.get(order_id)
