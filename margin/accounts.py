@@ -58,6 +58,11 @@ class Account:
         """Record ``nonce`` or raise NonceError. A nonce must not be among the kept ones and,
         once ``max_recent`` are kept, must exceed the smallest of them (which is then dropped)."""
         nonces = self.nonces
+        if nonces and nonce > nonces[-1]:  # the usual case: a fresh timestamp
+            nonces.append(nonce)
+            if len(nonces) > max_recent:
+                del nonces[: len(nonces) - max_recent]
+            return
         i = bisect_left(nonces, nonce)
         if i < len(nonces) and nonces[i] == nonce:
             raise NonceError(f"nonce {nonce} was already used by this account (replayed tx)")

@@ -192,3 +192,21 @@ def test_the_index_stays_complete_through_repeated_updates(changes, move_btc):
         if health(account, markets).liquidatable:
             assert account.address in crossed or account.address in flagged
     assert index.crossed(0, markets[0].oracle_price) == []
+
+
+@given(st.lists(st.integers(0, 60), max_size=80), st.integers(1, 8))
+def test_nonce_fast_path_agrees_with_the_rule(nonces, max_recent):
+    """A nonce above every kept one takes a shortcut; the outcome must be the rule's:
+    refused iff already kept, or older than all kept ones once max_recent are kept."""
+    account = Account(b"n" * 20, 0)
+    kept: list[int] = []
+    for nonce in nonces:
+        refused = nonce in kept or (len(kept) >= max_recent and nonce < kept[0])
+        assert (account.check_nonce(nonce, max_recent) is not None) == refused
+        if refused:
+            with pytest.raises(NonceError):
+                account.accept_nonce(nonce, max_recent)
+        else:
+            account.accept_nonce(nonce, max_recent)
+            kept = sorted([*kept, nonce])[-max_recent:]
+        assert account.nonces == kept
