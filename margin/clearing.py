@@ -15,7 +15,7 @@ rehashed) and ``unindexed`` (its liquidation bounds must be recomputed).
 from __future__ import annotations
 
 from margin.accounts import Account, Position
-from margin.health import Health, fee, funding_owed, health
+from margin.health import Health, funding_owed, health
 from margin.markets import PPM, MarketState
 
 __all__ = ["ClearingHouse", "ClearingError"]
@@ -182,14 +182,23 @@ class ClearingHouse:
         the fee pool. Returns (maker fee, taker fee) in micro-units."""
         market = self.markets[market_id]
         notional = price * size * market.quantum
-        maker_fee = fee(notional, market.maker_fee_ppm)
-        taker_fee = fee(notional, taker_fee_ppm)
-        if maker.positions and market_id in maker.positions:
-            if maker.positions[market_id].funding_index != market.funding_index:
-                self.settle_funding(maker)
-        if taker.positions and market_id in taker.positions:
-            if taker.positions[market_id].funding_index != market.funding_index:
-                self.settle_funding(taker)
+        # fee(notional, ppm), inline: charges round up, rebates down
+        maker_ppm = market.maker_fee_ppm
+        maker_fee = (
+            -(-notional * maker_ppm // PPM) if maker_ppm >= 0 else -(notional * -maker_ppm // PPM)
+        )
+        taker_fee = (
+            -(-notional * taker_fee_ppm // PPM)
+            if taker_fee_ppm >= 0
+            else -(notional * -taker_fee_ppm // PPM)
+        )
+        funding_index = market.funding_index
+        position = maker.positions.get(market_id)
+        if position is not None and position.funding_index != funding_index:
+            self.settle_funding(maker)
+        position = taker.positions.get(market_id)
+        if position is not None and position.funding_index != funding_index:
+            self.settle_funding(taker)
         delta = size if taker_buys else -size
         self._trade(taker, market, delta, price, taker_fee)
         self._trade(maker, market, -delta, price, maker_fee)
