@@ -329,7 +329,7 @@ class Simulation:
         self.mix = mix
         self.rng = random.Random(seed)
         rng = self.rng
-        n = rng.choice((4, 4, 5, 5, 6, 7, 8, 10))
+        n = rng.choice((4, 4, 4, 5, 5, 6, 7, 10))
         powers = [rng.randint(1, 10) for _ in range(n)]
         keys: list[SigningKey] = []
         for i in range(n):
