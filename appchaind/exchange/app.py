@@ -44,7 +44,14 @@ from appchaind.exchange.commitment import (
     market_key,
     order_key,
 )
-from appchaind.exchange.results import BlockResult, Code, Event, TxResult, expand_events
+from appchaind.exchange.results import (
+    BlockResult,
+    Code,
+    Event,
+    PendingEvent,
+    TxResult,
+    expand_events,
+)
 from appchaind.exchange.txs import (
     CancelAll,
     CancelOrder,
@@ -204,7 +211,9 @@ class ExchangeApp:
         #: (chain id, first and last acceptable expiry height, first and last acceptable
         #: nonce) of the block being executed (:meth:`_check_envelope`'s rules, precomputed).
         self._envelope_bounds: tuple[str, int, int, int, int] = ("", 0, -1, 0, -1)
-        self._handlers: dict[type, Callable[[Account, Any, list[Event]], tuple[int, str]]] = {
+        self._handlers: dict[
+            type, Callable[[Account, Any, list[PendingEvent]], tuple[int, str]]
+        ] = {
             PlaceOrder: self._place_order,
             CancelOrder: self._cancel_order,
             CancelAll: self._cancel_all,
@@ -462,7 +471,7 @@ class ExchangeApp:
         votes: Sequence[tuple[int, bytes]] | None,
         total_power: int | None,
         decided: Sequence[int] | None,
-        events: list[Event],
+        events: list[PendingEvent],
     ) -> None:
         if decided is not None:
             rows = [
@@ -525,7 +534,7 @@ class ExchangeApp:
             self.chain_id, height, height + params.max_tx_lifetime_blocks,
             time_ms - params.nonce_window_past_ms, time_ms + params.nonce_window_future_ms,
         )  # fmt: skip
-        block_events: list[Event] = []
+        block_events: list[PendingEvent] = []
         self._update_oracle(oracle_votes, total_power, oracle_prices, block_events)
         self._refresh_bands()
         self.clearing.prices_changed()
@@ -612,7 +621,7 @@ class ExchangeApp:
         except NonceError as exc:
             return TxResult(Code.NONCE_REPLAYED, str(exc))
         clearing.touched[address] = None
-        events: list[Event] = []
+        events: list[PendingEvent] = []
         if account.positions:
             markets = self.markets
             for market_id, position in account.positions.items():
@@ -628,7 +637,7 @@ class ExchangeApp:
             code, log = handler(account, body, events)
         return TxResult(code, log, events)
 
-    def _settle_funding(self, account: Account, events: list[Event]) -> None:
+    def _settle_funding(self, account: Account, events: list[PendingEvent]) -> None:
         paid = self.clearing.settle_funding(account)
         if paid:
             events.append(Event("funding_payment", {"account": account.address, "amount": paid}))
@@ -636,7 +645,7 @@ class ExchangeApp:
     # ================================================================== orders
 
     def _place_order(
-        self, account: Account, body: PlaceOrder, events: list[Event]
+        self, account: Account, body: PlaceOrder, events: list[PendingEvent]
     ) -> tuple[int, str]:
         market_id = body.market_id
         if market_id >= len(self.markets):
@@ -702,7 +711,7 @@ class ExchangeApp:
         order_id: int,
         tif: int,
         flags: int,
-        events: list[Event],
+        events: list[PendingEvent],
     ) -> tuple[int, str]:
         market_id = body.market_id
         if not 0 < body.trigger_price < MAX_PRICE:
@@ -740,7 +749,7 @@ class ExchangeApp:
         flags: int,
         client_id: int,
         gtb: int,
-        events: list[Event],
+        events: list[PendingEvent],
         rest_seq: int = 0,
     ) -> tuple[int, str]:
         """Margin-check an order and put it through the book; settle its fills."""
@@ -862,7 +871,7 @@ class ExchangeApp:
         fills: list[tuple[int, bytes, int, bytes, int, int, int, int]],
         taker: Account,
         taker_fee_ppm: int,
-        events: list[Event],
+        events: list[PendingEvent],
         liquidation: bool,
     ) -> None:
         accounts = self.clearing.accounts
@@ -897,7 +906,10 @@ class ExchangeApp:
             )  # fmt: skip
 
     def _note_removals(
-        self, market_id: int, removals: list[tuple[int, bytes, int, int]], events: list[Event]
+        self,
+        market_id: int,
+        removals: list[tuple[int, bytes, int, int]],
+        events: list[PendingEvent],
     ) -> None:
         dirty = self._dirty_orders
         for order_id, owner, reason, size in removals:
@@ -921,7 +933,7 @@ class ExchangeApp:
         return order_id if self._owned_order(book, address, order_id) else None
 
     def _cancel_order(
-        self, account: Account, body: CancelOrder, events: list[Event]
+        self, account: Account, body: CancelOrder, events: list[PendingEvent]
     ) -> tuple[int, str]:
         if body.market_id >= len(self.markets):
             return Code.UNKNOWN_MARKET, f"market {body.market_id} does not exist"
@@ -939,7 +951,7 @@ class ExchangeApp:
         return _OK
 
     def _cancel_all(
-        self, account: Account, body: CancelAll, events: list[Event]
+        self, account: Account, body: CancelAll, events: list[PendingEvent]
     ) -> tuple[int, str]:
         if body.all_markets:
             market_ids = list(range(len(self.markets)))
@@ -954,7 +966,7 @@ class ExchangeApp:
         return _OK
 
     def _replace_order(
-        self, account: Account, body: ReplaceOrder, events: list[Event]
+        self, account: Account, body: ReplaceOrder, events: list[PendingEvent]
     ) -> tuple[int, str]:
         new = body.order
         market_id = new.market_id
@@ -994,7 +1006,9 @@ class ExchangeApp:
 
     # ================================================================== transfers
 
-    def _transfer(self, account: Account, body: Transfer, events: list[Event]) -> tuple[int, str]:
+    def _transfer(
+        self, account: Account, body: Transfer, events: list[PendingEvent]
+    ) -> tuple[int, str]:
         try:
             self.clearing.transfer(account, body.recipient, body.amount)
         except ClearingError as exc:
@@ -1007,7 +1021,9 @@ class ExchangeApp:
         )
         return _OK
 
-    def _withdraw(self, account: Account, body: Withdraw, events: list[Event]) -> tuple[int, str]:
+    def _withdraw(
+        self, account: Account, body: Withdraw, events: list[PendingEvent]
+    ) -> tuple[int, str]:
         try:
             self.clearing.withdraw(account, body.amount)
         except ClearingError as exc:
@@ -1015,7 +1031,9 @@ class ExchangeApp:
         events.append(Event("withdraw", {"sender": account.address, "amount": body.amount}))
         return _OK
 
-    def _faucet(self, account: Account, body: Faucet, events: list[Event]) -> tuple[int, str]:
+    def _faucet(
+        self, account: Account, body: Faucet, events: list[PendingEvent]
+    ) -> tuple[int, str]:
         if not self.params.faucet_enabled:
             return Code.FAUCET_DISABLED, "this chain has no faucet"
         if not 0 < body.amount <= self.params.faucet_max_amount:
@@ -1029,7 +1047,7 @@ class ExchangeApp:
 
     # ================================================================== end of block
 
-    def _end_block(self, prev_block_hash: bytes, events: list[Event]) -> None:
+    def _end_block(self, prev_block_hash: bytes, events: list[PendingEvent]) -> None:
         height = self.height
         for market_id, book in enumerate(self.books):
             expired = book.expire(height)
@@ -1042,7 +1060,7 @@ class ExchangeApp:
         self._liquidations(prev_block_hash, events)
         self._reduce_only_upkeep(events)
 
-    def _fire_triggers(self, market: MarketState, events: list[Event]) -> None:
+    def _fire_triggers(self, market: MarketState, events: list[PendingEvent]) -> None:
         market_id = market.market_id
         book = self.books[market_id]
         for order in book.trigger(market.oracle_price):
@@ -1076,7 +1094,7 @@ class ExchangeApp:
                     })
                 )  # fmt: skip
 
-    def _funding(self, market: MarketState, events: list[Event]) -> None:
+    def _funding(self, market: MarketState, events: list[PendingEvent]) -> None:
         book = self.books[market.market_id]
         params = market.params
         target = -(-params.impact_notional // market.quantum)  # tick-lots
@@ -1107,7 +1125,7 @@ class ExchangeApp:
 
     # ------------------------------------------------------------------ liquidation
 
-    def _liquidations(self, prev_block_hash: bytes, events: list[Event]) -> None:
+    def _liquidations(self, prev_block_hash: bytes, events: list[PendingEvent]) -> None:
         clearing = self.clearing
         accounts = clearing.accounts
         index = self.index
@@ -1139,7 +1157,7 @@ class ExchangeApp:
         for address in ordered[cap:]:
             clearing.unindexed[address] = None
 
-    def _liquidate(self, account: Account, events: list[Event]) -> None:
+    def _liquidate(self, account: Account, events: list[PendingEvent]) -> None:
         """Close an account below maintenance margin: its orders are cancelled; then per
         position (ascending market), within the per-account notional cap: (1) an IOC order
         against the book no worse than the bankruptcy price, the liquidation fee taken from
@@ -1200,7 +1218,7 @@ class ExchangeApp:
         size: int,
         bankrupt_at: int,
         step: str,
-        events: list[Event],
+        events: list[PendingEvent],
     ) -> int:
         """An IOC liquidation order; returns lots filled. Fills at or better than the
         bankruptcy price pay the liquidation fee out of their surplus; fills worse than it
@@ -1254,7 +1272,7 @@ class ExchangeApp:
         return filled
 
     def _deleverage(
-        self, account: Account, market_id: int, signed: int, events: list[Event]
+        self, account: Account, market_id: int, signed: int, events: list[PendingEvent]
     ) -> None:
         clearing = self.clearing
         bankrupt_at = bankruptcy_price(account, self.markets, market_id, signed)
@@ -1296,7 +1314,7 @@ class ExchangeApp:
 
     # ------------------------------------------------------------------ reduce-only upkeep
 
-    def _reduce_only_upkeep(self, events: list[Event]) -> None:
+    def _reduce_only_upkeep(self, events: list[PendingEvent]) -> None:
         """Resting and conditional reduce-only orders of accounts whose position changed
         shrink to the position (oldest order first is irrelevant: each is capped on its
         own), and are cancelled when the position is flat or on the order's side."""
@@ -1395,6 +1413,6 @@ def _execution_class(body: object) -> int:
 
 def _order_event(
     market_id: int, order_id: int, owner: bytes, client_id: int, status: str, size: int
-) -> Event:
+) -> PendingEvent:
     """An ``order`` event, compact (see results.COMPACT_EVENT_FIELDS)."""
-    return ("order", market_id, order_id, owner, client_id, status, size)  # type: ignore[return-value]
+    return ("order", market_id, order_id, owner, client_id, status, size)

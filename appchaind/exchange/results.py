@@ -84,13 +84,18 @@ COMPACT_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def expand_events(events: list[Any]) -> list[Event]:
+#: What the application appends to an events list: an :class:`Event`, or the compact tuple
+#: of one of the kinds in :data:`COMPACT_EVENT_FIELDS`.
+PendingEvent = Event | tuple[Any, ...]
+
+
+def expand_events(events: list[PendingEvent]) -> list[Event]:
     """``events`` with every compact tuple turned into its :class:`Event` (in place)."""
     fields = COMPACT_EVENT_FIELDS
     for i, event in enumerate(events):
         if type(event) is tuple:
             events[i] = Event(event[0], dict(zip(fields[event[0]], event[1:], strict=True)))
-    return events
+    return events  # type: ignore[return-value]
 
 
 class TxResult:
@@ -99,10 +104,10 @@ class TxResult:
 
     __slots__ = ("code", "log", "_events", "_expanded")
 
-    def __init__(self, code: int, log: str = "", events: list[Any] | None = None) -> None:
+    def __init__(self, code: int, log: str = "", events: list[PendingEvent] | None = None) -> None:
         self.code = code
         self.log = log
-        self._events: list[Any] = [] if events is None else events
+        self._events: list[PendingEvent] = [] if events is None else events
         self._expanded = False
 
     @property
@@ -110,11 +115,10 @@ class TxResult:
         if not self._expanded:
             expand_events(self._events)
             self._expanded = True
-        events: list[Event] = self._events
-        return events
+        return self._events  # type: ignore[return-value]
 
     @events.setter
-    def events(self, events: list[Any]) -> None:
+    def events(self, events: list[PendingEvent]) -> None:
         self._events = events
         self._expanded = False
 
