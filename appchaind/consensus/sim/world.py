@@ -358,6 +358,7 @@ class Simulation:
             evidence_max_age=50,
             mutation=mutation,
         )
+        self._genesis_power = powers
         validators = tuple(Validator(k.public_key, p) for k, p in zip(keys, powers, strict=True))
         genesis = ChainState.genesis(CHAIN_ID, validators, GENESIS_TIME_MS)
         public_keys = tuple(k.public_key for k in keys)
@@ -486,7 +487,8 @@ class Simulation:
             honest = [n.index for n in self.nodes if n.honest]
             for _ in range(rng.randint(1, 3)):
                 index = rng.choice(honest)
-                tx = b"power:%d:%d" % (index, rng.randint(5, 20))
+                # Only ever above the genesis power: the byzantine share can only shrink.
+                tx = b"power:%d:%d" % (index, self._genesis_power[index] + rng.randint(1, 10))
                 self._push(rng.randint(0, max(1, self.gst_ms + 1000)), -1, 0, ("tx", tx))
 
     def _world_event(self, payload: Any) -> None:
