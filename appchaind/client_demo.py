@@ -6,11 +6,11 @@
 * ``trader0``..``trader3`` take liquidity at random: small market orders, leaning back
   towards flat when their position grows; their submit→commit latencies feed the live
   view's p50/p99.
-* ``leveraged`` opens a BTC position at about 18x (close to the 20x the 5% initial margin
-  allows) and keeps it; it is liquidated when the oracle moves about 2.5% against it
-  (maintenance margin is 3%), then tops up from the faucet and opens again on the other
-  side. The simulated oracle walks ±500 ppm a second, so that takes a while: watch the
-  ``liquidations`` column.
+* ``leveraged`` keeps a BTC position of about 18x its equity (close to the 20x the 5%
+  initial margin allows), adding to it as profits come in; it is liquidated when the
+  oracle pulls back about 2.5% (maintenance margin is 3%), then tops up from the faucet and
+  goes the other way. Local networks walk the simulated oracle up to 0.5% a second, so that happens
+  within minutes: watch the ``liquidations`` column.
 
 :class:`DemoTraders` runs them in a background thread (its own trio loop) and exposes
 :class:`DemoStats` for the live view.
@@ -176,30 +176,43 @@ class DemoTraders:
                 held[symbol] += signed
 
     async def _leveraged(self, c: Client) -> None:
+        """Keeps a BTC position of about 18x its equity (IOC orders through the maker's
+        ladder, each at most 0.5% through the best price, topping up as profits come in)
+        until it is liquidated; then tops up from the faucet and goes the other way."""
         key = self.key("leveraged")
         address = key.address.hex()
         side = "buy"
+        target = Decimal(0)
         while True:
             account = await c.account(address)
-            if not account["positions"]:
-                if Decimal(account["free_collateral"]) < 1500:
-                    await c.faucet(key, "2000")
-                    account = await c.account(address)
-                m = await c.market("BTC-PERP")
+            held = sum(
+                (abs(Decimal(p["size"])) for p in account["positions"] if p["market"] == "BTC-PERP"),
+                Decimal(0),
+            )
+            if held == 0 and target:
+                # Flat again after a position was built: it was liquidated. Next round, the other way.
+                target = Decimal(0)
+                side = "sell" if side == "buy" else "buy"
+            if held == 0 and Decimal(account["free_collateral"]) < 1500:
+                await c.faucet(key, "2000")
+                account = await c.account(address)
+            m = await c.market("BTC-PERP")
+            # Re-lever as profits come in: always about 18x the current equity, so a pull-back
+            # of ~2.5% from any peak liquidates it.
+            equity = Decimal(account["net_collateral"])
+            target = Decimal(_on_grid(equity * LEVERAGE / Decimal(m["oracle_price"]), m["lot_size"]))
+            missing = Decimal(_on_grid(target - held, m["lot_size"]))
+            if missing > target / 20:
                 book = await c.book("BTC-PERP", 1)
                 levels = book["asks" if side == "buy" else "bids"]
-                if not levels:
-                    await trio.sleep(1)
-                    continue
-                price = Decimal(levels[0][0])
-                equity = Decimal(account["net_collateral"])
-                size = _on_grid(equity * LEVERAGE / price, m["lot_size"])
-                result = await c.place_order(
-                    key, "BTC-PERP", side, size, price=str(price), tif="ioc"
-                )
-                self._count(result.code, len(result.fills))
-                if result.ok and result.fills:
-                    with self.stats.lock:
-                        self.stats.leveraged_opens += 1
-                    side = "sell" if side == "buy" else "buy"
-            await trio.sleep(2)
+                if levels:
+                    through = Decimal("1.005") if side == "buy" else Decimal("0.995")
+                    price = _on_grid(Decimal(levels[0][0]) * through, m["tick_size"])
+                    result = await c.place_order(
+                        key, "BTC-PERP", side, str(missing), price=price, tif="ioc"
+                    )
+                    self._count(result.code, len(result.fills))
+                    if result.ok and result.fills and held == 0:
+                        with self.stats.lock:
+                            self.stats.leveraged_opens += 1
+            await trio.sleep(1)

@@ -20,8 +20,8 @@ from appchaind.home import demo_genesis, init_home
 __all__ = ["LocalnetNode", "init_localnet", "load_localnet", "DEMO_ACCOUNTS"]
 
 DEFAULT_BASE_PORT = 26600
-#: The simulated oracle's walk on local networks: up to 0.2% per second.
-LOCALNET_ORACLE_STEP_PPM = 2_000
+#: The simulated oracle's walk on local networks: up to 0.5% per second.
+LOCALNET_ORACLE_STEP_PPM = 5_000
 PORT_STRIDE = 10
 
 #: (account name, balance in quote units) created by `localnet init`.
