@@ -33,6 +33,9 @@ DEMO_ACCOUNTS = (
     ("maker", "5000000"),
     ("leveraged", "2000"),
     ("builder", "100000"),
+    # Not used by the demo traders: the README's trading examples use these two.
+    ("alice", "100000"),
+    ("bob", "100000"),
 )
 
 
