@@ -86,7 +86,8 @@ def oracle(net: Localnet, market: str) -> Decimal:
 
 
 def on_tick(price: Decimal, tick: str = "0.1") -> str:
-    return str(price.quantize(Decimal(tick)))
+    """``price`` rounded to the tick, as the chain writes decimals (no trailing zeros)."""
+    return format(price.quantize(Decimal(tick)).normalize(), "f")
 
 
 def position(doc: dict[str, Any], market: str) -> Decimal:
@@ -117,7 +118,8 @@ def test_cli_cross_fill_on_every_node_and_in_watch(net: Localnet) -> None:
         assert taken["code"] == 0, taken
         assert set(taken) >= {"tx_hash", "code", "log", "height", "fills"}
         (fill,) = taken["fills"]
-        assert fill["price"] == price and fill["size"] == "0.01" and fill["taker_side"] == "buy"
+        assert Decimal(fill["price"]) == Decimal(price)
+        assert fill["size"] == "0.01" and fill["taker_side"] == "buy"
         assert fill["maker_order_id"] == placed["order_id"]
         net.wait_height([0, 1, 2, 3], taken["height"])
         for i in range(4):
