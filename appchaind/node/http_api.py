@@ -90,28 +90,7 @@ def block_json(block: types.Block) -> dict[str, Any]:
 
 def make_http_server(node: Node) -> HttpServer:
     async def status(request: Request) -> Response:
-        s = node.status()
-        return json_response(
-            {
-                "chain_id": s.chain_id,
-                "node_id": s.node_id,
-                "moniker": s.moniker,
-                "height": s.height,
-                "block_hash": s.block_hash.hex(),
-                "app_hash": s.app_hash.hex(),
-                "block_time_ms": s.block_time_ms,
-                "catching_up": s.catching_up,
-                "peers": s.peers,
-                "consensus": {
-                    "height": s.consensus_height,
-                    "round": s.consensus_round,
-                    "step": s.consensus_step,
-                },
-                "validator": None
-                if s.validator_address is None
-                else {"address": s.validator_address.hex(), "voting_power": s.voting_power},
-            }
-        )
+        return json_response(node.status().as_json())
 
     async def block(request: Request) -> Response:
         if len(request.segments) != 2 or not request.segments[1].isdigit():

@@ -167,6 +167,28 @@ class NodeStatus:
     validator_address: bytes | None
     voting_power: int
 
+    def as_json(self) -> dict[str, Any]:
+        """The JSON of ``GET /status`` and of the RPC ``status`` method."""
+        return {
+            "chain_id": self.chain_id,
+            "node_id": self.node_id,
+            "moniker": self.moniker,
+            "height": self.height,
+            "block_hash": self.block_hash.hex(),
+            "app_hash": self.app_hash.hex(),
+            "block_time_ms": self.block_time_ms,
+            "catching_up": self.catching_up,
+            "peers": self.peers,
+            "consensus": {
+                "height": self.consensus_height,
+                "round": self.consensus_round,
+                "step": self.consensus_step,
+            },
+            "validator": None
+            if self.validator_address is None
+            else {"address": self.validator_address.hex(), "voting_power": self.voting_power},
+        }
+
 
 @dataclass(slots=True)
 class _PeerState:

@@ -329,19 +329,8 @@ class RpcServer:
     # ------------------------------------------------------------------ methods
 
     async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
-        s = self.node.status()
-        return {
-            "chain_id": s.chain_id,
-            "node_id": s.node_id,
-            "moniker": s.moniker,
-            "height": s.height,
-            "block_hash": s.block_hash.hex(),
-            "app_hash": s.app_hash.hex(),
-            "block_time_ms": s.block_time_ms,
-            "catching_up": s.catching_up,
-            "peers": s.peers,
-            "max_tx_lifetime_blocks": self.node.genesis.params.max_tx_lifetime_blocks,
-        }
+        lifetime = self.node.genesis.params.max_tx_lifetime_blocks
+        return {**self.node.status().as_json(), "max_tx_lifetime_blocks": lifetime}
 
     async def _broadcast_tx(self, params: dict[str, Any]) -> dict[str, Any]:
         raw = params.get("tx")
