@@ -231,12 +231,6 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 0,
                 600_000,
             ),
-            Key(
-                "create_empty_blocks",
-                "bool",
-                True,
-                "Produce blocks when the mempool is empty (keeps oracle prices and funding moving).",
-            ),
         ),
         "mempool": (
             Key("max_txs", "int", 50_000, "Transactions held at most.", 1, 10_000_000),
@@ -276,7 +270,7 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "recheck",
                 "bool",
                 True,
-                "Re-run check_tx on waiting transactions after each commit.",
+                "Re-run check_tx on up to 2,000 waiting transactions (oldest first) after each commit, dropping those that became invalid.",
             ),
         ),
         "pbs": (
@@ -284,13 +278,13 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "enabled",
                 "bool",
                 True,
-                "Accept bids from bonded builders for the right to build our blocks.",
+                "Accept bids from bonded builders for the right to build our blocks (reserved: builder bids are not implemented yet, so this node always builds its own blocks).",
             ),
             Key(
                 "bid_deadline_ms",
                 "int",
                 150,
-                f"How long after our turn starts we wait for builder bids, in {MS}.",
+                f"How long after our turn starts we wait for builder bids, in {MS} (reserved, see pbs.enabled).",
                 0,
                 60_000,
             ),
@@ -298,7 +292,7 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "listen_address",
                 "address",
                 "127.0.0.1:26603",
-                "Where builders send bids (host:port).",
+                "Where builders send bids (host:port) (reserved, see pbs.enabled).",
             ),
         ),
         "oracle": (

@@ -114,6 +114,8 @@ SYNC_WINDOW = 64
 #: A block request unanswered for this long is sent to another peer.
 SYNC_REQUEST_TIMEOUT_S = 2.0
 STATUS_INTERVAL_S = 0.2
+#: Waiting txs re-checked against the new state after each commit (``[mempool] recheck``).
+RECHECK_LIMIT = 2_000
 #: Peers are not read while more than this many events wait for the consensus loop.
 MAX_QUEUED_EVENTS = 20_000
 REGOSSIP_AFTER_S = 0.5
@@ -627,7 +629,11 @@ class Node:
         self, block: types.Block, commit: types.Commit, result: FinalizeResult, seconds: float
     ) -> None:
         height = block.header.height
-        self.mempool.update(height, [types.tx_hash(raw) for raw in block.txs])
+        self.mempool.update(
+            height,
+            [types.tx_hash(raw) for raw in block.txs],
+            recheck_limit=RECHECK_LIMIT if self.config.mempool.recheck else 0,
+        )
         m = self.metrics
         m.set(m.height, height)
         m.set(m.latest_block_height, height)
