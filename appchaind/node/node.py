@@ -461,24 +461,32 @@ class Node:
     async def _consensus_loop(self) -> None:
         machine = self._machine = self._new_machine(with_signer=True)
         effects = machine.start(_now_ms())
-        # Replay this height's WAL: own and received messages, so a restarted validator
-        # resumes with its locks and re-sends (the same) votes instead of signing anew.
-        self._replaying = True
-        replayed = 0
-        for record in self.wal.replay():
-            logged = self._event_from_wal(record)
-            if logged is not None:
-                replayed += 1
-                effects += machine.handle(logged, _now_ms())
-        self._replaying = False
-        if replayed:
-            log.info("wal_replayed", height=self.chain_state.height, records=replayed)
+        effects += self._replay_wal(machine)
         await self._perform(effects)
         async for event in self._events_recv:
             if isinstance(event, _SwitchMode):
                 await self._switch_mode(event)
                 continue
             await self._perform(self._machine.handle(event, _now_ms()))  # type: ignore[union-attr]
+
+    def _replay_wal(self, machine: ConsensusMachine) -> list[Effect]:
+        """Feeds this height's WAL to a fresh machine: own and received messages, so a
+        restarted validator (or one switching back from block sync at the same height)
+        resumes with its locks and re-sends (the same) votes instead of signing anew."""
+        effects: list[Effect] = []
+        self._replaying = True
+        replayed = 0
+        try:
+            for record in self.wal.replay():
+                logged = self._event_from_wal(record)
+                if logged is not None:
+                    replayed += 1
+                    effects += machine.handle(logged, _now_ms())
+        finally:
+            self._replaying = False
+        if replayed:
+            log.info("wal_replayed", height=self.chain_state.height, records=replayed)
+        return effects
 
     def _event_from_wal(self, record: bytes) -> Event | None:
         try:
@@ -925,5 +933,8 @@ class Node:
         self._machine = self._new_machine(with_signer=not switch.syncing)
         self._fed_heights.clear()
         effects = self._machine.start(_now_ms())
+        # The WAL holds this height's votes (ours among them) and proposals: without them a
+        # validator back from sync at the same height would forget its lock (amnesia).
+        effects += self._replay_wal(self._machine)
         self._feed_synced_block()
         await self._perform(effects)

@@ -1,0 +1,95 @@
+"""In-process tests of the node's driver: mode switches, block sync input, gossip limits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import trio
+
+from appchaind import types
+from appchaind.crypto import PrivateKey
+from appchaind.home import demo_genesis, init_home
+from appchaind.node.messages import VoteMessage
+from appchaind.node.node import Node, _SwitchMode, kv_app_factory
+
+CHAIN = "driver-test"
+
+
+def make_node(tmp_path: Path, other_power: int = 6) -> tuple[Node, PrivateKey]:
+    """A validator (power 10, the first proposer) and one other validator (not running)."""
+    me, other = PrivateKey.generate(), PrivateKey.generate()
+    genesis = demo_genesis(
+        CHAIN, [("me", me, 10), ("other", other, other_power)], [], "2024-01-01T00:00:00Z"
+    )
+    init_home(
+        tmp_path / "home",
+        moniker="me",
+        chain_id=CHAIN,
+        genesis_time="2024-01-01T00:00:00Z",
+        genesis_doc=genesis,
+        validator_key=me,
+        config_overrides={
+            "p2p": {"listen_address": "127.0.0.1:0"},
+            "rpc": {"listen_address": "127.0.0.1:0"},
+            "http": {"enabled": False},
+        },
+    )
+    return Node(tmp_path / "home", app_factory=kv_app_factory), other
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+async def drain(node: Node) -> None:
+    """Runs the consensus loop until no event is waiting."""
+    while True:
+        try:
+            event = node._events_recv.receive_nowait()
+        except trio.WouldBlock:
+            await trio.sleep(0.01)
+            try:
+                event = node._events_recv.receive_nowait()
+            except trio.WouldBlock:
+                return
+        if isinstance(event, _SwitchMode):
+            await node._switch_mode(event)
+        else:
+            assert node._machine is not None
+            await node._perform(node._machine.handle(event, _now()))
+
+
+async def test_mode_switch_at_the_same_height_keeps_the_lock(tmp_path: Path) -> None:
+    """A peer that claims a far height puts the node in sync mode and leaves: back in
+    consensus at the same height, the node must still know its votes and its lock (the
+    WAL holds them), or it could prevote another block after precommitting one."""
+    node, other = make_node(tmp_path)
+    try:
+        async with trio.open_nursery() as nursery:
+            node._nursery = nursery
+            nursery.start_soon(node.verifier.run)
+            machine = node._machine = node._new_machine(with_signer=True)
+            await node._perform(machine.start(_now()))
+            await drain(node)
+            proposal = machine._proposals.get(0)
+            assert proposal is not None, "the validator with most power proposes round 0"
+            prevote = types.sign_vote(
+                other, CHAIN, kind=types.PREVOTE, height=1, round=0,
+                block_hash=proposal.block_hash, timestamp_ms=_now(), validator_index=1,
+            )  # fmt: skip
+            node._on_consensus_message(None, VoteMessage(prevote))  # type: ignore[arg-type]
+            await drain(node)
+            assert machine.locked_round == 0
+            await node._switch_mode(_SwitchMode(True, 100))
+            await drain(node)
+            await node._switch_mode(_SwitchMode(False, 1))
+            await drain(node)
+            assert node._machine is not machine
+            assert node._machine.height == 1
+            assert node._machine.locked_round == 0
+            assert node._machine.locked_block_hash == proposal.block_hash
+            nursery.cancel_scope.cancel()
+    finally:
+        node.wal.close()
+        node.store.close()
