@@ -81,8 +81,20 @@ class Peer:
 
     def send(self, channel: int, payload: bytes) -> bool:
         """Queues a message without blocking. False (and the peer is dropped) when the
-        queue is full: the peer is too slow to keep up."""
+        queue is full: the peer is too slow to keep up. False (and nothing sent) when the
+        message does not fit in a frame."""
         if self.closed_reason is not None:
+            return False
+        if 1 + len(payload) > self.conn.max_frame_bytes:
+            # Our own message is too big for a frame: refuse it here (the writer task would
+            # raise, and with it the peer manager); the peer did nothing wrong.
+            log.warning(
+                "p2p_message_too_large",
+                peer=self.node_id,
+                channel=channel,
+                bytes=1 + len(payload),
+                max_frame_bytes=self.conn.max_frame_bytes,
+            )
             return False
         try:
             self._send.send_nowait(bytes([channel]) + payload)

@@ -89,12 +89,12 @@ async def test_three_nodes_connect_and_exchange_messages() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def _one_connected_pair(nursery):
+async def _one_connected_pair(nursery, **kw):
     a, b = PrivateKey(b"\x21" * 32), PrivateKey(b"\x22" * 32)
     inbox_a: list = []
-    ma = make_manager(a, inbox_a)
+    ma = make_manager(a, inbox_a, **kw)
     port = await nursery.start(ma.run)
-    mb = make_manager(b, [], [f"{a.address.hex()}@127.0.0.1:{port}"])
+    mb = make_manager(b, [], [f"{a.address.hex()}@127.0.0.1:{port}"], **kw)
     await nursery.start(mb.run)
     await wait_until(lambda: len(ma.peers) == 1)
     return ma, mb, inbox_a, port, a
@@ -184,4 +184,17 @@ async def test_unknown_channel_is_misbehaviour(count: int) -> None:
         await conn.send_frame(bytes([99]) + b"hello")
         await wait_until(lambda: stranger.address.hex() not in ma.peers)
         assert not any(m[0] == stranger.address.hex() for m in inbox_a)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_message_too_big_for_a_frame_is_refused_not_fatal() -> None:
+    """Our own message over the frame limit (e.g. a large tx batch) must not raise out of the
+    peer's writer task, which would take the whole peer manager (and the node) down."""
+    async with trio.open_nursery() as nursery:
+        ma, mb, inbox_a, _port, a = await _one_connected_pair(nursery, max_frame_bytes=2048)
+        assert mb.send_to(a.address.hex(), Channel.MEMPOOL, b"x" * 2048) is False
+        assert mb.send_to(a.address.hex(), Channel.MEMPOOL, b"fine")
+        await wait_until(lambda: bool(inbox_a))
+        assert inbox_a == [(mb.node_id, Channel.MEMPOOL, b"fine")]
+        assert len(mb.peers) == 1
         nursery.cancel_scope.cancel()
