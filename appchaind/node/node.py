@@ -785,10 +785,18 @@ class Node:
                 self.metrics.inc(self.metrics.mempool_failed_txs)
 
     async def _tx_gossip_loop(self) -> None:
+        # A batch must fit in one p2p frame (channel byte, message tag and list header, and
+        # up to 5 bytes of msgpack length per tx): a larger one could not be sent at all.
+        budget = self.config.p2p.max_frame_bytes - 16
         while True:
             await trio.sleep(0.02)
             if self._gossip_txs:
-                batch, self._gossip_txs = self._gossip_txs[:5000], self._gossip_txs[5000:]
+                count, size = 0, 0
+                for raw in self._gossip_txs[:5000]:
+                    if count and size + len(raw) + 5 > budget:
+                        break
+                    count, size = count + 1, size + len(raw) + 5
+                batch, self._gossip_txs = self._gossip_txs[:count], self._gossip_txs[count:]
                 self.peers.broadcast(Channel.MEMPOOL, encode_message(TxsMessage(tuple(batch))))
 
     async def _status_loop(self) -> None:

@@ -10,7 +10,7 @@ import trio
 from appchaind import types
 from appchaind.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home
-from appchaind.node.messages import VoteMessage
+from appchaind.node.messages import MEMPOOL_MESSAGES, VoteMessage, decode_message
 from appchaind.node.node import Node, _SwitchMode, kv_app_factory
 
 CHAIN = "driver-test"
@@ -90,6 +90,26 @@ async def test_mode_switch_at_the_same_height_keeps_the_lock(tmp_path: Path) -> 
             assert node._machine.locked_round == 0
             assert node._machine.locked_block_hash == proposal.block_hash
             nursery.cancel_scope.cancel()
+    finally:
+        node.wal.close()
+        node.store.close()
+
+
+async def test_tx_gossip_batches_fit_in_a_frame(tmp_path: Path) -> None:
+    """Accepted txs are gossiped in batches that fit the p2p frame limit (a batch over it
+    cannot be sent at all)."""
+    node, _other = make_node(tmp_path)
+    try:
+        sent: list[bytes] = []
+        node.peers.broadcast = lambda channel, payload, exclude=None: sent.append(payload)  # type: ignore[method-assign]
+        txs = [bytes([i % 256]) * 16_000 for i in range(600)]  # ~9.6 MB of txs
+        node._gossip_txs = list(txs)
+        with trio.move_on_after(1):
+            await node._tx_gossip_loop()
+        limit = node.config.p2p.max_frame_bytes
+        assert sent and all(1 + len(p) <= limit for p in sent)
+        got = [tx for p in sent for tx in decode_message(MEMPOOL_MESSAGES, p, limit).txs]  # type: ignore[attr-defined]
+        assert got == txs
     finally:
         node.wal.close()
         node.store.close()
