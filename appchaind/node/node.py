@@ -119,6 +119,8 @@ RECHECK_LIMIT = 2_000
 #: Peers are not read while more than this many events wait for the consensus loop.
 MAX_QUEUED_EVENTS = 20_000
 REGOSSIP_AFTER_S = 0.5
+#: Gossiped tx messages admitted concurrently (each a task); peers wait beyond that.
+MAX_GOSSIP_TASKS = 32
 
 #: Builds the application: (store, genesis, node config, validator address) -> app.
 AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
@@ -331,6 +333,7 @@ class Node:
         self._sync_blocks: dict[int, tuple[types.Block, types.Commit]] = {}
         self._fed_heights: set[int] = set()
         self._gossip_txs: list[bytes] = []
+        self._gossip_slots = trio.Semaphore(MAX_GOSSIP_TASKS)
         self._last_block_time_ms = self.chain_state.last_block_time_ms
         self.committed = trio.Condition()
         self.blocks_synced = 0
@@ -699,6 +702,9 @@ class Node:
                 message = decode_message(MEMPOOL_MESSAGES, payload, limit)
                 assert isinstance(message, TxsMessage)
                 assert self._nursery is not None
+                # At most MAX_GOSSIP_TASKS messages are being admitted at once; beyond that
+                # the peer is not read (a flood of tx messages only slows its sender).
+                await self._gossip_slots.acquire()
                 self._nursery.start_soon(self._add_gossiped_txs, message.txs, peer.node_id)
             elif channel == Channel.EVIDENCE:
                 message = decode_message(EVIDENCE_MESSAGES, payload, limit)
@@ -777,12 +783,15 @@ class Node:
         return result
 
     async def _add_gossiped_txs(self, txs: tuple[bytes, ...], source: str) -> None:
-        for raw in txs:
-            result = await self.mempool.add(raw)
-            if result.accepted:
-                self._gossip_txs.append(raw)
-            elif not result.duplicate:
-                self.metrics.inc(self.metrics.mempool_failed_txs)
+        try:
+            for raw in txs:
+                result = await self.mempool.add(raw)
+                if result.accepted:
+                    self._gossip_txs.append(raw)
+                elif not result.duplicate:
+                    self.metrics.inc(self.metrics.mempool_failed_txs)
+        finally:
+            self._gossip_slots.release()
 
     async def _tx_gossip_loop(self) -> None:
         # A batch must fit in one p2p frame (channel byte, message tag and list header, and

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import trio
 
 from appchaind import types
 from appchaind.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home
-from appchaind.node.messages import MEMPOOL_MESSAGES, VoteMessage, decode_message
+from appchaind.mempool import AddResult
+from appchaind.node.messages import (
+    MEMPOOL_MESSAGES,
+    TxsMessage,
+    VoteMessage,
+    decode_message,
+    encode_message,
+)
 from appchaind.node.node import Node, _SwitchMode, kv_app_factory
+from p2p.peers import Channel
 
 CHAIN = "driver-test"
 
@@ -113,3 +122,52 @@ async def test_tx_gossip_batches_fit_in_a_frame(tmp_path: Path) -> None:
     finally:
         node.wal.close()
         node.store.close()
+
+
+async def test_tx_messages_from_a_peer_are_back_pressured(tmp_path: Path) -> None:
+    """Each TxsMessage must not start a task that nothing bounds: a peer flooding tx
+    messages faster than they are verified would grow tasks (and held txs) without limit.
+    Reading from the peer waits instead."""
+    node, _other = make_node(tmp_path)
+    release = trio.Event()
+    in_flight = 0
+    most = 0
+
+    async def slow_add(raw: bytes):  # type: ignore[no-untyped-def]
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return AddResult(False, b"", "test", duplicate=True)
+
+    node.mempool.add = slow_add  # type: ignore[method-assign]
+    payload = encode_message(TxsMessage((b"\x01" * 100,)))
+    peer = SimpleNamespace(node_id="flooder")
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        for _ in range(1000):
+            await node._on_peer_message(peer, Channel.MEMPOOL, payload)  # type: ignore[arg-type]
+            sent += 1
+
+    try:
+        async with trio.open_nursery() as nursery:
+            node._nursery = nursery
+            nursery.start_soon(flood)
+            await trio.sleep(0.3)
+            assert sent < 1000, "the peer's reader never waited"
+            assert most <= 64
+            release.set()
+            await wait_for(lambda: sent == 1000)
+            nursery.cancel_scope.cancel()
+    finally:
+        node.wal.close()
+        node.store.close()
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
