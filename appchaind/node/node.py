@@ -331,7 +331,8 @@ class Node:
         self._height_entered_at = time.monotonic()
         self._sync_requested: dict[int, tuple[str, float]] = {}
         self._sync_blocks: dict[int, tuple[types.Block, types.Commit]] = {}
-        self._fed_heights: set[int] = set()
+        #: heights whose synced block and commit were fed to the machine, and when
+        self._fed_heights: dict[int, float] = {}
         self._gossip_txs: list[bytes] = []
         self._gossip_slots = trio.Semaphore(MAX_GOSSIP_TASKS)
         self._last_block_time_ms = self.chain_state.last_block_time_ms
@@ -873,6 +874,9 @@ class Node:
                 raise PeerMisbehaved(
                     f"block sync response for height {height} with a mismatched commit"
                 )
+            requested = self._sync_requested.get(height)
+            if requested is None or requested[0] != peer.node_id:
+                return  # not asked of this peer (or asked again elsewhere): not kept
             if height > self.latest_height and height not in self._sync_blocks:
                 self._sync_blocks[height] = (message.block, message.commit)
                 self._feed_synced_block()
@@ -885,7 +889,7 @@ class Node:
         entry = self._sync_blocks.get(height)
         if entry is None or height in self._fed_heights:
             return
-        self._fed_heights.add(height)
+        self._fed_heights[height] = time.monotonic()
         block, commit = entry
         self._queue(BlockReceived(block))
         for index, sig in enumerate(commit.signatures):
@@ -911,9 +915,17 @@ class Node:
             self._events_send.send_nowait(_SwitchMode(False, best))
         if behind <= 0:
             return
-        # A height the machine was fed but did not decide (e.g. the response was bad): refetch.
-        self._fed_heights = {h for h in self._fed_heights if h > ours}
+        self._fed_heights = {h: t for h, t in self._fed_heights.items() if h > ours}
         now = time.monotonic()
+        # A height the machine was fed but did not decide (e.g. its commit did not verify):
+        # drop that response and fetch the height again, from another peer.
+        fed_at = self._fed_heights.get(ours + 1)
+        if fed_at is not None and now - fed_at > SYNC_REQUEST_TIMEOUT_S:
+            del self._fed_heights[ours + 1]
+            self._sync_blocks.pop(ours + 1, None)
+            requested = self._sync_requested.get(ours + 1)
+            if requested is not None:
+                self._sync_requested[ours + 1] = (requested[0], -math.inf)
         candidates = sorted(
             (node_id for node_id, s in self._peer_states.items() if s.latest_height > ours),
         )

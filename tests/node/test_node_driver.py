@@ -3,36 +3,48 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import trio
 
 from appchaind import types
 from appchaind.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home
 from appchaind.mempool import AddResult
+from appchaind.node import node as node_module
 from appchaind.node.messages import (
+    BLOCKSYNC_MESSAGES,
     MEMPOOL_MESSAGES,
+    BlockResponse,
     TxsMessage,
     VoteMessage,
     decode_message,
     encode_message,
 )
-from appchaind.node.node import Node, _SwitchMode, kv_app_factory
+from appchaind.node.node import Node, _PeerState, _SwitchMode, kv_app_factory
 from p2p.peers import Channel
 
 CHAIN = "driver-test"
 
 
-def make_node(tmp_path: Path, other_power: int = 6) -> tuple[Node, PrivateKey]:
+def make_node(
+    tmp_path: Path,
+    other_power: int = 6,
+    *,
+    keys: tuple[PrivateKey, PrivateKey] | None = None,
+    name: str = "home",
+    validator: bool = True,
+) -> tuple[Node, PrivateKey]:
     """A validator (power 10, the first proposer) and one other validator (not running)."""
-    me, other = PrivateKey.generate(), PrivateKey.generate()
+    me, other = keys or (PrivateKey.generate(), PrivateKey.generate())
     genesis = demo_genesis(
         CHAIN, [("me", me, 10), ("other", other, other_power)], [], "2024-01-01T00:00:00Z"
     )
     init_home(
-        tmp_path / "home",
+        tmp_path / name,
         moniker="me",
         chain_id=CHAIN,
         genesis_time="2024-01-01T00:00:00Z",
@@ -42,9 +54,10 @@ def make_node(tmp_path: Path, other_power: int = 6) -> tuple[Node, PrivateKey]:
             "p2p": {"listen_address": "127.0.0.1:0"},
             "rpc": {"listen_address": "127.0.0.1:0"},
             "http": {"enabled": False},
+            "node": {"validator": validator},
         },
     )
-    return Node(tmp_path / "home", app_factory=kv_app_factory), other
+    return Node(tmp_path / name, app_factory=kv_app_factory), other
 
 
 def _now() -> int:
@@ -171,3 +184,70 @@ async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no
     with trio.fail_after(timeout):
         while not predicate():
             await trio.sleep(0.01)
+
+
+async def test_block_sync_ignores_unasked_responses_and_refetches_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Block sync keeps only responses it asked that peer for (unasked ones would pile up
+    in memory), and a response whose commit does not decide the height is dropped and the
+    height fetched again from another peer (it used to block that height for good)."""
+    monkeypatch.setattr(node_module, "SYNC_REQUEST_TIMEOUT_S", 0.3)
+    me, other = PrivateKey.generate(), PrivateKey.generate()
+    source, _ = make_node(tmp_path, other_power=1, keys=(me, other), name="source")
+    syncing, _ = make_node(tmp_path, other_power=1, keys=(me, other), name="sync", validator=False)
+    try:
+        async with trio.open_nursery() as nursery:
+            for node in (source, syncing):
+                node._nursery = nursery
+                nursery.start_soon(node.verifier.run)
+            nursery.start_soon(source._consensus_loop)
+            with trio.fail_after(20):
+                await source.wait_committed(6)
+            responses = {
+                h: encode_message(BlockResponse(source.store.block(h), source.store.commit(h)))
+                for h in range(1, 7)
+            }
+            good1 = source.store.commit(1)
+            assert good1 is not None
+            sigs = tuple(
+                replace(sig, signature=bytes(64)) if sig.signature else sig
+                for sig in good1.signatures
+            )
+            bad1 = encode_message(
+                BlockResponse(source.store.block(1), replace(good1, signatures=sigs))
+            )
+
+            # A peer nobody asked sends blocks: nothing is kept.
+            stranger = SimpleNamespace(node_id="stranger")
+            for h in range(2, 7):
+                await syncing._on_peer_message(stranger, Channel.BLOCKSYNC, responses[h])  # type: ignore[arg-type]
+            assert syncing._sync_blocks == {}
+
+            requests: list[tuple[str, int]] = []
+
+            def send_to(node_id: str, channel: int, payload: bytes) -> bool:
+                message = decode_message(BLOCKSYNC_MESSAGES, payload, 1 << 20)
+                requests.append((node_id, message.height))  # type: ignore[attr-defined]
+                return True
+
+            syncing.peers.send_to = send_to  # type: ignore[method-assign]
+            for name in ("p", "q"):
+                syncing._peer_states[name] = _PeerState(latest_height=6)
+            nursery.start_soon(syncing._consensus_loop)
+            answered = 0
+            with trio.fail_after(15):
+                while syncing.latest_height < 6:
+                    syncing._sync_step()
+                    for node_id, h in requests[answered:]:
+                        payload = bad1 if (h == 1 and node_id == requests[0][0]) else responses[h]
+                        peer = SimpleNamespace(node_id=node_id)
+                        await syncing._on_peer_message(peer, Channel.BLOCKSYNC, payload)  # type: ignore[arg-type]
+                    answered = len(requests)
+                    await trio.sleep(0.05)
+            assert syncing.store.block(6) == source.store.block(6)
+            nursery.cancel_scope.cancel()
+    finally:
+        for node in (source, syncing):
+            node.wal.close()
+            node.store.close()
