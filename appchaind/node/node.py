@@ -881,6 +881,11 @@ class Node:
                 self._sync_blocks[height] = (message.block, message.commit)
                 self._feed_synced_block()
         elif isinstance(message, NoBlockResponse):
+            claimed = self._peer_states.get(peer.node_id)
+            if claimed is not None and message.height <= claimed.latest_height:
+                raise PeerMisbehaved(
+                    f"claimed height {claimed.latest_height} but has no block {message.height}"
+                )
             self._sync_requested.pop(message.height, None)
 
     def _feed_synced_block(self) -> None:
@@ -942,12 +947,21 @@ class Node:
             requested = self._sync_requested.get(height)
             if requested is not None and now - requested[1] < SYNC_REQUEST_TIMEOUT_S:
                 continue
+            if requested is not None and requested[1] != -math.inf:
+                # The peer claimed this height and did not deliver it in time: a peer that
+                # claims heights it does not serve would otherwise keep us syncing (and not
+                # voting) for as long as it stays connected.
+                silent = self.peers.peers.get(requested[0])
+                if silent is not None:
+                    silent.close(f"did not answer the block request for height {height}")
+                self._peer_states.pop(requested[0], None)
+                candidates = [c for c in candidates if c != requested[0]]
             able = [c for c in candidates if self._peer_states[c].latest_height >= height]
             if not able:
                 continue
             previous = requested[0] if requested else None
             choices = [c for c in able if c != previous] or able
-            node_id = choices[(height + i) % len(choices)]
+            node_id = choices[i % len(choices)]
             if self.peers.send_to(node_id, Channel.BLOCKSYNC, encode_message(BlockRequest(height))):
                 self._sync_requested[height] = (node_id, now)
 

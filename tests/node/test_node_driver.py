@@ -19,13 +19,15 @@ from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     MEMPOOL_MESSAGES,
     BlockResponse,
+    NoBlockResponse,
+    RoundStatus,
     TxsMessage,
     VoteMessage,
     decode_message,
     encode_message,
 )
 from appchaind.node.node import Node, _PeerState, _SwitchMode, kv_app_factory
-from p2p.peers import Channel
+from p2p.peers import Channel, PeerMisbehaved
 
 CHAIN = "driver-test"
 
@@ -251,3 +253,39 @@ async def test_block_sync_ignores_unasked_responses_and_refetches_a_bad_one(
         for node in (source, syncing):
             node.wal.close()
             node.store.close()
+
+
+async def test_a_peer_that_claims_blocks_it_does_not_serve_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One RoundStatus claiming a far height put the node in block sync (no voting) for as
+    long as the liar stayed connected: it never had to deliver. A peer that does not answer
+    a block request in time, or answers "no block" for a height it claimed, is dropped."""
+    monkeypatch.setattr(node_module, "SYNC_REQUEST_TIMEOUT_S", 0.1)
+    node, _other = make_node(tmp_path)
+    closed: dict[str, str] = {}
+
+    def make_peer(node_id: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            node_id=node_id,
+            send=lambda channel, payload: True,
+            close=lambda reason: closed.setdefault(node_id, reason),
+        )
+
+    try:
+        for name in ("silent", "denier"):
+            node.peers.peers[name] = make_peer(name)  # type: ignore[assignment]
+            status = RoundStatus(10**9, 0, 1, 10**9, 1)
+            node._on_consensus_message(node.peers.peers[name], status)  # type: ignore[arg-type]
+        node._sync_step()
+        assert node.syncing
+        asked = {h: who for h, (who, _t) in node._sync_requested.items()}
+        denied = next(h for h, who in asked.items() if who == "denier")
+        with pytest.raises(PeerMisbehaved):
+            node._on_blocksync_message(node.peers.peers["denier"], NoBlockResponse(denied))  # type: ignore[arg-type]
+        await trio.sleep(0.2)
+        node._sync_step()
+        assert "silent" in closed
+    finally:
+        node.wal.close()
+        node.store.close()
