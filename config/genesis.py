@@ -130,7 +130,7 @@ class Genesis:
 DEFAULT_PARAMS: dict[str, Any] = {
     "max_tx_bytes": 16 * 1024,
     "max_block_txs": 10_000,
-    "max_block_bytes": 8 * 1024 * 1024,
+    "max_block_bytes": 4 * 1024 * 1024,
     "nonce_window_past_ms": 24 * 3600 * 1000,
     "nonce_window_future_ms": 3600 * 1000,
     "max_recent_nonces": 100,

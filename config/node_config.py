@@ -94,8 +94,8 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
             Key(
                 "max_frame_bytes",
                 "int",
-                4 * 1024 * 1024,
-                "Largest p2p frame accepted; larger frames drop the peer.",
+                16 * 1024 * 1024,
+                "Largest p2p frame accepted; larger frames drop the peer. Must exceed the chain's params.max_block_bytes by 2 MiB (a proposal carries its block and the last commit).",
                 1024,
                 64 * 1024 * 1024,
             ),

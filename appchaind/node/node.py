@@ -71,6 +71,7 @@ from appchaind.consensus.signer import GuardedSigner
 from appchaind.consensus.state import ChainState
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.crypto import PrivateKey
+from appchaind.errors import StartupError
 from appchaind.home import HomePaths
 from appchaind.logs import get_logger
 from appchaind.mempool import Mempool, SignatureVerifier
@@ -114,6 +115,8 @@ SYNC_WINDOW = 64
 #: A block request unanswered for this long is sent to another peer.
 SYNC_REQUEST_TIMEOUT_S = 2.0
 STATUS_INTERVAL_S = 0.2
+#: Room in a p2p frame beyond a block's txs: header, last commit, proposal, framing.
+FRAME_OVERHEAD_BYTES = 2 * 1024 * 1024
 #: Waiting txs re-checked against the new state after each commit (``[mempool] recheck``).
 RECHECK_LIMIT = 2_000
 #: Peers are not read while more than this many events wait for the consensus loop.
@@ -257,6 +260,13 @@ class Node:
         self.config: NodeConfig = load_config(self.paths.home)
         self.genesis = load_genesis(self.paths.genesis)
         self.chain_id = self.genesis.chain_id
+        needed = self.genesis.params.max_block_bytes + FRAME_OVERHEAD_BYTES
+        if self.config.p2p.max_frame_bytes < needed:
+            raise StartupError(
+                f"p2p.max_frame_bytes = {self.config.p2p.max_frame_bytes} cannot carry this "
+                f"chain's blocks (params.max_block_bytes = {self.genesis.params.max_block_bytes}); "
+                f"set it to at least {needed} in config.toml"
+            )
         self.node_key = PrivateKey.load(self.paths.node_key)
         self.validator_key = PrivateKey.load(self.paths.validator_key)
         self.store = Store(self.paths.data, home_for_messages=self.paths.home)

@@ -183,8 +183,9 @@ def test_start_errors_are_one_line(tmp_path: Path) -> None:
         capture_output=True,
     )
     config = home / "config.toml"
-    text = config.read_text().replace("127.0.0.1:26600", f"127.0.0.1:{base}")
-    text = text.replace("127.0.0.1:26602", f"127.0.0.1:{base + 2}")
+    text = config.read_text()
+    for offset in range(4):  # p2p, RPC, HTTP, builder ports: none of the defaults
+        text = text.replace(f"127.0.0.1:{26600 + offset}", f"127.0.0.1:{base + offset}")
     config.write_text(text)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", base))
@@ -205,6 +206,15 @@ def test_start_errors_are_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "cs.wal is corrupted at byte 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # A frame limit too small for the chain's blocks is named with the value to use.
+    config.write_text(text.replace("max_frame_bytes = 16777216", "max_frame_bytes = 1048576"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "appchaind.cli", "start", "--home", str(home)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "p2p.max_frame_bytes = 1048576 cannot carry this chain's blocks" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
