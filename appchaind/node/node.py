@@ -336,7 +336,8 @@ class Node:
         self._machine: ConsensusMachine | None = None
         self._nursery: trio.Nursery | None = None
         self._pending_batch: WriteBatch | None = None
-        self._replaying = False
+        #: Digests of the records in the WAL since its last reset (own messages are logged once).
+        self._wal_logged: set[bytes] = set()
         self.syncing = False
         self._height_entered_at = time.monotonic()
         self._sync_requested: dict[int, tuple[str, float]] = {}
@@ -488,16 +489,13 @@ class Node:
         restarted validator (or one switching back from block sync at the same height)
         resumes with its locks and re-sends (the same) votes instead of signing anew."""
         effects: list[Effect] = []
-        self._replaying = True
         replayed = 0
-        try:
-            for record in self.wal.replay():
-                logged = self._event_from_wal(record)
-                if logged is not None:
-                    replayed += 1
-                    effects += machine.handle(logged, _now_ms())
-        finally:
-            self._replaying = False
+        for record in self.wal.replay():
+            self._wal_logged.add(crypto.sha256(record))
+            logged = self._event_from_wal(record)
+            if logged is not None:
+                replayed += 1
+                effects += machine.handle(logged, _now_ms())
         if replayed:
             log.info("wal_replayed", height=self.chain_state.height, records=replayed)
         return effects
@@ -524,16 +522,22 @@ class Node:
         for effect in effects:
             await self._perform_one(effect)
 
+    def _log_own(self, payload: bytes) -> None:
+        """Our own signed message goes to the WAL, fsynced, before it leaves the node (once:
+        a message re-sent after a WAL replay is already there)."""
+        digest = crypto.sha256(payload)
+        if digest not in self._wal_logged:
+            self.wal.append(payload, sync=True)
+            self._wal_logged.add(digest)
+
     async def _perform_one(self, effect: Effect) -> None:
         if isinstance(effect, BroadcastVote):
             payload = encode_message(VoteMessage(effect.vote))
-            if not self._replaying:
-                self.wal.append(payload, sync=True)
+            self._log_own(payload)
             self.peers.broadcast(Channel.CONSENSUS, payload)
         elif isinstance(effect, BroadcastProposal):
             payload = encode_message(ProposalMessage(effect.proposal, effect.block))
-            if not self._replaying:
-                self.wal.append(payload, sync=True)
+            self._log_own(payload)
             self.peers.broadcast(Channel.CONSENSUS, payload)
             log.info(
                 "proposed",
@@ -645,6 +649,7 @@ class Node:
         self.store.write(batch, sync=True)
         self.chain_state = state
         self.wal.reset()
+        self._wal_logged.clear()
         self._height_entered_at = time.monotonic()
 
     def _after_commit(

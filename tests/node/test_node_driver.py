@@ -113,6 +113,9 @@ async def test_mode_switch_at_the_same_height_keeps_the_lock(tmp_path: Path) -> 
             assert node._machine.height == 1
             assert node._machine.locked_round == 0
             assert node._machine.locked_block_hash == proposal.block_hash
+            # Replays re-send our messages but log each only once.
+            records = list(node.wal.replay())
+            assert len(records) == len(set(records))
             nursery.cancel_scope.cancel()
     finally:
         node.wal.close()
