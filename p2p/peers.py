@@ -203,14 +203,24 @@ class PeerManager:
         if self._handshakes >= 2 * max(1, self.max_inbound_peers):
             await stream.aclose()
             return
-        inbound = sum(1 for p in self.peers.values() if not p.outbound)
-        if inbound >= self.max_inbound_peers:
-            log.debug("p2p_inbound_refused", reason="max_inbound_peers reached")
+        if self._inbound_full():
             await stream.aclose()
             return
         conn = await self._handshake(stream, None, "inbound")
-        if conn is not None:
-            await self._run_peer(conn, outbound=False)
+        if conn is None:
+            return
+        # Checked again: other handshakes may have completed while this one ran.
+        if self._inbound_full() and conn.node_id not in self.peers:
+            await _close_quietly(conn)
+            return
+        await self._run_peer(conn, outbound=False)
+
+    def _inbound_full(self) -> bool:
+        inbound = sum(1 for p in self.peers.values() if not p.outbound)
+        if inbound >= self.max_inbound_peers:
+            log.debug("p2p_inbound_refused", reason="max_inbound_peers reached")
+            return True
+        return False
 
     async def _handshake(
         self, stream: trio.SocketStream, expected: str | None, direction: str

@@ -198,3 +198,27 @@ async def test_a_message_too_big_for_a_frame_is_refused_not_fatal() -> None:
         assert inbox_a == [(mb.node_id, Channel.MEMPOOL, b"fine")]
         assert len(mb.peers) == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_inbound_limit_holds_when_handshakes_finish_together() -> None:
+    async with trio.open_nursery() as nursery:
+        inbox: list = []
+        hub = make_manager(PrivateKey(b"\x61" * 32), inbox, max_inbound_peers=2)
+        port = await nursery.start(hub.run)
+        conns = []
+
+        async def connect(i: int) -> None:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            try:
+                conns.append(await handshake(stream, PrivateKey(bytes([0x70 + i]) * 32), CHAIN))
+            except (PeerError, trio.BrokenResourceError):
+                pass  # refused: the hub is full
+
+        async with trio.open_nursery() as dialers:
+            for i in range(6):
+                dialers.start_soon(connect, i)
+        await trio.sleep(0.3)
+        assert sum(1 for p in hub.peers.values() if not p.outbound) <= 2
+        for conn in conns:
+            await conn.aclose()
+        nursery.cancel_scope.cancel()
