@@ -188,6 +188,11 @@ class Mempool:
     def __contains__(self, h: bytes) -> bool:
         return h in self._txs
 
+    def decoded(self, h: bytes) -> Tx | None:
+        """The waiting tx with hash ``h``, decoded and signature-verified, or None."""
+        entry = self._txs.get(h)
+        return None if entry is None else entry.tx
+
     def is_verified(self, h: bytes) -> bool:
         """True when this node already verified the signature of the tx with hash ``h``."""
         return h in self._verified

@@ -66,11 +66,17 @@ class Application(Protocol):
     def verify_vote_extension(self, vote: Vote) -> bool: ...
 
     def finalize_block(
-        self, block: Block, verified: frozenset[bytes], last_validators: ValidatorSet | None
+        self,
+        block: Block,
+        verified: frozenset[bytes],
+        last_validators: ValidatorSet | None,
+        decoded: tuple[Tx, ...] | None = None,
     ) -> FinalizeResult:
         """Executes the decided block. ``verified`` holds the hashes of txs whose signatures
         the node already checked; the application checks the others. ``last_validators``
-        signed ``block.last_commit`` (their powers weigh the vote extensions)."""
+        signed ``block.last_commit`` (their powers weigh the vote extensions). ``decoded``,
+        when given, is every tx of the block in order, already decoded from exactly those
+        bytes and signature-verified (the node had them all in its mempool)."""
         ...
 
     def commit(self, batch: WriteBatch) -> None:
@@ -139,7 +145,11 @@ class KVApp:
         return vote.extension == b"kv:" + vote.height.to_bytes(8, "big")
 
     def finalize_block(
-        self, block: Block, verified: frozenset[bytes], last_validators: ValidatorSet | None = None
+        self,
+        block: Block,
+        verified: frozenset[bytes],
+        last_validators: ValidatorSet | None = None,
+        decoded: tuple[Tx, ...] | None = None,
     ) -> FinalizeResult:
         results = []
         for raw in block.txs:

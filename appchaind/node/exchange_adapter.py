@@ -113,6 +113,7 @@ class ExchangeNodeApp:
         block: Block,
         verified: frozenset[bytes],
         last_validators: ValidatorSet | None,
+        decoded: tuple[Tx, ...] | None = None,
     ) -> FinalizeResult:
         self._trust(verified)
         votes: list[tuple[int, bytes]] = []
@@ -124,13 +125,16 @@ class ExchangeNodeApp:
                 if sig.flag == COMMIT_BLOCK and index < len(last_validators):
                     votes.append((last_validators.validators[index].power, sig.extension))
         header = block.header
+        # Txs the node already decoded and verified skip decoding here (the common case:
+        # a block's txs were gossiped into this node's mempool before the block came).
         result = self.exchange.finalize_block(
             header.height,
             header.time_ms,
-            block.txs,
+            block.txs if decoded is None else decoded,
             prev_block_hash=header.last_block_id,
             oracle_votes=votes or None,
             total_power=total_power,
+            signatures_verified=decoded is not None,
         )
         outcomes = tuple(
             TxOutcome(int(r.code), r.log, tuple(_event(e.kind, e.attributes) for e in r.events))

@@ -620,10 +620,13 @@ class Node:
     async def _finalize(self, block: types.Block, commit: types.Commit) -> None:
         started = time.perf_counter()
         height = block.header.height
-        verified = frozenset(
-            h for h in map(types.tx_hash, block.txs) if self.mempool.is_verified(h)
+        hashes = [types.tx_hash(raw) for raw in block.txs]
+        verified = frozenset(h for h in hashes if self.mempool.is_verified(h))
+        waiting = [self.mempool.decoded(h) for h in hashes]
+        decoded = None if None in waiting else tuple(t for t in waiting if t is not None)
+        result = self.app.finalize_block(
+            block, verified, self.chain_state.last_validators, decoded
         )
-        result = self.app.finalize_block(block, verified, self.chain_state.last_validators)
         batch = WriteBatch()
         batch.put_block(block, commit)
         for index, (raw, outcome) in enumerate(zip(block.txs, result.tx_results, strict=True)):

@@ -1,0 +1,52 @@
+"""The node's exchange adapter: pre-decoded txs from the mempool give exactly the result of
+decoding the block's bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appchaind import codec, crypto, types
+from appchaind.crypto import PrivateKey
+from appchaind.exchange.txs import Faucet, PlaceOrder
+from appchaind.home import demo_genesis
+from appchaind.node.exchange_adapter import ExchangeNodeApp
+from appchaind.store import Store
+from config.genesis import parse_genesis
+
+ALICE, BOB = PrivateKey(b"\x0a" * 32), PrivateKey(b"\x0b" * 32)
+
+
+def block_of(txs: list[bytes], time_ms: int) -> types.Block:
+    header = types.Header(
+        "c", 1, time_ms, b"", b"", crypto.merkle_root(txs), b"\x00" * 32, b"\x00" * 32, b"",
+        ALICE.address, types.evidence_hash(()),
+    )  # fmt: skip
+    return types.Block(header, tuple(txs), (), None)
+
+
+def test_decoded_txs_give_the_same_results_and_app_hash(tmp_path: Path) -> None:
+    genesis = parse_genesis(
+        demo_genesis(
+            "c", [("v", ALICE, 1)], [("a", ALICE.address, "100000"), ("b", BOB.address, "100000")],
+            "2026-11-26T00:00:00Z",
+        )  # fmt: skip
+    )
+    t = genesis.genesis_time_ms + 1000
+    signed = [
+        types.sign_tx(ALICE, "c", t, 5, PlaceOrder(0, 0, 0, 0, 650_000, 100, 0, False, 1, 0)),
+        types.sign_tx(BOB, "c", t, 5, PlaceOrder(0, 1, 0, 0, 650_000, 40, 0, False, 2, 0)),
+        types.sign_tx(BOB, "c", t + 1, 5, Faucet(5_000_000)),
+    ]
+    raws = [codec.encode(tx) for tx in signed]
+    block = block_of(raws, t)
+    results = []
+    for i, decoded in enumerate((None, tuple(signed))):
+        with Store(tmp_path / f"data{i}") as store:
+            app = ExchangeNodeApp(store, genesis, None)
+            hashes = frozenset(types.tx_hash(r) for r in raws)
+            results.append(app.finalize_block(block, hashes, None, decoded))
+    plain, fast = results
+    assert plain.app_hash == fast.app_hash
+    assert plain.tx_results == fast.tx_results
+    assert [r.code for r in plain.tx_results] == [0, 0, 0]
+    assert any(kind == "fill" for kind, _ in plain.tx_results[1].events)
