@@ -308,7 +308,10 @@ def _inline_check(hint: Any) -> str | None:
                 return f"type(X) is int and {marker.lo} <= X <= {marker.hi}"
             if isinstance(marker, Bytes):
                 return f"type(X) is bytes and {marker.min_len} <= len(X) <= {marker.max_len}"
-            if isinstance(marker, Str | OneOf | MaxItems):
+            if isinstance(marker, Str):
+                check = f"type(X) is str and {marker.min_len} <= len(X) <= {marker.max_len}"
+                return check + (" and X.isascii() and X.isprintable()" if marker.ascii else "")
+            if isinstance(marker, OneOf | MaxItems):
                 return None
     if hint is bool:
         return "type(X) is bool"
