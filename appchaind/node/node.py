@@ -590,8 +590,9 @@ class Node:
         await trio.sleep(effect.duration_ms / 1000)
         self._queue(TimeoutFired(effect.height, effect.round, effect.step))
 
-    async def _verify_txs(self, block: types.Block) -> bool:
-        """Checks every tx signature of ``block`` not already verified, on worker threads."""
+    async def _verify_txs(self, block: types.Block) -> frozenset[bytes] | None:
+        """Checks every tx signature of ``block`` not already verified, on worker threads.
+        Returns the block's tx hashes (all now verified), or None if any tx is bad."""
         unverified: list[types.Tx] = []
         hashes: list[bytes] = []
         for raw in block.txs:
@@ -601,21 +602,19 @@ class Node:
             try:
                 unverified.append(codec.decode(types.Tx, raw))
             except codec.CodecError:
-                return False
+                return None
             hashes.append(h)
         verdicts = await self.verifier.verify_many(unverified)
         for h, ok in zip(hashes, verdicts, strict=True):
             if ok:
                 self.mempool.mark_verified(h)
-        return all(verdicts)
+        return frozenset(map(types.tx_hash, block.txs)) if all(verdicts) else None
 
     async def _process_proposal(self, block: types.Block) -> bool:
-        if not await self._verify_txs(block):
+        verified = await self._verify_txs(block)
+        if verified is None:
             log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
             return False
-        verified = frozenset(
-            h for h in map(types.tx_hash, block.txs) if self.mempool.is_verified(h)
-        )
         return self.app.process_proposal(block, verified)
 
     async def _finalize(self, block: types.Block, commit: types.Commit) -> None:
@@ -638,11 +637,11 @@ class Node:
                 gc.enable()
         batch = WriteBatch()
         batch.put_block(block, commit)
-        for index, (raw, outcome) in enumerate(zip(block.txs, result.tx_results, strict=True)):
+        for index, (h, outcome) in enumerate(zip(hashes, result.tx_results, strict=True)):
             entry = TxIndexEntry(
                 height, index, outcome.code, outcome.log[:1000], pack_tx_events(outcome.events)
             )
-            batch.put(TX_INDEX + types.tx_hash(raw), codec.encode(entry))
+            batch.put(TX_INDEX + h, codec.encode(entry))
         self.app.commit(batch)
         self._pending_batch = batch
         assert self._machine is not None
@@ -652,7 +651,7 @@ class Node:
         )
         # EnterHeight comes first: it writes the batch (block + state + next chain state).
         await self._perform(effects)
-        self._after_commit(block, commit, result, time.perf_counter() - started)
+        self._after_commit(block, hashes, commit, result, time.perf_counter() - started)
 
     def _enter_height(self, state: ChainState) -> None:
         batch = self._pending_batch or WriteBatch()
@@ -665,12 +664,17 @@ class Node:
         self._height_entered_at = time.monotonic()
 
     def _after_commit(
-        self, block: types.Block, commit: types.Commit, result: FinalizeResult, seconds: float
+        self,
+        block: types.Block,
+        hashes: list[bytes],
+        commit: types.Commit,
+        result: FinalizeResult,
+        seconds: float,
     ) -> None:
         height = block.header.height
         self.mempool.update(
             height,
-            [types.tx_hash(raw) for raw in block.txs],
+            hashes,
             recheck_limit=RECHECK_LIMIT if self.config.mempool.recheck else 0,
         )
         m = self.metrics
@@ -781,7 +785,9 @@ class Node:
             if not self.sig_verifier.verify(
                 public_key, proposal.sign_bytes(self.chain_id), proposal.signature
             ):
-                raise PeerMisbehaved(f"invalid signature on a proposal by {proposal.proposer.hex()}")
+                raise PeerMisbehaved(
+                    f"invalid signature on a proposal by {proposal.proposer.hex()}"
+                )
 
     def _on_consensus_message(self, peer: Peer, message: object) -> None:
         self._check_signed(message)
