@@ -17,7 +17,7 @@ from appchaind.client_cli import TxFailed, add_trading_commands
 from appchaind.consensus.signer import DoubleSignRefused
 from appchaind.crypto import KeyFileError, PrivateKey
 from appchaind.errors import StartupError
-from appchaind.home import HomePaths, init_home
+from appchaind.home import HomePaths, init_home, utc_now_rfc3339
 from appchaind.localnet import DEFAULT_BASE_PORT, init_localnet, load_localnet
 from appchaind.rpc.protocol import RpcError
 from appchaind.store import StoreError
@@ -45,7 +45,7 @@ def cmd_init(args: argparse.Namespace) -> None:
         home,
         moniker=args.moniker,
         chain_id=args.chain_id,
-        genesis_time=_utc_now(),
+        genesis_time=utc_now_rfc3339(),
         force=args.force,
     )
     print(f"initialised node home {home}")
@@ -170,12 +170,6 @@ def _print_localnet(directory: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- parser
-
-
-def _utc_now() -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:

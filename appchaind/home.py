@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,12 @@ from appchaind.crypto import KeyFileError, PrivateKey
 from config.genesis import genesis_to_json
 from config.node_config import render_default_config
 
-__all__ = ["HomePaths", "init_home", "demo_genesis"]
+__all__ = ["HomePaths", "init_home", "demo_genesis", "utc_now_rfc3339"]
+
+
+def utc_now_rfc3339() -> str:
+    """The current UTC time in genesis_time's format, e.g. "2026-11-26T00:00:00Z"."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass(frozen=True)

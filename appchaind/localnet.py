@@ -10,12 +10,11 @@ key files are in ``D/accounts/``. Node i listens on p2p ``P+10i``, RPC
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from appchaind.crypto import PrivateKey
-from appchaind.home import demo_genesis, init_home
+from appchaind.home import demo_genesis, init_home, utc_now_rfc3339
 
 __all__ = ["LocalnetNode", "init_localnet", "load_localnet", "DEMO_ACCOUNTS"]
 
@@ -55,10 +54,6 @@ def _ports(base_port: int, index: int) -> tuple[int, int, int, int]:
     return p, p + 1, p + 2, p + 3
 
 
-def _utc_now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def init_localnet(
     directory: Path,
     validators: int,
@@ -88,7 +83,7 @@ def init_localnet(
         chain_id,
         [(f"node{i}", key, 10) for i, key in enumerate(validator_keys)],
         [(name, key.address, balance) for name, key, balance in account_keys],
-        _utc_now_rfc3339(),
+        utc_now_rfc3339(),
     )
     nodes = []
     for i in range(validators):
