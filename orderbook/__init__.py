@@ -5,7 +5,7 @@ ticks, sizes integer lots. See :mod:`orderbook.book` for the invariants and
 :mod:`orderbook.types` for the records that leave the book.
 """
 
-from orderbook.book import MakerCheck, OrderBook
+from orderbook.book import MakerCheck, OrderBook, RestingOrder
 from orderbook.triggers import TriggerStore
 from orderbook.types import (
     FILL_FIELDS,
@@ -30,6 +30,7 @@ from orderbook.types import (
 
 __all__ = [
     "OrderBook",
+    "RestingOrder",
     "MakerCheck",
     "TriggerStore",
     "FILL_FIELDS",

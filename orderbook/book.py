@@ -5,22 +5,21 @@ iteration whose order came from outside the chain. Prices in ticks, sizes in lot
 
 State and its invariants (checked by tests/orderbook against a slow reference):
 
-- ``_orders`` maps every resting order id to its canonical
-  :data:`~orderbook.types.OrderRecord`, a tuple of ints and bytes (so the garbage collector
-  stops tracking it) whose last field is the remaining size in lots (> 0). A partial fill
-  or a resize replaces the tuple.
+- ``_orders`` maps every resting order id to its :class:`RestingOrder`, whose ``size`` is
+  the remaining size in lots (> 0). A partial fill or a resize changes ``size`` in place;
+  an order leaving the book gets ``size == 0``. Its canonical form (what is snapshotted,
+  encoded and hashed) is :meth:`RestingOrder.record`, a tuple of ints and bytes.
 - Each side keeps ``levels``, a dict from *key* to :class:`_Level`, where the key is the
   price for asks and minus the price for bids, so that on both sides a smaller key is a
   better price and "crosses" is ``best_key <= limit_key``. ``keys`` is a min-heap holding
   every key of ``levels`` (plus stale keys of dropped levels, dropped lazily);
   ``keys[0] == best`` is always a live level, or ``best == MAX_PRICE`` when the side is
   empty.
-- A level's ``volume`` is the sum of its live orders' sizes (lots), so it is empty iff
-  ``volume == 0``; its FIFO ``queue`` holds the ids of its live orders in time priority,
-  interleaved with ``dead`` ids of cancelled orders (lazy cancellation): an id is live iff
-  it is in ``_orders``. Order ids are therefore never reused over the life of a book (the
-  application assigns them from a counter). Cancels compact a queue once its dead ids
-  outnumber the live ones.
+- A level's ``volume`` is the sum of its live orders' sizes (lots) and ``live`` their
+  count, so it is empty iff ``volume == 0`` iff ``live == 0``; ``queue[head:]`` holds its
+  orders in time priority, interleaved with dead ones (cancelled: ``size == 0``, lazy
+  removal, so a cancel is O(1)). Matching moves ``head`` past the orders it takes; a queue
+  is compacted once its dead entries outnumber the live ones.
 - A level exists iff it has a live order: matching and cancels drop empty levels at once,
   so ``best`` is always a real price and the book is never crossed after an operation.
 - ``_by_owner[owner][client_id]`` is the order id of each resting order: the per-owner
@@ -34,10 +33,10 @@ every taker (the benchmark adapter drives exactly this code).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heappush
 from itertools import islice
+from typing import Final
 
 from orderbook.triggers import TriggerStore
 from orderbook.types import (
@@ -54,45 +53,128 @@ from orderbook.types import (
     TimeInForce,
 )
 
-__all__ = ["OrderBook", "MakerCheck"]
+__all__ = ["OrderBook", "MakerCheck", "RestingOrder"]
+
+_NO_PRICE: Final = MAX_PRICE
+_GTC: Final = 0
+_POST_ONLY: Final = 1
+_IOC: Final = 2
+_FOK: Final = 3
+assert (_GTC, _POST_ONLY, _IOC, _FOK) == tuple(TimeInForce)
+_RESTING: Final = Outcome.RESTING
+_FILLED: Final = Outcome.FILLED
+_CANCELLED_IOC: Final = Outcome.CANCELLED_IOC
+_SELF_TRADE: Final = 1
+_VETOED: Final = 2
+_CANCELLED: Final = 0
+_EXPIRED: Final = 3
+assert (_CANCELLED, _SELF_TRADE, _VETOED, _EXPIRED) == (
+    Reason.CANCELLED,
+    Reason.SELF_TRADE,
+    Reason.VETOED,
+    Reason.EXPIRED,
+)
+_UNLIMITED: Final = 1 << 62
+#: A level's queue is compacted once this many ids at its head have left it.
+_COMPACT_AT: Final = 32
+
+
+class RestingOrder:
+    """One resting order. ``size`` is what is left (lots, > 0 while it rests; set to 0 the
+    moment it leaves the book, which is how a level's queue tells live entries from dead
+    ones). Read-only outside the book: :meth:`record` gives its canonical tuple."""
+
+    __slots__ = (
+        "order_id",
+        "owner",
+        "side",
+        "price",
+        "time_in_force",
+        "flags",
+        "client_id",
+        "good_til_block",
+        "size",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        owner: bytes,
+        side: int,
+        price: int,
+        time_in_force: int,
+        flags: int,
+        client_id: int,
+        good_til_block: int,
+        size: int,
+    ) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.side = side
+        self.price = price
+        self.time_in_force = time_in_force
+        self.flags = flags
+        self.client_id = client_id
+        self.good_til_block = good_til_block
+        self.size = size
+
+    def record(self) -> OrderRecord:
+        """The canonical :data:`OrderRecord` of this order as it rests now."""
+        return (
+            self.order_id,
+            self.owner,
+            self.side,
+            self.price,
+            self.time_in_force,
+            self.flags,
+            self.client_id,
+            self.good_til_block,
+            self.size,
+        )
+
+    def __repr__(self) -> str:
+        return f"RestingOrder{self.record()!r}"
+
 
 #: ``check(maker, taker_order_id, taker_owner, fill_size) -> allowed_size``, called before
 #: every fill with a maker of another owner when the book has a check. ``maker`` is the
-#: maker's :data:`OrderRecord` (its size is what it has left); ``fill_size`` is what the
-#: fill would be in lots. Return ``fill_size`` (or more) to allow it; a smaller ``n >= 0``
-#: to fill only ``n`` lots and remove the rest of the maker (``Reason.VETOED``); or
-#: ``STOP_TAKER`` to leave this maker alone and cancel the taker's remainder. A return
-#: ``n > 0`` commits the book to a fill of exactly ``min(n, fill_size)`` lots with this
-#: maker, except for a FOK taker, whose makers are all checked before anything is filled:
-#: if the order cannot fill completely it is rejected after the checks and nothing is
-#: filled (the check is never called twice for the same maker and taker).
-MakerCheck = Callable[[OrderRecord, int, bytes, int], int]
-
-_NO_PRICE = MAX_PRICE
-_GTC = int(TimeInForce.GTC)
-_POST_ONLY = int(TimeInForce.POST_ONLY)
-_IOC = int(TimeInForce.IOC)
-_FOK = int(TimeInForce.FOK)
-#: Indexing these turns a side (bool, int or Side) or a time in force (int or TimeInForce)
-#: into a plain int: records must hold no enum members, which the garbage collector tracks.
-_PLAIN_SIDE = (0, 1)
-_PLAIN_TIME_IN_FORCE = (_GTC, _POST_ONLY, _IOC, _FOK)
-_RESTING = Outcome.RESTING
-_FILLED = Outcome.FILLED
-_SELF_TRADE = int(Reason.SELF_TRADE)
-_VETOED = int(Reason.VETOED)
-_UNLIMITED = 1 << 62
+#: maker's :class:`RestingOrder` (its ``size`` is what it has left; do not mutate it);
+#: ``fill_size`` is what the fill would be in lots. Return ``fill_size`` (or more) to allow
+#: it; a smaller ``n >= 0`` to fill only ``n`` lots and remove the rest of the maker
+#: (``Reason.VETOED``); or ``STOP_TAKER`` to leave this maker alone and cancel the taker's
+#: remainder. A return ``n > 0`` commits the book to a fill of exactly ``min(n, fill_size)``
+#: lots with this maker, except for a FOK taker, whose makers are all checked before
+#: anything is filled: if the order cannot fill completely it is rejected after the checks
+#: and nothing is filled (the check is never called twice for the same maker and taker).
+MakerCheck = Callable[[RestingOrder, int, bytes, int], int]
 
 
 class _Level:
-    """One price level: live volume in lots, FIFO of order ids, count of dead ids in it."""
+    """One price level: live volume in lots and the FIFO of its orders in time priority.
 
-    __slots__ = ("queue", "volume", "dead")
+    ``queue[head:]`` is the FIFO; entries whose ``size`` is 0 left the book (cancelled:
+    lazy removal) and are skipped. ``live`` counts the others."""
 
-    def __init__(self, order_id: int, size: int) -> None:
-        self.queue: deque[int] = deque((order_id,))
-        self.volume = size
-        self.dead = 0
+    __slots__ = ("queue", "head", "volume", "live")
+
+    def __init__(self, order: RestingOrder) -> None:
+        self.queue: list[RestingOrder] = [order]
+        self.head = 0
+        self.volume = order.size
+        self.live = 1
+
+    def orders(self) -> Iterator[RestingOrder]:
+        """The live orders, oldest first."""
+        queue = self.queue
+        for i in range(self.head, len(queue)):
+            order = queue[i]
+            if order.size:
+                yield order
+
+    def compact(self) -> None:
+        """Drop the dead entries (O(queue)); called when they outnumber the live ones."""
+        self.queue = [order for order in self.orders()]
+        self.head = 0
 
 
 class _BookSide:
@@ -124,7 +206,7 @@ class _BookSide:
         """Live keys from best to worst, lazily (O(levels) copy + O(log) per key taken)."""
         heap = self.keys.copy()
         levels = self.levels
-        last = None
+        last = _NO_PRICE
         while heap:
             key = heappop(heap)
             if key != last and key in levels:
@@ -164,7 +246,7 @@ class OrderBook:
     def __init__(
         self, maker_check: MakerCheck | None = None, max_makers: int | None = None
     ) -> None:
-        self._orders: dict[int, OrderRecord] = {}
+        self._orders: dict[int, RestingOrder] = {}
         self._bids = _BookSide(-1)
         self._asks = _BookSide(1)
         self._by_owner: dict[bytes, dict[int, int]] = {}
@@ -175,7 +257,7 @@ class OrderBook:
         self._conditional_owners = self.triggers.owners
         self.fills: list[Fill] = []
         self.removals: list[Removal] = []
-        self.maker_check = maker_check
+        self.maker_check: MakerCheck | None = maker_check
         self.max_makers = _UNLIMITED if max_makers is None else max_makers
 
     # ------------------------------------------------------------------ taking orders
@@ -201,14 +283,16 @@ class OrderBook:
         IOC/FOK orders never rest, so their client id is not checked. ``order_id`` must
         never have been used in this book before (only open ids are detected). ``side`` is
         0/1 (or a bool or :class:`Side`), ``time_in_force`` a :class:`TimeInForce` value
-        (the application decodes them; both are stored as plain ints). A resting order may fill in later blocks until ``good_til_block`` (0 = no
-        expiry) has passed :meth:`expire`.
+        (both are stored as plain ints). A resting order may fill in later blocks until
+        ``good_til_block`` (0 = no expiry) has passed :meth:`expire`.
         """
         orders = self._orders
         if order_id in orders or size <= 0 or not 0 < price < _NO_PRICE:
             return self._invalid(order_id)
-        time_in_force = _PLAIN_TIME_IN_FORCE[time_in_force]
-        side = _PLAIN_SIDE[side]
+        if not _GTC <= time_in_force <= _FOK:
+            return Outcome.REJECTED_INVALID
+        time_in_force += 0  # a plain int, even when given a TimeInForce
+        side = 1 if side else 0
         owned = self._by_owner.get(owner)
         if time_in_force < _IOC and (
             (owned is not None and client_id in owned)
@@ -238,14 +322,14 @@ class OrderBook:
                 return self._stopped
             owned = self._by_owner.get(owner)  # self-trade prevention may have emptied it
         if time_in_force >= _IOC:
-            return Outcome.CANCELLED_IOC
+            return _CANCELLED_IOC
         if side:
             own = self._bids
             key = -price
         else:
             own = self._asks
             key = price
-        orders[order_id] = (
+        order = RestingOrder(
             order_id,
             owner,
             side,
@@ -256,19 +340,21 @@ class OrderBook:
             good_til_block,
             size,
         )
+        orders[order_id] = order
         if owned is None:
             self._by_owner[owner] = {client_id: order_id}
         else:
             owned[client_id] = order_id
         level = own.levels.get(key)
         if level is None:
-            own.levels[key] = _Level(order_id, size)
+            own.levels[key] = _Level(order)
             heappush(own.keys, key)
             if key < own.best:
                 own.best = key
         else:
-            level.queue.append(order_id)
+            level.queue.append(order)
             level.volume += size
+            level.live += 1
         if good_til_block:
             self._index_expiry(order_id, good_til_block)
         return _RESTING
@@ -297,79 +383,88 @@ class OrderBook:
         """
         levels = opposite.levels
         orders = self._orders
-        add_fill = self.fills.append
+        fills = self.fills
         makers_left = self.max_makers
         best = opposite.best
         while best <= limit:
             level = levels[best]
             queue = level.queue
+            head = level.head
             while True:
-                maker_id = queue[0]
-                maker = orders.get(maker_id)
-                if maker is None:
-                    queue.popleft()
-                    level.dead -= 1
+                maker = queue[head]
+                maker_size = maker.size
+                if not maker_size:  # cancelled earlier: skip it for good
+                    head += 1
                     continue
                 if not makers_left:
+                    level.head = head
                     self._stopped = Outcome.CANCELLED_MAKER_LIMIT
                     return size
                 makers_left -= 1
-                maker_size = maker[8]
-                if maker[1] != taker_owner and check is None:  # the common case: a plain fill
+                maker_owner = maker.owner
+                if maker_owner != taker_owner and check is None:  # a plain fill
                     if size < maker_size:  # the taker is done, the maker stays
-                        add_fill(
+                        left = maker_size - size
+                        fills.append(
                             (
-                                maker_id,
-                                maker[1],  # owner
+                                maker.order_id,
+                                maker_owner,
                                 taker_id,
                                 taker_owner,
                                 taker_side,
-                                maker[3],  # price
+                                maker.price,
                                 size,
-                                maker_size - size,
+                                left,
                             )
                         )
-                        orders[maker_id] = maker[:8] + (maker_size - size,)
+                        maker.size = left
                         level.volume -= size
+                        level.head = head
                         return 0
-                    add_fill(
+                    fills.append(
                         (
-                            maker_id,
-                            maker[1],
+                            maker.order_id,
+                            maker_owner,
                             taker_id,
                             taker_owner,
                             taker_side,
-                            maker[3],
+                            maker.price,
                             maker_size,
                             0,
                         )
                     )
                     size -= maker_size
                 else:
-                    step = self._fill_or_remove(
+                    fill = self._fill_or_remove(
                         maker, taker_id, taker_owner, taker_side, size, check
                     )
-                    if step is None:
+                    if fill < 0:
+                        level.head = head
                         return size
-                    fill, removed = step
                     size -= fill
-                    if not removed and fill < maker_size:  # the taker is done, the maker stays
-                        orders[maker_id] = maker[:8] + (maker_size - fill,)
+                    if fill < maker_size and maker.size:  # the taker is done, the maker stays
+                        maker.size = maker_size - fill
                         level.volume -= fill
+                        level.head = head
                         return 0
                 # The maker leaves the book: filled, expired by STP or vetoed.
-                queue.popleft()
-                del orders[maker_id]
-                owned = self._by_owner[maker[1]]
-                del owned[maker[6]]  # client_id
+                maker.size = 0
+                head += 1
+                del orders[maker.order_id]
+                owned = self._by_owner[maker_owner]
+                del owned[maker.client_id]
                 if not owned:
-                    del self._by_owner[maker[1]]
+                    del self._by_owner[maker_owner]
+                level.live -= 1
                 level.volume -= maker_size
                 if not level.volume:
                     opposite.drop_level(best)
                     best = opposite.best
                     break
                 if not size:
+                    level.head = head
+                    if head >= _COMPACT_AT and head * 2 > len(queue):
+                        level.compact()
                     return 0
             if not size:
                 return 0
@@ -377,46 +472,49 @@ class OrderBook:
 
     def _fill_or_remove(
         self,
-        maker: OrderRecord,
+        maker: RestingOrder,
         taker_id: int,
         taker_owner: bytes,
         taker_side: int,
         size: int,
         check: MakerCheck | None,
-    ) -> tuple[int, bool] | None:
+    ) -> int:
         """The uncommon step of :meth:`_match`: the maker is the taker's own (self-trade
-        prevention) or the check has a say. Returns (lots filled with this maker, whether the
-        maker is removed unfilled or part-filled), appending the fill and the removal
-        records; or None (with ``_stopped`` set) if the check stops the taker."""
-        maker_size = maker[8]
-        if maker[1] == taker_owner:
-            self.removals.append((maker[0], maker[1], _SELF_TRADE, maker_size))
-            return 0, True
+        prevention) or the check has a say. Returns the lots filled with this maker,
+        appending the fill and removal records, and marks a maker removed unfilled or
+        part-filled by setting its ``size`` to 0; or -1 (with ``_stopped`` set) if the
+        check stops the taker."""
+        maker_size = maker.size
+        if maker.owner == taker_owner:
+            self.removals.append((maker.order_id, maker.owner, _SELF_TRADE, maker_size))
+            maker.size = 0
+            return 0
         assert check is not None
         fill = maker_size if maker_size < size else size
         allowed = check(maker, taker_id, taker_owner, fill)
         if allowed < 0:
             self._stopped = Outcome.CANCELLED_BY_CHECK
-            return None
+            return -1
         vetoed = allowed < fill
         if vetoed:
             fill = allowed
         if fill:
             self.fills.append(
                 (
-                    maker[0],
-                    maker[1],
+                    maker.order_id,
+                    maker.owner,
                     taker_id,
                     taker_owner,
                     taker_side,
-                    maker[3],
+                    maker.price,
                     fill,
                     0 if vetoed else maker_size - fill,
                 )
             )
         if vetoed:
-            self.removals.append((maker[0], maker[1], _VETOED, maker_size - fill))
-        return fill, vetoed
+            self.removals.append((maker.order_id, maker.owner, _VETOED, maker_size - fill))
+            maker.size = 0
+        return fill
 
     def _plan_fill_or_kill(
         self,
@@ -432,20 +530,16 @@ class OrderBook:
         or None if the taker would not fill completely."""
         answers: list[int] = []
         makers_left = self.max_makers
-        orders = self._orders
         for key in opposite.keys_in_order():
             if key > limit:
                 return None
-            for maker_id in opposite.levels[key].queue:
-                maker = orders.get(maker_id)
-                if maker is None:
-                    continue
+            for maker in opposite.levels[key].orders():
                 if not makers_left:
                     return None
                 makers_left -= 1
-                if maker[1] == taker_owner:
+                if maker.owner == taker_owner:
                     continue
-                fill = min(maker[8], size)
+                fill = min(maker.size, size)
                 if check is not None:
                     allowed = check(maker, taker_id, taker_owner, fill)
                     if allowed < 0:
@@ -463,34 +557,33 @@ class OrderBook:
         """Cancel a resting or conditional order by id (O(1) resting, O(log n) conditional).
 
         Returns the lots removed, 0 if no such order is open."""
-        entry = self._orders.pop(order_id, None)
-        if entry is None:
+        order = self._orders.pop(order_id, None)
+        if order is None:
             conditional = self.triggers.remove(order_id)
             return 0 if conditional is None else conditional.size
         by_owner = self._by_owner
-        owned = by_owner[entry[1]]  # owner
-        del owned[entry[6]]  # client_id
+        owner = order.owner
+        owned = by_owner[owner]
+        del owned[order.client_id]
         if not owned:
-            del by_owner[entry[1]]
-        size = entry[8]
-        if entry[2]:  # side
+            del by_owner[owner]
+        size = order.size
+        order.size = 0
+        if order.side:
             own = self._bids
-            key = -entry[3]  # price
+            key = -order.price
         else:
             own = self._asks
-            key = entry[3]
+            key = order.price
         level = own.levels[key]
-        volume = level.volume - size
-        if not volume:
+        live = level.live - 1
+        if not live:
             own.drop_level(key)
             return size
-        level.volume = volume
-        dead = level.dead + 1
-        level.dead = dead
-        if dead > 8 and dead * 2 > len(level.queue):
-            orders = self._orders
-            level.queue = deque([i for i in level.queue if i in orders])
-            level.dead = 0
+        level.live = live
+        level.volume -= size
+        if len(level.queue) - level.head > 2 * live + 16:
+            level.compact()
         return size
 
     def cancel_by_client_id(self, owner: bytes, client_id: int) -> int:
@@ -504,7 +597,7 @@ class OrderBook:
         """Cancel every open order of ``owner``, resting and conditional, by ascending id."""
         removed: list[Removal] = []
         for order_id in sorted(self.order_ids_of(owner) + self.triggers.order_ids_of(owner)):
-            removed.append((order_id, owner, int(Reason.CANCELLED), self.cancel(order_id)))
+            removed.append((order_id, owner, _CANCELLED, self.cancel(order_id)))
         return removed
 
     def resize(self, order_id: int, size: int) -> int:
@@ -513,24 +606,26 @@ class OrderBook:
 
         Returns the lots removed (0 if the order is not open). Growing an order is refused
         with OrderBookError: that is a cancel and a new order, which loses priority."""
-        entry = self._orders.get(order_id)
-        if entry is None:
+        order = self._orders.get(order_id)
+        if order is None:
             conditional = self.triggers.get(order_id)
             if conditional is None:
                 return 0
             current = conditional.size
         else:
-            current = entry[8]
+            current = order.size
         if not 0 <= size <= current:
             raise OrderBookError(f"order {order_id}: cannot resize {current} lots to {size}")
         if size == 0:
             return self.cancel(order_id)
-        if entry is None:
+        if order is None:
             self.triggers.resize(order_id, size)
         else:
-            self._orders[order_id] = entry[:8] + (size,)
-            own, key = (self._bids, -entry[3]) if entry[2] else (self._asks, entry[3])
-            own.levels[key].volume -= current - size
+            order.size = size
+            if order.side:
+                self._bids.levels[-order.price].volume -= current - size
+            else:
+                self._asks.levels[order.price].volume -= current - size
         return current - size
 
     def expire(self, height: int) -> list[Removal]:
@@ -542,16 +637,15 @@ class OrderBook:
         while heights and heights[0] <= height:
             expiring = heappop(heights)
             for order_id in sorted(self._expiry.pop(expiring)):
-                entry = self._orders.get(order_id)
-                if entry is not None and entry[7] == expiring:  # good_til_block
-                    owner = entry[1]
-                elif (conditional := self.triggers.get(order_id)) is not None and (
-                    conditional.good_til_block == expiring
-                ):
-                    owner = conditional.owner
+                order = self._orders.get(order_id)
+                if order is not None and order.good_til_block == expiring:
+                    owner = order.owner
                 else:
-                    continue
-                removed.append((order_id, owner, int(Reason.EXPIRED), self.cancel(order_id)))
+                    conditional = self.triggers.get(order_id)
+                    if conditional is None or conditional.good_til_block != expiring:
+                        continue
+                    owner = conditional.owner
+                removed.append((order_id, owner, _EXPIRED, self.cancel(order_id)))
         return removed
 
     def _index_expiry(self, order_id: int, good_til_block: int) -> None:
@@ -651,7 +745,8 @@ class OrderBook:
 
     def order(self, order_id: int) -> OrderRecord | None:
         """Canonical record of the resting order with this id, or None."""
-        return self._orders.get(order_id)
+        order = self._orders.get(order_id)
+        return None if order is None else order.record()
 
     def __contains__(self, order_id: int) -> bool:
         """True if an order with this id is open (resting or conditional)."""
@@ -711,13 +806,10 @@ class OrderBook:
         """Every resting order in priority order: bids best first, then asks best first,
         oldest first within a level. Re-inserting them in this order with
         :meth:`insert_resting` rebuilds the same book."""
-        orders = self._orders
         for own in (self._bids, self._asks):
             for key in own.keys_in_order():
-                for order_id in own.levels[key].queue:
-                    record = orders.get(order_id)
-                    if record is not None:
-                        yield record
+                for order in own.levels[key].orders():
+                    yield order.record()
 
     def insert_resting(self, record: OrderRecord) -> None:
         """Append a resting order at the back of its level without matching (restore).
@@ -743,7 +835,7 @@ def _replay(answers: list[int]) -> MakerCheck:
     """A maker check that returns recorded answers in order (FOK fills after its plan)."""
     pending = iter(answers)
 
-    def replay(maker: OrderRecord, taker_id: int, taker_owner: bytes, fill: int) -> int:
+    def replay(maker: RestingOrder, taker_id: int, taker_owner: bytes, fill: int) -> int:
         return next(pending)
 
     return replay

@@ -83,10 +83,12 @@ from orderbook import (
     MAX_PRICE,
     ORDER_FIELDS,
     ConditionalOrder,
+    MakerCheck,
     OrderBook,
     OrderFlag,
     Outcome,
     Reason,
+    RestingOrder,
     Side,
     TimeInForce,
 )
@@ -813,7 +815,7 @@ class ExchangeApp:
         events.append(("order", market_id, order_id, address, client_id, "cancelled", 0))
         return _OK
 
-    def _maker_check(self, market_id: int) -> Callable[[list[Any], int, bytes, int], int]:
+    def _maker_check(self, market_id: int) -> MakerCheck:
         """The book's per-fill hook: a maker may only fill what keeps it above initial
         margin (or what only reduces its position); reduce-only makers never grow or flip.
         Fills allowed within one taker accumulate in ``_scratch`` so later makers of the
@@ -825,8 +827,8 @@ class ExchangeApp:
         quantum = market.quantum
         maker_fee_ppm = market.maker_fee_ppm
 
-        def check(maker: list[Any], taker_order_id: int, taker_owner: bytes, fill: int) -> int:
-            owner = maker[_O_OWNER]
+        def check(maker: RestingOrder, taker_order_id: int, taker_owner: bytes, fill: int) -> int:
+            owner = maker.owner
             account = accounts[owner]
             position = account.positions.get(market_id)
             settled = held = position.size if position is not None else 0
@@ -835,13 +837,13 @@ class ExchangeApp:
             if pending is not None:
                 held += pending[0]
                 cash = pending[1]
-            buys = maker[_O_SIDE]
-            if maker[_O_FLAGS] & _REDUCE_ONLY:
+            buys = maker.side
+            if maker.flags & _REDUCE_ONLY:
                 if not (held < 0 if buys else held > 0):
                     return 0
                 if fill > abs(held):
                     fill = abs(held)
-            notional = maker[_O_PRICE] * fill * quantum
+            notional = maker.price * fill * quantum
             if maker_fee_ppm >= 0:
                 maker_fee = -(-notional * maker_fee_ppm // PPM)
             else:

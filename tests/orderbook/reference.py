@@ -139,7 +139,7 @@ class ReferenceBook:
                 self._remove(maker, Reason.SELF_TRADE, maker.size)
                 continue
             if self.maker_check is not None:
-                allowed = self.maker_check(maker.record(), taker_id, owner, fill)
+                allowed = self.maker_check(maker, taker_id, owner, fill)  # type: ignore[arg-type]
                 if allowed < 0:
                     return size, Outcome.CANCELLED_BY_CHECK
                 if allowed < fill:

@@ -11,9 +11,9 @@ from orderbook import (
     OrderBook,
     OrderBookError,
     OrderFlag,
-    OrderRecord,
     Outcome,
     Reason,
+    RestingOrder,
     Side,
     TimeInForce,
     TriggerKind,
@@ -182,8 +182,8 @@ def test_self_trade_removes_owner_index_entries() -> None:
 def test_check_veto_removes_maker_and_matching_continues() -> None:
     vetoed = {1}
 
-    def check(maker: OrderRecord, taker_id: int, taker_owner: bytes, fill: int) -> int:
-        return 0 if maker[0] in vetoed else fill
+    def check(maker: RestingOrder, taker_id: int, taker_owner: bytes, fill: int) -> int:
+        return 0 if maker.order_id in vetoed else fill
 
     book = asks_100_101()
     book.maker_check = check
@@ -193,8 +193,8 @@ def test_check_veto_removes_maker_and_matching_continues() -> None:
 
 
 def test_check_partial_allowance_fills_part_and_removes_rest() -> None:
-    def check(maker: OrderRecord, taker_id: int, taker_owner: bytes, fill: int) -> int:
-        return 2 if maker[5] & OrderFlag.REDUCE_ONLY else fill
+    def check(maker: RestingOrder, taker_id: int, taker_owner: bytes, fill: int) -> int:
+        return 2 if maker.flags & OrderFlag.REDUCE_ONLY else fill
 
     book = OrderBook(maker_check=check)
     book.place(1, ALICE, SELL, 100, 5, GTC, OrderFlag.REDUCE_ONLY, 1)
@@ -208,8 +208,8 @@ def test_check_partial_allowance_fills_part_and_removes_rest() -> None:
 
 
 def test_check_can_stop_the_taker() -> None:
-    def check(maker: OrderRecord, taker_id: int, taker_owner: bytes, fill: int) -> int:
-        return STOP_TAKER if maker[0] == 2 else fill
+    def check(maker: RestingOrder, taker_id: int, taker_owner: bytes, fill: int) -> int:
+        return STOP_TAKER if maker.order_id == 2 else fill
 
     book = asks_100_101()
     book.maker_check = check
@@ -221,8 +221,8 @@ def test_check_can_stop_the_taker() -> None:
 def test_fok_with_check_calls_it_once_per_maker() -> None:
     calls: list[int] = []
 
-    def check(maker: OrderRecord, taker_id: int, taker_owner: bytes, fill: int) -> int:
-        calls.append(maker[0])
+    def check(maker: RestingOrder, taker_id: int, taker_owner: bytes, fill: int) -> int:
+        calls.append(maker.order_id)
         return fill
 
     book = asks_100_101()

@@ -17,8 +17,8 @@ from orderbook import (
     ConditionalOrder,
     OrderBook,
     OrderBookError,
-    OrderRecord,
     Outcome,
+    RestingOrder,
     Side,
 )
 from tests.orderbook.reference import ReferenceBook
@@ -67,8 +67,8 @@ def checker(kind: int) -> Any:
     if kind == 0:
         return None
 
-    def check(maker: OrderRecord, taker_id: int, taker_owner: bytes, fill: int) -> int:
-        verdict = (maker[0] * 7 + taker_id) % 11
+    def check(maker: RestingOrder, taker_id: int, taker_owner: bytes, fill: int) -> int:
+        verdict = (maker.order_id * 7 + taker_id) % 11
         if verdict == 0:
             return 0
         if verdict == 1:
