@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# The deterministic cores are compiled with mypyc (setup.py, appchaind/native.py); they are
+# rebuilt when a source changes. APPCHAIND_PURE_PYTHON=1 runs (and installs) pure Python.
+NATIVE_STAMP := $(VENV)/.compiled
+NATIVE_SOURCES := setup.py appchaind/native.py $(wildcard orderbook/*.py margin/*.py appchaind/exchange/*.py)
 LOCALNET ?= localnet
 VALIDATORS ?= 4
 BASE_PORT ?= 26600
@@ -17,20 +21,26 @@ all: test
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "installing (compiling the order book, margin and exchange cores with mypyc: about a minute)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(NATIVE_STAMP)
+
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+	@echo "sources of the compiled cores changed: recompiling with mypyc"
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(NATIVE_STAMP)
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-test: $(STAMP)
+test: $(NATIVE_STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(NATIVE_STAMP)
 	$(BIN)/python bench/run.py
 
-fuzz: $(STAMP)
+fuzz: $(NATIVE_STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m "not slow" tests -k "fuzz or property"
 
 sim: $(STAMP)
@@ -40,9 +50,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check appchaind orderbook margin p2p config tests bench
 	$(BIN)/mypy --strict appchaind/consensus appchaind/codec.py appchaind/crypto.py appchaind/types.py
 
-run: $(STAMP)
+run: $(NATIVE_STAMP)
 	@test -d $(LOCALNET)/node0 || $(BIN)/appchaind localnet init --dir $(LOCALNET) --validators $(VALIDATORS) --base-port $(BASE_PORT)
 	$(BIN)/appchaind localnet start --dir $(LOCALNET) --traders
 
 clean:
-	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info build
+	rm -f *__mypyc*.so orderbook/*.so margin/*.so appchaind/exchange/*.so appchaind/_native_build.json

@@ -6,6 +6,7 @@ arithmetic; :class:`LiquidationIndex` finds the accounts a price move can have m
 liquidatable; :mod:`margin.funding` samples premiums and moves the funding index.
 """
 
+from appchaind import native  # noqa: F401  (first: selects the compiled build or the source)
 from margin.accounts import Account, NonceError, Position
 from margin.clearing import ClearingError, ClearingHouse
 from margin.funding import funding_tick, premium_ppm, sample_premium

@@ -5,6 +5,7 @@ ticks, sizes integer lots. See :mod:`orderbook.book` for the invariants and
 :mod:`orderbook.types` for the records that leave the book.
 """
 
+from appchaind import native  # noqa: F401  (first: selects the compiled build or the source)
 from orderbook.book import MakerCheck, OrderBook, RestingOrder
 from orderbook.triggers import TriggerStore
 from orderbook.types import (

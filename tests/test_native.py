@@ -1,0 +1,127 @@
+"""The compiled build (mypyc) and the pure-Python build compute the same chain.
+
+Validators may run either build (a machine without a C compiler installs pure Python, and
+``APPCHAIND_PURE_PYTHON=1`` is the operator's escape hatch), so a difference between them
+would be a consensus failure. Each build replays the same seeded random blocks (order flow
+of every kind, price moves that liquidate) in its own process; the app hashes must agree at
+every height. Also: the build switch itself (stale sources fall back to source).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appchaind import native
+from appchaind.exchange import CancelAll, CancelOrder, Faucet, Transfer, Withdraw
+from tests.exchange.support import address
+from tests.exchange.test_properties import TRADERS, _build, _genesis, _Replace, _run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _order_spec(rng: random.Random) -> tuple:
+    return (
+        rng.randint(0, 1), rng.randint(0, 1), rng.choice([0, 0, 0, 1, 2, 3, 4, 5]),
+        rng.randint(0, 3), rng.randint(-30, 30), rng.randint(1, 150), rng.randint(-30, 30),
+        rng.random() < 0.25, rng.randint(0, 6), rng.choice([0, 0, 0, 3, 6]),
+    )  # fmt: skip
+
+
+def _body(rng: random.Random) -> object:
+    roll = rng.randrange(100)
+    if roll < 70:
+        return _order_spec(rng)
+    kind = roll % 6
+    if kind == 0:
+        return CancelOrder(rng.randint(0, 1), rng.randint(1, 300), rng.randint(0, 6), rng.random() < 0.5)
+    if kind == 1:
+        return CancelAll(rng.randint(0, 1), rng.random() < 0.5)
+    if kind == 2:
+        return _Replace(rng.randint(1, 300), rng.randint(0, 6), rng.random() < 0.5, _order_spec(rng))
+    if kind == 3:
+        return Transfer(address(TRADERS[rng.randint(0, 4)]), rng.randint(1, 10**9))
+    if kind == 4:
+        return Withdraw(rng.randint(1, 10**9))
+    return Faucet(rng.randint(1, 10**8))
+
+
+def replay_hashes(seed: int, blocks: int) -> dict[str, object]:
+    """Run ``blocks`` seeded random blocks through a fresh app; the app hash after each."""
+    rng = random.Random(seed)
+    specs = [
+        (
+            [rng.randint(-60, 60), rng.randint(-60, 60)],
+            [(rng.randint(0, 4), _body(rng), rng.randint(0, 9)) for _ in range(rng.randint(0, 12))],
+        )
+        for _ in range(blocks)
+    ]
+    from appchaind.exchange import ExchangeApp
+
+    app = ExchangeApp(_genesis())
+    hashes = [_run(app, block).hex() for block in _build(specs)]
+    return {"build": native.status()[1], "hashes": hashes}
+
+
+def _replay_in_process(pure: bool, seed: int, blocks: int) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
+    if pure:
+        env[native.PURE_ENV] = "1"
+    code = (
+        "import json, sys; from tests.test_native import replay_hashes; "
+        f"print(json.dumps(replay_hashes({seed}, {blocks})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_compiled_and_pure_builds_agree_on_every_app_hash(seed: int) -> None:
+    compiled = _replay_in_process(False, seed, 40)
+    if not str(compiled["build"]).startswith("compiled"):
+        pytest.skip(f"this install is not compiled: {compiled['build']}")
+    pure = _replay_in_process(True, seed, 40)
+    assert str(pure["build"]).startswith("pure Python")
+    assert len(compiled["hashes"]) == 41
+    assert compiled["hashes"] == pure["hashes"]
+
+
+def _status_in(env_extra: dict[str, str], cwd: Path = ROOT) -> str:
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV} | env_extra
+    code = (
+        "import orderbook.book as b; from appchaind import native; "
+        "print(native.status()[1]); print(b.__file__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout
+
+
+def test_pure_python_switch_loads_every_core_module_from_source() -> None:
+    status, module_file = _status_in({native.PURE_ENV: "1"}).splitlines()
+    assert "APPCHAIND_PURE_PYTHON" in status and module_file.endswith("book.py")
+
+
+def test_a_stale_compiled_build_falls_back_to_the_source(tmp_path: Path, monkeypatch) -> None:
+    if not native.status()[0]:
+        pytest.skip("this install is not compiled")
+    record = json.loads(native.BUILD_RECORD.read_text())
+    tampered = dict(record, **{native.NATIVE_MODULES[0]: "0" * 64})
+    native.BUILD_RECORD.write_text(json.dumps(tampered))
+    try:
+        status, module_file = _status_in({}).splitlines()
+    finally:
+        native.BUILD_RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    assert "stale" in status and native.NATIVE_MODULES[0] in status
+    assert module_file.endswith("book.py")
+    status, module_file = _status_in({}).splitlines()
+    assert status.startswith("compiled") and not module_file.endswith(".py")
