@@ -36,7 +36,10 @@ class UsageError(Exception):
 
 
 def cmd_version(args: argparse.Namespace) -> None:
+    from appchaind import native
+
     print(f"appchaind {__version__}")
+    print(f"cores: {native.status()[1]}")
 
 
 def cmd_init(args: argparse.Namespace) -> None:

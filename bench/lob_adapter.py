@@ -10,6 +10,9 @@ to another, so self-trade prevention is checked on every fill but never fires, a
 benchmark's reference book (which has no owners). The fills of each taker are counted and
 then dropped, as the application drops them once settled.
 
+The book is whichever build of the cores is installed (``appchaind version`` tells):
+compiled with mypyc by ``make``, or pure Python with ``APPCHAIND_PURE_PYTHON=1``.
+
 Run: ``PYTHONPATH=. python ../shared/bench/lob/lobbench.py --adapter bench.lob_adapter:make_engine``
 """
 

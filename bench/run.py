@@ -18,6 +18,11 @@ LOBBENCH = ROOT.parent / "shared" / "bench" / "lob" / "lobbench.py"
 
 def main(argv: list[str]) -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.call(
+        [sys.executable, "-c", "from appchaind import native; print('cores:', native.status()[1])"],
+        cwd=ROOT,
+        env=env,
+    )
     scripts = sorted((ROOT / "bench").glob("bench_*.py"))
     if argv:
         scripts = [s for s in scripts if any(a in s.stem for a in argv)]

@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 import trio
 
-from appchaind import codec, crypto, types
+from appchaind import codec, crypto, native, types
 from appchaind.consensus.config import ConsensusConfig
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -452,6 +452,7 @@ class Node:
                     chain_id=self.chain_id,
                     height=self.latest_height,
                     validator=self.signer is not None,
+                    cores=native.status()[1],
                 )
                 self.started.set()
                 task_status.started()
