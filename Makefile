@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP) $(NATIVE_STAMP)
 
-$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+$(NATIVE_STAMP): $(NATIVE_SOURCES) | $(STAMP)
 	@echo "sources of the compiled cores changed: recompiling with mypyc"
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(NATIVE_STAMP)
