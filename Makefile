@@ -23,11 +23,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "installing (compiling the order book, margin and exchange cores with mypyc: about a minute)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP) $(NATIVE_STAMP)
+	@touch $(STAMP)
 
 $(NATIVE_STAMP): $(NATIVE_SOURCES) | $(STAMP)
-	@echo "sources of the compiled cores changed: recompiling with mypyc"
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -c "from appchaind.native import build_is_current as c; raise SystemExit(not c())" \
+	  || { echo "sources of the compiled cores changed: recompiling with mypyc"; \
+	       $(BIN)/python -m pip install --quiet --no-deps -e .; }
 	@touch $(NATIVE_STAMP)
 
 $(BENCH_STAMP): $(STAMP)

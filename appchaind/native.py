@@ -35,7 +35,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["NATIVE_MODULES", "BUILD_RECORD", "install", "status", "source_digest"]
+__all__ = [
+    "NATIVE_MODULES",
+    "BUILD_RECORD",
+    "build_is_current",
+    "install",
+    "status",
+    "source_digest",
+]
 
 #: Modules compiled with mypyc (dotted names, relative to the project root). Modules of
 #: enums, frozen dataclasses and other declarations stay Python (mypyc does not support
@@ -73,22 +80,35 @@ def _compiled_file(module: str) -> Path | None:
     return None
 
 
+def build_is_current() -> bool:
+    """True if every module of :data:`NATIVE_MODULES` is compiled from its current source
+    (whatever ``APPCHAIND_PURE_PYTHON`` says): the Makefile's "rebuild needed?" test."""
+    return _build_problem() is None
+
+
+def _build_problem() -> str | None:
+    if not all(_compiled_file(m) for m in NATIVE_MODULES):
+        return "pure Python (not compiled: no C compiler or mypyc at install time)"
+    try:
+        recorded = json.loads(BUILD_RECORD.read_text())
+    except (OSError, ValueError):
+        return f"pure Python (no valid build record {BUILD_RECORD.name})"
+    stale = [m for m in NATIVE_MODULES if recorded.get(m) != source_digest(m)]
+    if stale:
+        return (
+            f"pure Python (compiled build is stale: {', '.join(stale)} changed since it was "
+            "compiled; run `make` or `pip install -e .` to rebuild)"
+        )
+    return None
+
+
 def _decide() -> tuple[bool, str]:
     """(use the compiled build?, why)."""
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return False, f"pure Python ({PURE_ENV} is set)"
-    if not all(_compiled_file(m) for m in NATIVE_MODULES):
-        return False, "pure Python (not compiled: no C compiler or mypyc at install time)"
-    try:
-        recorded = json.loads(BUILD_RECORD.read_text())
-    except (OSError, ValueError):
-        return False, f"pure Python (no valid build record {BUILD_RECORD.name})"
-    stale = [m for m in NATIVE_MODULES if recorded.get(m) != source_digest(m)]
-    if stale:
-        return False, (
-            f"pure Python (compiled build is stale: {', '.join(stale)} changed since it was "
-            "compiled; run `make` or `pip install -e .` to rebuild)"
-        )
+    problem = _build_problem()
+    if problem is not None:
+        return False, problem
     return True, f"compiled with mypyc ({len(NATIVE_MODULES)} modules)"
 
 
