@@ -49,7 +49,8 @@ sim: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check appchaind orderbook margin p2p config tests bench
-	$(BIN)/mypy --strict appchaind/consensus appchaind/codec.py appchaind/crypto.py appchaind/types.py
+	$(BIN)/mypy --strict appchaind/consensus appchaind/codec.py appchaind/crypto.py appchaind/types.py \
+	  appchaind/native.py orderbook
 
 run: $(NATIVE_STAMP)
 	@test -d $(LOCALNET)/node0 || $(BIN)/appchaind localnet init --dir $(LOCALNET) --validators $(VALIDATORS) --base-port $(BASE_PORT)
