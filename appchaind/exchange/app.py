@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from hashlib import sha256
-from typing import Any
+from typing import Any, Final, cast
 
 import msgpack
 
@@ -96,13 +96,20 @@ from orderbook import (
 __all__ = ["ExchangeApp", "StateError"]
 
 _REDUCE_ONLY = int(OrderFlag.REDUCE_ONLY)
-# Positions of the fields of an orderbook.OrderRecord.
-_O_ID, _O_OWNER, _O_SIDE, _O_PRICE, _O_TIF, _O_FLAGS, _O_CLIENT, _O_GTB, _O_SIZE = (
-    ORDER_FIELDS.index(name)
-    for name in (
-        "order_id", "owner", "side", "price", "time_in_force", "flags", "client_id",
-        "good_til_block", "size",
-    )
+# Positions of the fields of an orderbook.OrderRecord (literal, so that indexing the
+# record is typed per field).
+_O_ID: Final = 0
+_O_OWNER: Final = 1
+_O_SIDE: Final = 2
+_O_PRICE: Final = 3
+_O_TIF: Final = 4
+_O_FLAGS: Final = 5
+_O_CLIENT: Final = 6
+_O_GTB: Final = 7
+_O_SIZE: Final = 8
+assert ORDER_FIELDS == (
+    "order_id", "owner", "side", "price", "time_in_force", "flags", "client_id",
+    "good_til_block", "size",
 )  # fmt: skip
 _IOC = int(TimeInForce.IOC)
 _FOK = int(TimeInForce.FOK)
@@ -277,7 +284,7 @@ class ExchangeApp:
             orders.sort()
             book = self.books[market_id]
             for seq, fields in orders:
-                book.insert_resting(fields)  # type: ignore[arg-type]
+                book.insert_resting(fields)
                 if seq != fields[_O_ID]:
                     self._rest_seq[(market_id, fields[_O_ID])] = seq
                 if fields[_O_FLAGS] & _REDUCE_ONLY:
@@ -540,18 +547,21 @@ class ExchangeApp:
         self._update_oracle(oracle_votes, total_power, oracle_prices, block_events)
         self._refresh_bands()
         self.clearing.prices_changed()
+        decoded: list[tuple[Tx | None, TxResult | None]]
         if signatures_verified and all(type(tx) is Tx for tx in txs):
-            decoded = [(tx, None) for tx in txs]
+            decoded = [(cast(Tx, tx), None) for tx in txs]
         else:
             decoded = [self._decode(tx, signatures_verified) for tx in txs]
         classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx, _ in decoded]
-        results: list[TxResult] = [None] * len(txs)  # type: ignore[list-item]
+        results: list[TxResult | None] = [None] * len(txs)
         for i in sorted(range(len(txs)), key=classes.__getitem__):
             tx, error = decoded[i]
-            results[i] = error if tx is None else self._deliver(tx)  # type: ignore[assignment]
+            results[i] = error if tx is None else self._deliver(tx)
         self._end_block(prev_block_hash, block_events)
         self.app_hash = self._update_commitment()
-        return BlockResult(height, results, expand_events(block_events), self.app_hash)
+        return BlockResult(
+            height, cast(list[TxResult], results), expand_events(block_events), self.app_hash
+        )
 
     def _check_envelope(
         self, tx: Tx, height: int, time_ms: int, *, read_only: bool
