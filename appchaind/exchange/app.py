@@ -206,11 +206,15 @@ class ExchangeApp:
         self.next_order_id = 1
         self.app_hash = b""
         self._commitment = StateCommitment()
-        self._dirty_orders: dict[tuple[int, int], None] = {}
-        #: (market, order id) of every conditional order in the committed state, so a
-        #: changed order that never was conditional costs no conditional-key lookup.
-        self._stored_conditionals: dict[tuple[int, int], None] = {}
-        self._rest_seq: dict[tuple[int, int], int] = {}
+        #: Per market: ids of the orders (resting or conditional) changed since the last
+        #: commitment update.
+        self._dirty_orders: list[dict[int, None]] = [{} for _ in self.markets]
+        #: Per market: ids of every conditional order in the committed state, so a changed
+        #: order that never was conditional costs no conditional-key lookup.
+        self._stored_conditionals: list[dict[int, None]] = [{} for _ in self.markets]
+        #: Per market: the time priority of resting orders whose priority is not their id
+        #: (triggered conditional orders rest behind orders placed before they fired).
+        self._rest_seq: list[dict[int, int]] = [{} for _ in self.markets]
         self._reduce_only: dict[bytes, dict[int, None]] = {}
         self._pending: dict[bytes, bytes | None] = {}
         self._verified: dict[bytes, bool] = {}
@@ -277,7 +281,7 @@ class ExchangeApp:
                 market_id = int.from_bytes(key[4:8], "big")
                 order = ConditionalOrder(*record)
                 self.books[market_id].add_conditional(order)
-                self._stored_conditionals[(market_id, order.order_id)] = None
+                self._stored_conditionals[market_id][order.order_id] = None
                 if order.flags & _REDUCE_ONLY:
                     self._reduce_only.setdefault(order.owner, {})[market_id] = None
         for market_id, orders in enumerate(resting):
@@ -286,7 +290,7 @@ class ExchangeApp:
             for seq, fields in orders:
                 book.insert_resting(fields)
                 if seq != fields[_O_ID]:
-                    self._rest_seq[(market_id, fields[_O_ID])] = seq
+                    self._rest_seq[market_id][fields[_O_ID]] = seq
                 if fields[_O_FLAGS] & _REDUCE_ONLY:
                     self._reduce_only.setdefault(fields[_O_OWNER], {})[market_id] = None
         self._commitment.update(changes)
@@ -308,30 +312,35 @@ class ExchangeApp:
         for address in clearing.take_touched():
             account = accounts.get(address)
             changes[account_key(address)] = None if account is None else packb(account.record())
-        books = self.books
-        rest_seq = self._rest_seq
-        stored_conditionals = self._stored_conditionals
-        # order_key(market_id, order_id) is the market's prefix + the id as u64
-        prefixes = [order_key(market_id, 0)[:-8] for market_id in range(len(books))]
-        for key in self._dirty_orders:
-            market_id, order_id = key
-            book = books[market_id]
-            record = book.order(order_id)
-            if record is None:
-                changes[prefixes[market_id] + order_id.to_bytes(8, "big")] = None
-                rest_seq.pop(key, None)
-            else:
-                changes[prefixes[market_id] + order_id.to_bytes(8, "big")] = packb(
-                    [rest_seq.get(key, order_id), *record]
-                )
-            conditional = book.triggers.get(order_id)
-            if conditional is not None:
-                changes[conditional_key(market_id, order_id)] = packb(list(conditional.record()))
-                stored_conditionals[key] = None
-            elif key in stored_conditionals:
-                changes[conditional_key(market_id, order_id)] = None
-                del stored_conditionals[key]
-        self._dirty_orders = {}
+        for market_id, dirty in enumerate(self._dirty_orders):
+            if not dirty:
+                continue
+            book = self.books[market_id]
+            triggers = book.triggers
+            rest_seq = self._rest_seq[market_id]
+            stored_conditionals = self._stored_conditionals[market_id]
+            # order_key(market_id, order_id) is the market's prefix + the id as u64
+            prefix = order_key(market_id, 0)[:-8]
+            for order_id in dirty:
+                record = book.order(order_id)
+                if record is None:
+                    changes[prefix + order_id.to_bytes(8, "big")] = None
+                    if rest_seq:
+                        rest_seq.pop(order_id, None)
+                else:
+                    changes[prefix + order_id.to_bytes(8, "big")] = packb(
+                        [rest_seq.get(order_id, order_id), *record]
+                    )
+                conditional = triggers.get(order_id)
+                if conditional is not None:
+                    changes[conditional_key(market_id, order_id)] = packb(
+                        list(conditional.record())
+                    )
+                    stored_conditionals[order_id] = None
+                elif order_id in stored_conditionals:
+                    changes[conditional_key(market_id, order_id)] = None
+                    del stored_conditionals[order_id]
+            dirty.clear()
         for market in self.markets:
             changes[market_key(market.market_id)] = _pack(market.record())
         changes[GLOBAL_KEY] = _pack(
@@ -481,7 +490,8 @@ class ExchangeApp:
         total_power: int | None,
         decided: Sequence[int] | None,
         events: list[PendingEvent],
-    ) -> None:
+    ) -> bool:
+        """Move the oracle prices for this block; True if any price changed."""
         if decided is not None:
             rows = [
                 (max(1, min(p, MAX_PRICE - 1)), m.oracle_price, 0)
@@ -497,9 +507,11 @@ class ExchangeApp:
                 [m.params.max_oracle_move_ppm for m in self.markets],
             )
         else:
-            return
+            return False
+        moved = False
         for market, (price, previous, reported) in zip(self.markets, rows, strict=True):
             if price != previous:
+                moved = True
                 market.oracle_price = price
                 events.append(
                     Event(
@@ -510,6 +522,7 @@ class ExchangeApp:
                         },
                     )
                 )  # fmt: skip
+        return moved
 
     # ================================================================== blocks
 
@@ -544,9 +557,11 @@ class ExchangeApp:
             time_ms - params.nonce_window_past_ms, time_ms + params.nonce_window_future_ms,
         )  # fmt: skip
         block_events: list[PendingEvent] = []
-        self._update_oracle(oracle_votes, total_power, oracle_prices, block_events)
+        if self._update_oracle(oracle_votes, total_power, oracle_prices, block_events):
+            # Cached healths are exact at unchanged prices and funding indexes (every
+            # account change updates or drops its entry), so they survive other blocks.
+            self.clearing.prices_changed()
         self._refresh_bands()
-        self.clearing.prices_changed()
         decoded: list[tuple[Tx | None, TxResult | None]]
         if signatures_verified and all(type(tx) is Tx for tx in txs):
             decoded = [(cast(Tx, tx), None) for tx in txs]
@@ -741,7 +756,7 @@ class ExchangeApp:
         if outcome != _RESTING:
             code, log = _REJECTIONS[outcome]
             return code, log
-        self._dirty_orders[(market_id, order_id)] = None
+        self._dirty_orders[market_id][order_id] = None
         if flags:
             self._reduce_only.setdefault(address, {})[market_id] = None
         events.append(
@@ -806,13 +821,13 @@ class ExchangeApp:
         if book.removals:
             self._note_removals(market_id, book.take_removals(), events)
         if outcome is _RESTING:
-            self._dirty_orders[(market_id, order_id)] = None
+            self._dirty_orders[market_id][order_id] = None
             if rest_seq:
-                self._rest_seq[(market_id, order_id)] = rest_seq
+                self._rest_seq[market_id][order_id] = rest_seq
             if flags:
                 self._reduce_only.setdefault(address, {})[market_id] = None
-            if fills:
-                size -= sum([fill[6] for fill in fills])  # what rests: the unfilled lots
+            for fill in fills:  # what rests: the unfilled lots
+                size -= fill[6]
             events.append(("order", market_id, order_id, address, client_id, "resting", size))
             return _OK
         if outcome is _FILLED:
@@ -830,8 +845,8 @@ class ExchangeApp:
         margin (or what only reduces its position); reduce-only makers never grow or flip.
         Fills allowed within one taker accumulate in ``_scratch`` so later makers of the
         same owner are checked against the position the earlier fills leave."""
-        accounts = self.clearing.accounts
-        free_collateral_after = self.clearing.free_collateral_after
+        clearing = self.clearing
+        accounts = clearing.accounts
         scratch = self._scratch
         market = self.markets[market_id]
         quantum = market.quantum
@@ -866,7 +881,10 @@ class ExchangeApp:
                 new_size = held - fill
                 cash += notional - maker_fee
                 risky = held <= 0 or new_size < 0
-            if risky and free_collateral_after(account, market, settled, new_size, cash) < 0:
+            if (
+                risky
+                and clearing.free_collateral_after(account, market, settled, new_size, cash) < 0
+            ):
                 return 0
             if pending is None:
                 scratch[owner] = [new_size - held, cash]
@@ -886,10 +904,9 @@ class ExchangeApp:
         events: list[PendingEvent],
         liquidation: bool,
     ) -> None:
-        accounts = self.clearing.accounts
-        settle = self.clearing.settle_fill
-        dirty = self._dirty_orders
-        append = events.append
+        clearing = self.clearing
+        accounts = clearing.accounts
+        dirty = self._dirty_orders[market_id]
         for (
             maker_oid,
             maker_owner,
@@ -900,17 +917,17 @@ class ExchangeApp:
             size,
             remaining,
         ) in fills:
-            maker_fee, taker_fee = settle(
+            maker_fee, taker_fee = clearing.settle_fill(
                 market_id,
                 accounts[maker_owner],
                 taker,
-                bool(taker_side),
+                taker_side != 0,
                 price,
                 size,
                 taker_fee_ppm,
             )
-            dirty[(market_id, maker_oid)] = None
-            append(
+            dirty[maker_oid] = None
+            events.append(
                 (
                     "fill", market_id, maker_oid, maker_owner, taker_oid, taker_owner, taker_side,
                     price, size, remaining, maker_fee, taker_fee, liquidation,
@@ -923,9 +940,9 @@ class ExchangeApp:
         removals: list[tuple[int, bytes, int, int]],
         events: list[PendingEvent],
     ) -> None:
-        dirty = self._dirty_orders
+        dirty = self._dirty_orders[market_id]
         for order_id, owner, reason, size in removals:
-            dirty[(market_id, order_id)] = None
+            dirty[order_id] = None
             events.append(
                 _order_event(market_id, order_id, owner, -1, _REASON_STATUS[int(reason)], size)
             )
@@ -956,7 +973,7 @@ class ExchangeApp:
         if order_id is None:
             return Code.ORDER_NOT_FOUND, "no such open order of yours in this market"
         size = book.cancel(order_id)
-        self._dirty_orders[(body.market_id, order_id)] = None
+        self._dirty_orders[body.market_id][order_id] = None
         events.append(
             _order_event(body.market_id, order_id, account.address, -1, "cancelled", size)
         )
@@ -1003,13 +1020,13 @@ class ExchangeApp:
             and new.good_til_block == record[_O_GTB]
         ):
             book.resize(old_id, new.size)
-            self._dirty_orders[(market_id, old_id)] = None
+            self._dirty_orders[market_id][old_id] = None
             events.append(
                 _order_event(market_id, old_id, account.address, new.client_id, "resized", new.size)
             )
             return _OK
         size = book.cancel(old_id)
-        self._dirty_orders[(market_id, old_id)] = None
+        self._dirty_orders[market_id][old_id] = None
         events.append(_order_event(market_id, old_id, account.address, -1, "cancelled", size))
         code, log = self._place_order(account, new, events)
         if code:
@@ -1076,7 +1093,7 @@ class ExchangeApp:
         market_id = market.market_id
         book = self.books[market_id]
         for order in book.trigger(market.oracle_price):
-            self._dirty_orders[(market_id, order.order_id)] = None
+            self._dirty_orders[market_id][order.order_id] = None
             events.append(
                 _order_event(
                     market_id, order.order_id, order.owner, order.client_id, "triggered", order.size
@@ -1357,7 +1374,7 @@ class ExchangeApp:
                     keep = min(size, abs(held)) if reducing else 0
                     if keep < size:
                         book.resize(order_id, keep)
-                        self._dirty_orders[(market_id, order_id)] = None
+                        self._dirty_orders[market_id][order_id] = None
                         status = "resized" if keep else "cancelled"
                         events.append(_order_event(market_id, order_id, address, -1, status, keep))
                     if keep:
