@@ -10,12 +10,14 @@ micro-units per lot scaled by :data:`FUNDING_SCALE` (so an index step is exact: 
 
 from __future__ import annotations
 
+from typing import Final
+
 from config.genesis import PPM, MarketParams
 
 __all__ = ["FUNDING_SCALE", "PPM", "MarketState"]
 
 #: The funding index counts millionths of a micro-unit per lot.
-FUNDING_SCALE = PPM
+FUNDING_SCALE: Final = PPM
 
 
 class MarketState:

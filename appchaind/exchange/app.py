@@ -95,7 +95,7 @@ from orderbook import (
 
 __all__ = ["ExchangeApp", "StateError"]
 
-_REDUCE_ONLY = int(OrderFlag.REDUCE_ONLY)
+_REDUCE_ONLY: Final = int(OrderFlag.REDUCE_ONLY)
 # Positions of the fields of an orderbook.OrderRecord (literal, so that indexing the
 # record is typed per field).
 _O_ID: Final = 0
@@ -111,23 +111,25 @@ assert ORDER_FIELDS == (
     "order_id", "owner", "side", "price", "time_in_force", "flags", "client_id",
     "good_til_block", "size",
 )  # fmt: skip
-_IOC = int(TimeInForce.IOC)
-_FOK = int(TimeInForce.FOK)
-_POST_ONLY = int(TimeInForce.POST_ONLY)
-_RESTING = Outcome.RESTING
-_FILLED = Outcome.FILLED
+_IOC: Final = int(TimeInForce.IOC)
+_FOK: Final = int(TimeInForce.FOK)
+_POST_ONLY: Final = int(TimeInForce.POST_ONLY)
+_RESTING: Final = Outcome.RESTING
+_FILLED: Final = Outcome.FILLED
 
 #: Execution classes of the within-block ordering rule.
-_CANCELS, _POST_ONLY_ORDERS, _OTHERS = 0, 1, 2
+_CANCELS: Final = 0
+_POST_ONLY_ORDERS: Final = 1
+_OTHERS: Final = 2
 
-_REASON_STATUS = {
+_REASON_STATUS: Final = {
     int(Reason.CANCELLED): "cancelled",
     int(Reason.SELF_TRADE): "self_trade",
     int(Reason.VETOED): "vetoed",
     int(Reason.EXPIRED): "expired",
     int(Reason.TRIGGERED): "triggered",
 }
-_REJECTIONS = {
+_REJECTIONS: Final = {
     Outcome.REJECTED_POST_ONLY: (Code.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity"),
     Outcome.REJECTED_FOK: (Code.FOK_NOT_FILLED, "fill-or-kill order could not fill completely"),
     Outcome.REJECTED_DUPLICATE_ORDER_ID: (Code.INVALID_ORDER, "order id already open"),
@@ -137,25 +139,28 @@ _REJECTIONS = {
     ),
     Outcome.REJECTED_INVALID: (Code.INVALID_ORDER, "invalid price or size"),
 }
-_CONDITIONAL_KIND = {
+_CONDITIONAL_KIND: Final = {
     OrderType.STOP_MARKET: 0,
     OrderType.STOP_LIMIT: 1,
     OrderType.TAKE_PROFIT_MARKET: 2,
     OrderType.TAKE_PROFIT_LIMIT: 3,
 }
-_SIGNATURE_CACHE_LIMIT = 200_000
-_OK = (0, "")
+_SIGNATURE_CACHE_LIMIT: Final = 200_000
+_OK: Final = (0, "")
 # Plain ints for the hot path (enum attribute access is slow on Python 3.11).
-_LIMIT = int(OrderType.LIMIT)
-_STOP_MARKET = int(OrderType.STOP_MARKET)
-_TAKE_PROFIT_LIMIT = int(OrderType.TAKE_PROFIT_LIMIT)
-_LIMIT_KINDS = (int(OrderType.STOP_LIMIT), int(OrderType.TAKE_PROFIT_LIMIT))
-_UNKNOWN_MARKET = int(Code.UNKNOWN_MARKET)
-_INVALID_ORDER = int(Code.INVALID_ORDER)
-_PRICE_OUTSIDE_BAND = int(Code.PRICE_OUTSIDE_BAND)
-_REDUCE_ONLY_REJECTED = int(Code.REDUCE_ONLY_REJECTED)
-_TOO_MANY_OPEN_ORDERS = int(Code.TOO_MANY_OPEN_ORDERS)
-_INSUFFICIENT_MARGIN = int(Code.INSUFFICIENT_MARGIN)
+_LIMIT: Final = int(OrderType.LIMIT)
+_STOP_MARKET: Final = int(OrderType.STOP_MARKET)
+_TAKE_PROFIT_LIMIT: Final = int(OrderType.TAKE_PROFIT_LIMIT)
+_LIMIT_KINDS: Final = (int(OrderType.STOP_LIMIT), int(OrderType.TAKE_PROFIT_LIMIT))
+_UNKNOWN_MARKET: Final = int(Code.UNKNOWN_MARKET)
+_INVALID_ORDER: Final = int(Code.INVALID_ORDER)
+_PRICE_OUTSIDE_BAND: Final = int(Code.PRICE_OUTSIDE_BAND)
+_REDUCE_ONLY_REJECTED: Final = int(Code.REDUCE_ONLY_REJECTED)
+_TOO_MANY_OPEN_ORDERS: Final = int(Code.TOO_MANY_OPEN_ORDERS)
+_INSUFFICIENT_MARGIN: Final = int(Code.INSUFFICIENT_MARGIN)
+_MAX_PRICE: Final = MAX_PRICE
+#: ceil(x / PPM) == (x + _CEIL) // PPM for every integer x.
+_CEIL: Final = PPM - 1
 
 
 class StateError(Exception):
@@ -562,16 +567,20 @@ class ExchangeApp:
             # account change updates or drops its entry), so they survive other blocks.
             self.clearing.prices_changed()
         self._refresh_bands()
-        decoded: list[tuple[Tx | None, TxResult | None]]
-        if signatures_verified and all(type(tx) is Tx for tx in txs):
-            decoded = [(cast(Tx, tx), None) for tx in txs]
-        else:
-            decoded = [self._decode(tx, signatures_verified) for tx in txs]
-        classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx, _ in decoded]
+        decoded: list[Tx | None]
         results: list[TxResult | None] = [None] * len(txs)
+        if signatures_verified and all(type(tx) is Tx for tx in txs):
+            decoded = cast(list[Tx | None], list(txs))
+        else:
+            decoded = []
+            for i, raw in enumerate(txs):
+                tx, results[i] = self._decode(raw, signatures_verified)
+                decoded.append(tx)
+        classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx in decoded]
         for i in sorted(range(len(txs)), key=classes.__getitem__):
-            tx, error = decoded[i]
-            results[i] = error if tx is None else self._deliver(tx)
+            tx = decoded[i]
+            if tx is not None:
+                results[i] = self._deliver(tx)
         self._end_block(prev_block_hash, block_events)
         self.app_hash = self._update_commitment()
         return BlockResult(
@@ -683,7 +692,7 @@ class ExchangeApp:
         order_type = body.order_type
         if side > 1:
             return _INVALID_ORDER, "side must be 0 (sell) or 1 (buy)"
-        if not 0 < size < MAX_PRICE:
+        if not 0 < size < _MAX_PRICE:
             return _INVALID_ORDER, "size must be at least one lot"
         if tif > _FOK or order_type > _TAKE_PROFIT_LIMIT:
             return _INVALID_ORDER, "unknown time in force or order type"
@@ -815,9 +824,12 @@ class ExchangeApp:
         if scratch:  # (a rejected fill-or-kill leaves checks without fills)
             scratch.clear()
         fills = book.fills
+        filled = 0
         if fills:
-            book.fills = []
             self._settle_fills(market_id, fills, account, market.taker_fee_ppm, events, False)
+            for fill in fills:
+                filled += fill[6]
+            fills.clear()  # (the book appends the next taker's fills to the same list)
         if book.removals:
             self._note_removals(market_id, book.take_removals(), events)
         if outcome is _RESTING:
@@ -826,9 +838,10 @@ class ExchangeApp:
                 self._rest_seq[market_id][order_id] = rest_seq
             if flags:
                 self._reduce_only.setdefault(address, {})[market_id] = None
-            for fill in fills:  # what rests: the unfilled lots
-                size -= fill[6]
-            events.append(("order", market_id, order_id, address, client_id, "resting", size))
+            # what rests: the unfilled lots
+            events.append(
+                ("order", market_id, order_id, address, client_id, "resting", size - filled)
+            )
             return _OK
         if outcome is _FILLED:
             events.append(("order", market_id, order_id, address, client_id, "filled", 0))
@@ -870,7 +883,7 @@ class ExchangeApp:
                     fill = abs(held)
             notional = maker.price * fill * quantum
             if maker_fee_ppm >= 0:
-                maker_fee = -(-notional * maker_fee_ppm // PPM)
+                maker_fee = (notional * maker_fee_ppm + _CEIL) // PPM
             else:
                 maker_fee = -(notional * -maker_fee_ppm // PPM)
             if buys:
@@ -1162,17 +1175,16 @@ class ExchangeApp:
         candidates: dict[bytes, None] = {}
         unindexed = clearing.unindexed
         clearing.unindexed = {}
-        health = clearing.health  # cached, exact at the current prices
         for address in unindexed:
             account = accounts.get(address)
             if account is None or not account.positions:
                 index.remove(address)
-            elif index.update(account, markets, health(account)):
+            elif index.update(account, markets, clearing.health_state(account)):
                 candidates[address] = None
         for market in markets:
             for address in index.crossed(market.market_id, market.oracle_price):
                 account = accounts[address]
-                if index.update(account, markets, health(account)):
+                if index.update(account, markets, clearing.health_state(account)):
                     candidates[address] = None
         if not candidates:
             return
@@ -1435,7 +1447,7 @@ def _execution_class(body: object) -> int:
         order = body.order  # type: ignore[attr-defined]
     else:
         return _OTHERS
-    if order.time_in_force == _POST_ONLY and order.order_type == OrderType.LIMIT:  # type: ignore[attr-defined]
+    if order.time_in_force == _POST_ONLY and order.order_type == _LIMIT:  # type: ignore[attr-defined]
         return _POST_ONLY_ORDERS
     return _OTHERS
 
