@@ -160,6 +160,11 @@ _REDUCE_ONLY_REJECTED: Final = int(Code.REDUCE_ONLY_REJECTED)
 _TOO_MANY_OPEN_ORDERS: Final = int(Code.TOO_MANY_OPEN_ORDERS)
 _INSUFFICIENT_MARGIN: Final = int(Code.INSUFFICIENT_MARGIN)
 _MAX_PRICE: Final = MAX_PRICE
+# The tx body classes (of a Python module) as compiled-module constants: no globals lookup.
+_PLACE_ORDER: Final = PlaceOrder
+_CANCEL_ORDER: Final = CancelOrder
+_CANCEL_ALL: Final = CancelAll
+_REPLACE_ORDER: Final = ReplaceOrder
 #: ceil(x / PPM) == (x + _CEIL) // PPM for every integer x.
 _CEIL: Final = PPM - 1
 
@@ -226,6 +231,7 @@ class ExchangeApp:
         self._verified: dict[bytes, bool] = {}
         self._addresses: dict[bytes, bytes] = {}
         self._max_open_orders = self.params.max_open_orders_per_account
+        self._max_recent_nonces = self.params.max_recent_nonces
         self._bands: list[tuple[int, int]] = []
         #: (chain id, first and last acceptable expiry height, first and last acceptable
         #: nonce) of the block being executed (:meth:`_check_envelope`'s rules, precomputed).
@@ -674,7 +680,8 @@ class ExchangeApp:
         ):
             return self._check_envelope(tx, self.height, self.time_ms, read_only=False)  # type: ignore[return-value]
         clearing = self.clearing
-        address = self._addresses.get(tx.sender) or self._address_of(tx.sender)
+        sender = tx.sender
+        address = self._addresses.get(sender) or self._address_of(sender)
         account = clearing.accounts.get(address)
         body = tx.body
         if account is None:
@@ -683,7 +690,7 @@ class ExchangeApp:
             else:
                 return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
         try:
-            account.accept_nonce(nonce, params.max_recent_nonces)
+            account.accept_nonce(nonce, self._max_recent_nonces)
         except NonceError as exc:
             return TxResult(Code.NONCE_REPLAYED, str(exc))
         clearing.touched[address] = None
@@ -694,7 +701,7 @@ class ExchangeApp:
                 if position.funding_index != markets[market_id].funding_index:
                     self._settle_funding(account, events)
                     break
-        if type(body) is PlaceOrder:
+        if type(body) is _PLACE_ORDER:
             code, log = self._place_order(account, body, events)
         else:
             handler = self._handlers.get(type(body))
@@ -1469,11 +1476,11 @@ class ExchangeApp:
 
 def _execution_class(body: object) -> int:
     kind = type(body)
-    if kind is CancelOrder or kind is CancelAll:
+    if kind is _CANCEL_ORDER or kind is _CANCEL_ALL:
         return _CANCELS
-    if kind is PlaceOrder:
+    if kind is _PLACE_ORDER:
         order = body
-    elif kind is ReplaceOrder:
+    elif kind is _REPLACE_ORDER:
         order = body.order  # type: ignore[attr-defined]
     else:
         return _OTHERS
