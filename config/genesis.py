@@ -16,7 +16,7 @@ import json
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from appchaind import codec, crypto
 from appchaind.codec import I64, U32, U64, MaxItems, PubKey, Str, message
@@ -36,7 +36,7 @@ __all__ = [
     "PPM",
 ]
 
-PPM: Final = 1_000_000
+PPM = 1_000_000
 MAX_MARKETS = 256
 MAX_GENESIS_ACCOUNTS = 1_000_000
 QUOTE_UNIT = "0.000001"

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from typing import Final
 
-from config.genesis import PPM, MarketParams
+from config import genesis
+from config.genesis import MarketParams
 
 __all__ = ["FUNDING_SCALE", "PPM", "MarketState"]
+
+#: Parts per million (fractions are integers of this many parts): config.genesis.PPM,
+#: restated as a literal here because compiled modules inline a Final literal, and only
+#: the sources of the compiled modules are checked for a stale build (appchaind.native).
+PPM: Final = 1_000_000
+assert PPM == genesis.PPM
 
 #: The funding index counts millionths of a micro-unit per lot.
 FUNDING_SCALE: Final = PPM

@@ -65,8 +65,9 @@ from appchaind.exchange.txs import (
 )
 from appchaind.store import Store, WriteBatch
 from appchaind.types import Tx
-from config.genesis import PPM, Genesis
+from config.genesis import Genesis
 from margin import (
+    PPM,
     Account,
     ClearingError,
     ClearingHouse,
