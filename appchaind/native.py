@@ -50,6 +50,15 @@ __all__ = [
 NATIVE_MODULES: tuple[str, ...] = (
     "orderbook.triggers",
     "orderbook.book",
+    "margin.accounts",
+    "margin.markets",
+    "margin.health",
+    "margin.funding",
+    "margin.clearing",
+    "margin.liquidation",
+    "appchaind.exchange.commitment",
+    "appchaind.exchange.results",
+    "appchaind.exchange.app",
 )
 
 #: Where setup.py records the source digests of the build, next to this file.

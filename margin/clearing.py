@@ -14,11 +14,16 @@ rehashed) and ``unindexed`` (its liquidation bounds must be recomputed).
 
 from __future__ import annotations
 
+from typing import Final
+
 from margin.accounts import Account, Position
 from margin.health import Health, funding_owed, health
 from margin.markets import PPM, MarketState
 
 __all__ = ["ClearingHouse", "ClearingError"]
+
+#: ceil(x / PPM) == (x + _CEIL) // PPM for every integer x.
+_CEIL: Final = PPM - 1
 
 
 class ClearingError(Exception):
@@ -82,10 +87,17 @@ class ClearingHouse:
 
     def health(self, account: Account) -> Health:
         """The account's Health at the current prices (cached until it or a price changes)."""
+        net, initial, maintenance = self.health_state(account)
+        return Health(net, initial, maintenance)
+
+    def health_state(self, account: Account) -> list[int]:
+        """The cached ``[net, initial, maintenance]`` behind :meth:`health` (read only: the
+        clearing house updates it in place)."""
         state = self._health.get(account.address)
         if state is None:
-            state = self._health[account.address] = list(health(account, self.markets))
-        return Health(*state)
+            net, initial, maintenance = health(account, self.markets)
+            state = self._health[account.address] = [net, initial, maintenance]
+        return state
 
     def prices_changed(self) -> None:
         """Call after oracle prices or funding indexes move: forget every cached Health."""
@@ -122,13 +134,17 @@ class ClearingHouse:
         ``cash_delta``: the order path's margin check, without building a Health."""
         state = self._health.get(account.address)
         if state is None:
-            state = self._health[account.address] = list(health(account, self.markets))
+            state = self.health_state(account)
         price_quantum = market.oracle_price * market.quantum
         initial_ppm = market.initial_ppm
+        # Products of non-negative factors, ceilings as (x + PPM - 1) // PPM: the same
+        # values as the signed forms, but compiled code multiplies them natively.
+        move = new_size - held
+        value = move * price_quantum if move >= 0 else -(-move * price_quantum)
         return (
-            state[0] + cash_delta + (new_size - held) * price_quantum - state[1]
-            - (-(-abs(new_size) * price_quantum * initial_ppm // PPM))
-            + (-(-abs(held) * price_quantum * initial_ppm // PPM))
+            state[0] + cash_delta + value - state[1]
+            - (abs(new_size) * price_quantum * initial_ppm + _CEIL) // PPM
+            + (abs(held) * price_quantum * initial_ppm + _CEIL) // PPM
         )  # fmt: skip
 
     def conservation_gap(self) -> int:
@@ -185,10 +201,12 @@ class ClearingHouse:
         # fee(notional, ppm), inline: charges round up, rebates down
         maker_ppm = market.maker_fee_ppm
         maker_fee = (
-            -(-notional * maker_ppm // PPM) if maker_ppm >= 0 else -(notional * -maker_ppm // PPM)
+            (notional * maker_ppm + _CEIL) // PPM
+            if maker_ppm >= 0
+            else -(notional * -maker_ppm // PPM)
         )
         taker_fee = (
-            -(-notional * taker_fee_ppm // PPM)
+            (notional * taker_fee_ppm + _CEIL) // PPM
             if taker_fee_ppm >= 0
             else -(notional * -taker_fee_ppm // PPM)
         )
@@ -215,7 +233,7 @@ class ClearingHouse:
         market_id = market.market_id
         address = account.address
         quantum = market.quantum
-        notional = delta * price * quantum
+        notional = delta * price * quantum if delta >= 0 else -(-delta * price * quantum)
         account.balance -= notional + fee_paid
         positions = account.positions
         position = positions.get(market_id)
@@ -251,15 +269,18 @@ class ClearingHouse:
             price_quantum = oracle_price * quantum
             old_notional = (held if held > 0 else -held) * price_quantum
             new_notional = (new_size if new_size > 0 else -new_size) * price_quantum
-            state[0] += delta * (oracle_price - price) * quantum - fee_paid
+            # delta × (oracle_price - price) × quantum, multiplied as non-negative factors
+            edge = oracle_price - price
+            gain = abs(delta) * abs(edge) * quantum
+            state[0] += (gain if (delta >= 0) == (edge >= 0) else -gain) - fee_paid
             initial_ppm = market.initial_ppm
             maintenance_ppm = market.maintenance_ppm
-            state[1] += (-(-new_notional * initial_ppm // PPM)) + (
-                old_notional * initial_ppm // -PPM
-            )
-            state[2] += (-(-new_notional * maintenance_ppm // PPM)) + (
-                old_notional * maintenance_ppm // -PPM
-            )
+            state[1] += (new_notional * initial_ppm + _CEIL) // PPM - (
+                old_notional * initial_ppm + _CEIL
+            ) // PPM
+            state[2] += (new_notional * maintenance_ppm + _CEIL) // PPM - (
+                old_notional * maintenance_ppm + _CEIL
+            ) // PPM
 
     def transfer_at_price(
         self, market_id: int, seller: Account, buyer: Account, price: int, size: int

@@ -6,7 +6,7 @@ rebates and funding receipts round down. Units: micro-units of quote, ticks, lot
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from margin.accounts import Account, Position
 from margin.markets import FUNDING_SCALE, PPM, MarketState
@@ -20,6 +20,10 @@ __all__ = [
     "health_after",
     "bankruptcy_price",
 ]
+
+#: ceil(x / PPM) == (x + _CEIL) // PPM for every integer x (compiled code multiplies
+#: non-negative factors natively, so ceilings are not written as -(-x // PPM)).
+_CEIL: Final = PPM - 1
 
 
 class Health(NamedTuple):
@@ -43,13 +47,13 @@ class Health(NamedTuple):
 
 def requirement(size: int, price: int, quantum: int, ppm: int) -> int:
     """ceil(|size| × price × quantum × ppm / 1e6): a margin requirement, rounded up."""
-    return -(-abs(size) * price * quantum * ppm // PPM)
+    return (abs(size) * price * quantum * ppm + _CEIL) // PPM
 
 
 def fee(notional: int, ppm: int) -> int:
     """The fee on ``notional`` micro-units: rounded up when charged, a rebate (negative
     ``ppm``) rounded down, so the trader never gains from rounding."""
-    return -(-notional * ppm // PPM) if ppm >= 0 else -(notional * -ppm // PPM)
+    return (notional * ppm + _CEIL) // PPM if ppm >= 0 else -(notional * -ppm // PPM)
 
 
 def funding_owed(position: Position, market: MarketState) -> int:
@@ -68,11 +72,11 @@ def health(account: Account, markets: list[MarketState]) -> Health:
         market = markets[market_id]
         size = position.size
         notional = abs(size) * market.oracle_price * market.quantum
-        net += size * market.oracle_price * market.quantum
+        net += notional if size >= 0 else -notional
         if position.funding_index != market.funding_index:
             net -= funding_owed(position, market)
-        initial += -(-notional * market.initial_ppm // PPM)
-        maintenance += -(-notional * market.maintenance_ppm // PPM)
+        initial += (notional * market.initial_ppm + _CEIL) // PPM
+        maintenance += (notional * market.maintenance_ppm + _CEIL) // PPM
     return Health(net, initial, maintenance)
 
 

@@ -21,10 +21,11 @@ liquidatable is a pure function of the state, whatever prices the bands were com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from heapq import heapify, heappop, heappush
 
 from margin.accounts import Account
-from margin.health import Health, health
+from margin.health import health
 from margin.markets import PPM, MarketState
 
 __all__ = ["LiquidationIndex", "deleveraging_ranking"]
@@ -73,11 +74,12 @@ class LiquidationIndex:
         self._longs, self._shorts = longs, shorts
 
     def update(
-        self, account: Account, markets: list[MarketState], state: Health | None = None
+        self, account: Account, markets: list[MarketState], state: Sequence[int] | None = None
     ) -> bool:
         """Re-evaluate ``account`` at the current prices: returns True (and leaves it out of
         the index) if it is below maintenance margin, else indexes its bands. ``state`` is
-        the account's health at these prices if the caller has it (computed if None)."""
+        the account's :class:`Health` (or the same three numbers: net, initial, maintenance)
+        at these prices if the caller has it (computed if None)."""
         address = account.address
         if address in self._entries:
             self.remove(address)
@@ -86,9 +88,11 @@ class LiquidationIndex:
             return False
         if state is None:
             state = health(account, markets)
-        if state.net < state.maintenance:
+        net = state[0]
+        maintenance = state[2]
+        if net < maintenance:
             return True
-        excess = state.net - state.maintenance - len(positions)
+        excess = net - maintenance - len(positions)
         if len(positions) == 1:
             ((market_id, position),) = positions.items()
             market = markets[market_id]

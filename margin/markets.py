@@ -10,12 +10,21 @@ micro-units per lot scaled by :data:`FUNDING_SCALE` (so an index step is exact: 
 
 from __future__ import annotations
 
-from config.genesis import PPM, MarketParams
+from typing import Final
+
+from config import genesis
+from config.genesis import MarketParams
 
 __all__ = ["FUNDING_SCALE", "PPM", "MarketState"]
 
+#: Parts per million (fractions are integers of this many parts): config.genesis.PPM,
+#: restated as a literal here because compiled modules inline a Final literal, and only
+#: the sources of the compiled modules are checked for a stale build (appchaind.native).
+PPM: Final = 1_000_000
+assert PPM == genesis.PPM
+
 #: The funding index counts millionths of a micro-unit per lot.
-FUNDING_SCALE = PPM
+FUNDING_SCALE: Final = PPM
 
 
 class MarketState:

@@ -22,9 +22,10 @@ Pure: integers and bytes, no clock, no I/O except the store in ``__init__``/``co
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from hashlib import sha256
-from typing import Any
+from typing import Any, Final, cast
 
 import msgpack
 
@@ -64,8 +65,9 @@ from appchaind.exchange.txs import (
 )
 from appchaind.store import Store, WriteBatch
 from appchaind.types import Tx
-from config.genesis import PPM, Genesis
+from config.genesis import Genesis
 from margin import (
+    PPM,
     Account,
     ClearingError,
     ClearingHouse,
@@ -95,32 +97,41 @@ from orderbook import (
 
 __all__ = ["ExchangeApp", "StateError"]
 
-_REDUCE_ONLY = int(OrderFlag.REDUCE_ONLY)
-# Positions of the fields of an orderbook.OrderRecord.
-_O_ID, _O_OWNER, _O_SIDE, _O_PRICE, _O_TIF, _O_FLAGS, _O_CLIENT, _O_GTB, _O_SIZE = (
-    ORDER_FIELDS.index(name)
-    for name in (
-        "order_id", "owner", "side", "price", "time_in_force", "flags", "client_id",
-        "good_til_block", "size",
-    )
+_REDUCE_ONLY: Final = int(OrderFlag.REDUCE_ONLY)
+# Positions of the fields of an orderbook.OrderRecord (literal, so that indexing the
+# record is typed per field).
+_O_ID: Final = 0
+_O_OWNER: Final = 1
+_O_SIDE: Final = 2
+_O_PRICE: Final = 3
+_O_TIF: Final = 4
+_O_FLAGS: Final = 5
+_O_CLIENT: Final = 6
+_O_GTB: Final = 7
+_O_SIZE: Final = 8
+assert ORDER_FIELDS == (
+    "order_id", "owner", "side", "price", "time_in_force", "flags", "client_id",
+    "good_til_block", "size",
 )  # fmt: skip
-_IOC = int(TimeInForce.IOC)
-_FOK = int(TimeInForce.FOK)
-_POST_ONLY = int(TimeInForce.POST_ONLY)
-_RESTING = Outcome.RESTING
-_FILLED = Outcome.FILLED
+_IOC: Final = int(TimeInForce.IOC)
+_FOK: Final = int(TimeInForce.FOK)
+_POST_ONLY: Final = int(TimeInForce.POST_ONLY)
+_RESTING: Final = Outcome.RESTING
+_FILLED: Final = Outcome.FILLED
 
 #: Execution classes of the within-block ordering rule.
-_CANCELS, _POST_ONLY_ORDERS, _OTHERS = 0, 1, 2
+_CANCELS: Final = 0
+_POST_ONLY_ORDERS: Final = 1
+_OTHERS: Final = 2
 
-_REASON_STATUS = {
+_REASON_STATUS: Final = {
     int(Reason.CANCELLED): "cancelled",
     int(Reason.SELF_TRADE): "self_trade",
     int(Reason.VETOED): "vetoed",
     int(Reason.EXPIRED): "expired",
     int(Reason.TRIGGERED): "triggered",
 }
-_REJECTIONS = {
+_REJECTIONS: Final = {
     Outcome.REJECTED_POST_ONLY: (Code.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity"),
     Outcome.REJECTED_FOK: (Code.FOK_NOT_FILLED, "fill-or-kill order could not fill completely"),
     Outcome.REJECTED_DUPLICATE_ORDER_ID: (Code.INVALID_ORDER, "order id already open"),
@@ -130,25 +141,33 @@ _REJECTIONS = {
     ),
     Outcome.REJECTED_INVALID: (Code.INVALID_ORDER, "invalid price or size"),
 }
-_CONDITIONAL_KIND = {
+_CONDITIONAL_KIND: Final = {
     OrderType.STOP_MARKET: 0,
     OrderType.STOP_LIMIT: 1,
     OrderType.TAKE_PROFIT_MARKET: 2,
     OrderType.TAKE_PROFIT_LIMIT: 3,
 }
-_SIGNATURE_CACHE_LIMIT = 200_000
-_OK = (0, "")
+_SIGNATURE_CACHE_LIMIT: Final = 200_000
+_OK: Final = (0, "")
 # Plain ints for the hot path (enum attribute access is slow on Python 3.11).
-_LIMIT = int(OrderType.LIMIT)
-_STOP_MARKET = int(OrderType.STOP_MARKET)
-_TAKE_PROFIT_LIMIT = int(OrderType.TAKE_PROFIT_LIMIT)
-_LIMIT_KINDS = (int(OrderType.STOP_LIMIT), int(OrderType.TAKE_PROFIT_LIMIT))
-_UNKNOWN_MARKET = int(Code.UNKNOWN_MARKET)
-_INVALID_ORDER = int(Code.INVALID_ORDER)
-_PRICE_OUTSIDE_BAND = int(Code.PRICE_OUTSIDE_BAND)
-_REDUCE_ONLY_REJECTED = int(Code.REDUCE_ONLY_REJECTED)
-_TOO_MANY_OPEN_ORDERS = int(Code.TOO_MANY_OPEN_ORDERS)
-_INSUFFICIENT_MARGIN = int(Code.INSUFFICIENT_MARGIN)
+_LIMIT: Final = int(OrderType.LIMIT)
+_STOP_MARKET: Final = int(OrderType.STOP_MARKET)
+_TAKE_PROFIT_LIMIT: Final = int(OrderType.TAKE_PROFIT_LIMIT)
+_LIMIT_KINDS: Final = (int(OrderType.STOP_LIMIT), int(OrderType.TAKE_PROFIT_LIMIT))
+_UNKNOWN_MARKET: Final = int(Code.UNKNOWN_MARKET)
+_INVALID_ORDER: Final = int(Code.INVALID_ORDER)
+_PRICE_OUTSIDE_BAND: Final = int(Code.PRICE_OUTSIDE_BAND)
+_REDUCE_ONLY_REJECTED: Final = int(Code.REDUCE_ONLY_REJECTED)
+_TOO_MANY_OPEN_ORDERS: Final = int(Code.TOO_MANY_OPEN_ORDERS)
+_INSUFFICIENT_MARGIN: Final = int(Code.INSUFFICIENT_MARGIN)
+_MAX_PRICE: Final = MAX_PRICE
+# The tx body classes (of a Python module) as compiled-module constants: no globals lookup.
+_PLACE_ORDER: Final = PlaceOrder
+_CANCEL_ORDER: Final = CancelOrder
+_CANCEL_ALL: Final = CancelAll
+_REPLACE_ORDER: Final = ReplaceOrder
+#: ceil(x / PPM) == (x + _CEIL) // PPM for every integer x.
+_CEIL: Final = PPM - 1
 
 
 class StateError(Exception):
@@ -199,16 +218,21 @@ class ExchangeApp:
         self.next_order_id = 1
         self.app_hash = b""
         self._commitment = StateCommitment()
-        self._dirty_orders: dict[tuple[int, int], None] = {}
-        #: (market, order id) of every conditional order in the committed state, so a
-        #: changed order that never was conditional costs no conditional-key lookup.
-        self._stored_conditionals: dict[tuple[int, int], None] = {}
-        self._rest_seq: dict[tuple[int, int], int] = {}
+        #: Per market: ids of the orders (resting or conditional) changed since the last
+        #: commitment update.
+        self._dirty_orders: list[dict[int, None]] = [{} for _ in self.markets]
+        #: Per market: ids of every conditional order in the committed state, so a changed
+        #: order that never was conditional costs no conditional-key lookup.
+        self._stored_conditionals: list[dict[int, None]] = [{} for _ in self.markets]
+        #: Per market: the time priority of resting orders whose priority is not their id
+        #: (triggered conditional orders rest behind orders placed before they fired).
+        self._rest_seq: list[dict[int, int]] = [{} for _ in self.markets]
         self._reduce_only: dict[bytes, dict[int, None]] = {}
         self._pending: dict[bytes, bytes | None] = {}
         self._verified: dict[bytes, bool] = {}
         self._addresses: dict[bytes, bytes] = {}
         self._max_open_orders = self.params.max_open_orders_per_account
+        self._max_recent_nonces = self.params.max_recent_nonces
         self._bands: list[tuple[int, int]] = []
         #: (chain id, first and last acceptable expiry height, first and last acceptable
         #: nonce) of the block being executed (:meth:`_check_envelope`'s rules, precomputed).
@@ -270,16 +294,16 @@ class ExchangeApp:
                 market_id = int.from_bytes(key[4:8], "big")
                 order = ConditionalOrder(*record)
                 self.books[market_id].add_conditional(order)
-                self._stored_conditionals[(market_id, order.order_id)] = None
+                self._stored_conditionals[market_id][order.order_id] = None
                 if order.flags & _REDUCE_ONLY:
                     self._reduce_only.setdefault(order.owner, {})[market_id] = None
         for market_id, orders in enumerate(resting):
             orders.sort()
             book = self.books[market_id]
             for seq, fields in orders:
-                book.insert_resting(fields)  # type: ignore[arg-type]
+                book.insert_resting(fields)
                 if seq != fields[_O_ID]:
-                    self._rest_seq[(market_id, fields[_O_ID])] = seq
+                    self._rest_seq[market_id][fields[_O_ID]] = seq
                 if fields[_O_FLAGS] & _REDUCE_ONLY:
                     self._reduce_only.setdefault(fields[_O_OWNER], {})[market_id] = None
         self._commitment.update(changes)
@@ -301,30 +325,35 @@ class ExchangeApp:
         for address in clearing.take_touched():
             account = accounts.get(address)
             changes[account_key(address)] = None if account is None else packb(account.record())
-        books = self.books
-        rest_seq = self._rest_seq
-        stored_conditionals = self._stored_conditionals
-        # order_key(market_id, order_id) is the market's prefix + the id as u64
-        prefixes = [order_key(market_id, 0)[:-8] for market_id in range(len(books))]
-        for key in self._dirty_orders:
-            market_id, order_id = key
-            book = books[market_id]
-            record = book.order(order_id)
-            if record is None:
-                changes[prefixes[market_id] + order_id.to_bytes(8, "big")] = None
-                rest_seq.pop(key, None)
-            else:
-                changes[prefixes[market_id] + order_id.to_bytes(8, "big")] = packb(
-                    [rest_seq.get(key, order_id), *record]
-                )
-            conditional = book.triggers.get(order_id)
-            if conditional is not None:
-                changes[conditional_key(market_id, order_id)] = packb(list(conditional.record()))
-                stored_conditionals[key] = None
-            elif key in stored_conditionals:
-                changes[conditional_key(market_id, order_id)] = None
-                del stored_conditionals[key]
-        self._dirty_orders = {}
+        for market_id, dirty in enumerate(self._dirty_orders):
+            if not dirty:
+                continue
+            book = self.books[market_id]
+            triggers = book.triggers
+            rest_seq = self._rest_seq[market_id]
+            stored_conditionals = self._stored_conditionals[market_id]
+            # order_key(market_id, order_id) is the market's prefix + the id as u64
+            prefix = order_key(market_id, 0)[:-8]
+            for order_id in dirty:
+                record = book.order(order_id)
+                if record is None:
+                    changes[prefix + order_id.to_bytes(8, "big")] = None
+                    if rest_seq:
+                        rest_seq.pop(order_id, None)
+                else:
+                    changes[prefix + order_id.to_bytes(8, "big")] = packb(
+                        [rest_seq.get(order_id, order_id), *record]
+                    )
+                conditional = triggers.get(order_id)
+                if conditional is not None:
+                    changes[conditional_key(market_id, order_id)] = packb(
+                        list(conditional.record())
+                    )
+                    stored_conditionals[order_id] = None
+                elif order_id in stored_conditionals:
+                    changes[conditional_key(market_id, order_id)] = None
+                    del stored_conditionals[order_id]
+            dirty.clear()
         for market in self.markets:
             changes[market_key(market.market_id)] = _pack(market.record())
         changes[GLOBAL_KEY] = _pack(
@@ -474,7 +503,8 @@ class ExchangeApp:
         total_power: int | None,
         decided: Sequence[int] | None,
         events: list[PendingEvent],
-    ) -> None:
+    ) -> bool:
+        """Move the oracle prices for this block; True if any price changed."""
         if decided is not None:
             rows = [
                 (max(1, min(p, MAX_PRICE - 1)), m.oracle_price, 0)
@@ -490,9 +520,11 @@ class ExchangeApp:
                 [m.params.max_oracle_move_ppm for m in self.markets],
             )
         else:
-            return
+            return False
+        moved = False
         for market, (price, previous, reported) in zip(self.markets, rows, strict=True):
             if price != previous:
+                moved = True
                 market.oracle_price = price
                 events.append(
                     Event(
@@ -503,6 +535,7 @@ class ExchangeApp:
                         },
                     )
                 )  # fmt: skip
+        return moved
 
     # ================================================================== blocks
 
@@ -526,7 +559,36 @@ class ExchangeApp:
         ``total_power`` the validator set's power, or ``oracle_prices`` = decided prices per
         market (tests, replays). ``prev_block_hash`` seeds the liquidation start.
         Returns one result per tx, in block order, and the app hash after the block.
+
+        Python's cyclic garbage collector is paused while the block executes: the block
+        creates no reference cycles (reference counting frees what it drops), but it
+        allocates tens of thousands of objects that live on (results, events, resting
+        orders), and collecting every 700 allocations would rescan the whole state many
+        times per block. Collection resumes when the block is done.
         """
+        collecting = gc.isenabled()
+        if collecting:
+            gc.disable()
+        try:
+            return self._execute_block(
+                height, time_ms, txs, prev_block_hash, oracle_votes, total_power,
+                oracle_prices, signatures_verified,
+            )  # fmt: skip
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _execute_block(
+        self,
+        height: int,
+        time_ms: int,
+        txs: Sequence[bytes | Tx],
+        prev_block_hash: bytes,
+        oracle_votes: Sequence[tuple[int, bytes]] | None,
+        total_power: int | None,
+        oracle_prices: Sequence[int] | None,
+        signatures_verified: bool,
+    ) -> BlockResult:
         if height != self.height + 1:
             raise ValueError(f"finalize_block({height}) after height {self.height}")
         self.height = height
@@ -537,21 +599,30 @@ class ExchangeApp:
             time_ms - params.nonce_window_past_ms, time_ms + params.nonce_window_future_ms,
         )  # fmt: skip
         block_events: list[PendingEvent] = []
-        self._update_oracle(oracle_votes, total_power, oracle_prices, block_events)
+        if self._update_oracle(oracle_votes, total_power, oracle_prices, block_events):
+            # Cached healths are exact at unchanged prices and funding indexes (every
+            # account change updates or drops its entry), so they survive other blocks.
+            self.clearing.prices_changed()
         self._refresh_bands()
-        self.clearing.prices_changed()
+        decoded: list[Tx | None]
+        results: list[TxResult | None] = [None] * len(txs)
         if signatures_verified and all(type(tx) is Tx for tx in txs):
-            decoded = [(tx, None) for tx in txs]
+            decoded = cast(list[Tx | None], list(txs))
         else:
-            decoded = [self._decode(tx, signatures_verified) for tx in txs]
-        classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx, _ in decoded]
-        results: list[TxResult] = [None] * len(txs)  # type: ignore[list-item]
+            decoded = []
+            for i, raw in enumerate(txs):
+                tx, results[i] = self._decode(raw, signatures_verified)
+                decoded.append(tx)
+        classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx in decoded]
         for i in sorted(range(len(txs)), key=classes.__getitem__):
-            tx, error = decoded[i]
-            results[i] = error if tx is None else self._deliver(tx)  # type: ignore[assignment]
+            tx = decoded[i]
+            if tx is not None:
+                results[i] = self._deliver(tx)
         self._end_block(prev_block_hash, block_events)
         self.app_hash = self._update_commitment()
-        return BlockResult(height, results, expand_events(block_events), self.app_hash)
+        return BlockResult(
+            height, cast(list[TxResult], results), expand_events(block_events), self.app_hash
+        )
 
     def _check_envelope(
         self, tx: Tx, height: int, time_ms: int, *, read_only: bool
@@ -610,7 +681,8 @@ class ExchangeApp:
         ):
             return self._check_envelope(tx, self.height, self.time_ms, read_only=False)  # type: ignore[return-value]
         clearing = self.clearing
-        address = self._addresses.get(tx.sender) or self._address_of(tx.sender)
+        sender = tx.sender
+        address = self._addresses.get(sender) or self._address_of(sender)
         account = clearing.accounts.get(address)
         body = tx.body
         if account is None:
@@ -619,7 +691,7 @@ class ExchangeApp:
             else:
                 return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
         try:
-            account.accept_nonce(nonce, params.max_recent_nonces)
+            account.accept_nonce(nonce, self._max_recent_nonces)
         except NonceError as exc:
             return TxResult(Code.NONCE_REPLAYED, str(exc))
         clearing.touched[address] = None
@@ -630,7 +702,7 @@ class ExchangeApp:
                 if position.funding_index != markets[market_id].funding_index:
                     self._settle_funding(account, events)
                     break
-        if type(body) is PlaceOrder:
+        if type(body) is _PLACE_ORDER:
             code, log = self._place_order(account, body, events)
         else:
             handler = self._handlers.get(type(body))
@@ -658,7 +730,7 @@ class ExchangeApp:
         order_type = body.order_type
         if side > 1:
             return _INVALID_ORDER, "side must be 0 (sell) or 1 (buy)"
-        if not 0 < size < MAX_PRICE:
+        if not 0 < size < _MAX_PRICE:
             return _INVALID_ORDER, "size must be at least one lot"
         if tif > _FOK or order_type > _TAKE_PROFIT_LIMIT:
             return _INVALID_ORDER, "unknown time in force or order type"
@@ -731,7 +803,7 @@ class ExchangeApp:
         if outcome != _RESTING:
             code, log = _REJECTIONS[outcome]
             return code, log
-        self._dirty_orders[(market_id, order_id)] = None
+        self._dirty_orders[market_id][order_id] = None
         if flags:
             self._reduce_only.setdefault(address, {})[market_id] = None
         events.append(
@@ -790,20 +862,24 @@ class ExchangeApp:
         if scratch:  # (a rejected fill-or-kill leaves checks without fills)
             scratch.clear()
         fills = book.fills
+        filled = 0
         if fills:
-            book.fills = []
             self._settle_fills(market_id, fills, account, market.taker_fee_ppm, events, False)
+            for fill in fills:
+                filled += fill[6]
+            fills.clear()  # (the book appends the next taker's fills to the same list)
         if book.removals:
             self._note_removals(market_id, book.take_removals(), events)
         if outcome is _RESTING:
-            self._dirty_orders[(market_id, order_id)] = None
+            self._dirty_orders[market_id][order_id] = None
             if rest_seq:
-                self._rest_seq[(market_id, order_id)] = rest_seq
+                self._rest_seq[market_id][order_id] = rest_seq
             if flags:
                 self._reduce_only.setdefault(address, {})[market_id] = None
-            if fills:
-                size -= sum([fill[6] for fill in fills])  # what rests: the unfilled lots
-            events.append(("order", market_id, order_id, address, client_id, "resting", size))
+            # what rests: the unfilled lots
+            events.append(
+                ("order", market_id, order_id, address, client_id, "resting", size - filled)
+            )
             return _OK
         if outcome is _FILLED:
             events.append(("order", market_id, order_id, address, client_id, "filled", 0))
@@ -820,8 +896,8 @@ class ExchangeApp:
         margin (or what only reduces its position); reduce-only makers never grow or flip.
         Fills allowed within one taker accumulate in ``_scratch`` so later makers of the
         same owner are checked against the position the earlier fills leave."""
-        accounts = self.clearing.accounts
-        free_collateral_after = self.clearing.free_collateral_after
+        clearing = self.clearing
+        accounts = clearing.accounts
         scratch = self._scratch
         market = self.markets[market_id]
         quantum = market.quantum
@@ -845,7 +921,7 @@ class ExchangeApp:
                     fill = abs(held)
             notional = maker.price * fill * quantum
             if maker_fee_ppm >= 0:
-                maker_fee = -(-notional * maker_fee_ppm // PPM)
+                maker_fee = (notional * maker_fee_ppm + _CEIL) // PPM
             else:
                 maker_fee = -(notional * -maker_fee_ppm // PPM)
             if buys:
@@ -856,7 +932,10 @@ class ExchangeApp:
                 new_size = held - fill
                 cash += notional - maker_fee
                 risky = held <= 0 or new_size < 0
-            if risky and free_collateral_after(account, market, settled, new_size, cash) < 0:
+            if (
+                risky
+                and clearing.free_collateral_after(account, market, settled, new_size, cash) < 0
+            ):
                 return 0
             if pending is None:
                 scratch[owner] = [new_size - held, cash]
@@ -876,10 +955,9 @@ class ExchangeApp:
         events: list[PendingEvent],
         liquidation: bool,
     ) -> None:
-        accounts = self.clearing.accounts
-        settle = self.clearing.settle_fill
-        dirty = self._dirty_orders
-        append = events.append
+        clearing = self.clearing
+        accounts = clearing.accounts
+        dirty = self._dirty_orders[market_id]
         for (
             maker_oid,
             maker_owner,
@@ -890,17 +968,17 @@ class ExchangeApp:
             size,
             remaining,
         ) in fills:
-            maker_fee, taker_fee = settle(
+            maker_fee, taker_fee = clearing.settle_fill(
                 market_id,
                 accounts[maker_owner],
                 taker,
-                bool(taker_side),
+                taker_side != 0,
                 price,
                 size,
                 taker_fee_ppm,
             )
-            dirty[(market_id, maker_oid)] = None
-            append(
+            dirty[maker_oid] = None
+            events.append(
                 (
                     "fill", market_id, maker_oid, maker_owner, taker_oid, taker_owner, taker_side,
                     price, size, remaining, maker_fee, taker_fee, liquidation,
@@ -913,9 +991,9 @@ class ExchangeApp:
         removals: list[tuple[int, bytes, int, int]],
         events: list[PendingEvent],
     ) -> None:
-        dirty = self._dirty_orders
+        dirty = self._dirty_orders[market_id]
         for order_id, owner, reason, size in removals:
-            dirty[(market_id, order_id)] = None
+            dirty[order_id] = None
             events.append(
                 _order_event(market_id, order_id, owner, -1, _REASON_STATUS[int(reason)], size)
             )
@@ -946,7 +1024,7 @@ class ExchangeApp:
         if order_id is None:
             return Code.ORDER_NOT_FOUND, "no such open order of yours in this market"
         size = book.cancel(order_id)
-        self._dirty_orders[(body.market_id, order_id)] = None
+        self._dirty_orders[body.market_id][order_id] = None
         events.append(
             _order_event(body.market_id, order_id, account.address, -1, "cancelled", size)
         )
@@ -993,13 +1071,13 @@ class ExchangeApp:
             and new.good_til_block == record[_O_GTB]
         ):
             book.resize(old_id, new.size)
-            self._dirty_orders[(market_id, old_id)] = None
+            self._dirty_orders[market_id][old_id] = None
             events.append(
                 _order_event(market_id, old_id, account.address, new.client_id, "resized", new.size)
             )
             return _OK
         size = book.cancel(old_id)
-        self._dirty_orders[(market_id, old_id)] = None
+        self._dirty_orders[market_id][old_id] = None
         events.append(_order_event(market_id, old_id, account.address, -1, "cancelled", size))
         code, log = self._place_order(account, new, events)
         if code:
@@ -1066,7 +1144,7 @@ class ExchangeApp:
         market_id = market.market_id
         book = self.books[market_id]
         for order in book.trigger(market.oracle_price):
-            self._dirty_orders[(market_id, order.order_id)] = None
+            self._dirty_orders[market_id][order.order_id] = None
             events.append(
                 _order_event(
                     market_id, order.order_id, order.owner, order.client_id, "triggered", order.size
@@ -1135,17 +1213,16 @@ class ExchangeApp:
         candidates: dict[bytes, None] = {}
         unindexed = clearing.unindexed
         clearing.unindexed = {}
-        health = clearing.health  # cached, exact at the current prices
         for address in unindexed:
             account = accounts.get(address)
             if account is None or not account.positions:
                 index.remove(address)
-            elif index.update(account, markets, health(account)):
+            elif index.update(account, markets, clearing.health_state(account)):
                 candidates[address] = None
         for market in markets:
             for address in index.crossed(market.market_id, market.oracle_price):
                 account = accounts[address]
-                if index.update(account, markets, health(account)):
+                if index.update(account, markets, clearing.health_state(account)):
                     candidates[address] = None
         if not candidates:
             return
@@ -1347,7 +1424,7 @@ class ExchangeApp:
                     keep = min(size, abs(held)) if reducing else 0
                     if keep < size:
                         book.resize(order_id, keep)
-                        self._dirty_orders[(market_id, order_id)] = None
+                        self._dirty_orders[market_id][order_id] = None
                         status = "resized" if keep else "cancelled"
                         events.append(_order_event(market_id, order_id, address, -1, status, keep))
                     if keep:
@@ -1400,15 +1477,15 @@ class ExchangeApp:
 
 def _execution_class(body: object) -> int:
     kind = type(body)
-    if kind is CancelOrder or kind is CancelAll:
+    if kind is _CANCEL_ORDER or kind is _CANCEL_ALL:
         return _CANCELS
-    if kind is PlaceOrder:
+    if kind is _PLACE_ORDER:
         order = body
-    elif kind is ReplaceOrder:
+    elif kind is _REPLACE_ORDER:
         order = body.order  # type: ignore[attr-defined]
     else:
         return _OTHERS
-    if order.time_in_force == _POST_ONLY and order.order_type == OrderType.LIMIT:  # type: ignore[attr-defined]
+    if order.time_in_force == _POST_ONLY and order.order_type == _LIMIT:  # type: ignore[attr-defined]
         return _POST_ONLY_ORDERS
     return _OTHERS
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from hashlib import sha256
 
+import pytest
+
 from appchaind import codec
 from appchaind.exchange import CancelOrder, Code, ExchangeApp, Faucet, Withdraw
 from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
@@ -155,3 +157,22 @@ def test_file_price_source_rounds_to_ticks_and_skips_garbage(tmp_path):
     path.write_text('{"BTC-PERP": "50123.6", "ETH-PERP": "oops", "XRP-PERP": "1"}')
     assert FilePriceSource(path, g.markets).prices() == {0: 50124}
     assert FilePriceSource(tmp_path / "missing.json", g.markets).prices() == {}
+
+
+def test_finalize_block_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    app = ExchangeApp(genesis(BALANCES))
+    d = Driver(app)
+    assert gc.isenabled()
+    d.block([d.tx("alice", limit(0, SELL, 50000, 5, client_id=1))])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        d.block([d.tx("bob", limit(0, BUY, 50000, 5))])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError):  # a block that raises must not leave it paused
+        app.finalize_block(app.height + 2, GENESIS_MS, [])
+    assert gc.isenabled()
