@@ -7,7 +7,9 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # The deterministic cores are compiled with mypyc (setup.py, appchaind/native.py); they are
 # rebuilt when a source changes. APPCHAIND_PURE_PYTHON=1 runs (and installs) pure Python.
 NATIVE_STAMP := $(VENV)/.compiled
-NATIVE_SOURCES := setup.py appchaind/native.py $(wildcard orderbook/*.py margin/*.py appchaind/exchange/*.py)
+NATIVE_SOURCES := setup.py appchaind/native.py $(wildcard orderbook/*.py margin/*.py appchaind/exchange/*.py) \
+  appchaind/codec.py appchaind/crypto.py appchaind/store.py appchaind/types.py appchaind/units.py \
+  config/genesis.py
 LOCALNET ?= localnet
 VALIDATORS ?= 4
 BASE_PORT ?= 26600

@@ -40,7 +40,8 @@ class BuildExt(build_ext):
         except Exception as error:  # no compiler, compile error: install pure Python
             print(f"warning: compiling the cores failed, installing pure Python: {error}")
             return
-        record = {m: native.source_digest(m) for m in native.NATIVE_MODULES}
+        modules = native.NATIVE_MODULES + native.BUILD_INPUTS
+        record = {m: native.source_digest(m) for m in modules}
         targets = [native.BUILD_RECORD]
         if not self.inplace:
             targets.append(Path(self.build_lib) / "appchaind" / native.BUILD_RECORD.name)

@@ -14,7 +14,8 @@ modules imports it first) loads all of
 
 - ``APPCHAIND_PURE_PYTHON=1`` is set (an operator's escape hatch, and how the tests run
   the pure build);
-- a source changed since it was compiled (a developer edited it; ``make`` rebuilds), or a
+- a source changed since it was compiled (a developer edited it; ``make`` rebuilds): a
+  compiled module's or one of the :data:`BUILD_INPUTS` it takes constants from; or a
   compiled module is missing.
 
 It is all or nothing: compiled modules call each other directly, so one stale module
@@ -37,6 +38,7 @@ from types import ModuleType
 
 __all__ = [
     "NATIVE_MODULES",
+    "BUILD_INPUTS",
     "BUILD_RECORD",
     "build_is_current",
     "install",
@@ -61,6 +63,21 @@ NATIVE_MODULES: tuple[str, ...] = (
     "appchaind.exchange.app",
 )
 
+#: Project modules that compiled code imports without compiling them. mypyc copies their
+#: ``Final`` constants into the compiled code, so an edit to one of them also makes the
+#: compiled build stale. (tests/test_native.py checks that this list is complete.)
+BUILD_INPUTS: tuple[str, ...] = (
+    "appchaind.codec",
+    "appchaind.crypto",
+    "appchaind.store",
+    "appchaind.types",
+    "appchaind.units",
+    "appchaind.exchange.oracle",
+    "appchaind.exchange.txs",
+    "config.genesis",
+    "orderbook.types",
+)
+
 #: Where setup.py records the source digests of the build, next to this file.
 BUILD_RECORD = Path(__file__).with_name("_native_build.json")
 PURE_ENV = "APPCHAIND_PURE_PYTHON"
@@ -71,7 +88,7 @@ _decision: tuple[bool, str] | None = None
 
 
 def source_path(module: str) -> Path:
-    """The .py file of a module in :data:`NATIVE_MODULES`."""
+    """The .py file of a project module (dotted name)."""
     return _ROOT.joinpath(*module.split(".")).with_suffix(".py")
 
 
@@ -102,7 +119,7 @@ def _build_problem() -> str | None:
         recorded = json.loads(BUILD_RECORD.read_text())
     except (OSError, ValueError):
         return f"pure Python (no valid build record {BUILD_RECORD.name})"
-    stale = [m for m in NATIVE_MODULES if recorded.get(m) != source_digest(m)]
+    stale = [m for m in NATIVE_MODULES + BUILD_INPUTS if recorded.get(m) != source_digest(m)]
     if stale:
         return (
             f"pure Python (compiled build is stale: {', '.join(stale)} changed since it was "

@@ -12,9 +12,8 @@ signatures already (mempool, on its worker threads), so it hands their digests t
 ``ExchangeApp.trust_signatures`` and the app decodes every tx, looks its digest up
 instead of verifying, and executes the block. Timed per block: ``trust_signatures`` +
 ``finalize_block`` (decoding, execution, end of block, app hash); ``commit`` is not timed.
-The cyclic garbage collector is paused during each timed ``finalize_block``, as the node
-does (``appchaind.node.node``: it would otherwise trace the state's objects many times per
-block). The rate is orders per second of wall-clock time; the rate per second of this
+``finalize_block`` pauses the cyclic garbage collector while the block executes (it
+would otherwise trace the state's objects many times per block). The rate is orders per second of wall-clock time; the rate per second of this
 process's CPU time is printed too, since on a shared machine the wall clock also counts
 the neighbours. The first line says which build of the cores ran (compiled with mypyc or
 pure Python: ``APPCHAIND_PURE_PYTHON=1`` measures the latter).
@@ -22,7 +21,6 @@ pure Python: ``APPCHAIND_PURE_PYTHON=1`` measures the latter).
 
 from __future__ import annotations
 
-import gc
 import random
 import statistics
 import sys
@@ -150,7 +148,6 @@ def run_once(
     for height, txs in enumerate(blocks[1:], start=2):
         verified = digests[height - 1]
         given = [codec.decode(Tx, raw) for raw in txs] if predecoded else txs
-        gc.disable()  # as the node does around finalize_block
         start, start_cpu = time.perf_counter(), time.process_time()
         app.trust_signatures(verified)
         result = app.finalize_block(
@@ -158,7 +155,6 @@ def run_once(
         )
         elapsed += time.perf_counter() - start
         cpu += time.process_time() - start_cpu
-        gc.enable()
         app.commit()
         fills += sum(1 for r in result.tx_results for e in r.events if e.kind == "fill")
         ok = sum(1 for r in result.tx_results if r.code == 0)

@@ -125,3 +125,28 @@ def test_a_stale_compiled_build_falls_back_to_the_source(tmp_path: Path, monkeyp
     assert module_file.endswith("book.py")
     status, module_file = _status_in({}).splitlines()
     assert status.startswith("compiled") and not module_file.endswith(".py")
+
+
+def test_every_project_module_the_compiled_code_imports_is_a_build_input() -> None:
+    """Compiled code copies the ``Final`` constants of what it imports: each project module
+    it imports is compiled too or listed in BUILD_INPUTS (so editing it makes the build
+    stale)."""
+    import ast
+
+    project = ("appchaind", "orderbook", "margin", "config", "p2p")
+    imported: set[str] = set()
+    for module in native.NATIVE_MODULES:
+        tree = ast.parse(native.source_path(module).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                path = native.source_path(name)
+                if name.split(".")[0] in project and path.exists():
+                    imported.add(name)
+    missing = imported - set(native.NATIVE_MODULES) - set(native.BUILD_INPUTS)
+    assert not missing, f"add to appchaind.native.BUILD_INPUTS: {sorted(missing)}"
