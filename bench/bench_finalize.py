@@ -21,6 +21,7 @@ pure Python: ``APPCHAIND_PURE_PYTHON=1`` measures the latter).
 
 from __future__ import annotations
 
+import gc
 import random
 import statistics
 import sys
@@ -137,6 +138,7 @@ def run_once(
 ) -> tuple[float, float, int, bytes]:
     """One chain through every block. ``predecoded``: the node's usual path, where every tx
     of the block sits decoded and verified in its mempool (decoding is not timed)."""
+    gc.collect()  # the previous run's chain is garbage now: not this run's work
     app = ExchangeApp(genesis)
     digests = [frozenset(map(tx_hash, txs)) for txs in blocks]
     app.trust_signatures(digests[0])
