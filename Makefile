@@ -4,12 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
-# The deterministic cores are compiled with mypyc (setup.py, appchaind/native.py); they are
-# rebuilt when a source changes. APPCHAIND_PURE_PYTHON=1 runs (and installs) pure Python.
+# The deterministic cores are compiled with mypyc (setup.py, appchaind/native.py). When any
+# source changes, appchaind.native says whether the compiled build still matches (it knows
+# which modules count) and they are recompiled if not. APPCHAIND_PURE_PYTHON=1 runs pure Python.
 NATIVE_STAMP := $(VENV)/.compiled
-NATIVE_SOURCES := setup.py appchaind/native.py $(wildcard orderbook/*.py margin/*.py appchaind/exchange/*.py) \
-  appchaind/codec.py appchaind/crypto.py appchaind/store.py appchaind/types.py appchaind/units.py \
-  config/genesis.py
+NATIVE_SOURCES := setup.py $(wildcard appchaind/*.py appchaind/*/*.py orderbook/*.py margin/*.py config/*.py)
 LOCALNET ?= localnet
 VALIDATORS ?= 4
 BASE_PORT ?= 26600

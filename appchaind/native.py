@@ -9,8 +9,7 @@ through both and compares app hashes), so validators may run either.
 
 The compiled build is used only when it is whole and current. The finder installed by
 :func:`install` (which runs when this module is imported: every package with compiled
-modules imports it first) loads all of
-:data:`NATIVE_MODULES` from source instead when:
+modules imports it first) loads all of :data:`NATIVE_MODULES` from source instead when:
 
 - ``APPCHAIND_PURE_PYTHON=1`` is set (an operator's escape hatch, and how the tests run
   the pure build);
