@@ -434,7 +434,9 @@ def add_trading_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     o = order_sub.add_parser("replace", help="replace an open order with a new one",
                              description="Replace an open order (by --order-id or --client-id) "
                              "with the order the other options describe; shrinking a resting "
-                             "limit order at the same price keeps its time priority.")  # fmt: skip
+                             "limit order at the same price keeps its time priority. If the "
+                             "new order fails its checks (price band, margin...) the old one "
+                             "stays as it was.")  # fmt: skip
     _order_args(o)
     ident = o.add_mutually_exclusive_group(required=True)
     ident.add_argument("--order-id", type=int, help="the order to replace")

@@ -723,8 +723,15 @@ class ExchangeApp:
     # ================================================================== orders
 
     def _place_order(
-        self, account: Account, body: PlaceOrder, events: list[PendingEvent]
+        self,
+        account: Account,
+        body: PlaceOrder,
+        events: list[PendingEvent],
+        replacing: bool = False,
     ) -> tuple[int, str]:
+        """Check and place an order. ``replacing``: a dry run for a replacement (the order
+        to replace is still open and counts against the cap): every check that does not need
+        the book to take the order, and nothing is mutated."""
         market_id = body.market_id
         if market_id >= len(self.markets):
             return _UNKNOWN_MARKET, f"market {market_id} does not exist"
@@ -759,12 +766,13 @@ class ExchangeApp:
                 tif = _IOC
             price = self._bands[market_id][side]
         order_id = self.next_order_id
-        self.next_order_id = order_id + 1
+        if not replacing:
+            self.next_order_id = order_id + 1
         if order_type >= _STOP_MARKET:
-            return self._place_conditional(account, body, order_id, tif, flags, events)
+            return self._place_conditional(account, body, order_id, tif, flags, events, replacing)
         return self._submit(
             account, market_id, order_id, side, price, size, tif, flags, body.client_id, gtb,
-            events,
+            events, 0, replacing,
         )  # fmt: skip
 
     def _refresh_bands(self) -> None:
@@ -790,14 +798,18 @@ class ExchangeApp:
         tif: int,
         flags: int,
         events: list[PendingEvent],
+        replacing: bool = False,
     ) -> tuple[int, str]:
         market_id = body.market_id
         if not 0 < body.trigger_price < MAX_PRICE:
             return Code.INVALID_ORDER, "trigger_price must be a positive number of ticks"
         book = self.books[market_id]
         address = account.address
-        if book.open_order_count(address) >= self.params.max_open_orders_per_account:
+        open_orders = book.open_order_count(address) - replacing
+        if open_orders >= self.params.max_open_orders_per_account:
             return Code.TOO_MANY_OPEN_ORDERS, "open order limit reached in this market"
+        if replacing:
+            return _OK
         order = ConditionalOrder(
             order_id, address, body.side, _CONDITIONAL_KIND[OrderType(body.order_type)],
             body.trigger_price, body.price, body.size, tif, flags, body.client_id,
@@ -829,8 +841,10 @@ class ExchangeApp:
         gtb: int,
         events: list[PendingEvent],
         rest_seq: int = 0,
+        replacing: bool = False,
     ) -> tuple[int, str]:
-        """Margin-check an order and put it through the book; settle its fills."""
+        """Margin-check an order and put it through the book; settle its fills.
+        ``replacing``: the dry run of :meth:`_place_order` (checks only)."""
         book = self.books[market_id]
         market = self.markets[market_id]
         address = account.address
@@ -840,7 +854,7 @@ class ExchangeApp:
             if not (held < 0 if side else held > 0):
                 return _REDUCE_ONLY_REJECTED, "reduce-only order would not reduce your position"
             size = min(size, abs(held))
-        if tif < _IOC and book.open_order_count(address) >= self._max_open_orders:
+        if tif < _IOC and book.open_order_count(address) - replacing >= self._max_open_orders:
             return _TOO_MANY_OPEN_ORDERS, "open order limit reached in this market"
         # Unless it only reduces the position, the order must leave the account above
         # initial margin if it filled in full at its limit, paying the taker fee.
@@ -861,6 +875,8 @@ class ExchangeApp:
                     f"filled in full at {price} ticks this order would leave net collateral "
                     f"{state.net} below the initial margin {state.initial} (micro-units)",
                 )
+        if replacing:
+            return _OK
         outcome = book.place(order_id, address, side, price, size, tif, flags, client_id, gtb)
         scratch = self._scratch
         if scratch:  # (a rejected fill-or-kill leaves checks without fills)
@@ -1080,11 +1096,16 @@ class ExchangeApp:
                 _order_event(market_id, old_id, account.address, new.client_id, "resized", new.size)
             )
             return _OK
+        # Everything that can refuse the new order without the book taking it is checked
+        # first, with the old order untouched: a refused replacement leaves it as it was.
+        code, log = self._place_order(account, new, events, True)
+        if code:
+            return code, log + " (the order to replace is left as it was)"
         size = book.cancel(old_id)
         self._dirty_orders[market_id][old_id] = None
         events.append(_order_event(market_id, old_id, account.address, -1, "cancelled", size))
         code, log = self._place_order(account, new, events)
-        if code:
+        if code:  # refused by the book (post-only would take, FOK cannot fill, client id)
             log += " (the replaced order stays cancelled)"
         return code, log
 

@@ -100,7 +100,10 @@ class ReplaceOrder:
     """Replace an open order (found by ``order_id``, or by ``client_id`` when
     ``by_client_id``) in ``order.market_id`` with ``order``. Shrinking a resting limit
     order at the same price and side keeps its time priority (an amend); anything else is
-    a cancel followed by a new order."""
+    a cancel followed by a new order. A replacement refused by the checks that do not need
+    the book (market, size, price band, margin, reduce-only, open-order cap) leaves the old
+    order untouched; one the book refuses (post-only that would take, FOK that cannot
+    fill, a client id already in use) leaves it cancelled."""
 
     TAG: ClassVar[int] = 13
 

@@ -7,7 +7,7 @@ from hashlib import sha256
 import pytest
 
 from appchaind import codec
-from appchaind.exchange import CancelOrder, Code, ExchangeApp, Faucet, Withdraw
+from appchaind.exchange import CancelOrder, Code, ExchangeApp, Faucet, ReplaceOrder, Withdraw
 from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
 from appchaind.store import WriteBatch
 from appchaind.types import sign_tx
@@ -15,6 +15,7 @@ from tests.exchange.support import (
     BUY,
     CHAIN_ID,
     GENESIS_MS,
+    IOC,
     POST_ONLY,
     SELL,
     Driver,
@@ -176,3 +177,38 @@ def test_finalize_block_leaves_the_garbage_collector_as_it_found_it():
     with pytest.raises(ValueError):  # a block that raises must not leave it paused
         app.finalize_block(app.height + 2, GENESIS_MS, [])
     assert gc.isenabled()
+
+
+def test_a_refused_replacement_leaves_the_order_to_replace_as_it_was():
+    app = ExchangeApp(genesis({"alice": "1000000", "bob": "1000000", "carol": "1000"}))
+    d = Driver(app)
+    d.block([
+        d.tx("alice", limit(0, SELL, 50100, 5, client_id=1)),
+        d.tx("bob", limit(0, SELL, 50100, 5, client_id=1)),
+        d.tx("carol", limit(0, BUY, 49000, 1, client_id=7)),
+    ])  # fmt: skip
+    book = app.books[0]
+    alice_id, bob_id = book.order_ids_of(address("alice")) + book.order_ids_of(address("bob"))
+    # Outside the price band, then far beyond carol's margin: both refused, nothing changes.
+    refused = d.block([
+        d.tx("alice", ReplaceOrder(0, 1, True, limit(0, SELL, 90000, 5, client_id=1))),
+        d.tx("carol", ReplaceOrder(0, 7, True, limit(0, BUY, 49000, 500, client_id=7))),
+    ])  # fmt: skip
+    assert [r.code for r in refused.tx_results] == [
+        Code.PRICE_OUTSIDE_BAND,
+        Code.INSUFFICIENT_MARGIN,
+    ]
+    assert all("left as it was" in r.log for r in refused.tx_results)
+    assert all(not r.events for r in refused.tx_results)
+    assert book.order(alice_id) is not None and book.order(alice_id)[8] == 5
+    assert book.order_id_for_client(address("carol"), 7) is not None
+    # Alice's order kept its time priority ahead of bob's at the same price.
+    fill = d.block([d.tx("carol", limit(0, BUY, 50100, 1, IOC))])
+    makers = [e.attributes["maker"] for e in fill.tx_results[0].events if e.kind == "fill"]
+    assert makers == [address("alice")] and book.order(bob_id)[8] == 5
+    # A valid replacement still cancels the old order and places the new one.
+    moved = d.block(
+        [d.tx("alice", ReplaceOrder(0, 1, True, limit(0, SELL, 50200, 3, client_id=1)))]
+    )
+    assert moved.tx_results[0].code == 0 and book.order(alice_id) is None
+    assert book.depth(SELL, 2) == [(50100, 5), (50200, 3)]
