@@ -743,6 +743,10 @@ class OrderBook:
             cost += volume * price
         return None
 
+    def resting(self, order_id: int) -> RestingOrder | None:
+        """The resting order with this id (read-only: do not mutate it), or None."""
+        return self._orders.get(order_id)
+
     def order(self, order_id: int) -> OrderRecord | None:
         """Canonical record of the resting order with this id, or None."""
         order = self._orders.get(order_id)

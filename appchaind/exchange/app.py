@@ -335,15 +335,22 @@ class ExchangeApp:
             # order_key(market_id, order_id) is the market's prefix + the id as u64
             prefix = order_key(market_id, 0)[:-8]
             for order_id in dirty:
-                record = book.order(order_id)
-                if record is None:
+                order = book.resting(order_id)
+                if order is None:
                     changes[prefix + order_id.to_bytes(8, "big")] = None
                     if rest_seq:
                         rest_seq.pop(order_id, None)
-                else:
+                else:  # [priority, *OrderRecord], written out (no tuple in between)
                     changes[prefix + order_id.to_bytes(8, "big")] = packb(
-                        [rest_seq.get(order_id, order_id), *record]
-                    )
+                        [
+                            rest_seq.get(order_id, order_id) if rest_seq else order_id,
+                            order_id, order.owner, order.side, order.price,
+                            order.time_in_force, order.flags, order.client_id,
+                            order.good_til_block, order.size,
+                        ]
+                    )  # fmt: skip
+                if not stored_conditionals and not len(triggers):
+                    continue
                 conditional = triggers.get(order_id)
                 if conditional is not None:
                     changes[conditional_key(market_id, order_id)] = packb(

@@ -21,6 +21,7 @@ Keys (all under the node store's ``s/`` prefix, owned by the application):
 from __future__ import annotations
 
 from hashlib import sha256
+from typing import Final
 
 __all__ = ["StateCommitment", "GLOBAL_KEY", "META_KEY", "market_key", "account_key",
            "order_key", "conditional_key"]  # fmt: skip
@@ -52,8 +53,12 @@ def conditional_key(market_id: int, order_id: int) -> bytes:
     return CONDITIONAL_PREFIX + market_id.to_bytes(4, "big") + order_id.to_bytes(8, "big")
 
 
+#: The one-byte length prefix of a leaf, for every key length (keys are under 256 bytes).
+_LENGTH: Final = [bytes((n,)) for n in range(256)]
+
+
 def leaf(key: bytes, value: bytes) -> int:
-    return int.from_bytes(sha256(bytes((len(key),)) + key + value).digest(), "big")
+    return int.from_bytes(sha256(_LENGTH[len(key)] + key + value).digest(), "big")
 
 
 class StateCommitment:
@@ -82,7 +87,7 @@ class StateCommitment:
                 del leaves[key]
                 total -= old
             else:
-                new = int.from_bytes(sha256(bytes((len(key),)) + key + value).digest(), "big")
+                new = int.from_bytes(sha256(_LENGTH[len(key)] + key + value).digest(), "big")
                 if new == old:
                     continue
                 leaves[key] = new
