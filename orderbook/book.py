@@ -75,7 +75,8 @@ assert (_CANCELLED, _SELF_TRADE, _VETOED, _EXPIRED) == (
     Reason.EXPIRED,
 )
 _UNLIMITED: Final = 1 << 62
-#: A level's queue is compacted once this many ids at its head have left it.
+#: Matching compacts a level's queue once at least this many entries before its head have
+#: left the book (and they are more than half of the queue).
 _COMPACT_AT: Final = 32
 
 
