@@ -133,6 +133,14 @@ class RestingOrder:
             self.size,
         )
 
+    def stored(self, priority: int) -> list[object]:
+        """``[priority, *record()]``, built directly: the form the exchange stores and
+        hashes for every changed order of a block."""
+        return [
+            priority, self.order_id, self.owner, self.side, self.price, self.time_in_force,
+            self.flags, self.client_id, self.good_til_block, self.size,
+        ]  # fmt: skip
+
     def __repr__(self) -> str:
         return f"RestingOrder{self.record()!r}"
 

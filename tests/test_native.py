@@ -40,11 +40,15 @@ def _body(rng: random.Random) -> object:
         return _order_spec(rng)
     kind = roll % 6
     if kind == 0:
-        return CancelOrder(rng.randint(0, 1), rng.randint(1, 300), rng.randint(0, 6), rng.random() < 0.5)
+        return CancelOrder(
+            rng.randint(0, 1), rng.randint(1, 300), rng.randint(0, 6), rng.random() < 0.5
+        )
     if kind == 1:
         return CancelAll(rng.randint(0, 1), rng.random() < 0.5)
     if kind == 2:
-        return _Replace(rng.randint(1, 300), rng.randint(0, 6), rng.random() < 0.5, _order_spec(rng))
+        return _Replace(
+            rng.randint(1, 300), rng.randint(0, 6), rng.random() < 0.5, _order_spec(rng)
+        )
     if kind == 3:
         return Transfer(address(TRADERS[rng.randint(0, 4)]), rng.randint(1, 10**9))
     if kind == 4:
@@ -69,18 +73,23 @@ def replay_hashes(seed: int, blocks: int) -> dict[str, object]:
     return {"build": native.status()[1], "hashes": hashes}
 
 
+def _python(code: str, env_extra: dict[str, str]) -> str:
+    """stdout of ``python -c code`` in the project root, with only ``env_extra`` choosing
+    the build."""
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV} | env_extra
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout
+
+
 def _replay_in_process(pure: bool, seed: int, blocks: int) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
-    if pure:
-        env[native.PURE_ENV] = "1"
     code = (
         "import json, sys; from tests.test_native import replay_hashes; "
         f"print(json.dumps(replay_hashes({seed}, {blocks})))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = _python(code, {native.PURE_ENV: "1"} if pure else {})
+    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -94,16 +103,12 @@ def test_compiled_and_pure_builds_agree_on_every_app_hash(seed: int) -> None:
     assert compiled["hashes"] == pure["hashes"]
 
 
-def _status_in(env_extra: dict[str, str], cwd: Path = ROOT) -> str:
-    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV} | env_extra
+def _status_in(env_extra: dict[str, str]) -> str:
     code = (
         "import orderbook.book as b; from appchaind import native; "
         "print(native.status()[1]); print(b.__file__)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
-    return out.stdout
+    return _python(code, env_extra)
 
 
 def test_pure_python_switch_loads_every_core_module_from_source() -> None:

@@ -340,15 +340,9 @@ class ExchangeApp:
                     changes[prefix + order_id.to_bytes(8, "big")] = None
                     if rest_seq:
                         rest_seq.pop(order_id, None)
-                else:  # [priority, *OrderRecord], written out (no tuple in between)
-                    changes[prefix + order_id.to_bytes(8, "big")] = packb(
-                        [
-                            rest_seq.get(order_id, order_id) if rest_seq else order_id,
-                            order_id, order.owner, order.side, order.price,
-                            order.time_in_force, order.flags, order.client_id,
-                            order.good_til_block, order.size,
-                        ]
-                    )  # fmt: skip
+                else:
+                    priority = rest_seq.get(order_id, order_id) if rest_seq else order_id
+                    changes[prefix + order_id.to_bytes(8, "big")] = packb(order.stored(priority))
                 if not stored_conditionals and not len(triggers):
                     continue
                 conditional = triggers.get(order_id)
