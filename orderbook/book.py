@@ -22,8 +22,15 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   is compacted once its dead entries outnumber the live ones.
 - A level exists iff it has a live order: matching and cancels drop empty levels at once,
   so ``best`` is always a real price and the book is never crossed after an operation.
-- ``_by_owner[owner][client_id]`` is the order id of each resting order: the per-owner
-  index (cap on open orders, cancel-all, reduce-only resizing) and the client-id index.
+- ``_by_owner[owner]`` is an :class:`_Owner` for every owner with a resting order (and
+  only those): ``live`` counts its resting orders (the open-order cap) and
+  ``clients[client_id]`` is the id of each one (the client-id index, cancel-all,
+  reduce-only resizing). ``clients`` may also hold ids of orders that have left the book:
+  an order's entry is not deleted when it leaves (a random-access dict operation saved
+  per fill and cancel), only overwritten when its client id is used again, or purged once
+  stale entries outnumber live ones. An entry is live iff its id is in ``_orders`` (ids
+  are never reused). Every resting order points at its owner's ``_Owner`` (``holder``) and
+  at its ``_Level`` (``level``), so taking it out of the book needs no lookup for either.
 - ``_expiry[height]`` lists ids of orders whose good_til_block is ``height``; stale ids
   (orders gone earlier) are skipped when the height is expired.
 
@@ -36,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heappush
 from itertools import islice
-from typing import Final
+from typing import Any, Final
 
 from orderbook.triggers import TriggerStore
 from orderbook.types import (
@@ -54,6 +61,12 @@ from orderbook.types import (
 )
 
 __all__ = ["OrderBook", "MakerCheck", "RestingOrder"]
+
+#: An order id or client id inside the book: always an int, held as the caller's own int
+#: object. Typed ``Any`` so that the compiled build keeps that object instead of unboxing
+#: it and boxing a fresh one at every dict operation and every fill record (an allocation
+#: each, and a key the dict can only match by value, not by identity).
+Id = Any
 
 _NO_PRICE: Final = MAX_PRICE
 _GTC: Final = 0
@@ -75,6 +88,9 @@ assert (_CANCELLED, _SELF_TRADE, _VETOED, _EXPIRED) == (
     Reason.EXPIRED,
 )
 _UNLIMITED: Final = 1 << 62
+#: An owner's client index is purged once its stale entries outnumber its live ones by
+#: more than this.
+_CLIENT_SLACK: Final = 32
 #: Matching compacts a level's queue once at least this many entries before its head have
 #: left the book (and they are more than half of the queue).
 _COMPACT_AT: Final = 32
@@ -95,19 +111,23 @@ class RestingOrder:
         "client_id",
         "good_til_block",
         "size",
+        "holder",
+        "level",
     )
 
     def __init__(
         self,
-        order_id: int,
+        order_id: Id,
         owner: bytes,
         side: int,
         price: int,
         time_in_force: int,
         flags: int,
-        client_id: int,
+        client_id: Id,
         good_til_block: int,
         size: int,
+        holder: _Owner,
+        level: _Level,
     ) -> None:
         self.order_id = order_id
         self.owner = owner
@@ -118,6 +138,9 @@ class RestingOrder:
         self.client_id = client_id
         self.good_til_block = good_til_block
         self.size = size
+        #: The book's bookkeeping for this order's owner and price level (internal).
+        self.holder = holder
+        self.level = level
 
     def record(self) -> OrderRecord:
         """The canonical :data:`OrderRecord` of this order as it rests now."""
@@ -166,11 +189,11 @@ class _Level:
 
     __slots__ = ("queue", "head", "volume", "live")
 
-    def __init__(self, order: RestingOrder) -> None:
-        self.queue: list[RestingOrder] = [order]
+    def __init__(self) -> None:
+        self.queue: list[RestingOrder] = []
         self.head = 0
-        self.volume = order.size
-        self.live = 1
+        self.volume = 0
+        self.live = 0
 
     def orders(self) -> Iterator[RestingOrder]:
         """The live orders, oldest first."""
@@ -186,6 +209,27 @@ class _Level:
         self.head = 0
 
 
+class _Owner:
+    """One owner's resting orders in a book: ``live`` counts them; ``clients`` maps each
+    one's client id to its order id, among stale entries of orders that left the book
+    (live iff the id is still in the book's ``_orders``)."""
+
+    __slots__ = ("clients", "live")
+
+    def __init__(self) -> None:
+        self.clients: dict[Id, Id] = {}
+        self.live = 0
+
+    def purge(self, orders: dict[Id, RestingOrder]) -> None:
+        """Drop the entries of orders that are not in ``orders`` (O(entries); the lookups
+        go by ascending id, mostly, which is cache-friendly for an int-keyed dict)."""
+        self.clients = {
+            client_id: order_id
+            for client_id, order_id in self.clients.items()
+            if order_id in orders
+        }
+
+
 class _BookSide:
     """One side of the book. Keys are prices (asks) or minus prices (bids): smaller is better."""
 
@@ -198,9 +242,12 @@ class _BookSide:
         self.sign = sign
 
     def drop_level(self, key: int) -> None:
-        """Forget the (now empty) level at ``key``, keeping ``best`` and the heap invariant."""
+        """Forget the (now empty) level at ``key``, keeping ``best`` and the heap invariant.
+
+        Its queue is emptied: the orders left in it (all gone from the book) point back at
+        the level, and the cycle would otherwise wait for the garbage collector."""
         levels = self.levels
-        del levels[key]
+        levels.pop(key).queue.clear()
         keys = self.keys
         if key == self.best:
             heappop(keys)
@@ -255,10 +302,10 @@ class OrderBook:
     def __init__(
         self, maker_check: MakerCheck | None = None, max_makers: int | None = None
     ) -> None:
-        self._orders: dict[int, RestingOrder] = {}
+        self._orders: dict[Id, RestingOrder] = {}
         self._bids = _BookSide(-1)
         self._asks = _BookSide(1)
-        self._by_owner: dict[bytes, dict[int, int]] = {}
+        self._by_owner: dict[bytes, _Owner] = {}
         self._expiry: dict[int, list[int]] = {}
         self._expiry_heights: list[int] = []
         self._stopped = Outcome.CANCELLED_MAKER_LIMIT
@@ -273,14 +320,14 @@ class OrderBook:
 
     def place(
         self,
-        order_id: int,
+        order_id: Id,
         owner: bytes,
         side: int,
         price: int,
         size: int,
         time_in_force: int = _GTC,
         flags: int = 0,
-        client_id: int = 0,
+        client_id: Id = 0,
         good_til_block: int = 0,
     ) -> Outcome:
         """Submit an order (price in ticks, size in lots): match it, then rest or cancel the
@@ -290,24 +337,33 @@ class OrderBook:
         Rejections mutate nothing. Self-trade prevention expires the resting maker and
         carries on. A GTC/post-only order's ``(owner, client_id)`` must not be open already;
         IOC/FOK orders never rest, so their client id is not checked. ``order_id`` must
-        never have been used in this book before (only open ids are detected). ``side`` is
+        never have been used in this book before (only open ids are detected); order and
+        client ids must be ``int`` (the book keeps the caller's objects). ``side`` is
         0/1 (or a bool or :class:`Side`), ``time_in_force`` a :class:`TimeInForce` value
         (both are stored as plain ints). A resting order may fill in later blocks until
         ``good_til_block`` (0 = no expiry) has passed :meth:`expire`.
         """
         orders = self._orders
-        if order_id in orders or size <= 0 or not 0 < price < _NO_PRICE:
+        if (
+            order_id in orders
+            or size <= 0
+            or not 0 < price < _NO_PRICE
+            or type(order_id) is not int
+            or type(client_id) is not int
+        ):
             return self._invalid(order_id)
         if not _GTC <= time_in_force <= _FOK:
             return Outcome.REJECTED_INVALID
         time_in_force += 0  # a plain int, even when given a TimeInForce
         side = 1 if side else 0
-        owned = self._by_owner.get(owner)
-        if time_in_force < _IOC and (
-            (owned is not None and client_id in owned)
-            or (self._conditional_owners and self._is_conditional_client(owner, client_id))
-        ):
-            return Outcome.REJECTED_DUPLICATE_CLIENT_ID
+        holder = self._by_owner.get(owner)
+        if time_in_force < _IOC:
+            if holder is not None:
+                same = holder.clients.get(client_id)
+                if same is not None and same in orders:
+                    return Outcome.REJECTED_DUPLICATE_CLIENT_ID
+            if self._conditional_owners and self._is_conditional_client(owner, client_id):
+                return Outcome.REJECTED_DUPLICATE_CLIENT_ID
         if side:
             opposite = self._asks
             limit = price
@@ -329,7 +385,7 @@ class OrderBook:
                 return _FILLED
             if opposite.best <= limit:
                 return self._stopped
-            owned = self._by_owner.get(owner)  # self-trade prevention may have emptied it
+            holder = self._by_owner.get(owner)  # self-trade prevention may have removed it
         if time_in_force >= _IOC:
             return _CANCELLED_IOC
         if side:
@@ -338,6 +394,16 @@ class OrderBook:
         else:
             own = self._asks
             key = price
+        if holder is None:
+            holder = self._by_owner[owner] = _Owner()
+        elif len(holder.clients) > 2 * holder.live + _CLIENT_SLACK:
+            holder.purge(orders)
+        level = own.levels.get(key)
+        if level is None:
+            level = own.levels[key] = _Level()
+            heappush(own.keys, key)
+            if key < own.best:
+                own.best = key
         order = RestingOrder(
             order_id,
             owner,
@@ -348,22 +414,15 @@ class OrderBook:
             client_id,
             good_til_block,
             size,
+            holder,
+            level,
         )
+        level.queue.append(order)
+        level.volume += size
+        level.live += 1
         orders[order_id] = order
-        if owned is None:
-            self._by_owner[owner] = {client_id: order_id}
-        else:
-            owned[client_id] = order_id
-        level = own.levels.get(key)
-        if level is None:
-            own.levels[key] = _Level(order)
-            heappush(own.keys, key)
-            if key < own.best:
-                own.best = key
-        else:
-            level.queue.append(order)
-            level.volume += size
-            level.live += 1
+        holder.clients[client_id] = order_id
+        holder.live += 1
         if good_til_block:
             self._index_expiry(order_id, good_til_block)
         return _RESTING
@@ -380,7 +439,7 @@ class OrderBook:
         self,
         opposite: _BookSide,
         limit: int,
-        taker_id: int,
+        taker_id: Id,
         taker_owner: bytes,
         taker_side: int,
         size: int,
@@ -456,13 +515,14 @@ class OrderBook:
                         level.volume -= fill
                         level.head = head
                         return 0
-                # The maker leaves the book: filled, expired by STP or vetoed.
+                # The maker leaves the book: filled, expired by STP or vetoed. Its entry in
+                # its owner's client index goes stale (see the module docstring).
                 maker.size = 0
                 head += 1
                 del orders[maker.order_id]
-                owned = self._by_owner[maker_owner]
-                del owned[maker.client_id]
-                if not owned:
+                holder = maker.holder
+                holder.live -= 1
+                if not holder.live:
                     del self._by_owner[maker_owner]
                 level.live -= 1
                 level.volume -= maker_size
@@ -482,7 +542,7 @@ class OrderBook:
     def _fill_or_remove(
         self,
         maker: RestingOrder,
-        taker_id: int,
+        taker_id: Id,
         taker_owner: bytes,
         taker_side: int,
         size: int,
@@ -529,7 +589,7 @@ class OrderBook:
         self,
         opposite: _BookSide,
         limit: int,
-        taker_id: int,
+        taker_id: Id,
         taker_owner: bytes,
         size: int,
         check: MakerCheck | None,
@@ -562,7 +622,7 @@ class OrderBook:
 
     # ------------------------------------------------------------------ removing orders
 
-    def cancel(self, order_id: int) -> int:
+    def cancel(self, order_id: Id) -> int:
         """Cancel a resting or conditional order by id (O(1) resting, O(log n) conditional).
 
         Returns the lots removed, 0 if no such order is open."""
@@ -570,24 +630,19 @@ class OrderBook:
         if order is None:
             conditional = self.triggers.remove(order_id)
             return 0 if conditional is None else conditional.size
-        by_owner = self._by_owner
-        owner = order.owner
-        owned = by_owner[owner]
-        del owned[order.client_id]
-        if not owned:
-            del by_owner[owner]
+        holder = order.holder
+        holder.live -= 1
+        if not holder.live:
+            del self._by_owner[order.owner]
         size = order.size
         order.size = 0
-        if order.side:
-            own = self._bids
-            key = -order.price
-        else:
-            own = self._asks
-            key = order.price
-        level = own.levels[key]
+        level = order.level
         live = level.live - 1
         if not live:
-            own.drop_level(key)
+            if order.side:
+                self._bids.drop_level(-order.price)
+            else:
+                self._asks.drop_level(order.price)
             return size
         level.live = live
         level.volume -= size
@@ -631,10 +686,7 @@ class OrderBook:
             self.triggers.resize(order_id, size)
         else:
             order.size = size
-            if order.side:
-                self._bids.levels[-order.price].volume -= current - size
-            else:
-                self._asks.levels[order.price].volume -= current - size
+            order.level.volume -= current - size
         return current - size
 
     def expire(self, height: int) -> list[Removal]:
@@ -657,7 +709,7 @@ class OrderBook:
                 removed.append((order_id, owner, _EXPIRED, self.cancel(order_id)))
         return removed
 
-    def _index_expiry(self, order_id: int, good_til_block: int) -> None:
+    def _index_expiry(self, order_id: Id, good_til_block: int) -> None:
         expiring = self._expiry.get(good_til_block)
         if expiring is None:
             self._expiry[good_til_block] = [order_id]
@@ -752,7 +804,7 @@ class OrderBook:
             cost += volume * price
         return None
 
-    def resting(self, order_id: int) -> RestingOrder | None:
+    def resting(self, order_id: Id) -> RestingOrder | None:
         """The resting order with this id (read-only: do not mutate it), or None."""
         return self._orders.get(order_id)
 
@@ -761,7 +813,7 @@ class OrderBook:
         order = self._orders.get(order_id)
         return None if order is None else order.record()
 
-    def __contains__(self, order_id: int) -> bool:
+    def __contains__(self, order_id: Id) -> bool:
         """True if an order with this id is open (resting or conditional)."""
         return order_id in self._orders or order_id in self.triggers
 
@@ -771,24 +823,27 @@ class OrderBook:
 
     def order_id_for_client(self, owner: bytes, client_id: int) -> int | None:
         """Id of ``owner``'s open order (resting or conditional) with ``client_id``, O(1)."""
-        owned = self._by_owner.get(owner)
-        if owned is not None:
-            order_id = owned.get(client_id)
-            if order_id is not None:
+        holder = self._by_owner.get(owner)
+        if holder is not None:
+            order_id: int | None = holder.clients.get(client_id)
+            if order_id is not None and order_id in self._orders:
                 return order_id
         return self.triggers.order_id_for_client(owner, client_id)
 
     def order_ids_of(self, owner: bytes) -> list[int]:
         """Ids of ``owner``'s resting orders, ascending (= placement order, since the
         application assigns ids in order). Independent of restore history."""
-        owned = self._by_owner.get(owner)
-        return [] if owned is None else sorted(owned.values())
+        holder = self._by_owner.get(owner)
+        if holder is None:
+            return []
+        orders = self._orders
+        return sorted([order_id for order_id in holder.clients.values() if order_id in orders])
 
     def open_order_count(self, owner: bytes) -> int:
         """Resting plus conditional orders of ``owner`` (for the per-account cap)."""
-        owned = self._by_owner.get(owner)
+        holder = self._by_owner.get(owner)
         held = self._conditional_owners.get(owner)
-        return (0 if owned is None else len(owned)) + (0 if held is None else len(held))
+        return (0 if holder is None else holder.live) + (0 if held is None else len(held))
 
     def statistics(self) -> BookStatistics:
         """Counts for metrics."""

@@ -99,7 +99,8 @@ class Outcome(IntEnum):
     REJECTED_DUPLICATE_ORDER_ID = 7
     #: A GTC/post-only order whose (owner, client_id) is already open (resting or conditional).
     REJECTED_DUPLICATE_CLIENT_ID = 8
-    #: Size not positive, or price outside ``0 < price < MAX_PRICE``.
+    #: Size not positive, price outside ``0 < price < MAX_PRICE``, or an order or client id
+    #: that is not an ``int``.
     REJECTED_INVALID = 9
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from orderbook import (
@@ -306,6 +308,62 @@ def test_many_cancels_compact_the_level_queue() -> None:
     assert book.depth(SELL, 1) == [(100, 1)]
     assert book.place(2000, BOB, BUY, 100, 1) == Outcome.FILLED
     assert book.take_fills()[0][0] == 1000
+
+
+def test_client_ids_of_departed_orders_are_free_again_and_the_index_stays_small() -> None:
+    book = OrderBook()
+    for order_id in range(1, 201):
+        book.place(order_id, ALICE, SELL, 100, 1, GTC, 0, order_id)
+    assert book.place(500, BOB, BUY, 100, 150, IOC) == Outcome.FILLED  # orders 1..150
+    for order_id in range(151, 191):
+        assert book.cancel(order_id) == 1
+    departed = [order_id for order_id in range(1, 201) if order_id not in book]
+    assert departed == list(range(1, 191)) and book.open_order_count(ALICE) == 10
+    assert book.order_ids_of(ALICE) == list(range(191, 201))
+    assert book.order_id_for_client(ALICE, 5) is None and book.cancel_by_client_id(ALICE, 5) == 0
+    assert book.order_id_for_client(ALICE, 195) == 195
+    assert book.place(601, ALICE, SELL, 110, 1, GTC, 0, 195) == Outcome.REJECTED_DUPLICATE_CLIENT_ID
+    for order_id in range(1000, 1100):  # client ids 1..100 of filled orders, used again
+        assert book.place(order_id, ALICE, SELL, 110, 1, GTC, 0, order_id - 999) == Outcome.RESTING
+        assert len(book._by_owner[ALICE].clients) <= 2 * book.open_order_count(ALICE) + 33
+    assert book.order_id_for_client(ALICE, 5) == 1004 and book.cancel_by_client_id(ALICE, 5) == 1
+    assert book.open_order_count(ALICE) == 109 and book.order_ids_of(ALICE)[:2] == [191, 192]
+    assert book.place(602, ALICE, SELL, 110, 1, GTC, 0, 5) == Outcome.RESTING
+
+
+def test_ids_must_be_ints() -> None:
+    book = OrderBook()
+    assert book.place(True, ALICE, SELL, 100, 1) == Outcome.REJECTED_INVALID
+    assert book.place(1, ALICE, SELL, 100, 1, GTC, 0, OrderFlag.REDUCE_ONLY) == (
+        Outcome.REJECTED_INVALID
+    )
+    assert len(book) == 0
+
+
+def test_the_book_leaves_no_garbage_cycles() -> None:
+    """Orders point at their level and the level's queue at them: dropping a level must
+    break that cycle, or every emptied price level waits for the garbage collector."""
+    gc.collect()
+    gc.disable()
+    try:
+        book = OrderBook()
+        order_id = 0
+        for round_ in range(20):
+            for price in range(100, 110):
+                for owner in (ALICE, BOB):
+                    order_id += 1
+                    book.place(order_id, owner, SELL, price, 2, GTC, 0, order_id, round_ + 5)
+            book.cancel(order_id - 3)
+            book.resize(order_id - 5, 1)
+            order_id += 1
+            book.place(order_id, ALICE, BUY, 104, 25, IOC)  # self-trade and fills, drops levels
+            book.expire(round_ + 5)
+            book.take_fills()
+            book.take_removals()
+        assert gc.collect() == 0
+        assert len(book) == book.statistics().resting_orders
+    finally:
+        gc.enable()
 
 
 # ---------------------------------------------------------------------------- expiry
