@@ -340,6 +340,19 @@ def test_ids_must_be_ints() -> None:
     assert len(book) == 0
 
 
+def test_ids_are_kept_as_the_callers_objects() -> None:
+    """The compiled build must not unbox and re-box ids (an allocation per dict operation
+    and per fill record); identity shows it, for ints outside the small-int cache."""
+    maker_id, maker_client, taker_id = int("1000001"), int("1000002"), int("1000003")
+    book = OrderBook()
+    book.place(maker_id, ALICE, SELL, 100, 5, GTC, 0, maker_client)
+    order = book.resting(int("1000001"))
+    assert order is not None and order.order_id is maker_id and order.client_id is maker_client
+    book.place(taker_id, BOB, BUY, 100, 2, IOC)
+    (fill,) = book.take_fills()
+    assert fill[0] is maker_id and fill[2] is taker_id
+
+
 def test_the_book_leaves_no_garbage_cycles() -> None:
     """Orders point at their level and the level's queue at them: dropping a level must
     break that cycle, or every emptied price level waits for the garbage collector."""
