@@ -1,0 +1,68 @@
+"""The order book behind the engine contract of the shared limit-order-book benchmark
+(``../shared/bench/lob/lobbench.py``): add a GTC limit order, cancel one, summarise.
+
+It exists for ``bench/lob_adapter.py``. It is compiled with the book (it is in
+:data:`appchaind.native.NATIVE_MODULES`), so each ``add`` reaches
+:meth:`OrderBook.place` by a direct native call, as the compiled exchange application
+does for every order of a block, instead of through an interpreted wrapper that the
+exchange does not have. ``place`` is the whole matching path: GTC limit orders with an
+owner and a client id, self-trade prevention, the owner and client-id indexes, and the
+fill records the exchange settles from. Nothing is stubbed out.
+
+The workload has no accounts: every sell belongs to :data:`SELLER` and every buy to
+:data:`BUYER`, so self-trade prevention is checked on every fill but never fires (the
+benchmark's reference book has no owners). The client id is the order id. Each taker's
+fills are counted and dropped, as the application drops them once settled.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from orderbook.book import Id, OrderBook
+from orderbook.types import Outcome, Side
+
+__all__ = ["LobEngine", "SELLER", "BUYER"]
+
+#: The account of every sell order.
+SELLER: Final = bytes(19) + b"\x01"
+#: The account of every buy order.
+BUYER: Final = bytes(19) + b"\x02"
+_RESTING: Final = Outcome.RESTING
+_GTC: Final = 0
+
+
+class LobEngine:
+    """``add``, ``cancel`` and ``summary`` over one :class:`OrderBook`."""
+
+    def __init__(self) -> None:
+        self.book = OrderBook()
+        #: Fills produced so far (each taker's are counted, then dropped).
+        self.fills_settled = 0
+
+    def add(self, order_id: Id, is_buy: bool, price: int, size: int) -> None:
+        """A GTC limit order (price in ticks, size in lots): match, then rest."""
+        book = self.book
+        if is_buy:
+            outcome = book.place(order_id, BUYER, 1, price, size, _GTC, 0, order_id, 0)
+        else:
+            outcome = book.place(order_id, SELLER, 0, price, size, _GTC, 0, order_id, 0)
+        if outcome is not _RESTING:
+            fills = book.fills
+            self.fills_settled += len(fills)
+            fills.clear()
+
+    def cancel(self, order_id: Id) -> None:
+        """Cancel a resting order (nothing if it is not open)."""
+        self.book.cancel(order_id)
+
+    def summary(self) -> dict[str, int | None]:
+        """Final state in the benchmark's terms: order count, best prices, volume per side."""
+        book = self.book
+        return {
+            "n_orders": len(book),
+            "best_bid": book.best_bid(),
+            "best_ask": book.best_ask(),
+            "bid_vol": book.volume(Side.BUY),
+            "ask_vol": book.volume(Side.SELL),
+        }
