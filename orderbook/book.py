@@ -25,10 +25,11 @@ State and its invariants (checked by tests/orderbook against a slow reference):
 - ``_by_owner[owner]`` is an :class:`_Owner` for every owner with a resting order (and
   only those): ``live`` counts its resting orders (the open-order cap) and
   ``clients[client_id]`` is the id of each one (the client-id index, cancel-all,
-  reduce-only resizing). ``clients`` may also hold ids of orders that have left the book:
-  an order's entry is not deleted when it leaves (a random-access dict operation saved
-  per fill and cancel), only overwritten when its client id is used again, or purged once
-  stale entries outnumber live ones. An entry is live iff its id is in ``_orders`` (ids
+  reduce-only resizing). ``clients`` may also hold ids of orders that have left the book
+  or never rested: an order's entry is not deleted when it leaves (a random-access dict
+  operation saved per fill and cancel), and the duplicate check of a new order inserts
+  its entry at once (one dict operation instead of two); stale entries are overwritten
+  when their client id is used again, or purged once they outnumber live ones. An entry is live iff its id is in ``_orders`` (ids
   are never reused). Every resting order points at its owner's ``_Owner`` (``holder``) and
   at its ``_Level`` (``level``), so taking it out of the book needs no lookup for either.
 - ``_expiry[height]`` lists ids of orders whose good_til_block is ``height``; stale ids
@@ -357,10 +358,15 @@ class OrderBook:
         time_in_force += 0  # a plain int, even when given a TimeInForce
         side = 1 if side else 0
         holder = self._by_owner.get(owner)
+        indexed: _Owner | None = None  # the holder whose client index has client_id -> order_id
         if time_in_force < _IOC:
             if holder is not None:
-                same = holder.clients.get(client_id)
-                if same is not None and same in orders:
+                # One dict operation for the check and the insert: an entry for an order
+                # that does not rest in the end is just stale (see the module docstring).
+                same = holder.clients.setdefault(client_id, order_id)
+                if same is order_id:
+                    indexed = holder
+                elif same in orders:
                     return Outcome.REJECTED_DUPLICATE_CLIENT_ID
             if self._conditional_owners and self._is_conditional_client(owner, client_id):
                 return Outcome.REJECTED_DUPLICATE_CLIENT_ID
@@ -397,7 +403,8 @@ class OrderBook:
         if holder is None:
             holder = self._by_owner[owner] = _Owner()
         elif len(holder.clients) > 2 * holder.live + _CLIENT_SLACK:
-            holder.purge(orders)
+            holder.purge(orders)  # drops this order's entry too: it is not resting yet
+            indexed = None
         level = own.levels.get(key)
         if level is None:
             level = own.levels[key] = _Level()
@@ -421,7 +428,8 @@ class OrderBook:
         level.volume += size
         level.live += 1
         orders[order_id] = order
-        holder.clients[client_id] = order_id
+        if holder is not indexed:
+            holder.clients[client_id] = order_id
         holder.live += 1
         if good_til_block:
             self._index_expiry(order_id, good_til_block)

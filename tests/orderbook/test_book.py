@@ -331,6 +331,19 @@ def test_client_ids_of_departed_orders_are_free_again_and_the_index_stays_small(
     assert book.place(602, ALICE, SELL, 110, 1, GTC, 0, 5) == Outcome.RESTING
 
 
+def test_an_order_that_does_not_rest_leaves_its_client_id_free() -> None:
+    book = book_with((1, ALICE, SELL, 100, 5), (2, BOB, BUY, 90, 5))
+    assert book.place(3, ALICE, BUY, 100, 1, POST_ONLY, 0, 7) == Outcome.REJECTED_POST_ONLY
+    assert book.place(4, BOB, BUY, 100, 2, GTC, 0, 8) == Outcome.FILLED
+    assert book.order_id_for_client(ALICE, 7) is None and book.order_id_for_client(BOB, 8) is None
+    assert 7 not in book.order_ids_of(ALICE) and book.order_ids_of(BOB) == [2]
+    assert book.open_order_count(ALICE) == 1 and book.open_order_count(BOB) == 1
+    assert book.place(5, ALICE, SELL, 101, 1, GTC, 0, 7) == Outcome.RESTING
+    assert book.place(6, BOB, BUY, 91, 1, GTC, 0, 8) == Outcome.RESTING
+    assert book.order_id_for_client(ALICE, 7) == 5 and book.order_id_for_client(BOB, 8) == 6
+    assert book.place(9, BOB, BUY, 92, 1, GTC, 0, 8) == Outcome.REJECTED_DUPLICATE_CLIENT_ID
+
+
 def test_ids_must_be_ints() -> None:
     book = OrderBook()
     assert book.place(True, ALICE, SELL, 100, 1) == Outcome.REJECTED_INVALID
