@@ -56,8 +56,9 @@ def _body(rng: random.Random) -> object:
     return Faucet(rng.randint(1, 10**8))
 
 
-def replay_hashes(seed: int, blocks: int) -> dict[str, object]:
-    """Run ``blocks`` seeded random blocks through a fresh app; the app hash after each."""
+def seeded_blocks(seed: int, blocks: int) -> list:
+    """``blocks`` seeded random blocks (order flow of every kind, price moves), each ready
+    for ``tests.exchange.test_properties._run`` on an app built from ``_genesis()``."""
     rng = random.Random(seed)
     specs = [
         (
@@ -66,10 +67,15 @@ def replay_hashes(seed: int, blocks: int) -> dict[str, object]:
         )
         for _ in range(blocks)
     ]
+    return _build(specs)
+
+
+def replay_hashes(seed: int, blocks: int) -> dict[str, object]:
+    """Run ``blocks`` seeded random blocks through a fresh app; the app hash after each."""
     from appchaind.exchange import ExchangeApp
 
     app = ExchangeApp(_genesis())
-    hashes = [_run(app, block).hex() for block in _build(specs)]
+    hashes = [_run(app, block).hex() for block in seeded_blocks(seed, blocks)]
     return {"build": native.status()[1], "hashes": hashes}
 
 
