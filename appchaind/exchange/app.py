@@ -285,7 +285,14 @@ class ExchangeApp:
             elif key.startswith(MARKET_PREFIX):
                 self.markets[int.from_bytes(key[4:8], "big")].restore(record)
             elif key.startswith(ACCOUNT_PREFIX):
-                clearing.restore_account(Account.from_record(key[4:], record))
+                try:
+                    account = Account.from_record(key[4:], record)
+                except ValueError as exc:
+                    raise StateError(
+                        f"stored account {key[4:].hex()} is unreadable ({exc}): the data "
+                        "directory is damaged or was written by another version"
+                    ) from exc
+                clearing.restore_account(account)
             elif key.startswith(ORDER_PREFIX):
                 market_id = int.from_bytes(key[4:8], "big")
                 seq, *fields = record

@@ -11,7 +11,7 @@ Keys (all under the node store's ``s/`` prefix, owned by the application):
 ==========================  ===================================================
 ``s/g``                     chain-wide record: height, time, next order id, funds
 ``s/m/`` + u32 market       market record (oracle price, funding index, premium)
-``s/a/`` + 20-byte address  account record (balance, positions, recent nonces)
+``s/a/`` + 20-byte address  account record (balance, positions, encoded recent nonces)
 ``s/o/`` + u32 + u64 id     resting order ``[priority, *OrderRecord]``
 ``s/c/`` + u32 + u64 id     conditional order record
 ``s/~meta``                 ``[height, app_hash]`` of the last commit (not hashed)
@@ -26,7 +26,7 @@ from typing import Final
 __all__ = ["StateCommitment", "GLOBAL_KEY", "META_KEY", "market_key", "account_key",
            "order_key", "conditional_key"]  # fmt: skip
 
-DOMAIN = b"appchaind/exchange-state/v1"
+DOMAIN = b"appchaind/exchange-state/v2"
 _MASK = (1 << 256) - 1
 
 GLOBAL_KEY = b"s/g"
