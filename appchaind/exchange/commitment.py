@@ -20,6 +20,7 @@ Keys (all under the node store's ``s/`` prefix, owned by the application):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from hashlib import sha256
 from typing import Final
 
@@ -58,43 +59,60 @@ _LENGTH: Final = [bytes((n,)) for n in range(256)]
 
 
 def leaf(key: bytes, value: bytes) -> int:
+    """The leaf hash of one state entry, as a 256-bit integer."""
     return int.from_bytes(sha256(_LENGTH[len(key)] + key + value).digest(), "big")
 
 
 class StateCommitment:
-    """Leaf hashes of every live key and their running sum."""
+    """Leaf hashes of every live key, their running sum, and the writes not yet persisted.
 
-    __slots__ = ("_leaves", "_sum")
+    ``committed`` are the entries already in the store (a restart): they are hashed, not
+    written again. :meth:`put` and :meth:`delete` change one entry each and record the
+    write for :meth:`take_writes`, unless it changes nothing (deleting an absent key,
+    rewriting the value a key has).
+    """
 
-    def __init__(self) -> None:
-        self._leaves: dict[bytes, int] = {}
-        self._sum = 0
+    __slots__ = ("_leaves", "_sum", "_writes")
+
+    def __init__(self, committed: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        leaves: dict[bytes, int] = {}
+        total = 0
+        for key, value in committed:
+            hashed = leaf(key, value)
+            leaves[key] = hashed
+            total += hashed
+        self._leaves = leaves
+        self._sum = total & _MASK
+        self._writes: dict[bytes, bytes | None] = {}
 
     def __len__(self) -> int:
         return len(self._leaves)
 
-    def update(self, changes: dict[bytes, bytes | None]) -> dict[bytes, bytes | None]:
-        """Apply new values (None = deleted) and return the changes that really happened
-        (deleting an absent key or rewriting an identical value is dropped)."""
+    def put(self, key: bytes, value: bytes) -> None:
+        new = leaf(key, value)
         leaves = self._leaves
-        total = self._sum
-        effective: dict[bytes, bytes | None] = {}
-        for key, value in changes.items():
-            old = leaves.get(key)
-            if value is None:
-                if old is None:
-                    continue
-                del leaves[key]
-                total -= old
-            else:
-                new = int.from_bytes(sha256(_LENGTH[len(key)] + key + value).digest(), "big")
-                if new == old:
-                    continue
-                leaves[key] = new
-                total += new - (old or 0)
-            effective[key] = value
-        self._sum = total & _MASK
-        return effective
+        old = leaves.get(key)
+        if old is None:
+            self._sum += new
+        elif new != old:
+            self._sum += new - old
+        else:
+            return
+        leaves[key] = new
+        self._writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        old = self._leaves.pop(key, None)
+        if old is not None:
+            self._sum -= old
+            self._writes[key] = None
+
+    def take_writes(self) -> dict[bytes, bytes | None]:
+        """The entries changed since the last call (None = deleted), to persist."""
+        writes = self._writes
+        self._writes = {}
+        return writes
 
     def app_hash(self) -> bytes:
+        self._sum &= _MASK
         return sha256(DOMAIN + self._sum.to_bytes(32, "big")).digest()
