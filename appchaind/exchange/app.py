@@ -325,7 +325,6 @@ class ExchangeApp:
     def _update_commitment(self) -> bytes:
         """Rehash what changed since the last block and stage it for :meth:`commit`."""
         commitment = self._commitment
-        put = commitment.put
         clearing = self.clearing
         accounts = clearing.accounts
         packb = msgpack.Packer(use_bin_type=True).pack
@@ -334,7 +333,7 @@ class ExchangeApp:
             if account is None:
                 commitment.delete(account_key(address))
             else:
-                put(account_key(address), packb(account.record()))
+                commitment.put(account_key(address), packb(account.record()))
         for market_id, dirty in enumerate(self._dirty_orders):
             if not dirty:
                 continue
@@ -352,20 +351,24 @@ class ExchangeApp:
                         rest_seq.pop(order_id, None)
                 else:
                     priority = rest_seq.get(order_id, order_id) if rest_seq else order_id
-                    put(prefix + order_id.to_bytes(8, "big"), packb(order.stored(priority)))
+                    commitment.put(
+                        prefix + order_id.to_bytes(8, "big"), packb(order.stored(priority))
+                    )
                 if not stored_conditionals and not len(triggers):
                     continue
                 conditional = triggers.get(order_id)
                 if conditional is not None:
-                    put(conditional_key(market_id, order_id), packb(list(conditional.record())))
+                    commitment.put(
+                        conditional_key(market_id, order_id), packb(list(conditional.record()))
+                    )
                     stored_conditionals[order_id] = None
                 elif order_id in stored_conditionals:
                     commitment.delete(conditional_key(market_id, order_id))
                     del stored_conditionals[order_id]
             dirty.clear()
         for market in self.markets:
-            put(market_key(market.market_id), _pack(market.record()))
-        put(
+            commitment.put(market_key(market.market_id), _pack(market.record()))
+        commitment.put(
             GLOBAL_KEY,
             _pack(
                 [
