@@ -6,8 +6,8 @@ lots at ``p`` ticks takes ``s × p × quantum`` from it), so the balance may be 
 while the positions are worth more.
 
 The recent nonces are stored and hashed in their canonical bytes (:func:`encode_nonces`:
-the smallest as a u64, then each gap to the next as a LEB128 varint, a byte or two for
-millisecond timestamps). An account keeps these bytes up to date as it accepts nonces,
+the smallest as a u64, then each gap to the next as a LEB128 varint: one byte below 128,
+two below 16,384, so a byte or two for an active trader's millisecond timestamps). An account keeps these bytes up to date as it accepts nonces,
 splicing only the gaps that changed, so a block that touches an account does not encode
 its up to ``max_recent_nonces`` nonces again.
 """
@@ -197,14 +197,13 @@ def _gap_bytes(nonces: list[int], start: int, stop: int) -> int:
 
 def _inserted(encoded: bytes, nonces: list[int], i: int, nonce: int) -> bytes:
     """``encode_nonces`` of ``nonces`` with ``nonce`` inserted at ``i``, from ``encoded``
-    (theirs): the gap that ``nonce`` splits is replaced, the rest is copied."""
+    (theirs), for a ``nonce`` below the newest or into no nonces: the gap that ``nonce``
+    splits is replaced, the rest is copied."""
     count = len(nonces)
     if count == 0:
         return nonce.to_bytes(8, "big")
     if i == 0:
         return nonce.to_bytes(8, "big") + _varint(nonces[0] - nonce) + encoded[8:]
-    if i == count:
-        return encoded + _varint(nonce - nonces[-1])
     # The varint of the gap nonces[i - 1] -> nonces[i] starts at ``at``; count from the
     # nearer end (an out-of-order nonce is usually just below the newest).
     if count - i < i:
