@@ -1,5 +1,6 @@
 """finalize_block throughput: blocks of 5,000 pre-verified orders from 1,000 accounts over
-2 markets (target >= 50,000 orders/s). Prints the median of 3 runs.
+2 markets (target >= 50,000 orders/s). Prints the median of 3 runs (``--runs``) and the
+final app hash.
 
 Each run builds a fresh chain, seeds both books with resting liquidity (one block of
 5,000 post-only quotes), then finalizes 4 blocks whose 5,000 txs are a mix like a real
@@ -17,10 +18,21 @@ would otherwise trace the state's objects many times per block). The rate is ord
 process's CPU time is printed too, since on a shared machine the wall clock also counts
 the neighbours. The first line says which build of the cores ran (compiled with mypyc or
 pure Python: ``APPCHAIND_PURE_PYTHON=1`` measures the latter).
+
+Options: ``--runs N`` runs per path (default 3); ``--blocks N`` measured blocks per run
+(default 4); ``--path bytes`` or ``--path mempool`` runs only that path. Every account sends
+about 5 txs per block, so with ``--blocks 24`` the later blocks run with accounts that hold
+their full ``max_recent_nonces`` (100, the default) recent nonces, as on a chain that has
+been up a while. ``--runs 1 --path ...`` is one chain through the blocks, for instruction
+counts (the seeding block is counted too; decoding is outside finalize_block on the
+mempool path)::
+
+    valgrind --tool=callgrind --toggle-collect=CPyPy_app___ExchangeApp___finalize_block .venv/bin/python bench/bench_finalize.py --runs 1 --path mempool
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import random
 import statistics
@@ -71,8 +83,8 @@ def _setup():
     return keys, genesis
 
 
-def _blocks(keys, rng: random.Random) -> list[list[bytes]]:
-    """Canonical signed tx bytes of a seeding block and of BLOCKS measured blocks."""
+def _blocks(keys, rng: random.Random, count: int = BLOCKS) -> list[list[bytes]]:
+    """Canonical signed tx bytes of a seeding block and of ``count`` measured blocks."""
     nonce = [GENESIS_MS] * len(keys)
     next_id = [1]
     open_ids: list[tuple[int, int, int]] = []  # (account, market, client id)
@@ -100,7 +112,7 @@ def _blocks(keys, rng: random.Random) -> list[list[bytes]]:
         open_ids.append((account, market, next_id[0]))
         next_id[0] += 1
     blocks = [seeding]
-    for height in range(2, BLOCKS + 2):
+    for height in range(2, count + 2):
         txs = []
         for _ in range(ORDERS_PER_BLOCK):
             account = rng.randrange(len(keys))
@@ -165,32 +177,49 @@ def run_once(
 
             worst = Counter((r.code, r.log[:50]) for r in result.tx_results).most_common(4)
             raise SystemExit(f"only {ok} txs applied: {worst}")
-    orders = BLOCKS * ORDERS_PER_BLOCK
+    orders = (len(blocks) - 1) * ORDERS_PER_BLOCK
     return orders / elapsed, orders / cpu, fills, app.app_hash
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per path (default 3)")
+    parser.add_argument(
+        "--blocks", type=int, default=BLOCKS, help=f"measured blocks per run (default {BLOCKS})"
+    )
+    parser.add_argument(
+        "--path", choices=("both", "bytes", "mempool"), default="both", help="which path to run"
+    )
+    options = parser.parse_args()
+    count = options.runs
     print(f"cores: {native.status()[1]}")
     keys, genesis = _setup()
-    blocks = _blocks(keys, random.Random(7))
-    runs = [run_once(blocks, genesis) for _ in range(3)]
-    if len({app_hash for *_, app_hash in runs}) != 1:
-        raise SystemExit(
-            "the runs disagree on the app hash: the state machine is not deterministic"
-        )
-    for label, chosen in (("bytes (decoded in the app)", runs), ("mempool-decoded txs", None)):
-        if chosen is None:
-            chosen = [run_once(blocks, genesis, predecoded=True) for _ in range(3)]
-            if {h for *_, h in chosen} != {h for *_, h in runs}:
-                raise SystemExit("pre-decoded txs gave another app hash")
+    blocks = _blocks(keys, random.Random(7), options.blocks)
+    paths: list[tuple[str, bool]] = []
+    if options.path != "mempool":
+        paths.append(("bytes (decoded in the app)", False))
+    if options.path != "bytes":
+        paths.append(("mempool-decoded txs", True))
+    app_hashes: set[bytes] = set()
+    for label, predecoded in paths:
+        chosen = [run_once(blocks, genesis, predecoded=predecoded) for _ in range(count)]
+        hashes = {app_hash for *_, app_hash in chosen}
+        if len(hashes) != 1:
+            raise SystemExit(
+                "the runs disagree on the app hash: the state machine is not deterministic"
+            )
+        app_hashes |= hashes
+        if len(app_hashes) != 1:
+            raise SystemExit("pre-decoded txs gave another app hash")
         rates = [r for r, *_ in chosen]
         cpu_rates = [c for _, c, *_ in chosen]
         print(
-            f"finalize_block, {label}: {statistics.median(rates):,.0f} orders/s median of 3 "
+            f"finalize_block, {label}: {statistics.median(rates):,.0f} orders/s median of {count} "
             f"({', '.join(f'{r:,.0f}' for r in rates)}); per CPU second "
             f"{statistics.median(cpu_rates):,.0f}; blocks of {ORDERS_PER_BLOCK} signed txs from "
             f"{ACCOUNTS} accounts over 2 markets, {chosen[0][2]} fills per run; target >= 50,000"
         )
+    print(f"app hash after the last block: {app_hashes.pop().hex()}")
 
 
 if __name__ == "__main__":

@@ -228,7 +228,6 @@ class ExchangeApp:
         #: (triggered conditional orders rest behind orders placed before they fired).
         self._rest_seq: list[dict[int, int]] = [{} for _ in self.markets]
         self._reduce_only: dict[bytes, dict[int, None]] = {}
-        self._pending: dict[bytes, bytes | None] = {}
         self._verified: dict[bytes, bool] = {}
         self._addresses: dict[bytes, bytes] = {}
         self._max_open_orders = self.params.max_open_orders_per_account
@@ -269,12 +268,12 @@ class ExchangeApp:
         height, stored_hash = _unpack(meta)
         clearing = self.clearing
         resting: list[list[tuple[int, tuple[Any, ...]]]] = [[] for _ in self.markets]
-        changes: dict[bytes, bytes | None] = {}
+        committed: list[tuple[bytes, bytes]] = []
         for suffix, value in store.iterate(b"s/"):
             key = b"s/" + suffix
             if key == META_KEY:
                 continue
-            changes[key] = value
+            committed.append((key, value))
             record = _unpack(value)
             if key == GLOBAL_KEY:
                 (
@@ -285,7 +284,14 @@ class ExchangeApp:
             elif key.startswith(MARKET_PREFIX):
                 self.markets[int.from_bytes(key[4:8], "big")].restore(record)
             elif key.startswith(ACCOUNT_PREFIX):
-                clearing.restore_account(Account.from_record(key[4:], record))
+                try:
+                    account = Account.from_record(key[4:], record)
+                except ValueError as exc:
+                    raise StateError(
+                        f"stored account {key[4:].hex()} is unreadable ({exc}): the data "
+                        "directory is damaged or was written by another version"
+                    ) from exc
+                clearing.restore_account(account)
             elif key.startswith(ORDER_PREFIX):
                 market_id = int.from_bytes(key[4:8], "big")
                 seq, *fields = record
@@ -306,7 +312,7 @@ class ExchangeApp:
                     self._rest_seq[market_id][fields[_O_ID]] = seq
                 if fields[_O_FLAGS] & _REDUCE_ONLY:
                     self._reduce_only.setdefault(fields[_O_OWNER], {})[market_id] = None
-        self._commitment.update(changes)
+        self._commitment = StateCommitment(committed)
         clearing.touched.clear()
         clearing.position_changed.clear()
         self.app_hash = self._commitment.app_hash()
@@ -318,13 +324,16 @@ class ExchangeApp:
 
     def _update_commitment(self) -> bytes:
         """Rehash what changed since the last block and stage it for :meth:`commit`."""
-        changes: dict[bytes, bytes | None] = {}
+        commitment = self._commitment
         clearing = self.clearing
         accounts = clearing.accounts
         packb = msgpack.Packer(use_bin_type=True).pack
         for address in clearing.take_touched():
             account = accounts.get(address)
-            changes[account_key(address)] = None if account is None else packb(account.record())
+            if account is None:
+                commitment.delete(account_key(address))
+            else:
+                commitment.put(account_key(address), packb(account.record()))
         for market_id, dirty in enumerate(self._dirty_orders):
             if not dirty:
                 continue
@@ -337,45 +346,46 @@ class ExchangeApp:
             for order_id in dirty:
                 order = book.resting(order_id)
                 if order is None:
-                    changes[prefix + order_id.to_bytes(8, "big")] = None
+                    commitment.delete(prefix + order_id.to_bytes(8, "big"))
                     if rest_seq:
                         rest_seq.pop(order_id, None)
                 else:
                     priority = rest_seq.get(order_id, order_id) if rest_seq else order_id
-                    changes[prefix + order_id.to_bytes(8, "big")] = packb(order.stored(priority))
+                    commitment.put(
+                        prefix + order_id.to_bytes(8, "big"), packb(order.stored(priority))
+                    )
                 if not stored_conditionals and not len(triggers):
                     continue
                 conditional = triggers.get(order_id)
                 if conditional is not None:
-                    changes[conditional_key(market_id, order_id)] = packb(
-                        list(conditional.record())
+                    commitment.put(
+                        conditional_key(market_id, order_id), packb(list(conditional.record()))
                     )
                     stored_conditionals[order_id] = None
                 elif order_id in stored_conditionals:
-                    changes[conditional_key(market_id, order_id)] = None
+                    commitment.delete(conditional_key(market_id, order_id))
                     del stored_conditionals[order_id]
             dirty.clear()
         for market in self.markets:
-            changes[market_key(market.market_id)] = _pack(market.record())
-        changes[GLOBAL_KEY] = _pack(
-            [
-                self.height, self.time_ms, self.next_order_id, clearing.insurance_fund,
-                clearing.fee_pool, clearing.withdrawn, clearing.faucet_total,
-                clearing.genesis_total,
-            ]
+            commitment.put(market_key(market.market_id), _pack(market.record()))
+        commitment.put(
+            GLOBAL_KEY,
+            _pack(
+                [
+                    self.height, self.time_ms, self.next_order_id, clearing.insurance_fund,
+                    clearing.fee_pool, clearing.withdrawn, clearing.faucet_total,
+                    clearing.genesis_total,
+                ]
+            ),
         )  # fmt: skip
-        effective = self._commitment.update(changes)
-        self._pending.update(effective)
-        return self._commitment.app_hash()
+        return commitment.app_hash()
 
     def commit(self, batch: WriteBatch | None = None) -> bytes:
         """Persist what the last block(s) changed. With ``batch`` (the node's batch holding
         the block itself), the writes are added to it and the node writes it; otherwise the
         app writes its own batch to its store, synced. Returns the app hash."""
-        pending = self._pending
-        self._pending = {}
         target = batch if batch is not None else WriteBatch()
-        for key, value in pending.items():
+        for key, value in self._commitment.take_writes().items():
             if value is None:
                 target.delete(key)
             else:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from hashlib import sha256
 
+import msgpack
 import pytest
 
 from appchaind import codec
-from appchaind.exchange import CancelOrder, Code, ExchangeApp, Faucet, ReplaceOrder, Withdraw
+from appchaind.exchange import (
+    CancelOrder,
+    Code,
+    ExchangeApp,
+    Faucet,
+    ReplaceOrder,
+    StateError,
+    Withdraw,
+)
+from appchaind.exchange.commitment import account_key
 from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
-from appchaind.store import WriteBatch
+from appchaind.store import Store, WriteBatch
 from appchaind.types import sign_tx
 from tests.exchange.support import (
     BUY,
@@ -136,6 +146,36 @@ def test_nonce_window_set_and_expiry():
     d.block([])
     stale = sign_tx(key("bob"), CHAIN_ID, d.time_ms - 5, 1, Withdraw(1))  # expired at height 1
     assert d.block([stale]).tx_results[0].code == Code.EXPIRED
+
+
+def test_recent_nonces_survive_a_restart_and_an_unreadable_record_is_refused(tmp_path):
+    g = genesis(BALANCES, params={"max_recent_nonces": 3})
+    with Store(tmp_path / "data") as store:
+        app = ExchangeApp(g, store)
+        d = Driver(app)
+        now = d.time_ms
+        # out of order (the kept nonces are spliced, not appended), then one past the cap
+        txs = [d.tx("bob", Withdraw(1), nonce=now - i) for i in (5, 1, 3, 2)]
+        assert [r.code for r in d.block(txs).tx_results] == [0, 0, 0, 0]
+        app.commit()
+        kept = app.account(address("bob")).nonces
+        assert kept == [now - 3, now - 2, now - 1]
+    with Store(tmp_path / "data") as store:
+        restarted = ExchangeApp(g, store)
+        assert restarted.app_hash == app.app_hash
+        assert restarted.account(address("bob")).nonces == kept
+        d = Driver(restarted)
+        replayed = [d.tx("bob", Withdraw(1), nonce=n) for n in (now - 2, now - 5)]
+        codes = [r.code for r in d.block(replayed).tx_results]
+        assert codes == [Code.NONCE_REPLAYED, Code.NONCE_REPLAYED]
+        # the record as an older version wrote it: the nonces as a list
+        key = account_key(address("bob"))
+        balance, positions, _ = msgpack.unpackb(store.get(key))
+        batch = WriteBatch()
+        batch.put(key, msgpack.packb([balance, positions, kept]))
+        store.write(batch)
+    with Store(tmp_path / "data") as store, pytest.raises(StateError, match="another version"):
+        ExchangeApp(g, store)
 
 
 def test_market_order_margin_and_commit_into_the_nodes_batch():

@@ -19,6 +19,7 @@ from margin import (
     premium_ppm,
     requirement,
 )
+from margin.accounts import decode_nonces, encode_nonces
 from tests.exchange.support import genesis
 
 
@@ -210,3 +211,51 @@ def test_nonce_fast_path_agrees_with_the_rule(nonces, max_recent):
             account.accept_nonce(nonce, max_recent)
             kept = sorted([*kept, nonce])[-max_recent:]
         assert account.nonces == kept
+        assert account.encoded_nonces == encode_nonces(kept)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 300), st.integers(0, 2**64 - 1), st.integers(10**12, 10**12 + 10**6)
+        ),
+        max_size=60,
+    ),
+    st.integers(1, 12),
+)
+def test_encoded_nonces_follow_every_accept(nonces, max_recent):
+    """The bytes an account splices as it accepts nonces (appended, inserted anywhere,
+    dropped from the front; gaps of any varint size) are the reference encoding's, and
+    decode back to the nonces; a record round-trips."""
+    account = Account(b"n" * 20, 0)
+    for nonce in nonces:
+        try:
+            account.accept_nonce(nonce, max_recent)
+        except NonceError:
+            continue
+        assert account.encoded_nonces == encode_nonces(account.nonces)
+        assert decode_nonces(account.encoded_nonces) == account.nonces
+    restored = Account.from_record(account.address, account.record())
+    assert restored.nonces == account.nonces
+    assert restored.encoded_nonces == account.encoded_nonces
+
+
+def test_encoded_nonces_layout_and_strict_decoding():
+    first = 1_767_225_600_000
+    nonces = [first, first + 1, first + 128, first + 256, first + 256 + 16_384]
+    encoded = encode_nonces(nonces)
+    # u64 first, then the gaps 1, 127, 128 and 2**14 as LEB128 varints
+    assert encoded == first.to_bytes(8, "big") + bytes([1, 127, 0x80, 1, 0x80, 0x80, 1])
+    assert encode_nonces([]) == b""
+    assert decode_nonces(encoded) == nonces
+    for bad in (
+        b"\x00" * 7,  # truncated first nonce
+        first.to_bytes(8, "big") + b"\x00",  # zero gap
+        first.to_bytes(8, "big") + b"\x81\x00",  # 1 in two bytes
+        first.to_bytes(8, "big") + b"\x81",  # truncated varint
+        (2**64 - 1).to_bytes(8, "big") + b"\x01",  # past u64
+    ):
+        with pytest.raises(ValueError):
+            decode_nonces(bad)
+    with pytest.raises(ValueError):
+        Account.from_record(b"a" * 20, [0, [], [first]])  # the old list form
