@@ -76,8 +76,16 @@ def _run(*args: str) -> str:
 
 
 def test_bench_orderbook_bounded() -> None:
-    out = _run("bench/bench_orderbook.py", "--orders", "3000", "--cancels", "500", "--takers", "300")
+    out = _run(
+        "bench/bench_orderbook.py", "--orders", "3000", "--cancels", "500", "--takers", "300"
+    )
     assert "resting orders: 3,000" in out and "takers/s" in out
+
+
+def test_bench_finalize_bounded() -> None:
+    out = _run("bench/bench_finalize.py", "--runs", "1", "--blocks", "1", "--path", "both")
+    assert "bytes (decoded in the app)" in out and "mempool-decoded txs" in out
+    assert "app hash after the last block" in out
 
 
 def test_bench_liquidation_bounded() -> None:
