@@ -29,9 +29,10 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   or never rested: an order's entry is not deleted when it leaves (a random-access dict
   operation saved per fill and cancel), and the duplicate check of a new order inserts
   its entry at once (one dict operation instead of two); stale entries are overwritten
-  when their client id is used again, or purged once they outnumber live ones. An entry is live iff its id is in ``_orders`` (ids
-  are never reused). Every resting order points at its owner's ``_Owner`` (``holder``) and
-  at its ``_Level`` (``level``), so taking it out of the book needs no lookup for either.
+  when their client id is used again, or purged once they outnumber live ones. An entry
+  is live iff its id is in ``_orders`` (ids are never reused). Every resting order points
+  at its owner's ``_Owner`` (``holder``) and at its ``_Level`` (``level``), so taking it
+  out of the book needs no lookup for either.
 - ``_expiry[height]`` lists ids of orders whose good_til_block is ``height``; stale ids
   (orders gone earlier) are skipped when the height is expired.
 
@@ -212,8 +213,8 @@ class _Level:
 
 class _Owner:
     """One owner's resting orders in a book: ``live`` counts them; ``clients`` maps each
-    one's client id to its order id, among stale entries of orders that left the book
-    (live iff the id is still in the book's ``_orders``)."""
+    one's client id to its order id, among stale entries of orders that left the book or
+    never rested (an entry is live iff its id is in the book's ``_orders``)."""
 
     __slots__ = ("clients", "live")
 
