@@ -7,9 +7,10 @@ while the positions are worth more.
 
 The recent nonces are stored and hashed in their canonical bytes (:func:`encode_nonces`:
 the smallest as a u64, then each gap to the next as a LEB128 varint: one byte below 128,
-two below 16,384, so a byte or two for an active trader's millisecond timestamps). An account keeps these bytes up to date as it accepts nonces,
-splicing only the gaps that changed, so a block that touches an account does not encode
-its up to ``max_recent_nonces`` nonces again.
+two below 16,384, so a byte or two for an active trader's millisecond timestamps). An
+account keeps these bytes up to date as it accepts nonces, splicing only the gaps that
+changed, so a block that touches an account does not encode its up to
+``max_recent_nonces`` nonces again.
 """
 
 from __future__ import annotations
@@ -135,14 +136,10 @@ class Account:
             encoded = self.encoded_nonces + _varint(nonce - nonces[-1])
             nonces.append(nonce)
         else:
+            refusal = self.check_nonce(nonce, max_recent)
+            if refusal is not None:
+                raise NonceError(refusal)
             i = bisect_left(nonces, nonce)
-            if i < count and nonces[i] == nonce:
-                raise NonceError(f"nonce {nonce} was already used by this account (replayed tx)")
-            if count >= max_recent and i == 0:
-                raise NonceError(
-                    f"nonce {nonce} is older than the account's {max_recent} most recent "
-                    f"nonces (smallest kept: {nonces[0]}); use a fresh timestamp"
-                )
             encoded = _inserted(self.encoded_nonces, nonces, i, nonce)
             nonces.insert(i, nonce)
         while len(nonces) > max_recent:
@@ -157,7 +154,10 @@ class Account:
         if i < len(nonces) and nonces[i] == nonce:
             return f"nonce {nonce} was already used by this account (replayed tx)"
         if len(nonces) >= max_recent and i == 0:
-            return f"nonce {nonce} is older than the account's {max_recent} most recent nonces"
+            return (
+                f"nonce {nonce} is older than the account's {max_recent} most recent "
+                f"nonces (smallest kept: {nonces[0]}); use a fresh timestamp"
+            )
         return None
 
     def record(self) -> list[object]:
