@@ -43,10 +43,8 @@ class LobEngine:
     def add(self, order_id: Id, is_buy: bool, price: int, size: int) -> None:
         """A GTC limit order (price in ticks, size in lots): match, then rest."""
         book = self.book
-        if is_buy:
-            outcome = book.place(order_id, BUYER, 1, price, size, _GTC, 0, order_id, 0)
-        else:
-            outcome = book.place(order_id, SELLER, 0, price, size, _GTC, 0, order_id, 0)
+        owner = BUYER if is_buy else SELLER
+        outcome = book.place(order_id, owner, 1 if is_buy else 0, price, size, _GTC, 0, order_id, 0)
         if outcome is not _RESTING:
             fills = book.fills
             self.fills_settled += len(fills)
