@@ -24,8 +24,8 @@ Options: ``--runs N`` runs per path (default 3); ``--blocks N`` measured blocks 
 about 5 txs per block, so with ``--blocks 24`` the later blocks run with accounts that hold
 their full ``max_recent_nonces`` (100, the default) recent nonces, as on a chain that has
 been up a while. ``--runs 1 --path ...`` is one chain through the blocks, for instruction
-counts (the seeding block is counted too; decoding is outside finalize_block on the
-mempool path)::
+counts (the seeding block is counted too; on the mempool path it is decoded before
+finalize_block, like the measured blocks)::
 
     valgrind --tool=callgrind --toggle-collect=CPyPy_app___ExchangeApp___finalize_block .venv/bin/python bench/bench_finalize.py --runs 1 --path mempool
 """
@@ -154,7 +154,8 @@ def run_once(
     app = ExchangeApp(genesis)
     digests = [frozenset(map(tx_hash, txs)) for txs in blocks]
     app.trust_signatures(digests[0])
-    app.finalize_block(1, GENESIS_MS + 1000, blocks[0])
+    seeding = [codec.decode(Tx, raw) for raw in blocks[0]] if predecoded else blocks[0]
+    app.finalize_block(1, GENESIS_MS + 1000, seeding, signatures_verified=predecoded)
     app.commit()
     elapsed = 0.0
     cpu = 0.0
