@@ -63,7 +63,7 @@ def _app(accounts: int) -> ExchangeApp:
             account.positions[market_id] = Position(size, 0, cost)
             account.balance -= cost
             clearing.holders[market_id][address] = None
-        clearing.unindexed[address] = None
+        clearing.mark_unindexed(account)
     app._liquidations(b"", [])  # index every account at the opening prices
     return app
 

@@ -110,7 +110,11 @@ class Account:
     :meth:`accept_nonce`.
     """
 
-    __slots__ = ("address", "balance", "positions", "nonces", "encoded_nonces")
+    __slots__ = (
+        "address", "balance", "positions", "nonces", "encoded_nonces",
+        "cached_net", "cached_initial", "cached_maintenance", "cached_epoch",
+        "touched_mark", "unindexed_mark", "position_mark",
+    )  # fmt: skip
 
     def __init__(self, address: bytes, balance: int) -> None:
         self.address = address
@@ -118,6 +122,16 @@ class Account:
         self.positions: dict[int, Position] = {}
         self.nonces: list[int] = []
         self.encoded_nonces = b""
+        # The clearing house's bookkeeping (not state, never committed): the account's
+        # health at the prices of ``cached_epoch`` (0: none), and the generation of each
+        # of its per-block change sets the account is in (0: none). See ClearingHouse.
+        self.cached_net = 0
+        self.cached_initial = 0
+        self.cached_maintenance = 0
+        self.cached_epoch = 0
+        self.touched_mark = 0
+        self.unindexed_mark = 0
+        self.position_mark = 0
 
     def markets(self) -> list[int]:
         """Market ids of the open positions, ascending."""

@@ -9,7 +9,16 @@ funding: a settling account pays its funding into it (rounded up) or is paid fro
 (rounded down), so funding is zero-sum up to rounding and the rounding stays in the fund.
 
 Every mutation marks the account in ``touched`` (its record must be rewritten and
-rehashed) and ``unindexed`` (its liquidation bounds must be recomputed).
+rehashed) and ``unindexed`` (its liquidation bounds must be recomputed); a trade also in
+``position_changed``. These per-block sets are dicts of addresses (insertion ordered, so
+iterating them is deterministic); an account remembers the generation of each set it was
+last added to, so marking an account that is already in a set costs no dict operation.
+Each set is taken (and its generation advanced) once per block.
+
+The clearing house also caches each account's health at the current prices on the
+account itself (``cached_*`` fields, valid while ``cached_epoch`` is the current epoch):
+a fill updates it in place, any other change to the account drops it, and a price or
+funding index move drops them all by advancing the epoch.
 """
 
 from __future__ import annotations
@@ -45,7 +54,10 @@ class ClearingHouse:
         "touched",
         "unindexed",
         "position_changed",
-        "_health",
+        "_epoch",
+        "_touched_gen",
+        "_unindexed_gen",
+        "_position_gen",
     )
 
     def __init__(self, markets: list[MarketState], insurance_fund: int) -> None:
@@ -62,10 +74,13 @@ class ClearingHouse:
         self.unindexed: dict[bytes, None] = {}
         #: Accounts whose position changed since the app last looked (reduce-only upkeep).
         self.position_changed: dict[bytes, None] = {}
-        #: address -> [net, initial, maintenance] (a Health's fields) at the current prices
-        #: and funding indexes. A fill updates its accounts' entries in place (exactly, O(1));
-        #: any other change drops the account's entry, and a price or index move drops all.
-        self._health: dict[bytes, list[int]] = {}
+        #: An account's cached health is valid while its ``cached_epoch`` equals this.
+        self._epoch = 1
+        #: The generations of the three sets (an account's ``*_mark`` equal to one of them
+        #: means it is in that set; 0 is no generation).
+        self._touched_gen = 1
+        self._unindexed_gen = 1
+        self._position_gen = 1
 
     # ------------------------------------------------------------------ accounts
 
@@ -74,34 +89,80 @@ class ClearingHouse:
         if account is None:
             account = self.accounts[address] = Account(address, 0)
         account.balance += balance
-        self.touched[address] = None
-        self._health.pop(address, None)
+        self.touch(account)
+        account.cached_epoch = 0
         return account
 
     def restore_account(self, account: Account) -> None:
         self.accounts[account.address] = account
-        self._health.pop(account.address, None)
+        account.cached_epoch = 0
         for market_id in account.positions:
             self.holders[market_id][account.address] = None
-        self.unindexed[account.address] = None
+        self.mark_unindexed(account)
+
+    # ------------------------------------------------------------------ change sets
+
+    def touch(self, account: Account) -> None:
+        """Put the account in ``touched``: its record is rewritten at the end of the block."""
+        if account.touched_mark != self._touched_gen:
+            account.touched_mark = self._touched_gen
+            self.touched[account.address] = None
+
+    def mark_unindexed(self, account: Account) -> None:
+        """Put the account in ``unindexed``: its liquidation bounds are recomputed."""
+        if account.unindexed_mark != self._unindexed_gen:
+            account.unindexed_mark = self._unindexed_gen
+            self.unindexed[account.address] = None
+
+    def _changed(self, account: Account) -> None:
+        """The balance or a position moved other than by a fill: touched, unindexed, and
+        its cached health dropped."""
+        self.touch(account)
+        self.mark_unindexed(account)
+        account.cached_epoch = 0
+
+    def take_touched(self) -> dict[bytes, None]:
+        touched = self.touched
+        self.touched = {}
+        self._touched_gen += 1
+        return touched
+
+    def take_unindexed(self) -> dict[bytes, None]:
+        unindexed = self.unindexed
+        self.unindexed = {}
+        self._unindexed_gen += 1
+        return unindexed
+
+    def take_position_changed(self) -> dict[bytes, None]:
+        changed = self.position_changed
+        self.position_changed = {}
+        self._position_gen += 1
+        return changed
+
+    # ------------------------------------------------------------------ health
 
     def health(self, account: Account) -> Health:
         """The account's Health at the current prices (cached until it or a price changes)."""
-        net, initial, maintenance = self.health_state(account)
-        return Health(net, initial, maintenance)
+        if account.cached_epoch != self._epoch:
+            self._cache_health(account)
+        return Health(account.cached_net, account.cached_initial, account.cached_maintenance)
 
-    def health_state(self, account: Account) -> list[int]:
-        """The cached ``[net, initial, maintenance]`` behind :meth:`health` (read only: the
-        clearing house updates it in place)."""
-        state = self._health.get(account.address)
-        if state is None:
-            net, initial, maintenance = health(account, self.markets)
-            state = self._health[account.address] = [net, initial, maintenance]
-        return state
+    def health_state(self, account: Account) -> tuple[int, int, int]:
+        """:meth:`health` as a plain ``(net, initial, maintenance)`` tuple."""
+        if account.cached_epoch != self._epoch:
+            self._cache_health(account)
+        return account.cached_net, account.cached_initial, account.cached_maintenance
+
+    def _cache_health(self, account: Account) -> None:
+        net, initial, maintenance = health(account, self.markets)
+        account.cached_net = net
+        account.cached_initial = initial
+        account.cached_maintenance = maintenance
+        account.cached_epoch = self._epoch
 
     def prices_changed(self) -> None:
         """Call after oracle prices or funding indexes move: forget every cached Health."""
-        self._health.clear()
+        self._epoch += 1
 
     def health_after(
         self, account: Account, market_id: int, new_size: int, cash_delta: int
@@ -132,9 +193,8 @@ class ClearingHouse:
         micro-units; negative = below initial margin) for the position in ``market`` moving
         from ``held`` (its current size) to ``new_size`` lots and the balance by
         ``cash_delta``: the order path's margin check, without building a Health."""
-        state = self._health.get(account.address)
-        if state is None:
-            state = self.health_state(account)
+        if account.cached_epoch != self._epoch:
+            self._cache_health(account)
         price_quantum = market.oracle_price * market.quantum
         initial_ppm = market.initial_ppm
         # Products of non-negative factors, ceilings as (x + PPM - 1) // PPM: the same
@@ -142,7 +202,7 @@ class ClearingHouse:
         move = new_size - held
         value = move * price_quantum if move >= 0 else -(-move * price_quantum)
         return (
-            state[0] + cash_delta + value - state[1]
+            account.cached_net + cash_delta + value - account.cached_initial
             - (abs(new_size) * price_quantum * initial_ppm + _CEIL) // PPM
             + (abs(held) * price_quantum * initial_ppm + _CEIL) // PPM
         )  # fmt: skip
@@ -170,9 +230,7 @@ class ClearingHouse:
         if paid:
             account.balance -= paid
             self.insurance_fund += paid
-            self.touched[account.address] = None
-            self._health.pop(account.address, None)
-            self.unindexed[account.address] = None
+            self._changed(account)
         return paid
 
     # ------------------------------------------------------------------ trades
@@ -181,7 +239,7 @@ class ClearingHouse:
         """Move the position by ``delta`` lots traded at ``price`` ticks and pay for it from
         the balance. Funding must be settled first (the new position starts at the index)."""
         self._trade(account, self.markets[market_id], delta, price, 0)
-        self._health.pop(account.address, None)
+        account.cached_epoch = 0
 
     def settle_fill(
         self,
@@ -260,11 +318,16 @@ class ClearingHouse:
             else:
                 position.cost = new_size * price * quantum
             position.size = new_size
-        self.position_changed[address] = None
-        self.touched[address] = None
-        self.unindexed[address] = None
-        state = self._health.get(address)
-        if state is not None:
+        if account.position_mark != self._position_gen:
+            account.position_mark = self._position_gen
+            self.position_changed[address] = None
+        if account.touched_mark != self._touched_gen:
+            account.touched_mark = self._touched_gen
+            self.touched[address] = None
+        if account.unindexed_mark != self._unindexed_gen:
+            account.unindexed_mark = self._unindexed_gen
+            self.unindexed[address] = None
+        if account.cached_epoch == self._epoch:
             oracle_price = market.oracle_price
             price_quantum = oracle_price * quantum
             old_notional = (held if held > 0 else -held) * price_quantum
@@ -272,13 +335,13 @@ class ClearingHouse:
             # delta × (oracle_price - price) × quantum, multiplied as non-negative factors
             edge = oracle_price - price
             gain = abs(delta) * abs(edge) * quantum
-            state[0] += (gain if (delta >= 0) == (edge >= 0) else -gain) - fee_paid
+            account.cached_net += (gain if (delta >= 0) == (edge >= 0) else -gain) - fee_paid
             initial_ppm = market.initial_ppm
             maintenance_ppm = market.maintenance_ppm
-            state[1] += (new_notional * initial_ppm + _CEIL) // PPM - (
+            account.cached_initial += (new_notional * initial_ppm + _CEIL) // PPM - (
                 old_notional * initial_ppm + _CEIL
             ) // PPM
-            state[2] += (new_notional * maintenance_ppm + _CEIL) // PPM - (
+            account.cached_maintenance += (new_notional * maintenance_ppm + _CEIL) // PPM - (
                 old_notional * maintenance_ppm + _CEIL
             ) // PPM
 
@@ -299,9 +362,7 @@ class ClearingHouse:
         fee; negative: the fund covers a shortfall)."""
         account.balance -= amount
         self.insurance_fund += amount
-        self.touched[account.address] = None
-        self._health.pop(account.address, None)
-        self.unindexed[account.address] = None
+        self._changed(account)
 
     def withdraw(self, account: Account, amount: int) -> None:
         """Send ``amount`` off the chain, from free collateral only."""
@@ -313,9 +374,7 @@ class ClearingHouse:
             )
         account.balance -= amount
         self.withdrawn += amount
-        self.touched[account.address] = None
-        self._health.pop(account.address, None)
-        self.unindexed[account.address] = None
+        self._changed(account)
 
     def transfer(self, sender: Account, recipient: bytes, amount: int) -> Account:
         """Move ``amount`` micro-units of free collateral to ``recipient`` (created if new)."""
@@ -326,21 +385,14 @@ class ClearingHouse:
                 f"transfer of {amount} micro-units exceeds the free collateral of {max(free, 0)}"
             )
         sender.balance -= amount
-        self.touched[sender.address] = None
-        self._health.pop(sender.address, None)
-        self.unindexed[sender.address] = None
+        self._changed(sender)
         target = self.open_account(recipient, amount)
-        self.unindexed[recipient] = None
+        self.mark_unindexed(target)
         return target
 
     def faucet(self, address: bytes, amount: int) -> Account:
         """Mint ``amount`` micro-units to ``address`` (dev chains only; the app checks)."""
         self.faucet_total += amount
         account = self.open_account(address, amount)
-        self.unindexed[address] = None
+        self.mark_unindexed(account)
         return account
-
-    def take_touched(self) -> dict[bytes, None]:
-        touched = self.touched
-        self.touched = {}
-        return touched

@@ -6,7 +6,7 @@ ticks, sizes integer lots. See :mod:`orderbook.book` for the invariants and
 """
 
 from appchaind import native  # noqa: F401  (first: selects the compiled build or the source)
-from orderbook.book import MakerCheck, OrderBook, RestingOrder
+from orderbook.book import Id, MakerCheck, OrderBook, RestingOrder
 from orderbook.triggers import TriggerStore
 from orderbook.types import (
     FILL_FIELDS,
@@ -33,6 +33,7 @@ __all__ = [
     "OrderBook",
     "RestingOrder",
     "MakerCheck",
+    "Id",
     "TriggerStore",
     "FILL_FIELDS",
     "MAX_PRICE",

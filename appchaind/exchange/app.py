@@ -85,6 +85,7 @@ from orderbook import (
     MAX_PRICE,
     ORDER_FIELDS,
     ConditionalOrder,
+    Id,
     MakerCheck,
     OrderBook,
     OrderFlag,
@@ -313,8 +314,8 @@ class ExchangeApp:
                 if fields[_O_FLAGS] & _REDUCE_ONLY:
                     self._reduce_only.setdefault(fields[_O_OWNER], {})[market_id] = None
         self._commitment = StateCommitment(committed)
-        clearing.touched.clear()
-        clearing.position_changed.clear()
+        clearing.take_touched()
+        clearing.take_position_changed()
         self.app_hash = self._commitment.app_hash()
         if self.height != height or self.app_hash != stored_hash:
             raise StateError(
@@ -709,7 +710,7 @@ class ExchangeApp:
             account.accept_nonce(nonce, self._max_recent_nonces)
         except NonceError as exc:
             return TxResult(Code.NONCE_REPLAYED, str(exc))
-        clearing.touched[address] = None
+        clearing.touch(account)
         events: list[PendingEvent] = []
         if account.positions:
             markets = self.markets
@@ -761,6 +762,10 @@ class ExchangeApp:
             return _INVALID_ORDER, f"good_til_block {gtb} has already passed"
         flags = _REDUCE_ONLY if body.reduce_only else 0
         price = body.price
+        # Read through Any, the client id stays the tx's own int object all the way into
+        # the book and the events (typed int, compiled code would unbox it here and box a
+        # new object at each of those places; see orderbook.book.Id).
+        client_id: Id = cast(Any, body).client_id
         if order_type == _LIMIT:
             low, high = self._bands[market_id]
             if not low <= price <= high:
@@ -776,13 +781,13 @@ class ExchangeApp:
             if tif < _IOC:
                 tif = _IOC
             price = self._bands[market_id][side]
-        order_id = self.next_order_id
+        order_id: Id = self.next_order_id  # boxed once, shared by the book and the events
         if not replacing:
-            self.next_order_id = order_id + 1
+            self.next_order_id += 1
         if order_type >= _STOP_MARKET:
             return self._place_conditional(account, body, order_id, tif, flags, events, replacing)
         return self._submit(
-            account, market_id, order_id, side, price, size, tif, flags, body.client_id, gtb,
+            account, market_id, order_id, side, price, size, tif, flags, client_id, gtb,
             events, 0, replacing,
         )  # fmt: skip
 
@@ -842,20 +847,21 @@ class ExchangeApp:
         self,
         account: Account,
         market_id: int,
-        order_id: int,
+        order_id: Id,
         side: int,
         price: int,
         size: int,
         tif: int,
         flags: int,
-        client_id: int,
+        client_id: Id,
         gtb: int,
         events: list[PendingEvent],
         rest_seq: int = 0,
         replacing: bool = False,
     ) -> tuple[int, str]:
         """Margin-check an order and put it through the book; settle its fills.
-        ``replacing``: the dry run of :meth:`_place_order` (checks only)."""
+        ``replacing``: the dry run of :meth:`_place_order` (checks only). The ids are int
+        objects kept as they are (``Id``), not re-boxed."""
         book = self.books[market_id]
         market = self.markets[market_id]
         address = account.address
@@ -980,12 +986,14 @@ class ExchangeApp:
     def _settle_fills(
         self,
         market_id: int,
-        fills: list[tuple[int, bytes, int, bytes, int, int, int, int]],
+        fills: list[tuple[Id, bytes, Id, bytes, int, Any, Any, Any]],
         taker: Account,
         taker_fee_ppm: int,
         events: list[PendingEvent],
         liquidation: bool,
     ) -> None:
+        """Settle the book's fills and record their events. The fill tuples' ints go into
+        the events as the book's objects (typed ``Any``: not unboxed and boxed again)."""
         clearing = self.clearing
         accounts = clearing.accounts
         dirty = self._dirty_orders[market_id]
@@ -1234,10 +1242,11 @@ class ExchangeApp:
             )
         )
         if step:
-            self.clearing.prices_changed()
-            unindexed = self.clearing.unindexed
-            for address in self.clearing.holders[market.market_id]:
-                unindexed[address] = None
+            clearing = self.clearing
+            clearing.prices_changed()
+            accounts = clearing.accounts
+            for address in clearing.holders[market.market_id]:
+                clearing.mark_unindexed(accounts[address])
 
     # ------------------------------------------------------------------ liquidation
 
@@ -1247,9 +1256,7 @@ class ExchangeApp:
         index = self.index
         markets = self.markets
         candidates: dict[bytes, None] = {}
-        unindexed = clearing.unindexed
-        clearing.unindexed = {}
-        for address in unindexed:
+        for address in clearing.take_unindexed():
             account = accounts.get(address)
             if account is None or not account.positions:
                 index.remove(address)
@@ -1270,7 +1277,7 @@ class ExchangeApp:
         for address in ordered[:cap]:
             self._liquidate(accounts[address], events)
         for address in ordered[cap:]:
-            clearing.unindexed[address] = None
+            clearing.mark_unindexed(accounts[address])
 
     def _liquidate(self, account: Account, events: list[PendingEvent]) -> None:
         """Close an account below maintenance margin: its orders are cancelled; then per
@@ -1433,8 +1440,7 @@ class ExchangeApp:
         """Resting and conditional reduce-only orders of accounts whose position changed
         shrink to the position (oldest order first is irrelevant: each is capped on its
         own), and are cancelled when the position is flat or on the order's side."""
-        changed = self.clearing.position_changed
-        self.clearing.position_changed = {}
+        changed = self.clearing.take_position_changed()
         owners = self._reduce_only
         if not owners:
             return
