@@ -113,7 +113,7 @@ class Account:
     __slots__ = (
         "address", "balance", "positions", "nonces", "encoded_nonces",
         "cached_net", "cached_initial", "cached_maintenance", "cached_epoch",
-        "touched_mark", "unindexed_mark", "position_mark",
+        "touched_mark", "unindexed_mark", "position_mark", "funding_mark",
     )  # fmt: skip
 
     def __init__(self, address: bytes, balance: int) -> None:
@@ -124,7 +124,8 @@ class Account:
         self.encoded_nonces = b""
         # The clearing house's bookkeeping (not state, never committed): the account's
         # health at the prices of ``cached_epoch`` (0: none), and the generation of each
-        # of its per-block change sets the account is in (0: none). See ClearingHouse.
+        # of its per-block change sets the account is in (0: none), and the price epoch in
+        # which its funding was last settled (0: never). See ClearingHouse.
         self.cached_net = 0
         self.cached_initial = 0
         self.cached_maintenance = 0
@@ -132,6 +133,7 @@ class Account:
         self.touched_mark = 0
         self.unindexed_mark = 0
         self.position_mark = 0
+        self.funding_mark = 0
 
     def markets(self) -> list[int]:
         """Market ids of the open positions, ascending."""

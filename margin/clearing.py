@@ -161,7 +161,8 @@ class ClearingHouse:
         account.cached_epoch = self._epoch
 
     def prices_changed(self) -> None:
-        """Call after oracle prices or funding indexes move: forget every cached Health."""
+        """Call after oracle prices or funding indexes move: forget every cached Health (and
+        every account's "funding settled" mark, see :meth:`funding_settled`)."""
         self._epoch += 1
 
     def health_after(
@@ -217,9 +218,17 @@ class ClearingHouse:
 
     # ------------------------------------------------------------------ funding
 
+    def funding_settled(self, account: Account) -> bool:
+        """True if every position of the account is settled at the current funding
+        indexes, known without looking at them: the account was settled since the last
+        :meth:`prices_changed` (positions opened since then start at the current index).
+        False means: maybe not."""
+        return account.funding_mark == self._epoch
+
     def settle_funding(self, account: Account) -> int:
         """Settle every position's funding against the insurance fund. Returns the
         micro-units the account paid (negative: received)."""
+        account.funding_mark = self._epoch
         paid = 0
         markets = self.markets
         for market_id, position in account.positions.items():

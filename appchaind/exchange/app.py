@@ -231,6 +231,9 @@ class ExchangeApp:
         self._reduce_only: dict[bytes, dict[int, None]] = {}
         self._verified: dict[bytes, bool] = {}
         self._addresses: dict[bytes, bytes] = {}
+        #: Sender public key -> its account, for senders whose account exists (accounts
+        #: are never removed or replaced once the state is loaded): one dict lookup per tx.
+        self._senders: dict[bytes, Account] = {}
         self._max_open_orders = self.params.max_open_orders_per_account
         self._max_recent_nonces = self.params.max_recent_nonces
         self._bands: list[tuple[int, int]] = []
@@ -683,7 +686,6 @@ class ExchangeApp:
         return address
 
     def _deliver(self, tx: Tx) -> TxResult:
-        params = self.params
         nonce = tx.nonce
         chain_id, first_expiry, last_expiry, first_nonce, last_nonce = self._envelope_bounds
         if (
@@ -697,14 +699,11 @@ class ExchangeApp:
             if problem is not None:
                 return problem
         clearing = self.clearing
-        sender = tx.sender
-        address = self._addresses.get(sender) or self._address_of(sender)
-        account = clearing.accounts.get(address)
         body = tx.body
+        account = self._senders.get(tx.sender)
         if account is None:
-            if type(body) is Faucet and params.faucet_enabled:
-                account = clearing.open_account(address, 0)
-            else:
+            account = self._sender_account(tx.sender, type(body) is Faucet)
+            if account is None:
                 return TxResult(Code.UNKNOWN_ACCOUNT, "the sender has no account; fund it first")
         try:
             account.accept_nonce(nonce, self._max_recent_nonces)
@@ -712,20 +711,32 @@ class ExchangeApp:
             return TxResult(Code.NONCE_REPLAYED, str(exc))
         clearing.touch(account)
         events: list[PendingEvent] = []
-        if account.positions:
-            markets = self.markets
-            for market_id, position in account.positions.items():
-                if position.funding_index != markets[market_id].funding_index:
-                    self._settle_funding(account, events)
-                    break
+        if account.positions and not clearing.funding_settled(account):
+            self._settle_funding(account, events)
         if type(body) is _PLACE_ORDER:
             code, log = self._place_order(account, body, events)
+        elif type(body) is _CANCEL_ORDER:
+            code, log = self._cancel_order(account, body, events)
         else:
             handler = self._handlers.get(type(body))
             if handler is None:
                 return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
             code, log = handler(account, body, events)
         return TxResult(code, log, events)
+
+    def _sender_account(self, public_key: bytes, faucet: bool) -> Account | None:
+        """The sender's account (opened empty for a faucet tx on a chain with a faucet), or
+        None; remembered in ``_senders`` once it exists."""
+        address = self._address_of(public_key)
+        account = self.clearing.accounts.get(address)
+        if account is None:
+            if not (faucet and self.params.faucet_enabled):
+                return None
+            account = self.clearing.open_account(address, 0)
+        if len(self._senders) >= _SIGNATURE_CACHE_LIMIT:
+            self._senders.clear()
+        self._senders[public_key] = account
+        return account
 
     def _settle_funding(self, account: Account, events: list[PendingEvent]) -> None:
         paid = self.clearing.settle_funding(account)

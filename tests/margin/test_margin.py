@@ -99,6 +99,51 @@ def test_fills_keep_the_cached_health_exact(trades, funding_moves_at):
             )
 
 
+def test_funding_settled_is_never_wrongly_true():
+    """``funding_settled`` lets the app skip looking at an account's positions: it may only
+    say True when every position is at its market's funding index."""
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    account = clearing.open_account(b"f" * 20, 10**9)
+    clearing.change_position(account, 0, 3, 50_000)
+
+    def at_indexes() -> bool:
+        return all(
+            account.positions[m].funding_index == markets[m].funding_index
+            for m in account.positions
+        )
+
+    assert not clearing.funding_settled(account)  # never settled yet
+    clearing.settle_funding(account)
+    assert clearing.funding_settled(account) and at_indexes()
+    markets[0].funding_index += 1_000_000
+    clearing.prices_changed()
+    assert not clearing.funding_settled(account) and not at_indexes()
+    clearing.settle_funding(account)
+    clearing.change_position(account, 1, -2, 3_000)  # a new position starts at the index
+    assert clearing.funding_settled(account) and at_indexes()
+    markets[1].funding_index += 7
+    clearing.prices_changed()
+    assert not clearing.funding_settled(account)
+
+
+def test_change_sets_hold_each_account_once_per_generation():
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    a, b = clearing.open_account(b"a" * 20, 10**9), clearing.open_account(b"b" * 20, 10**9)
+    assert list(clearing.take_touched()) == [b"a" * 20, b"b" * 20]
+    clearing.settle_fill(0, a, b, True, 50_000, 2, 500)
+    clearing.settle_fill(0, a, b, False, 50_000, 1, 500)
+    clearing.charge_to_insurance(b, 5)
+    assert list(clearing.take_touched()) == [b"b" * 20, b"a" * 20]  # taker first
+    assert list(clearing.take_position_changed()) == [b"b" * 20, b"a" * 20]
+    assert list(clearing.take_unindexed()) == [b"b" * 20, b"a" * 20]
+    assert not clearing.touched and not clearing.unindexed and not clearing.position_changed
+    clearing.charge_to_insurance(a, 5)  # a new generation: marked again
+    assert list(clearing.touched) == [b"a" * 20] and list(clearing.unindexed) == [b"a" * 20]
+    assert not clearing.position_changed
+
+
 def test_funding_is_zero_sum_up_to_rounding_into_the_fund():
     markets = _markets()
     clearing = ClearingHouse(markets, 0)
