@@ -629,10 +629,14 @@ class ExchangeApp:
                 tx, results[i] = self._decode(raw, signatures_verified)
                 decoded.append(tx)
         classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx in decoded]
-        for i in sorted(range(len(txs)), key=classes.__getitem__):
-            tx = decoded[i]
-            if tx is not None:
-                results[i] = self._deliver(tx)
+        # One pass per execution class, in block order inside each (a stable sort by class).
+        count = len(decoded)
+        for wanted in (_CANCELS, _POST_ONLY_ORDERS, _OTHERS):
+            for i in range(count):
+                if classes[i] == wanted:
+                    tx = decoded[i]
+                    if tx is not None:
+                        results[i] = self._deliver(tx)
         self._end_block(prev_block_hash, block_events)
         self.app_hash = self._update_commitment()
         return BlockResult(
