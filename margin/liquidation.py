@@ -12,7 +12,8 @@ heap by lowest upper bound, so after a price move only the accounts whose band w
 are touched: two comparisons per market when nobody crossed. Re-evaluating an account
 pushes its new bounds and leaves the old heap entries behind (lazy deletion, O(log n) in
 C, no list shifting): an entry counts only while it is the account's current one, and the
-heaps are rebuilt from the live entries when the stale ones outnumber them.
+heaps are rebuilt from the live entries when the stale ones outnumber them (a running
+count of the heap entries says when).
 
 The index is a cache derived from the state, not part of it: an account whose state
 changes is re-evaluated exactly (``ClearingHouse.unindexed``), so the set of accounts found
@@ -35,7 +36,7 @@ class LiquidationIndex:
     """Per market: a heap of longs keyed ``(-lower_bound, address)`` and one of shorts keyed
     ``(upper_bound, address)``, plus each indexed account's current entries."""
 
-    __slots__ = ("_longs", "_shorts", "_entries", "_live", "_slack")
+    __slots__ = ("_longs", "_shorts", "_entries", "_live", "_heaped", "_slack")
 
     def __init__(self, market_count: int, stale_slack: int = 1024) -> None:
         """``stale_slack``: how many stale heap entries beyond the live count are kept
@@ -46,6 +47,8 @@ class LiquidationIndex:
         self._entries: dict[bytes, tuple[tuple[int, bool, int], ...]] = {}
         #: How many heap entries are live (the rest are stale, dropped when popped).
         self._live = 0
+        #: How many entries the heaps hold, live or stale.
+        self._heaped = 0
         self._slack = stale_slack
 
     def __len__(self) -> int:
@@ -55,8 +58,7 @@ class LiquidationIndex:
         entries = self._entries.pop(address, None)
         if entries:
             self._live -= len(entries)
-            heaped = sum(map(len, self._longs)) + sum(map(len, self._shorts))
-            if heaped > 2 * self._live + self._slack:
+            if self._heaped > 2 * self._live + self._slack:
                 self._rebuild()
 
     def _rebuild(self) -> None:
@@ -72,6 +74,7 @@ class LiquidationIndex:
         for heap in longs + shorts:
             heapify(heap)
         self._longs, self._shorts = longs, shorts
+        self._heaped = self._live
 
     def update(
         self, account: Account, markets: list[MarketState], state: Sequence[int] | None = None
@@ -132,6 +135,7 @@ class LiquidationIndex:
     def _push(
         self, market_id: int, size: int, price: int, distance: int, address: bytes
     ) -> tuple[int, bool, int]:
+        self._heaped += 1
         if size > 0:
             bound = price - distance
             heappush(self._longs[market_id], (-bound, address))
@@ -149,11 +153,13 @@ class LiquidationIndex:
         longs = self._longs[market_id]
         while longs and -longs[0][0] > price:
             key, address = heappop(longs)
+            self._heaped -= 1
             if (market_id, True, -key) in entries.get(address, ()):
                 found[address] = None
         shorts = self._shorts[market_id]
         while shorts and shorts[0][0] < price:
             bound, address = heappop(shorts)
+            self._heaped -= 1
             if (market_id, False, bound) in entries.get(address, ()):
                 found[address] = None
         for address in found:
