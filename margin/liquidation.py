@@ -3,19 +3,20 @@
 **The index.** When an account is evaluated at the current oracle prices and is above
 maintenance margin, its *excess* (net collateral minus maintenance requirement, minus one
 micro-unit per position for rounding) is split over its positions in proportion to how
-fast each loses value per tick. That gives each position a price band: a long is safe
-while the oracle stays at or above ``ref - d``, a short while it stays at or below
-``ref + d``. As long as no position's oracle leaves its band, the account cannot have
-fallen below maintenance (the losses are bounded by the shares, which sum to at most the
-excess). Per market the index keeps longs in a heap by highest lower bound and shorts in a
-heap by lowest upper bound, so after a price move only the accounts whose band was crossed
-are touched: two comparisons per market when nobody crossed. Re-evaluating an account
-pushes its new bounds and leaves the old heap entries behind (lazy deletion, O(log n) in
-C, no list shifting): an entry counts only while it is one of the account's current ones
-(it carries the stamp of the account's latest indexing), and the heaps are cut down to
-their live entries when the stale ones outnumber them (a running count of the heap
-entries says when). Which entries are live, and so what the index returns, does not
-depend on the stamps' values or on the order of the heaps' entries.
+much each loses for the same relative price move (its loss per tick × its price). That
+gives each position a price band: a long is safe while the oracle stays at or above
+``ref - d``, a short while it stays at or below ``ref + d``. As long as no position's oracle
+leaves its band, the account cannot have fallen below maintenance (the losses are bounded
+by the shares, which sum to at most the excess). Per market the index keeps longs in a
+heap by highest lower bound and shorts in a heap by lowest upper bound, so after a price
+move only the accounts whose band was crossed are touched: two comparisons per market
+when nobody crossed. Re-evaluating an account pushes its new bounds and leaves the old
+heap entries behind (lazy deletion, O(log n) in C, no list shifting): an entry counts
+only while it is one of the account's current ones (it carries the stamp of the account's
+latest indexing), and the heaps are cut down to their live entries when the stale ones
+outnumber them (a running count of the heap entries says when). Which entries are live,
+and so what the index returns, does not depend on the stamps' values or on the order of
+the heaps' entries.
 
 The index is a cache derived from the state, not part of it: an account whose state
 changes is re-evaluated exactly (``ClearingHouse.unindexed``), so the set of accounts found
@@ -106,26 +107,30 @@ class LiquidationIndex:
             self.remove(address)
             return True
         excess = net - maintenance - len(positions)
-        # The positions in dict order: neither the weights' sum nor any entry depends on it.
-        single = len(positions) == 1
+        # A position loses (PPM + maintenance ppm) / PPM × its tick value of excess per tick
+        # the price moves against it: its share of the excess is in proportion to that times
+        # its price (its weight), and its distance is the ticks that share lasts. The
+        # positions go in dict order: neither the weights' sum nor any entry depends on it.
+        weights: list[int] = []
         total_weight = 0
-        if excess > 0 and not single:
+        if excess > 0 and len(positions) > 1:
             for market_id, position in positions.items():
                 market = markets[market_id]
-                total_weight += _loss_rate(position.size, market) * market.oracle_price
+                notional = _tick_value(position.size, market) * market.oracle_price
+                weight = notional * (PPM + market.maintenance_ppm)
+                weights.append(weight)
+                total_weight += weight
         self._stamp += 1
         stamp = self._stamp
-        for market_id, position in positions.items():
+        for k, (market_id, position) in enumerate(positions.items()):
             market = markets[market_id]
             price = market.oracle_price
             distance = 0
             if excess > 0:
-                rate = _loss_rate(position.size, market)
-                if single:
-                    distance = excess * PPM // rate
-                else:
-                    share = excess * rate * price // total_weight
-                    distance = share * PPM // rate
+                share = excess * weights[k] // total_weight if weights else excess
+                # share × PPM // ((PPM + maintenance ppm) × tick value), one divisor at a time
+                lasting = _scaled(share, PPM, PPM + market.maintenance_ppm)
+                distance = lasting // _tick_value(position.size, market)
             if position.size > 0:
                 heappush(self._longs[market_id], (distance - price, address, stamp))
             else:
@@ -161,10 +166,17 @@ class LiquidationIndex:
         return sorted(found)
 
 
-def _loss_rate(size: int, market: MarketState) -> int:
-    """How fast a position of ``size`` lots eats into its account's excess: the micro-units
-    per tick the oracle moves against it (value lost plus maintenance added), × PPM."""
-    return (size if size > 0 else -size) * market.quantum * (PPM + market.maintenance_ppm)
+def _scaled(value: int, numerator: int, denominator: int) -> int:
+    """``value * numerator // denominator`` (``denominator`` > 0), from the quotient and
+    remainder of ``value / denominator``, so that compiled code multiplies natively however
+    large ``value × numerator`` is, as long as the quotient, ``numerator`` and
+    ``denominator`` are in [0, 2**30) (mypyc's fast path for ``*``)."""
+    return value // denominator * numerator + value % denominator * numerator // denominator
+
+
+def _tick_value(size: int, market: MarketState) -> int:
+    """Micro-units a position of ``size`` lots gains or loses per tick of price."""
+    return (size if size > 0 else -size) * market.quantum
 
 
 def deleveraging_ranking(

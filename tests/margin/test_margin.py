@@ -20,6 +20,7 @@ from margin import (
     requirement,
 )
 from margin.accounts import decode_nonces, encode_nonces
+from margin.liquidation import _scaled
 from margin.markets import PPM
 from tests.exchange.support import genesis
 
@@ -358,3 +359,10 @@ def test_the_index_matches_a_plain_model_of_its_bands(rounds, stale_slack):
             for address in expected:
                 del model[address]
             check_counts()
+
+
+@given(
+    st.integers(-(2**100), 2**100), st.integers(-(2**70), 2**70), st.integers(1, 2**70)
+)  # fmt: skip
+def test_scaled_is_the_plain_product_and_floor_division(value, numerator, denominator):
+    assert _scaled(value, numerator, denominator) == value * numerator // denominator
