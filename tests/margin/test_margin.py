@@ -366,3 +366,44 @@ def test_the_index_matches_a_plain_model_of_its_bands(rounds, stale_slack):
 )  # fmt: skip
 def test_scaled_is_the_plain_product_and_floor_division(value, numerator, denominator):
     assert _scaled(value, numerator, denominator) == value * numerator // denominator
+
+
+def _reference_refusal(kept, nonce, max_recent):
+    if nonce in kept:
+        return f"nonce {nonce} was already used by this account (replayed tx)"
+    if len(kept) >= max_recent and nonce < kept[0]:
+        return (
+            f"nonce {nonce} is older than the account's {max_recent} most recent "
+            f"nonces (smallest kept: {kept[0]}); use a fresh timestamp"
+        )
+    return None
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-6, 3), st.sampled_from([1, 1, 1, 2, 5, 127, 128, 20_000])),
+        max_size=150,
+    ),
+    st.integers(1, 12),
+)
+def test_accept_nonce_follows_the_rule_for_timestamps_arriving_out_of_order(moves, max_recent):
+    """Millisecond timestamps as a block delivers them (mostly fresh, some a few places
+    below the newest, some replayed or too old): every accept or refusal, and its message,
+    is the rule's; the kept bytes are always the reference encoding."""
+    account = Account(b"n" * 20, 0)
+    kept: list[int] = []
+    clock = 1_767_225_600_000
+    for back, step in moves:
+        clock += step
+        nonce = clock if back >= 0 or not kept else kept[max(len(kept) + back, 0)] - back % 3
+        refusal = _reference_refusal(kept, nonce, max_recent)
+        assert account.check_nonce(nonce, max_recent) == refusal
+        if refusal is None:
+            account.accept_nonce(nonce, max_recent)
+            kept = sorted([*kept, nonce])[-max_recent:]
+        else:
+            with pytest.raises(NonceError) as refused:
+                account.accept_nonce(nonce, max_recent)
+            assert str(refused.value) == refusal
+        assert account.nonces == kept
+        assert account.encoded_nonces == encode_nonces(kept)
