@@ -148,15 +148,21 @@ class Account:
         once ``max_recent`` are kept, must exceed the smallest of them (which is then dropped)."""
         nonces = self.nonces
         count = len(nonces)
+        encoded = self.encoded_nonces
         if count and nonce > nonces[-1]:  # the usual case: a fresh timestamp
-            encoded = self.encoded_nonces + _varint(nonce - nonces[-1])
+            encoded = encoded + _varint(nonce - nonces[-1])  # (compiled, += is a generic add)
             nonces.append(nonce)
         else:
-            refusal = self.check_nonce(nonce, max_recent)
-            if refusal is not None:
-                raise NonceError(refusal)
-            i = bisect_left(nonces, nonce)
-            encoded = _inserted(self.encoded_nonces, nonces, i, nonce)
+            if count > 1 and nonces[-2] < nonce < nonces[-1]:
+                # The next most usual (a block runs cancels and post-only orders first): just
+                # below the newest, so neither kept nor below every kept nonce.
+                i = count - 1
+            else:
+                i = bisect_left(nonces, nonce)
+                refusal = _refusal(nonces, i, nonce, max_recent)
+                if refusal is not None:
+                    raise NonceError(refusal)
+            encoded = _inserted(encoded, nonces, i, nonce)
             nonces.insert(i, nonce)
         while len(nonces) > max_recent:
             encoded = _without_first(encoded, nonces)
@@ -166,15 +172,7 @@ class Account:
     def check_nonce(self, nonce: int, max_recent: int) -> str | None:
         """Why ``nonce`` would be refused, or None (read-only, for mempool admission)."""
         nonces = self.nonces
-        i = bisect_left(nonces, nonce)
-        if i < len(nonces) and nonces[i] == nonce:
-            return f"nonce {nonce} was already used by this account (replayed tx)"
-        if len(nonces) >= max_recent and i == 0:
-            return (
-                f"nonce {nonce} is older than the account's {max_recent} most recent "
-                f"nonces (smallest kept: {nonces[0]}); use a fresh timestamp"
-            )
-        return None
+        return _refusal(nonces, bisect_left(nonces, nonce), nonce, max_recent)
 
     def record(self) -> list[object]:
         """Canonical record: [balance, [[market, size, funding_index, cost]...],
@@ -203,6 +201,19 @@ class Account:
         return account
 
 
+def _refusal(nonces: list[int], i: int, nonce: int, max_recent: int) -> str | None:
+    """The nonce rules: why an account keeping ``nonces`` refuses ``nonce`` (``i`` is where
+    it would go in them, as ``bisect_left`` says), or None."""
+    if i < len(nonces) and nonces[i] == nonce:
+        return f"nonce {nonce} was already used by this account (replayed tx)"
+    if len(nonces) >= max_recent and i == 0:
+        return (
+            f"nonce {nonce} is older than the account's {max_recent} most recent "
+            f"nonces (smallest kept: {nonces[0]}); use a fresh timestamp"
+        )
+    return None
+
+
 def _gap_bytes(nonces: list[int], start: int, stop: int) -> int:
     """Bytes taken by the varints of the gaps ending at ``nonces[start:stop]``."""
     size = 0
@@ -220,20 +231,17 @@ def _inserted(encoded: bytes, nonces: list[int], i: int, nonce: int) -> bytes:
         return nonce.to_bytes(8, "big")
     if i == 0:
         return nonce.to_bytes(8, "big") + _varint(nonces[0] - nonce) + encoded[8:]
-    # The varint of the gap nonces[i - 1] -> nonces[i] starts at ``at``; count from the
-    # nearer end (an out-of-order nonce is usually just below the newest).
+    below, above = nonces[i - 1], nonces[i]
+    if i == count - 1:  # just below the newest: the last gap is split
+        at = len(encoded) - _varint_size(above - below)
+        return encoded[:at] + _varint(nonce - below) + _varint(above - nonce)
+    # The varint of the gap below -> above starts at ``at``; count from the nearer end.
     if count - i < i:
         at = len(encoded) - _gap_bytes(nonces, i, count)
     else:
         at = 8 + _gap_bytes(nonces, 1, i)
-    return b"".join(
-        [
-            encoded[:at],
-            _varint(nonce - nonces[i - 1]),
-            _varint(nonces[i] - nonce),
-            encoded[at + _varint_size(nonces[i] - nonces[i - 1]) :],
-        ]
-    )
+    rest = encoded[at + _varint_size(above - below) :]
+    return encoded[:at] + _varint(nonce - below) + _varint(above - nonce) + rest
 
 
 def _without_first(encoded: bytes, nonces: list[int]) -> bytes:

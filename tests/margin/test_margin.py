@@ -20,6 +20,8 @@ from margin import (
     requirement,
 )
 from margin.accounts import decode_nonces, encode_nonces
+from margin.liquidation import _scaled
+from margin.markets import PPM
 from tests.exchange.support import genesis
 
 
@@ -304,3 +306,149 @@ def test_encoded_nonces_layout_and_strict_decoding():
             decode_nonces(bad)
     with pytest.raises(ValueError):
         Account.from_record(b"a" * 20, [0, [], [first]])  # the old list form
+
+
+def _reference_bands(account, markets):
+    """The bands of margin.liquidation's docstring computed plainly: {(market, is_long):
+    bound in ticks}, or None if the account is below maintenance."""
+    state = health(account, markets)
+    if state.net < state.maintenance:
+        return None
+    positions = account.positions
+    excess = max(state.net - state.maintenance - len(positions), 0)
+    rates = {
+        m: abs(p.size) * markets[m].quantum * (PPM + markets[m].maintenance_ppm)
+        for m, p in positions.items()
+    }
+    total_weight = sum(rate * markets[m].oracle_price for m, rate in rates.items())
+    bands = {}
+    for m, p in positions.items():
+        price = markets[m].oracle_price
+        share = excess * rates[m] * price // total_weight
+        distance = share * PPM // rates[m]
+        bands[(m, p.size > 0)] = price - distance if p.size > 0 else price + distance
+    return bands
+
+
+_INDEX_CHANGES = st.one_of(
+    # re-evaluate account ``who`` with these positions (lots) and net collateral (ppm of
+    # their notional; maintenance is 50,000 ppm)
+    st.tuples(
+        st.integers(0, 7), st.integers(-300, 300), st.integers(-3000, 3000),
+        st.integers(40_000, 120_000),
+    ),
+    st.integers(0, 7),  # remove account ``who``
+)  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(_INDEX_CHANGES, max_size=12),
+            st.integers(-150_000, 150_000),  # then the oracle prices move (ppm)
+            st.integers(-150_000, 150_000),
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 6),
+)
+def test_the_index_matches_a_plain_model_of_its_bands(rounds, stale_slack):
+    """Blocks of updates and removals, each followed by a price move in both markets and
+    the crossings: update reports exactly the accounts below maintenance, crossed returns
+    exactly the indexed accounts whose band (computed plainly, at the prices of their last
+    update) the price has left, and the index's count of heap entries is the heaps' real
+    size throughout."""
+    markets = _markets()
+    index = LiquidationIndex(2, stale_slack=stale_slack)
+    accounts = [Account(bytes([i]) * 20, 0) for i in range(8)]
+    model: dict[bytes, dict[tuple[int, bool], int]] = {}
+
+    def check_counts():
+        assert len(index) == len(model)
+        heaped = sum(map(len, index._longs)) + sum(map(len, index._shorts))
+        assert index._heaped == heaped <= 2 * index._live + stale_slack
+
+    for changes, *moves in rounds:
+        for change in changes:
+            if isinstance(change, int):
+                index.remove(accounts[change].address)
+                model.pop(accounts[change].address, None)
+                check_counts()
+                continue
+            who, btc, eth, net_ppm = change
+            account = accounts[who]
+            account.positions = {}
+            account.balance = 0
+            for market_id, size in ((1, eth), (0, btc)):
+                if size:
+                    account.positions[market_id] = Position(size, 0, 0)
+                    value = size * markets[market_id].oracle_price * markets[market_id].quantum
+                    account.balance += abs(value) * net_ppm // PPM - value
+            bands = _reference_bands(account, markets) if account.positions else {}
+            assert index.update(account, markets) == (bands is None)
+            model.pop(account.address, None)
+            if bands:
+                model[account.address] = bands
+            check_counts()
+        for market_id, move in enumerate(moves):
+            markets[market_id].oracle_price += markets[market_id].oracle_price * move // PPM
+        for market_id, market in enumerate(markets):
+            price = market.oracle_price
+            expected = sorted(
+                address
+                for address, bands in model.items()
+                if bands.get((market_id, True), price) > price
+                or bands.get((market_id, False), price) < price
+            )
+            assert index.crossed(market_id, price) == expected
+            for address in expected:
+                del model[address]
+            check_counts()
+
+
+@given(
+    st.integers(-(2**100), 2**100), st.integers(-(2**70), 2**70), st.integers(1, 2**70)
+)  # fmt: skip
+def test_scaled_is_the_plain_product_and_floor_division(value, numerator, denominator):
+    assert _scaled(value, numerator, denominator) == value * numerator // denominator
+
+
+def _reference_refusal(kept, nonce, max_recent):
+    if nonce in kept:
+        return f"nonce {nonce} was already used by this account (replayed tx)"
+    if len(kept) >= max_recent and nonce < kept[0]:
+        return (
+            f"nonce {nonce} is older than the account's {max_recent} most recent "
+            f"nonces (smallest kept: {kept[0]}); use a fresh timestamp"
+        )
+    return None
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-6, 3), st.sampled_from([1, 1, 1, 2, 5, 127, 128, 20_000])),
+        max_size=150,
+    ),
+    st.integers(1, 12),
+)
+def test_accept_nonce_follows_the_rule_for_timestamps_arriving_out_of_order(moves, max_recent):
+    """Millisecond timestamps as a block delivers them (mostly fresh, some a few places
+    below the newest, some replayed or too old): every accept or refusal, and its message,
+    is the rule's; the kept bytes are always the reference encoding."""
+    account = Account(b"n" * 20, 0)
+    kept: list[int] = []
+    clock = 1_767_225_600_000
+    for back, step in moves:
+        clock += step
+        nonce = clock if back >= 0 or not kept else kept[max(len(kept) + back, 0)] - back % 3
+        refusal = _reference_refusal(kept, nonce, max_recent)
+        assert account.check_nonce(nonce, max_recent) == refusal
+        if refusal is None:
+            account.accept_nonce(nonce, max_recent)
+            kept = sorted([*kept, nonce])[-max_recent:]
+        else:
+            with pytest.raises(NonceError) as refused:
+                account.accept_nonce(nonce, max_recent)
+            assert str(refused.value) == refusal
+        assert account.nonces == kept
+        assert account.encoded_nonces == encode_nonces(kept)
