@@ -50,6 +50,7 @@ sim: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check appchaind orderbook margin p2p config tests bench
+	$(BIN)/ruff format --check appchaind orderbook margin p2p config tests bench
 	$(BIN)/mypy --strict appchaind/consensus appchaind/codec.py appchaind/crypto.py appchaind/types.py \
 	  appchaind/native.py orderbook
 

@@ -186,7 +186,11 @@ class DemoTraders:
         while True:
             account = await c.account(address)
             held = sum(
-                (abs(Decimal(p["size"])) for p in account["positions"] if p["market"] == "BTC-PERP"),
+                (
+                    abs(Decimal(p["size"]))
+                    for p in account["positions"]
+                    if p["market"] == "BTC-PERP"
+                ),
                 Decimal(0),
             )
             if held == 0 and target:
@@ -200,7 +204,9 @@ class DemoTraders:
             # Re-lever as profits come in: always about 18x the current equity, so a pull-back
             # of ~2.5% from any peak liquidates it.
             equity = Decimal(account["net_collateral"])
-            target = Decimal(_on_grid(equity * LEVERAGE / Decimal(m["oracle_price"]), m["lot_size"]))
+            target = Decimal(
+                _on_grid(equity * LEVERAGE / Decimal(m["oracle_price"]), m["lot_size"])
+            )
             missing = Decimal(_on_grid(target - held, m["lot_size"]))
             if missing > target / 20:
                 book = await c.book("BTC-PERP", 1)

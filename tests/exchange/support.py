@@ -55,7 +55,9 @@ def genesis(
     doc = {
         "chain_id": CHAIN_ID,
         "genesis_time": GENESIS_TIME,
-        "validators": [{"name": "v0", "public_key": key("validator").public_key.hex(), "power": 10}],
+        "validators": [
+            {"name": "v0", "public_key": key("validator").public_key.hex(), "power": 10}
+        ],
         "params": {"faucet_enabled": True, **(params or {})},
         "markets": markets or [market("BTC-PERP", "50000"), market("ETH-PERP", "3000")],
         "accounts": [
@@ -101,7 +103,9 @@ class Driver:
         )
 
 
-def limit(market_id: int, side: int, price: int, size: int, tif: int = GTC, **kw: Any) -> PlaceOrder:
+def limit(
+    market_id: int, side: int, price: int, size: int, tif: int = GTC, **kw: Any
+) -> PlaceOrder:
     return PlaceOrder(
         market_id, side, int(OrderType.LIMIT), tif, price, size, kw.get("trigger", 0),
         kw.get("reduce_only", False), kw.get("client_id", 0), kw.get("good_til_block", 0),

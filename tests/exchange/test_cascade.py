@@ -87,4 +87,6 @@ def test_cascade_spreads_over_blocks_and_uses_fund_before_adl():
         e for b in blocks[: blocks.index(first_adl_block) + 1] for e in b.events
         if e.kind == "insurance_cover"
     ]  # fmt: skip
-    assert sum(e.attributes["amount"] for e in covers_before) > 300 * 10**6 - 100 * per_lot_shortfall
+    assert (
+        sum(e.attributes["amount"] for e in covers_before) > 300 * 10**6 - 100 * per_lot_shortfall
+    )

@@ -60,9 +60,14 @@ other_st = st.one_of(
     st.builds(CancelAll, st.integers(0, 1), st.booleans()),
     st.builds(
         _Replace,
-        st.integers(1, 60), st.integers(0, 6), st.booleans(), order_st,
+        st.integers(1, 60),
+        st.integers(0, 6),
+        st.booleans(),
+        order_st,
     ),
-    st.builds(lambda to, a: Transfer(address(TRADERS[to]), a), st.integers(0, 4), st.integers(1, 10**9)),
+    st.builds(
+        lambda to, a: Transfer(address(TRADERS[to]), a), st.integers(0, 4), st.integers(1, 10**9)
+    ),
     st.builds(Withdraw, st.integers(1, 10**9)),
     st.builds(Faucet, st.integers(1, 10**8)),
 )
@@ -73,7 +78,11 @@ def _order(spec, prices, height):
     m, side, otype, tif, off, size, trig, ro, cid, gtb = spec
     price = max(1, prices[m] + off * prices[m] // 1000)
     trigger = max(1, prices[m] + trig * prices[m] // 1000) if otype >= 2 else 0
-    return PlaceOrder(m, side, otype, tif, price, size, trigger, ro, cid, height + gtb if gtb else 0)
+    return PlaceOrder(
+        m, side, otype, tif, price, size, trigger, ro, cid, height + gtb if gtb else 0
+    )
+
+
 tx_st = st.tuples(st.integers(0, len(TRADERS) - 1), body_st, st.integers(0, 9))
 block_st = st.tuples(
     st.lists(st.integers(-60, 60), min_size=2, max_size=2),

@@ -27,7 +27,9 @@ def block_of(txs: list[bytes], time_ms: int) -> types.Block:
 def test_decoded_txs_give_the_same_results_and_app_hash(tmp_path: Path) -> None:
     genesis = parse_genesis(
         demo_genesis(
-            "c", [("v", ALICE, 1)], [("a", ALICE.address, "100000"), ("b", BOB.address, "100000")],
+            "c",
+            [("v", ALICE, 1)],
+            [("a", ALICE.address, "100000"), ("b", BOB.address, "100000")],
             "2026-11-26T00:00:00Z",
         )  # fmt: skip
     )

@@ -35,7 +35,9 @@ def make(check=lambda tx, raw: None, **limits) -> tuple[Mempool, SignatureVerifi
 
 
 async def test_admission_dedup_and_reasons() -> None:
-    pool, verifier = make(check=lambda t, raw: "value 13 is unlucky" if t.body.value == 13 else None)
+    pool, verifier = make(
+        check=lambda t, raw: "value 13 is unlucky" if t.body.value == 13 else None
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
         good = tx(ALICE, 1)

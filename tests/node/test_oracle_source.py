@@ -36,6 +36,8 @@ def test_file_source_reports_fresh_prices_and_nothing_when_stale(tmp_path: Path)
 
 def test_simulated_source_uses_the_configured_step(tmp_path: Path) -> None:
     genesis = parse_genesis(demo_genesis("c", [("v", KEY, 1)], [], "2026-11-26T00:00:00Z"))
-    calm = price_source_from_config(config(tmp_path, simulated_step_ppm=0, simulated_noise_ppm=0), genesis, KEY.address)
+    calm = price_source_from_config(
+        config(tmp_path, simulated_step_ppm=0, simulated_noise_ppm=0), genesis, KEY.address
+    )
     prices = calm.prices()
     assert prices == {m.market_id: m.initial_oracle_price for m in genesis.markets}

@@ -62,7 +62,9 @@ def run_block(driver: Driver, block: dict[str, Any]) -> BlockResult:
     return driver.block(signed, block.get("prices"))
 
 
-def replay(vector: dict[str, Any]) -> tuple[dict[str, Any], list[list[int]], list[str], ExchangeApp]:
+def replay(
+    vector: dict[str, Any],
+) -> tuple[dict[str, Any], list[list[int]], list[str], ExchangeApp]:
     """Run a vector; returns (pre state, result codes per block, event kinds, app)."""
     app = ExchangeApp(build_genesis(vector["genesis"]))
     driver = Driver(app)
