@@ -89,6 +89,16 @@ class NodeMetrics:
             registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        self.gc_pause = Histogram(
+            "gc_pause_seconds",
+            "Garbage collections the node ran after commits (young ones every commit, a full "
+            "one every few thousand), in seconds.",
+            labels,
+            namespace=NS,
+            subsystem="state",
+            registry=r,
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
 
         # exchange (set after each commit from the application's state and events)
         market_labels = ["chain_id", "market"]

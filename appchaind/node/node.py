@@ -78,6 +78,7 @@ from appchaind.mempool import Mempool, SignatureVerifier
 from appchaind.metrics import NodeMetrics
 from appchaind.node.app import Application, FinalizeResult, KVApp
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
+from appchaind.node.gc_schedule import GcSchedule
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     CONSENSUS_MESSAGES,
@@ -255,8 +256,14 @@ def kv_app_factory(
 class Node:
     """A validator (or full node) with its home at ``home``."""
 
-    def __init__(self, home: Path, *, app_factory: AppFactory | None = None) -> None:
+    def __init__(
+        self, home: Path, *, app_factory: AppFactory | None = None, manage_gc: bool = False
+    ) -> None:
+        """``manage_gc``: keep full garbage collections off the consensus path
+        (:mod:`appchaind.node.gc_schedule`; the daemon does, in-process test nodes do not,
+        since freezing would reach the whole test process)."""
         self.paths = HomePaths(Path(home))
+        self.gc_schedule = GcSchedule() if manage_gc else None
         self.config: NodeConfig = load_config(self.paths.home)
         self.genesis = load_genesis(self.paths.genesis)
         self.chain_id = self.genesis.chain_id
@@ -453,9 +460,15 @@ class Node:
                     validator=self.signer is not None,
                     cores=native.status()[1],
                 )
+                if self.gc_schedule is not None:
+                    seconds = self.gc_schedule.start()
+                    self.metrics.observe(self.metrics.gc_pause, seconds)
+                    log.info("gc_frozen", full_collection_ms=round(seconds * 1000, 1))
                 self.started.set()
                 task_status.started()
         finally:
+            if self.gc_schedule is not None:
+                self.gc_schedule.stop()
             self.wal.close()
             self.store.close()
             log.info("node_stopped", height=self.latest_height)
@@ -686,6 +699,11 @@ class Node:
             m.observe(m.block_interval, interval_ms / 1000)
         self._last_block_time_ms = block.header.time_ms
         m.observe(m.block_processing, seconds)
+        if self.gc_schedule is not None:
+            paused, full = self.gc_schedule.after_commit()
+            m.observe(m.gc_pause, paused)
+            if full:
+                log.info("gc_full_collection", height=height, ms=round(paused * 1000, 1))
         if self._sync_blocks.pop(height, None) is not None and self.syncing:
             self.blocks_synced += 1
             m.inc(m.blocksync_blocks)

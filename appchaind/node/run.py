@@ -28,7 +28,7 @@ def start_node(home: Path) -> None:
     configure_logging(config.logging.level, config.logging.format)
     from appchaind.node.node import Node
 
-    node = Node(home)
+    node = Node(home, manage_gc=True)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

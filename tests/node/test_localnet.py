@@ -56,6 +56,13 @@ def test_four_validators_commit_and_agree(net: Localnet) -> None:
         "appchaind_blocksync_syncing",
     ):
         assert name in metrics
+    # The daemon runs the GC schedule: a full collection at start, a young one per commit.
+    counts = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("appchaind_state_gc_pause_seconds_count")
+    ]
+    assert counts and counts[0] >= 20
 
 
 def test_kill_one_validator_then_it_catches_up_and_votes(net: Localnet) -> None:
