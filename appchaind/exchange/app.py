@@ -402,6 +402,9 @@ class ExchangeApp:
     # ================================================================== mempool / proposals
 
     def _decode(self, tx: bytes | Tx, verified: bool) -> tuple[Tx | None, TxResult | None]:
+        """A decoded :class:`Tx` is trusted if ``verified``, else its signature is checked;
+        raw bytes are decoded and their signature looked up in the verdict cache (filled
+        by :meth:`trust_signatures`) or checked, whatever ``verified`` says."""
         if isinstance(tx, Tx):
             if not verified and not tx.verify_signature():
                 return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
@@ -412,14 +415,13 @@ class ExchangeApp:
             decoded = codec.decode(Tx, tx, max_bytes=self.params.max_tx_bytes)
         except codec.CodecError as exc:
             return None, TxResult(Code.MALFORMED, f"not a valid tx: {exc}")
-        if not verified:
-            digest = sha256(tx).digest()
-            verdict = self._verified.get(digest)
-            if verdict is None:
-                verdict = decoded.verify_signature()
-                self._remember_signature(digest, verdict)
-            if not verdict:
-                return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
+        digest = sha256(tx).digest()
+        verdict = self._verified.get(digest)
+        if verdict is None:
+            verdict = decoded.verify_signature()
+            self._remember_signature(digest, verdict)
+        if not verdict:
+            return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
         return decoded, None
 
     def trust_signatures(self, digests: Iterable[bytes]) -> None:
@@ -568,8 +570,10 @@ class ExchangeApp:
     ) -> BlockResult:
         """Execute the decided block at ``height`` (= last height + 1).
 
-        ``txs`` are raw tx bytes or decoded :class:`Tx` (then ``signatures_verified`` says
-        whether their signatures were already checked). Oracle input: ``oracle_votes`` =
+        ``txs`` are raw tx bytes or decoded :class:`Tx`, mixed as the caller has them:
+        ``signatures_verified`` says the decoded ones' signatures were already checked;
+        raw bytes are decoded here and their signatures found in the verdict cache
+        (:meth:`trust_signatures`) or checked. Oracle input: ``oracle_votes`` =
         (voting power, vote extension) of the previous height's extended commit with
         ``total_power`` the validator set's power, or ``oracle_prices`` = decided prices per
         market (tests, replays). ``prev_block_hash`` seeds the liquidation start.

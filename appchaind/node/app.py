@@ -11,6 +11,7 @@ state it produces are written atomically.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Protocol
 
@@ -70,13 +71,14 @@ class Application(Protocol):
         block: Block,
         verified: frozenset[bytes],
         last_validators: ValidatorSet | None,
-        decoded: tuple[Tx, ...] | None = None,
+        decoded: Sequence[Tx | None] | None = None,
     ) -> FinalizeResult:
         """Executes the decided block. ``verified`` holds the hashes of txs whose signatures
         the node already checked; the application checks the others. ``last_validators``
         signed ``block.last_commit`` (their powers weigh the vote extensions). ``decoded``,
-        when given, is every tx of the block in order, already decoded from exactly those
-        bytes and signature-verified (the node had them all in its mempool)."""
+        when given, has one entry per tx of the block, in order: the tx already decoded
+        from exactly those bytes and signature-verified (the node had it in its mempool),
+        or None (the application decodes that one from the block)."""
         ...
 
     def commit(self, batch: WriteBatch) -> None:
@@ -149,7 +151,7 @@ class KVApp:
         block: Block,
         verified: frozenset[bytes],
         last_validators: ValidatorSet | None = None,
-        decoded: tuple[Tx, ...] | None = None,
+        decoded: Sequence[Tx | None] | None = None,
     ) -> FinalizeResult:
         results = []
         for raw in block.txs:

@@ -13,6 +13,7 @@ verified again here.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from appchaind.consensus.validators import ValidatorSet
@@ -113,7 +114,7 @@ class ExchangeNodeApp:
         block: Block,
         verified: frozenset[bytes],
         last_validators: ValidatorSet | None,
-        decoded: tuple[Tx, ...] | None = None,
+        decoded: Sequence[Tx | None] | None = None,
     ) -> FinalizeResult:
         self._trust(verified)
         votes: list[tuple[int, bytes]] = []
@@ -126,15 +127,21 @@ class ExchangeNodeApp:
                     votes.append((last_validators.validators[index].power, sig.extension))
         header = block.header
         # Txs the node already decoded and verified skip decoding here (the common case:
-        # a block's txs were gossiped into this node's mempool before the block came).
+        # a block's txs were gossiped into this node's mempool before the block came); the
+        # others go in as their bytes, decoded and checked by the exchange.
+        txs: Sequence[bytes | Tx] = (
+            block.txs
+            if decoded is None
+            else [raw if tx is None else tx for tx, raw in zip(decoded, block.txs, strict=True)]
+        )
         result = self.exchange.finalize_block(
             header.height,
             header.time_ms,
-            block.txs if decoded is None else decoded,
+            txs,
             prev_block_hash=header.last_block_id,
             oracle_votes=votes or None,
             total_power=total_power,
-            signatures_verified=decoded is not None,
+            signatures_verified=True,
         )
         outcomes = tuple(
             TxOutcome(int(r.code), r.log, tuple(_event(e.kind, e.attributes) for e in r.events))

@@ -635,8 +635,8 @@ class Node:
         height = block.header.height
         hashes = [types.tx_hash(raw) for raw in block.txs]
         verified = frozenset(h for h in hashes if self.mempool.is_verified(h))
-        waiting = [self.mempool.decoded(h) for h in hashes]
-        decoded = None if None in waiting else tuple(t for t in waiting if t is not None)
+        # The txs this node has decoded and verified in its mempool (None for the others).
+        decoded = [self.mempool.decoded(h) for h in hashes]
         # (The exchange pauses the cyclic GC while the block executes.)
         result = self.app.finalize_block(block, verified, self.chain_state.last_validators, decoded)
         batch = WriteBatch()

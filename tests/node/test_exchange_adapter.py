@@ -42,13 +42,36 @@ def test_decoded_txs_give_the_same_results_and_app_hash(tmp_path: Path) -> None:
     raws = [codec.encode(tx) for tx in signed]
     block = block_of(raws, t)
     results = []
-    for i, decoded in enumerate((None, tuple(signed))):
+    mixed = (signed[0], None, signed[2])  # the node's mempool missed the second tx
+    for i, decoded in enumerate((None, tuple(signed), mixed)):
         with Store(tmp_path / f"data{i}") as store:
             app = ExchangeNodeApp(store, genesis, None)
             hashes = frozenset(types.tx_hash(r) for r in raws)
             results.append(app.finalize_block(block, hashes, None, decoded))
-    plain, fast = results
-    assert plain.app_hash == fast.app_hash
-    assert plain.tx_results == fast.tx_results
+    plain, fast, part = results
+    assert plain.app_hash == fast.app_hash == part.app_hash
+    assert plain.tx_results == fast.tx_results == part.tx_results
     assert [r.code for r in plain.tx_results] == [0, 0, 0]
     assert any(kind == "fill" for kind, _ in plain.tx_results[1].events)
+
+
+def test_a_tx_the_mempool_missed_is_still_signature_checked(tmp_path: Path) -> None:
+    """Decoded txs from the mempool are trusted; one the node did not have goes in as bytes
+    and its signature is checked (it is not among the verified hashes)."""
+    genesis = parse_genesis(
+        demo_genesis(
+            "c", [("v", ALICE, 1)], [("a", ALICE.address, "100000")], "2026-11-26T00:00:00Z"
+        )
+    )
+    t = genesis.genesis_time_ms + 1000
+    good = types.sign_tx(ALICE, "c", t, 5, PlaceOrder(0, 0, 0, 0, 650_000, 1, 0, False, 1, 0))
+    forged = types.sign_tx(ALICE, "c", t + 1, 5, PlaceOrder(0, 0, 0, 0, 650_000, 1, 0, False, 2, 0))
+    forged = types.Tx(*[getattr(forged, f) for f in ("chain_id", "sender", "nonce",
+                                                      "expiry_height", "body")], b"\x01" * 64)  # fmt: skip
+    raws = [codec.encode(good), codec.encode(forged)]
+    with Store(tmp_path / "data") as store:
+        app = ExchangeNodeApp(store, genesis, None)
+        result = app.finalize_block(
+            block_of(raws, t), frozenset({types.tx_hash(raws[0])}), None, (good, None)
+        )
+    assert [r.code for r in result.tx_results] == [0, 2]  # 2: BAD_SIGNATURE
