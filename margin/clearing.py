@@ -330,12 +330,8 @@ class ClearingHouse:
         if account.position_mark != self._position_gen:
             account.position_mark = self._position_gen
             self.position_changed[address] = None
-        if account.touched_mark != self._touched_gen:
-            account.touched_mark = self._touched_gen
-            self.touched[address] = None
-        if account.unindexed_mark != self._unindexed_gen:
-            account.unindexed_mark = self._unindexed_gen
-            self.unindexed[address] = None
+        self.touch(account)
+        self.mark_unindexed(account)
         if account.cached_epoch == self._epoch:
             oracle_price = market.oracle_price
             price_quantum = oracle_price * quantum
