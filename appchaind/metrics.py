@@ -27,6 +27,11 @@ class NodeMetrics:
         def counter(subsystem: str, name: str, doc: str) -> Counter:
             return Counter(name, doc, labels, namespace=NS, subsystem=subsystem, registry=r)
 
+        def histogram(subsystem: str, name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(
+                name, doc, labels, namespace=NS, subsystem=subsystem, registry=r, buckets=buckets
+            )
+
         # consensus
         self.height = gauge("consensus", "height", "Height of the latest committed block.")
         self.rounds = gauge("consensus", "rounds", "Round in which the latest block was committed.")
@@ -44,14 +49,11 @@ class NodeMetrics:
         self.latest_block_height = gauge(
             "consensus", "latest_block_height", "Latest block height known to this node."
         )
-        self.block_interval = Histogram(
+        self.block_interval = histogram(
+            "consensus",
             "block_interval_seconds",
             "Time between this and the previous block (BFT time).",
-            labels,
-            namespace=NS,
-            subsystem="consensus",
-            registry=r,
-            buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+            (0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
         )
         self.fast_syncing = gauge("consensus", "fast_syncing", "1 while block sync is catching up.")
         self.double_sign_refused = counter(
@@ -80,24 +82,18 @@ class NodeMetrics:
             "blocksync", "blocks_applied", "Blocks applied by block sync."
         )
         # state
-        self.block_processing = Histogram(
+        self.block_processing = histogram(
+            "state",
             "block_processing_time",
             "Time to finalize and commit a block, in seconds.",
-            labels,
-            namespace=NS,
-            subsystem="state",
-            registry=r,
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
-        self.gc_pause = Histogram(
+        self.gc_pause = histogram(
+            "state",
             "gc_pause_seconds",
             "Garbage collections the node ran after commits (young ones every commit, a full "
             "one every few thousand), in seconds.",
-            labels,
-            namespace=NS,
-            subsystem="state",
-            registry=r,
-            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
 
         # exchange (set after each commit from the application's state and events)

@@ -143,9 +143,7 @@ class ClearingHouse:
 
     def health(self, account: Account) -> Health:
         """The account's Health at the current prices (cached until it or a price changes)."""
-        if account.cached_epoch != self._epoch:
-            self._cache_health(account)
-        return Health(account.cached_net, account.cached_initial, account.cached_maintenance)
+        return Health(*self.health_state(account))
 
     def health_state(self, account: Account) -> tuple[int, int, int]:
         """:meth:`health` as a plain ``(net, initial, maintenance)`` tuple."""
