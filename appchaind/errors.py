@@ -1,4 +1,4 @@
-"""Errors that stop a node from starting; the message says what to change."""
+"""Errors that stop a node from starting (or from going on); the message says what to do."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ __all__ = ["StartupError", "open_listeners"]
 
 
 class StartupError(Exception):
-    """The node cannot start as configured (a port in use, a damaged data directory, ...)."""
+    """The node cannot start, or go on, as configured (a port in use, a damaged data
+    directory, a listener that stopped accepting, ...)."""
 
 
 async def open_listeners(host: str, port: int, config_key: str) -> list[trio.SocketListener]:

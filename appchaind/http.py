@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 import trio
 
+from appchaind.containment import ConnectionGuard, FailureHook
 from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
 
@@ -65,8 +66,14 @@ class HttpServer:
         max_body_bytes: int = 1024 * 1024,
         timeout_s: float = 10.0,
         max_connections: int = 256,
+        port_name: str = "http",
+        on_connection_failure: FailureHook | None = None,
     ) -> None:
         self.routes = routes
+        #: Contains what one connection raises (a reset, a protocol error, a bug).
+        self.guard = ConnectionGuard(
+            port_name, protocol_errors=(h11.ProtocolError,), on_failure=on_connection_failure
+        )
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
         self.max_connections = max_connections
@@ -86,11 +93,11 @@ class HttpServer:
         self.bound_port = listeners[0].socket.getsockname()[1]
         log.info("http_listening", address=f"{host}:{self.bound_port}")
         task_status.started(self.bound_port)
-        await trio.serve_listeners(self._serve_connection, listeners)
+        await self.guard.serve_listeners(self._serve_connection, listeners)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.SocketStream, peer: str) -> None:
+        """One connection, run through :attr:`guard` (which closes the stream)."""
         if self.connections >= self.max_connections:
-            await stream.aclose()
             return
         self.connections += 1
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
@@ -101,15 +108,8 @@ class HttpServer:
                     if keep_going:
                         continue
                 return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return
         finally:
             self.connections -= 1
-            with trio.CancelScope(shield=True):
-                try:
-                    await stream.aclose()
-                except (trio.BrokenResourceError, OSError):
-                    pass
 
     async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
         while True:

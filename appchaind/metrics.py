@@ -130,6 +130,20 @@ class NodeMetrics:
             "rpc", "dropped_subscribers_total", "Subscribers dropped as too slow."
         )
 
+        # connections: failures contained by appchaind.containment, per port and reason
+        self.connections_failed = Counter(
+            "failed",
+            "Connections (and tasks for one outside party) ended by a contained failure.",
+            ["chain_id", "port", "reason"],
+            namespace=NS,
+            subsystem="connections",
+            registry=r,
+        )
+
+    def connection_failed(self, port: str, reason: str) -> None:
+        """Counts one failure contained on ``port`` (a ``ConnectionGuard`` hook)."""
+        self.connections_failed.labels(chain_id=self._chain, port=port, reason=reason).inc()
+
     def set_market(self, metric: Gauge, market: str, value: float) -> None:
         metric.labels(chain_id=self._chain, market=market).set(value)
 

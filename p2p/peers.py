@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import trio
 
 from appchaind import crypto
+from appchaind.containment import ConnectionGuard, FailureHook, close_quietly
 from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
 from p2p.transport import PeerError, SecureConnection, handshake
@@ -148,12 +149,23 @@ class PeerManager:
     dial_backoff_max_ms: int = 30_000
     on_peer_connected: PeerHook | None = None
     on_peer_disconnected: PeerHook | None = None
+    #: Called with ("p2p", reason) for each connection failure the manager contains.
+    on_connection_failure: FailureHook | None = None
     peers: dict[str, Peer] = field(default_factory=dict)
     dropped_total: int = 0
     _handshakes: int = 0
     _bytes_sent_closed: int = 0
     _bytes_received_closed: int = 0
     bound_port: int = 0
+    guard: ConnectionGuard = field(init=False)
+
+    def __post_init__(self) -> None:
+        # What one peer's connection raises, inbound or outbound, ends that connection.
+        self.guard = ConnectionGuard(
+            "p2p",
+            protocol_errors=(PeerError, PeerMisbehaved),
+            on_failure=self.on_connection_failure,
+        )
 
     @property
     def node_id(self) -> str:
@@ -197,9 +209,9 @@ class PeerManager:
             task_status.started(self.bound_port)
 
     async def _serve(self, listeners: list[trio.SocketListener]) -> None:
-        await trio.serve_listeners(self._accept, listeners)
+        await self.guard.serve_listeners(self._accept, listeners)
 
-    async def _accept(self, stream: trio.SocketStream) -> None:
+    async def _accept(self, stream: trio.SocketStream, peer: str) -> None:
         if self._handshakes >= 2 * max(1, self.max_inbound_peers):
             await stream.aclose()
             return
@@ -211,7 +223,7 @@ class PeerManager:
             return
         # Checked again: other handshakes may have completed while this one ran.
         if self._inbound_full() and conn.node_id not in self.peers:
-            await _close_quietly(conn)
+            await close_quietly(conn)
             return
         await self._run_peer(conn, outbound=False)
 
@@ -249,14 +261,16 @@ class PeerManager:
             reason=reason,
             timed_out=scope.cancelled_caught,
         )
-        await _close_quietly(stream)
+        await close_quietly(stream)
         return None
 
     async def _keep_dialling(self, address: PeerAddress) -> None:
         delay_ms = self.dial_backoff_min_ms
         while True:
             if address.node_id not in self.peers:
-                connected = await self._dial_once(address)
+                connected = await self.guard.run(
+                    self._dial_once, address, peer=f"{address.host}:{address.port}"
+                )
                 if connected:
                     delay_ms = self.dial_backoff_min_ms
                     continue
@@ -280,7 +294,7 @@ class PeerManager:
             # Both sides dialled each other: keep the connection dialled by the lower node id.
             keep_outbound = self.node_id < conn.node_id
             if outbound != keep_outbound:
-                await _close_quietly(conn)
+                await close_quietly(conn)
                 return
             self.peers[conn.node_id].close("replaced by a simultaneous connection")
             await trio.sleep(0)
@@ -308,7 +322,7 @@ class PeerManager:
             if self.on_peer_disconnected is not None:
                 self.on_peer_disconnected(peer)
             with trio.CancelScope(shield=True):
-                await _close_quietly(conn)
+                await close_quietly(conn)
 
     async def _guard(self, peer: Peer, fn: Callable[..., Awaitable[None]], *args: object) -> None:
         """Runs one of the peer's loops; any protocol failure closes the peer, not the node."""
@@ -321,6 +335,9 @@ class PeerManager:
             peer.close(f"misbehaved: {exc}")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             peer.close(f"connection error: {exc}")
+        except Exception as exc:  # a bug in handling one peer's message ends that peer only
+            self.guard.record(exc, peer.node_id)
+            peer.close(f"internal error: {type(exc).__name__}")
 
     async def _read_loop(self, peer: Peer) -> None:
         conn = peer.conn
@@ -332,10 +349,3 @@ class PeerManager:
             if channel not in Channel.ALL:
                 raise PeerMisbehaved(f"unknown channel {channel}")
             await self.on_message(peer, channel, frame[1:])
-
-
-async def _close_quietly(resource: trio.abc.AsyncResource | SecureConnection) -> None:
-    try:
-        await resource.aclose()
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        pass

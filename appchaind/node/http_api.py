@@ -207,5 +207,6 @@ def make_http_server(node: Node) -> HttpServer:
             ("GET", "account"): account,
             ("GET", "validators"): validators,
             ("GET", "net_info"): net_info,
-        }
+        },
+        on_connection_failure=node.metrics.connection_failed,
     )

@@ -70,6 +70,7 @@ from appchaind.consensus.machine import ConsensusMachine
 from appchaind.consensus.signer import GuardedSigner
 from appchaind.consensus.state import ChainState
 from appchaind.consensus.validators import ValidatorSet
+from appchaind.containment import ConnectionGuard
 from appchaind.crypto import PrivateKey
 from appchaind.errors import StartupError
 from appchaind.home import HomePaths
@@ -335,6 +336,16 @@ class Node:
             dial_backoff_min_ms=p.dial_backoff_min_ms,
             dial_backoff_max_ms=p.dial_backoff_max_ms,
             on_peer_disconnected=self._on_peer_disconnected,
+            on_connection_failure=self.metrics.connection_failed,
+        )
+        #: Contains a failure in admitting one peer's gossiped txs (that peer's batch ends).
+        self._gossip_guard = ConnectionGuard(
+            "mempool_gossip", on_failure=self.metrics.connection_failed
+        )
+        #: Contains a failure in one commit listener (the RPC streams' feed): the block is
+        #: already committed, and the other listeners and consensus carry on.
+        self._listener_guard = ConnectionGuard(
+            "commit_listener", on_failure=self.metrics.connection_failed
         )
         self._peer_states: dict[str, _PeerState] = {}
         self._events_send, self._events_recv = trio.open_memory_channel[Event | _SwitchMode](
@@ -718,7 +729,10 @@ class Node:
             interval_ms=interval_ms,
         )
         for listener in self.on_commit:
-            listener(block, result)
+            try:
+                listener(block, result)
+            except Exception as exc:
+                self._listener_guard.record(exc, getattr(listener, "__qualname__", "?"))
         self._feed_synced_block()
         assert self._nursery is not None
         self._nursery.start_soon(self._notify_committed)
@@ -827,14 +841,17 @@ class Node:
 
     async def _add_gossiped_txs(self, txs: tuple[bytes, ...], source: str) -> None:
         try:
-            for raw in txs:
-                result = await self.mempool.add(raw)
-                if result.accepted:
-                    self._gossip_txs.append(raw)
-                elif not result.duplicate:
-                    self.metrics.inc(self.metrics.mempool_failed_txs)
+            await self._gossip_guard.run(self._admit_gossiped_txs, txs, peer=source)
         finally:
             self._gossip_slots.release()
+
+    async def _admit_gossiped_txs(self, txs: tuple[bytes, ...]) -> None:
+        for raw in txs:
+            result = await self.mempool.add(raw)
+            if result.accepted:
+                self._gossip_txs.append(raw)
+            elif not result.duplicate:
+                self.metrics.inc(self.metrics.mempool_failed_txs)
 
     async def _tx_gossip_loop(self) -> None:
         # A batch must fit in one p2p frame (channel byte, message tag and list header, and

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from appchaind import types
+from appchaind.containment import ConnectionGuard
 from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
 from appchaind.node.app import FinalizeResult
@@ -101,6 +102,10 @@ class RpcServer:
         self.connections: set[_Connection] = set()
         self.bound_port = 0
         self.dropped_subscribers = 0
+        #: Contains what one connection raises; counted in the node's metrics.
+        self.guard = ConnectionGuard(
+            "rpc", protocol_errors=(ProtocolError,), on_failure=node.metrics.connection_failed
+        )
         #: topic -> {(connection, subscription id): None}
         self._topics: dict[tuple[str, str], dict[tuple[_Connection, int], None]] = {}
         self._commit_waiters: dict[bytes, trio.Event] = {}
@@ -136,45 +141,34 @@ class RpcServer:
         self.bound_port = listeners[0].socket.getsockname()[1]
         log.info("rpc_listening", address=f"{host}:{self.bound_port}")
         task_status.started(self.bound_port)
-        await trio.serve_listeners(self._serve, listeners)
+        await self.guard.serve_listeners(self._serve, listeners)
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
+    async def _serve(self, stream: trio.SocketStream, peer: str) -> None:
+        """One connection; run through :attr:`guard`, which contains and counts whatever
+        it raises (a reset, a broken pipe, a bug) and closes the stream."""
+        if len(self.connections) >= self.max_connections:
+            with trio.move_on_after(1):
+                await stream.send_all(
+                    error_frame(
+                        None, ErrorCode.UNAVAILABLE,
+                        f"too many RPC connections (limit {self.max_connections})",
+                    )
+                )  # fmt: skip
+            return
+        send, receive = trio.open_memory_channel[bytes](self.queue_messages)
+        conn = _Connection(peer, send, tokens=float(self.requests_per_second))
+        conn.refilled = time.monotonic()
+        self.connections.add(conn)
         try:
-            if len(self.connections) >= self.max_connections:
-                with trio.move_on_after(1):
-                    await stream.send_all(
-                        error_frame(
-                            None, ErrorCode.UNAVAILABLE,
-                            f"too many RPC connections (limit {self.max_connections})",
-                        )
-                    )  # fmt: skip
-                return
-            send, receive = trio.open_memory_channel[bytes](self.queue_messages)
-            try:
-                host, port = stream.socket.getpeername()[:2]
-                peer = f"{host}:{port}"
-            except OSError:
-                peer = "?"
-            conn = _Connection(peer, send, tokens=float(self.requests_per_second))
-            conn.refilled = time.monotonic()
-            self.connections.add(conn)
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, conn, stream, receive, nursery.cancel_scope)
-                    await self._reader(conn, stream, nursery)
-                    # The reader stopped (EOF or a fatal error): let queued replies go out.
-                    with trio.move_on_after(1):
-                        await send.aclose()
-            finally:
-                self._forget(conn)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, conn, stream, receive, nursery.cancel_scope)
+                async with trio.open_nursery() as calls:
+                    await self._reader(conn, stream, calls)
+                # The client stopped sending (EOF, or a half-close after its requests) and
+                # every call has its reply queued: the writer sends them, then ends.
+                await send.aclose()
         finally:
-            with trio.CancelScope(shield=True):
-                try:
-                    await stream.aclose()
-                except (trio.BrokenResourceError, OSError):
-                    pass
+            self._forget(conn)
 
     def _forget(self, conn: _Connection) -> None:
         self.connections.discard(conn)
@@ -193,16 +187,20 @@ class RpcServer:
         outbox: trio.MemoryReceiveChannel[bytes],
         scope: trio.CancelScope,
     ) -> None:
-        try:
-            async for data in outbox:
-                if conn.drop_reason is not None:
-                    data = frame(pack([DROP, None, conn.drop_reason]))
-                with trio.move_on_after(WRITE_TIMEOUT_S) as timer:
-                    await stream.send_all(data)
-                if timer.cancelled_caught or conn.drop_reason is not None:
-                    break
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+        """The only task that writes to the socket. A frame not taken by the client within
+        WRITE_TIMEOUT_S ends the connection (reason ``timeout``); a dropped subscriber
+        gets its DROP frame, then the connection ends."""
+        async for data in outbox:
+            if conn.drop_reason is not None:
+                data = frame(pack([DROP, None, conn.drop_reason]))
+            with trio.move_on_after(WRITE_TIMEOUT_S) as timer:
+                await stream.send_all(data)
+            if timer.cancelled_caught:
+                raise trio.TooSlowError(
+                    f"the client read nothing for {WRITE_TIMEOUT_S:g} s while a reply waited"
+                )
+            if conn.drop_reason is not None:
+                break
         scope.cancel()
 
     async def _reader(
@@ -283,6 +281,11 @@ class RpcServer:
             return response_frame(request_id, self._unsubscribe(conn, params))
         except RpcError as exc:
             return error_frame(request_id, exc.code, exc.message)
+        except Exception as exc:  # a handler bug must not take the node down
+            log.error("rpc_handler_failed", method=method, error=repr(exc))
+            return error_frame(
+                request_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"
+            )
 
     # ------------------------------------------------------------------ parameters
 

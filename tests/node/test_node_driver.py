@@ -292,3 +292,58 @@ async def test_a_peer_that_claims_blocks_it_does_not_serve_is_dropped(
     finally:
         node.wal.close()
         node.store.close()
+
+
+def _failures(node: Node, port: str, reason: str) -> float:
+    value = node.metrics.registry.get_sample_value(
+        "appchaind_connections_failed_total",
+        {"chain_id": CHAIN, "port": port, "reason": reason},
+    )
+    return value or 0.0
+
+
+async def test_a_bug_admitting_one_peers_gossip_is_contained(tmp_path: Path) -> None:
+    """A failure while admitting a peer's gossiped txs ends that batch only: the node's
+    nursery keeps running, the failure is counted, and the admission slot is released
+    (more messages than there are slots all get through)."""
+    node, _other = make_node(tmp_path)
+
+    async def broken_add(raw: bytes) -> AddResult:
+        raise KeyError("a bug in admission")
+
+    node.mempool.add = broken_add  # type: ignore[method-assign]
+    payload = encode_message(TxsMessage((b"\x01" * 100,)))
+    peer = SimpleNamespace(node_id="gossiper")
+    messages = 3 * node_module.MAX_GOSSIP_TASKS
+    try:
+        async with trio.open_nursery() as nursery:
+            node._nursery = nursery
+            for _ in range(messages):
+                await node._on_peer_message(peer, Channel.MEMPOOL, payload)  # type: ignore[arg-type]
+            await wait_for(lambda: _failures(node, "mempool_gossip", "internal") == messages)
+            nursery.cancel_scope.cancel()
+    finally:
+        node.wal.close()
+        node.store.close()
+
+
+async def test_a_failing_commit_listener_does_not_stop_the_node(tmp_path: Path) -> None:
+    """A commit listener (the RPC streams' feed) that raises is contained: the block is
+    committed already, the node goes on committing, and the failure is counted."""
+    node, _other = make_node(tmp_path, other_power=1)  # 10 of 11: this node commits alone
+
+    def broken_listener(block: types.Block, result: object) -> None:
+        raise ValueError("a bug in one subscriber's view")
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            node.on_commit.insert(0, broken_listener)
+            start = node.latest_height
+            with trio.fail_after(60):
+                await node.wait_committed(start + 3)
+            assert _failures(node, "commit_listener", "internal") >= 3
+            nursery.cancel_scope.cancel()
+    finally:
+        node.wal.close()
+        node.store.close()

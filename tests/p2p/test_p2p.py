@@ -21,6 +21,8 @@ def make_manager(key: PrivateKey, inbox: list, peers: list[str] | None = None, *
     async def on_message(peer: Peer, channel: int, payload: bytes) -> None:
         if payload == b"poison":
             raise PeerMisbehaved("sent poison")
+        if payload == b"trips a bug":
+            raise KeyError("a bug in one message's handling")
         inbox.append((peer.node_id, channel, payload))
 
     return PeerManager(
@@ -106,6 +108,21 @@ async def test_misbehaving_peer_is_dropped_and_redialled() -> None:
         mb.send_to(a.address.hex(), Channel.MEMPOOL, b"poison")
         await wait_until(lambda: ma.dropped_total >= 1)
         # The persistent peer comes back after back-off, and good messages flow again.
+        await wait_until(lambda: len(mb.peers) == 1 and len(ma.peers) == 1)
+        await wait_until(
+            lambda: mb.send_to(a.address.hex(), Channel.MEMPOOL, b"fine") and bool(inbox_a)
+        )
+        assert inbox_a[-1][2] == b"fine"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_bug_handling_one_peers_message_ends_that_peer_only() -> None:
+    """An unexpected exception from the node's handler of one peer's message closes that
+    peer (counted as an internal failure), not the peer manager or the node."""
+    async with trio.open_nursery() as nursery:
+        ma, mb, inbox_a, _port, a = await _one_connected_pair(nursery)
+        mb.send_to(a.address.hex(), Channel.MEMPOOL, b"trips a bug")
+        await wait_until(lambda: ma.guard.statistics().failures["internal"] == 1)
         await wait_until(lambda: len(mb.peers) == 1 and len(ma.peers) == 1)
         await wait_until(
             lambda: mb.send_to(a.address.hex(), Channel.MEMPOOL, b"fine") and bool(inbox_a)
