@@ -73,8 +73,10 @@ BUILD_INPUTS: tuple[str, ...] = (
     "appchaind.types",
     "appchaind.units",
     "appchaind.exchange.oracle",
+    "appchaind.exchange.statistics",
     "appchaind.exchange.txs",
     "config.genesis",
+    "margin.statistics",
     "orderbook.types",
 )
 

@@ -28,6 +28,7 @@ from typing import Final
 from margin.accounts import Account, Position
 from margin.health import Health, funding_owed, health
 from margin.markets import PPM, MarketState
+from margin.statistics import ClearingStatistics
 
 __all__ = ["ClearingHouse", "ClearingError"]
 
@@ -83,6 +84,21 @@ class ClearingHouse:
         self._position_gen = 1
 
     # ------------------------------------------------------------------ accounts
+
+    def statistics(self) -> ClearingStatistics:
+        """Accounts, funds and each market's open interest (the sum of long positions)."""
+        accounts = self.accounts
+        interest = []
+        for market_id, holders in enumerate(self.holders):
+            longs = 0
+            for address in holders:
+                size = accounts[address].position_size(market_id)
+                if size > 0:
+                    longs += size
+            interest.append(longs)
+        return ClearingStatistics(
+            len(accounts), self.insurance_fund, self.fee_pool, tuple(interest)
+        )
 
     def open_account(self, address: bytes, balance: int) -> Account:
         account = self.accounts.get(address)

@@ -53,6 +53,7 @@ from appchaind.exchange.results import (
     TxResult,
     expand_events,
 )
+from appchaind.exchange.statistics import ExchangeStatistics, MarketStatistics
 from appchaind.exchange.txs import (
     CancelAll,
     CancelOrder,
@@ -1496,6 +1497,27 @@ class ExchangeApp:
                 del owners[address]
 
     # ================================================================== queries
+
+    def statistics(self) -> ExchangeStatistics:
+        """Each market's prices, open interest and resting orders, and the clearing
+        house's figures, as of the last executed block."""
+        clearing = self.clearing.statistics()
+        markets = []
+        for market in self.markets:
+            book = self.books[market.market_id]
+            markets.append(
+                MarketStatistics(
+                    market.market_id,
+                    market.params.symbol,
+                    market.oracle_price,
+                    book.best_bid(),
+                    book.best_ask(),
+                    clearing.open_interest[market.market_id],
+                    market.last_funding_rate_ppm,
+                    len(book),
+                )
+            )
+        return ExchangeStatistics(self.height, tuple(markets), clearing)
 
     def account(self, address: bytes) -> Account | None:
         return self.clearing.accounts.get(address)

@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -75,7 +75,7 @@ from appchaind.crypto import PrivateKey
 from appchaind.errors import StartupError
 from appchaind.home import HomePaths
 from appchaind.logs import get_logger
-from appchaind.mempool import Mempool, SignatureVerifier
+from appchaind.mempool import AddResult, Mempool, SignatureVerifier
 from appchaind.metrics import NodeMetrics
 from appchaind.node.app import Application, FinalizeResult, KVApp
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
@@ -96,6 +96,7 @@ from appchaind.node.messages import (
     decode_message,
     encode_message,
 )
+from appchaind.node.view import NodeStatus, TxIndexEntry, TxIndexEntryV1
 from appchaind.privval import file_signer
 from appchaind.rpc.views import pack_tx_events
 from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
@@ -104,7 +105,10 @@ from config.genesis import Genesis, load_genesis
 from config.node_config import NodeConfig, load_config
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 
-__all__ = ["Node", "NodeStatus", "SYNC_LAG", "AppFactory"]
+if TYPE_CHECKING:
+    from appchaind.exchange.app import ExchangeApp
+
+__all__ = ["Node", "SYNC_LAG", "AppFactory"]
 
 log = get_logger("node")
 
@@ -131,72 +135,8 @@ MAX_GOSSIP_TASKS = 32
 AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
 
 
-@codec.message
-class TxIndexEntry:
-    """Where a committed tx is, and its result (code 0 = success). ``events``: the tx's
-    application events (fills, order status), msgpack, see appchaind.rpc.views."""
-
-    height: codec.U64
-    index: codec.U32
-    code: codec.U32
-    log: Annotated[str, codec.Str(1000)]
-    events: Annotated[bytes, codec.Bytes(0, 64 * 1024)] = b""  # issue 6: fills for `query tx`
-
-
-@codec.message
-class _TxIndexEntryV1:
-    """Index entries written before ``events`` existed (read-only)."""
-
-    height: codec.U64
-    index: codec.U32
-    code: codec.U32
-    log: Annotated[str, codec.Str(1000)]
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    """What /status reports. ``height`` is the latest committed block."""
-
-    chain_id: str
-    node_id: str
-    moniker: str
-    height: int
-    block_hash: bytes
-    app_hash: bytes
-    block_time_ms: int
-    catching_up: bool
-    peers: int
-    consensus_height: int
-    consensus_round: int
-    consensus_step: int
-    validator_address: bytes | None
-    voting_power: int
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON of ``GET /status`` and of the RPC ``status`` method."""
-        return {
-            "chain_id": self.chain_id,
-            "node_id": self.node_id,
-            "moniker": self.moniker,
-            "height": self.height,
-            "block_hash": self.block_hash.hex(),
-            "app_hash": self.app_hash.hex(),
-            "block_time_ms": self.block_time_ms,
-            "catching_up": self.catching_up,
-            "peers": self.peers,
-            "consensus": {
-                "height": self.consensus_height,
-                "round": self.consensus_round,
-                "step": self.consensus_step,
-            },
-            "validator": None
-            if self.validator_address is None
-            else {"address": self.validator_address.hex(), "voting_power": self.voting_power},
-        }
 
 
 @dataclass(slots=True)
@@ -419,6 +359,27 @@ class Node:
             voting_power=s.validators.validators[index].power if index >= 0 else 0,
         )
 
+    @property
+    def exchange(self) -> ExchangeApp | None:
+        """The exchange application's state, or None when the node runs another app."""
+        return getattr(self.app, "exchange", None)
+
+    def block(self, height: int) -> types.Block | None:
+        """The committed block at ``height``."""
+        return self.store.block(height)
+
+    def is_pending(self, h: bytes) -> bool:
+        """True while the tx with hash ``h`` waits in the mempool."""
+        return h in self.mempool
+
+    def validator_set(self) -> ValidatorSet:
+        """The validators of the next height."""
+        return self.chain_state.validators
+
+    def peer_list(self) -> list[tuple[str, bool]]:
+        """Connected peers as (node id, dialled by us), by node id."""
+        return sorted((p.node_id, p.outbound) for p in self.peers.peers.values())
+
     def tx_location(self, h: bytes) -> TxIndexEntry | None:
         """The committed tx with hash ``h``: its height, index and result."""
         raw = self.store.get(TX_INDEX + h)
@@ -427,7 +388,7 @@ class Node:
         try:
             return codec.decode(TxIndexEntry, raw)
         except codec.CodecError:
-            old = codec.decode(_TxIndexEntryV1, raw)
+            old = codec.decode(TxIndexEntryV1, raw)
             return TxIndexEntry(old.height, old.index, old.code, old.log)
 
     async def wait_committed(self, height: int) -> None:
@@ -444,21 +405,6 @@ class Node:
                 self._nursery = nursery
                 await nursery.start(self.peers.run)
                 nursery.start_soon(self.verifier.run)
-                if self.config.http.enabled:
-                    from appchaind.node.http_api import make_http_server
-
-                    server = make_http_server(self)
-                    host, _, port = self.config.http.listen_address.rpartition(":")
-                    await nursery.start(server.run, host, int(port))
-                    self.http_server = server
-                # --- issue 6: the traders' RPC port; its commit feed publishes the streams.
-                from appchaind.rpc.server import RpcServer
-
-                self.rpc_server = RpcServer(self)
-                self.on_commit.append(self.rpc_server.on_commit)
-                host, _, port = self.config.rpc.listen_address.rpartition(":")
-                await nursery.start(self.rpc_server.run, host, int(port))
-                # --- end issue 6
                 nursery.start_soon(self._consensus_loop)
                 nursery.start_soon(self._status_loop)
                 nursery.start_soon(self._sync_loop)
@@ -831,7 +777,7 @@ class Node:
     def _on_peer_disconnected(self, peer: Peer) -> None:
         self._peer_states.pop(peer.node_id, None)
 
-    async def submit_tx(self, raw: bytes) -> Any:
+    async def submit_tx(self, raw: bytes) -> AddResult:
         """Admits a tx from a client (RPC/HTTP) and gossips it on success."""
         result = await self.mempool.add(raw)
         if result.accepted:
@@ -886,7 +832,6 @@ class Node:
             ):
                 last_regossip = now
                 self._regossip(machine)
-            self._update_gauges()
 
     def _regossip(self, machine: ConsensusMachine) -> None:
         proposal: types.Proposal | None = None
@@ -899,19 +844,6 @@ class Node:
                 if message.block_id() == proposal.block_hash:
                     payload = encode_message(ProposalMessage(proposal, message))
                     self.peers.broadcast(Channel.CONSENSUS, payload)
-
-    def _update_gauges(self) -> None:
-        m = self.metrics
-        stats = self.peers.statistics()
-        m.set(m.p2p_peers, stats.peers)
-        m.set(m.p2p_receive_bytes, stats.bytes_received)
-        m.set(m.p2p_send_bytes, stats.bytes_sent)
-        m.set(m.p2p_dropped, stats.dropped_total)
-        pool = self.mempool.statistics()
-        m.set(m.mempool_size, pool.size)
-        m.set(m.mempool_size_bytes, pool.size_bytes)
-        m.set(m.fast_syncing, 1 if self.syncing else 0)
-        m.set(m.blocksync_syncing, 1 if self.syncing else 0)
 
     # ------------------------------------------------------------------ block sync
 

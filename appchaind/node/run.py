@@ -27,12 +27,13 @@ def start_node(home: Path) -> None:
     config = load_config(home)
     configure_logging(config.logging.level, config.logging.format)
     from appchaind.node.node import Node
+    from appchaind.node.service import serve_node
 
     node = Node(home, manage_gc=True)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(node.run)
+            nursery.start_soon(serve_node, node)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     nursery.cancel_scope.cancel()

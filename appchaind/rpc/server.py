@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -43,7 +42,7 @@ from appchaind.rpc.protocol import (
 
 if TYPE_CHECKING:
     from appchaind.exchange.app import ExchangeApp
-    from appchaind.node.node import Node
+    from appchaind.node.view import NodeView
 
 __all__ = ["RpcServer", "BOOK_DEPTH", "submit_code"]
 
@@ -91,7 +90,7 @@ class _Connection:
 class RpcServer:
     """Serves ``node``'s RPC port and its streams."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeView) -> None:
         self.node = node
         c = node.config.rpc
         self.max_connections = c.max_connections
@@ -130,7 +129,7 @@ class RpcServer:
 
     @property
     def exchange(self) -> ExchangeApp | None:
-        return getattr(self.node.app, "exchange", None)
+        return self.node.exchange
 
     # ------------------------------------------------------------------ listener
 
@@ -247,26 +246,31 @@ class RpcServer:
         conn.tokens -= 1
         return True
 
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        """The result of one of the port's request methods (not ``subscribe`` and
+        ``unsubscribe``, which belong to a connection); raises :class:`RpcError`. The HTTP
+        port answers its exchange endpoints through this."""
+        handler = self._methods.get(method)
+        if handler is None:
+            raise RpcError(
+                ErrorCode.UNKNOWN_METHOD,
+                f"unknown method {method[:64]!r}; methods: "
+                + ", ".join(sorted([*self._methods, "subscribe", "unsubscribe"])),
+            )
+        return await handler(params)
+
     async def _call(
         self, conn: _Connection, request_id: int, method: str, params: dict[str, Any]
     ) -> None:
-        handler = self._methods.get(method)
-        if handler is None:
+        try:
+            reply = response_frame(request_id, await self.call(method, params))
+        except RpcError as exc:
+            reply = error_frame(request_id, exc.code, exc.message)
+        except Exception as exc:  # a handler bug must not take the node down
+            log.error("rpc_handler_failed", method=method, error=repr(exc))
             reply = error_frame(
-                request_id, ErrorCode.UNKNOWN_METHOD,
-                f"unknown method {method[:64]!r}; methods: "
-                + ", ".join(sorted([*self._methods, "subscribe", "unsubscribe"])),
-            )  # fmt: skip
-        else:
-            try:
-                reply = response_frame(request_id, await handler(params))
-            except RpcError as exc:
-                reply = error_frame(request_id, exc.code, exc.message)
-            except Exception as exc:  # a handler bug must not take the node down
-                log.error("rpc_handler_failed", method=method, error=repr(exc))
-                reply = error_frame(
-                    request_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"
-                )
+                request_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"
+            )
         try:
             await conn.outbox.send(reply)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -433,7 +437,7 @@ class RpcServer:
         h = self._hash(params, "hash")
         found = self._committed_view(h)
         if found is None:
-            pending = h in self.node.mempool
+            pending = self.node.is_pending(h)
             raise RpcError(
                 ErrorCode.NOT_FOUND,
                 f"tx {h.hex()} is in the mempool, not yet committed"
@@ -443,18 +447,16 @@ class RpcServer:
         return found
 
     async def _block(self, params: dict[str, Any]) -> dict[str, Any]:
-        from appchaind.node.http_api import block_json
-
         height = params.get("height", self.node.latest_height)
         if type(height) is not int or height < 1:
             raise RpcError(ErrorCode.BAD_PARAMS, "height must be a positive int")
-        block = self.node.store.block(height)
+        block = self.node.block(height)
         if block is None:
             raise RpcError(
                 ErrorCode.NOT_FOUND,
                 f"no block at height {height}; the latest is {self.node.latest_height}",
             )
-        doc = block_json(block)
+        doc = views.block_json(block)
         results = []
         for tx in block.txs:
             entry = self.node.tx_location(types.tx_hash(tx))
@@ -548,7 +550,6 @@ class RpcServer:
         exchange = self.exchange
         if exchange is None:
             return
-        self._record_metrics(exchange, result)
         markets = self._markets
         fills: dict[str, list[dict[str, Any]]] = {}
         accounts: dict[str, list[dict[str, Any]]] = {}
@@ -579,36 +580,6 @@ class RpcServer:
                 ("account", owner), {"address": owner, "height": height, "events": events}
             )
         self._publish_books(exchange, height)
-
-    def _record_metrics(self, exchange: ExchangeApp, result: FinalizeResult) -> None:
-        m = self.node.metrics
-        for market in exchange.markets:
-            p = market.params
-            figures = views.market_summary(exchange, market.market_id)
-            tick, lot = Decimal(p.tick_size), Decimal(p.lot_size)
-            m.set_market(m.oracle_price, p.symbol, float(market.oracle_price * tick))
-            bid, ask = figures["bid"], figures["ask"]
-            mid = (bid + ask) * tick / 2 if bid is not None and ask is not None else 0
-            m.set_market(m.mid_price, p.symbol, float(mid))
-            m.set_market(m.open_interest, p.symbol, float((figures["open_interest"] or 0) * lot))
-            m.set_market(m.funding_rate, p.symbol, market.last_funding_rate_ppm / 1e6)
-            m.set_market(m.resting_orders, p.symbol, len(exchange.books[market.market_id]))
-        events = [e for o in result.tx_results for e in o.events] + list(result.events)
-        for kind, attributes in events:
-            market_id = attributes.get("market")
-            if type(market_id) is not int or not 0 <= market_id < len(self._markets):
-                continue
-            p = self._markets[market_id]
-            if kind == "fill":
-                m.inc_market(m.fills, p.symbol)
-                m.inc_market(m.volume, p.symbol, float(attributes["size"] * Decimal(p.lot_size)))
-            elif kind == "liquidation":
-                m.inc_market(m.liquidations, p.symbol)
-        m.set(m.insurance_fund, exchange.clearing.insurance_fund / 1e6)
-        m.set(m.accounts, len(exchange.clearing.accounts))
-        m.set(m.rpc_connections, len(self.connections))
-        m.set(m.rpc_subscriptions, sum(len(s) for s in self._topics.values()))
-        m.set(m.rpc_dropped_subscribers, self.dropped_subscribers)
 
     def _publish_books(self, exchange: ExchangeApp, height: int) -> None:
         for market_id, (seq, _h, old_bids, old_asks) in enumerate(self._books):

@@ -33,9 +33,9 @@ __all__ = [
     "account_view",
     "book_levels",
     "markets_view",
-    "market_summary",
     "pack_tx_events",
     "unpack_tx_events",
+    "block_json",
 ]
 
 #: One micro-unit of the quote asset, as a decimal string.
@@ -237,35 +237,12 @@ def levels_view(levels: list[tuple[int, int]], params: MarketParams) -> list[lis
     ]
 
 
-def open_interest(exchange: ExchangeApp, market_id: int) -> int:
-    """Open interest in lots: the sum of long positions (= the sum of shorts)."""
-    accounts = exchange.clearing.accounts
-    return sum(
-        max(0, accounts[a].position_size(market_id)) for a in exchange.clearing.holders[market_id]
-    )
-
-
-def market_summary(exchange: ExchangeApp, market_id: int) -> dict[str, int | None]:
-    """Integer figures of one market: oracle (ticks), best bid/ask (ticks), open interest
-    (lots), funding rate (ppm)."""
-    market = exchange.markets[market_id]
-    book = exchange.books[market_id]
-    return {
-        "oracle": market.oracle_price,
-        "bid": book.best_bid(),
-        "ask": book.best_ask(),
-        "open_interest": open_interest(exchange, market_id),
-        "funding_rate_ppm": market.last_funding_rate_ppm,
-    }
-
-
 def markets_view(exchange: ExchangeApp) -> list[dict[str, Any]]:
     """Every market: parameters, oracle price, funding rate, open interest, best prices."""
     out = []
-    for market in exchange.markets:
+    for market, figures in zip(exchange.markets, exchange.statistics().markets, strict=True):
         p = market.params
-        figures = market_summary(exchange, market.market_id)
-        bid, ask = figures["bid"], figures["ask"]
+        bid, ask = figures.best_bid, figures.best_ask
         mid = None
         if bid is not None and ask is not None:
             mid = _decimal_ratio(bid + ask, 2, str(Decimal(p.tick_size) / 10), p.tick_size)
@@ -276,12 +253,12 @@ def markets_view(exchange: ExchangeApp) -> list[dict[str, Any]]:
                 "tick_size": p.tick_size,
                 "lot_size": p.lot_size,
                 "quantum": p.quantum,
-                "oracle_price": from_units(market.oracle_price, p.tick_size),
+                "oracle_price": from_units(figures.oracle_price, p.tick_size),
                 "best_bid": None if bid is None else from_units(bid, p.tick_size),
                 "best_ask": None if ask is None else from_units(ask, p.tick_size),
                 "mid_price": mid,
-                "funding_rate": _ratio_ppm(market.last_funding_rate_ppm),
-                "open_interest": from_units(figures["open_interest"] or 0, p.lot_size),
+                "funding_rate": _ratio_ppm(figures.funding_rate_ppm),
+                "open_interest": from_units(figures.open_interest, p.lot_size),
                 "initial_margin": _ratio_ppm(p.initial_margin_ppm),
                 "maintenance_margin": _ratio_ppm(p.maintenance_margin_ppm),
                 "maker_fee": _ratio_ppm(p.maker_fee_ppm),
@@ -319,4 +296,52 @@ def block_summary(block: types.Block) -> dict[str, Any]:
         "app_hash": h.app_hash.hex(),
         "txs": len(block.txs),
         "tx_hashes": [types.tx_hash(tx).hex() for tx in block.txs],
+    }
+
+
+def block_json(block: types.Block) -> dict[str, Any]:
+    """A block as JSON (``GET /block/{height}`` and the RPC ``block`` method): header
+    fields and hashes in hex, txs in hex with their hashes, evidence, the last commit's
+    signers."""
+    h = block.header
+    return {
+        "height": h.height,
+        "hash": block.block_id().hex(),
+        "header": {
+            "chain_id": h.chain_id,
+            "height": h.height,
+            "time_ms": h.time_ms,
+            "last_block_id": h.last_block_id.hex(),
+            "last_commit_hash": h.last_commit_hash.hex(),
+            "data_hash": h.data_hash.hex(),
+            "validators_hash": h.validators_hash.hex(),
+            "next_validators_hash": h.next_validators_hash.hex(),
+            "app_hash": h.app_hash.hex(),
+            "proposer": h.proposer.hex(),
+            "evidence_hash": h.evidence_hash.hex(),
+        },
+        "txs": [tx.hex() for tx in block.txs],
+        "tx_hashes": [types.tx_hash(tx).hex() for tx in block.txs],
+        "evidence": [
+            {
+                "validator": e.vote_a.validator.hex(),
+                "height": e.vote_a.height,
+                "round": e.vote_a.round,
+            }
+            for e in block.evidence
+        ],
+        "last_commit": None
+        if block.last_commit is None
+        else {
+            "height": block.last_commit.height,
+            "round": block.last_commit.round,
+            "block_hash": block.last_commit.block_hash.hex(),
+            "signed": sum(1 for s in block.last_commit.signatures if s.flag == types.COMMIT_BLOCK),
+            "signers": [
+                s.validator.hex()
+                for s in block.last_commit.signatures
+                if s.flag == types.COMMIT_BLOCK
+            ],
+            "validators": len(block.last_commit.signatures),
+        },
     }

@@ -21,17 +21,17 @@ sizes and amounts.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from appchaind import types
-from appchaind.http import HttpServer, Request, Response, error_response, json_response
+from appchaind.containment import FailureHook
+from appchaind.http.server import HttpServer, Request, Response, error_response, json_response
+from appchaind.node.view import NodeView
 from appchaind.rpc.protocol import ErrorCode, RpcError
-from appchaind.rpc.server import submit_code
+from appchaind.rpc.server import RpcServer, submit_code
+from appchaind.rpc.views import block_json
 
-if TYPE_CHECKING:
-    from appchaind.node.node import Node
-
-__all__ = ["make_http_server", "block_json"]
+__all__ = ["make_http_server"]
 
 _HTTP_STATUS = {
     ErrorCode.NOT_FOUND: 404,
@@ -43,52 +43,16 @@ _HTTP_STATUS = {
 }
 
 
-def block_json(block: types.Block) -> dict[str, Any]:
-    h = block.header
-    return {
-        "height": h.height,
-        "hash": block.block_id().hex(),
-        "header": {
-            "chain_id": h.chain_id,
-            "height": h.height,
-            "time_ms": h.time_ms,
-            "last_block_id": h.last_block_id.hex(),
-            "last_commit_hash": h.last_commit_hash.hex(),
-            "data_hash": h.data_hash.hex(),
-            "validators_hash": h.validators_hash.hex(),
-            "next_validators_hash": h.next_validators_hash.hex(),
-            "app_hash": h.app_hash.hex(),
-            "proposer": h.proposer.hex(),
-            "evidence_hash": h.evidence_hash.hex(),
-        },
-        "txs": [tx.hex() for tx in block.txs],
-        "tx_hashes": [types.tx_hash(tx).hex() for tx in block.txs],
-        "evidence": [
-            {
-                "validator": e.vote_a.validator.hex(),
-                "height": e.vote_a.height,
-                "round": e.vote_a.round,
-            }
-            for e in block.evidence
-        ],
-        "last_commit": None
-        if block.last_commit is None
-        else {
-            "height": block.last_commit.height,
-            "round": block.last_commit.round,
-            "block_hash": block.last_commit.block_hash.hex(),
-            "signed": sum(1 for s in block.last_commit.signatures if s.flag == types.COMMIT_BLOCK),
-            "signers": [
-                s.validator.hex()
-                for s in block.last_commit.signatures
-                if s.flag == types.COMMIT_BLOCK
-            ],
-            "validators": len(block.last_commit.signatures),
-        },
-    }
+def make_http_server(
+    node: NodeView,
+    rpc: RpcServer,
+    render_metrics: Callable[[], bytes],
+    *,
+    on_connection_failure: FailureHook | None = None,
+) -> HttpServer:
+    """The HTTP port of ``node``: the exchange's answers come from ``rpc``'s methods (one
+    implementation for both ports); ``/metrics`` serves ``render_metrics()``."""
 
-
-def make_http_server(node: Node) -> HttpServer:
     async def status(request: Request) -> Response:
         return json_response(node.status().as_json())
 
@@ -96,7 +60,7 @@ def make_http_server(node: Node) -> HttpServer:
         if len(request.segments) != 2 or not request.segments[1].isdigit():
             return error_response(400, "use /block/{height} with a decimal height, e.g. /block/5")
         height = int(request.segments[1])
-        found = node.store.block(height)
+        found = node.block(height)
         if found is None:
             return error_response(
                 404, f"no block at height {height}; the latest is {node.latest_height}"
@@ -104,8 +68,7 @@ def make_http_server(node: Node) -> HttpServer:
         return json_response(block_json(found))
 
     async def metrics(request: Request) -> Response:
-        node._update_gauges()
-        return Response(200, node.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        return Response(200, render_metrics(), "text/plain; version=0.0.4; charset=utf-8")
 
     async def post_tx(request: Request) -> Response:
         body = request.body
@@ -140,11 +103,8 @@ def make_http_server(node: Node) -> HttpServer:
 
     async def rpc_call(method: str, params: dict[str, Any]) -> Response:
         """Answers with the RPC port's method (one implementation for both ports)."""
-        server = getattr(node, "rpc_server", None)
-        if server is None:
-            return error_response(503, "the node is starting; retry in a moment")
         try:
-            return json_response(await server._methods[method](params))
+            return json_response(await rpc.call(method, params))
         except RpcError as exc:
             return error_response(_HTTP_STATUS.get(exc.code, 400), exc.message)
 
@@ -165,7 +125,7 @@ def make_http_server(node: Node) -> HttpServer:
         return await rpc_call("account", {"address": request.segments[1]})
 
     async def validators(request: Request) -> Response:
-        vs = node.chain_state.validators
+        vs = node.validator_set()
         return json_response(
             {
                 "height": node.latest_height,
@@ -183,14 +143,13 @@ def make_http_server(node: Node) -> HttpServer:
         )
 
     async def net_info(request: Request) -> Response:
-        peers = node.peers.peers
+        peers = node.peer_list()
         return json_response(
             {
                 "listening": True,
                 "n_peers": len(peers),
                 "peers": [
-                    {"node_id": p.node_id, "outbound": p.outbound}
-                    for p in sorted(peers.values(), key=lambda p: p.node_id)
+                    {"node_id": node_id, "outbound": outbound} for node_id, outbound in peers
                 ],
             }
         )
@@ -208,5 +167,5 @@ def make_http_server(node: Node) -> HttpServer:
             ("GET", "validators"): validators,
             ("GET", "net_info"): net_info,
         },
-        on_connection_failure=node.metrics.connection_failed,
+        on_connection_failure=on_connection_failure,
     )

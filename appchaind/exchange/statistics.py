@@ -1,0 +1,36 @@
+"""Records the exchange application reports about itself (read by the node's metrics
+collector and never by reaching into the application's books or accounts).
+
+Declarations only: frozen dataclasses stay Python (mypyc does not compile them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from margin.statistics import ClearingStatistics
+
+__all__ = ["ExchangeStatistics", "MarketStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStatistics:
+    """One market as of the last executed block: prices in ticks, sizes in lots."""
+
+    market_id: int
+    symbol: str
+    oracle_price: int
+    best_bid: int | None
+    best_ask: int | None
+    open_interest: int
+    funding_rate_ppm: int
+    resting_orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeStatistics:
+    """The exchange as of the last executed block (``height``)."""
+
+    height: int
+    markets: tuple[MarketStatistics, ...]
+    clearing: ClearingStatistics

@@ -1,0 +1,90 @@
+"""The one place that turns components' ``statistics()`` into the node's metrics.
+
+Components never reach into each other for metrics (trio's style): the peer manager,
+the mempool, the RPC server and the exchange each expose a frozen ``statistics()``
+record, and :class:`MetricsCollector` reads them when Prometheus scrapes
+(:meth:`render`) and after each commit (:meth:`on_commit`, a node ``on_commit``
+listener: the exchange's per-market gauges and its event counters). Consensus metrics
+(heights, rounds, block intervals) are set by the node as it commits.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from appchaind.node.app import FinalizeResult
+from appchaind.types import Block
+
+if TYPE_CHECKING:
+    from appchaind.node.node import Node
+    from appchaind.rpc.server import RpcServer
+
+__all__ = ["MetricsCollector"]
+
+
+class MetricsCollector:
+    """Sets ``node.metrics`` from the statistics of the node's components."""
+
+    def __init__(self, node: Node, rpc: RpcServer | None = None) -> None:
+        self.node = node
+        self.rpc = rpc
+        exchange = node.exchange
+        self._markets = [] if exchange is None else [m.params for m in exchange.markets]
+
+    def render(self) -> bytes:
+        """The Prometheus exposition, with the scrape-time gauges refreshed first."""
+        self.collect()
+        return self.node.metrics.render()
+
+    def collect(self) -> None:
+        """Gauges read at scrape time: peers, mempool, sync mode, RPC connections."""
+        node, m = self.node, self.node.metrics
+        peers = node.peers.statistics()
+        m.set(m.p2p_peers, peers.peers)
+        m.set(m.p2p_receive_bytes, peers.bytes_received)
+        m.set(m.p2p_send_bytes, peers.bytes_sent)
+        m.set(m.p2p_dropped, peers.dropped_total)
+        pool = node.mempool.statistics()
+        m.set(m.mempool_size, pool.size)
+        m.set(m.mempool_size_bytes, pool.size_bytes)
+        m.set(m.fast_syncing, 1 if node.syncing else 0)
+        m.set(m.blocksync_syncing, 1 if node.syncing else 0)
+        if self.rpc is not None:
+            rpc = self.rpc.statistics()
+            m.set(m.rpc_connections, rpc.connections)
+            m.set(m.rpc_subscriptions, rpc.subscriptions)
+            m.set(m.rpc_dropped_subscribers, rpc.dropped_subscribers)
+
+    def on_commit(self, block: Block, result: FinalizeResult) -> None:
+        """The exchange's gauges as of this block, and its fills, volume and liquidations."""
+        exchange = self.node.exchange
+        if exchange is None:
+            return
+        m = self.node.metrics
+        stats = exchange.statistics()
+        for market in stats.markets:
+            p = self._markets[market.market_id]
+            tick, lot = Decimal(p.tick_size), Decimal(p.lot_size)
+            m.set_market(m.oracle_price, p.symbol, float(market.oracle_price * tick))
+            bid, ask = market.best_bid, market.best_ask
+            mid = (bid + ask) * tick / 2 if bid is not None and ask is not None else 0
+            m.set_market(m.mid_price, p.symbol, float(mid))
+            m.set_market(m.open_interest, p.symbol, float(market.open_interest * lot))
+            m.set_market(m.funding_rate, p.symbol, market.funding_rate_ppm / 1e6)
+            m.set_market(m.resting_orders, p.symbol, market.resting_orders)
+        m.set(m.insurance_fund, stats.clearing.insurance_fund / 1e6)
+        m.set(m.accounts, stats.clearing.accounts)
+        events = [e for o in result.tx_results for e in o.events] + list(result.events)
+        for kind, attributes in events:
+            market_id = attributes.get("market")
+            if type(market_id) is not int or not 0 <= market_id < len(self._markets):
+                continue
+            p = self._markets[market_id]
+            if kind == "fill":
+                m.inc_market(m.fills, p.symbol)
+                size = attributes["size"]
+                assert isinstance(size, int)
+                m.inc_market(m.volume, p.symbol, float(size * Decimal(p.lot_size)))
+            elif kind == "liquidation":
+                m.inc_market(m.liquidations, p.symbol)

@@ -1,0 +1,142 @@
+"""What the servers facing outside may see and do of a node: one narrow view.
+
+The RPC and HTTP servers (:mod:`appchaind.rpc.server`, :mod:`appchaind.http.routes`)
+depend on :class:`NodeView`, never on :class:`~appchaind.node.node.Node` itself, and the
+node imports neither server: :mod:`appchaind.node.service` wires them together. Besides
+reads (status, blocks, committed txs, the exchange's state), the one action a server may
+take is to submit a tx to the mempool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+from appchaind import codec
+
+if TYPE_CHECKING:
+    from appchaind.consensus.validators import ValidatorSet
+    from appchaind.exchange.app import ExchangeApp
+    from appchaind.mempool import AddResult
+    from appchaind.metrics import NodeMetrics
+    from appchaind.types import Block
+    from config.genesis import Genesis
+    from config.node_config import NodeConfig
+
+__all__ = ["NodeStatus", "NodeView", "TxIndexEntry", "TxIndexEntryV1"]
+
+
+@codec.message
+class TxIndexEntry:
+    """Where a committed tx is, and its result (code 0 = success). ``events``: the tx's
+    application events (fills, order status), msgpack, see appchaind.rpc.views."""
+
+    height: codec.U64
+    index: codec.U32
+    code: codec.U32
+    log: Annotated[str, codec.Str(1000)]
+    events: Annotated[bytes, codec.Bytes(0, 64 * 1024)] = b""  # issue 6: fills for `query tx`
+
+
+@codec.message
+class TxIndexEntryV1:
+    """Index entries written before ``events`` existed (read-only)."""
+
+    height: codec.U64
+    index: codec.U32
+    code: codec.U32
+    log: Annotated[str, codec.Str(1000)]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What /status reports. ``height`` is the latest committed block."""
+
+    chain_id: str
+    node_id: str
+    moniker: str
+    height: int
+    block_hash: bytes
+    app_hash: bytes
+    block_time_ms: int
+    catching_up: bool
+    peers: int
+    consensus_height: int
+    consensus_round: int
+    consensus_step: int
+    validator_address: bytes | None
+    voting_power: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON of ``GET /status`` and of the RPC ``status`` method."""
+        return {
+            "chain_id": self.chain_id,
+            "node_id": self.node_id,
+            "moniker": self.moniker,
+            "height": self.height,
+            "block_hash": self.block_hash.hex(),
+            "app_hash": self.app_hash.hex(),
+            "block_time_ms": self.block_time_ms,
+            "catching_up": self.catching_up,
+            "peers": self.peers,
+            "consensus": {
+                "height": self.consensus_height,
+                "round": self.consensus_round,
+                "step": self.consensus_step,
+            },
+            "validator": None
+            if self.validator_address is None
+            else {"address": self.validator_address.hex(), "voting_power": self.voting_power},
+        }
+
+
+class NodeView(Protocol):
+    """The read-only view of a running node that its outward servers use."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    @property
+    def config(self) -> NodeConfig: ...
+
+    @property
+    def genesis(self) -> Genesis: ...
+
+    @property
+    def metrics(self) -> NodeMetrics: ...
+
+    @property
+    def exchange(self) -> ExchangeApp | None:
+        """The exchange application's state, or None when the node runs another app."""
+        ...
+
+    @property
+    def latest_height(self) -> int:
+        """The height of the latest committed block."""
+        ...
+
+    def status(self) -> NodeStatus: ...
+
+    def block(self, height: int) -> Block | None:
+        """The committed block at ``height`` (None above the latest or below the base)."""
+        ...
+
+    def tx_location(self, h: bytes) -> TxIndexEntry | None:
+        """The committed tx with hash ``h``: its height, index and result."""
+        ...
+
+    def is_pending(self, h: bytes) -> bool:
+        """True while the tx with hash ``h`` waits in the mempool."""
+        ...
+
+    def validator_set(self) -> ValidatorSet:
+        """The validators of the next height."""
+        ...
+
+    def peer_list(self) -> list[tuple[str, bool]]:
+        """Connected peers as (node id, dialled by us), by node id."""
+        ...
+
+    async def submit_tx(self, raw: bytes) -> AddResult:
+        """Admits a signed tx into the mempool (and gossips it): the mempool's verdict."""
+        ...
