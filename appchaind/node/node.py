@@ -1,9 +1,13 @@
 """A running node: the consensus driver and the reactors around it.
 
 One trio nursery holds the node's services: the peer manager, the signature
-verifier, the HTTP port, the consensus driver, gossip and block sync.
-Cancelling the nursery (Ctrl-C, SIGTERM) stops the node; everything it
-acknowledged as committed is already on disk.
+verifier, the consensus driver (this module) and its reactors, each in a file of its
+own and talking to the driver through :class:`~appchaind.node.interface.ConsensusDriver`:
+consensus gossip (:mod:`appchaind.node.consensus_gossip`), block sync
+(:mod:`appchaind.node.blocksync`) and mempool gossip (:mod:`appchaind.node.mempool_gossip`).
+The ports that face outside (RPC, HTTP) are not the node's: :mod:`appchaind.node.service`
+wires them to its read-only view. Cancelling the nursery (Ctrl-C, SIGTERM) stops the
+node; everything it acknowledged as committed is already on disk.
 
 The driver feeds the sans-I/O :class:`ConsensusMachine` one event at a time and
 performs the effects it returns, in order:
@@ -15,20 +19,17 @@ performs the effects it returns, in order:
 * application questions (prepare/process/extend/verify) are answered at once
   and their answers queued back as events.
 
-Catch-up and block sync are one mechanism: a node whose peers report a
-higher committed height asks several peers in parallel for the missing
-blocks with their commits, and feeds each (the block, then its precommits) to
-the machine, which checks the commit against the validator set of that height
-and decides. While more than ``SYNC_LAG`` heights behind it runs the machine
-without a signer (it cannot help consensus there); once caught up it switches
-back to voting.
+Catch-up and block sync are one mechanism (:mod:`appchaind.node.blocksync`): fetched
+blocks and their commits are fed to the machine, which checks each commit against the
+validator set of its height and decides. While syncing, the driver runs the machine
+without a signer (it cannot help consensus there); once caught up it switches back to
+voting.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,19 +79,18 @@ from appchaind.logs import get_logger
 from appchaind.mempool import AddResult, Mempool, SignatureVerifier
 from appchaind.metrics import NodeMetrics
 from appchaind.node.app import Application, FinalizeResult, KVApp
+from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
+from appchaind.node.consensus_gossip import ConsensusGossip
 from appchaind.node.gc_schedule import GcSchedule
+from appchaind.node.mempool_gossip import MempoolGossip
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     CONSENSUS_MESSAGES,
     EVIDENCE_MESSAGES,
     MEMPOOL_MESSAGES,
-    BlockRequest,
-    BlockResponse,
     EvidenceMessage,
-    NoBlockResponse,
     ProposalMessage,
-    RoundStatus,
     TxsMessage,
     VoteMessage,
     decode_message,
@@ -99,6 +99,7 @@ from appchaind.node.messages import (
 from appchaind.node.view import NodeStatus, TxIndexEntry, TxIndexEntryV1
 from appchaind.privval import file_signer
 from appchaind.rpc.views import pack_tx_events
+from appchaind.signatures import CachingVerifier
 from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
 from appchaind.wal import WAL
 from config.genesis import Genesis, load_genesis
@@ -108,28 +109,18 @@ from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 if TYPE_CHECKING:
     from appchaind.exchange.app import ExchangeApp
 
-__all__ = ["Node", "SYNC_LAG", "AppFactory"]
+__all__ = ["Node", "AppFactory"]
 
 log = get_logger("node")
 
 CHAIN_STATE_KEY = META + b"chain_state"
 TX_INDEX = INDEXES + b"tx/"
-#: Behind by more than this many heights, the node syncs without voting.
-SYNC_LAG = 3
-#: Heights requested ahead at once during block sync.
-SYNC_WINDOW = 64
-#: A block request unanswered for this long is sent to another peer.
-SYNC_REQUEST_TIMEOUT_S = 2.0
-STATUS_INTERVAL_S = 0.2
 #: Room in a p2p frame beyond a block's txs: header, last commit, proposal, framing.
 FRAME_OVERHEAD_BYTES = 2 * 1024 * 1024
 #: Waiting txs re-checked against the new state after each commit (``[mempool] recheck``).
 RECHECK_LIMIT = 2_000
 #: Peers are not read while more than this many events wait for the consensus loop.
 MAX_QUEUED_EVENTS = 20_000
-REGOSSIP_AFTER_S = 0.5
-#: Gossiped tx messages admitted concurrently (each a task); peers wait beyond that.
-MAX_GOSSIP_TASKS = 32
 
 #: Builds the application: (store, genesis, node config, validator address) -> app.
 AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
@@ -137,36 +128,6 @@ AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(slots=True)
-class _PeerState:
-    height: int = 0
-    round: int = 0
-    latest_height: int = 0
-    base: int = 0
-
-
-class CachingVerifier:
-    """ed25519 verification with a bounded verdict cache, shared by the p2p reactor (which
-    drops peers that send badly signed votes) and the consensus machine (which then finds
-    the verdict cached instead of verifying twice)."""
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._cache: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
-        self._capacity = capacity
-        self.verified = 0
-
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        key = (public_key, signature, message)
-        verdict = self._cache.get(key)
-        if verdict is None:
-            verdict = crypto.verify(public_key, message, signature)
-            self.verified += 1
-            self._cache[key] = verdict
-            if len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
-        return verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,16 +239,11 @@ class Node:
             on_peer_disconnected=self._on_peer_disconnected,
             on_connection_failure=self.metrics.connection_failed,
         )
-        #: Contains a failure in admitting one peer's gossiped txs (that peer's batch ends).
-        self._gossip_guard = ConnectionGuard(
-            "mempool_gossip", on_failure=self.metrics.connection_failed
-        )
         #: Contains a failure in one commit listener (the RPC streams' feed): the block is
         #: already committed, and the other listeners and consensus carry on.
         self._listener_guard = ConnectionGuard(
             "commit_listener", on_failure=self.metrics.connection_failed
         )
-        self._peer_states: dict[str, _PeerState] = {}
         self._events_send, self._events_recv = trio.open_memory_channel[Event | _SwitchMode](
             math.inf
         )
@@ -296,19 +252,23 @@ class Node:
         self._pending_batch: WriteBatch | None = None
         #: Digests of the records in the WAL since its last reset (own messages are logged once).
         self._wal_logged: set[bytes] = set()
-        self.syncing = False
         self._height_entered_at = time.monotonic()
-        self._sync_requested: dict[int, tuple[str, float]] = {}
-        self._sync_blocks: dict[int, tuple[types.Block, types.Commit]] = {}
-        #: heights whose synced block and commit were fed to the machine, and when
-        self._fed_heights: dict[int, float] = {}
-        self._gossip_txs: list[bytes] = []
-        self._gossip_slots = trio.Semaphore(MAX_GOSSIP_TASKS)
         self._last_block_time_ms = self.chain_state.last_block_time_ms
         self.committed = trio.Condition()
-        self.blocks_synced = 0
         self.started = trio.Event()
         self.on_commit: list[Callable[[types.Block, FinalizeResult], None]] = []
+        # The reactors, each talking to this driver through ConsensusDriver.
+        self.blocksync = BlockSyncReactor(self, self.peers, self.store, self.metrics)
+        self.consensus_gossip = ConsensusGossip(
+            self, self.peers, self.blocksync, self.sig_verifier, self.chain_id
+        )
+        self.mempool_gossip = MempoolGossip(
+            self.mempool,
+            self.peers,
+            self.metrics,
+            self.config.p2p.max_frame_bytes,
+            on_failure=self.metrics.connection_failed,
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -406,9 +366,9 @@ class Node:
                 await nursery.start(self.peers.run)
                 nursery.start_soon(self.verifier.run)
                 nursery.start_soon(self._consensus_loop)
-                nursery.start_soon(self._status_loop)
-                nursery.start_soon(self._sync_loop)
-                nursery.start_soon(self._tx_gossip_loop)
+                nursery.start_soon(self.consensus_gossip.run)
+                nursery.start_soon(self.blocksync.run)
+                await nursery.start(self.mempool_gossip.run)
                 log.info(
                     "node_started",
                     node_id=self.node_key.address.hex(),
@@ -486,8 +446,29 @@ class Node:
             return ProposalReceived(message.proposal)
         return None
 
-    def _queue(self, event: Event) -> None:
+    # ------------------------------------------------------------------ ConsensusDriver
+
+    @property
+    def machine(self) -> ConsensusMachine | None:
+        return self._machine
+
+    @property
+    def height_entered_at(self) -> float:
+        return self._height_entered_at
+
+    @property
+    def syncing(self) -> bool:
+        """True while block sync catches up (the machine runs without a signer)."""
+        return self.blocksync.syncing
+
+    def queue(self, event: Event) -> None:
         self._events_send.send_nowait(event)
+
+    def log_received(self, payload: bytes) -> None:
+        self.wal.append(payload, sync=False)
+
+    def request_mode(self, syncing: bool, best: int) -> None:
+        self._events_send.send_nowait(_SwitchMode(syncing, best))
 
     async def _perform(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -523,17 +504,17 @@ class Node:
         elif isinstance(effect, RequestPrepareProposal):
             candidates = self.mempool.reap(effect.max_txs, self.genesis.params.max_block_bytes)
             txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates)
-            self._queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
+            self.queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
         elif isinstance(effect, RequestProcessProposal):
             accepted = await self._process_proposal(effect.block)
-            self._queue(
+            self.queue(
                 ProposalProcessed(effect.block.header.height, effect.block.block_id(), accepted)
             )
         elif isinstance(effect, RequestExtendVote):
             extension = self.app.extend_vote(effect.height, effect.round, effect.block_hash)
-            self._queue(VoteExtended(effect.height, effect.round, effect.block_hash, extension))
+            self.queue(VoteExtended(effect.height, effect.round, effect.block_hash, extension))
         elif isinstance(effect, RequestVerifyVoteExtension):
-            self._queue(
+            self.queue(
                 VoteExtensionVerified(effect.vote, self.app.verify_vote_extension(effect.vote))
             )
         elif isinstance(effect, RequestFinalizeBlock):
@@ -558,7 +539,7 @@ class Node:
 
     async def _timer(self, effect: ScheduleTimeout) -> None:
         await trio.sleep(effect.duration_ms / 1000)
-        self._queue(TimeoutFired(effect.height, effect.round, effect.step))
+        self.queue(TimeoutFired(effect.height, effect.round, effect.step))
 
     async def _verify_txs(self, block: types.Block) -> frozenset[bytes] | None:
         """Checks every tx signature of ``block`` not already verified, on worker threads.
@@ -661,10 +642,6 @@ class Node:
             m.observe(m.gc_pause, paused)
             if full:
                 log.info("gc_full_collection", height=height, ms=round(paused * 1000, 1))
-        if self._sync_blocks.pop(height, None) is not None and self.syncing:
-            self.blocks_synced += 1
-            m.inc(m.blocksync_blocks)
-        self._sync_requested.pop(height, None)
         log.info(
             "committed",
             height=height,
@@ -679,7 +656,7 @@ class Node:
                 listener(block, result)
             except Exception as exc:
                 self._listener_guard.record(exc, getattr(listener, "__qualname__", "?"))
-        self._feed_synced_block()
+        self.blocksync.committed(height)
         assert self._nursery is not None
         self._nursery.start_soon(self._notify_committed)
 
@@ -698,263 +675,30 @@ class Node:
         limit = self.config.p2p.max_frame_bytes
         try:
             if channel == Channel.CONSENSUS:
-                self._on_consensus_message(peer, decode_message(CONSENSUS_MESSAGES, payload, limit))
+                message = decode_message(CONSENSUS_MESSAGES, payload, limit)
+                self.consensus_gossip.on_message(peer, message)
             elif channel == Channel.MEMPOOL:
                 message = decode_message(MEMPOOL_MESSAGES, payload, limit)
                 assert isinstance(message, TxsMessage)
-                assert self._nursery is not None
-                # At most MAX_GOSSIP_TASKS messages are being admitted at once; beyond that
-                # the peer is not read (a flood of tx messages only slows its sender).
-                await self._gossip_slots.acquire()
-                self._nursery.start_soon(self._add_gossiped_txs, message.txs, peer.node_id)
+                await self.mempool_gossip.on_txs(message, peer.node_id)
             elif channel == Channel.EVIDENCE:
                 message = decode_message(EVIDENCE_MESSAGES, payload, limit)
                 assert isinstance(message, EvidenceMessage)
-                self._queue(EvidenceReceived(message.evidence))
+                self.queue(EvidenceReceived(message.evidence))
             elif channel == Channel.BLOCKSYNC:
-                self._on_blocksync_message(peer, decode_message(BLOCKSYNC_MESSAGES, payload, limit))
+                message = decode_message(BLOCKSYNC_MESSAGES, payload, limit)
+                self.blocksync.on_message(peer, message)
             else:
                 raise PeerMisbehaved(f"channel {channel} is not served")
         except codec.CodecError as exc:
             raise PeerMisbehaved(f"malformed message on channel {channel}: {exc}") from None
 
-    def _validators_for(self, height: int) -> ValidatorSet | None:
-        """The validator set of ``height`` when it is the current, previous or next height."""
-        state = self.chain_state
-        if height == state.height:
-            return state.validators
-        if height == state.height + 1:
-            return state.next_validators
-        if height == state.height - 1:
-            return state.last_validators
-        return None
-
-    def _check_signed(self, message: object) -> None:
-        """Drops a peer that relays a vote or proposal of a nearby height whose signature is
-        invalid (the verdict is cached for the machine, so nothing is verified twice)."""
-        if isinstance(message, VoteMessage):
-            vote = message.vote
-            validators = self._validators_for(vote.height)
-            if validators is None or vote.validator_index >= len(validators):
-                return
-            validator = validators.validators[vote.validator_index]
-            if validator.address != vote.validator:
-                return
-            if not self.sig_verifier.verify(
-                validator.public_key, vote.sign_bytes(self.chain_id), vote.signature
-            ):
-                raise PeerMisbehaved(f"invalid signature on a vote by {vote.validator.hex()}")
-        elif isinstance(message, ProposalMessage):
-            proposal = message.proposal
-            validators = self._validators_for(proposal.height)
-            index = -1 if validators is None else validators.index_of(proposal.proposer)
-            if validators is None or index < 0:
-                return
-            public_key = validators.validators[index].public_key
-            if not self.sig_verifier.verify(
-                public_key, proposal.sign_bytes(self.chain_id), proposal.signature
-            ):
-                raise PeerMisbehaved(
-                    f"invalid signature on a proposal by {proposal.proposer.hex()}"
-                )
-
-    def _on_consensus_message(self, peer: Peer, message: object) -> None:
-        self._check_signed(message)
-        if isinstance(message, VoteMessage):
-            if message.vote.height == self.chain_state.height:
-                self.wal.append(encode_message(message), sync=False)
-            self._queue(VoteReceived(message.vote))
-        elif isinstance(message, ProposalMessage):
-            if message.proposal.height == self.chain_state.height:
-                self.wal.append(encode_message(message), sync=False)
-            self._queue(ProposalReceived(message.proposal))
-            self._queue(BlockReceived(message.block))
-        elif isinstance(message, RoundStatus):
-            state = self._peer_states.setdefault(peer.node_id, _PeerState())
-            state.height, state.round = message.height, message.round
-            state.latest_height, state.base = message.latest_height, message.base
-
     def _on_peer_disconnected(self, peer: Peer) -> None:
-        self._peer_states.pop(peer.node_id, None)
+        self.blocksync.forget(peer.node_id)
 
     async def submit_tx(self, raw: bytes) -> AddResult:
         """Admits a tx from a client (RPC/HTTP) and gossips it on success."""
-        result = await self.mempool.add(raw)
-        if result.accepted:
-            self._gossip_txs.append(raw)
-        self.metrics.set(self.metrics.mempool_size, len(self.mempool))
-        return result
-
-    async def _add_gossiped_txs(self, txs: tuple[bytes, ...], source: str) -> None:
-        try:
-            await self._gossip_guard.run(self._admit_gossiped_txs, txs, peer=source)
-        finally:
-            self._gossip_slots.release()
-
-    async def _admit_gossiped_txs(self, txs: tuple[bytes, ...]) -> None:
-        for raw in txs:
-            result = await self.mempool.add(raw)
-            if result.accepted:
-                self._gossip_txs.append(raw)
-            elif not result.duplicate:
-                self.metrics.inc(self.metrics.mempool_failed_txs)
-
-    async def _tx_gossip_loop(self) -> None:
-        # A batch must fit in one p2p frame (channel byte, message tag and list header, and
-        # up to 5 bytes of msgpack length per tx): a larger one could not be sent at all.
-        budget = self.config.p2p.max_frame_bytes - 16
-        while True:
-            await trio.sleep(0.02)
-            if self._gossip_txs:
-                count, size = 0, 0
-                for raw in self._gossip_txs[:5000]:
-                    if count and size + len(raw) + 5 > budget:
-                        break
-                    count, size = count + 1, size + len(raw) + 5
-                batch, self._gossip_txs = self._gossip_txs[:count], self._gossip_txs[count:]
-                self.peers.broadcast(Channel.MEMPOOL, encode_message(TxsMessage(tuple(batch))))
-
-    async def _status_loop(self) -> None:
-        """Tells peers where we are, and re-sends this height's messages when stuck."""
-        last_regossip = 0.0
-        while True:
-            await trio.sleep(STATUS_INTERVAL_S)
-            machine = self._machine
-            if machine is None:
-                continue
-            stats = machine.statistics()
-            status = RoundStatus(stats.height, stats.round, int(stats.step), self.latest_height, 1)
-            self.peers.broadcast(Channel.CONSENSUS, encode_message(status))
-            now = time.monotonic()
-            if (
-                now - self._height_entered_at > REGOSSIP_AFTER_S
-                and now - last_regossip > REGOSSIP_AFTER_S
-            ):
-                last_regossip = now
-                self._regossip(machine)
-
-    def _regossip(self, machine: ConsensusMachine) -> None:
-        proposal: types.Proposal | None = None
-        for message in machine.gossip():
-            if isinstance(message, types.Vote):
-                self.peers.broadcast(Channel.CONSENSUS, encode_message(VoteMessage(message)))
-            elif isinstance(message, types.Proposal):
-                proposal = message
-            elif isinstance(message, types.Block) and proposal is not None:
-                if message.block_id() == proposal.block_hash:
-                    payload = encode_message(ProposalMessage(proposal, message))
-                    self.peers.broadcast(Channel.CONSENSUS, payload)
-
-    # ------------------------------------------------------------------ block sync
-
-    def _on_blocksync_message(self, peer: Peer, message: object) -> None:
-        if isinstance(message, BlockRequest):
-            block = self.store.block(message.height)
-            commit = self.store.commit(message.height)
-            if block is None or commit is None:
-                reply: object = NoBlockResponse(message.height)
-            else:
-                reply = BlockResponse(block, commit)
-            peer.send(Channel.BLOCKSYNC, encode_message(reply))
-        elif isinstance(message, BlockResponse):
-            height = message.block.header.height
-            if (
-                message.commit.height != height
-                or message.commit.block_hash != message.block.block_id()
-            ):
-                raise PeerMisbehaved(
-                    f"block sync response for height {height} with a mismatched commit"
-                )
-            requested = self._sync_requested.get(height)
-            if requested is None or requested[0] != peer.node_id:
-                return  # not asked of this peer (or asked again elsewhere): not kept
-            if height > self.latest_height and height not in self._sync_blocks:
-                self._sync_blocks[height] = (message.block, message.commit)
-                self._feed_synced_block()
-        elif isinstance(message, NoBlockResponse):
-            claimed = self._peer_states.get(peer.node_id)
-            if claimed is not None and message.height <= claimed.latest_height:
-                raise PeerMisbehaved(
-                    f"claimed height {claimed.latest_height} but has no block {message.height}"
-                )
-            self._sync_requested.pop(message.height, None)
-
-    def _feed_synced_block(self) -> None:
-        """Gives the machine the block and commit of its current height, if we have them."""
-        height = self.chain_state.height
-        entry = self._sync_blocks.get(height)
-        if entry is None or height in self._fed_heights:
-            return
-        self._fed_heights[height] = time.monotonic()
-        block, commit = entry
-        self._queue(BlockReceived(block))
-        for index, sig in enumerate(commit.signatures):
-            if sig.flag == types.COMMIT_BLOCK:
-                self._queue(
-                    VoteReceived(sig.to_vote(commit.height, commit.round, commit.block_hash, index))
-                )
-
-    async def _sync_loop(self) -> None:
-        while True:
-            await trio.sleep(0.05)
-            self._sync_step()
-
-    def _sync_step(self) -> None:
-        ours = self.latest_height
-        best = max((s.latest_height for s in self._peer_states.values()), default=0)
-        behind = best - ours
-        if behind > SYNC_LAG and not self.syncing:
-            self.syncing = True
-            self._events_send.send_nowait(_SwitchMode(True, best))
-        elif behind <= 1 and self.syncing:
-            self.syncing = False
-            self._events_send.send_nowait(_SwitchMode(False, best))
-        if behind <= 0:
-            return
-        self._fed_heights = {h: t for h, t in self._fed_heights.items() if h > ours}
-        now = time.monotonic()
-        # A height the machine was fed but did not decide (e.g. its commit did not verify):
-        # drop that response and fetch the height again, from another peer.
-        fed_at = self._fed_heights.get(ours + 1)
-        if fed_at is not None and now - fed_at > SYNC_REQUEST_TIMEOUT_S:
-            del self._fed_heights[ours + 1]
-            self._sync_blocks.pop(ours + 1, None)
-            requested = self._sync_requested.get(ours + 1)
-            if requested is not None:
-                self._sync_requested[ours + 1] = (requested[0], -math.inf)
-        candidates = sorted(
-            (node_id for node_id, s in self._peer_states.items() if s.latest_height > ours),
-        )
-        if not candidates:
-            return
-        # Only the immediately next height while in consensus (peers may just be a step
-        # ahead); a window of heights, spread over peers, while syncing.
-        window = SYNC_WINDOW if self.syncing else 1
-        if not self.syncing and now - self._height_entered_at < REGOSSIP_AFTER_S * 2:
-            return
-        for i, height in enumerate(range(ours + 1, min(best, ours + window) + 1)):
-            if height in self._sync_blocks:
-                continue
-            requested = self._sync_requested.get(height)
-            if requested is not None and now - requested[1] < SYNC_REQUEST_TIMEOUT_S:
-                continue
-            if requested is not None and requested[1] != -math.inf:
-                # The peer claimed this height and did not deliver it in time: a peer that
-                # claims heights it does not serve would otherwise keep us syncing (and not
-                # voting) for as long as it stays connected.
-                silent = self.peers.peers.get(requested[0])
-                if silent is not None:
-                    silent.close(f"did not answer the block request for height {height}")
-                self._peer_states.pop(requested[0], None)
-                candidates = [c for c in candidates if c != requested[0]]
-            able = [c for c in candidates if self._peer_states[c].latest_height >= height]
-            if not able:
-                continue
-            previous = requested[0] if requested else None
-            choices = [c for c in able if c != previous] or able
-            node_id = choices[i % len(choices)]
-            if self.peers.send_to(node_id, Channel.BLOCKSYNC, encode_message(BlockRequest(height))):
-                self._sync_requested[height] = (node_id, now)
+        return await self.mempool_gossip.submit(raw)
 
     async def _switch_mode(self, switch: _SwitchMode) -> None:
         """Runs inside the consensus loop: a fresh machine at the current height, voting or not."""
@@ -962,13 +706,13 @@ class Node:
             "block_sync_started" if switch.syncing else "block_sync_finished",
             height=self.latest_height,
             peer_height=switch.best,
-            blocks_synced=self.blocks_synced,
+            blocks_synced=self.blocksync.blocks_synced,
         )
         self._machine = self._new_machine(with_signer=not switch.syncing)
-        self._fed_heights.clear()
+        self.blocksync.restart_feeding()
         effects = self._machine.start(_now_ms())
         # The WAL holds this height's votes (ours among them) and proposals: without them a
         # validator back from sync at the same height would forget its lock (amnesia).
         effects += self._replay_wal(self._machine)
-        self._feed_synced_block()
+        self.blocksync.feed()
         await self._perform(effects)

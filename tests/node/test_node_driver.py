@@ -14,7 +14,9 @@ from appchaind import types
 from appchaind.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home
 from appchaind.mempool import AddResult
-from appchaind.node import node as node_module
+from appchaind.node import blocksync as blocksync_module
+from appchaind.node import mempool_gossip as mempool_gossip_module
+from appchaind.node.blocksync import PeerState
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     MEMPOOL_MESSAGES,
@@ -26,7 +28,7 @@ from appchaind.node.messages import (
     decode_message,
     encode_message,
 )
-from appchaind.node.node import Node, _PeerState, _SwitchMode, kv_app_factory
+from appchaind.node.node import Node, _SwitchMode, kv_app_factory
 from p2p.peers import Channel, PeerMisbehaved
 
 CHAIN = "driver-test"
@@ -102,7 +104,7 @@ async def test_mode_switch_at_the_same_height_keeps_the_lock(tmp_path: Path) -> 
                 other, CHAIN, kind=types.PREVOTE, height=1, round=0,
                 block_hash=proposal.block_hash, timestamp_ms=_now(), validator_index=1,
             )  # fmt: skip
-            node._on_consensus_message(None, VoteMessage(prevote))  # type: ignore[arg-type]
+            node.consensus_gossip.on_message(None, VoteMessage(prevote))  # type: ignore[arg-type]
             await drain(node)
             assert machine.locked_round == 0
             await node._switch_mode(_SwitchMode(True, 100))
@@ -130,9 +132,9 @@ async def test_tx_gossip_batches_fit_in_a_frame(tmp_path: Path) -> None:
         sent: list[bytes] = []
         node.peers.broadcast = lambda channel, payload, exclude=None: sent.append(payload)  # type: ignore[method-assign]
         txs = [bytes([i % 256]) * 16_000 for i in range(600)]  # ~9.6 MB of txs
-        node._gossip_txs = list(txs)
-        with trio.move_on_after(1):
-            await node._tx_gossip_loop()
+        node.mempool_gossip.outbox = list(txs)
+        while node.mempool_gossip.outbox:
+            node.mempool_gossip.gossip_batch()
         limit = node.config.p2p.max_frame_bytes
         assert sent and all(1 + len(p) <= limit for p in sent)
         got = [tx for p in sent for tx in decode_message(MEMPOOL_MESSAGES, p, limit).txs]  # type: ignore[attr-defined]
@@ -173,6 +175,7 @@ async def test_tx_messages_from_a_peer_are_back_pressured(tmp_path: Path) -> Non
     try:
         async with trio.open_nursery() as nursery:
             node._nursery = nursery
+            await nursery.start(node.mempool_gossip.run)
             nursery.start_soon(flood)
             await trio.sleep(0.3)
             assert sent < 1000, "the peer's reader never waited"
@@ -197,7 +200,7 @@ async def test_block_sync_ignores_unasked_responses_and_refetches_a_bad_one(
     """Block sync keeps only responses it asked that peer for (unasked ones would pile up
     in memory), and a response whose commit does not decide the height is dropped and the
     height fetched again from another peer (it used to block that height for good)."""
-    monkeypatch.setattr(node_module, "SYNC_REQUEST_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(blocksync_module, "SYNC_REQUEST_TIMEOUT_S", 0.3)
     me, other = PrivateKey.generate(), PrivateKey.generate()
     source, _ = make_node(tmp_path, other_power=1, keys=(me, other), name="source")
     syncing, _ = make_node(tmp_path, other_power=1, keys=(me, other), name="sync", validator=False)
@@ -227,7 +230,7 @@ async def test_block_sync_ignores_unasked_responses_and_refetches_a_bad_one(
             stranger = SimpleNamespace(node_id="stranger")
             for h in range(2, 7):
                 await syncing._on_peer_message(stranger, Channel.BLOCKSYNC, responses[h])  # type: ignore[arg-type]
-            assert syncing._sync_blocks == {}
+            assert syncing.blocksync._blocks == {}
 
             requests: list[tuple[str, int]] = []
 
@@ -238,12 +241,12 @@ async def test_block_sync_ignores_unasked_responses_and_refetches_a_bad_one(
 
             syncing.peers.send_to = send_to  # type: ignore[method-assign]
             for name in ("p", "q"):
-                syncing._peer_states[name] = _PeerState(latest_height=6)
+                syncing.blocksync.peer_states[name] = PeerState(latest_height=6)
             nursery.start_soon(syncing._consensus_loop)
             answered = 0
             with trio.fail_after(15):
                 while syncing.latest_height < 6:
-                    syncing._sync_step()
+                    syncing.blocksync.step()
                     for node_id, h in requests[answered:]:
                         payload = bad1 if (h == 1 and node_id == requests[0][0]) else responses[h]
                         peer = SimpleNamespace(node_id=node_id)
@@ -264,7 +267,7 @@ async def test_a_peer_that_claims_blocks_it_does_not_serve_is_dropped(
     """One RoundStatus claiming a far height put the node in block sync (no voting) for as
     long as the liar stayed connected: it never had to deliver. A peer that does not answer
     a block request in time, or answers "no block" for a height it claimed, is dropped."""
-    monkeypatch.setattr(node_module, "SYNC_REQUEST_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(blocksync_module, "SYNC_REQUEST_TIMEOUT_S", 0.1)
     node, _other = make_node(tmp_path)
     closed: dict[str, str] = {}
 
@@ -279,15 +282,15 @@ async def test_a_peer_that_claims_blocks_it_does_not_serve_is_dropped(
         for name in ("silent", "denier"):
             node.peers.peers[name] = make_peer(name)  # type: ignore[assignment]
             status = RoundStatus(10**9, 0, 1, 10**9, 1)
-            node._on_consensus_message(node.peers.peers[name], status)  # type: ignore[arg-type]
-        node._sync_step()
+            node.consensus_gossip.on_message(node.peers.peers[name], status)  # type: ignore[arg-type]
+        node.blocksync.step()
         assert node.syncing
-        asked = {h: who for h, (who, _t) in node._sync_requested.items()}
+        asked = {h: who for h, (who, _t) in node.blocksync._requested.items()}
         denied = next(h for h, who in asked.items() if who == "denier")
         with pytest.raises(PeerMisbehaved):
-            node._on_blocksync_message(node.peers.peers["denier"], NoBlockResponse(denied))  # type: ignore[arg-type]
+            node.blocksync.on_message(node.peers.peers["denier"], NoBlockResponse(denied))  # type: ignore[arg-type]
         await trio.sleep(0.2)
-        node._sync_step()
+        node.blocksync.step()
         assert "silent" in closed
     finally:
         node.wal.close()
@@ -314,10 +317,11 @@ async def test_a_bug_admitting_one_peers_gossip_is_contained(tmp_path: Path) -> 
     node.mempool.add = broken_add  # type: ignore[method-assign]
     payload = encode_message(TxsMessage((b"\x01" * 100,)))
     peer = SimpleNamespace(node_id="gossiper")
-    messages = 3 * node_module.MAX_GOSSIP_TASKS
+    messages = 3 * mempool_gossip_module.MAX_GOSSIP_TASKS
     try:
         async with trio.open_nursery() as nursery:
             node._nursery = nursery
+            await nursery.start(node.mempool_gossip.run)
             for _ in range(messages):
                 await node._on_peer_message(peer, Channel.MEMPOOL, payload)  # type: ignore[arg-type]
             await wait_for(lambda: _failures(node, "mempool_gossip", "internal") == messages)

@@ -1,0 +1,101 @@
+"""The mempool channel: txs from clients and peers into the mempool, and out to peers.
+
+Admitted txs (from the RPC/HTTP ports or a peer) are gossiped to every peer in batches
+every ``GOSSIP_INTERVAL_S``, each batch sized to fit one p2p frame. A peer's tx message
+is admitted in a task of its own, at most ``MAX_GOSSIP_TASKS`` at once; beyond that the
+peer is not read (a flood of tx messages only slows its sender). A failure while
+admitting one peer's batch ends that batch only (``appchaind.containment``).
+"""
+
+from __future__ import annotations
+
+import trio
+
+from appchaind.containment import ConnectionGuard, FailureHook
+from appchaind.mempool import AddResult, Mempool
+from appchaind.metrics import NodeMetrics
+from appchaind.node.messages import TxsMessage, encode_message
+from p2p.peers import Channel, PeerManager
+
+__all__ = ["MempoolGossip", "MAX_GOSSIP_TASKS"]
+
+#: Gossiped tx messages admitted concurrently (each a task); peers wait beyond that.
+MAX_GOSSIP_TASKS = 32
+GOSSIP_INTERVAL_S = 0.02
+#: At most this many txs in one gossip message.
+MAX_BATCH_TXS = 5000
+
+
+class MempoolGossip:
+    """The mempool channel of one node. Start with ``nursery.start(gossip.run)``."""
+
+    def __init__(
+        self,
+        mempool: Mempool,
+        peers: PeerManager,
+        metrics: NodeMetrics,
+        max_frame_bytes: int,
+        on_failure: FailureHook | None = None,
+    ) -> None:
+        self.mempool = mempool
+        self.peers = peers
+        self.metrics = metrics
+        self.max_frame_bytes = max_frame_bytes
+        #: Admitted txs not yet gossiped, oldest first.
+        self.outbox: list[bytes] = []
+        self._slots = trio.Semaphore(MAX_GOSSIP_TASKS)
+        self._guard = ConnectionGuard("mempool_gossip", on_failure=on_failure)
+        self._nursery: trio.Nursery | None = None
+
+    async def submit(self, raw: bytes) -> AddResult:
+        """Admits a tx from a client (RPC/HTTP) and gossips it on success."""
+        result = await self.mempool.add(raw)
+        if result.accepted:
+            self.outbox.append(raw)
+        self.metrics.set(self.metrics.mempool_size, len(self.mempool))
+        return result
+
+    async def on_txs(self, message: TxsMessage, peer_id: str) -> None:
+        """A peer's tx message: admitted in a task once one of the slots is free."""
+        assert self._nursery is not None, "MempoolGossip.run is not running"
+        await self._slots.acquire()
+        self._nursery.start_soon(self._admit_from_peer, message.txs, peer_id)
+
+    async def _admit_from_peer(self, txs: tuple[bytes, ...], peer_id: str) -> None:
+        try:
+            await self._guard.run(self._admit, txs, peer=peer_id)
+        finally:
+            self._slots.release()
+
+    async def _admit(self, txs: tuple[bytes, ...]) -> None:
+        for raw in txs:
+            result = await self.mempool.add(raw)
+            if result.accepted:
+                self.outbox.append(raw)
+            elif not result.duplicate:
+                self.metrics.inc(self.metrics.mempool_failed_txs)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await self._gossip_loop()
+
+    async def _gossip_loop(self) -> None:
+        while True:
+            await trio.sleep(GOSSIP_INTERVAL_S)
+            if self.outbox:
+                self.gossip_batch()
+
+    def gossip_batch(self) -> None:
+        """Sends the oldest waiting txs that fit in one p2p frame to every peer."""
+        # The frame holds the channel byte, the message tag and list header, and up to 5
+        # bytes of msgpack length per tx: a larger batch could not be sent at all.
+        budget = self.max_frame_bytes - 16
+        count, size = 0, 0
+        for raw in self.outbox[:MAX_BATCH_TXS]:
+            if count and size + len(raw) + 5 > budget:
+                break
+            count, size = count + 1, size + len(raw) + 5
+        batch, self.outbox = self.outbox[:count], self.outbox[count:]
+        self.peers.broadcast(Channel.MEMPOOL, encode_message(TxsMessage(tuple(batch))))
