@@ -18,7 +18,7 @@ from appchaind.consensus.signer import DoubleSignRefused
 from appchaind.crypto import KeyFileError, PrivateKey
 from appchaind.errors import StartupError
 from appchaind.home import HomePaths, init_home, utc_now_rfc3339
-from appchaind.localnet import DEFAULT_BASE_PORT, init_localnet, load_localnet
+from appchaind.localnet.homes import DEFAULT_BASE_PORT, init_localnet, load_localnet
 from appchaind.rpc.protocol import RpcError
 from appchaind.store import StoreError
 from appchaind.units import UnitError
@@ -144,7 +144,7 @@ def cmd_start(args: argparse.Namespace) -> None:
 
 
 def cmd_localnet_start(args: argparse.Namespace) -> None:
-    from appchaind.node.run import start_localnet
+    from appchaind.localnet.live import start_localnet
 
     try:
         code = start_localnet(Path(args.dir), duration_s=args.seconds, traders=args.traders)

@@ -13,9 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.node.harness import Localnet  # noqa: E402
+from appchaind.localnet.processes import Localnet
 
 TARGET_HEIGHT = int(sys.argv[1]) if len(sys.argv) > 1 else 150
 

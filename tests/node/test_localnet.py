@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appchaind.crypto import PrivateKey
-from tests.node.harness import Localnet
+from appchaind.localnet.processes import Localnet
 
 pytestmark = pytest.mark.slow
 
@@ -180,7 +180,7 @@ def test_start_errors_are_one_line(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.node.harness import free_base_port
+    from appchaind.localnet.processes import free_base_port
 
     base = free_base_port(1)
     home = tmp_path / "h"

@@ -22,9 +22,9 @@ import pytest
 import trio
 
 from appchaind.crypto import PrivateKey
+from appchaind.localnet.processes import Localnet
 from appchaind.rpc.protocol import request_frame
 from p2p.transport import handshake
-from tests.node.harness import Localnet
 
 pytestmark = pytest.mark.slow
 

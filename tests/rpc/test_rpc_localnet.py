@@ -28,7 +28,7 @@ from appchaind import codec, types
 from appchaind.client import open_client
 from appchaind.crypto import PrivateKey
 from appchaind.exchange.txs import Faucet
-from tests.node.harness import Localnet
+from appchaind.localnet.processes import Localnet
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,11 @@
-"""A localnet of real node processes on loopback, for the multi-process tests.
+"""A process manager for a localnet's nodes: start, kill, stop, wait for heights, read
+status and metrics, submit txs. ``appchaind localnet start``, the multi-process tests and
+the benchmarks all drive nodes through :class:`Localnet`.
 
-Every port is checked free before use; every process is stopped at the end.
-Waits are bounded by generous deadlines (liveness bounds, not timing claims).
+A new localnet (:class:`Localnet`) takes free loopback ports; an existing one is opened
+with :meth:`Localnet.open`. Every process started is stopped by :meth:`Localnet.close`
+(or :meth:`Localnet.stop_all`). Waits are bounded by generous deadlines (liveness
+bounds, not timing claims).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from appchaind import codec, types
 from appchaind.crypto import PrivateKey
 from appchaind.exchange.txs import Faucet
 from appchaind.home import init_home
-from appchaind.localnet import PORT_STRIDE, init_localnet
+from appchaind.localnet.homes import PORT_STRIDE, LocalnetNode, init_localnet, load_localnet
 
 DEADLINE_S = 120.0
 
@@ -48,30 +52,68 @@ def free_base_port(nodes: int) -> int:
 
 
 class Localnet:
-    def __init__(self, directory: Path, validators: int = 4, spare_nodes: int = 2) -> None:
+    """The nodes of a localnet in ``directory`` and their processes (logs in each home's
+    ``node.log``). ``Localnet(directory)`` creates a new one on free ports."""
+
+    def __init__(
+        self,
+        directory: Path,
+        validators: int = 4,
+        spare_nodes: int = 2,
+        *,
+        chain_id: str = "test-net",
+        nodes: list[LocalnetNode] | None = None,
+    ) -> None:
         self.dir = directory
-        self.base_port = free_base_port(validators + spare_nodes)
-        self.nodes = init_localnet(
-            directory, validators, base_port=self.base_port, chain_id="test-net"
-        )
+        if nodes is None:
+            self.base_port = free_base_port(validators + spare_nodes)
+            nodes = init_localnet(directory, validators, base_port=self.base_port, chain_id=chain_id)
+        else:
+            self.base_port = nodes[0].p2p_port
+        self.nodes = nodes
         self.homes = [n.home for n in self.nodes]
         self.http_ports = [n.http_port for n in self.nodes]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.chain_id = "test-net"
+        self.chain_id = chain_id
+
+    @classmethod
+    def open(cls, directory: Path) -> Localnet:
+        """An existing localnet (made by ``appchaind localnet init``)."""
+        nodes = load_localnet(directory)
+        genesis = json.loads((nodes[0].home / "genesis.json").read_text())
+        return cls(directory, chain_id=genesis["chain_id"], nodes=nodes)
 
     # ------------------------------------------------------------------ processes
 
-    def start(self, i: int) -> None:
-        log = open(self.homes[i] / "node.log", "ab")  # noqa: SIM115
+    def start(self, i: int, *, own_session: bool = False) -> None:
+        """Starts node ``i`` (``own_session``: in a session of its own, so a terminal's
+        Ctrl-C reaches only the manager, which then stops the nodes)."""
+        log = open(self.homes[i] / "node.log", "ab")  # noqa: SIM115 - the child's for its life
         self.procs[i] = subprocess.Popen(
             [sys.executable, "-m", "appchaind.cli", "start", "--home", str(self.homes[i])],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=own_session,
         )
+        log.close()
 
-    def start_all(self) -> None:
+    def start_all(self, *, own_session: bool = False) -> None:
         for i in range(len(self.homes)):
-            self.start(i)
+            self.start(i, own_session=own_session)
+
+    def stop_all(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM to every node, then SIGKILL to those still running after ``timeout_s``."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for i in list(self.procs):
+            proc = self.procs.pop(i)
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def kill(self, i: int) -> None:
         """SIGKILL: no clean shutdown."""
