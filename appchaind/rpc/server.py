@@ -1,10 +1,8 @@
-"""The RPC port's server: connections, methods, and the commit feed that fans out streams.
+"""The RPC port's server: connections and request methods.
 
 One :class:`RpcServer` per node. :meth:`RpcServer.on_commit` is a node ``on_commit``
-listener: it runs synchronously after each commit, computes each stream's item once,
-and queues the frames to subscribers with ``send_nowait`` on bounded queues. A
-subscriber whose queue is full is dropped (a DROP frame, then the connection closes):
-nothing on the commit path ever waits for a client.
+listener: it wakes ``broadcast_tx`` calls waiting for their commit and hands the block
+to the streams (:mod:`appchaind.rpc.streams`), which never wait for a client.
 
 Each connection has a reader task (framing, rate limit, dispatch; a request runs in its
 own task so ``broadcast_tx`` in commit mode does not block the others) and a writer
@@ -15,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -25,10 +23,10 @@ from appchaind.containment import ConnectionGuard
 from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
 from appchaind.node.app import FinalizeResult
+from appchaind.rpc import params as params_
 from appchaind.rpc import views
 from appchaind.rpc.protocol import (
     DROP,
-    STREAM,
     ErrorCode,
     FrameDecoder,
     ProtocolError,
@@ -39,25 +37,21 @@ from appchaind.rpc.protocol import (
     parse_request,
     response_frame,
 )
+from appchaind.rpc.streams import BOOK_DEPTH, Connection, StreamHub
 
 if TYPE_CHECKING:
     from appchaind.exchange.app import ExchangeApp
     from appchaind.node.view import NodeView
 
-__all__ = ["RpcServer", "BOOK_DEPTH", "submit_code"]
+__all__ = ["RpcServer", "RpcStatistics", "submit_code"]
 
 log = get_logger("rpc")
 
-#: Levels per side the book stream tracks (and the deepest ``book`` answer).
-BOOK_DEPTH = 100
 #: A frame not written within this long closes the connection (the client stopped reading).
 WRITE_TIMEOUT_S = 10.0
 DEFAULT_COMMIT_TIMEOUT_S = 30.0
 MAX_COMMIT_TIMEOUT_S = 120.0
-STREAMS = ("blocks", "trades", "book", "account")
-_ADDRESS_KEYS = ("owner", "maker", "taker", "account", "counterparty", "sender", "recipient")
 _APP_CODE = re.compile(r"^code (\d+) ")
-_HEX40 = re.compile(r"^[0-9a-fA-F]{40}$")
 
 
 def submit_code(accepted: bool, reason: str) -> int:
@@ -76,17 +70,6 @@ def submit_code(accepted: bool, reason: str) -> int:
     return 1
 
 
-@dataclass(eq=False)
-class _Connection:
-    peer: str
-    outbox: trio.MemorySendChannel[bytes]
-    subscriptions: dict[int, tuple[str, str]] = field(default_factory=dict)
-    next_subscription: int = 1
-    drop_reason: str | None = None
-    tokens: float = 0.0
-    refilled: float = 0.0
-
-
 class RpcServer:
     """Serves ``node``'s RPC port and its streams."""
 
@@ -95,28 +78,20 @@ class RpcServer:
         c = node.config.rpc
         self.max_connections = c.max_connections
         self.max_message_bytes = c.max_message_bytes
-        self.max_subscriptions = c.max_subscriptions
         self.requests_per_second = c.requests_per_second
         self.queue_messages = c.subscriber_queue_messages
-        self.connections: set[_Connection] = set()
+        self.connections: set[Connection] = set()
         self.bound_port = 0
-        self.dropped_subscribers = 0
         #: Contains what one connection raises; counted in the node's metrics.
         self.guard = ConnectionGuard(
             "rpc", protocol_errors=(ProtocolError,), on_failure=node.metrics.connection_failed
         )
-        #: topic -> {(connection, subscription id): None}
-        self._topics: dict[tuple[str, str], dict[tuple[_Connection, int], None]] = {}
         self._commit_waiters: dict[bytes, trio.Event] = {}
         exchange = self.exchange
         self._markets = [] if exchange is None else [m.params for m in exchange.markets]
-        self._symbols = {p.symbol: p.market_id for p in self._markets}
-        #: Per market: (seq, height, bids, asks) of the last published top of book.
-        self._books: list[tuple[int, int, list[tuple[int, int]], list[tuple[int, int]]]] = []
-        if exchange is not None:
-            for market_id in range(len(self._markets)):
-                bids, asks = views.book_levels(exchange, market_id, BOOK_DEPTH)
-                self._books.append((0, exchange.height, bids, asks))
+        self.streams = StreamHub(
+            exchange, max_subscriptions=c.max_subscriptions, queue_messages=self.queue_messages
+        )
         self._methods = {
             "status": self._status,
             "broadcast_tx": self._broadcast_tx,
@@ -155,7 +130,7 @@ class RpcServer:
                 )  # fmt: skip
             return
         send, receive = trio.open_memory_channel[bytes](self.queue_messages)
-        conn = _Connection(peer, send, tokens=float(self.requests_per_second))
+        conn = Connection(peer, send, tokens=float(self.requests_per_second))
         conn.refilled = time.monotonic()
         self.connections.add(conn)
         try:
@@ -167,21 +142,12 @@ class RpcServer:
                 # every call has its reply queued: the writer sends them, then ends.
                 await send.aclose()
         finally:
-            self._forget(conn)
-
-    def _forget(self, conn: _Connection) -> None:
-        self.connections.discard(conn)
-        for sub_id, topic in conn.subscriptions.items():
-            subscribers = self._topics.get(topic)
-            if subscribers is not None:
-                subscribers.pop((conn, sub_id), None)
-                if not subscribers:
-                    del self._topics[topic]
-        conn.subscriptions.clear()
+            self.connections.discard(conn)
+            self.streams.forget(conn)
 
     async def _writer(
         self,
-        conn: _Connection,
+        conn: Connection,
         stream: trio.SocketStream,
         outbox: trio.MemoryReceiveChannel[bytes],
         scope: trio.CancelScope,
@@ -203,7 +169,7 @@ class RpcServer:
         scope.cancel()
 
     async def _reader(
-        self, conn: _Connection, stream: trio.SocketStream, nursery: trio.Nursery
+        self, conn: Connection, stream: trio.SocketStream, nursery: trio.Nursery
     ) -> None:
         decoder = FrameDecoder(self.max_message_bytes)
         while True:
@@ -236,7 +202,7 @@ class RpcServer:
                 else:
                     nursery.start_soon(self._call, conn, request_id, method, params)
 
-    def _take_token(self, conn: _Connection) -> bool:
+    def _take_token(self, conn: Connection) -> bool:
         now = time.monotonic()
         rate = self.requests_per_second
         conn.tokens = min(float(rate), conn.tokens + (now - conn.refilled) * rate)
@@ -260,7 +226,7 @@ class RpcServer:
         return await handler(params)
 
     async def _call(
-        self, conn: _Connection, request_id: int, method: str, params: dict[str, Any]
+        self, conn: Connection, request_id: int, method: str, params: dict[str, Any]
     ) -> None:
         try:
             reply = response_frame(request_id, await self.call(method, params))
@@ -277,12 +243,12 @@ class RpcServer:
             pass
 
     def _call_sync(
-        self, conn: _Connection, request_id: int, method: str, params: dict[str, Any]
+        self, conn: Connection, request_id: int, method: str, params: dict[str, Any]
     ) -> bytes:
         try:
             if method == "subscribe":
-                return response_frame(request_id, self._subscribe(conn, params))
-            return response_frame(request_id, self._unsubscribe(conn, params))
+                return response_frame(request_id, self.streams.subscribe(conn, params))
+            return response_frame(request_id, self.streams.unsubscribe(conn, params))
         except RpcError as exc:
             return error_frame(request_id, exc.code, exc.message)
         except Exception as exc:  # a handler bug must not take the node down
@@ -298,40 +264,6 @@ class RpcServer:
         if exchange is None:
             raise RpcError(ErrorCode.UNAVAILABLE, "this node does not run the exchange")
         return exchange
-
-    def _market_id(self, params: dict[str, Any]) -> int:
-        market = params.get("market")
-        if isinstance(market, str) and market in self._symbols:
-            return self._symbols[market]
-        if type(market) is int and 0 <= market < len(self._markets):
-            return market
-        raise RpcError(
-            ErrorCode.BAD_PARAMS,
-            f"unknown market {market!r}; markets: {', '.join(self._symbols)}",
-        )
-
-    @staticmethod
-    def _address(params: dict[str, Any]) -> bytes:
-        address = params.get("address")
-        if isinstance(address, bytes) and len(address) == 20:
-            return address
-        if isinstance(address, str) and _HEX40.match(address):
-            return bytes.fromhex(address)
-        raise RpcError(
-            ErrorCode.BAD_PARAMS, f"address must be 40 hex characters, got {address!r:.60}"
-        )
-
-    @staticmethod
-    def _hash(params: dict[str, Any], key: str) -> bytes:
-        value = params.get(key)
-        if isinstance(value, bytes) and len(value) == 32:
-            return value
-        if isinstance(value, str) and len(value) == 64:
-            try:
-                return bytes.fromhex(value)
-            except ValueError:
-                pass
-        raise RpcError(ErrorCode.BAD_PARAMS, f"{key} must be 64 hex characters (a SHA-256)")
 
     # ------------------------------------------------------------------ methods
 
@@ -407,34 +339,22 @@ class RpcServer:
         )
 
     async def _account(self, params: dict[str, Any]) -> dict[str, Any]:
-        return views.account_view(self._need_exchange(), self._address(params))
-
-    def book_snapshot(self, market_id: int, depth: int = BOOK_DEPTH) -> dict[str, Any]:
-        """The top ``depth`` levels as of the last commit, with the book stream's ``seq``."""
-        p = self._markets[market_id]
-        seq, height, bids, asks = self._books[market_id]
-        return {
-            "market": p.symbol,
-            "seq": seq,
-            "height": height,
-            "bids": views.levels_view(bids[:depth], p),
-            "asks": views.levels_view(asks[:depth], p),
-        }
+        return views.account_view(self._need_exchange(), params_.address(params))
 
     async def _book(self, params: dict[str, Any]) -> dict[str, Any]:
         self._need_exchange()
-        market_id = self._market_id(params)
+        market_id = params_.market_id(params, self._markets)
         depth = params.get("depth", 20)
         if type(depth) is not int or not 1 <= depth <= BOOK_DEPTH:
             raise RpcError(ErrorCode.BAD_PARAMS, f"depth must be an int from 1 to {BOOK_DEPTH}")
-        return self.book_snapshot(market_id, depth)
+        return self.streams.book_snapshot(market_id, depth)
 
     async def _markets_method(self, params: dict[str, Any]) -> dict[str, Any]:
         exchange = self._need_exchange()
         return {"height": exchange.height, "markets": views.markets_view(exchange)}
 
     async def _tx(self, params: dict[str, Any]) -> dict[str, Any]:
-        h = self._hash(params, "hash")
+        h = params_.tx_hash(params, "hash")
         found = self._committed_view(h)
         if found is None:
             pending = self.node.is_pending(h)
@@ -464,150 +384,21 @@ class RpcServer:
         doc["tx_results"] = results
         return doc
 
-    # ------------------------------------------------------------------ subscriptions
-
-    def _subscribe(self, conn: _Connection, params: dict[str, Any]) -> dict[str, Any]:
-        stream = params.get("stream")
-        if stream not in STREAMS:
-            raise RpcError(
-                ErrorCode.BAD_PARAMS, f"stream must be one of {', '.join(STREAMS)}; got {stream!r}"
-            )
-        if len(conn.subscriptions) >= self.max_subscriptions:
-            raise RpcError(
-                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
-                f"this connection already has {len(conn.subscriptions)} subscriptions "
-                f"(limit {self.max_subscriptions}); unsubscribe or open another connection",
-            )
-        reply: dict[str, Any] = {}
-        if stream == "blocks":
-            key = ""
-        elif stream == "account":
-            key = self._address(params).hex()
-        else:
-            self._need_exchange()
-            market_id = self._market_id(params)
-            key = self._markets[market_id].symbol
-            if stream == "book":
-                reply["snapshot"] = self.book_snapshot(market_id)
-        sub_id = conn.next_subscription
-        conn.next_subscription += 1
-        topic = (stream, key)
-        conn.subscriptions[sub_id] = topic
-        self._topics.setdefault(topic, {})[(conn, sub_id)] = None
-        return {"subscription": sub_id, "stream": stream, **reply}
-
-    def _unsubscribe(self, conn: _Connection, params: dict[str, Any]) -> dict[str, Any]:
-        sub_id = params.get("subscription")
-        topic = conn.subscriptions.pop(sub_id, None) if type(sub_id) is int else None
-        if topic is None:
-            raise RpcError(ErrorCode.NOT_FOUND, f"no subscription {sub_id!r} on this connection")
-        subscribers = self._topics.get(topic)
-        if subscribers is not None:
-            subscribers.pop((conn, sub_id), None)
-            if not subscribers:
-                del self._topics[topic]
-        return {}
-
-    def _publish(self, topic: tuple[str, str], item: dict[str, Any]) -> None:
-        subscribers = self._topics.get(topic)
-        if not subscribers:
-            return
-        body = pack(topic[0]) + pack(item)
-        for conn, sub_id in list(subscribers):
-            if conn.drop_reason is not None:
-                continue
-            payload = b"\x94" + pack(STREAM) + pack(sub_id) + body
-            try:
-                conn.outbox.send_nowait(frame(payload))
-            except trio.WouldBlock:
-                self._drop(conn, f"subscriber too slow: more than {self.queue_messages} "
-                                 "messages queued; resubscribe and read faster")  # fmt: skip
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                pass
-
-    def _drop(self, conn: _Connection, reason: str) -> None:
-        conn.drop_reason = reason
-        self.dropped_subscribers += 1
-        log.info("rpc_subscriber_dropped", peer=conn.peer, reason=reason)
-        self._forget(conn)
-
-    # ------------------------------------------------------------------ the commit feed
-
     def on_commit(self, block: types.Block, result: FinalizeResult) -> None:
-        """Node ``on_commit`` listener: wakes ``broadcast_tx`` commit waiters and publishes
-        every stream's item for this block. Never waits."""
-        height = block.header.height
+        """Node ``on_commit`` listener: wakes ``broadcast_tx`` commit waiters, then
+        publishes every stream's item for this block. Never waits."""
         hashes = [types.tx_hash(raw) for raw in block.txs]
         for h in hashes:
             waiter = self._commit_waiters.pop(h, None)
             if waiter is not None:
                 waiter.set()
-        if ("blocks", "") in self._topics:
-            item = views.block_summary(block)
-            item["tx_codes"] = [o.code for o in result.tx_results]
-            item["events"] = len(result.events) + sum(len(o.events) for o in result.tx_results)
-            self._publish(("blocks", ""), item)
-        exchange = self.exchange
-        if exchange is None:
-            return
-        markets = self._markets
-        fills: dict[str, list[dict[str, Any]]] = {}
-        accounts: dict[str, list[dict[str, Any]]] = {}
-        tagged = [
-            (h.hex(), kind, attributes)
-            for h, outcome in zip(hashes, result.tx_results, strict=True)
-            for kind, attributes in outcome.events
-        ]
-        tagged += [(None, kind, attributes) for kind, attributes in result.events]
-        for tx_hash, kind, attributes in tagged:
-            wanted_trade = kind == "fill"
-            owners = [
-                a for key in _ADDRESS_KEYS
-                if isinstance(a := attributes.get(key), str) and ("account", a) in self._topics
-            ]  # fmt: skip
-            if not wanted_trade and not owners:
-                continue
-            view = views.event_view(kind, attributes, markets)
-            view["tx_hash"] = tx_hash
-            if wanted_trade:
-                fills.setdefault(view["market"], []).append(view)
-            for owner in dict.fromkeys(owners):
-                accounts.setdefault(owner, []).append(view)
-        for symbol, trades in fills.items():
-            self._publish(("trades", symbol), {"market": symbol, "height": height, "fills": trades})
-        for owner, events in accounts.items():
-            self._publish(
-                ("account", owner), {"address": owner, "height": height, "events": events}
-            )
-        self._publish_books(exchange, height)
-
-    def _publish_books(self, exchange: ExchangeApp, height: int) -> None:
-        for market_id, (seq, _h, old_bids, old_asks) in enumerate(self._books):
-            bids, asks = views.book_levels(exchange, market_id, BOOK_DEPTH)
-            bid_changes = _level_changes(old_bids, bids)
-            ask_changes = _level_changes(old_asks, asks)
-            if not bid_changes and not ask_changes:
-                self._books[market_id] = (seq, height, bids, asks)
-                continue
-            seq += 1
-            self._books[market_id] = (seq, height, bids, asks)
-            p = self._markets[market_id]
-            topic = ("book", p.symbol)
-            if topic in self._topics:
-                self._publish(
-                    topic,
-                    {
-                        "market": p.symbol, "seq": seq, "height": height,
-                        "bids": views.levels_view(bid_changes, p),
-                        "asks": views.levels_view(ask_changes, p),
-                    },
-                )  # fmt: skip
+        self.streams.publish_block(block, hashes, result)
 
     def statistics(self) -> RpcStatistics:
         return RpcStatistics(
             connections=len(self.connections),
-            subscriptions=sum(len(s) for s in self._topics.values()),
-            dropped_subscribers=self.dropped_subscribers,
+            subscriptions=self.streams.subscriptions,
+            dropped_subscribers=self.streams.dropped_subscribers,
             commit_waiters=len(self._commit_waiters),
         )
 
@@ -618,12 +409,3 @@ class RpcStatistics:
     subscriptions: int
     dropped_subscribers: int
     commit_waiters: int
-
-
-def _level_changes(old: list[tuple[int, int]], new: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """(price, new size) for every level that changed; size 0 = the level is gone."""
-    before = dict(old)
-    after = dict(new)
-    changes = [(price, size) for price, size in new if before.get(price) != size]
-    changes += [(price, 0) for price in before if price not in after]
-    return changes

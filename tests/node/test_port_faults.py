@@ -130,8 +130,10 @@ def _markets(net: Localnet) -> list[str]:
     return [m["market"] for m in net.get(TARGET, "/markets")["markets"]]
 
 
-def _node_log(net: Localnet) -> str:
-    return (net.homes[TARGET] / "node.log").read_text()[-3000:]
+def _node_log(net: Localnet, tail: int = 3000) -> str:
+    """The attacked node's log (its last ``tail`` characters; 0: all of it)."""
+    text = (net.homes[TARGET] / "node.log").read_text()
+    return text[-tail:] if tail else text
 
 
 def assert_node_serves(net: Localnet, since_height: int) -> None:
@@ -143,6 +145,9 @@ def assert_node_serves(net: Localnet, since_height: int) -> None:
     assert net.status(TARGET) is not None, "the HTTP port does not answer /status"
     net.wait_height([0, 1, 2, 3], since_height + 2)
     assert proc.poll() is None, f"node {TARGET} exited:\n{_node_log(net)}"
+    # A contained bug is still a bug: no connection may have ended on one.
+    bugs = [line for line in _node_log(net, 0).splitlines() if "reason=internal" in line]
+    assert not bugs, f"a connection ended on a bug in the node:\n{bugs[0]}"
     # p2p: its peers are still connected to it (it commits with them) and it accepts anew.
     peers = net.get(TARGET, "/net_info")["n_peers"]
     assert peers >= 3, f"node {TARGET} has {peers} peers"

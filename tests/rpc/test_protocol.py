@@ -15,7 +15,8 @@ from appchaind.rpc.protocol import (
     parse_request,
     request_frame,
 )
-from appchaind.rpc.server import _level_changes, submit_code
+from appchaind.rpc.server import submit_code
+from appchaind.rpc.streams import _level_changes
 
 
 @given(st.lists(st.binary(max_size=300), max_size=20), st.integers(1, 50))
