@@ -11,7 +11,7 @@ state it produces are written atomically.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Protocol
 
@@ -20,8 +20,18 @@ from appchaind.codec import Bytes, message
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.store import STATE, Store, WriteBatch
 from appchaind.types import Block, Tx, Validator, Vote, register_tx_body
+from config.genesis import Genesis
+from config.node_config import NodeConfig
 
-__all__ = ["Application", "FinalizeResult", "TxOutcome", "KVApp", "KVSet"]
+__all__ = [
+    "AppFactory",
+    "Application",
+    "FinalizeResult",
+    "TxOutcome",
+    "KVApp",
+    "KVSet",
+    "kv_app_factory",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,3 +188,14 @@ class KVApp:
             batch.put(self._PREFIX + key, value)
         batch.put(self._HEIGHT_KEY, self.height.to_bytes(8, "big"))
         self._dirty = {}
+
+
+#: Builds the application: (store, genesis, node config, validator address) -> app.
+AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
+
+
+def kv_app_factory(
+    store: Store, genesis: Genesis, config: NodeConfig, validator_address: bytes
+) -> Application:
+    """The key-value test application (node tests, as CometBFT's kvstore)."""
+    return KVApp(store)

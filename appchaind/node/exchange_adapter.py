@@ -21,13 +21,13 @@ from appchaind.crypto import sha256
 from appchaind.exchange import oracle
 from appchaind.exchange.app import ExchangeApp
 from appchaind.exchange.results import Code
-from appchaind.node.app import FinalizeResult, TxOutcome
+from appchaind.node.app import Application, FinalizeResult, TxOutcome
 from appchaind.store import Store, WriteBatch
 from appchaind.types import COMMIT_BLOCK, Block, Tx, Vote
 from config.genesis import Genesis
 from config.node_config import NodeConfig
 
-__all__ = ["ExchangeNodeApp", "price_source_from_config"]
+__all__ = ["ExchangeNodeApp", "default_app_factory", "price_source_from_config"]
 
 
 class _FreshFileSource:
@@ -152,3 +152,11 @@ class ExchangeNodeApp:
 
     def commit(self, batch: WriteBatch) -> None:
         self.exchange.commit(batch)
+
+
+def default_app_factory(
+    store: Store, genesis: Genesis, config: NodeConfig, validator_address: bytes
+) -> Application:
+    """The exchange application, with this validator's oracle price source."""
+    source = price_source_from_config(config, genesis, validator_address)
+    return ExchangeNodeApp(store, genesis, source)

@@ -78,10 +78,11 @@ from appchaind.home import HomePaths
 from appchaind.logs import get_logger
 from appchaind.mempool import AddResult, Mempool, SignatureVerifier
 from appchaind.metrics import NodeMetrics
-from appchaind.node.app import Application, FinalizeResult, KVApp
+from appchaind.node.app import AppFactory, Application, FinalizeResult
 from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
 from appchaind.node.consensus_gossip import ConsensusGossip
+from appchaind.node.exchange_adapter import default_app_factory
 from appchaind.node.gc_schedule import GcSchedule
 from appchaind.node.mempool_gossip import MempoolGossip
 from appchaind.node.messages import (
@@ -102,14 +103,14 @@ from appchaind.rpc.views import pack_tx_events
 from appchaind.signatures import CachingVerifier
 from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
 from appchaind.wal import WAL
-from config.genesis import Genesis, load_genesis
+from config.genesis import load_genesis
 from config.node_config import NodeConfig, load_config
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 
 if TYPE_CHECKING:
     from appchaind.exchange.app import ExchangeApp
 
-__all__ = ["Node", "AppFactory"]
+__all__ = ["Node"]
 
 log = get_logger("node")
 
@@ -122,9 +123,6 @@ RECHECK_LIMIT = 2_000
 #: Peers are not read while more than this many events wait for the consensus loop.
 MAX_QUEUED_EVENTS = 20_000
 
-#: Builds the application: (store, genesis, node config, validator address) -> app.
-AppFactory = Callable[[Store, Genesis, NodeConfig, bytes], Application]
-
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -136,23 +134,6 @@ class _SwitchMode:
 
     syncing: bool
     best: int
-
-
-def default_app_factory(
-    store: Store, genesis: Genesis, config: NodeConfig, validator_address: bytes
-) -> Application:
-    """The exchange application, with this validator's oracle price source."""
-    from appchaind.node.exchange_adapter import ExchangeNodeApp, price_source_from_config
-
-    source = price_source_from_config(config, genesis, validator_address)
-    return ExchangeNodeApp(store, genesis, source)
-
-
-def kv_app_factory(
-    store: Store, genesis: Genesis, config: NodeConfig, validator_address: bytes
-) -> Application:
-    """The key-value test application (node tests, as CometBFT's kvstore)."""
-    return KVApp(store)
 
 
 class Node:

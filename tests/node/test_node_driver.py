@@ -16,6 +16,7 @@ from appchaind.home import demo_genesis, init_home
 from appchaind.mempool import AddResult
 from appchaind.node import blocksync as blocksync_module
 from appchaind.node import mempool_gossip as mempool_gossip_module
+from appchaind.node.app import kv_app_factory
 from appchaind.node.blocksync import PeerState
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
@@ -28,7 +29,7 @@ from appchaind.node.messages import (
     decode_message,
     encode_message,
 )
-from appchaind.node.node import Node, _SwitchMode, kv_app_factory
+from appchaind.node.node import Node, _SwitchMode
 from p2p.peers import Channel, PeerMisbehaved
 
 CHAIN = "driver-test"
