@@ -23,22 +23,30 @@ from dataclasses import dataclass
 import trio
 
 from appchaind import codec, types
+from appchaind.codes import Code
 from appchaind.types import Tx, tx_hash
 
 __all__ = ["Mempool", "AddResult", "MempoolStats", "SignatureVerifier", "CheckTx"]
 
 #: The application's admission check of a decoded tx and its canonical bytes (signature
-#: already verified): None to accept, or the reason to refuse.
-CheckTx = Callable[[Tx, bytes], "str | None"]
+#: already verified): ``(code, log)``, code 0 (:attr:`Code.OK`) to accept.
+CheckTx = Callable[[Tx, bytes], "tuple[int, str]"]
 
 
 @dataclass(frozen=True, slots=True)
 class AddResult:
+    """The mempool's verdict on one tx: ``code`` (:class:`~appchaind.codes.Code`; 0 when
+    accepted) and ``log`` (why not, for the sender)."""
+
     accepted: bool
     tx_hash: bytes
-    reason: str = ""
-    #: True when the tx was already in the mempool or recently seen (not an error for gossip).
-    duplicate: bool = False
+    code: int = Code.OK
+    log: str = ""
+
+    @property
+    def duplicate(self) -> bool:
+        """The tx was already in the mempool or recently seen (not an error for gossip)."""
+        return self.code == Code.ALREADY_KNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,55 +221,65 @@ class Mempool:
 
     # ------------------------------------------------------------------ admission
 
-    def _refuse(self, h: bytes, reason: str) -> AddResult:
+    def _refuse(self, h: bytes, code: int, log: str) -> AddResult:
         self.rejected_total += 1
-        return AddResult(False, h, reason)
+        return AddResult(False, h, code, log)
 
     async def add(self, raw: bytes) -> AddResult:
         """Admits ``raw`` (a canonical Tx) or says why not. Never raises for bad input."""
         h = tx_hash(raw)
         if len(raw) > self.max_tx_bytes:
-            return self._refuse(h, f"tx is {len(raw)} bytes; the limit is {self.max_tx_bytes}")
+            return self._refuse(
+                h, Code.TOO_LARGE, f"tx is {len(raw)} bytes; the limit is {self.max_tx_bytes}"
+            )
         if h in self._txs or h in self._seen:
-            return AddResult(False, h, "tx already in the mempool or recently seen", duplicate=True)
+            return AddResult(
+                False, h, Code.ALREADY_KNOWN, "tx already in the mempool or recently seen"
+            )
         try:
             tx = codec.decode(Tx, raw, max_bytes=self.max_tx_bytes)
         except codec.CodecError as exc:
-            return self._refuse(h, f"malformed tx: {exc}")
+            return self._refuse(h, Code.MALFORMED, f"malformed tx: {exc}")
         if tx.chain_id != self.chain_id:
             return self._refuse(
-                h, f"wrong chain id {tx.chain_id!r}; this chain is {self.chain_id!r}"
+                h,
+                Code.WRONG_CHAIN,
+                f"wrong chain id {tx.chain_id!r}; this chain is {self.chain_id!r}",
             )
         sender = tx.sender_address
         full = self._capacity_problem(sender, len(raw))
-        if full:
-            return self._refuse(h, full)
+        if full is not None:
+            return self._refuse(h, *full)
         self._seen.add(h)
         if h not in self._verified:
             if not await self.verifier.verify(tx):
-                return self._refuse(h, "invalid signature: the tx is not signed by its sender key")
+                return self._refuse(
+                    h,
+                    Code.BAD_SIGNATURE,
+                    "invalid signature: the tx is not signed by its sender key",
+                )
             self._verified.add(h)
         # Capacity again: other txs may have been admitted while we verified.
         full = self._capacity_problem(sender, len(raw))
-        if full:
+        if full is not None:
             self._seen.discard(h)
-            return self._refuse(h, full)
-        problem = self.check_tx(tx, raw)
-        if problem is not None:
-            return self._refuse(h, problem)
+            return self._refuse(h, *full)
+        code, log = self.check_tx(tx, raw)
+        if code != Code.OK:
+            return self._refuse(h, code, log)
         self._txs[h] = _Entry(tx, raw, sender, self.height)
         self._per_sender[sender] = self._per_sender.get(sender, 0) + 1
         self._bytes += len(raw)
         self.tx_available.set()
         return AddResult(True, h)
 
-    def _capacity_problem(self, sender: bytes, size: int) -> str | None:
+    def _capacity_problem(self, sender: bytes, size: int) -> tuple[Code, str] | None:
         if len(self._txs) >= self.max_txs:
-            return f"mempool is full ({self.max_txs} txs); retry later"
+            return Code.MEMPOOL_FULL, f"mempool is full ({self.max_txs} txs); retry later"
         if self._bytes + size > self.max_bytes:
-            return f"mempool is full ({self.max_bytes} bytes); retry later"
+            return Code.MEMPOOL_FULL, f"mempool is full ({self.max_bytes} bytes); retry later"
         if self._per_sender.get(sender, 0) >= self.max_txs_per_account:
-            return (
+            return Code.ACCOUNT_QUEUE_FULL, (
                 f"account {sender.hex()} already has {self.max_txs_per_account} txs waiting; "
                 "wait for some to commit"
             )
@@ -311,7 +329,7 @@ class Mempool:
                 continue
             if checked < recheck_limit:
                 checked += 1
-                if self.check_tx(entry.tx, entry.raw) is not None:
+                if self.check_tx(entry.tx, entry.raw)[0] != Code.OK:
                     self._remove(h)
                     self.evicted_total += 1
         self.rechecked_total += checked

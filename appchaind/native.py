@@ -68,6 +68,7 @@ NATIVE_MODULES: tuple[str, ...] = (
 #: compiled build stale. (tests/test_native.py checks that this list is complete.)
 BUILD_INPUTS: tuple[str, ...] = (
     "appchaind.codec",
+    "appchaind.codes",
     "appchaind.crypto",
     "appchaind.store",
     "appchaind.types",

@@ -26,8 +26,9 @@ strings (addresses are 20 raw bytes; hex them at the JSON edge). Kinds and attri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, NamedTuple
+
+from appchaind.codes import Code
 
 __all__ = [
     "Code",
@@ -38,32 +39,6 @@ __all__ = [
     "COMPACT_EVENT_FIELDS",
     "expand_events",
 ]
-
-
-class Code(IntEnum):
-    """Tx result codes. 0 is success; a nonzero code changed nothing but (from
-    ``INVALID_ORDER`` on) the sender's recorded nonce."""
-
-    OK = 0
-    MALFORMED = 1
-    BAD_SIGNATURE = 2
-    WRONG_CHAIN = 3
-    EXPIRED = 4
-    NONCE_OUT_OF_WINDOW = 5
-    NONCE_REPLAYED = 6
-    UNKNOWN_ACCOUNT = 7
-    UNKNOWN_MARKET = 8
-    INVALID_ORDER = 20
-    INSUFFICIENT_MARGIN = 21
-    POST_ONLY_WOULD_TAKE = 22
-    FOK_NOT_FILLED = 23
-    TOO_MANY_OPEN_ORDERS = 24
-    ORDER_NOT_FOUND = 25
-    DUPLICATE_CLIENT_ID = 26
-    REDUCE_ONLY_REJECTED = 27
-    INSUFFICIENT_FREE_COLLATERAL = 28
-    FAUCET_DISABLED = 29
-    PRICE_OUTSIDE_BAND = 30
 
 
 class Event(NamedTuple):

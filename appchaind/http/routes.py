@@ -20,27 +20,23 @@ sizes and amounts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
+from appchaind.codes import http_status
 from appchaind.containment import FailureHook
 from appchaind.http.server import HttpServer, Request, Response, error_response, json_response
 from appchaind.node.view import NodeView
 from appchaind.rpc.protocol import ErrorCode, RpcError
-from appchaind.rpc.server import RpcServer, submit_code
+from appchaind.rpc.server import RpcServer, admission_view
 from appchaind.rpc.views import block_json
 
 __all__ = ["make_http_server"]
 
-_HTTP_STATUS = {
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.UNAVAILABLE: 503,
-    ErrorCode.TIMEOUT: 504,
-    ErrorCode.TOO_LARGE: 413,
-    ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.INTERNAL: 500,
-}
+#: Seconds a sender refused for a busy node is told to wait (``Retry-After``).
+RETRY_AFTER_S = 1
 
 
 def make_http_server(
@@ -82,15 +78,13 @@ def make_http_server(
         if not raw:
             return error_response(400, "empty body: send the signed tx (msgpack bytes or JSON hex)")
         result = await node.submit_tx(raw)
-        doc: dict[str, Any] = {
-            "tx_hash": result.tx_hash.hex(),
-            "code": submit_code(result.accepted, result.reason),
-            "log": result.reason,
-            "duplicate": result.duplicate,
-        }
-        if result.accepted or result.duplicate:
+        doc = admission_view(result)
+        status = http_status(result.code)
+        if status == 200:
             return json_response(doc)
-        return json_response({**doc, "error": {"code": 400, "message": result.reason}}, 400)
+        headers = (("retry-after", str(RETRY_AFTER_S)),) if doc["retry"] else ()
+        error = {"code": status, "message": result.log}
+        return dataclasses.replace(json_response({**doc, "error": error}, status), headers=headers)
 
     async def get_tx(request: Request) -> Response:
         if len(request.segments) != 2:
@@ -106,7 +100,7 @@ def make_http_server(
         try:
             return json_response(await rpc.call(method, params))
         except RpcError as exc:
-            return error_response(_HTTP_STATUS.get(exc.code, 400), exc.message)
+            return error_response(ErrorCode(exc.code).http_status, exc.message)
 
     async def markets(request: Request) -> Response:
         return await rpc_call("markets", {})

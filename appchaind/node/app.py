@@ -17,6 +17,7 @@ from typing import Annotated, ClassVar, Protocol
 
 from appchaind import codec, crypto
 from appchaind.codec import Bytes, message
+from appchaind.codes import Code
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.store import STATE, Store, WriteBatch
 from appchaind.types import Block, Tx, Validator, Vote, register_tx_body
@@ -58,9 +59,9 @@ class Application(Protocol):
 
     def app_hash(self) -> bytes: ...
 
-    def check_tx(self, tx: Tx, raw: bytes) -> str | None:
-        """Mempool admission of ``tx`` (canonical bytes ``raw``): None to accept, else the
-        reason. The signature was already verified."""
+    def check_tx(self, tx: Tx, raw: bytes) -> tuple[int, str]:
+        """Mempool admission of ``tx`` (canonical bytes ``raw``): ``(code, log)``, code 0
+        (:attr:`~appchaind.codes.Code.OK`) to accept. The signature was already verified."""
         ...
 
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
@@ -141,8 +142,10 @@ class KVApp:
     def app_hash(self) -> bytes:
         return self._hash
 
-    def check_tx(self, tx: Tx, raw: bytes) -> str | None:
-        return None if isinstance(tx.body, KVSet) else "the KV app only accepts KVSet txs"
+    def check_tx(self, tx: Tx, raw: bytes) -> tuple[int, str]:
+        if isinstance(tx.body, KVSet):
+            return Code.OK, ""
+        return Code.REFUSED, "the KV app only accepts KVSet txs"
 
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
         return txs

@@ -20,7 +20,6 @@ from appchaind.consensus.validators import ValidatorSet
 from appchaind.crypto import sha256
 from appchaind.exchange import oracle
 from appchaind.exchange.app import ExchangeApp
-from appchaind.exchange.results import Code
 from appchaind.node.app import Application, FinalizeResult, TxOutcome
 from appchaind.store import Store, WriteBatch
 from appchaind.types import COMMIT_BLOCK, Block, Tx, Vote
@@ -88,12 +87,10 @@ class ExchangeNodeApp:
     def _trust(self, verified: frozenset[bytes]) -> None:
         self.exchange.trust_signatures(verified)
 
-    def check_tx(self, tx: Tx, raw: bytes) -> str | None:
+    def check_tx(self, tx: Tx, raw: bytes) -> tuple[int, str]:
         self._trust(frozenset((sha256(raw),)))  # the mempool verified it
         result = self.exchange.check_tx(raw)
-        if result.ok:
-            return None
-        return f"code {int(result.code)} ({Code(result.code).name}): {result.log}"
+        return int(result.code), result.log
 
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
         return self.exchange.prepare_proposal(txs)

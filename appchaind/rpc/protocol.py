@@ -53,6 +53,21 @@ class ErrorCode(IntEnum):
     INTERNAL = 9
     UNAVAILABLE = 10
 
+    @property
+    def http_status(self) -> int:
+        """The HTTP port's status for this error."""
+        return _HTTP_STATUS.get(self, 400)
+
+
+_HTTP_STATUS = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: 500,
+}
+
 
 class RpcError(Exception):
     """An error response: ``code`` (an :class:`ErrorCode`) and a message for the caller."""

@@ -11,7 +11,6 @@ task, the only one that writes to the socket.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from appchaind import types
+from appchaind.codes import retryable
 from appchaind.containment import ConnectionGuard
 from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
@@ -41,9 +41,10 @@ from appchaind.rpc.streams import BOOK_DEPTH, Connection, StreamHub
 
 if TYPE_CHECKING:
     from appchaind.exchange.app import ExchangeApp
+    from appchaind.mempool import AddResult
     from appchaind.node.view import NodeView
 
-__all__ = ["RpcServer", "RpcStatistics", "submit_code"]
+__all__ = ["RpcServer", "RpcStatistics", "admission_view"]
 
 log = get_logger("rpc")
 
@@ -51,23 +52,19 @@ log = get_logger("rpc")
 WRITE_TIMEOUT_S = 10.0
 DEFAULT_COMMIT_TIMEOUT_S = 30.0
 MAX_COMMIT_TIMEOUT_S = 120.0
-_APP_CODE = re.compile(r"^code (\d+) ")
 
 
-def submit_code(accepted: bool, reason: str) -> int:
-    """The result code of a mempool verdict: 0 accepted, else the application's code
-    (``exchange.results.Code``) when the refusal came from ``check_tx``, else the
-    envelope's (1 malformed, 2 bad signature, 3 wrong chain; 1 for capacity refusals)."""
-    if accepted:
-        return 0
-    found = _APP_CODE.match(reason)
-    if found:
-        return int(found.group(1))
-    if reason.startswith("invalid signature"):
-        return 2
-    if reason.startswith("wrong chain id"):
-        return 3
-    return 1
+def admission_view(result: AddResult) -> dict[str, Any]:
+    """The mempool's verdict as the RPC and HTTP ports answer it: the tx hash, the result
+    code (:class:`~appchaind.codes.Code`), its log, and whether the node is busy (the same
+    tx may be sent again later)."""
+    return {
+        "tx_hash": result.tx_hash.hex(),
+        "code": int(result.code),
+        "log": result.log,
+        "duplicate": result.duplicate,
+        "retry": retryable(result.code),
+    }
 
 
 class RpcServer:
@@ -298,24 +295,12 @@ class RpcServer:
         if committed is not None:
             return committed
         if mode == "sync":
-            result = await self.node.submit_tx(raw)
-            return {
-                "tx_hash": h.hex(),
-                "code": submit_code(result.accepted, result.reason),
-                "log": result.reason,
-                "duplicate": result.duplicate,
-            }
+            return admission_view(await self.node.submit_tx(raw))
         waiter = self._commit_waiters.setdefault(h, trio.Event())
         try:
             result = await self.node.submit_tx(raw)
             if not result.accepted and not result.duplicate:
-                return {
-                    "tx_hash": h.hex(),
-                    "code": submit_code(False, result.reason),
-                    "log": result.reason,
-                    "duplicate": False,
-                    "height": None,
-                }
+                return {**admission_view(result), "height": None}
             with trio.move_on_after(timeout):
                 await waiter.wait()
         finally:

@@ -8,6 +8,7 @@ import trio
 
 from appchaind import codec, types
 from appchaind.codec import U64, message
+from appchaind.codes import Code
 from appchaind.crypto import PrivateKey
 from appchaind.mempool import Mempool, SignatureVerifier
 
@@ -29,24 +30,29 @@ def tx(key: PrivateKey, nonce: int, value: int = 0, expiry: int = 100, chain: st
     return codec.encode(types.sign_tx(key, chain, nonce, expiry, _Note(value)))
 
 
-def make(check=lambda tx, raw: None, **limits) -> tuple[Mempool, SignatureVerifier]:
+def make(check=lambda tx, raw: (Code.OK, ""), **limits) -> tuple[Mempool, SignatureVerifier]:
     verifier = SignatureVerifier(threads=2)
     return Mempool(chain_id=CHAIN, check_tx=check, verifier=verifier, **limits), verifier
 
 
 async def test_admission_dedup_and_reasons() -> None:
     pool, verifier = make(
-        check=lambda t, raw: "value 13 is unlucky" if t.body.value == 13 else None
+        check=lambda t, raw: (
+            (Code.REFUSED, "value 13 is unlucky") if t.body.value == 13 else (Code.OK, "")
+        )
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
         good = tx(ALICE, 1)
         assert (await pool.add(good)).accepted
         dup = await pool.add(good)
-        assert not dup.accepted and dup.duplicate
-        assert "unlucky" in (await pool.add(tx(ALICE, 2, value=13))).reason
-        assert "malformed tx" in (await pool.add(b"\x93\x01\x02")).reason
-        assert "wrong chain id" in (await pool.add(tx(ALICE, 3, chain="other"))).reason
+        assert not dup.accepted and dup.duplicate and dup.code == Code.ALREADY_KNOWN
+        unlucky = await pool.add(tx(ALICE, 2, value=13))
+        assert (unlucky.code, unlucky.log) == (Code.REFUSED, "value 13 is unlucky")
+        malformed = await pool.add(b"\x93\x01\x02")
+        assert malformed.code == Code.MALFORMED and "malformed tx" in malformed.log
+        wrong = await pool.add(tx(ALICE, 3, chain="other"))
+        assert wrong.code == Code.WRONG_CHAIN and "wrong chain id" in wrong.log
         forged = codec.decode(types.Tx, tx(ALICE, 4))
         forged = types.Tx(
             forged.chain_id,
@@ -56,7 +62,8 @@ async def test_admission_dedup_and_reasons() -> None:
             forged.body,
             forged.signature,
         )
-        assert "invalid signature" in (await pool.add(codec.encode(forged))).reason
+        bad = await pool.add(codec.encode(forged))
+        assert bad.code == Code.BAD_SIGNATURE and "invalid signature" in bad.log
         assert len(pool) == 1
         assert pool.is_verified(types.tx_hash(good))
         nursery.cancel_scope.cancel()
@@ -68,10 +75,12 @@ async def test_limits_total_bytes_and_per_account() -> None:
         nursery.start_soon(verifier.run)
         results = [await pool.add(tx(ALICE, n)) for n in range(5)]
         assert [r.accepted for r in results] == [True, True, True, False, False]
-        assert "already has 3 txs waiting" in results[3].reason
+        assert results[3].code == Code.ACCOUNT_QUEUE_FULL
+        assert "already has 3 txs waiting" in results[3].log
         assert [(await pool.add(tx(BOB, n))).accepted for n in range(2)] == [True, True]
         full = await pool.add(tx(BOB, 9))
-        assert not full.accepted and "mempool is full" in full.reason
+        assert not full.accepted and full.code == Code.MEMPOOL_FULL
+        assert "mempool is full" in full.log and Code(full.code).retryable
         nursery.cancel_scope.cancel()
 
 
@@ -91,7 +100,9 @@ async def test_concurrent_adds_are_verified_in_batches() -> None:
 
 async def test_reap_respects_limits_and_update_removes_expires_rechecks() -> None:
     banned: set[int] = set()
-    pool, verifier = make(check=lambda t, raw: "banned" if t.nonce in banned else None)
+    pool, verifier = make(
+        check=lambda t, raw: (Code.REFUSED, "banned") if t.nonce in banned else (Code.OK, "")
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
         raws = [tx(ALICE, n, expiry=5 if n == 3 else 100) for n in range(6)]

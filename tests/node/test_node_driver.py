@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from appchaind import types
+from appchaind.codes import Code
 from appchaind.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home
 from appchaind.mempool import AddResult
@@ -160,7 +161,7 @@ async def test_tx_messages_from_a_peer_are_back_pressured(tmp_path: Path) -> Non
         most = max(most, in_flight)
         await release.wait()
         in_flight -= 1
-        return AddResult(False, b"", "test", duplicate=True)
+        return AddResult(False, b"", Code.ALREADY_KNOWN, "test")
 
     node.mempool.add = slow_add  # type: ignore[method-assign]
     payload = encode_message(TxsMessage((b"\x01" * 100,)))

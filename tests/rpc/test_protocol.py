@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from appchaind.codes import Code, http_status, retryable
+from appchaind.mempool import AddResult
 from appchaind.rpc.protocol import (
     ErrorCode,
     FrameDecoder,
@@ -15,7 +17,7 @@ from appchaind.rpc.protocol import (
     parse_request,
     request_frame,
 )
-from appchaind.rpc.server import submit_code
+from appchaind.rpc.server import admission_view
 from appchaind.rpc.streams import _level_changes
 
 
@@ -51,11 +53,24 @@ def test_request_roundtrip_and_errors() -> None:
     assert caught.value.request_id == 4  # type: ignore[attr-defined]
 
 
-def test_book_level_changes_and_submit_codes() -> None:
+def test_book_level_changes() -> None:
     assert _level_changes([(10, 5), (9, 1)], [(10, 4), (8, 2)]) == [(10, 4), (8, 2), (9, 0)]
     assert _level_changes([(10, 5)], [(10, 5)]) == []
-    assert submit_code(True, "") == 0
-    assert submit_code(False, "code 22 (POST_ONLY_WOULD_TAKE): post-only ...") == 22
-    assert submit_code(False, "invalid signature: ...") == 2
-    assert submit_code(False, "wrong chain id 'x'; this chain is 'y'") == 3
-    assert submit_code(False, "mempool is full (5 txs); retry later") == 1
+
+
+def test_admission_answers_carry_the_code_and_whether_to_retry() -> None:
+    """One shape from the mempool to the wire: the code is the mempool's integer, never
+    parsed back from its log; a busy node says to retry; each code has its HTTP status."""
+    busy = AddResult(False, b"\x01" * 32, Code.MEMPOOL_FULL, "mempool is full (5 txs)")
+    assert admission_view(busy) == {
+        "tx_hash": "01" * 32, "code": 40, "log": "mempool is full (5 txs)",
+        "duplicate": False, "retry": True,
+    }  # fmt: skip
+    refused = AddResult(False, b"\x02" * 32, Code.POST_ONLY_WOULD_TAKE, "post-only ...")
+    assert admission_view(refused)["code"] == 22 and not admission_view(refused)["retry"]
+    assert admission_view(AddResult(True, b"\x03" * 32))["code"] == 0
+    assert [http_status(c) for c in (0, 2, 22, 40, 41, 42, 43, 999)] == [
+        200, 400, 400, 503, 429, 413, 200, 400,
+    ]  # fmt: skip
+    assert retryable(Code.ACCOUNT_QUEUE_FULL) and not retryable(Code.BAD_SIGNATURE)
+    assert not retryable(999)
