@@ -473,7 +473,9 @@ def test_failures_are_logged_and_counted(net: Localnet) -> None:
     and a count in appchaind_connections_failed_total."""
     _restart_if_stopped(net)
     before = _metric(net, "appchaind_connections_failed_total", port="rpc", reason="reset")
-    rpc_status_then_reset(net)
+    # The reply is read first, so the reset reaches a server waiting in recv(): a reset
+    # racing the accept queue or the reply's write could be seen as another reason.
+    rpc_status_read_then_reset(net)
     net.wait_until(
         lambda: (
             _metric(net, "appchaind_connections_failed_total", port="rpc", reason="reset") > before
