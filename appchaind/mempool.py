@@ -9,8 +9,8 @@ Admission of a transaction's bytes, in order:
    batches so the thread hand-off is paid once per batch, not per tx;
 5. the application's ``check_tx``.
 
-A verified tx's hash is remembered (:meth:`Mempool.is_verified`), so block
-execution does not verify it again. After each commit, :meth:`update` drops
+Signatures are checked by the node's one :class:`~appchaind.signatures.SignatureVerifier`,
+whose verdict cache then spares a block's txs a second check. After each commit, :meth:`update` drops
 included and expired txs and re-checks a bounded number of the rest.
 """
 
@@ -24,9 +24,10 @@ import trio
 
 from appchaind import codec, types
 from appchaind.codes import Code
+from appchaind.signatures import SignatureVerifier
 from appchaind.types import Tx, tx_hash
 
-__all__ = ["Mempool", "AddResult", "MempoolStats", "SignatureVerifier", "CheckTx"]
+__all__ = ["Mempool", "AddResult", "MempoolStats", "CheckTx"]
 
 #: The application's admission check of a decoded tx and its canonical bytes (signature
 #: already verified): ``(code, log)``, code 0 (:attr:`Code.OK`) to accept.
@@ -93,67 +94,6 @@ class _LRUSet:
         return len(self._items)
 
 
-def _verify_batch(txs: list[Tx]) -> list[bool]:
-    return [tx.verify_signature() for tx in txs]
-
-
-class SignatureVerifier:
-    """Verifies tx signatures on ``threads`` worker threads, batching concurrent requests.
-
-    Run :meth:`run` in a nursery; then ``await verify(tx)``.
-    """
-
-    def __init__(self, threads: int, max_batch: int = 512) -> None:
-        self.threads = threads
-        self.max_batch = max_batch
-        self._pending: list[tuple[Tx, trio.Event, list[bool]]] = []
-        self._wakeup = trio.Event()
-        self.verified_total = 0
-
-    async def verify(self, tx: Tx) -> bool:
-        done = trio.Event()
-        slot: list[bool] = []
-        self._pending.append((tx, done, slot))
-        self._wakeup.set()
-        await done.wait()
-        return slot[0]
-
-    async def verify_many(self, txs: list[Tx]) -> list[bool]:
-        """Verifies a list (e.g. a received block's txs), spread over the threads."""
-        if not txs:
-            return []
-        chunk = max(1, -(-len(txs) // self.threads))
-        results: list[list[bool]] = [[] for _ in range(0, len(txs), chunk)]
-
-        async def run(i: int, part: list[Tx]) -> None:
-            results[i] = await trio.to_thread.run_sync(_verify_batch, part)
-
-        async with trio.open_nursery() as nursery:
-            for i, start in enumerate(range(0, len(txs), chunk)):
-                nursery.start_soon(run, i, txs[start : start + chunk])
-        self.verified_total += len(txs)
-        return [ok for part in results for ok in part]
-
-    async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(self.threads):
-                nursery.start_soon(self._worker)
-
-    async def _worker(self) -> None:
-        while True:
-            if not self._pending:
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-                continue
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            verdicts = await trio.to_thread.run_sync(_verify_batch, [b[0] for b in batch])
-            self.verified_total += len(batch)
-            for (_tx, done, slot), ok in zip(batch, verdicts, strict=True):
-                slot.append(ok)
-                done.set()
-
-
 class Mempool:
     """Pending transactions in arrival order, with the limits from ``[mempool]``."""
 
@@ -168,7 +108,6 @@ class Mempool:
         max_txs_per_account: int = 1_000,
         max_tx_bytes: int = types.MAX_TX_BYTES,
         seen_cache: int = 200_000,
-        verified_cache: int = 400_000,
     ) -> None:
         self.chain_id = chain_id
         self.check_tx = check_tx
@@ -181,7 +120,6 @@ class Mempool:
         self._per_sender: dict[bytes, int] = {}
         self._bytes = 0
         self._seen = _LRUSet(seen_cache)
-        self._verified = _LRUSet(verified_cache)
         self.height = 0
         self.rejected_total = 0
         self.evicted_total = 0
@@ -201,13 +139,6 @@ class Mempool:
         entry = self._txs.get(h)
         return None if entry is None else entry.tx
 
-    def is_verified(self, h: bytes) -> bool:
-        """True when this node already verified the signature of the tx with hash ``h``."""
-        return h in self._verified
-
-    def mark_verified(self, h: bytes) -> None:
-        self._verified.add(h)
-
     def statistics(self) -> MempoolStats:
         return MempoolStats(
             size=len(self._txs),
@@ -216,7 +147,7 @@ class Mempool:
             rejected_total=self.rejected_total,
             evicted_total=self.evicted_total,
             rechecked_total=self.rechecked_total,
-            verified_cache=len(self._verified),
+            verified_cache=len(self.verifier),
         )
 
     # ------------------------------------------------------------------ admission
@@ -251,14 +182,10 @@ class Mempool:
         if full is not None:
             return self._refuse(h, *full)
         self._seen.add(h)
-        if h not in self._verified:
-            if not await self.verifier.verify(tx):
-                return self._refuse(
-                    h,
-                    Code.BAD_SIGNATURE,
-                    "invalid signature: the tx is not signed by its sender key",
-                )
-            self._verified.add(h)
+        if not await self.verifier.verify_tx(tx, h):
+            return self._refuse(
+                h, Code.BAD_SIGNATURE, "invalid signature: the tx is not signed by its sender key"
+            )
         # Capacity again: other txs may have been admitted while we verified.
         full = self._capacity_problem(sender, len(raw))
         if full is not None:

@@ -1,36 +1,129 @@
-"""Signature verdicts: ed25519 verification with a bounded cache of verdicts.
+"""Signature checks, once per node: the threaded verifier and the one verdict cache.
 
-A signature is verified once per node: whoever checks it first (the consensus channel
-dropping a peer that relays a forged vote, the consensus machine counting votes) leaves
-the verdict here for the others.
+Whoever needs a signature checked asks the node's one :class:`SignatureVerifier`:
+
+- consensus messages (a vote's signatures, a proposal's) through :meth:`verify`, on the
+  node's thread: the consensus channel, which drops a peer relaying a forged vote, and
+  the consensus machine, counting votes, find each other's verdicts;
+- txs through :meth:`verify_tx` (mempool admission: concurrent requests are batched onto
+  worker threads, so the thread hand-off is paid once per batch; libsodium releases the
+  GIL) and :meth:`verify_txs` (a proposed block's txs, spread over the threads).
+
+Every verdict goes into one bounded cache (oldest out first): a tx's under its hash
+(SHA-256 of its canonical bytes, computed once by the caller), any other message's under
+(public key, signature, message). :meth:`tx_verified` answers from the cache alone: a
+block's txs that the mempool admitted are not verified again.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+import trio
+
 from appchaind import crypto
+from appchaind.types import Tx
 
-__all__ = ["CachingVerifier"]
+__all__ = ["SignatureVerifier"]
+
+CacheKey = bytes | tuple[bytes, bytes, bytes]
 
 
-class CachingVerifier:
-    """ed25519 verification with a bounded verdict cache, shared by the p2p reactor (which
-    drops peers that send badly signed votes) and the consensus machine (which then finds
-    the verdict cached instead of verifying twice)."""
+def _verify_batch(txs: list[Tx]) -> list[bool]:
+    return [tx.verify_signature() for tx in txs]
 
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._cache: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
-        self._capacity = capacity
-        self.verified = 0
+
+class SignatureVerifier:
+    """Verifies signatures on ``threads`` worker threads and remembers the verdicts.
+
+    Run :meth:`run` in a nursery before awaiting :meth:`verify_tx`."""
+
+    def __init__(self, threads: int, *, capacity: int = 400_000, max_batch: int = 512) -> None:
+        self.threads = threads
+        self.capacity = capacity
+        self.max_batch = max_batch
+        self._cache: OrderedDict[CacheKey, bool] = OrderedDict()
+        self._pending: list[tuple[Tx, bytes, trio.Event, list[bool]]] = []
+        self._wakeup = trio.Event()
+        #: Signatures actually checked (not answered from the cache).
+        self.verified_total = 0
+
+    def __len__(self) -> int:
+        """Verdicts in the cache."""
+        return len(self._cache)
+
+    def _remember(self, key: CacheKey, verdict: bool) -> None:
+        self._cache[key] = verdict
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+
+    # ------------------------------------------------------------------ consensus messages
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is ``public_key``'s over ``message`` (cached)."""
         key = (public_key, signature, message)
         verdict = self._cache.get(key)
         if verdict is None:
             verdict = crypto.verify(public_key, message, signature)
-            self.verified += 1
-            self._cache[key] = verdict
-            if len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
+            self.verified_total += 1
+            self._remember(key, verdict)
         return verdict
+
+    # ------------------------------------------------------------------ txs
+
+    def tx_verified(self, h: bytes) -> bool:
+        """True when the tx with hash ``h`` is known to carry a valid signature."""
+        return self._cache.get(h) is True
+
+    async def verify_tx(self, tx: Tx, h: bytes) -> bool:
+        """``tx``'s signature verdict (``h``: its hash), batched onto the worker threads."""
+        verdict = self._cache.get(h)
+        if verdict is not None:
+            return verdict
+        done = trio.Event()
+        slot: list[bool] = []
+        self._pending.append((tx, h, done, slot))
+        self._wakeup.set()
+        await done.wait()
+        return slot[0]
+
+    async def verify_txs(self, txs: list[Tx], hashes: list[bytes]) -> list[bool]:
+        """The verdicts of a list of txs (a received block's), spread over the threads;
+        those already cached are not checked again."""
+        verdicts: list[bool | None] = [self._cache.get(h) for h in hashes]
+        todo = [i for i, v in enumerate(verdicts) if v is None]
+        if todo:
+            chunk = max(1, -(-len(todo) // self.threads))
+            parts = [todo[start : start + chunk] for start in range(0, len(todo), chunk)]
+
+            async def check(part: list[int]) -> None:
+                results = await trio.to_thread.run_sync(_verify_batch, [txs[i] for i in part])
+                for i, ok in zip(part, results, strict=True):
+                    verdicts[i] = ok
+                    self._remember(hashes[i], ok)
+
+            async with trio.open_nursery() as nursery:
+                for part in parts:
+                    nursery.start_soon(check, part)
+            self.verified_total += len(todo)
+        return [bool(v) for v in verdicts]
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.threads):
+                nursery.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        while True:
+            if not self._pending:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            verdicts = await trio.to_thread.run_sync(_verify_batch, [b[0] for b in batch])
+            self.verified_total += len(batch)
+            for (_tx, h, done, slot), ok in zip(batch, verdicts, strict=True):
+                self._remember(h, ok)
+                slot.append(ok)
+                done.set()

@@ -22,7 +22,7 @@ from appchaind.consensus.validators import ValidatorSet
 from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.interface import ConsensusDriver
 from appchaind.node.messages import ProposalMessage, RoundStatus, VoteMessage, encode_message
-from appchaind.signatures import CachingVerifier
+from appchaind.signatures import SignatureVerifier
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 
 __all__ = ["ConsensusGossip", "REGOSSIP_AFTER_S", "STATUS_INTERVAL_S"]
@@ -39,13 +39,13 @@ class ConsensusGossip:
         driver: ConsensusDriver,
         peers: PeerManager,
         blocksync: BlockSyncReactor,
-        sig_verifier: CachingVerifier,
+        verifier: SignatureVerifier,
         chain_id: str,
     ) -> None:
         self.driver = driver
         self.peers = peers
         self.blocksync = blocksync
-        self.sig_verifier = sig_verifier
+        self.verifier = verifier
         self.chain_id = chain_id
 
     def on_message(self, peer: Peer, message: object) -> None:
@@ -86,7 +86,7 @@ class ConsensusGossip:
             validator = validators.validators[vote.validator_index]
             if validator.address != vote.validator:
                 return
-            if not self.sig_verifier.verify(
+            if not self.verifier.verify(
                 validator.public_key, vote.sign_bytes(self.chain_id), vote.signature
             ):
                 raise PeerMisbehaved(f"invalid signature on a vote by {vote.validator.hex()}")
@@ -97,7 +97,7 @@ class ConsensusGossip:
             if validators is None or index < 0:
                 return
             public_key = validators.validators[index].public_key
-            if not self.sig_verifier.verify(
+            if not self.verifier.verify(
                 public_key, proposal.sign_bytes(self.chain_id), proposal.signature
             ):
                 raise PeerMisbehaved(

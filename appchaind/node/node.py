@@ -76,7 +76,7 @@ from appchaind.crypto import PrivateKey
 from appchaind.errors import StartupError
 from appchaind.home import HomePaths
 from appchaind.logs import get_logger
-from appchaind.mempool import AddResult, Mempool, SignatureVerifier
+from appchaind.mempool import AddResult, Mempool
 from appchaind.metrics import NodeMetrics
 from appchaind.node.app import AppFactory, Application, FinalizeResult
 from appchaind.node.blocksync import BlockSyncReactor
@@ -100,7 +100,7 @@ from appchaind.node.messages import (
 from appchaind.node.view import NodeStatus, TxIndexEntry, TxIndexEntryV1
 from appchaind.privval import file_signer
 from appchaind.rpc.views import pack_tx_events
-from appchaind.signatures import CachingVerifier
+from appchaind.signatures import SignatureVerifier
 from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
 from appchaind.wal import WAL
 from config.genesis import load_genesis
@@ -189,7 +189,7 @@ class Node:
             max_block_txs=min(self.config.mempool.max_block_txs, self.genesis.params.max_block_txs),
         )
         self.metrics = NodeMetrics(self.chain_id)
-        self.sig_verifier = CachingVerifier()
+        #: The one signature verifier and verdict cache of this node (txs and votes alike).
         self.verifier = SignatureVerifier(self.config.mempool.verify_threads)
         m = self.config.mempool
         self.mempool = Mempool(
@@ -241,7 +241,7 @@ class Node:
         # The reactors, each talking to this driver through ConsensusDriver.
         self.blocksync = BlockSyncReactor(self, self.peers, self.store, self.metrics)
         self.consensus_gossip = ConsensusGossip(
-            self, self.peers, self.blocksync, self.sig_verifier, self.chain_id
+            self, self.peers, self.blocksync, self.verifier, self.chain_id
         )
         self.mempool_gossip = MempoolGossip(
             self.mempool,
@@ -382,7 +382,7 @@ class Node:
             config,
             self.chain_state,
             self.signer if with_signer else None,
-            self.sig_verifier,
+            self.verifier,
         )
 
     async def _consensus_loop(self) -> None:
@@ -525,22 +525,19 @@ class Node:
     async def _verify_txs(self, block: types.Block) -> frozenset[bytes] | None:
         """Checks every tx signature of ``block`` not already verified, on worker threads.
         Returns the block's tx hashes (all now verified), or None if any tx is bad."""
+        all_hashes = [types.tx_hash(raw) for raw in block.txs]
         unverified: list[types.Tx] = []
         hashes: list[bytes] = []
-        for raw in block.txs:
-            h = types.tx_hash(raw)
-            if self.mempool.is_verified(h):
+        for raw, h in zip(block.txs, all_hashes, strict=True):
+            if self.verifier.tx_verified(h):
                 continue
             try:
                 unverified.append(codec.decode(types.Tx, raw))
             except codec.CodecError:
                 return None
             hashes.append(h)
-        verdicts = await self.verifier.verify_many(unverified)
-        for h, ok in zip(hashes, verdicts, strict=True):
-            if ok:
-                self.mempool.mark_verified(h)
-        return frozenset(map(types.tx_hash, block.txs)) if all(verdicts) else None
+        verdicts = await self.verifier.verify_txs(unverified, hashes)
+        return frozenset(all_hashes) if all(verdicts) else None
 
     async def _process_proposal(self, block: types.Block) -> bool:
         verified = await self._verify_txs(block)
@@ -553,7 +550,7 @@ class Node:
         started = time.perf_counter()
         height = block.header.height
         hashes = [types.tx_hash(raw) for raw in block.txs]
-        verified = frozenset(h for h in hashes if self.mempool.is_verified(h))
+        verified = frozenset(h for h in hashes if self.verifier.tx_verified(h))
         # The txs this node has decoded and verified in its mempool (None for the others).
         decoded = [self.mempool.decoded(h) for h in hashes]
         # (The exchange pauses the cyclic GC while the block executes.)

@@ -10,7 +10,8 @@ from appchaind import codec, types
 from appchaind.codec import U64, message
 from appchaind.codes import Code
 from appchaind.crypto import PrivateKey
-from appchaind.mempool import Mempool, SignatureVerifier
+from appchaind.mempool import Mempool
+from appchaind.signatures import SignatureVerifier
 
 CHAIN = "mempool-test"
 ALICE = PrivateKey(b"\x01" * 32)
@@ -65,7 +66,7 @@ async def test_admission_dedup_and_reasons() -> None:
         bad = await pool.add(codec.encode(forged))
         assert bad.code == Code.BAD_SIGNATURE and "invalid signature" in bad.log
         assert len(pool) == 1
-        assert pool.is_verified(types.tx_hash(good))
+        assert verifier.tx_verified(types.tx_hash(good))
         nursery.cancel_scope.cancel()
 
 
@@ -121,9 +122,18 @@ async def test_reap_respects_limits_and_update_removes_expires_rechecks() -> Non
         nursery.cancel_scope.cancel()
 
 
-async def test_verify_many_spreads_a_block_over_threads() -> None:
+async def test_a_blocks_txs_are_verified_over_threads_once() -> None:
+    """A block's txs are checked on the threads; verdicts are remembered under each tx's
+    hash, so the txs already checked (by the mempool or an earlier block) are not checked
+    again, and a forged one stays refused."""
     _pool, verifier = make()
-    txs = [codec.decode(types.Tx, tx(ALICE, n)) for n in range(50)]
+    raws = [tx(ALICE, n) for n in range(50)]
+    txs = [codec.decode(types.Tx, raw) for raw in raws]
     bad = types.Tx(CHAIN, ALICE.public_key, 999, 1, _Note(1), b"\x00" * 64)
-    verdicts = await verifier.verify_many([*txs, bad])
+    hashes = [types.tx_hash(raw) for raw in raws] + [types.tx_hash(codec.encode(bad))]
+    verdicts = await verifier.verify_txs([*txs, bad], hashes)
     assert verdicts == [True] * 50 + [False]
+    assert verifier.verified_total == 51
+    assert await verifier.verify_txs([*txs, bad], hashes) == verdicts
+    assert verifier.verified_total == 51
+    assert verifier.tx_verified(hashes[0]) and not verifier.tx_verified(hashes[-1])
