@@ -1,8 +1,9 @@
 """Property tests over random order flow, price paths and blocks.
 
 Invariants after every block: quote conservation (exact), Σ positions = 0 per market, no
-crossed book; and determinism: two fresh instances, and one restarted from LevelDB
-halfway, agree on the app hash at every height.
+crossed book; every successful withdraw and transfer leaves the sender's free collateral
+≥ 0; no reduce-only fill increases |position| (or flips it); and determinism: two fresh
+instances, and one restarted from LevelDB halfway, agree on the app hash at every height.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import tempfile
 from hashlib import sha256
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appchaind.crypto import address_of
 from appchaind.exchange import (
     CancelAll,
     CancelOrder,
@@ -26,8 +28,10 @@ from appchaind.exchange import (
     Transfer,
     Withdraw,
 )
+from appchaind.exchange.app import _execution_class
+from appchaind.exchange.results import BlockResult, Event
 from appchaind.store import Store
-from appchaind.types import sign_tx
+from appchaind.types import Tx, sign_tx
 from tests.exchange.support import BLOCK_MS, CHAIN_ID, GENESIS_MS, address, genesis, key
 
 
@@ -41,19 +45,34 @@ class _Replace(NamedTuple):
 TRADERS = ["t0", "t1", "t2", "t3", "t4"]
 PRICES = [50000, 3000]
 
-#: An order as (market, side, type, tif, price offset ‰, size, trigger offset ‰, reduce only,
-#: client id, good_til_block offset): materialised against the block's oracle price.
-order_st = st.tuples(
-    st.integers(0, 1),
-    st.integers(0, 1),
+
+def _orders(
+    types: st.SearchStrategy[int],
+    tifs: st.SearchStrategy[int],
+    offsets: st.SearchStrategy[int],
+    reduce_only: st.SearchStrategy[bool],
+) -> st.SearchStrategy[tuple]:
+    """An order as (market, side, type, tif, price offset ‰, size, trigger offset ‰, reduce
+    only, client id, good_til_block offset): materialised against the block's oracle price."""
+    return st.tuples(
+        st.integers(0, 1),
+        st.integers(0, 1),
+        types,
+        tifs,
+        offsets,
+        st.integers(1, 150),
+        st.integers(-30, 30),
+        reduce_only,
+        st.integers(0, 6),
+        st.sampled_from([0, 0, 0, 3, 6]),
+    )
+
+
+order_st = _orders(
     st.sampled_from([0, 0, 0, 1, 2, 3, 4, 5]),
     st.integers(0, 3),
     st.integers(-30, 30),
-    st.integers(1, 150),
-    st.integers(-30, 30),
     st.sampled_from([False, False, False, True]),
-    st.integers(0, 6),
-    st.sampled_from([0, 0, 0, 3, 6]),
 )
 other_st = st.one_of(
     st.builds(CancelOrder, st.integers(0, 1), st.integers(1, 60), st.integers(0, 6), st.booleans()),
@@ -110,12 +129,30 @@ OPENING = [
 ]
 
 
-def _build(blocks):
+#: A block 1 that leaves four traders holding positions (long and short, both markets)
+#: against a maker's quotes, for flows of orders that reduce them: small positions, so
+#: that reduce-only orders (1 to 150 lots) are often larger than them, and two of them
+#: together more often still.
+OPENING_POSITIONS = [
+    (4, PlaceOrder(0, 0, 0, 0, 50000, 400, 0, False, 1, 0), 9),
+    (4, PlaceOrder(0, 1, 0, 0, 49500, 400, 0, False, 2, 0), 9),
+    (4, PlaceOrder(1, 1, 0, 0, 3000, 2000, 0, False, 3, 0), 9),
+    (4, PlaceOrder(1, 0, 0, 0, 3030, 2000, 0, False, 4, 0), 9),
+    (0, PlaceOrder(0, 1, 0, 2, 50000, 20, 0, False, 0, 0), 9),
+    (1, PlaceOrder(0, 0, 0, 2, 49500, 20, 0, False, 0, 0), 9),
+    (0, PlaceOrder(1, 0, 0, 2, 3000, 40, 0, False, 0, 0), 9),
+    (1, PlaceOrder(1, 1, 0, 2, 3030, 40, 0, False, 0, 0), 9),
+    (2, PlaceOrder(0, 1, 0, 2, 50000, 30, 0, False, 0, 0), 9),
+    (3, PlaceOrder(1, 0, 0, 2, 3000, 60, 0, False, 0, 0), 9),
+]
+
+
+def _build(blocks, opening=OPENING):
     """Signed txs and decided prices per block (nonces from block time; some replayed)."""
     built = []
     prices = list(PRICES)
     counter = 0
-    blocks = [([0, 0], OPENING), *blocks]
+    blocks = [([0, 0], opening), *blocks]
     for height, (moves, specs) in enumerate(blocks, start=1):
         time_ms = GENESIS_MS + height * BLOCK_MS
         prices = [max(1, p + p * mv // 1000) for p, mv in zip(prices, moves, strict=True)]
@@ -145,7 +182,103 @@ def _check_invariants(app: ExchangeApp) -> None:
         assert bid is None or ask is None or bid < ask
 
 
+class _RuleChecks:
+    """Rules checked on one app as its blocks run, tx by tx and fill by fill:
+
+    * after every successful withdraw or transfer, the sender's free collateral is ≥ 0:
+      checked right after the tx, by wrapping the app's handlers of those txs (a later tx
+      or the end of the block may lower it legitimately: a fill that reduces risk, funding);
+    * a fill of a reduce-only order (as taker, or as maker resting) never increases the
+      owner's |position| nor flips it: positions are followed from the block's events
+      (fills and deleveraging, in execution order) and must end as the app's positions.
+    """
+
+    def __init__(self, app: ExchangeApp) -> None:
+        self.app = app
+        #: Ids of reduce-only orders that rested (or wait for their trigger).
+        self.reduce_only_orders: set[int] = set()
+        handlers = app._handlers
+        for kind in (Withdraw, Transfer):
+            handlers[kind] = self._leaves_free_collateral(handlers[kind])
+
+    def _leaves_free_collateral(self, handle: Any) -> Any:
+        def checked(account: Any, body: Any, events: Any) -> tuple[int, str]:
+            code, log = handle(account, body, events)
+            if code == 0:
+                free = self.app.clearing.health(account).free_collateral
+                assert free >= 0, f"{body} left free collateral {free}"
+            return code, log
+
+        return checked
+
+    def positions(self) -> dict[tuple[bytes, int], int]:
+        """(address, market) -> position size in lots, of every open position."""
+        return {
+            (account.address, market_id): position.size
+            for account in self.app.clearing.accounts.values()
+            for market_id, position in account.positions.items()
+        }
+
+    def check_block(
+        self, txs: list[Tx], result: BlockResult, before: dict[tuple[bytes, int], int]
+    ) -> None:
+        """Follows the positions from ``before`` through the block's fills, in the order
+        they happened: the txs in execution order (classes, then block order), then the
+        end of the block."""
+        held = dict(before)
+        for i in sorted(range(len(txs)), key=lambda i: _execution_class(txs[i].body)):
+            body = txs[i].body
+            order = body.order if isinstance(body, ReplaceOrder) else body
+            reduce_only = isinstance(order, PlaceOrder) and order.reduce_only
+            sender = address_of(txs[i].sender)
+            events = result.tx_results[i].events
+            for event in events:
+                self._follow(held, event, sender if reduce_only else None)
+            if reduce_only:
+                self.reduce_only_orders.update(
+                    e.attributes["order_id"]
+                    for e in events
+                    if e.kind == "order"
+                    and e.attributes["owner"] == sender
+                    and e.attributes["status"] in ("resting", "conditional")
+                )
+        for event in result.events:
+            self._follow(held, event, None)
+        assert {k: v for k, v in held.items() if v} == self.positions()
+
+    def _follow(
+        self, held: dict[tuple[bytes, int], int], event: Event, reduce_only_taker: bytes | None
+    ) -> None:
+        """Applies a fill or a deleveraging to ``held``, checking reduce-only fills.
+        ``reduce_only_taker``: the sender of the tx being followed if its order is
+        reduce-only (a fill with it as taker is that order's)."""
+        a = event.attributes
+        if event.kind == "fill":
+            bought = a["size"] if a["taker_side"] else -a["size"]
+            sides = (
+                (a["taker"], bought, a["taker"] == reduce_only_taker
+                 or a["taker_order_id"] in self.reduce_only_orders),
+                (a["maker"], -bought, a["maker_order_id"] in self.reduce_only_orders),
+            )  # fmt: skip
+            for owner, delta, reduce_only in sides:
+                size = held.get((owner, a["market"]), 0)
+                if reduce_only:
+                    new_size = size + delta
+                    assert abs(new_size) <= abs(size) and size * new_size >= 0, a
+                held[(owner, a["market"])] = size + delta
+        elif event.kind == "adl":
+            # The liquidated account's position goes to the counterparty, whichever side.
+            market, size = a["market"], a["size"]
+            sold = size if held[(a["account"], market)] > 0 else -size
+            held[(a["account"], market)] -= sold
+            held[(a["counterparty"], market)] = held.get((a["counterparty"], market), 0) + sold
+
+
 def _run(app: ExchangeApp, block) -> bytes:
+    return _finalize(app, block).app_hash
+
+
+def _finalize(app: ExchangeApp, block) -> BlockResult:
     height, time_ms, txs, prices = block
     result = app.finalize_block(
         height, time_ms, txs, prev_block_hash=sha256(bytes([height % 256])).digest(),
@@ -153,7 +286,7 @@ def _run(app: ExchangeApp, block) -> bytes:
     )  # fmt: skip
     assert len(result.tx_results) == len(txs)
     app.commit()
-    return result.app_hash
+    return result
 
 
 @settings(max_examples=25)
@@ -168,6 +301,7 @@ def test_random_blocks_keep_invariants_and_replicate(blocks):
         store = Store(Path(tmp) / "data")
         c = ExchangeApp(genesis_doc, store)
         assert a.app_hash == b.app_hash == c.app_hash
+        rules = _RuleChecks(a)
         for i, block in enumerate(built):
             if i == half:
                 store.close()
@@ -175,10 +309,50 @@ def test_random_blocks_keep_invariants_and_replicate(blocks):
                 c = ExchangeApp(genesis_doc, store)
                 assert c.app_hash == a.app_hash
                 assert c.state_summary() == a.state_summary()
-            ha, hb, hc = _run(a, block), _run(b, block), _run(c, block)
-            assert ha == hb == hc
+            before = rules.positions()
+            result = _finalize(a, block)
+            assert result.app_hash == _run(b, block) == _run(c, block)
             _check_invariants(a)
+            rules.check_block(block[2], result, before)
         store.close()
+
+
+#: Orders of which half are reduce-only, mostly limit orders that rest, at prices within 1%
+#: of an oracle that moves little (so that they trade): a flow that reduces (and tries to
+#: grow or flip) the positions of OPENING_POSITIONS, reduce-only orders filling as takers
+#: and as makers.
+reduce_only_order_st = _orders(
+    st.sampled_from([0, 0, 0, 0, 1, 2, 5]),
+    st.sampled_from([0, 0, 0, 1, 2]),
+    st.integers(-10, 10),
+    st.booleans(),
+)
+reduce_only_block_st = st.tuples(
+    st.lists(st.integers(-5, 5), min_size=2, max_size=2),
+    st.lists(
+        st.tuples(
+            st.integers(0, len(TRADERS) - 1),
+            st.integers(0, 99).flatmap(lambda r: reduce_only_order_st if r < 85 else other_st),
+            st.integers(0, 9),
+        ),
+        min_size=4,
+        max_size=12,
+    ),
+)
+
+
+@settings(max_examples=50)
+@given(st.lists(reduce_only_block_st, min_size=2, max_size=8))
+def test_reduce_only_fills_never_grow_a_position(blocks):
+    """The same per-block rules as above, on flows where four traders hold positions and
+    half the orders are reduce-only (as takers, resting makers and conditionals)."""
+    app = ExchangeApp(_genesis())
+    rules = _RuleChecks(app)
+    for block in _build(blocks, OPENING_POSITIONS):
+        before = rules.positions()
+        result = _finalize(app, block)
+        _check_invariants(app)
+        rules.check_block(block[2], result, before)
 
 
 @settings(max_examples=10)
