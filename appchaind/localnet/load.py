@@ -205,15 +205,17 @@ class SenderRecord:
     last_sent: float = 0.0
 
 
-@dataclass
-class _Market:
+@dataclass(frozen=True)
+class MarketQuote:
+    """A market as a sender prices its orders: the oracle price in ticks."""
+
     market_id: int
     tick_size: Decimal
-    oracle: int  # ticks
+    oracle: int
 
 
 @dataclass
-class _Trader:
+class Trader:
     key: PrivateKey
     last_nonce: int = 0
     last_client_id: int = 0
@@ -230,11 +232,11 @@ class _Trader:
 
 
 @dataclass(frozen=True)
-class _Signed:
+class SignedOrder:
     raw: bytes
     tx_hash: str
     kind: int
-    trader: _Trader
+    trader: Trader
     market_id: int
     client_id: int
 
@@ -262,15 +264,16 @@ class Sender:
         self.chain_id = chain_id
         self.clients = clients
         self.rng = random.Random(plan.seed)
-        self.traders = [_Trader(PrivateKey(seed)) for seed in plan.seeds]
-        self.markets: list[_Market] = []
+        self.traders = [Trader(PrivateKey(seed)) for seed in plan.seeds]
+        self.markets: list[MarketQuote] = []
         self.height = 0
         self.total = int(plan.rate * plan.duration_s)
         self.interval = 1.0 / plan.rate
         self.record = SenderRecord()
-        self._signed: deque[_Signed] = deque()
+        self._signed: deque[SignedOrder] = deque()
         self._next_slot = 0
-        self._start_wall = 0.0
+        #: When slot 0 is due (unix seconds); set by :meth:`run`.
+        self.start_wall = time.time()
 
     async def refresh(self) -> None:
         """The latest height (for expiries) and the oracle prices (for order prices)."""
@@ -280,7 +283,7 @@ class Sender:
         for m in await client.markets():
             tick = Decimal(m["tick_size"])
             oracle = int(Decimal(m["oracle_price"]) / tick)
-            markets.append(_Market(m["market_id"], tick, oracle))
+            markets.append(MarketQuote(m["market_id"], tick, oracle))
         self.markets = markets
 
     async def refresh_forever(self) -> None:
@@ -293,9 +296,9 @@ class Sender:
 
     def _scheduled(self, slot: int) -> float:
         """Wall-clock time at which ``slot`` is due."""
-        return self._start_wall + slot * self.interval
+        return self.start_wall + slot * self.interval
 
-    def _kind(self, trader: _Trader, due: float) -> int:
+    def _kind(self, trader: Trader, due: float) -> int:
         kind: int = self.rng.choices(range(3), weights=self.plan.mix.weights)[0]
         if kind == CANCEL and not (
             trader.resting and trader.resting[0][2] <= due - CANCEL_MIN_AGE_S
@@ -307,7 +310,7 @@ class Sender:
             kind = CANCEL
         return kind
 
-    def _body(self, kind: int, trader: _Trader) -> tuple[object, int, int]:
+    def _body(self, kind: int, trader: Trader) -> tuple[object, int, int]:
         """The tx body of an order of ``kind``, with its market id and client id."""
         rng = self.rng
         if kind == CANCEL:
@@ -331,7 +334,9 @@ class Sender:
         )  # fmt: skip
         return body, market.market_id, client_id
 
-    def _sign_next(self) -> _Signed:
+    def sign_next(self) -> SignedOrder:
+        """The next slot's order, decided and signed (a cancel targets the oldest limit
+        order of the account accepted ``CANCEL_MIN_AGE_S`` before the slot is due)."""
         slot = self._next_slot
         self._next_slot += 1
         trader = self.traders[slot % len(self.traders)]
@@ -341,11 +346,11 @@ class Sender:
             trader.key, self.chain_id, trader.nonce(), self.height + self.plan.expiry_blocks, body
         )
         raw = codec.encode(tx)
-        return _Signed(raw, types.tx_hash(raw).hex(), kind, trader, market_id, client_id)
+        return SignedOrder(raw, types.tx_hash(raw).hex(), kind, trader, market_id, client_id)
 
     # ------------------------------------------------------------------ submission
 
-    async def _submit(self, signed: _Signed, client: Client, due: float) -> None:
+    async def _submit(self, signed: SignedOrder, client: Client, due: float) -> None:
         record = self.record
         sent = time.time()
         record.lag_ms.append((sent - due) * 1000)
@@ -369,8 +374,8 @@ class Sender:
     async def run(self, start_wall: float) -> SenderRecord:
         """Submits every order on schedule from ``start_wall`` (unix seconds); returns
         once every submission has its answer."""
-        self._start_wall = start_wall + self.plan.offset_s
-        start = trio.current_time() + (self._start_wall - time.time())
+        self.start_wall = start_wall + self.plan.offset_s
+        start = trio.current_time() + (self.start_wall - time.time())
         ahead = max(1, int(self.plan.rate * SIGN_AHEAD_S))
         clients = self.clients
         async with trio.open_nursery() as refresher:
@@ -381,7 +386,7 @@ class Sender:
                     elapsed = trio.current_time() - start
                     due_now = min(self.total, math.floor(elapsed / self.interval) + 1)
                     while slot < due_now:
-                        signed = self._signed.popleft() if self._signed else self._sign_next()
+                        signed = self._signed.popleft() if self._signed else self.sign_next()
                         client = clients[(slot + self.plan.index) % len(clients)]
                         submissions.start_soon(self._submit, signed, client, self._scheduled(slot))
                         slot += 1
@@ -389,7 +394,7 @@ class Sender:
                     while len(self._signed) < ahead and self._next_slot < self.total:
                         if trio.current_time() >= next_due:
                             break
-                        self._signed.append(self._sign_next())
+                        self._signed.append(self.sign_next())
                     await trio.sleep_until(max(next_due, trio.current_time() + WAKE_S))
             refresher.cancel_scope.cancel()
         return self.record
