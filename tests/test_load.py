@@ -203,7 +203,7 @@ def test_low_rate_run_commits_every_order() -> None:
     # Sanity, not a budget: ordered percentiles, commits within the run's own bounds.
     assert 0 < report["p50_ms"] <= report["p90_ms"] <= report["p99_ms"] <= report["max_ms"]
     assert report["p99_ms"] < 25_000
-    assert report["offered_rate"] == 100 and 0 < report["committed_rate"] <= 100
+    assert report["offered_rate"] == 100 and report["committed_rate"] > 0
     assert report["blocks"] >= 2 and report["max_block_gap_ms"] >= report["mean_block_interval_ms"]
     assert report["txs_per_block"] > 0
     # Failed in a block can only be a cancel whose order is gone (filled by an IOC).
