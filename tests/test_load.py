@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ from appchaind.localnet.load import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKETS = [MarketQuote(0, Decimal("0.1"), 650_000), MarketQuote(1, Decimal("0.01"), 350_000)]
+MARKETS = [MarketQuote(0, 650_000), MarketQuote(1, 350_000)]
 JSON_KEYS = {
     "offered_rate", "committed_rate", "p50_ms", "p90_ms", "p99_ms", "rejected",
     "max_block_gap_ms",

@@ -209,7 +209,6 @@ class SenderRecord:
     answer_ms: list[float] = field(default_factory=list)
     cancels_as_limits: int = 0
     limits_as_cancels: int = 0
-    first_sent: float = math.inf
     last_sent: float = 0.0
 
 
@@ -218,7 +217,6 @@ class MarketQuote:
     """A market as a sender prices its orders: the oracle price in ticks."""
 
     market_id: int
-    tick_size: Decimal
     oracle: int
 
 
@@ -289,9 +287,8 @@ class Sender:
         self.height = (await client.status())["height"]
         markets = []
         for m in await client.markets():
-            tick = Decimal(m["tick_size"])
-            oracle = int(Decimal(m["oracle_price"]) / tick)
-            markets.append(MarketQuote(m["market_id"], tick, oracle))
+            oracle = int(Decimal(m["oracle_price"]) / Decimal(m["tick_size"]))
+            markets.append(MarketQuote(m["market_id"], oracle))
         self.markets = markets
 
     async def refresh_forever(self) -> None:
@@ -363,12 +360,14 @@ class Sender:
         sent = time.time()
         record.lag_ms.append((sent - due) * 1000)
         record.kinds[signed.kind] += 1
-        record.first_sent = min(record.first_sent, sent)
         record.last_sent = max(record.last_sent, sent)
         try:
             answer = await client.request("broadcast_tx", {"tx": signed.raw, "mode": "sync"})
         except RpcError as exc:
             record.refused[_rpc_error_name(exc)] += 1
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            record.refused["RPC_CONNECTION_LOST"] += 1
             return
         record.answer_ms.append((time.time() - sent) * 1000)
         code = answer["code"]
