@@ -659,6 +659,7 @@ class _Run:
         context = multiprocessing.get_context("spawn")
         processes: list[multiprocessing.process.BaseProcess] = []
         pipes: list[Connection] = []
+        records: list[SenderRecord] = []
         try:
             for plan in self._plans(addresses, keys):
                 ours, theirs = context.Pipe()
@@ -678,18 +679,18 @@ class _Run:
             self.progress(f"offering {o.rate:g} orders/s for {o.duration_s:g} s")
             for pipe in pipes:
                 pipe.send(start)
-            records: list[SenderRecord] = []
             for pipe in pipes:
                 message = await _receive(pipe, o.duration_s + SETUP_DEADLINE_S)
                 if not isinstance(message, SenderRecord):
                     raise LoadError(str(message))
                 records.append(message)
         finally:
-            for process in processes:
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+            # Reported senders exit by themselves; after a failure, nobody waits for them.
+            for child in processes:
+                child.join(timeout=5 if len(records) == len(processes) else 0)
+                if child.is_alive():
+                    child.kill()
+                    child.join()
         accepted = [a for r in records for a in r.accepted]
         last_sent = max((r.last_sent for r in records), default=end)
         grace_deadline = trio.current_time() + max(0.0, last_sent + o.grace_s - time.time())
