@@ -35,8 +35,9 @@ Rates and figures: ``offered_rate`` is orders submitted per second of the run;
 ``committed_rate`` is our txs seen committed per second in the steady part of the run (the
 blocks that arrived after its first ``WARMUP_S`` seconds, a quarter of a short run; a
 chain that keeps up commits at the offered rate); latencies are from the submit call to the arrival of the block holding the tx;
-block figures use the blocks that arrived during the run (intervals from their header
-times). Loopback only: every address is 127.0.0.1.
+block figures use the blocks that arrived during the run: the mean interval is the run's
+length over their count, the max gap the longest time between two block arrivals that
+overlaps the run (a stall that outlasts the run counts until the report). Loopback only: every address is 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import random
 import signal
 import tempfile
 import time
+import urllib.request
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,6 +212,8 @@ class SenderRecord:
     cancels_as_limits: int = 0
     limits_as_cancels: int = 0
     last_sent: float = 0.0
+    #: Process CPU seconds the sender spent from its start time to its last answer.
+    cpu_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -383,6 +387,7 @@ class Sender:
         once every submission has its answer."""
         self.start_wall = start_wall + self.plan.offset_s
         start = trio.current_time() + (self.start_wall - time.time())
+        cpu_before = time.process_time()
         ahead = max(1, int(self.plan.rate * SIGN_AHEAD_S))
         clients = self.clients
         async with trio.open_nursery() as refresher:
@@ -404,6 +409,7 @@ class Sender:
                         self._signed.append(self.sign_next())
                     await trio.sleep_until(max(next_due, trio.current_time() + WAKE_S))
             refresher.cancel_scope.cancel()
+        self.record.cpu_s = time.process_time() - cpu_before
         return self.record
 
 
@@ -512,6 +518,12 @@ class LoadReport:
     sender_lag_max_ms: float | None
     answer_p50_ms: float | None
     answer_p99_ms: float | None
+    #: Sender processes' CPU time per order submitted, in microseconds (sign, encode, send,
+    #: read the answer), and the busiest sender's share of one core over the run.
+    sender_cpu_us_per_order: float | None
+    sender_cpu_share: float | None
+    #: Each node's mempool size when the run ended (after the grace period).
+    mempools_at_end: list[int | None] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -537,7 +549,10 @@ class LoadReport:
                 f"{self.senders} senders, mix {self.mix}, {self.rate:g} orders/s for "
                 f"{self.duration_s:g} s",
                 f"offered     {self.offered_rate:,.1f} orders/s ({self.submitted:,} submitted; "
-                f"sender lag p99 {ms(self.sender_lag_p99_ms)}, max {ms(self.sender_lag_max_ms)})",
+                f"sender lag p99 {ms(self.sender_lag_p99_ms)}, max {ms(self.sender_lag_max_ms)}; "
+                f"sender CPU {_figure(self.sender_cpu_us_per_order, ' us')} per order, busiest "
+                f"sender {_figure(self.sender_cpu_share and 100 * self.sender_cpu_share, '%')} "
+                "of a core)",
                 f"accepted    {self.accepted:,} ({_share(self.accepted, self.submitted)}; "
                 f"sync answer p50 {ms(self.answer_p50_ms)}, p99 {ms(self.answer_p99_ms)})",
                 f"committed   {self.committed_rate:,.1f} orders/s after the warm-up "
@@ -551,11 +566,18 @@ class LoadReport:
                 f"blocks      {self.blocks} during the run{heights}, mean interval "
                 f"{ms(self.mean_block_interval_ms)}, max gap {ms(self.max_block_gap_ms)}, "
                 f"{per_block} txs per block",
+                "mempools    at the end: "
+                + ", ".join("-" if n is None else f"{n:,}" for n in self.mempools_at_end)
+                + " txs",
                 f"orders      {reasons(self.kinds)} (cancels sent as limits for want of an "
                 f"old enough order: {self.cancels_as_limits:,}; limits sent as cancels at "
                 f"{MAX_RESTING} resting: {self.limits_as_cancels:,})",
             ]
         )
+
+
+def _figure(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:,.0f}{unit}"
 
 
 def _share(part: int, whole: int) -> str:
@@ -567,6 +589,29 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def longest_gap(arrivals: list[float], start: float, end: float, now: float) -> float:
+    """The longest time between consecutive block arrivals (seconds) among the gaps that
+    overlap the run ``[start, end]``; the run's start stands for a block before it if none
+    arrived, and ``now`` for the next block if none arrived after the run (a stall)."""
+    edges = sorted(arrivals)
+    if not edges or edges[0] > start:
+        edges.insert(0, start)
+    if edges[-1] <= end:
+        edges.append(max(now, end))
+    return max(
+        (b - a for a, b in zip(edges, edges[1:], strict=False) if b >= start and a <= end),
+        default=end - start,
+    )
+
+
+def prometheus_value(text: str, name: str) -> int | None:
+    """The value of the metric ``name`` in a Prometheus exposition (its first sample)."""
+    for line in text.splitlines():
+        if line.startswith((f"{name} ", f"{name}{{")):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
 
 
 def _rpc_address(node: LocalnetNode) -> str:
@@ -697,7 +742,23 @@ class _Run:
         missing = await self.feed.wait_committed([h for h, _t, _k in accepted], grace_deadline)
         if missing:
             self.progress(f"{len(missing)} accepted txs not committed after {o.grace_s:g} s")
-        return self._report(records, accepted, len(missing), start, end)
+        report = self._report(records, accepted, len(missing), start, end)
+        report.mempools_at_end = await trio.to_thread.run_sync(self._mempool_sizes)
+        return report
+
+    def _mempool_sizes(self) -> list[int | None]:
+        """Each node's ``appchaind_mempool_size`` (None where /metrics did not answer)."""
+        sizes: list[int | None] = []
+        for node in self.nodes:
+            url = f"http://127.0.0.1:{node.http_port}/metrics"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    text = response.read().decode()
+            except (OSError, ValueError):
+                sizes.append(None)
+                continue
+            sizes.append(prometheus_value(text, "appchaind_mempool_size"))
+        return sizes
 
     def _report(
         self,
@@ -734,11 +795,6 @@ class _Run:
         submitted = sum(kinds)
         blocks = self.feed.blocks
         during = [i for i, b in enumerate(blocks) if start <= b[2] <= end]
-        gaps = [blocks[i][1] - blocks[i - 1][1] for i in during if i > 0]
-        mean_interval = None
-        if len(during) > 1:
-            first, last = blocks[during[0]], blocks[during[-1]]
-            mean_interval = (last[1] - first[1]) / (len(during) - 1)
         return LoadReport(
             validators=len(self.nodes),
             accounts=o.accounts,
@@ -763,8 +819,8 @@ class _Run:
             cancels_as_limits=sum(r.cancels_as_limits for r in records),
             limits_as_cancels=sum(r.limits_as_cancels for r in records),
             blocks=len(during),
-            mean_block_interval_ms=mean_interval,
-            max_block_gap_ms=max(gaps) if gaps else None,
+            mean_block_interval_ms=o.duration_s * 1000 / len(during) if during else None,
+            max_block_gap_ms=longest_gap([b[2] for b in blocks], start, end, time.time()) * 1000,
             txs_per_block=(sum(blocks[i][3] for i in during) / len(during) if during else None),
             first_height=blocks[during[0]][0] if during else None,
             last_height=blocks[during[-1]][0] if during else None,
@@ -772,6 +828,10 @@ class _Run:
             sender_lag_max_ms=lags[-1] if lags else None,
             answer_p50_ms=percentile(answers, 0.50),
             answer_p99_ms=percentile(answers, 0.99),
+            sender_cpu_us_per_order=(
+                sum(r.cpu_s for r in records) * 1e6 / submitted if submitted else None
+            ),
+            sender_cpu_share=max(r.cpu_s for r in records) / o.duration_s if records else None,
         )
 
 
@@ -809,7 +869,10 @@ def run_load(
 ) -> LoadReport:
     """Runs the load on the running localnet in ``directory``, or on a new temporary one
     of ``validators`` nodes (with ``config_overrides`` in their config.toml) that is
-    stopped at the end. Raises :class:`LoadError` if it cannot be set up or run."""
+    stopped at the end. Raises :class:`LoadError` if it cannot be set up or run.
+
+    The senders are spawned processes, which import the caller's main module again: a
+    script calling this must do so under ``if __name__ == "__main__":``."""
     options.check()
     if directory is not None:
         if config_overrides:
