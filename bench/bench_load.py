@@ -3,7 +3,7 @@
 Run by ``make bench`` (bench/run.py) with the defaults below, never by the tests (they run
 a bounded version: tests/test_bench.py):
 
-    PYTHONPATH=. python bench/bench_load.py [--rate 1000] [--duration 20] [--validators 4]
+    PYTHONPATH=. python bench/bench_load.py [--rate 500] [--duration 20] [--validators 4]
 
 Prints the load tool's summary, then a table of figure, target, measured and ratio
 (measured / target). The targets say what "keeping up" means here: every offered order
@@ -57,7 +57,7 @@ def table(report: LoadReport) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=1_000.0, help="orders/s (default 1000)")
+    parser.add_argument("--rate", type=float, default=500.0, help="orders/s (default 500)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
     parser.add_argument("--validators", type=int, default=4, help="validators (default 4)")
     parser.add_argument("--accounts", type=int, default=400, help="accounts (default 400)")

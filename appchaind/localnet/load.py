@@ -524,6 +524,8 @@ class LoadReport:
     sender_cpu_share: float | None
     #: Each node's mempool size when the run ended (after the grace period).
     mempools_at_end: list[int | None] = field(default_factory=list)
+    #: A few hashes of accepted txs never seen committed (``appchaind query tx HASH``).
+    not_committed_sample: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -739,11 +741,17 @@ class _Run:
         accepted = [a for r in records for a in r.accepted]
         last_sent = max((r.last_sent for r in records), default=end)
         grace_deadline = trio.current_time() + max(0.0, last_sent + o.grace_s - time.time())
-        missing = await self.feed.wait_committed([h for h, _t, _k in accepted], grace_deadline)
+        hashes = [h for h, _t, _k in accepted]
+        missing = await self.feed.wait_committed(hashes, grace_deadline)
+        # The mempools first, then the commits again: a tx that left a mempool by a commit
+        # in between is seen in its block, not counted as lost.
+        mempools = await trio.to_thread.run_sync(self._mempool_sizes)
         if missing:
+            missing = await self.feed.wait_committed(sorted(missing), trio.current_time() + 1)
             self.progress(f"{len(missing)} accepted txs not committed after {o.grace_s:g} s")
         report = self._report(records, accepted, len(missing), start, end)
-        report.mempools_at_end = await trio.to_thread.run_sync(self._mempool_sizes)
+        report.mempools_at_end = mempools
+        report.not_committed_sample = sorted(missing)[:5]
         return report
 
     def _mempool_sizes(self) -> list[int | None]:
