@@ -744,10 +744,15 @@ class _Run:
         hashes = [h for h, _t, _k in accepted]
         missing = await self.feed.wait_committed(hashes, grace_deadline)
         # The mempools first, then the commits again: a tx that left a mempool by a commit
-        # in between is seen in its block, not counted as lost.
+        # in between is seen in its block, not counted as lost (and the mempools are read
+        # again after such a block).
         mempools = await trio.to_thread.run_sync(self._mempool_sizes)
         if missing:
+            before = len(missing)
             missing = await self.feed.wait_committed(sorted(missing), trio.current_time() + 1)
+            if len(missing) < before:
+                mempools = await trio.to_thread.run_sync(self._mempool_sizes)
+        if missing:
             self.progress(f"{len(missing)} accepted txs not committed after {o.grace_s:g} s")
         report = self._report(records, accepted, len(missing), start, end)
         report.mempools_at_end = mempools
