@@ -32,12 +32,14 @@ account with nothing old enough to cancel becomes a limit order, and a limit slo
 account with ``MAX_RESTING`` orders out becomes a cancel; both are counted.
 
 Rates and figures: ``offered_rate`` is orders submitted per second of the run;
-``committed_rate`` is our txs seen committed per second in the steady part of the run (the
-blocks that arrived after its first ``WARMUP_S`` seconds, a quarter of a short run; a
-chain that keeps up commits at the offered rate); latencies are from the submit call to the arrival of the block holding the tx;
-block figures use the blocks that arrived during the run: the mean interval is the run's
-length over their count, the max gap the longest time between two block arrivals that
-overlaps the run (a stall that outlasts the run counts until the report). Loopback only: every address is 127.0.0.1.
+``committed_rate`` is our txs seen committed per second in the steady part of the run
+(blocks that arrived after its first ``WARMUP_S`` seconds, at most a quarter of it): a
+chain that keeps up commits at the offered rate. Latencies run from the submit call to
+the arrival of the block holding the tx. Block figures use the blocks that arrived
+during the run: the mean interval is the run's length over their count; the max gap is
+the longest time between two block arrivals that overlaps the run (a stall that outlasts
+the run counts until the report). Each node's ``appchaind_mempool_size`` at the end tells
+a backlog still draining from a loss. Loopback only: every address is 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ CANCEL_MIN_AGE_S = 1.0
 MAX_RESTING = 150
 #: Quote units each account mints from the faucet.
 FUNDING = "10000"
+#: Orders expire this many blocks after the latest height their sender saw (at most the
+#: chain's ``max_tx_lifetime_blocks`` less 5).
 EXPIRY_BLOCKS = 300
 #: Senders sign this far ahead of the schedule.
 SIGN_AHEAD_S = 0.2
@@ -558,9 +562,9 @@ class LoadReport:
                 f"accepted    {self.accepted:,} ({_share(self.accepted, self.submitted)}; "
                 f"sync answer p50 {ms(self.answer_p50_ms)}, p99 {ms(self.answer_p99_ms)})",
                 f"committed   {self.committed_rate:,.1f} orders/s after the warm-up "
-                f"({self.committed_in_run:,} during the run); {self.committed:,} of "
-                f"{self.accepted:,} accepted "
-                f"committed in all, {self.not_committed:,} not committed after the grace period",
+                f"({self.committed_in_run:,} during the run); {self.committed:,} of the "
+                f"{self.accepted:,} accepted committed in all, {self.not_committed:,} not "
+                "after the grace period",
                 f"latency     submit->commit p50 {ms(self.p50_ms)}, p90 {ms(self.p90_ms)}, "
                 f"p99 {ms(self.p99_ms)}, max {ms(self.max_ms)}",
                 f"refused     {reasons(self.rejected)}",
@@ -621,6 +625,9 @@ def _rpc_address(node: LocalnetNode) -> str:
 
 
 class _Run:
+    """One load run on running nodes: the commit feed, the funding, the senders, the
+    report."""
+
     def __init__(
         self,
         options: LoadOptions,
