@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from appchaind import __version__
 from appchaind.client_cli import TxFailed, add_trading_commands
@@ -158,6 +160,47 @@ def cmd_localnet_show(args: argparse.Namespace) -> None:
     _print_localnet(Path(args.dir))
 
 
+def _node_config_overrides(settings: list[str]) -> dict[str, dict[str, Any]]:
+    """``SECTION.KEY=VALUE`` settings as config overrides; VALUE is read as TOML (a number,
+    true/false, a quoted string) or else taken as a plain string."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for setting in settings:
+        name, sep, text = setting.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or not section or not key:
+            raise UsageError(
+                f"--node-config takes SECTION.KEY=VALUE (e.g. mempool.max_txs=50), got {setting!r}"
+            )
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def cmd_bench_load(args: argparse.Namespace) -> None:
+    from appchaind.localnet.load import LoadError, LoadOptions, OrderMix, default_senders, run_load
+
+    try:
+        options = LoadOptions(
+            accounts=args.accounts, rate=args.rate, duration_s=args.duration,
+            senders=args.senders or default_senders(), mix=OrderMix.parse(args.mix),
+            grace_s=args.grace,
+            seed=args.seed,
+        )  # fmt: skip
+        report = run_load(
+            options,
+            directory=None if args.dir is None else Path(args.dir),
+            validators=args.validators,
+            config_overrides=_node_config_overrides(args.node_config),
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (ValueError, FileNotFoundError, LoadError) as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(report.to_json()) if args.json else report.render())
+
+
 def _print_localnet(directory: Path) -> None:
     try:
         nodes = load_localnet(directory)
@@ -303,6 +346,56 @@ def build_parser() -> argparse.ArgumentParser:
     ln.add_argument("--dir", required=True, help="the localnet directory")
     ln.set_defaults(func=cmd_localnet_show)
     add_trading_commands(sub)
+
+    p = sub.add_parser(
+        "bench", help="benchmarks against a localnet", description="Benchmarks against a localnet."
+    )
+    bench_sub = p.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
+    bench_sub.required = True
+    b = bench_sub.add_parser(
+        "load", help="offer signed orders at a paced rate and measure submit->commit",
+        description="Create a temporary localnet (or join the running one in --dir), fund "
+        "--accounts accounts from the faucet, and submit signed orders (by default 60% "
+        "limits resting near the oracle price, 30% cancels of them, 10% crossing IOC) at "
+        "--rate orders/s for --duration seconds from --senders processes, round robin over "
+        "the validators' RPC ports (broadcast_tx sync), each at its scheduled time whatever "
+        "the earlier answers. Prints the offered and committed rates, submit->commit latency "
+        "p50/p90/p99 (commit times from the blocks stream), refusals by reason, accepted txs "
+        "never committed, blocks, mean block interval and txs per block. Loopback only.",
+    )  # fmt: skip
+    where = b.add_mutually_exclusive_group()
+    where.add_argument("--dir", help="join the running localnet in DIR instead of creating one")
+    where.add_argument(
+        "--validators", type=int, default=4,
+        help="validators of the temporary localnet (default 4)",
+    )  # fmt: skip
+    b.add_argument("--accounts", type=int, default=400, help="funded accounts (default 400)")
+    b.add_argument("--rate", type=float, default=500.0, help="orders/s offered (default 500)")
+    b.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of offered load (default 10)"
+    )
+    b.add_argument(
+        "--senders", type=int, default=None,
+        help="sender processes (default: the core count, 2 to 8)",
+    )  # fmt: skip
+    b.add_argument(
+        "--mix", default="limit=60,cancel=30,ioc=10",
+        help="order kinds' weights (default limit=60,cancel=30,ioc=10)",
+    )  # fmt: skip
+    b.add_argument(
+        "--grace", type=float, default=10.0,
+        help="seconds to wait after the last submission for accepted txs to commit (default 10)",
+    )  # fmt: skip
+    b.add_argument(
+        "--seed", type=int, default=None, help="seed of the order flow (default: random)"
+    )
+    b.add_argument(
+        "--node-config", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="a config.toml setting for the temporary localnet's nodes (repeatable), e.g. "
+        "mempool.max_txs=50",
+    )  # fmt: skip
+    _add_json(b)
+    b.set_defaults(func=cmd_bench_load)
     return parser
 
 

@@ -101,3 +101,14 @@ def test_lobbench_bounded() -> None:
     )  # fmt: skip
     rows = {line.split()[0]: line for line in out.splitlines() if line}
     assert "project" in rows and "differs" not in out and "crashed" not in out
+
+
+@pytest.mark.slow
+def test_bench_load_bounded() -> None:
+    out = _run(
+        "bench/bench_load.py", "--rate", "50", "--duration", "3", "--accounts", "20",
+        "--senders", "2",
+    )  # fmt: skip
+    assert "submit->commit p50" in out and "committed rate" in out
+    header = next(line for line in out.splitlines() if line.startswith("figure"))
+    assert header.split() == ["figure", "target", "measured", "ratio"]

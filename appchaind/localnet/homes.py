@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appchaind.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home, utc_now_rfc3339
@@ -61,8 +62,10 @@ def init_localnet(
     base_port: int = DEFAULT_BASE_PORT,
     chain_id: str = "appchain-local",
     force: bool = False,
+    config_overrides: dict[str, dict[str, Any]] | None = None,
 ) -> list[LocalnetNode]:
-    """Writes the homes and accounts of an N-validator localnet under ``directory``."""
+    """Writes the homes and accounts of an N-validator localnet under ``directory``;
+    ``config_overrides`` ({section: {key: value}}) go into every node's config.toml."""
     if not 1 <= validators <= 100:
         raise ValueError(f"--validators must be from 1 to 100, got {validators}")
     if not 1024 <= base_port <= 65535 - PORT_STRIDE * validators:
@@ -94,6 +97,16 @@ def init_localnet(
             if j != i
         ]
         home = directory / f"node{i}"
+        overrides: dict[str, dict[str, Any]] = {
+            "p2p": {"listen_address": f"127.0.0.1:{p2p}", "persistent_peers": peers},
+            "rpc": {"listen_address": f"127.0.0.1:{rpc}"},
+            "http": {"listen_address": f"127.0.0.1:{http}"},
+            "pbs": {"listen_address": f"127.0.0.1:{pbs}"},
+            # A lively simulated market, so the demo's leveraged trader can be liquidated.
+            "oracle": {"simulated_step_ppm": LOCALNET_ORACLE_STEP_PPM},
+        }
+        for section, keys in (config_overrides or {}).items():
+            overrides.setdefault(section, {}).update(keys)
         init_home(
             home,
             moniker=f"node{i}",
@@ -103,14 +116,7 @@ def init_localnet(
             genesis_doc=genesis_doc,
             node_key=node_keys[i],
             validator_key=validator_keys[i],
-            config_overrides={
-                "p2p": {"listen_address": f"127.0.0.1:{p2p}", "persistent_peers": peers},
-                "rpc": {"listen_address": f"127.0.0.1:{rpc}"},
-                "http": {"listen_address": f"127.0.0.1:{http}"},
-                "pbs": {"listen_address": f"127.0.0.1:{pbs}"},
-                # A lively simulated market, so the demo's leveraged trader can be liquidated.
-                "oracle": {"simulated_step_ppm": LOCALNET_ORACLE_STEP_PPM},
-            },
+            config_overrides=overrides,
         )
         nodes.append(
             LocalnetNode(f"node{i}", home, node_keys[i].address.hex(), p2p, rpc, http, pbs)

@@ -53,7 +53,8 @@ def free_base_port(nodes: int) -> int:
 
 class Localnet:
     """The nodes of a localnet in ``directory`` and their processes (logs in each home's
-    ``node.log``). ``Localnet(directory)`` creates a new one on free ports."""
+    ``node.log``). ``Localnet(directory)`` creates a new one on free ports (with
+    ``config_overrides``, {section: {key: value}}, in every node's config.toml)."""
 
     def __init__(
         self,
@@ -63,11 +64,15 @@ class Localnet:
         *,
         chain_id: str = "test-net",
         nodes: list[LocalnetNode] | None = None,
+        config_overrides: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.dir = directory
         if nodes is None:
             self.base_port = free_base_port(validators + spare_nodes)
-            nodes = init_localnet(directory, validators, base_port=self.base_port, chain_id=chain_id)
+            nodes = init_localnet(
+                directory, validators, base_port=self.base_port, chain_id=chain_id,
+                config_overrides=config_overrides,
+            )  # fmt: skip
         else:
             self.base_port = nodes[0].p2p_port
         self.nodes = nodes
