@@ -255,9 +255,8 @@ def test_overload_is_refused_as_busy_while_blocks_keep_coming() -> None:
     assert report.blocks >= 3
     assert report.first_height is not None and report.last_height is not None
     assert report.last_height - report.first_height >= 2
-    # Nothing accepted was lost: every accepted tx is in a block. (The nodes export no
-    # eviction count, appchaind_mempool_evicted_txs is never set, so an accepted tx could
-    # only be accounted for by its commit; with expiries 300 blocks out, none expires.)
+    # Nothing accepted was lost: every accepted tx is in a block (with expiries 300 blocks
+    # out none expires; an eviction would be counted in appchaind_mempool_evicted_txs).
     assert report.not_committed == 0 and report.committed == report.accepted
     assert report.mempools_at_end == [0, 0, 0, 0]
     assert _processes_using(_localnet_dir("\n".join(progress))) == []

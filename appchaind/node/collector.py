@@ -13,6 +13,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from prometheus_client import Counter
+
 from appchaind.node.app import FinalizeResult
 from appchaind.types import Block
 
@@ -31,6 +33,8 @@ class MetricsCollector:
         self.rpc = rpc
         exchange = node.exchange
         self._markets = [] if exchange is None else [m.params for m in exchange.markets]
+        #: What each counter fed from a component's running total has been advanced to.
+        self._fed: dict[str, int] = {}
 
     def render(self) -> bytes:
         """The Prometheus exposition, with the scrape-time gauges refreshed first."""
@@ -48,6 +52,9 @@ class MetricsCollector:
         pool = node.mempool.statistics()
         m.set(m.mempool_size, pool.size)
         m.set(m.mempool_size_bytes, pool.size_bytes)
+        self._advance(m.mempool_failed_txs, "failed", pool.rejected_total)
+        self._advance(m.mempool_evicted_txs, "evicted", pool.evicted_total)
+        self._advance(m.mempool_recheck_times, "rechecked", pool.rechecked_total)
         m.set(m.fast_syncing, 1 if node.syncing else 0)
         m.set(m.blocksync_syncing, 1 if node.syncing else 0)
         if self.rpc is not None:
@@ -55,6 +62,13 @@ class MetricsCollector:
             m.set(m.rpc_connections, rpc.connections)
             m.set(m.rpc_subscriptions, rpc.subscriptions)
             m.set(m.rpc_dropped_subscribers, rpc.dropped_subscribers)
+
+    def _advance(self, counter: Counter, key: str, total: int) -> None:
+        """Advances ``counter`` to a component's running ``total`` (counters only grow)."""
+        done = self._fed.get(key, 0)
+        if total > done:
+            self.node.metrics.inc(counter, total - done)
+            self._fed[key] = total
 
     def on_commit(self, block: Block, result: FinalizeResult) -> None:
         """The exchange's gauges as of this block, and its fills, volume and liquidations."""

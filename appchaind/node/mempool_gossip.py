@@ -72,8 +72,6 @@ class MempoolGossip:
             result = await self.mempool.add(raw)
             if result.accepted:
                 self.outbox.append(raw)
-            elif not result.duplicate:
-                self.metrics.inc(self.metrics.mempool_failed_txs)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -353,3 +353,31 @@ async def test_a_failing_commit_listener_does_not_stop_the_node(tmp_path: Path) 
     finally:
         node.wal.close()
         node.store.close()
+
+
+async def test_the_collector_feeds_the_mempools_totals_into_counters(tmp_path: Path) -> None:
+    """Refusals, evictions and re-checks the mempool counts reach their Prometheus counters
+    (once each: a second scrape adds only what happened since the first)."""
+    from appchaind.node.collector import MetricsCollector
+
+    node, _other = make_node(tmp_path)
+    try:
+        collector = MetricsCollector(node)
+
+        def sample(name: str) -> float:
+            value = node.metrics.registry.get_sample_value(name, {"chain_id": CHAIN})
+            return value or 0.0
+
+        pool = node.mempool
+        pool.rejected_total, pool.evicted_total, pool.rechecked_total = 3, 2, 7
+        collector.collect()
+        collector.collect()
+        assert sample("appchaind_mempool_failed_txs_total") == 3
+        assert sample("appchaind_mempool_evicted_txs_total") == 2
+        assert sample("appchaind_mempool_recheck_times_total") == 7
+        pool.evicted_total = 5
+        collector.collect()
+        assert sample("appchaind_mempool_evicted_txs_total") == 5
+    finally:
+        node.wal.close()
+        node.store.close()
