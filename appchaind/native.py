@@ -58,6 +58,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "margin.funding",
     "margin.clearing",
     "margin.liquidation",
+    "appchaind.events",
     "appchaind.exchange.commitment",
     "appchaind.exchange.results",
     "appchaind.exchange.app",
