@@ -58,6 +58,8 @@ NATIVE_MODULES: tuple[str, ...] = (
     "margin.funding",
     "margin.clearing",
     "margin.liquidation",
+    "margin.makers",
+    "margin.liquidator",
     "appchaind.events",
     "appchaind.exchange.commitment",
     "appchaind.exchange.results",

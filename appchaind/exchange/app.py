@@ -68,31 +68,29 @@ from appchaind.store import Store, WriteBatch
 from appchaind.types import Tx
 from config.genesis import Genesis
 from margin import (
-    PPM,
     Account,
     ClearingError,
     ClearingHouse,
-    LiquidationIndex,
     MarketState,
     NonceError,
-    bankruptcy_price,
-    deleveraging_ranking,
     fee,
     funding_tick,
     premium_ppm,
     sample_premium,
 )
+from margin.liquidator import Liquidator
+from margin.makers import maker_check
+from margin.markets import protection_price
 from orderbook import (
     MAX_PRICE,
     ORDER_FIELDS,
     ConditionalOrder,
+    Fill,
     Id,
-    MakerCheck,
     OrderBook,
     OrderFlag,
     Outcome,
     Reason,
-    RestingOrder,
     Side,
     TimeInForce,
 )
@@ -168,8 +166,6 @@ _PLACE_ORDER: Final = PlaceOrder
 _CANCEL_ORDER: Final = CancelOrder
 _CANCEL_ALL: Final = CancelAll
 _REPLACE_ORDER: Final = ReplaceOrder
-#: ceil(x / PPM) == (x + _CEIL) // PPM for every integer x.
-_CEIL: Final = PPM - 1
 
 
 class StateError(Exception):
@@ -209,10 +205,16 @@ class ExchangeApp:
         self.price_source = price_source
         self.markets = [MarketState(p) for p in genesis.markets]
         self.clearing = ClearingHouse(self.markets, genesis.insurance_fund)
-        self.index = LiquidationIndex(len(self.markets))
+        self.liquidator = Liquidator(
+            self.clearing,
+            self.params.max_liquidations_per_block,
+            self.params.max_liquidation_notional_per_account,
+        )
         self._scratch: dict[bytes, list[int]] = {}
         self.books = [
-            OrderBook(self._maker_check(m.market_id), self.params.max_makers_per_taker)
+            OrderBook(
+                maker_check(self.clearing, m, self._scratch), self.params.max_makers_per_taker
+            )
             for m in self.markets
         ]
         self.height = 0
@@ -815,16 +817,8 @@ class ExchangeApp:
         """Per market, for this block: (lowest, highest) acceptable limit price in ticks,
         which are also the sell and buy protection prices of market orders."""
         self._bands = [
-            (self._protection_price(market, 0), self._protection_price(market, 1))
-            for market in self.markets
+            (protection_price(market, 0), protection_price(market, 1)) for market in self.markets
         ]
-
-    def _protection_price(self, market: MarketState, side: int) -> int:
-        """A market order's worst acceptable price: the oracle ± the price band."""
-        band = market.params.price_band_ppm
-        if side:
-            return min(MAX_PRICE - 1, market.oracle_price * (PPM + band) // PPM)
-        return max(1, -(-market.oracle_price * (PPM - band) // PPM))
 
     def _place_conditional(
         self,
@@ -947,61 +941,6 @@ class ExchangeApp:
             return rejection
         events.append(("order", market_id, order_id, address, client_id, "cancelled", 0))
         return _OK
-
-    def _maker_check(self, market_id: int) -> MakerCheck:
-        """The book's per-fill hook: a maker may only fill what keeps it above initial
-        margin (or what only reduces its position); reduce-only makers never grow or flip.
-        Fills allowed within one taker accumulate in ``_scratch`` so later makers of the
-        same owner are checked against the position the earlier fills leave."""
-        clearing = self.clearing
-        accounts = clearing.accounts
-        scratch = self._scratch
-        market = self.markets[market_id]
-        quantum = market.quantum
-        maker_fee_ppm = market.maker_fee_ppm
-
-        def check(maker: RestingOrder, taker_order_id: int, taker_owner: bytes, fill: int) -> int:
-            owner = maker.owner
-            account = accounts[owner]
-            position = account.positions.get(market_id)
-            settled = held = position.size if position is not None else 0
-            pending = scratch.get(owner)
-            cash = 0
-            if pending is not None:
-                held += pending[0]
-                cash = pending[1]
-            buys = maker.side
-            if maker.flags & _REDUCE_ONLY:
-                if not (held < 0 if buys else held > 0):
-                    return 0
-                if fill > abs(held):
-                    fill = abs(held)
-            notional = maker.price * fill * quantum
-            if maker_fee_ppm >= 0:
-                maker_fee = (notional * maker_fee_ppm + _CEIL) // PPM
-            else:
-                maker_fee = -(notional * -maker_fee_ppm // PPM)
-            if buys:
-                new_size = held + fill
-                cash -= notional + maker_fee
-                risky = held >= 0 or new_size > 0
-            else:
-                new_size = held - fill
-                cash += notional - maker_fee
-                risky = held <= 0 or new_size < 0
-            if (
-                risky
-                and clearing.free_collateral_after(account, market, settled, new_size, cash) < 0
-            ):
-                return 0
-            if pending is None:
-                scratch[owner] = [new_size - held, cash]
-            else:
-                pending[0] += new_size - held
-                pending[1] = cash
-            return fill
-
-        return check
 
     def _settle_fills(
         self,
@@ -1201,7 +1140,7 @@ class ExchangeApp:
             self._fire_triggers(market, events)
         for market in self.markets:
             self._funding(market, events)
-        self._liquidations(prev_block_hash, events)
+        self.liquidator.run(self, self.height, prev_block_hash, events)
         self._reduce_only_upkeep(events)
 
     def _fire_triggers(self, market: MarketState, events: list[PendingEvent]) -> None:
@@ -1218,7 +1157,7 @@ class ExchangeApp:
             if account.positions:
                 self._settle_funding(account, events)
             if order.kind in (0, 2):  # *_MARKET kinds
-                price = self._protection_price(market, order.side)
+                price = protection_price(market, order.side)
                 tif = _FOK if order.time_in_force == _FOK else _IOC
             else:
                 price = order.price
@@ -1268,191 +1207,43 @@ class ExchangeApp:
             for address in clearing.holders[market.market_id]:
                 clearing.mark_unindexed(accounts[address])
 
-    # ------------------------------------------------------------------ liquidation
+    # ------------------------------------------------------------------ for the liquidator
 
-    def _liquidations(self, prev_block_hash: bytes, events: list[PendingEvent]) -> None:
-        clearing = self.clearing
-        accounts = clearing.accounts
-        index = self.index
-        markets = self.markets
-        candidates: dict[bytes, None] = {}
-        for address in clearing.take_unindexed():
-            account = accounts.get(address)
-            if account is None or not account.positions:
-                index.remove(address)
-            elif index.update(account, markets, clearing.health_state(account)):
-                candidates[address] = None
-        for market in markets:
-            for address in index.crossed(market.market_id, market.oracle_price):
-                account = accounts[address]
-                if index.update(account, markets, clearing.health_state(account)):
-                    candidates[address] = None
-        if not candidates:
-            return
-        ordered = sorted(candidates)
-        seed = sha256(b"liquidation" + prev_block_hash + self.height.to_bytes(8, "big")).digest()
-        start = int.from_bytes(seed[:8], "big") % len(ordered)
-        ordered = ordered[start:] + ordered[:start]
-        cap = self.params.max_liquidations_per_block
-        for address in ordered[:cap]:
-            self._liquidate(accounts[address], events)
-        for address in ordered[cap:]:
-            clearing.mark_unindexed(accounts[address])
+    # The exchange as margin.liquidator.Exchange: the liquidation process settles funding
+    # and trades through the books by these, so that what it does is reported and
+    # committed like everything else.
 
-    def _liquidate(self, account: Account, events: list[PendingEvent]) -> None:
-        """Close an account below maintenance margin: its orders are cancelled; then per
-        position (ascending market), within the per-account notional cap: (1) an IOC order
-        against the book no worse than the bankruptcy price, the liquidation fee taken from
-        the surplus over that price; (2) if the book could not absorb it, an IOC order at
-        prices worse than the bankruptcy price down to what the insurance fund can cover,
-        the fund paying the shortfall; (3) what is left is deleveraged against the
-        opposite side's most profitable, most leveraged positions at the bankruptcy price."""
-        clearing = self.clearing
-        address = account.address
+    def settle_funding(self, account: Account, events: list[PendingEvent]) -> None:
         self._settle_funding(account, events)
+
+    def cancel_orders(self, account: Account, events: list[PendingEvent]) -> None:
+        address = account.address
         for market_id, book in enumerate(self.books):
             if book.open_order_count(address):
                 self._note_removals(market_id, book.cancel_all(address), events)
-        budget = self.params.max_liquidation_notional_per_account
-        for market_id in account.markets():
-            if budget <= 0 or not clearing.health(account).liquidatable:
-                break
-            market = self.markets[market_id]
-            held = account.positions[market_id].size
-            lots_cap = max(1, budget // (market.oracle_price * market.quantum))
-            close = min(abs(held), lots_cap)
-            budget -= close * market.oracle_price * market.quantum
-            signed = close if held > 0 else -close
-            side = Side.SELL if held > 0 else Side.BUY
-            bankrupt_at = bankruptcy_price(account, self.markets, market_id, signed)
-            limit = min(bankrupt_at, MAX_PRICE - 1)
-            filled = self._liquidation_order(
-                account, market_id, side, limit, close, bankrupt_at, "book", events
-            )
-            remaining = close - filled
-            fund = clearing.insurance_fund
-            if remaining and fund > 0:
-                room = fund // (remaining * market.quantum)
-                if side == Side.SELL:
-                    limit = max(bankrupt_at - room, self._protection_price(market, Side.SELL))
-                    usable = limit < bankrupt_at
-                else:
-                    limit = min(bankrupt_at + room, self._protection_price(market, Side.BUY))
-                    usable = limit > bankrupt_at
-                if usable:
-                    remaining -= self._liquidation_order(
-                        account, market_id, side, limit, remaining, bankrupt_at, "insurance", events
-                    )
-            if remaining:
-                signed = remaining if held > 0 else -remaining
-                self._deleverage(account, market_id, signed, events)
-        if not account.positions and account.balance < 0 and clearing.insurance_fund > 0:
-            cover = min(-account.balance, clearing.insurance_fund)
-            clearing.charge_to_insurance(account, -cover)
-            events.append(Event("insurance_cover", {"account": address, "amount": cover}))
 
-    def _liquidation_order(
+    def liquidation_order(
         self,
         account: Account,
         market_id: int,
         side: int,
         limit: int,
         size: int,
-        bankrupt_at: int,
-        step: str,
         events: list[PendingEvent],
-    ) -> int:
-        """An IOC liquidation order; returns lots filled. Fills at or better than the
-        bankruptcy price pay the liquidation fee out of their surplus; fills worse than it
-        are topped up by the insurance fund."""
-        clearing = self.clearing
-        market = self.markets[market_id]
+    ) -> list[Fill]:
+        """An IOC order of a liquidated account: no margin check, no taker fee; its fills
+        are reported as liquidation fills. Returns the fills."""
         book = self.books[market_id]
         order_id = self.next_order_id
         self.next_order_id += 1
-        book.place(order_id, account.address, side, max(1, limit), size, _IOC, 0, 0, 0)
+        book.place(order_id, account.address, side, limit, size, _IOC, 0, 0, 0)
         self._scratch.clear()
         fills = book.fills
         book.fills = []
         if book.removals:
             self._note_removals(market_id, book.take_removals(), events)
         self._settle_fills(market_id, fills, account, 0, events, True)
-        filled = 0
-        fee_total = 0
-        cover_total = 0
-        for fill in fills:
-            price, lots = fill[5], fill[6]
-            filled += lots
-            edge = (price - bankrupt_at) if side == Side.SELL else (bankrupt_at - price)
-            if edge >= 0:
-                surplus = edge * lots * market.quantum
-                fee_total += min(
-                    fee(price * lots * market.quantum, market.liquidation_fee_ppm), surplus
-                )
-            else:
-                cover_total += -edge * lots * market.quantum
-        if fee_total:
-            clearing.charge_to_insurance(account, fee_total)
-            events.append(
-                Event("liquidation_fee", {"account": account.address, "amount": fee_total})
-            )
-        if cover_total:
-            clearing.charge_to_insurance(account, -cover_total)
-            events.append(
-                Event("insurance_cover", {"account": account.address, "amount": cover_total})
-            )
-        events.append(
-            Event(
-                "liquidation",
-                {
-                    "account": account.address, "market": market_id, "size": size,
-                    "bankruptcy_price": bankrupt_at, "step": step, "filled": filled,
-                    "remaining": size - filled,
-                },
-            )
-        )  # fmt: skip
-        return filled
-
-    def _deleverage(
-        self, account: Account, market_id: int, signed: int, events: list[PendingEvent]
-    ) -> None:
-        clearing = self.clearing
-        bankrupt_at = bankruptcy_price(account, self.markets, market_id, signed)
-        liquidated_long = signed > 0
-        ranking = deleveraging_ranking(
-            clearing.accounts, clearing.holders[market_id], self.markets, market_id,
-            long_side=not liquidated_long, exclude=account.address,
-        )  # fmt: skip
-        remaining = abs(signed)
-        events.append(
-            Event(
-                "liquidation",
-                {
-                    "account": account.address, "market": market_id, "size": remaining,
-                    "bankruptcy_price": bankrupt_at, "step": "adl", "filled": remaining,
-                    "remaining": 0,
-                },
-            )
-        )  # fmt: skip
-        for address in ranking:
-            counterparty = clearing.accounts[address]
-            take = min(remaining, abs(counterparty.positions[market_id].size))
-            if liquidated_long:
-                clearing.transfer_at_price(market_id, account, counterparty, bankrupt_at, take)
-            else:
-                clearing.transfer_at_price(market_id, counterparty, account, bankrupt_at, take)
-            events.append(
-                Event(
-                    "adl",
-                    {
-                        "market": market_id, "account": account.address, "counterparty": address,
-                        "price": bankrupt_at, "size": take,
-                    },
-                )
-            )  # fmt: skip
-            remaining -= take
-            if not remaining:
-                break
+        return fills
 
     # ------------------------------------------------------------------ reduce-only upkeep
 
