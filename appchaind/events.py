@@ -24,8 +24,9 @@ of the quote asset, prices ticks, sizes lots. Kinds and attributes:
 ========================  ==========================================================
 
 Events are their own module, below the exchange application, so that the margin engine,
-which the application imports, can report them too; :mod:`appchaind.exchange.results`
-carries them to the node and the wire.
+which the application imports, can report them too (the liquidation process,
+:mod:`margin.liquidator`); :mod:`appchaind.exchange.results` carries them to the node and
+the wire.
 """
 
 from __future__ import annotations

@@ -63,6 +63,15 @@ NATIVE_MODULES: tuple[str, ...] = (
     "appchaind.events",
     "appchaind.exchange.commitment",
     "appchaind.exchange.results",
+    "appchaind.exchange.state",
+    "appchaind.exchange.storage",
+    "appchaind.exchange.envelope",
+    "appchaind.exchange.prices",
+    "appchaind.exchange.funding",
+    "appchaind.exchange.orders",
+    "appchaind.exchange.cancels",
+    "appchaind.exchange.order_upkeep",
+    "appchaind.exchange.transfers",
     "appchaind.exchange.app",
 )
 
