@@ -28,7 +28,7 @@ from appchaind.events import Event, PendingEvent
 from appchaind.exchange.funding import settle_funding
 from appchaind.exchange.orders import note_removals, order_event, submit
 from appchaind.exchange.state import RECORD_FLAGS, RECORD_SIDE, RECORD_SIZE, ExchangeState
-from margin.markets import protection_price
+from margin import protection_price
 from orderbook import OrderFlag, TimeInForce
 
 __all__ = ["expire_orders", "fire_triggers", "reduce_only_upkeep"]

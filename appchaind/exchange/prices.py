@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from appchaind.events import Event, PendingEvent
 from appchaind.exchange import oracle
 from appchaind.exchange.state import ExchangeState
-from margin.markets import protection_price
+from margin import protection_price
 from orderbook import MAX_PRICE
 
 __all__ = ["update_oracle", "refresh_bands"]

@@ -20,8 +20,9 @@ argument (:mod:`~appchaind.exchange.orders`, :mod:`~appchaind.exchange.cancels`,
 :mod:`~appchaind.exchange.order_upkeep`, :mod:`~appchaind.exchange.transfers`,
 :mod:`~appchaind.exchange.prices`, :mod:`~appchaind.exchange.funding`,
 :mod:`~appchaind.exchange.envelope`, :mod:`~appchaind.exchange.storage`), compiled
-together so that the calls and the field reads are native; :class:`ExchangeApp` (the
-ABCI++-shaped interface) is this class with the block steps on top.
+together so that the calls and the field reads are native;
+:class:`~appchaind.exchange.app.ExchangeApp` (the ABCI++-shaped interface) is this class
+with the block steps on top.
 """
 
 from __future__ import annotations
@@ -30,12 +31,21 @@ from typing import Final
 
 from appchaind.exchange.commitment import StateCommitment
 from config.genesis import Genesis
-from margin import Account, ClearingHouse, MarketState
-from margin.liquidator import Liquidator
-from margin.makers import maker_check
+from margin import Account, ClearingHouse, Liquidator, MarketState, maker_check
 from orderbook import ORDER_FIELDS, OrderBook
 
-__all__ = ["ExchangeState"]
+__all__ = [
+    "ExchangeState",
+    "RECORD_ID",
+    "RECORD_OWNER",
+    "RECORD_SIDE",
+    "RECORD_PRICE",
+    "RECORD_TIF",
+    "RECORD_FLAGS",
+    "RECORD_CLIENT",
+    "RECORD_GTB",
+    "RECORD_SIZE",
+]
 
 # Positions of the fields of an orderbook.OrderRecord (literal, so that indexing the
 # record is typed per field).
