@@ -60,4 +60,4 @@ run: $(NATIVE_STAMP)
 
 clean:
 	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info build
-	rm -f *__mypyc*.so orderbook/*.so margin/*.so appchaind/exchange/*.so appchaind/_native_build.json
+	rm -f *__mypyc*.so orderbook/*.so margin/*.so appchaind/*.so appchaind/exchange/*.so appchaind/_native_build.json

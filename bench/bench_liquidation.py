@@ -64,7 +64,7 @@ def _app(accounts: int) -> ExchangeApp:
             account.balance -= cost
             clearing.holders[market_id][address] = None
         clearing.mark_unindexed(account)
-    app._liquidations(b"", [])  # index every account at the opening prices
+    app.liquidator.run(app, app.height, b"", [])  # index every account at the opening prices
     return app
 
 
@@ -75,7 +75,7 @@ def run_once(app: ExchangeApp, step: int) -> float:
     app.clearing.prices_changed()
     events: list = []
     start = time.perf_counter()
-    app._liquidations(sha256(bytes([step])).digest(), events)
+    app.liquidator.run(app, app.height, sha256(bytes([step])).digest(), events)
     elapsed = time.perf_counter() - start
     assert not events, "nobody should be liquidatable"
     return elapsed
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=ACCOUNTS, help="accounts with positions")
     accounts = parser.parse_args().accounts
     app = _app(accounts)
-    assert len(app.index) == accounts
+    assert len(app.liquidator.index) == accounts
     times = [run_once(app, step) for step in range(3)]
     print(
         f"liquidation check: {statistics.median(times) * 1000:.3f} ms median of 3 "

@@ -5,7 +5,8 @@ Units: prices in ticks, sizes in lots, collateral in quote micro-units, fraction
 ``quantum`` is the notional in micro-units of one lot at one tick, so a position of ``s``
 lots at ``p`` ticks is worth ``s * p * quantum`` micro-units. The funding index is in
 micro-units per lot scaled by :data:`FUNDING_SCALE` (so an index step is exact: it is
-``rate_ppm * price * quantum``).
+``rate_ppm * price * quantum``). The price band (``price_band_ppm`` around the oracle) bounds
+what a market order, or a liquidation the insurance fund backs, may trade at.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Final
 
 from config import genesis
 from config.genesis import MarketParams
+from orderbook.types import MAX_PRICE
 
-__all__ = ["FUNDING_SCALE", "PPM", "MarketState"]
+__all__ = ["FUNDING_SCALE", "PPM", "MarketState", "protection_price"]
 
 #: Parts per million (fractions are integers of this many parts): config.genesis.PPM,
 #: restated as a literal here because compiled modules inline a Final literal, and only
@@ -84,3 +86,13 @@ class MarketState:
             self.premium_samples,
             self.last_funding_rate_ppm,
         ) = record
+
+
+def protection_price(market: MarketState, side: int) -> int:
+    """The worst price (ticks) an order on ``side`` (1 buy, 0 sell) may trade at without a
+    limit of its own: the oracle price plus (buy, rounded down) or minus (sell, rounded up)
+    the price band, within ``0 < price < MAX_PRICE``."""
+    band = market.params.price_band_ppm
+    if side:
+        return min(MAX_PRICE - 1, market.oracle_price * (PPM + band) // PPM)
+    return max(1, -(-market.oracle_price * (PPM - band) // PPM))

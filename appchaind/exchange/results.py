@@ -1,34 +1,17 @@
-"""What the application returns: result codes, tx results, block results and events.
+"""What the application returns: result codes, tx results and block results.
 
-An event is ``Event(kind, attributes)`` with a plain dict of ints, bools, bytes and
-strings (addresses are 20 raw bytes; hex them at the JSON edge). Kinds and attributes:
-
-========================  ==========================================================
-``order``                 market, order_id, owner, client_id, status, size (lots),
-                          status one of ``resting``, ``filled``, ``cancelled``,
-                          ``expired``, ``self_trade``, ``vetoed``, ``rejected``,
-                          ``triggered``, ``conditional``, ``resized``, ``partially_filled``
-``fill``                  market, maker_order_id, maker, taker_order_id, taker,
-                          taker_side, price (ticks), size (lots), maker_fee, taker_fee
-                          (micro-units), liquidation (bool)
-``oracle``                market, price, previous, reported_power, total_power
-``funding``               market, rate_ppm, index, index_step
-``funding_payment``       account, amount (micro-units paid; negative = received)
-``liquidation``           account, market, size, bankruptcy_price, step (``book``,
-                          ``insurance``, ``adl``), filled, remaining
-``liquidation_fee``       account, amount
-``insurance_cover``       account, amount
-``adl``                   market, account, counterparty, price, size
-``transfer``/``withdraw``/``faucet``  sender/recipient/amount
-========================  ==========================================================
+A :class:`TxResult` carries the tx's events and a :class:`BlockResult` the block's (the
+kinds and their attributes are listed in :mod:`appchaind.events`, which also defines
+:class:`Event`; the names are re-exported here).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final
 
 from appchaind.codes import Code
+from appchaind.events import COMPACT_EVENT_FIELDS, Event, PendingEvent, expand_events
 
 __all__ = [
     "Code",
@@ -36,41 +19,11 @@ __all__ = [
     "TxResult",
     "BlockResult",
     "OK_RESULT",
+    "APPLIED",
     "COMPACT_EVENT_FIELDS",
     "expand_events",
+    "PendingEvent",
 ]
-
-
-class Event(NamedTuple):
-    kind: str
-    attributes: dict[str, Any]
-
-
-#: Attribute names of the events the application records on its hot path as compact
-#: tuples ``(kind, value, ...)``: values in this order. :class:`TxResult` expands them into
-#: :class:`Event` the first time its ``events`` are read, so a block that nobody inspects
-#: event by event never builds the dicts.
-COMPACT_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "order": ("market", "order_id", "owner", "client_id", "status", "size"),
-    "fill": (
-        "market", "maker_order_id", "maker", "taker_order_id", "taker", "taker_side", "price",
-        "size", "maker_remaining", "maker_fee", "taker_fee", "liquidation",
-    ),
-}  # fmt: skip
-
-
-#: What the application appends to an events list: an :class:`Event`, or the compact tuple
-#: of one of the kinds in :data:`COMPACT_EVENT_FIELDS`.
-PendingEvent = Event | tuple[Any, ...]
-
-
-def expand_events(events: list[PendingEvent]) -> list[Event]:
-    """``events`` with every compact tuple turned into its :class:`Event` (in place)."""
-    fields = COMPACT_EVENT_FIELDS
-    for i, event in enumerate(events):
-        if type(event) is tuple:
-            events[i] = Event(event[0], dict(zip(fields[event[0]], event[1:], strict=True)))
-    return events  # type: ignore[return-value]
 
 
 class TxResult:
@@ -113,6 +66,9 @@ class TxResult:
 
 
 OK_RESULT = TxResult(0)
+
+#: What the rule of a tx body returns when the tx applied: (code 0, no log).
+APPLIED: Final = (0, "")
 
 
 @dataclass(slots=True)

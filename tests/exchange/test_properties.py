@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -186,8 +186,9 @@ class _RuleChecks:
     """Rules checked on one app as its blocks run, tx by tx and fill by fill:
 
     * after every successful withdraw or transfer, the sender's free collateral is ≥ 0:
-      checked right after the tx, by wrapping the app's handlers of those txs (a later tx
-      or the end of the block may lower it legitimately: a fill that reduces risk, funding);
+      checked after the block for each such sender that nothing later in the block touched
+      (a later tx's events or the end of the block's may lower it legitimately: a fill
+      that reduces risk, funding), the others being left to the next sender's block;
     * a fill of a reduce-only order (as taker, or as maker resting) never increases the
       owner's |position| nor flips it: positions are followed from the block's events
       (fills and deleveraging, in execution order) and must end as the app's positions.
@@ -197,19 +198,8 @@ class _RuleChecks:
         self.app = app
         #: Ids of reduce-only orders that rested (or wait for their trigger).
         self.reduce_only_orders: set[int] = set()
-        handlers = app._handlers
-        for kind in (Withdraw, Transfer):
-            handlers[kind] = self._leaves_free_collateral(handlers[kind])
-
-    def _leaves_free_collateral(self, handle: Any) -> Any:
-        def checked(account: Any, body: Any, events: Any) -> tuple[int, str]:
-            code, log = handle(account, body, events)
-            if code == 0:
-                free = self.app.clearing.health(account).free_collateral
-                assert free >= 0, f"{body} left free collateral {free}"
-            return code, log
-
-        return checked
+        #: Successful withdraws and transfers whose free collateral was checked.
+        self.collateral_checks = 0
 
     def positions(self) -> dict[tuple[bytes, int], int]:
         """(address, market) -> position size in lots, of every open position."""
@@ -226,7 +216,9 @@ class _RuleChecks:
         they happened: the txs in execution order (classes, then block order), then the
         end of the block."""
         held = dict(before)
-        for i in sorted(range(len(txs)), key=lambda i: _execution_class(txs[i].body)):
+        order = sorted(range(len(txs)), key=lambda i: _execution_class(txs[i].body))
+        self._check_free_collateral(txs, result, order)
+        for i in order:
             body = txs[i].body
             order = body.order if isinstance(body, ReplaceOrder) else body
             reduce_only = isinstance(order, PlaceOrder) and order.reduce_only
@@ -245,6 +237,30 @@ class _RuleChecks:
         for event in result.events:
             self._follow(held, event, None)
         assert {k: v for k, v in held.items() if v} == self.positions()
+
+    def _check_free_collateral(self, txs: list[Tx], result: BlockResult, order: list[int]) -> None:
+        """Free collateral ≥ 0 for each sender of a successful withdraw or transfer that no
+        later tx (in execution order) or end-of-block event touched: its state now is the
+        state right after that tx."""
+        touched_later: set[bytes] = {
+            v for e in result.events for v in e.attributes.values() if isinstance(v, bytes)
+        }
+        for position in reversed(range(len(order))):
+            i = order[position]
+            sender = address_of(txs[i].sender)
+            outcome = result.tx_results[i]
+            if (
+                isinstance(txs[i].body, Withdraw | Transfer)
+                and outcome.code == 0
+                and sender not in touched_later
+            ):
+                account = self.app.clearing.accounts[sender]
+                free = self.app.clearing.health(account).free_collateral
+                assert free >= 0, f"{txs[i].body} left free collateral {free}"
+                self.collateral_checks += 1
+            touched_later.add(sender)
+            for e in outcome.events:
+                touched_later.update(v for v in e.attributes.values() if isinstance(v, bytes))
 
     def _follow(
         self, held: dict[tuple[bytes, int], int], event: Event, reduce_only_taker: bytes | None
