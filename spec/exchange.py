@@ -354,7 +354,8 @@ class Exchange:
 
     def settle_funding(self, account: Account) -> int:
         """Every position pays what it owes into the insurance fund (or is paid from it)
-        and restarts at its market's index. Returns what the account paid."""
+        and restarts at its market's index. Returns what the account paid. (Settlement is
+        lazy, so receivers may settle before payers: the fund can go below zero.)"""
         paid = 0
         for market_id, position in account.positions.items():
             paid += funding_owed(position, self.markets[market_id])

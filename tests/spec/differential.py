@@ -113,7 +113,8 @@ def _short(value: Any) -> str:
     if isinstance(value, bytes):
         return value.hex()[:8]
     if isinstance(value, Event):
-        return f"{value.kind}{ {k: _short(v) for k, v in value.attributes.items()} }"
+        inner = ", ".join(f"{k}={_short(v)}" for k, v in value.attributes.items())
+        return f"{value.kind}({inner})"
     if isinstance(value, list | tuple):
         inner = ", ".join(_short(v) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
@@ -156,7 +157,14 @@ def run_block(app: ExchangeApp, spec: Exchange, block: Block) -> tuple[list[Resu
     if problems:
         shown = "\n  ".join(problems[:25])
         more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
-        raise Disagreement(f"spec and app differ after block {block.height}:\n  {shown}{more}")
+        txs = "\n  ".join(
+            f"{i}: {label} {tx.body!r}"
+            for i, (label, tx) in enumerate(zip(block.labels, block.txs, strict=False))
+        )
+        raise Disagreement(
+            f"spec and app differ after block {block.height}:\n  {shown}{more}\n"
+            f"the block's txs (sender, kind, envelope flaw, body):\n  {txs}"
+        )
     check_spec_invariants(spec)
     return spec_results, spec_events
 
