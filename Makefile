@@ -49,8 +49,8 @@ sim: $(STAMP)
 	$(BIN)/python -m appchaind.consensus.sim --seconds $(SIM_SECONDS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check appchaind orderbook margin p2p config tests bench
-	$(BIN)/ruff format --check appchaind orderbook margin p2p config tests bench
+	$(BIN)/ruff check appchaind orderbook margin p2p config spec tests bench
+	$(BIN)/ruff format --check appchaind orderbook margin p2p config spec tests bench
 	$(BIN)/mypy --strict appchaind/consensus appchaind/codec.py appchaind/crypto.py appchaind/types.py \
 	  appchaind/native.py orderbook
 

@@ -1,0 +1,1 @@
+"""An executable specification of the exchange (see README.md)."""
