@@ -67,6 +67,7 @@ CACHE = ROOT / ".mutmut-cache"
 SOURCE_DIRS: tuple[str, ...] = ("appchaind", "orderbook", "margin", "config", "p2p")
 
 _CONSENSUS_TESTS = ("tests/consensus",)
+_DURABLE_STATE_TESTS = ("tests/node/test_wal_privval.py", "tests/node/test_mutants.py")
 _MARGIN_TESTS = (
     "tests/margin",
     "tests/vectors",
@@ -77,9 +78,9 @@ _MARGIN_TESTS = (
 #: Module mutated -> the tests that judge its mutants (files or directories).
 MODULES: dict[str, tuple[str, ...]] = {
     "appchaind/consensus/machine.py": _CONSENSUS_TESTS,
-    "appchaind/consensus/signer.py": (*_CONSENSUS_TESTS, "tests/node/test_wal_privval.py"),
-    "appchaind/privval.py": ("tests/node/test_wal_privval.py",),
-    "appchaind/wal.py": ("tests/node/test_wal_privval.py", "tests/node/test_node_driver.py"),
+    "appchaind/consensus/signer.py": (*_CONSENSUS_TESTS, *_DURABLE_STATE_TESTS),
+    "appchaind/privval.py": _DURABLE_STATE_TESTS,
+    "appchaind/wal.py": (*_DURABLE_STATE_TESTS, "tests/node/test_node_driver.py"),
     "margin/accounts.py": _MARGIN_TESTS,
     "margin/clearing.py": _MARGIN_TESTS,
     "margin/liquidation.py": _MARGIN_TESTS,
