@@ -1,6 +1,7 @@
 """Rules of the consensus machine that mutation testing (``make mutate``) found unguarded:
-what evidence a node keeps (not too old, once) and a block carries (of earlier heights), that a last commit is
-for the previous block at the previous height, and what ``statistics()`` reports.
+what evidence a node keeps (not too old, once) and a block may carry (of earlier heights),
+that a last commit is for the previous block at the previous height, that messages for the
+next height are kept until the node gets there, and what ``statistics()`` reports.
 
 Four validators of power 1: 2f+1 is 3 votes.
 """
@@ -11,8 +12,14 @@ import dataclasses
 
 from appchaind import crypto
 from appchaind.consensus.config import Step
-from appchaind.consensus.effects import RequestProcessProposal
-from appchaind.consensus.events import BlockReceived, EvidenceReceived, ProposalReceived
+from appchaind.consensus.effects import BroadcastProposal, BroadcastVote, RequestProcessProposal
+from appchaind.consensus.events import (
+    BlockReceived,
+    EvidenceReceived,
+    ProposalReceived,
+    TimeoutFired,
+    VoteReceived,
+)
 from appchaind.consensus.evidence import make_evidence, weighted_median_time
 from appchaind.consensus.machine import NIL
 from appchaind.consensus.sim.world import CHAIN_ID, RawSigner
@@ -171,3 +178,34 @@ def test_statistics_report_the_machine_as_it_is() -> None:
     assert (stats.locked_round, stats.valid_round) == (-1, -1)
     assert stats.votes_counted == 1 and stats.signatures_verified == 1
     assert stats.pending_evidence == 0
+
+
+def test_messages_for_the_next_height_are_kept_until_the_node_gets_there() -> None:
+    """A node still deciding height 1 receives height 2's proposal and block; once it has
+    decided height 1 and starts height 2, it prevotes that block without being sent it again."""
+    chain = Chain()
+    cluster = Cluster(chain, commit_ms=1)  # decides height 1, then waits to start height 2
+    cluster.start()
+    state = cluster.drivers[0].machine.state
+    proposer = chain.proposer(0, state)
+    me = next(i for i in range(len(chain.keys)) if i not in (proposer, chain.proposer(0)))
+    height_2 = cluster.drivers[proposer].feed(TimeoutFired(2, 0, Step.NEW_HEIGHT))
+    (proposed,) = of_type(height_2, BroadcastProposal)
+    height_1 = [
+        e
+        for i, e in cluster.effects
+        if i != me and isinstance(e, BroadcastProposal | BroadcastVote)
+        and (e.proposal.height if isinstance(e, BroadcastProposal) else e.vote.height) == 1
+    ]  # fmt: skip
+    d = Driver(chain.machine(me))  # commit_ms 0: height 2 starts as soon as 1 is decided
+    d.start()
+    d.feed(BlockReceived(proposed.block), ProposalReceived(proposed.proposal))  # early
+    effects = []
+    for effect in height_1:
+        if isinstance(effect, BroadcastProposal):
+            effects += d.feed(BlockReceived(effect.block), ProposalReceived(effect.proposal))
+        else:
+            effects += d.feed(VoteReceived(effect.vote))
+    assert d.machine.height == 2
+    prevotes_at_2 = [v.block_hash for v in votes_out(effects) if v.height == 2]
+    assert prevotes_at_2 == [proposed.block.block_id()]
