@@ -1,0 +1,84 @@
+"""Rules of the clearing house that mutation testing (``make mutate``) found unguarded: a
+balance change or a restored account is seen by the health cache even before the first price
+move; the requirements of a prospective fill round up to whole micro-units like a full
+recomputation; funding of every position is settled into the insurance fund; a positive maker
+fee is charged rounded up."""
+
+from __future__ import annotations
+
+from margin import Account, ClearingHouse, MarketState, Position, health
+from margin.health import funding_owed
+from margin.markets import PPM
+from tests.exchange.support import genesis
+
+
+def _markets() -> list[MarketState]:
+    return [MarketState(m) for m in genesis({}).markets]
+
+
+def test_health_follows_balance_changes_before_any_price_move() -> None:
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    account = clearing.open_account(b"a" * 20, 10**9)
+    assert clearing.health(account).net == 10**9  # cached in the first price epoch
+    clearing.withdraw(account, 10)
+    assert clearing.health(account).net == 10**9 - 10
+    clearing.charge_to_insurance(account, 5)
+    assert clearing.health(account).net == 10**9 - 15
+
+
+def test_a_restored_account_gets_its_health_computed_not_read_from_the_cache() -> None:
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    restored = Account(b"r" * 20, 10**9)
+    restored.positions[0] = Position(3, markets[0].funding_index, 3 * 50_000)
+    restored.cached_epoch = 1  # what a record's account would carry if it were never reset
+    clearing.restore_account(restored)
+    assert clearing.health(restored) == health(restored, markets)
+    assert list(clearing.holders[0]) == [b"r" * 20]
+
+
+def test_requirements_after_a_fill_round_up_like_a_full_recomputation() -> None:
+    markets = _markets()
+    market = markets[0]
+    market.initial_ppm, market.maintenance_ppm = 333_333, 166_667  # no size divides evenly
+    clearing = ClearingHouse(markets, 0)
+    account = clearing.open_account(b"a" * 20, 10**12)
+    for size in (1, 2, 7, -5):
+        predicted = clearing.health_after(account, 0, size, 0)
+        assert type(predicted.initial) is int and type(predicted.maintenance) is int
+        notional = abs(size) * market.oracle_price * market.quantum
+        assert predicted.initial == -(-notional * 333_333 // PPM)
+        clearing.change_position(account, 0, size - account.position_size(0), 0)
+        actual = clearing.health(account)
+        assert (predicted.initial, predicted.maintenance) == (actual.initial, actual.maintenance)
+
+
+def test_funding_of_every_position_is_settled_into_the_insurance_fund() -> None:
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    account = clearing.open_account(b"f" * 20, 10**9)
+    clearing.change_position(account, 0, 3, 50_000)
+    clearing.change_position(account, 1, 4, 3_000)
+    clearing.charge_to_insurance(account, 1_000)  # the fund holds something already
+    markets[0].funding_index += 2_000_000
+    markets[1].funding_index += 1_000_000
+    clearing.prices_changed()
+    owed = [funding_owed(account.positions[m], markets[m]) for m in (0, 1)]
+    assert all(o > 0 for o in owed)
+    fund, balance = clearing.insurance_fund, account.balance
+    paid = clearing.settle_funding(account)
+    assert paid == sum(owed)
+    assert clearing.insurance_fund == fund + paid and account.balance == balance - paid
+
+
+def test_a_positive_maker_fee_is_charged_rounded_up() -> None:
+    markets = _markets()
+    markets[0].maker_fee_ppm = 100
+    clearing = ClearingHouse(markets, 0)
+    maker = clearing.open_account(b"m" * 20, 10**12)
+    taker = clearing.open_account(b"t" * 20, 10**12)
+    notional = 50_001 * 7 * markets[0].quantum
+    maker_fee, _ = clearing.settle_fill(0, maker, taker, True, 50_001, 7, 500)
+    assert maker_fee == -(-notional * 100 // PPM) and notional * 100 % PPM
+    assert type(maker_fee) is int
