@@ -25,12 +25,14 @@ from appchaind.consensus.machine import NIL
 from appchaind.consensus.sim.world import CHAIN_ID, RawSigner
 from appchaind.consensus.state import ChainState
 from appchaind.types import (
+    COMMIT_ABSENT,
     COMMIT_BLOCK,
     PRECOMMIT,
     PREVOTE,
     Block,
     Commit,
     CommitSig,
+    DuplicateVoteEvidence,
     Header,
     Proposal,
     commit_hash,
@@ -122,10 +124,15 @@ def _commit(chain: Chain, state: ChainState, height: int, block_hash: bytes) -> 
     return Commit(height, round, block_hash, tuple(sigs))
 
 
-def _well_formed(chain: Chain, state: ChainState, commit: Commit) -> bool:
+def _well_formed(
+    chain: Chain,
+    state: ChainState,
+    commit: Commit,
+    evidence: tuple[DuplicateVoteEvidence, ...] = (),
+) -> bool:
     """Whether a non-proposer at height 2 finds round 0's proposal well formed (asks the
-    application and prevotes it) when its block carries ``commit`` as its last commit,
-    the header agreeing with it (time, last-commit hash)."""
+    application and prevotes it) when its block carries ``commit`` as its last commit and
+    ``evidence``, the header agreeing with them (time, hashes)."""
     assert state.last_validators is not None
     proposer = chain.proposer(0, state)
     me = next(i for i in range(len(chain.keys)) if i != proposer)
@@ -141,9 +148,9 @@ def _well_formed(chain: Chain, state: ChainState, commit: Commit) -> bool:
         next_validators_hash=state.next_validators.hash(),
         app_hash=state.app_hash,
         proposer=chain.keys[proposer].address,
-        evidence_hash=evidence_hash(()),
+        evidence_hash=evidence_hash(evidence),
     )
-    block = Block(header, txs, (), commit)
+    block = Block(header, txs, evidence, commit)
     unsigned = Proposal(2, 0, -1, block.block_id(), NOW, header.proposer, b"\0" * 64)
     proposal = RawSigner(chain.keys[proposer]).sign_proposal(unsigned)
     d = Driver(chain.machine(me, state=state))
@@ -209,3 +216,79 @@ def test_messages_for_the_next_height_are_kept_until_the_node_gets_there() -> No
     assert d.machine.height == 2
     prevotes_at_2 = [v.block_hash for v in votes_out(effects) if v.height == 2]
     assert prevotes_at_2 == [proposed.block.block_id()]
+
+
+def test_a_block_carries_each_piece_of_evidence_once_and_only_if_it_verifies() -> None:
+    chain = Chain()
+    state = _height_2(chain)
+    commit = _commit(chain, state, 1, state.last_block_id)
+    evidence = _equivocation(chain, height=1)
+    forged = dataclasses.replace(
+        evidence, vote_b=dataclasses.replace(evidence.vote_b, signature=b"\x01" * 64)
+    )
+    assert _well_formed(chain, state, commit, (evidence,))
+    assert not _well_formed(chain, state, commit, (evidence, evidence))
+    assert not _well_formed(chain, state, commit, (forged,))
+
+
+def test_an_absent_last_commit_slot_carries_nothing() -> None:
+    """Three signed slots are +2/3 on their own; the fourth, absent, may not carry a
+    signature, an extension, an extension signature or a timestamp."""
+    chain = Chain()
+    state = _height_2(chain)
+    commit = _commit(chain, state, 1, state.last_block_id)
+    absent = CommitSig(COMMIT_ABSENT, commit.signatures[3].validator, 0, b"", b"", b"")
+    assert _well_formed(chain, state, dataclasses.replace(
+        commit, signatures=commit.signatures[:3] + (absent,)
+    ))  # fmt: skip
+    for carried in (
+        {"signature": b"\x01" * 64}, {"extension": b"x"}, {"extension_signature": b"\x01"},
+        {"timestamp_ms": 1},
+    ):  # fmt: skip
+        slot = dataclasses.replace(absent, **carried)
+        signatures = commit.signatures[:3] + (slot,)
+        assert not _well_formed(chain, state, dataclasses.replace(commit, signatures=signatures))
+
+
+def test_votes_of_an_unknown_kind_slot_or_too_far_a_round_are_dropped() -> None:
+    chain = Chain()
+    me = chain.not_proposer()
+    d = Driver(chain.machine(me, max_round_skip=2))
+    d.start()
+    other = (me + 1) % 4
+    vote = chain.vote(other, PREVOTE, 0, A)
+    for dropped in (
+        dataclasses.replace(vote, kind=3),
+        dataclasses.replace(vote, validator_index=4),  # one past the last slot
+        chain.vote(other, PREVOTE, 3, A),  # round 0 + max_round_skip 2 < 3
+    ):
+        d.feed(VoteReceived(dropped))
+    assert d.machine.statistics().votes_counted == 0
+    d.feed(VoteReceived(chain.vote(other, PREVOTE, 2, A)))  # exactly max_round_skip ahead
+    assert d.machine.statistics().votes_counted == 1
+
+
+def test_a_proposal_needs_a_pol_round_from_minus_one_to_below_its_round() -> None:
+    chain = Chain()
+    me = chain.not_proposer()
+    block = chain.block(proposer=chain.proposer(1))
+    for pol_round, kept in ((-2, False), (1, False), (0, True), (-1, True)):
+        d = Driver(chain.machine(me))
+        d.start()
+        proposal = chain.proposal(block, 1, pol_round=pol_round)
+        d.feed(BlockReceived(block), ProposalReceived(proposal))
+        helpers = [i for i in range(4) if i != me][:2]
+        d.feed(*(chain.precommit(i, 1, NIL) for i in helpers))  # f+1 of round 1: go there
+        assert d.machine.round == 1
+        assert (proposal in d.machine.gossip()) == kept, pol_round
+
+
+def test_a_block_may_hold_exactly_max_block_txs() -> None:
+    chain = Chain()
+    me = chain.not_proposer()
+    for txs, valid in (((b"a=1",), True), ((b"a=1", b"b=2"), False)):
+        d = Driver(chain.machine(me, max_block_txs=1))
+        d.start()
+        block = chain.block(txs, proposer=chain.proposer(0))
+        effects = d.feed(BlockReceived(block), ProposalReceived(chain.proposal(block, 0)))
+        assert bool(of_type(effects, RequestProcessProposal)) == valid
