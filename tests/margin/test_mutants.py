@@ -82,3 +82,38 @@ def test_a_positive_maker_fee_is_charged_rounded_up() -> None:
     maker_fee, _ = clearing.settle_fill(0, maker, taker, True, 50_001, 7, 500)
     assert maker_fee == -(-notional * 100 // PPM) and notional * 100 % PPM
     assert type(maker_fee) is int
+
+
+def test_a_position_costs_what_was_paid_for_what_is_still_held() -> None:
+    """Adding to a position adds the notional; reducing it keeps the cost of what is left,
+    pro rata, truncated toward zero; flipping it starts over at the flip's price."""
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    account = clearing.open_account(b"c" * 20, 10**12)
+    q = markets[0].quantum
+
+    def cost() -> int:
+        return account.positions[0].cost
+
+    clearing.change_position(account, 0, 1, 100)
+    clearing.change_position(account, 0, 2, 101)
+    assert cost() == (100 + 2 * 101) * q
+    clearing.change_position(account, 0, -2, 120)  # 3 -> 1: a third of 302,000
+    assert cost() == 302 * q // 3 == 100_666
+    clearing.change_position(account, 0, -3, 130)  # 1 -> -2: flipped
+    assert cost() == -2 * 130 * q
+    clearing.change_position(account, 0, -1, 131)
+    assert cost() == -(2 * 130 + 131) * q
+    clearing.change_position(account, 0, 2, 90)  # -3 -> -1: a third of -391,000
+    assert cost() == -(391 * q // 3) == -130_333
+
+
+def test_a_negative_taker_fee_is_a_rebate_rounded_down() -> None:
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    maker = clearing.open_account(b"m" * 20, 10**12)
+    taker = clearing.open_account(b"t" * 20, 10**12)
+    notional = 50_001 * 7 * markets[0].quantum
+    _, taker_fee = clearing.settle_fill(0, maker, taker, False, 50_001, 7, -300)
+    assert taker_fee == -(notional * 300 // PPM) == -105_002  # 105,002.1 down
+    assert type(taker_fee) is int
