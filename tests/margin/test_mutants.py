@@ -2,11 +2,12 @@
 balance change or a restored account is seen by the health cache even before the first price
 move; the requirements of a prospective fill round up to whole micro-units like a full
 recomputation; funding of every position is settled into the insurance fund; a positive maker
-fee is charged rounded up."""
+fee is charged rounded up; a position costs what was paid for what is held; deleveraging
+ranks by profit × leverage."""
 
 from __future__ import annotations
 
-from margin import Account, ClearingHouse, MarketState, Position, health
+from margin import Account, ClearingHouse, MarketState, Position, deleveraging_ranking, health
 from margin.health import funding_owed
 from margin.markets import PPM
 from tests.exchange.support import genesis
@@ -117,3 +118,30 @@ def test_a_negative_taker_fee_is_a_rebate_rounded_down() -> None:
     _, taker_fee = clearing.settle_fill(0, maker, taker, False, 50_001, 7, -300)
     assert taker_fee == -(notional * 300 // PPM) == -105_002  # 105,002.1 down
     assert type(taker_fee) is int
+
+
+def test_deleveraging_ranks_by_profit_times_leverage_then_the_bankrupt_by_profit() -> None:
+    """Longs of market 0 at 50,000 (a lot is worth 50,000,000 micro-units): by profit ×
+    notional ÷ net collateral, highest first (floored; ties by address), then those at or
+    below zero collateral by profit. Shorts and the excluded account are not ranked."""
+    markets = _markets()
+    lot = markets[0].oracle_price * markets[0].quantum
+    holdings = {  # address: (size, cost, balance) -> net, profit, score
+        b"a" * 20: (2, 80_000_000, 10**8),  # 2e8, 2e7, 1e7
+        b"b" * 20: (1, 45_000_000, 10**7),  # 6e7, 5e6, 4,166,666.67
+        b"g" * 20: (1, 45_000_000, 10**7 - 1),  # 6e7 - 1, 5e6, 4,166,666.74: the same floor
+        b"i" * 20: (1, 50_000_000, -lot + 1),  # 1, 0, 0
+        b"d" * 20: (1, 55_000_000, 10**8),  # 1.5e8, -5e6, -1,666,667
+        b"c" * 20: (3, 120_000_000, -(10**9)),  # -8.5e8, 3e7
+        b"f" * 20: (1, 30_000_000, -(10**9)),  # -9.5e8, 2e7
+        b"h" * 20: (1, 50_000_000, -lot),  # exactly 0, 0
+        b"e" * 20: (-1, -50_000_000, 10**8),  # short
+        b"x" * 20: (5, 0, 10**9),  # excluded
+    }
+    accounts = {}
+    for address, (size, cost, balance) in holdings.items():
+        account = accounts[address] = Account(address, balance)
+        account.positions[0] = Position(size, markets[0].funding_index, cost)
+    assert health(accounts[b"h" * 20], markets).net == 0
+    ranking = deleveraging_ranking(accounts, dict.fromkeys(holdings), markets, 0, True, b"x" * 20)
+    assert [address[:1] for address in ranking] == [b"a", b"b", b"g", b"i", b"d", b"c", b"f", b"h"]
