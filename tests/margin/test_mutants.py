@@ -3,14 +3,24 @@ balance change or a restored account is seen by the health cache even before the
 move; the requirements of a prospective fill round up to whole micro-units like a full
 recomputation; funding of every position is settled into the insurance fund; a positive maker
 fee is charged rounded up; a position costs what was paid for what is held; deleveraging
-ranks by profit × leverage."""
+ranks by profit × leverage; liquidation bands follow each market's maintenance rate and an
+account with no excess is crossed by one tick."""
 
 from __future__ import annotations
 
-from margin import Account, ClearingHouse, MarketState, Position, deleveraging_ranking, health
+from margin import (
+    Account,
+    ClearingHouse,
+    LiquidationIndex,
+    MarketState,
+    Position,
+    deleveraging_ranking,
+    health,
+)
 from margin.health import funding_owed
 from margin.markets import PPM
 from tests.exchange.support import genesis
+from tests.margin.test_margin import _reference_bands
 
 
 def _markets() -> list[MarketState]:
@@ -145,3 +155,40 @@ def test_deleveraging_ranks_by_profit_times_leverage_then_the_bankrupt_by_profit
     assert health(accounts[b"h" * 20], markets).net == 0
     ranking = deleveraging_ranking(accounts, dict.fromkeys(holdings), markets, 0, True, b"x" * 20)
     assert [address[:1] for address in ranking] == [b"a", b"b", b"g", b"i", b"d", b"c", b"f", b"h"]
+
+
+def _crossed_just_beyond_each_band(account: Account, markets: list[MarketState]) -> None:
+    """Each band of ``account`` (as tests.margin.test_margin's plain model computes it):
+    the price at the bound is inside, one tick beyond it is crossed."""
+    bands = _reference_bands(account, markets)
+    assert bands
+    for (market_id, is_long), bound in bands.items():
+        index = LiquidationIndex(len(markets))
+        assert index.update(account, markets) is False
+        assert index.crossed(market_id, bound) == []
+        beyond = bound - 1 if is_long else bound + 1
+        assert index.crossed(market_id, beyond) == [account.address], (market_id, is_long)
+
+
+def test_liquidation_bands_follow_each_markets_own_maintenance_rate() -> None:
+    """A long of one lot and a short in markets of different maintenance rates share the
+    account's excess collateral in proportion to loss per tick × price."""
+    markets = _markets()
+    markets[1].maintenance_ppm = 100_000
+    account = Account(b"z" * 20, 0)
+    account.positions[0] = Position(1, markets[0].funding_index, 0)
+    account.positions[1] = Position(-40, markets[1].funding_index, 0)
+    account.balance = 60_000_000 - health(account, markets).net  # net collateral 60 quote
+    state = health(account, markets)
+    assert state.net - state.maintenance > 10**7
+    _crossed_just_beyond_each_band(account, markets)
+
+
+def test_an_account_exactly_at_maintenance_is_crossed_by_one_tick() -> None:
+    markets = _markets()
+    account = Account(b"y" * 20, 0)
+    account.positions[0] = Position(1, markets[0].funding_index, 0)
+    account.positions[1] = Position(-40, markets[1].funding_index, 0)
+    state = health(account, markets)
+    account.balance = state.maintenance - state.net  # net == maintenance: no excess
+    _crossed_just_beyond_each_band(account, markets)
