@@ -41,6 +41,15 @@ def test_a_restored_order_must_be_a_valid_resting_order_of_an_unused_client_id()
     assert resting(book) == [(10, 5), (8, 5), (1, 5), (9, 5)]
 
 
+def test_an_order_is_priced_from_one_tick_to_below_the_no_price_sentinel() -> None:
+    book = OrderBook()
+    assert book.place(1, ALICE, BUY, 0, 1, GTC, 0, 1) == Outcome.REJECTED_INVALID
+    assert book.place(2, ALICE, SELL, MAX_PRICE, 1, GTC, 0, 2) == Outcome.REJECTED_INVALID
+    assert book.place(3, ALICE, BUY, 1, 1, GTC, 0, 3) == Outcome.RESTING
+    assert book.place(4, ALICE, SELL, MAX_PRICE - 1, 1, GTC, 0, 4) == Outcome.RESTING
+    assert resting(book) == [(3, 1), (4, 1)]
+
+
 def _conditional(order_id: int, trigger: int, size: int, client_id: int = 0) -> ConditionalOrder:
     kind = TriggerKind.STOP_MARKET
     return ConditionalOrder(
