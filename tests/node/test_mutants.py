@@ -1,5 +1,6 @@
 """Rules of the WAL, the double-sign guard and its file store that mutation testing (``make
-mutate``) found unguarded: a record is synced by default and an empty log stays empty, the
+mutate``) found unguarded: a record is synced by default, an empty log stays empty (also
+when reopened), the log is private in a directory it creates, the
 size limit and a header-only record at the edges, a torn record claiming an impossible
 length, one save per new signature, the store's private file in a directory it creates, and
 what a refused proposal hands back."""
@@ -38,6 +39,25 @@ def test_reset_empties_a_log_once_and_an_empty_log_costs_nothing(tmp_path: Path)
     log.reset(b"height 2")
     log.reset()  # what reset(payload) wrote is emptied too
     assert log.fsyncs == 3 + 2 + 2 and list(WAL(tmp_path / "wal").replay()) == []
+
+
+def test_a_reopened_log_knows_whether_it_is_empty(tmp_path: Path) -> None:
+    WAL(tmp_path / "empty").close()
+    log = WAL(tmp_path / "empty")
+    log.reset()
+    assert log.fsyncs == 0  # nothing to make durable
+    full = WAL(tmp_path / "full")
+    full.append(b"height 5")
+    full.close()
+    log = WAL(tmp_path / "full")
+    log.reset()
+    assert log.fsyncs == 2 and list(WAL(tmp_path / "full").replay()) == []
+
+
+def test_the_log_is_private_in_a_directory_it_creates(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "cs.wal" / "wal"
+    WAL(path).append(b"x")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_a_record_may_be_exactly_the_size_limit_and_empty(
