@@ -1,9 +1,8 @@
 """Rules of the WAL, the double-sign guard and its file store that mutation testing (``make
-mutate``) found unguarded: a record is synced by default, an empty log stays empty (also
-when reopened), the log is private in a directory it creates, the
-size limit and a header-only record at the edges, a torn record claiming an impossible
-length, one save per new signature, the store's private file in a directory it creates, and
-what a refused proposal hands back."""
+mutate``) found unguarded: a record is synced by default, an empty log stays empty (also when
+reopened), the size limit and a header-only record at the edges, a torn record claiming an
+impossible length, one save per new signature, the log's and the store's private files in
+directories they create, and what a refused proposal hands back."""
 
 from __future__ import annotations
 
