@@ -192,3 +192,16 @@ def test_an_account_exactly_at_maintenance_is_crossed_by_one_tick() -> None:
     state = health(account, markets)
     account.balance = state.maintenance - state.net  # net == maintenance: no excess
     _crossed_just_beyond_each_band(account, markets)
+
+
+def test_free_collateral_after_a_sell_matches_health_after() -> None:
+    markets = _markets()
+    clearing = ClearingHouse(markets, 0)
+    account = clearing.open_account(b"s" * 20, 10**9)
+    clearing.change_position(account, 0, 3, 50_000)
+    clearing.prices_changed()
+    for new_size in (2, 0, -4):  # reduce, close, flip: the move is a sale
+        for cash_delta in (0, 1_234_567):
+            expected = clearing.health_after(account, 0, new_size, cash_delta).free_collateral
+            after = clearing.free_collateral_after(account, markets[0], 3, new_size, cash_delta)
+            assert after == expected and type(after) is int
