@@ -1,14 +1,15 @@
 """Rules of the exchange's tx handling that mutation testing (``make mutate``) found
 unguarded: a decoded tx is signature-checked unless the caller says it checked it, the
-mempool's refusal codes (size limit, wrong chain, expiry window, replayed nonce), and the
-limits of a proposal, built or checked."""
+mempool's refusal codes (size limit, wrong chain, expiry window, replayed nonce), the
+limits of a proposal, built or checked, unknown markets, orders touched by their owner only,
+and what an order must be."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from appchaind import codec
-from appchaind.exchange import Code, ExchangeApp
+from appchaind.exchange import CancelAll, CancelOrder, Code, ExchangeApp, ReplaceOrder
 from appchaind.types import sign_tx
 from tests.exchange.support import (
     CHAIN_ID,
@@ -87,3 +88,59 @@ def test_a_proposal_over_the_tx_or_byte_limit_or_for_another_chain_is_refused() 
     assert not small.process_proposal(txs)[0]
     other = sign_tx(key("alice"), CHAIN_ID + "-other", 1, 10, limit(0, SELL, 9, 1))
     assert not exact.process_proposal([codec.encode(other)])[0]
+
+
+def _order_ids(result, index: int) -> list[int]:  # type: ignore[no-untyped-def]
+    return [e.attributes["order_id"] for e in result.tx_results[index].events if e.kind == "order"]
+
+
+def test_a_tx_for_a_market_that_does_not_exist_is_refused() -> None:
+    app = ExchangeApp(genesis(BALANCES))  # markets 0 and 1
+    d = Driver(app)
+    result = d.block([
+        d.tx("alice", limit(2, SELL, 50000, 1)),
+        d.tx("alice", CancelOrder(2, 1, 0, False)),
+        d.tx("alice", CancelAll(2, False)),
+        d.tx("alice", ReplaceOrder(1, 0, False, limit(2, SELL, 50000, 1))),
+    ])  # fmt: skip
+    assert [r.code for r in result.tx_results] == [Code.UNKNOWN_MARKET] * 4
+
+
+def test_an_order_is_cancelled_or_replaced_by_its_owner_only() -> None:
+    app = ExchangeApp(genesis(BALANCES))
+    d = Driver(app)
+    placed = d.block([
+        d.tx("alice", limit(0, SELL, 50100, 2, client_id=7)),
+        d.tx("alice", limit(0, SELL, 50200, 2, client_id=8)),
+    ])  # fmt: skip
+    (order_id,), (other_id,) = _order_ids(placed, 0), _order_ids(placed, 1)
+    result = d.block([
+        d.tx("bob", CancelOrder(0, order_id, 0, False)),
+        d.tx("bob", ReplaceOrder(order_id, 0, False, limit(0, SELL, 50100, 1))),
+        d.tx("bob", CancelAll(0, True)),
+    ])  # fmt: skip
+    assert [r.code for r in result.tx_results] == [Code.ORDER_NOT_FOUND, Code.ORDER_NOT_FOUND, 0]
+    assert app.books[0].order(order_id) is not None
+    assert d.block([d.tx("alice", CancelOrder(0, order_id, 0, False))]).tx_results[0].code == 0
+    assert app.books[0].order(order_id) is None and app.books[0].order(other_id) is not None
+    assert d.block([d.tx("alice", CancelAll(0, False))]).tx_results[0].code == 0
+    assert app.books[0].order(other_id) is None
+
+
+def test_an_order_needs_a_known_side_a_size_a_known_kind_and_a_future_expiry() -> None:
+    app = ExchangeApp(genesis(BALANCES))
+    d = Driver(app)
+    d.block([])
+    height = d.height
+    good = limit(0, SELL, 50100, 1)
+    bodies = [
+        dataclasses.replace(good, side=2),
+        dataclasses.replace(good, size=0),
+        dataclasses.replace(good, time_in_force=4),
+        dataclasses.replace(good, order_type=99),
+        dataclasses.replace(good, good_til_block=height - 1),
+        dataclasses.replace(good, good_til_block=height, client_id=1),
+        dataclasses.replace(good, side=1, price=49900, client_id=2),
+    ]
+    result = d.block([d.tx("alice", body) for body in bodies])
+    assert [r.code for r in result.tx_results] == [Code.INVALID_ORDER] * 5 + [0, 0]
