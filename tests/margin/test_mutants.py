@@ -107,16 +107,17 @@ def test_a_position_costs_what_was_paid_for_what_is_still_held() -> None:
         return account.positions[0].cost
 
     clearing.change_position(account, 0, 1, 100)
-    clearing.change_position(account, 0, 2, 101)
+    clearing.change_position(account, 0, 1, 101)  # one lot at a time: added, not scaled
+    clearing.change_position(account, 0, 1, 101)
     assert cost() == (100 + 2 * 101) * q
-    clearing.change_position(account, 0, -2, 120)  # 3 -> 1: a third of 302,000
-    assert cost() == 302 * q // 3 == 100_666
-    clearing.change_position(account, 0, -3, 130)  # 1 -> -2: flipped
+    clearing.change_position(account, 0, -1, 120)  # 3 -> 2: two thirds of 302,000
+    assert cost() == 302 * q * 2 // 3 == 201_333 and type(cost()) is int
+    clearing.change_position(account, 0, -4, 130)  # 2 -> -2: flipped
     assert cost() == -2 * 130 * q
     clearing.change_position(account, 0, -1, 131)
     assert cost() == -(2 * 130 + 131) * q
-    clearing.change_position(account, 0, 2, 90)  # -3 -> -1: a third of -391,000
-    assert cost() == -(391 * q // 3) == -130_333
+    clearing.change_position(account, 0, 1, 90)  # -3 -> -2: two thirds of -391,000
+    assert cost() == -(391 * q * 2 // 3) == -260_666 and type(cost()) is int
 
 
 def test_a_negative_taker_fee_is_a_rebate_rounded_down() -> None:
