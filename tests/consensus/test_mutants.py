@@ -188,8 +188,9 @@ def test_statistics_report_the_machine_as_it_is() -> None:
 
 
 def test_messages_for_the_next_height_are_kept_until_the_node_gets_there() -> None:
-    """A node still deciding height 1 receives height 2's proposal and block; once it has
-    decided height 1 and starts height 2, it prevotes that block without being sent it again."""
+    """A node still deciding height 1 receives height 2's proposal, block and two prevotes;
+    once it has decided height 1 and starts height 2, it prevotes that block and, with the
+    two prevotes kept, precommits it, without being sent any of them again."""
     chain = Chain()
     cluster = Cluster(chain, commit_ms=1)  # decides height 1, then waits to start height 2
     cluster.start()
@@ -198,6 +199,14 @@ def test_messages_for_the_next_height_are_kept_until_the_node_gets_there() -> No
     me = next(i for i in range(len(chain.keys)) if i not in (proposer, chain.proposer(0)))
     height_2 = cluster.drivers[proposer].feed(TimeoutFired(2, 0, Step.NEW_HEIGHT))
     (proposed,) = of_type(height_2, BroadcastProposal)
+    third = next(i for i in range(len(chain.keys)) if i not in (proposer, me))
+    cluster.drivers[third].feed(TimeoutFired(2, 0, Step.NEW_HEIGHT))
+    prevotes = votes_out(height_2) + votes_out(
+        cluster.drivers[third].feed(
+            BlockReceived(proposed.block), ProposalReceived(proposed.proposal)
+        )
+    )
+    assert [(v.height, v.kind) for v in prevotes] == [(2, PREVOTE)] * 2
     height_1 = [
         e
         for i, e in cluster.effects
@@ -207,6 +216,7 @@ def test_messages_for_the_next_height_are_kept_until_the_node_gets_there() -> No
     d = Driver(chain.machine(me))  # commit_ms 0: height 2 starts as soon as 1 is decided
     d.start()
     d.feed(BlockReceived(proposed.block), ProposalReceived(proposed.proposal))  # early
+    d.feed(*(VoteReceived(v) for v in prevotes))  # early too
     effects = []
     for effect in height_1:
         if isinstance(effect, BroadcastProposal):
@@ -214,8 +224,9 @@ def test_messages_for_the_next_height_are_kept_until_the_node_gets_there() -> No
         else:
             effects += d.feed(VoteReceived(effect.vote))
     assert d.machine.height == 2
-    prevotes_at_2 = [v.block_hash for v in votes_out(effects) if v.height == 2]
-    assert prevotes_at_2 == [proposed.block.block_id()]
+    block_hash = proposed.block.block_id()
+    mine_at_2 = [(v.kind, v.block_hash) for v in votes_out(effects) if v.height == 2]
+    assert mine_at_2 == [(PREVOTE, block_hash), (PRECOMMIT, block_hash)]  # with the two kept
 
 
 def test_a_block_carries_each_piece_of_evidence_once_and_only_if_it_verifies() -> None:

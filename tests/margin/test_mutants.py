@@ -138,7 +138,7 @@ def test_deleveraging_ranks_by_profit_times_leverage_then_the_bankrupt_by_profit
     markets = _markets()
     lot = markets[0].oracle_price * markets[0].quantum
     holdings = {  # address: (size, cost, balance) -> net, profit, score
-        b"a" * 20: (2, 80_000_000, 10**8),  # 2e8, 2e7, 1e7
+        b"k" * 20: (2, 80_000_000, 10**8),  # 2e8, 2e7, 1e7
         b"b" * 20: (1, 45_000_000, 10**7),  # 6e7, 5e6, 4,166,666.67
         b"g" * 20: (1, 45_000_000, 10**7 - 1),  # 6e7 - 1, 5e6, 4,166,666.74: the same floor
         b"i" * 20: (1, 50_000_000, -lot + 1),  # 1, 0, 0
@@ -155,7 +155,7 @@ def test_deleveraging_ranks_by_profit_times_leverage_then_the_bankrupt_by_profit
         account.positions[0] = Position(size, markets[0].funding_index, cost)
     assert health(accounts[b"h" * 20], markets).net == 0
     ranking = deleveraging_ranking(accounts, dict.fromkeys(holdings), markets, 0, True, b"x" * 20)
-    assert [address[:1] for address in ranking] == [b"a", b"b", b"g", b"i", b"d", b"c", b"f", b"h"]
+    assert [address[:1] for address in ranking] == [b"k", b"b", b"g", b"i", b"d", b"c", b"f", b"h"]
 
 
 def _crossed_just_beyond_each_band(account: Account, markets: list[MarketState]) -> None:
