@@ -28,8 +28,9 @@ How it runs:
   the same on a rerun; no shrinking and no example database.
 - The budget (``--seconds``) is shared by the modules in turn: each gets at least an
   equal share of what is left, and a module still running at the end of its share is
-  interrupted (its verdicts so far are kept, and the next run goes on from there); what
-  was not tested is reported as not run.
+  interrupted (its verdicts so far are kept); time left at the end goes to the
+  interrupted modules in another round. What was not tested is reported as not run, and
+  the next run goes on from there.
 
 Usage (``make mutate`` installs mutmut and passes MUTATE_SECONDS / MUTATE_MODULES)::
 
@@ -470,6 +471,41 @@ def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[
     }
 
 
+def campaign(
+    cache: Path, modules: list[str], seconds: float, max_children: int
+) -> dict[str, ModuleRun]:
+    """Run the modules in turn within ``seconds``: each gets at least an equal share of
+    what is left; time a module did not need goes to the next ones, and what is left at
+    the end goes to the modules stopped at the end of their share, in another round."""
+    deadline = time.monotonic() + seconds
+    print(f"mutation testing {len(modules)} modules within {seconds:.0f} s")
+    runs: dict[str, ModuleRun] = {}
+    pending = list(modules)
+    while pending:
+        unfinished: list[str] = []
+        for index, module in enumerate(pending):
+            share = (deadline - time.monotonic()) / (len(pending) - index)
+            if share <= STOP_GRACE:
+                print(f"  {module}: no time left")
+                continue
+            print(f"  {module}: up to {share:.0f} s")
+            run = run_module(prepare_workspace(cache, module), module, share, max_children)
+            if module in runs:  # another round: the time adds up
+                run.seconds += runs[module].seconds
+            runs[module] = run
+            if run.failed:
+                print(f"  {module}: {run.failed}")
+            if run.stopped:
+                print("stopped (Ctrl-C)")
+                return runs
+            if run.interrupted:
+                unfinished.append(module)
+        if len(unfinished) == len(pending):  # no module finished: more rounds won't help
+            break
+        pending = unfinished
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -494,22 +530,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, ModuleRun] = {}
     if not args.report_only:
-        deadline = time.monotonic() + args.seconds
-        print(f"mutation testing {len(modules)} modules within {args.seconds:.0f} s")
-        for index, module in enumerate(modules):
-            left = deadline - time.monotonic()
-            share = left / (len(modules) - index)
-            if share <= STOP_GRACE:
-                print(f"  {module}: no time left")
-                continue
-            print(f"  {module}: up to {share:.0f} s")
-            workspace = prepare_workspace(cache, module)
-            runs[module] = run_module(workspace, module, share, args.max_children)
-            if runs[module].failed:
-                print(f"  {module}: {runs[module].failed}")
-            if runs[module].stopped:
-                print("stopped (Ctrl-C)")
-                break
+        runs = campaign(cache, modules, args.seconds, args.max_children)
     result = report(cache, modules, runs)
     (cache / "report.json").parent.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
