@@ -179,11 +179,11 @@ def test_statistics_report_the_machine_as_it_is() -> None:
     me = chain.not_proposer()
     d = Driver(chain.machine(me))
     d.start()
-    d.feed(chain.prevote((me + 1) % 4, 0, NIL))
+    d.feed(chain.prevote((me + 1) % 4, 0, NIL), chain.prevote((me + 2) % 4, 0, NIL))
     stats = d.machine.statistics()
     assert (stats.height, stats.round, stats.step) == (1, 0, Step.PROPOSE)
     assert (stats.locked_round, stats.valid_round) == (-1, -1)
-    assert stats.votes_counted == 1 and stats.signatures_verified == 1
+    assert stats.votes_counted == 2 and stats.signatures_verified == 2
     assert stats.pending_evidence == 0
 
 
