@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+MUTATE_STAMP := $(VENV)/.installed-mutate
 # The deterministic cores are compiled with mypyc (setup.py, appchaind/native.py). When any
 # source changes, appchaind.native says whether the compiled build still matches (it knows
 # which modules count) and they are recompiled if not. APPCHAIND_PURE_PYTHON=1 runs pure Python.
@@ -14,8 +15,12 @@ VALIDATORS ?= 4
 BASE_PORT ?= 26600
 SIM_SECONDS ?= 600
 FUZZ_EXAMPLES ?= 20000
+# make mutate: the time budget for all modules, and which modules (paths, default: all of
+# tools/mutate.py's MODULES), e.g. make mutate MUTATE_MODULES=margin/clearing.py
+MUTATE_SECONDS ?= 1800
+MUTATE_MODULES ?=
 
-.PHONY: all run test bench fuzz sim soak lint clean
+.PHONY: all run test bench fuzz mutate sim soak lint clean
 
 all: test
 
@@ -36,6 +41,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
+$(MUTATE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutate]'
+	@touch $(MUTATE_STAMP)
+
 test: $(NATIVE_STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -45,12 +54,18 @@ bench: $(BENCH_STAMP) $(NATIVE_STAMP)
 fuzz: $(NATIVE_STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m "not slow" tests -k "fuzz or property"
 
+# Mutation testing (mutmut, pure Python, niced): prints every surviving mutant and a summary
+# per module; results are kept in .mutmut-cache/, so a rerun tests only what changed.
+mutate: $(MUTATE_STAMP)
+	nice -n 10 $(BIN)/python tools/mutate.py --seconds $(MUTATE_SECONDS) \
+	  $(if $(MUTATE_MODULES),--modules $(MUTATE_MODULES))
+
 sim: $(STAMP)
 	$(BIN)/python -m appchaind.consensus.sim --seconds $(SIM_SECONDS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check appchaind orderbook margin p2p config spec tests bench
-	$(BIN)/ruff format --check appchaind orderbook margin p2p config spec tests bench
+	$(BIN)/ruff check appchaind orderbook margin p2p config spec tests bench tools
+	$(BIN)/ruff format --check appchaind orderbook margin p2p config spec tests bench tools
 	$(BIN)/mypy --strict appchaind/consensus appchaind/codec.py appchaind/crypto.py appchaind/types.py \
 	  appchaind/native.py orderbook
 
@@ -59,5 +74,7 @@ run: $(NATIVE_STAMP)
 	$(BIN)/appchaind localnet start --dir $(LOCALNET) --traders
 
 clean:
-	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info build
-	rm -f *__mypyc*.so orderbook/*.so margin/*.so appchaind/*.so appchaind/exchange/*.so appchaind/_native_build.json
+	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache .mutmut-cache \
+	  *.egg-info build
+	rm -f *__mypyc*.so orderbook/*.so margin/*.so appchaind/*.so appchaind/exchange/*.so \
+	  appchaind/_native_build.json

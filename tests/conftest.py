@@ -1,23 +1,59 @@
 """Test-suite settings shared by every directory.
 
 Hypothesis profiles: "default" keeps `make test` bounded; `make fuzz` selects
-"fuzz" (HYPOTHESIS_PROFILE=fuzz, FUZZ_EXAMPLES=N) for a long run. No profile has
-a deadline: the suite makes no timed assertions.
+"fuzz" (HYPOTHESIS_PROFILE=fuzz, FUZZ_EXAMPLES=N) for a long run; `make mutate`
+selects "mutate" (tools/mutate.py). No profile has a deadline: the suite makes no
+timed assertions.
+
+Every profile but "mutate" explores: each run draws new examples (derandomize=False
+is explicit: Hypothesis's own "ci" profile, which it loads by itself when CI=true and
+which a profile registered without a parent inherits from, is derandomized, so CI
+would test the same examples on every run). Locally Hypothesis keeps the failing
+examples it found in `.hypothesis/` and replays them first, which helps reproduce a
+failure; in CI there is no example database at all, so a run neither replays old
+examples nor depends on what an earlier run left behind, and a failure prints the
+blob that reproduces it (@reproduce_failure).
+
+"mutate" is derandomized by design: mutation testing gives each mutant one verdict
+(killed or survived), and a verdict must come out the same when the mutant is rerun,
+or a survivor could not be studied. It skips shrinking (a failing example kills the
+mutant whatever its size) and keeps no database (an example that killed one mutant
+must not be replayed against the next).
 """
 
 from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
+
+#: True in CI (.ci/run runs with CI=true): tests that would skip fail instead.
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+_explore: dict[str, object] = {"derandomize": False}
+if IN_CI:
+    _explore |= {"database": None, "print_blob": True}
 
 settings.register_profile(
-    "default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    **_explore,
 )
 settings.register_profile(
     "fuzz",
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    **_explore,
+)
+settings.register_profile(
+    "mutate",
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

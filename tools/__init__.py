@@ -1,0 +1,1 @@
+"""Developer tools the Makefile runs (not installed with the package)."""

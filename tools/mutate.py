@@ -1,0 +1,551 @@
+"""``make mutate``: mutation testing of the consensus machine, the signer and its durable
+state, the WAL, the margin engine, the order book and the exchange's tx handling.
+
+mutmut (3.x) changes one thing at a time in a module (``<`` for ``<=``, ``+ 1`` on a
+constant, a dropped argument, ...), each change a *mutant*, and runs the module's tests
+against it. A mutant the tests fail on is killed; one they pass with survived: it is
+either equivalent to the original (no input tells them apart) or a rule no test guards.
+This script runs mutmut module by module within a time budget and prints every survivor
+(file, line, the change) and a per-module summary (killed, survived, timeout, no tests,
+not run).
+
+How it runs:
+
+- Each module of :data:`MODULES` is judged by its own focused tests only (the files and
+  directories mapped to it; never the ``slow`` ones, nor :data:`DESELECTED`), and mutmut
+  runs, for each mutant, only those of them that call the mutated function.
+- Each module is a mutmut workspace of its own, ``.mutmut-cache/<module>/``: links to the
+  sources and the tests, a ``pyproject.toml`` made of the project's plus a ``[tool.mutmut]``
+  section naming that module and its tests, and mutmut's ``mutants/`` directory, where
+  it keeps a verdict per mutant and a hash per function. A rerun tests only the mutants
+  of functions that changed since, and those not yet tested; when a module's tests change
+  (a new test may kill a survivor) its survivors and untested-for-lack-of-tests mutants
+  are tested again. ``rm -rf .mutmut-cache`` starts from scratch.
+- The cores run as pure Python (``APPCHAIND_PURE_PYTHON=1``): mutmut writes the mutants
+  into .py files and switches between them through a trampoline in each function, which
+  the mypyc-compiled extension modules would bypass.
+- Hypothesis runs its "mutate" profile (tests/conftest.py): derandomized, so a verdict is
+  the same on a rerun; no shrinking and no example database.
+- The budget (``--seconds``) is shared by the modules in turn: each gets at least an
+  equal share of what is left, and a module still running at the end of its share is
+  interrupted (its verdicts so far are kept); time left at the end goes to the
+  interrupted modules in another round. What was not tested is reported as not run, and
+  the next run goes on from there.
+
+Usage (``make mutate`` installs mutmut and passes MUTATE_SECONDS / MUTATE_MODULES)::
+
+    python tools/mutate.py [--modules margin/clearing.py ...] [--seconds 1800]
+                           [--max-children 2] [--report-only]
+
+To look at one mutant: ``cd .mutmut-cache/margin.clearing && ../../.venv/bin/mutmut show
+<mutant id>`` (the ids are printed with the survivors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".mutmut-cache"
+
+#: The packages linked into each workspace: mutmut copies them into ``mutants/`` (the one
+#: module mutated, the rest as they are), so every project module the tests import comes
+#: from there (appchaind.native finds the pure-Python cores next to itself).
+SOURCE_DIRS: tuple[str, ...] = ("appchaind", "orderbook", "margin", "config", "p2p")
+
+_CONSENSUS_TESTS = ("tests/consensus",)
+_DURABLE_STATE_TESTS = ("tests/node/test_wal_privval.py", "tests/node/test_mutants.py")
+_MARGIN_TESTS = (
+    "tests/margin",
+    "tests/vectors",
+    "tests/exchange/test_cascade.py",
+    "tests/exchange/test_properties.py",
+)
+
+_EXCHANGE_TESTS = (
+    "tests/exchange",
+    "tests/vectors",
+    "tests/spec",
+    "tests/node/test_exchange_adapter.py",
+)
+
+#: Module mutated -> the tests that judge its mutants (files or directories).
+MODULES: dict[str, tuple[str, ...]] = {
+    "appchaind/consensus/machine.py": _CONSENSUS_TESTS,
+    "appchaind/consensus/signer.py": (*_CONSENSUS_TESTS, *_DURABLE_STATE_TESTS),
+    "appchaind/privval.py": _DURABLE_STATE_TESTS,
+    "appchaind/wal.py": (*_DURABLE_STATE_TESTS, "tests/node/test_node_driver.py"),
+    "margin/accounts.py": _MARGIN_TESTS,
+    "margin/clearing.py": _MARGIN_TESTS,
+    "margin/liquidation.py": _MARGIN_TESTS,
+    "margin/liquidator.py": (*_MARGIN_TESTS, "tests/spec"),
+    "margin/makers.py": (*_MARGIN_TESTS, "tests/spec"),
+    "orderbook/book.py": ("tests/orderbook", "tests/vectors"),
+    # The exchange's tx handling: the ABCI++ surface and each rule's module.
+    **{
+        f"appchaind/exchange/{name}.py": _EXCHANGE_TESTS
+        for name in ("app", "envelope", "orders", "cancels", "order_upkeep", "transfers")
+    },
+}
+
+#: Lines mutmut must leave alone, per module (regular expressions matched on the source).
+#: mutmut 3.8 drops the parentheses of ``if (not a\n <= b\n <= c):`` when it removes the
+#: ``not``, and the mutated file does not parse; the window check keeps its parentheses
+#: (ruff formats it so) and loses only that line's mutants.
+DO_NOT_MUTATE: dict[str, tuple[str, ...]] = {
+    "appchaind/exchange/envelope.py": (r"not time_ms - params\.nonce_window_past_ms$",),
+}
+
+#: Tests too slow to run once per mutant (each has faster relatives in the same files).
+DESELECTED: tuple[str, ...] = (
+    # 18 s pure Python: 60 simulated networks; the sim's other tests run a few each.
+    "tests/consensus/test_sim.py::test_many_seeds_across_fault_mixes_hold_every_property",
+    # 3 s and 1.5 s: they check that the sim's checker catches deliberately broken machines
+    # (the checker's rule, not the machine's); the other two variants stay.
+    "tests/consensus/test_sim.py::test_the_checker_catches_broken_variants"
+    "[Mutation.SKIP_ON_SINGLE_VOTE-byzantine-60-liveness]",
+    "tests/consensus/test_sim.py::test_the_checker_catches_broken_variants"
+    "[Mutation.NO_LOCKING-equivocation-100-agreement]",
+)
+
+#: mutmut's wall-clock limit per mutant is (its tests' time + 1 s) x this; a mutant that
+#: loops forever is a timeout (detected), so a long wait buys nothing.
+TIMEOUT_MULTIPLIER = 5.0
+#: Seconds a module's run is given to stop when interrupted; it is interrupted this long
+#: before its share of the budget ends, so the whole run ends within the budget.
+STOP_GRACE = 15.0
+PROGRESS_EVERY = 60.0
+
+#: mutmut's exit codes, grouped the way the summary reports them (mutmut.stats has the
+#: full table; anything not listed here is "other": suspicious, segfault, ...).
+_KILLED = {1, 3}
+_SURVIVED = {0}
+_TIMEOUT = {24, -24, 36, 152, 255}
+_NO_TESTS = {5, 33}
+_COLUMNS = ("mutants", "killed", "survived", "timeout", "no tests", "not run", "other")
+
+
+def module_name(path: str) -> str:
+    """``margin/clearing.py`` -> ``margin.clearing``."""
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def verdict(exit_code: int | None) -> str:
+    """One of :data:`_COLUMNS` (but "mutants") for a mutmut exit code."""
+    if exit_code is None:
+        return "not run"
+    for name, codes in (
+        ("killed", _KILLED),
+        ("survived", _SURVIVED),
+        ("timeout", _TIMEOUT),
+        ("no tests", _NO_TESTS),
+    ):
+        if exit_code in codes:
+            return name
+    return "other"
+
+
+# -- workspaces -------------------------------------------------------------------------
+
+
+def _toml_list(items: tuple[str, ...] | list[str]) -> str:
+    return json.dumps(list(items))  # a JSON list of plain strings is a TOML array
+
+
+def mutmut_section(module: str) -> str:
+    """The ``[tool.mutmut]`` section of ``module``'s workspace."""
+    selection = ["-m", "not slow"]
+    for test in DESELECTED:
+        selection += ["--deselect", test]
+    selection += MODULES[module]
+    return "\n".join(
+        [
+            "",
+            "[tool.mutmut]",
+            f"source_paths = {_toml_list(SOURCE_DIRS)}",
+            f"only_mutate = {_toml_list([module])}",
+            f"do_not_mutate_patterns = {_toml_list(DO_NOT_MUTATE.get(module, ()))}",
+            f"pytest_add_cli_args_test_selection = {_toml_list(selection)}",
+            f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider'])}",
+            f"timeout_multiplier = {TIMEOUT_MULTIPLIER}",
+            # the workspace is not where git runs; pyproject.toml is still watched
+            "use_git_change_detection = false",
+            "",
+        ]
+    )
+
+
+def prepare_workspace(cache: Path, module: str) -> Path:
+    """Create or refresh ``module``'s workspace under ``cache``; its path."""
+    workspace = cache / module_name(module)
+    workspace.mkdir(parents=True, exist_ok=True)
+    for name in (*SOURCE_DIRS, "tests"):
+        link = workspace / name
+        if link.is_symlink() and link.readlink() == ROOT / name:
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(ROOT / name, target_is_directory=True)
+    project = (ROOT / "pyproject.toml").read_text()
+    if "[tool.mutmut]" in project:
+        raise SystemExit("pyproject.toml has a [tool.mutmut] section: tools/mutate.py makes it")
+    config = workspace / "pyproject.toml"
+    text = project + mutmut_section(module)
+    if not config.exists() or config.read_text() != text:
+        config.write_text(text)
+    return workspace
+
+
+def tests_digest(module: str) -> str:
+    """SHA-256 over the module's tests (every file under its mapped paths) and the
+    shared conftest: when it changes, survivors get another try."""
+    digest = hashlib.sha256()
+    files: list[Path] = [ROOT / "tests" / "conftest.py"]
+    for test in MODULES[module]:
+        path = ROOT / test
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for path in files:
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def meta_path(workspace: Path, module: str) -> Path:
+    """mutmut's record of ``module``'s mutants: ``exit_code_by_key`` (None: not tested)."""
+    return workspace / "mutants" / (module + ".meta")
+
+
+def read_verdicts(workspace: Path, module: str) -> dict[str, int | None]:
+    try:
+        return dict(json.loads(meta_path(workspace, module).read_text())["exit_code_by_key"])
+    except (OSError, ValueError, KeyError):  # not there yet, or being written
+        return {}
+
+
+def retest_after_test_changes(workspace: Path, module: str) -> int:
+    """If ``module``'s tests changed since the last run, clear the verdicts that new tests
+    could change (survived, no tests) so mutmut tests those mutants again; how many."""
+    digest = tests_digest(module)
+    record = workspace / "tests.sha256"
+    if record.exists() and record.read_text() == digest:
+        return 0
+    cleared = 0
+    path = meta_path(workspace, module)
+    if path.exists():
+        meta = json.loads(path.read_text())
+        codes = meta["exit_code_by_key"]
+        for key, code in codes.items():
+            if verdict(code) in ("survived", "no tests"):
+                codes[key] = None
+                cleared += 1
+        path.write_text(json.dumps(meta, indent=4))
+    record.write_text(digest)
+    return cleared
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+@dataclass
+class ModuleRun:
+    """What one run of one module did."""
+
+    module: str
+    seconds: float = 0.0
+    interrupted: bool = False
+    stopped: bool = False
+    failed: str = ""
+    retested: int = 0
+
+
+def _counts(verdicts: dict[str, int | None]) -> dict[str, int]:
+    counts = dict.fromkeys(_COLUMNS, 0)
+    counts["mutants"] = len(verdicts)
+    for code in verdicts.values():
+        counts[verdict(code)] += 1
+    return counts
+
+
+def _progress(module: str, verdicts: dict[str, int | None], left: float) -> str:
+    counts = _counts(verdicts)
+    tested = counts["mutants"] - counts["not run"]
+    return (
+        f"  {module}: {tested}/{counts['mutants']} tested, {counts['killed']} killed, "
+        f"{counts['survived']} survived, {counts['timeout']} timeouts ({left:.0f} s left)"
+    )
+
+
+def _default_sigint() -> None:
+    # a run started in the background inherits SIGINT ignored; mutmut must see it to stop
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_module(workspace: Path, module: str, seconds: float, max_children: int) -> ModuleRun:
+    """Run mutmut on ``module`` for at most ``seconds`` (or until Ctrl-C: then
+    ``interrupted`` and ``stopped`` are set)."""
+    run = ModuleRun(module, retested=retest_after_test_changes(workspace, module))
+    if run.retested:
+        print(f"  {module}: its tests changed: {run.retested} mutants to test again")
+    env = os.environ | {"APPCHAIND_PURE_PYTHON": "1", "HYPOTHESIS_PROFILE": "mutate"}
+    mutmut = Path(sys.executable).with_name("mutmut")
+    command = [str(mutmut), "run", "--max-children", str(max_children)]
+    start = time.monotonic()
+    stop_at = start + max(seconds - STOP_GRACE, 1.0)
+    log = workspace / "run.log"
+    with log.open("w") as out:
+        child = subprocess.Popen(
+            command, cwd=workspace, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
+        )  # fmt: skip
+        next_report = start + PROGRESS_EVERY
+        try:
+            while child.poll() is None:
+                now = time.monotonic()
+                if now >= stop_at:
+                    run.interrupted = True
+                    break
+                if now >= next_report:
+                    print(_progress(module, read_verdicts(workspace, module), stop_at - now))
+                    next_report = now + PROGRESS_EVERY
+                try:
+                    child.wait(min(1.0, stop_at - now))
+                except subprocess.TimeoutExpired:
+                    pass
+        except KeyboardInterrupt:  # the run is in its own session: pass Ctrl-C on
+            run.interrupted = run.stopped = True
+        if run.interrupted:
+            child.send_signal(signal.SIGINT)  # mutmut stops its workers, keeps its verdicts
+            try:
+                child.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # the run's process group: mutmut and any worker it left behind
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait()
+    run.seconds = time.monotonic() - start
+    if child.returncode != 0 and not run.interrupted:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-25:]
+        run.failed = f"mutmut exited with {child.returncode}; end of {log}:\n" + "\n".join(tail)
+    return run
+
+
+# -- survivors --------------------------------------------------------------------------
+
+
+@dataclass
+class Survivor:
+    """A surviving mutant: where it is and what it changes."""
+
+    module: str
+    line: int
+    function: str
+    key: str
+    removed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _function_line(tree: ast.Module, function: str, class_name: str | None) -> int:
+    body = tree.body
+    if class_name is not None:
+        body = next(n.body for n in body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    node = next(
+        n
+        for n in body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == function
+    )
+    return node.lineno
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def survivors(workspace: Path, module: str) -> list[Survivor]:
+    """Each survivor of ``module``: the original and mutated lines, with line numbers."""
+    import libcst as cst
+    from mutmut.mutation.diff_apply import (
+        read_functions_from_index,
+        read_mutant_function,
+        read_mutants_module,
+        read_original_function,
+    )
+    from mutmut.utils.format_utils import orig_function_and_class_names_from_key
+
+    keys = sorted(k for k, code in read_verdicts(workspace, module).items() if code == 0)
+    source = (ROOT / module).read_text()
+    tree = ast.parse(source)
+    lines = source.split("\n")
+    found: list[Survivor] = []
+    with _cwd(workspace):
+        for key in keys:
+            functions = read_functions_from_index(key, module)
+            if functions is None:
+                mutated = read_mutants_module(module)
+                functions = (
+                    read_original_function(mutated, key),
+                    read_mutant_function(mutated, key),
+                )
+            original, mutant = (cst.Module([f]).code.strip().split("\n") for f in functions)
+            function, class_name = orig_function_and_class_names_from_key(key)
+            def_index = next(i for i, s in enumerate(original) if re.match(r"(async )?def ", s))
+            first_line = _function_line(tree, function, class_name) - def_index
+            survivor = Survivor(
+                module, first_line, f"{class_name}.{function}" if class_name else function, key
+            )
+            opcodes = difflib.SequenceMatcher(a=original, b=mutant, autojunk=False).get_opcodes()
+            changed = [op for op in opcodes if op[0] != "equal"]
+            if changed:
+                survivor.line = first_line + changed[0][1]
+                # libcst gives a method's code dedented: indent as in the file
+                pad = " " * (_indent(lines[first_line - 1]) - _indent(original[0]))
+                for _, i1, i2, j1, j2 in changed:
+                    survivor.removed += [
+                        f"{first_line + i}: {lines[first_line + i - 1]}" for i in range(i1, i2)
+                    ]
+                    survivor.added += [pad + line for line in mutant[j1:j2]]
+            found.append(survivor)
+    return sorted(found, key=lambda s: (s.line, int(s.key.rpartition("_")[2])))
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[str, object]:
+    """Print the survivors and the summary; the same as a dict (saved as report.json)."""
+    rows: dict[str, dict[str, int]] = {}
+    found: dict[str, list[Survivor]] = {}
+    for module in modules:
+        workspace = cache / module_name(module)
+        rows[module] = _counts(read_verdicts(workspace, module))
+        found[module] = survivors(workspace, module) if rows[module]["survived"] else []
+
+    for module in modules:
+        if not found[module]:
+            continue
+        print(f"\nSurvivors in {module} ({len(found[module])}):")
+        for s in found[module]:
+            print(f"  {s.module}:{s.line}  {s.function}  [{s.key}]")
+            for line in s.removed:
+                print(f"    - {line}")
+            for line in s.added:
+                print(f"    + {line}")
+
+    width = max(len(m) for m in modules)
+    header = f"{'module':<{width}}  " + "  ".join(f"{c:>8}" for c in _COLUMNS)
+    print(f"\nMutation testing (mutmut; cache {cache}):\n{header}  {'run (s)':>8}")
+    for module in modules:
+        run = runs.get(module)
+        cells = "  ".join(f"{rows[module][c]:>8}" for c in _COLUMNS)
+        took = f"{run.seconds:>8.0f}" if run else f"{'-':>8}"
+        note = ""
+        if run and run.failed:
+            note = "  FAILED (see above)"
+        elif run and run.stopped:
+            note = "  stopped: rerun to go on"
+        elif run and run.interrupted:
+            note = "  budget used up: rerun to go on"
+        print(f"{module:<{width}}  {cells}  {took}{note}")
+    totals = {c: sum(rows[m][c] for m in modules) for c in _COLUMNS}
+    print(f"{'total':<{width}}  " + "  ".join(f"{totals[c]:>8}" for c in _COLUMNS))
+    return {
+        "counts": rows,
+        "runs": {m: asdict(r) for m, r in runs.items()},
+        "survivors": {m: [asdict(s) for s in found[m]] for m in modules},
+    }
+
+
+def campaign(
+    cache: Path, modules: list[str], seconds: float, max_children: int
+) -> dict[str, ModuleRun]:
+    """Run the modules in turn within ``seconds``: each gets at least an equal share of
+    what is left; time a module did not need goes to the next ones, and what is left at
+    the end goes to the modules stopped at the end of their share, in another round."""
+    deadline = time.monotonic() + seconds
+    print(f"mutation testing {len(modules)} modules within {seconds:.0f} s")
+    runs: dict[str, ModuleRun] = {}
+    pending = list(modules)
+    while pending:
+        unfinished: list[str] = []
+        for index, module in enumerate(pending):
+            share = (deadline - time.monotonic()) / (len(pending) - index)
+            if share <= STOP_GRACE:
+                print(f"  {module}: no time left")
+                continue
+            print(f"  {module}: up to {share:.0f} s")
+            run = run_module(prepare_workspace(cache, module), module, share, max_children)
+            if module in runs:  # another round: the time adds up
+                run.seconds += runs[module].seconds
+            runs[module] = run
+            if run.failed:
+                print(f"  {module}: {run.failed}")
+            if run.stopped:
+                print("stopped (Ctrl-C)")
+                return runs
+            if run.interrupted:
+                unfinished.append(module)
+        if len(unfinished) == len(pending):  # no module finished: more rounds won't help
+            break
+        pending = unfinished
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--modules",
+        nargs="+",
+        metavar="PATH",
+        help="modules to mutate, as paths from the project root (default: all of MODULES)",
+    )
+    parser.add_argument("--seconds", type=float, default=1800.0, help="time budget, all modules")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE, help="where the workspaces are")
+    parser.add_argument(
+        "--report-only", action="store_true", help="print the last results, test nothing"
+    )
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in a log as they come
+    modules = [m for arg in args.modules or MODULES for m in arg.split(",") if m]
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        parser.error(f"not in tools/mutate.py MODULES: {unknown}; known: {list(MODULES)}")
+    cache = args.cache_dir.resolve()
+
+    runs: dict[str, ModuleRun] = {}
+    if not args.report_only:
+        runs = campaign(cache, modules, args.seconds, args.max_children)
+    result = report(cache, modules, runs)
+    (cache / "report.json").parent.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        (cache / "report.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    return 1 if any(r.failed for r in runs.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
