@@ -49,6 +49,10 @@ class Code(IntEnum):
     TOO_LARGE = 42
     #: The tx is already in the mempool or was seen recently: nothing to do.
     ALREADY_KNOWN = 43
+    #: The node has more work than it can finish soon (more txs wait than the chain
+    #: commits in a few blocks, or too many are being admitted at once): the tx was not
+    #: looked at; retry after the delay the answer gives.
+    BUSY = 44
     #: The application refused it (a test application's own refusal).
     REFUSED = 59
 
@@ -60,7 +64,7 @@ class Code(IntEnum):
     @property
     def retryable(self) -> bool:
         """True when the same tx may succeed later without change (the node was busy)."""
-        return self in (Code.MEMPOOL_FULL, Code.ACCOUNT_QUEUE_FULL)
+        return self in (Code.MEMPOOL_FULL, Code.ACCOUNT_QUEUE_FULL, Code.BUSY)
 
 
 _HTTP_STATUS = {
@@ -69,6 +73,7 @@ _HTTP_STATUS = {
     Code.TOO_LARGE: 413,
     Code.ACCOUNT_QUEUE_FULL: 429,
     Code.MEMPOOL_FULL: 503,
+    Code.BUSY: 503,
 }
 
 

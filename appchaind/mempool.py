@@ -2,12 +2,25 @@
 
 Admission of a transaction's bytes, in order:
 
-1. size limit, then canonical decoding (a CodecError names the bad field);
-2. deduplication by tx hash (a recently seen tx is not checked twice);
-3. capacity: total count, total bytes, and per-account count;
+1. size limit and deduplication by tx hash (a recently seen tx is not checked twice);
+2. load, for a client's tx (:meth:`Mempool.add`): while more txs wait than the chain
+   can commit in a few blocks (:attr:`Mempool.backlog_limit`, set by the node from its
+   block budget), while more are being admitted at once than
+   :attr:`Mempool.max_admitting`, or while the txs waiting for a signature check have
+   waited longer than :attr:`Mempool.max_admit_delay_s`, the tx is refused with
+   :attr:`~appchaind.codes.Code.BUSY` and a retry delay, before any work is spent on
+   it. A peer's gossip (:meth:`Mempool.add_many`) is not refused for load: another node
+   accepted those txs, and every proposer must be able to include them (gossip is
+   bounded by the peers' own admission and the hard limits);
+3. canonical decoding (a CodecError names the bad field), then capacity: total count,
+   total bytes, and per-account count;
 4. signature verification on worker threads (libsodium releases the GIL), in
    batches so the thread hand-off is paid once per batch, not per tx;
 5. the application's ``check_tx``.
+
+A tx accepted is either committed, or removed later with a count in
+:attr:`Mempool.evicted_total` (expired, or no longer valid after a block): never dropped
+silently.
 
 Signatures are checked by the node's one :class:`~appchaind.signatures.SignatureVerifier`,
 whose verdict cache then spares a block's txs a second check. After each commit, :meth:`update` drops
@@ -43,6 +56,8 @@ class AddResult:
     tx_hash: bytes
     code: int = Code.OK
     log: str = ""
+    #: For a busy refusal: when to try again, in ms (0 otherwise).
+    retry_after_ms: int = 0
 
     @property
     def duplicate(self) -> bool:
@@ -56,9 +71,12 @@ class MempoolStats:
     size_bytes: int
     accounts: int
     rejected_total: int
+    busy_total: int
     evicted_total: int
     rechecked_total: int
     verified_cache: int
+    backlog_limit: int
+    admitting: int
 
 
 @dataclass(slots=True)
@@ -108,6 +126,8 @@ class Mempool:
         max_txs_per_account: int = 1_000,
         max_tx_bytes: int = types.MAX_TX_BYTES,
         seen_cache: int = 200_000,
+        max_admitting: int = 4_096,
+        max_admit_delay_ms: int = 250,
     ) -> None:
         self.chain_id = chain_id
         self.check_tx = check_tx
@@ -116,12 +136,24 @@ class Mempool:
         self.max_bytes = max_bytes
         self.max_txs_per_account = max_txs_per_account
         self.max_tx_bytes = max_tx_bytes
+        #: Txs waiting beyond which new ones are refused as BUSY: what the chain commits in
+        #: a few blocks (the node sets it after each block from its block budget).
+        self.backlog_limit = max_txs
+        #: Txs being admitted at once (decoding, verifying) beyond which new ones are BUSY.
+        self.max_admitting = max_admitting
+        self.admitting = 0
+        #: Refuse as BUSY while txs wait longer than this for their signature check: the
+        #: node's answer to a client stays quick however much is offered.
+        self.max_admit_delay_s = max_admit_delay_ms / 1000
+        #: The delay a busy refusal suggests (about one block interval; the node updates it).
+        self.retry_after_ms = 500
         self._txs: OrderedDict[bytes, _Entry] = OrderedDict()
         self._per_sender: dict[bytes, int] = {}
         self._bytes = 0
         self._seen = _LRUSet(seen_cache)
         self.height = 0
         self.rejected_total = 0
+        self.busy_total = 0
         self.evicted_total = 0
         self.rechecked_total = 0
         self.tx_available = trio.Event()
@@ -145,9 +177,12 @@ class Mempool:
             size_bytes=self._bytes,
             accounts=len(self._per_sender),
             rejected_total=self.rejected_total,
+            busy_total=self.busy_total,
             evicted_total=self.evicted_total,
             rechecked_total=self.rechecked_total,
             verified_cache=len(self.verifier),
+            backlog_limit=self.backlog_limit,
+            admitting=self.admitting,
         )
 
     # ------------------------------------------------------------------ admission
@@ -156,9 +191,31 @@ class Mempool:
         self.rejected_total += 1
         return AddResult(False, h, code, log)
 
-    async def add(self, raw: bytes) -> AddResult:
-        """Admits ``raw`` (a canonical Tx) or says why not. Never raises for bad input."""
-        h = tx_hash(raw)
+    def _busy(self, h: bytes) -> AddResult | None:
+        """A BUSY refusal while the node has more work than it can finish soon, else None."""
+        waiting = len(self._txs)
+        if waiting >= self.backlog_limit:
+            why = (
+                f"node busy: {waiting} txs wait for a block, about as many as the chain "
+                "commits in a few blocks"
+            )
+        elif self.admitting >= self.max_admitting:
+            why = f"node busy: {self.admitting} txs are being admitted"
+        elif self.verifier.queue_delay_s() > self.max_admit_delay_s:
+            why = (
+                "node busy: txs wait more than "
+                f"{self.max_admit_delay_s * 1000:.0f} ms for their signature check"
+            )
+        else:
+            return None
+        self.rejected_total += 1
+        self.busy_total += 1
+        retry = self.retry_after_ms
+        return AddResult(False, h, Code.BUSY, f"{why}; retry in {retry} ms", retry)
+
+    def _precheck(self, raw: bytes, h: bytes, client: bool) -> AddResult | Tx:
+        """Everything before the signature: size, duplicates, load (``client``: a client's
+        tx, not a peer's), decoding, chain, capacity. Returns the decoded tx, or the refusal."""
         if len(raw) > self.max_tx_bytes:
             return self._refuse(
                 h, Code.TOO_LARGE, f"tx is {len(raw)} bytes; the limit is {self.max_tx_bytes}"
@@ -167,6 +224,13 @@ class Mempool:
             return AddResult(
                 False, h, Code.ALREADY_KNOWN, "tx already in the mempool or recently seen"
             )
+        full = self._capacity_problem(None, len(raw))
+        if full is not None:
+            return self._refuse(h, *full)
+        if client:
+            busy = self._busy(h)
+            if busy is not None:
+                return busy
         try:
             tx = codec.decode(Tx, raw, max_bytes=self.max_tx_bytes)
         except codec.CodecError as exc:
@@ -177,15 +241,18 @@ class Mempool:
                 Code.WRONG_CHAIN,
                 f"wrong chain id {tx.chain_id!r}; this chain is {self.chain_id!r}",
             )
-        sender = tx.sender_address
-        full = self._capacity_problem(sender, len(raw))
+        full = self._capacity_problem(tx.sender_address, len(raw))
         if full is not None:
             return self._refuse(h, *full)
-        self._seen.add(h)
-        if not await self.verifier.verify_tx(tx, h):
+        return tx
+
+    def _admit_verified(self, raw: bytes, h: bytes, tx: Tx, signed: bool) -> AddResult:
+        """The steps after the signature check (``signed``: its verdict)."""
+        if not signed:
             return self._refuse(
                 h, Code.BAD_SIGNATURE, "invalid signature: the tx is not signed by its sender key"
             )
+        sender = tx.sender_address
         # Capacity again: other txs may have been admitted while we verified.
         full = self._capacity_problem(sender, len(raw))
         if full is not None:
@@ -200,12 +267,54 @@ class Mempool:
         self.tx_available.set()
         return AddResult(True, h)
 
-    def _capacity_problem(self, sender: bytes, size: int) -> tuple[Code, str] | None:
+    async def add(self, raw: bytes) -> AddResult:
+        """Admits a client's ``raw`` (a canonical Tx) or says why not. Never raises for bad
+        input."""
+        h = tx_hash(raw)
+        checked = self._precheck(raw, h, True)
+        if isinstance(checked, AddResult):
+            return checked
+        self._seen.add(h)
+        self.admitting += 1
+        try:
+            signed = await self.verifier.verify_tx(checked, h)
+        finally:
+            self.admitting -= 1
+        return self._admit_verified(raw, h, checked, signed)
+
+    async def add_many(self, raws: Iterable[bytes]) -> list[AddResult]:
+        """Admits a peer's gossip message (not refused for load, see the module's doc):
+        the signatures of the new txs are checked together on the verifier's threads."""
+        results: list[AddResult | None] = []
+        todo: list[tuple[int, bytes, bytes, Tx]] = []
+        for raw in raws:
+            h = tx_hash(raw)
+            checked = self._precheck(raw, h, False)
+            if isinstance(checked, AddResult):
+                results.append(checked)
+                continue
+            self._seen.add(h)
+            todo.append((len(results), raw, h, checked))
+            results.append(None)
+        if todo:
+            self.admitting += len(todo)
+            try:
+                verdicts = await self.verifier.verify_txs(
+                    [t[3] for t in todo], [t[2] for t in todo]
+                )
+            finally:
+                self.admitting -= len(todo)
+            for (i, raw, h, tx), signed in zip(todo, verdicts, strict=True):
+                results[i] = self._admit_verified(raw, h, tx, signed)
+        return [r for r in results if r is not None]
+
+    def _capacity_problem(self, sender: bytes | None, size: int) -> tuple[Code, str] | None:
+        """The hard limits (``sender`` None: the total ones only)."""
         if len(self._txs) >= self.max_txs:
             return Code.MEMPOOL_FULL, f"mempool is full ({self.max_txs} txs); retry later"
         if self._bytes + size > self.max_bytes:
             return Code.MEMPOOL_FULL, f"mempool is full ({self.max_bytes} bytes); retry later"
-        if self._per_sender.get(sender, 0) >= self.max_txs_per_account:
+        if sender is not None and self._per_sender.get(sender, 0) >= self.max_txs_per_account:
             return Code.ACCOUNT_QUEUE_FULL, (
                 f"account {sender.hex()} already has {self.max_txs_per_account} txs waiting; "
                 "wait for some to commit"
@@ -242,19 +351,24 @@ class Mempool:
     def update(
         self, height: int, committed: Iterable[bytes], *, recheck_limit: int = 10_000
     ) -> None:
-        """After committing ``height``: drop its txs, evict expired ones, re-check up to
-        ``recheck_limit`` of the rest against the new state (oldest first)."""
+        """After committing ``height``: drop its txs, evict expired ones, and re-check (up
+        to ``recheck_limit``, oldest first) the waiting txs of the senders the block
+        touched, against the new state: only their accounts changed (a nonce used, a
+        balance moved), so only their txs can have become invalid."""
         self.height = height
+        touched: set[bytes] = set()
         for h in committed:
             self._seen.add(h)
-            self._remove(h)
+            entry = self._remove(h)
+            if entry is not None:
+                touched.add(entry.sender)
         checked = 0
         for h, entry in list(self._txs.items()):
             if entry.tx.expiry_height <= height:
                 self._remove(h)
                 self.evicted_total += 1
                 continue
-            if checked < recheck_limit:
+            if entry.sender in touched and checked < recheck_limit:
                 checked += 1
                 if self.check_tx(entry.tx, entry.raw)[0] != Code.OK:
                     self._remove(h)

@@ -45,7 +45,9 @@ class NodeMetrics:
         )
         self.num_txs = gauge("consensus", "num_txs", "Transactions in the latest block.")
         self.total_txs = counter("consensus", "total_txs", "Transactions committed since start.")
-        self.block_size_bytes = gauge("consensus", "block_size_bytes", "Size of the latest block.")
+        self.block_size_bytes = gauge(
+            "consensus", "block_size_bytes", "Bytes of the latest block's txs."
+        )
         self.latest_block_height = gauge(
             "consensus", "latest_block_height", "Latest block height known to this node."
         )
@@ -69,6 +71,19 @@ class NodeMetrics:
         )
         self.mempool_recheck_times = counter("mempool", "recheck_times", "Transactions re-checked.")
         self.mempool_evicted_txs = counter("mempool", "evicted_txs", "Transactions evicted.")
+        self.mempool_busy_txs = counter(
+            "mempool", "busy_txs", "Transactions refused because the node was busy (code BUSY)."
+        )
+        self.mempool_backlog_limit = gauge(
+            "mempool",
+            "backlog_limit",
+            "Transactions waiting beyond which new ones are refused as busy (a few blocks' worth).",
+        )
+        self.block_budget_txs = gauge(
+            "consensus",
+            "block_budget_txs",
+            "Transactions this node puts in a proposal at most now.",
+        )
         # p2p
         self.p2p_peers = gauge("p2p", "peers", "Connected peers.")
         self.p2p_receive_bytes = gauge(

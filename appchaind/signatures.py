@@ -17,6 +17,7 @@ block's txs that the mempool admitted are not verified again.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 import trio
@@ -44,6 +45,8 @@ class SignatureVerifier:
         self.max_batch = max_batch
         self._cache: OrderedDict[CacheKey, bool] = OrderedDict()
         self._pending: list[tuple[Tx, bytes, trio.Event, list[bool]]] = []
+        #: When each batch of :attr:`_pending` started waiting (monotonic seconds).
+        self._pending_since: float | None = None
         self._wakeup = trio.Event()
         #: Signatures actually checked (not answered from the cache).
         self.verified_total = 0
@@ -71,6 +74,11 @@ class SignatureVerifier:
 
     # ------------------------------------------------------------------ txs
 
+    def queue_delay_s(self) -> float:
+        """How long the oldest tx waiting for a worker thread has waited (0 if none)."""
+        since = self._pending_since
+        return 0.0 if since is None or not self._pending else time.monotonic() - since
+
     def tx_verified(self, h: bytes) -> bool:
         """True when the tx with hash ``h`` is known to carry a valid signature."""
         return self._cache.get(h) is True
@@ -82,6 +90,8 @@ class SignatureVerifier:
             return verdict
         done = trio.Event()
         slot: list[bool] = []
+        if not self._pending:
+            self._pending_since = time.monotonic()
         self._pending.append((tx, h, done, slot))
         self._wakeup.set()
         await done.wait()
@@ -121,6 +131,8 @@ class SignatureVerifier:
                 continue
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
+            # The rest waits from now on (a bound, not exact: good enough to see a queue).
+            self._pending_since = time.monotonic()
             verdicts = await trio.to_thread.run_sync(_verify_batch, [b[0] for b in batch])
             self.verified_total += len(batch)
             for (_tx, h, done, slot), ok in zip(batch, verdicts, strict=True):

@@ -259,6 +259,45 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 100_000,
             ),
             Key(
+                "block_budget_ms",
+                "int",
+                300,
+                "Work a proposal may cost a validator (checking it, then executing it), in "
+                f"{MS}: this node measures what a tx costs it and proposes at most as many as "
+                "fit (at most max_block_txs; half as many in each later round of a height).",
+                10,
+                60_000,
+            ),
+            Key(
+                "backlog_blocks",
+                "int",
+                4,
+                "Blocks' worth of waiting transactions beyond which new ones are refused as "
+                "busy (code 44, with a retry delay), so that an accepted tx commits within a "
+                "few blocks even when more is offered than the chain can take.",
+                1,
+                1_000,
+            ),
+            Key(
+                "max_admitting",
+                "int",
+                4_096,
+                "Transactions being admitted (decoded, signature-checked) at once beyond "
+                "which new ones are refused as busy.",
+                1,
+                1_000_000,
+            ),
+            Key(
+                "max_admit_delay_ms",
+                "int",
+                250,
+                "Refuse clients' transactions as busy while those already waiting for their "
+                f"signature check have waited longer than this, in {MS}: a client's answer "
+                "stays quick however much is offered.",
+                1,
+                600_000,
+            ),
+            Key(
                 "verify_threads",
                 "int",
                 2,

@@ -143,10 +143,12 @@ class ExchangeApp(ExchangeState):
         bounded signature cache with the app's own."""
         envelope.trust_signatures(self, digests)
 
-    def check_tx(self, tx: bytes) -> TxResult:
+    def check_tx(self, tx: bytes | Tx, *, verified: bool = False) -> TxResult:
         """Mempool admission against the last committed state; mutates nothing (but the
-        signature-verdict cache). The mempool keeps its own view of pending nonces."""
-        decoded, error = envelope.decode(self, tx, False)
+        signature-verdict cache). The mempool keeps its own view of pending nonces.
+        ``tx``: its bytes, or the decoded tx (whose signature is trusted if ``verified``:
+        the node's mempool checked it)."""
+        decoded, error = envelope.decode(self, tx, verified)
         if error is not None:
             return error
         assert decoded is not None

@@ -82,7 +82,8 @@ def make_http_server(
         status = http_status(result.code)
         if status == 200:
             return json_response(doc)
-        headers = (("retry-after", str(RETRY_AFTER_S)),) if doc["retry"] else ()
+        retry_s = max(RETRY_AFTER_S, -(-result.retry_after_ms // 1000))
+        headers = (("retry-after", str(retry_s)),) if doc["retry"] else ()
         error = {"code": status, "message": result.log}
         return dataclasses.replace(json_response({**doc, "error": error}, status), headers=headers)
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from appchaind.consensus.validators import ValidatorSet
-from appchaind.crypto import sha256
 from appchaind.exchange import oracle
 from appchaind.exchange.app import ExchangeApp
 from appchaind.node.app import Application, FinalizeResult, TxOutcome
@@ -88,8 +87,7 @@ class ExchangeNodeApp:
         self.exchange.trust_signatures(verified)
 
     def check_tx(self, tx: Tx, raw: bytes) -> tuple[int, str]:
-        self._trust(frozenset((sha256(raw),)))  # the mempool verified it
-        result = self.exchange.check_tx(raw)
+        result = self.exchange.check_tx(tx, verified=True)  # the mempool verified it
         return int(result.code), result.log
 
     def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:

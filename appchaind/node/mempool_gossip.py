@@ -68,8 +68,8 @@ class MempoolGossip:
             self._slots.release()
 
     async def _admit(self, txs: tuple[bytes, ...]) -> None:
-        for raw in txs:
-            result = await self.mempool.add(raw)
+        # One batch: the new txs' signatures are checked together on the worker threads.
+        for raw, result in zip(txs, await self.mempool.add_many(txs), strict=True):
             if result.accepted:
                 self.outbox.append(raw)
 

@@ -97,6 +97,7 @@ from appchaind.node.messages import (
     decode_message,
     encode_message,
 )
+from appchaind.node.overload import BlockBudget
 from appchaind.node.view import NodeStatus, TxIndexEntry, TxIndexEntryV1
 from appchaind.privval import file_signer
 from appchaind.rpc.views import pack_tx_events
@@ -122,6 +123,9 @@ FRAME_OVERHEAD_BYTES = 2 * 1024 * 1024
 RECHECK_LIMIT = 2_000
 #: Peers are not read while more than this many events wait for the consensus loop.
 MAX_QUEUED_EVENTS = 20_000
+#: The consensus loop handles every queued event before it lets other tasks (RPC and
+#: gossip admission) run, for up to this long: consensus is served first.
+CONSENSUS_SLICE_S = 0.05
 
 
 def _now_ms() -> int:
@@ -200,8 +204,20 @@ class Node:
             max_bytes=m.max_bytes,
             max_txs_per_account=m.max_txs_per_account,
             max_tx_bytes=self.genesis.params.max_tx_bytes,
+            max_admitting=m.max_admitting,
+            max_admit_delay_ms=m.max_admit_delay_ms,
         )
         self.mempool.height = self.latest_height
+        #: Sizes this node's proposals and its mempool's backlog from what blocks cost it.
+        self.budget = BlockBudget(
+            max_txs=self.consensus_config.max_block_txs,
+            budget_ms=m.block_budget_ms,
+            backlog_blocks=m.backlog_blocks,
+        )
+        self.mempool.backlog_limit = self.budget.backlog_limit(m.max_txs)
+        #: Seconds spent this height preparing or checking proposals (the block's cost).
+        self._height_work_s = 0.0
+        self._last_commit_at: float | None = None
         p = self.config.p2p
         host, _, port = p.listen_address.rpartition(":")
         self.peers = PeerManager(
@@ -390,11 +406,24 @@ class Node:
         effects = machine.start(_now_ms())
         effects += self._replay_wal(machine)
         await self._perform(effects)
-        async for event in self._events_recv:
-            if isinstance(event, _SwitchMode):
-                await self._switch_mode(event)
-                continue
-            await self._perform(self._machine.handle(event, _now_ms()))  # type: ignore[union-attr]
+        while True:
+            await self._handle_event(await self._events_recv.receive())
+            # Everything already queued is handled before RPC and gossip admission get the
+            # CPU back (each receive() would otherwise wait a whole scheduler turn of them).
+            until = time.perf_counter() + CONSENSUS_SLICE_S
+            while time.perf_counter() < until:
+                try:
+                    event = self._events_recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                await self._handle_event(event)
+
+    async def _handle_event(self, event: Event | _SwitchMode) -> None:
+        if isinstance(event, _SwitchMode):
+            await self._switch_mode(event)
+            return
+        assert self._machine is not None
+        await self._perform(self._machine.handle(event, _now_ms()))
 
     def _replay_wal(self, machine: ConsensusMachine) -> list[Effect]:
         """Feeds this height's WAL to a fresh machine: own and received messages, so a
@@ -483,8 +512,12 @@ class Node:
             assert self._nursery is not None
             self._nursery.start_soon(self._timer, effect)
         elif isinstance(effect, RequestPrepareProposal):
-            candidates = self.mempool.reap(effect.max_txs, self.genesis.params.max_block_bytes)
+            started = time.perf_counter()
+            # At most what the validators can check and execute within the block budget.
+            limit = min(effect.max_txs, self.budget.proposal_txs(effect.round))
+            candidates = self.mempool.reap(limit, self.genesis.params.max_block_bytes)
             txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates)
+            self._height_work_s += time.perf_counter() - started
             self.queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
         elif isinstance(effect, RequestProcessProposal):
             accepted = await self._process_proposal(effect.block)
@@ -540,11 +573,15 @@ class Node:
         return frozenset(all_hashes) if all(verdicts) else None
 
     async def _process_proposal(self, block: types.Block) -> bool:
-        verified = await self._verify_txs(block)
-        if verified is None:
-            log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
-            return False
-        return self.app.process_proposal(block, verified)
+        started = time.perf_counter()
+        try:
+            verified = await self._verify_txs(block)
+            if verified is None:
+                log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
+                return False
+            return self.app.process_proposal(block, verified)
+        finally:
+            self._height_work_s += time.perf_counter() - started
 
     async def _finalize(self, block: types.Block, commit: types.Commit) -> None:
         started = time.perf_counter()
@@ -569,9 +606,13 @@ class Node:
             BlockFinalized(height, block.block_id(), result.app_hash, result.validator_updates),
             _now_ms(),
         )
+        # The proposal's check (or preparation) this height, before EnterHeight resets it.
+        checked_s = self._height_work_s
         # EnterHeight comes first: it writes the batch (block + state + next chain state).
         await self._perform(effects)
-        self._after_commit(block, hashes, commit, result, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._after_commit(block, hashes, commit, result, seconds)
+        self._update_budget(len(block.txs), checked_s + seconds)
 
     def _enter_height(self, state: ChainState) -> None:
         batch = self._pending_batch or WriteBatch()
@@ -582,6 +623,7 @@ class Node:
         self.wal.reset()
         self._wal_logged.clear()
         self._height_entered_at = time.monotonic()
+        self._height_work_s = 0.0
 
     def _after_commit(
         self,
@@ -603,7 +645,7 @@ class Node:
         m.set(m.rounds, commit.round)
         m.set(m.num_txs, len(block.txs))
         m.inc(m.total_txs, len(block.txs))
-        m.set(m.block_size_bytes, len(codec.encode(block)))
+        m.set(m.block_size_bytes, sum(map(len, block.txs)))
         m.set(m.validators, len(self.chain_state.validators))
         m.set(m.validators_power, self.chain_state.validators.total_power)
         m.set(
@@ -637,6 +679,19 @@ class Node:
         self.blocksync.committed(height)
         assert self._nursery is not None
         self._nursery.start_soon(self._notify_committed)
+
+    def _update_budget(self, txs: int, work_s: float) -> None:
+        """Feeds the block's cost (its proposal's check or preparation, then its execution)
+        and the time since the last commit to the budget, and sizes admission from it."""
+        budget = self.budget
+        budget.observe_block(txs, work_s)
+        now = time.monotonic()
+        if self._last_commit_at is not None and not self.syncing:
+            budget.observe_interval(now - self._last_commit_at)
+        self._last_commit_at = now
+        self.mempool.backlog_limit = budget.backlog_limit(self.config.mempool.max_txs)
+        self.mempool.retry_after_ms = budget.retry_after_ms()
+        self.metrics.set(self.metrics.block_budget_txs, budget.proposal_txs())
 
     async def _notify_committed(self) -> None:
         async with self.committed:

@@ -64,6 +64,7 @@ def admission_view(result: AddResult) -> dict[str, Any]:
         "log": result.log,
         "duplicate": result.duplicate,
         "retry": retryable(result.code),
+        "retry_after_ms": result.retry_after_ms,
     }
 
 
@@ -291,11 +292,15 @@ class RpcServer:
                 ErrorCode.BAD_PARAMS, f"timeout_s must be in (0, {MAX_COMMIT_TIMEOUT_S}]"
             )
         h = types.tx_hash(raw)
+        if mode == "sync":
+            result = await self.node.submit_tx(raw)
+            if result.duplicate:
+                # Already committed: say where (a store read only for a tx seen before).
+                return self._committed_view(h) or admission_view(result)
+            return admission_view(result)
         committed = self._committed_view(h)
         if committed is not None:
             return committed
-        if mode == "sync":
-            return admission_view(await self.node.submit_tx(raw))
         waiter = self._commit_waiters.setdefault(h, trio.Event())
         try:
             result = await self.node.submit_tx(raw)

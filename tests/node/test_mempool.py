@@ -137,3 +137,91 @@ async def test_a_blocks_txs_are_verified_over_threads_once() -> None:
     assert await verifier.verify_txs([*txs, bad], hashes) == verdicts
     assert verifier.verified_total == 51
     assert verifier.tx_verified(hashes[0]) and not verifier.tx_verified(hashes[-1])
+
+
+CAROL = PrivateKey(b"\x03" * 32)
+
+
+async def test_a_client_beyond_the_backlog_is_told_busy_before_any_work() -> None:
+    """Overload: beyond ``backlog_limit`` waiting txs a client's tx is refused as BUSY
+    (retryable, with the delay to wait) without being decoded or verified; a duplicate
+    is still answered as one; a peer's gossip of txs another node accepted still gets in
+    (every proposer must be able to include them)."""
+    pool, verifier = make()
+    pool.backlog_limit = 2
+    pool.retry_after_ms = 321
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        first = tx(ALICE, 1)
+        assert (await pool.add(first)).accepted
+        assert (await pool.add(tx(ALICE, 2))).accepted
+        checked = verifier.verified_total
+        busy = await pool.add(b"\x93\x01\x02")  # not even decoded: BUSY, not MALFORMED
+        assert (busy.code, busy.retry_after_ms) == (Code.BUSY, 321)
+        assert "node busy" in busy.log and "retry in 321 ms" in busy.log
+        assert Code(busy.code).retryable and Code(busy.code).http_status == 503
+        assert (await pool.add(tx(BOB, 1))).code == Code.BUSY
+        assert verifier.verified_total == checked
+        assert (await pool.add(first)).duplicate
+        gossiped = [tx(BOB, 1), tx(CAROL, 1)]
+        assert [r.accepted for r in await pool.add_many(gossiped)] == [True, True]
+        stats = pool.statistics()
+        assert (stats.size, stats.busy_total, stats.rejected_total) == (4, 2, 2)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_client_is_told_busy_while_signature_checks_queue_up() -> None:
+    """While the txs waiting for a signature check have waited longer than
+    ``max_admit_delay_ms`` (here: no verifier thread runs at all), or more txs are being
+    admitted than ``max_admitting``, a client's tx is refused as BUSY at once instead of
+    joining the queue; when the queue drains, txs are admitted again."""
+    pool, verifier = make(max_admit_delay_ms=1, max_admitting=3)
+    results: list[object] = []
+
+    async def add(raw: bytes) -> None:
+        results.append(await pool.add(raw))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(add, tx(ALICE, 1))
+        await trio.sleep(0.05)  # the first tx waits, unverified, longer than 1 ms
+        slow = await pool.add(tx(BOB, 1))
+        assert slow.code == Code.BUSY and "signature check" in slow.log
+        pool.max_admit_delay_s = 3600.0
+        for n in (2, 3):
+            nursery.start_soon(add, tx(ALICE, n))
+        await trio.sleep(0.05)
+        crowded = await pool.add(tx(CAROL, 1))
+        assert crowded.code == Code.BUSY and "being admitted" in crowded.log
+        nursery.start_soon(verifier.run)
+        while len(results) < 3:
+            await trio.sleep(0.01)
+        assert len(pool) == 3 and pool.admitting == 0
+        assert (await pool.add(tx(CAROL, 1))).accepted
+        nursery.cancel_scope.cancel()
+
+
+async def test_after_a_block_only_the_senders_it_touched_are_rechecked() -> None:
+    """Only the accounts a block touched changed, so only their waiting txs can have
+    become invalid: those are re-checked (and evicted, counted, if they fail); another
+    sender's waiting txs are not checked again."""
+    checks: list[bytes] = []
+    used: set[int] = set()
+
+    def check(t: types.Tx, raw: bytes) -> tuple[int, str]:
+        checks.append(t.sender_address)
+        return (Code.REFUSED, "nonce used") if t.nonce in used else (Code.OK, "")
+
+    pool, verifier = make(check=check)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        alice = [tx(ALICE, n) for n in (1, 2, 3)]
+        bob = [tx(BOB, n) for n in (5, 6)]
+        for raw in alice + bob:
+            assert (await pool.add(raw)).accepted
+        checks.clear()
+        used.add(2)
+        pool.update(1, [types.tx_hash(alice[0])])
+        assert checks == [ALICE.address, ALICE.address]  # alice's two waiting txs only
+        assert pool.reap(10, 10**9) == [alice[2], *bob]
+        assert pool.statistics().evicted_total == 1
+        nursery.cancel_scope.cancel()

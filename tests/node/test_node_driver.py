@@ -155,15 +155,15 @@ async def test_tx_messages_from_a_peer_are_back_pressured(tmp_path: Path) -> Non
     in_flight = 0
     most = 0
 
-    async def slow_add(raw: bytes):  # type: ignore[no-untyped-def]
+    async def slow_add_many(raws):  # type: ignore[no-untyped-def]
         nonlocal in_flight, most
         in_flight += 1
         most = max(most, in_flight)
         await release.wait()
         in_flight -= 1
-        return AddResult(False, b"", Code.ALREADY_KNOWN, "test")
+        return [AddResult(False, b"", Code.ALREADY_KNOWN, "test") for _ in raws]
 
-    node.mempool.add = slow_add  # type: ignore[method-assign]
+    node.mempool.add_many = slow_add_many  # type: ignore[method-assign]
     payload = encode_message(TxsMessage((b"\x01" * 100,)))
     peer = SimpleNamespace(node_id="flooder")
     sent = 0
@@ -313,10 +313,10 @@ async def test_a_bug_admitting_one_peers_gossip_is_contained(tmp_path: Path) -> 
     (more messages than there are slots all get through)."""
     node, _other = make_node(tmp_path)
 
-    async def broken_add(raw: bytes) -> AddResult:
+    async def broken_add_many(raws: object) -> list[AddResult]:
         raise KeyError("a bug in admission")
 
-    node.mempool.add = broken_add  # type: ignore[method-assign]
+    node.mempool.add_many = broken_add_many  # type: ignore[method-assign]
     payload = encode_message(TxsMessage((b"\x01" * 100,)))
     peer = SimpleNamespace(node_id="gossiper")
     messages = 3 * mempool_gossip_module.MAX_GOSSIP_TASKS

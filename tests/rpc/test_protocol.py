@@ -64,8 +64,11 @@ def test_admission_answers_carry_the_code_and_whether_to_retry() -> None:
     busy = AddResult(False, b"\x01" * 32, Code.MEMPOOL_FULL, "mempool is full (5 txs)")
     assert admission_view(busy) == {
         "tx_hash": "01" * 32, "code": 40, "log": "mempool is full (5 txs)",
-        "duplicate": False, "retry": True,
+        "duplicate": False, "retry": True, "retry_after_ms": 0,
     }  # fmt: skip
+    slow = AddResult(False, b"\x03" * 32, Code.BUSY, "node busy; retry in 300 ms", 300)
+    assert admission_view(slow)["code"] == 44 and admission_view(slow)["retry"]
+    assert admission_view(slow)["retry_after_ms"] == 300 and Code.BUSY.http_status == 503
     refused = AddResult(False, b"\x02" * 32, Code.POST_ONLY_WOULD_TAKE, "post-only ...")
     assert admission_view(refused)["code"] == 22 and not admission_view(refused)["retry"]
     assert admission_view(AddResult(True, b"\x03" * 32))["code"] == 0
