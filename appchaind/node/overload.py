@@ -61,14 +61,14 @@ class BlockBudget:
         last = self.block_interval_s
         self.block_interval_s = seconds if last is None else ALPHA * seconds + (1 - ALPHA) * last
 
-    def proposal_txs(self, round: int = 0) -> int:
-        """Txs to put in a proposal at ``round`` of a height at most."""
+    def proposal_txs(self, at_round: int = 0) -> int:
+        """Txs to put in a proposal at round ``at_round`` of a height at most."""
         if self.tx_cost_s is None or self.tx_cost_s <= 0:
             fits = self.max_txs
         else:
             fits = round(self.budget_s / self.tx_cost_s)
         size = min(self.max_txs, max(MIN_PROPOSAL_TXS, fits))
-        return max(min(MIN_PROPOSAL_TXS, self.max_txs), size >> min(round, 8))
+        return max(min(MIN_PROPOSAL_TXS, self.max_txs), size >> min(at_round, 8))
 
     def backlog_limit(self, hard_limit: int) -> int:
         """Txs waiting beyond which new ones are refused as busy (at most ``hard_limit``)."""
