@@ -25,7 +25,8 @@ __all__ = ["BlockBudget"]
 
 #: A proposal never shrinks below this many txs (a small block is always cheap).
 MIN_PROPOSAL_TXS = 500
-#: The backlog limit never falls below this many txs (room for a burst).
+#: The backlog limit never falls below this many txs (room for a burst), unless the
+#: chain's blocks are so small that ``backlog_blocks`` full blocks hold fewer.
 MIN_BACKLOG_TXS = 2_000
 #: Blocks with fewer txs than this say little about the cost of one tx.
 MIN_SAMPLE_TXS = 50
@@ -72,7 +73,8 @@ class BlockBudget:
 
     def backlog_limit(self, hard_limit: int) -> int:
         """Txs waiting beyond which new ones are refused as busy (at most ``hard_limit``)."""
-        return min(hard_limit, max(MIN_BACKLOG_TXS, self.backlog_blocks * self.proposal_txs()))
+        floor = min(MIN_BACKLOG_TXS, self.backlog_blocks * self.max_txs)
+        return min(hard_limit, max(floor, self.backlog_blocks * self.proposal_txs()))
 
     def retry_after_ms(self) -> int:
         """The delay a busy refusal suggests: about one block interval."""
