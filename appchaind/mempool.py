@@ -325,14 +325,20 @@ class Mempool:
 
     def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
         """Up to ``max_txs`` txs (and ``max_bytes``) in arrival order, for a proposal."""
-        out: list[bytes] = []
+        return self.reap_decoded(max_txs, max_bytes)[0]
+
+    def reap_decoded(self, max_txs: int, max_bytes: int) -> tuple[list[bytes], list[Tx]]:
+        """:meth:`reap`, with the same txs decoded (their signatures verified)."""
+        raws: list[bytes] = []
+        txs: list[Tx] = []
         total = 0
         for entry in self._txs.values():
-            if len(out) >= max_txs or total + len(entry.raw) > max_bytes:
+            if len(raws) >= max_txs or total + len(entry.raw) > max_bytes:
                 break
-            out.append(entry.raw)
+            raws.append(entry.raw)
+            txs.append(entry.tx)
             total += len(entry.raw)
-        return out
+        return raws, txs
 
     def _remove(self, h: bytes) -> _Entry | None:
         entry = self._txs.pop(h, None)

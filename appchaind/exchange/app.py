@@ -158,30 +158,38 @@ class ExchangeApp(ExchangeState):
         return TxResult(Code.OK) if problem is None else problem
 
     def prepare_proposal(
-        self, candidates: Sequence[bytes], max_txs: int | None = None, max_bytes: int | None = None
+        self,
+        candidates: Sequence[bytes],
+        max_txs: int | None = None,
+        max_bytes: int | None = None,
+        *,
+        decoded: Sequence[Tx] | None = None,
     ) -> list[bytes]:
         """The local builder's block: candidates that pass :meth:`check_tx`, without
-        duplicates, within the limits, in execution-class order (cancels, post-only, rest)."""
+        duplicates, within the limits, in execution-class order (cancels, post-only, rest).
+        ``decoded``: the candidates decoded, signatures verified (the node's mempool's),
+        which spares decoding them again."""
         max_txs = min(max_txs or self.params.max_block_txs, self.params.max_block_txs)
         max_bytes = min(max_bytes or self.params.max_block_bytes, self.params.max_block_bytes)
         chosen: list[tuple[int, int, bytes]] = []
         seen: dict[bytes, None] = {}
         total = 0
-        for tx in candidates:
+        for i, tx in enumerate(candidates):
             if len(chosen) >= max_txs:
                 break
             if tx in seen or total + len(tx) > max_bytes:
                 continue
-            decoded, error = envelope.decode(self, tx, False)
-            if error is not None or decoded is None:
+            if decoded is not None:
+                found, error = envelope.decode(self, decoded[i], True)
+            else:
+                found, error = envelope.decode(self, tx, False)
+            if error is not None or found is None:
                 continue
-            if envelope.check_envelope(
-                self, decoded, self.height + 1, self.time_ms, read_only=True
-            ):
+            if envelope.check_envelope(self, found, self.height + 1, self.time_ms, read_only=True):
                 continue
             seen[tx] = None
             total += len(tx)
-            chosen.append((_execution_class(decoded.body), len(chosen), tx))
+            chosen.append((_execution_class(found.body), len(chosen), tx))
         chosen.sort()
         return [tx for _, _, tx in chosen]
 

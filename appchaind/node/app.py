@@ -64,8 +64,12 @@ class Application(Protocol):
         (:attr:`~appchaind.codes.Code.OK`) to accept. The signature was already verified."""
         ...
 
-    def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
-        """Orders/filters the mempool's candidates into this node's block."""
+    def prepare_proposal(
+        self, height: int, time_ms: int, txs: list[bytes], decoded: list[Tx] | None = None
+    ) -> list[bytes]:
+        """Orders/filters the mempool's candidates into this node's block. ``decoded``:
+        the same txs decoded, their signatures verified (the mempool's), when the node has
+        them."""
         ...
 
     def process_proposal(self, block: Block, verified: frozenset[bytes]) -> bool:
@@ -147,7 +151,9 @@ class KVApp:
             return Code.OK, ""
         return Code.REFUSED, "the KV app only accepts KVSet txs"
 
-    def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
+    def prepare_proposal(
+        self, height: int, time_ms: int, txs: list[bytes], decoded: list[Tx] | None = None
+    ) -> list[bytes]:
         return txs
 
     def process_proposal(self, block: Block, verified: frozenset[bytes]) -> bool:

@@ -90,8 +90,10 @@ class ExchangeNodeApp:
         result = self.exchange.check_tx(tx, verified=True)  # the mempool verified it
         return int(result.code), result.log
 
-    def prepare_proposal(self, height: int, time_ms: int, txs: list[bytes]) -> list[bytes]:
-        return self.exchange.prepare_proposal(txs)
+    def prepare_proposal(
+        self, height: int, time_ms: int, txs: list[bytes], decoded: list[Tx] | None = None
+    ) -> list[bytes]:
+        return self.exchange.prepare_proposal(txs, decoded=decoded)
 
     def process_proposal(self, block: Block, verified: frozenset[bytes]) -> bool:
         self._trust(verified)

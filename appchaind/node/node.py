@@ -515,8 +515,10 @@ class Node:
             started = time.perf_counter()
             # At most what the validators can check and execute within the block budget.
             limit = min(effect.max_txs, self.budget.proposal_txs(effect.round))
-            candidates = self.mempool.reap(limit, self.genesis.params.max_block_bytes)
-            txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates)
+            candidates, decoded = self.mempool.reap_decoded(
+                limit, self.genesis.params.max_block_bytes
+            )
+            txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates, decoded)
             self._height_work_s += time.perf_counter() - started
             self.queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
         elif isinstance(effect, RequestProcessProposal):

@@ -100,6 +100,11 @@ def events_view(
 def pack_tx_events(events: tuple[tuple[str, dict[str, Any]], ...]) -> bytes:
     """A tx's events for the tx index: msgpack, at most 32 KiB (later events are dropped
     whole when a tx produced more, and a final ``truncated`` event says so)."""
+    if not events:
+        return b""
+    whole: bytes = msgpack.packb([[kind, attributes] for kind, attributes in events])
+    if len(whole) <= _MAX_INDEXED_EVENTS_BYTES:
+        return whole  # the common case: packed once
     kept: list[Any] = []
     size = 0
     for kind, attributes in events:

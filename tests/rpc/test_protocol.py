@@ -77,3 +77,15 @@ def test_admission_answers_carry_the_code_and_whether_to_retry() -> None:
     ]  # fmt: skip
     assert retryable(Code.ACCOUNT_QUEUE_FULL) and not retryable(Code.BAD_SIGNATURE)
     assert not retryable(999)
+
+
+def test_a_txs_indexed_events_round_trip_and_are_cut_whole_beyond_32_kib() -> None:
+    from appchaind.rpc.views import pack_tx_events, unpack_tx_events
+
+    events = (("fill", {"price": 5, "maker": "ab"}), ("order", {"status": "filled"}))
+    assert unpack_tx_events(pack_tx_events(events)) == list(events)
+    assert pack_tx_events(()) == b"" and unpack_tx_events(b"") == []
+    many = tuple(("fill", {"n": i, "pad": "x" * 1000}) for i in range(40))
+    kept = unpack_tx_events(pack_tx_events(many))
+    assert kept[-1] == ("truncated", {"events": 40})
+    assert kept[:-1] == list(many[: len(kept) - 1]) and 25 <= len(kept) - 1 < 40
