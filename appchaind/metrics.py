@@ -71,6 +71,11 @@ class NodeMetrics:
         )
         self.mempool_recheck_times = counter("mempool", "recheck_times", "Transactions re-checked.")
         self.mempool_evicted_txs = counter("mempool", "evicted_txs", "Transactions evicted.")
+        self.mempool_gossip_dropped_txs = counter(
+            "mempool",
+            "gossip_dropped_txs",
+            "Transactions gossiped by peers and dropped unread because admission was busy.",
+        )
         self.mempool_busy_txs = counter(
             "mempool", "busy_txs", "Transactions refused because the node was busy (code BUSY)."
         )

@@ -56,6 +56,9 @@ class MetricsCollector:
         self._advance(m.mempool_evicted_txs, "evicted", pool.evicted_total)
         self._advance(m.mempool_recheck_times, "rechecked", pool.rechecked_total)
         self._advance(m.mempool_busy_txs, "busy", pool.busy_total)
+        self._advance(
+            m.mempool_gossip_dropped_txs, "gossip_dropped", node.mempool_gossip.dropped_total
+        )
         m.set(m.mempool_backlog_limit, pool.backlog_limit)
         m.set(m.fast_syncing, 1 if node.syncing else 0)
         m.set(m.blocksync_syncing, 1 if node.syncing else 0)

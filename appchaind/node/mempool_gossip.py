@@ -3,8 +3,11 @@
 Admitted txs (from the RPC/HTTP ports or a peer) are gossiped to every peer in batches
 every ``GOSSIP_INTERVAL_S``, each batch sized to fit one p2p frame. A peer's tx message
 is admitted in a task of its own, at most ``MAX_GOSSIP_TASKS`` at once; beyond that the
-peer is not read (a flood of tx messages only slows its sender). A failure while
-admitting one peer's batch ends that batch only (``appchaind.containment``).
+message is dropped and counted (:attr:`MempoolGossip.dropped_total`), never waited for:
+the peer's connection also carries its consensus messages, which must not queue behind
+txs this node has no CPU to admit (the txs stay in the mempools of the nodes that
+admitted them, and reach a block through those). A failure while admitting one peer's
+batch ends that batch only (``appchaind.containment``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class MempoolGossip:
         #: Admitted txs not yet gossiped, oldest first.
         self.outbox: list[bytes] = []
         self._slots = trio.Semaphore(MAX_GOSSIP_TASKS)
+        #: Gossiped txs dropped because every admission slot was busy.
+        self.dropped_total = 0
         self._guard = ConnectionGuard("mempool_gossip", on_failure=on_failure)
         self._nursery: trio.Nursery | None = None
 
@@ -55,10 +60,15 @@ class MempoolGossip:
         self.metrics.set(self.metrics.mempool_size, len(self.mempool))
         return result
 
-    async def on_txs(self, message: TxsMessage, peer_id: str) -> None:
-        """A peer's tx message: admitted in a task once one of the slots is free."""
+    def on_txs(self, message: TxsMessage, peer_id: str) -> None:
+        """A peer's tx message: admitted in a task of its own if a slot is free, else
+        dropped (counted). Never waits: the peer's reader goes on to its next message."""
         assert self._nursery is not None, "MempoolGossip.run is not running"
-        await self._slots.acquire()
+        try:
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            self.dropped_total += len(message.txs)
+            return
         self._nursery.start_soon(self._admit_from_peer, message.txs, peer_id)
 
     async def _admit_from_peer(self, txs: tuple[bytes, ...], peer_id: str) -> None:

@@ -715,7 +715,7 @@ class Node:
             elif channel == Channel.MEMPOOL:
                 message = decode_message(MEMPOOL_MESSAGES, payload, limit)
                 assert isinstance(message, TxsMessage)
-                await self.mempool_gossip.on_txs(message, peer.node_id)
+                self.mempool_gossip.on_txs(message, peer.node_id)
             elif channel == Channel.EVIDENCE:
                 message = decode_message(EVIDENCE_MESSAGES, payload, limit)
                 assert isinstance(message, EvidenceMessage)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import trio
+import trio.testing
 
 from appchaind import types
 from appchaind.codes import Code
@@ -19,6 +20,7 @@ from appchaind.node import blocksync as blocksync_module
 from appchaind.node import mempool_gossip as mempool_gossip_module
 from appchaind.node.app import kv_app_factory
 from appchaind.node.blocksync import PeerState
+from appchaind.node.collector import MetricsCollector
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     MEMPOOL_MESSAGES,
@@ -146,17 +148,23 @@ async def test_tx_gossip_batches_fit_in_a_frame(tmp_path: Path) -> None:
         node.store.close()
 
 
-async def test_tx_messages_from_a_peer_are_back_pressured(tmp_path: Path) -> None:
-    """Each TxsMessage must not start a task that nothing bounds: a peer flooding tx
-    messages faster than they are verified would grow tasks (and held txs) without limit.
-    Reading from the peer waits instead."""
+async def test_a_peers_tx_flood_is_bounded_and_never_stalls_its_connection(
+    tmp_path: Path,
+) -> None:
+    """Each TxsMessage must not start a task that nothing bounds (a peer flooding tx
+    messages faster than they are verified would grow tasks and held txs without limit),
+    and must not make the peer's reader wait either: the same connection carries that
+    peer's votes and proposals. Beyond the admission slots a message is dropped, counted
+    in ``appchaind_mempool_gossip_dropped_txs_total``."""
     node, _other = make_node(tmp_path)
     release = trio.Event()
     in_flight = 0
     most = 0
+    calls = 0
 
     async def slow_add_many(raws):  # type: ignore[no-untyped-def]
-        nonlocal in_flight, most
+        nonlocal in_flight, most, calls
+        calls += 1
         in_flight += 1
         most = max(most, in_flight)
         await release.wait()
@@ -164,26 +172,29 @@ async def test_tx_messages_from_a_peer_are_back_pressured(tmp_path: Path) -> Non
         return [AddResult(False, b"", Code.ALREADY_KNOWN, "test") for _ in raws]
 
     node.mempool.add_many = slow_add_many  # type: ignore[method-assign]
-    payload = encode_message(TxsMessage((b"\x01" * 100,)))
+    payload = encode_message(TxsMessage((b"\x01" * 100, b"\x02" * 100)))
     peer = SimpleNamespace(node_id="flooder")
-    sent = 0
-
-    async def flood() -> None:
-        nonlocal sent
-        for _ in range(1000):
-            await node._on_peer_message(peer, Channel.MEMPOOL, payload)  # type: ignore[arg-type]
-            sent += 1
-
     try:
         async with trio.open_nursery() as nursery:
             node._nursery = nursery
             await nursery.start(node.mempool_gossip.run)
-            nursery.start_soon(flood)
-            await trio.sleep(0.3)
-            assert sent < 1000, "the peer's reader never waited"
-            assert most <= 64
+            for _ in range(1000):  # the reader never waits: all 1,000 are handled at once
+                await node._on_peer_message(peer, Channel.MEMPOOL, payload)  # type: ignore[arg-type]
+            await trio.sleep(0.1)
+            slots = mempool_gossip_module.MAX_GOSSIP_TASKS
+            assert most == slots
+            assert node.mempool_gossip.dropped_total == 2 * (1000 - slots)
+            MetricsCollector(node).collect()
+            dropped = node.metrics.registry.get_sample_value(
+                "appchaind_mempool_gossip_dropped_txs_total", {"chain_id": CHAIN}
+            )
+            assert dropped == 2 * (1000 - slots)
             release.set()
-            await wait_for(lambda: sent == 1000)
+            await wait_for(lambda: in_flight == 0)
+            # Slots free again: the next message is admitted, not dropped.
+            await node._on_peer_message(peer, Channel.MEMPOOL, payload)  # type: ignore[arg-type]
+            await wait_for(lambda: calls == slots + 1)
+            assert node.mempool_gossip.dropped_total == 2 * (1000 - slots)
             nursery.cancel_scope.cancel()
     finally:
         node.wal.close()
@@ -326,6 +337,7 @@ async def test_a_bug_admitting_one_peers_gossip_is_contained(tmp_path: Path) -> 
             await nursery.start(node.mempool_gossip.run)
             for _ in range(messages):
                 await node._on_peer_message(peer, Channel.MEMPOOL, payload)  # type: ignore[arg-type]
+                await trio.testing.wait_all_tasks_blocked()  # the failed batch let go its slot
             await wait_for(lambda: _failures(node, "mempool_gossip", "internal") == messages)
             nursery.cancel_scope.cancel()
     finally:
