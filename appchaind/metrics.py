@@ -145,6 +145,13 @@ class NodeMetrics:
         self.accounts = gauge("exchange", "accounts", "Accounts in the state.")
         # rpc
         self.rpc_connections = gauge("rpc", "connections", "Open RPC connections.")
+        self.rpc_broadcast_seconds = histogram(
+            "rpc",
+            "broadcast_tx_seconds",
+            "From a broadcast_tx request read off the RPC socket to its answer queued "
+            "(mode sync: the admission verdict).",
+            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.rpc_subscriptions = gauge("rpc", "subscriptions", "Active RPC subscriptions.")
         self.rpc_dropped_subscribers = gauge(
             "rpc", "dropped_subscribers_total", "Subscribers dropped as too slow."

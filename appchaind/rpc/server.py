@@ -85,6 +85,8 @@ class RpcServer:
             "rpc", protocol_errors=(ProtocolError,), on_failure=node.metrics.connection_failed
         )
         self._commit_waiters: dict[bytes, trio.Event] = {}
+        metrics = node.metrics
+        self._broadcast_seconds = metrics.rpc_broadcast_seconds.labels(chain_id=node.chain_id)
         exchange = self.exchange
         self._markets = [] if exchange is None else [m.params for m in exchange.markets]
         self.streams = StreamHub(
@@ -198,7 +200,9 @@ class RpcServer:
                 if method in ("subscribe", "unsubscribe"):
                     await conn.outbox.send(self._call_sync(conn, request_id, method, params))
                 else:
-                    nursery.start_soon(self._call, conn, request_id, method, params)
+                    nursery.start_soon(
+                        self._call, conn, request_id, method, params, time.monotonic()
+                    )
 
     def _take_token(self, conn: Connection) -> bool:
         now = time.monotonic()
@@ -224,7 +228,12 @@ class RpcServer:
         return await handler(params)
 
     async def _call(
-        self, conn: Connection, request_id: int, method: str, params: dict[str, Any]
+        self,
+        conn: Connection,
+        request_id: int,
+        method: str,
+        params: dict[str, Any],
+        received: float | None = None,
     ) -> None:
         try:
             reply = response_frame(request_id, await self.call(method, params))
@@ -235,6 +244,8 @@ class RpcServer:
             reply = error_frame(
                 request_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"
             )
+        if received is not None and method == "broadcast_tx" and params.get("mode") != "commit":
+            self._broadcast_seconds.observe(time.monotonic() - received)
         try:
             await conn.outbox.send(reply)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
