@@ -35,9 +35,10 @@ from hashlib import sha256
 from typing import Any, NamedTuple
 
 from appchaind import codec
+from appchaind.codes import Code
 from appchaind.crypto import address_of
+from appchaind.events import Event
 from appchaind.exchange.oracle import MAX_REPORT_RATIO, decode_vote
-from appchaind.exchange.results import Code, Event
 from appchaind.exchange.txs import (
     CancelAll,
     CancelOrder,

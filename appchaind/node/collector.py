@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
-from appchaind.node.app import FinalizeResult
+from appchaind.abci import FinalizeResult
 from appchaind.types import Block
 
 if TYPE_CHECKING:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from appchaind import types
+from appchaind.abci import FinalizeResult
 from appchaind.codes import retryable
 from appchaind.containment import ConnectionGuard
 from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
-from appchaind.node.app import FinalizeResult
 from appchaind.rpc import params as params_
 from appchaind.rpc import views
 from appchaind.rpc.protocol import (

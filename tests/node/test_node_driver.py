@@ -17,8 +17,8 @@ from appchaind.home import demo_genesis, init_home
 from appchaind.mempool import AddResult
 from appchaind.node import blocksync as blocksync_module
 from appchaind.node import mempool_gossip as mempool_gossip_module
-from appchaind.node.app import kv_app_factory
 from appchaind.node.blocksync import PeerState
+from appchaind.node.kvapp import kv_app_factory
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     MEMPOOL_MESSAGES,
