@@ -40,8 +40,11 @@ Invariants:
   restart, or from a peer) is this node's vote for that step. At restart a
   driver replays the height's WAL feeding this node's own proposals and votes
   first, so the machine never asks to sign again what it already signed;
-* each signature is verified at most once (a two-height cache), and a repeated
-  vote is dropped before its signature is looked at;
+* each signature is verified at most once per node: the machine keeps no verdicts of
+  its own but asks the injected :class:`~appchaind.consensus.signer.Verifier`, which in
+  a node is the node's one verdict cache (:class:`appchaind.signatures.SignatureVerifier`,
+  shared with the consensus channel that checked the vote on arrival, and with the
+  mempool); a repeated vote is dropped before its signature is looked at;
 * per vote the work is O(1) dictionary updates; rules read running tallies;
 * no floats, no clock, no randomness, no iteration over sets.
 """
@@ -131,6 +134,8 @@ class MachineStatistics:
     locked_round: int
     valid_round: int
     votes_counted: int
+    #: Signature checks the machine asked of its verifier (each signature once; the
+    #: verifier answers a signature the node has seen from its cache).
     signatures_verified: int
     pending_evidence: int
 
@@ -155,10 +160,6 @@ class ConsensusMachine:
         self.config = config
         self._signer = signer
         self._verifier = verifier
-        self._sig_cache: dict[tuple[bytes, bytes], bool] = {}
-        self._sig_cache_previous: dict[tuple[bytes, bytes], bool] = {}
-        self._vote_cache: dict[Vote, bool] = {}
-        self._vote_cache_previous: dict[Vote, bool] = {}
         self._pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
         self._signatures_verified = 0
         self._votes_counted = 0
@@ -295,6 +296,8 @@ class ConsensusMachine:
         self._proposals: dict[int, Proposal] = {}
         self._blocks: dict[bytes, Block] = {}
         self._block_ids: dict[int, tuple[Block, bytes]] = {}
+        #: valid(v) per block hash: the application's process_proposal answer (or the
+        #: machine's own structural refusal). Not signature verdicts: those are the verifier's.
         self._verdicts: dict[bytes, bool] = {}
         self._rounds: dict[int, RoundVotes] = {}
         self._fired: set[tuple[int, int]] = (
@@ -308,8 +311,6 @@ class ConsensusMachine:
         self._commit_candidates: list[tuple[int, bytes]] = []
         self._skip_round = -1
         self._buffered: list[Event] = []
-        self._sig_cache_previous, self._sig_cache = self._sig_cache, {}
-        self._vote_cache_previous, self._vote_cache = self._vote_cache, {}
         for key in [k for k, ev in self._pending_evidence.items() if not self._evidence_fresh(ev)]:
             del self._pending_evidence[key]
 
@@ -754,17 +755,8 @@ class ConsensusMachine:
         return votes
 
     def _vote_signature_ok(self, vote: Vote, public_key: bytes) -> bool:
-        """The vote's signatures, checked once per distinct vote (a commit's precommits were
-        usually seen as votes already: no re-encoding, no re-verification)."""
-        verdict = self._vote_cache.get(vote)
-        if verdict is None:
-            verdict = self._vote_cache_previous.get(vote)
-            if verdict is None:
-                verdict = self._check_vote_signatures(vote, public_key)
-            self._vote_cache[vote] = verdict
-        return verdict
-
-    def _check_vote_signatures(self, vote: Vote, public_key: bytes) -> bool:
+        """The vote's signatures (and a precommit's extension signature). A commit's
+        precommits were usually seen as votes already: the verifier answers from its cache."""
         chain_id = self.config.chain_id
         if not self._verify(public_key, vote.sign_bytes(chain_id), vote.signature):
             return False
@@ -775,16 +767,9 @@ class ConsensusMachine:
         return not vote.extension and not vote.extension_signature
 
     def _verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        """A signature check, cached over the current and the previous height."""
-        key = (signature, message)
-        verdict = self._sig_cache.get(key)
-        if verdict is None:
-            verdict = self._sig_cache_previous.get(key)
-            if verdict is None:
-                self._signatures_verified += 1
-                verdict = self._verifier.verify(public_key, message, signature)
-            self._sig_cache[key] = verdict
-        return verdict
+        """A signature check, by the injected verifier (the node's one verdict cache)."""
+        self._signatures_verified += 1
+        return self._verifier.verify(public_key, message, signature)
 
     # ------------------------------------------------------------------ proposals and blocks
 

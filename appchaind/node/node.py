@@ -234,7 +234,9 @@ class Node:
         self._last_block_time_ms = self.chain_state.last_block_time_ms
         self.committed = trio.Condition()
         self.started = trio.Event()
-        self.on_commit: list[Callable[[types.Block, FinalizeResult], None]] = []
+        #: Called after each commit with the block, its tx hashes (computed once, here) and
+        #: the application's result.
+        self.on_commit: list[Callable[[types.Block, list[bytes], FinalizeResult], None]] = []
         # The reactors, each talking to this driver through ConsensusDriver.
         self.blocksync = BlockSyncReactor(self, self.peers, self.store, self.metrics)
         self.consensus_gossip = ConsensusGossip(
@@ -641,7 +643,7 @@ class Node:
         )
         for listener in self.on_commit:
             try:
-                listener(block, result)
+                listener(block, hashes, result)
             except Exception as exc:
                 self._listener_guard.record(exc, getattr(listener, "__qualname__", "?"))
         self.blocksync.committed(height)

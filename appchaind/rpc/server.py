@@ -369,10 +369,9 @@ class RpcServer:
         doc["tx_results"] = results
         return doc
 
-    def on_commit(self, block: types.Block, result: FinalizeResult) -> None:
+    def on_commit(self, block: types.Block, hashes: list[bytes], result: FinalizeResult) -> None:
         """Node ``on_commit`` listener: wakes ``broadcast_tx`` commit waiters, then
         publishes every stream's item for this block. Never waits."""
-        hashes = [types.tx_hash(raw) for raw in block.txs]
         for h in hashes:
             waiter = self._commit_waiters.pop(h, None)
             if waiter is not None:

@@ -338,7 +338,7 @@ async def test_a_failing_commit_listener_does_not_stop_the_node(tmp_path: Path) 
     committed already, the node goes on committing, and the failure is counted."""
     node, _other = make_node(tmp_path, other_power=1)  # 10 of 11: this node commits alone
 
-    def broken_listener(block: types.Block, result: object) -> None:
+    def broken_listener(block: types.Block, hashes: list[bytes], result: object) -> None:
         raise ValueError("a bug in one subscriber's view")
 
     try:

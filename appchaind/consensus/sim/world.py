@@ -65,7 +65,6 @@ from appchaind.consensus.events import (
 from appchaind.consensus.evidence import evidence_id
 from appchaind.consensus.machine import NIL, ConsensusMachine
 from appchaind.consensus.signer import (
-    Ed25519Verifier,
     GuardedSigner,
     LastSignState,
     MemorySignStateStore,
@@ -74,6 +73,7 @@ from appchaind.consensus.signer import (
 )
 from appchaind.consensus.sim.kvapp import KVApp, valid_tx
 from appchaind.consensus.state import ChainState
+from appchaind.signatures import SignatureVerifier
 from appchaind.types import (
     COMMIT_ABSENT,
     PRECOMMIT,
@@ -335,7 +335,11 @@ class Simulation:
         for i in range(n):
             key_seed = crypto.sha256(b"sim-validator-%d-%d" % (seed, i))
             keys.append(crypto.PrivateKey(key_seed) if real_signatures else FakeKey(key_seed))
-        self.verifier: Verifier = Ed25519Verifier() if real_signatures else FakeVerifier()
+        # With real signatures, the node's verifier and its one verdict cache (used here
+        # without its threads: the machine calls verify() directly).
+        self.verifier: Verifier = (
+            SignatureVerifier(threads=1) if real_signatures else FakeVerifier()
+        )
         total = sum(powers)
         byz: dict[int, ByzantineKind] = {}
         if mix.byzantine:
