@@ -51,7 +51,6 @@ __all__ = [
 NATIVE_MODULES: tuple[str, ...] = (
     "orderbook.triggers",
     "orderbook.book",
-    "orderbook.lob_engine",
     "margin.accounts",
     "margin.markets",
     "margin.health",
