@@ -52,7 +52,7 @@ class TxResult:
     __slots__ = ("code", "log", "_events", "_expanded")
 
     def __init__(self, code: int, log: str = "", events: list[PendingEvent] | None = None) -> None:
-        self.code = code
+        self.code = int(code)  # a plain int (not the Code enum): it goes to the wire as is
         self.log = log
         self._events: list[PendingEvent] = [] if events is None else events
         self._expanded = False
