@@ -25,7 +25,7 @@ of the quote asset, prices ticks, sizes lots. Kinds and attributes:
 
 Events are their own module, below the exchange application, so that the margin engine,
 which the application imports, can report them too (the liquidation process,
-:mod:`margin.liquidator`); :mod:`appchaind.exchange.results` carries them to the node and
+:mod:`margin.liquidator`); :class:`appchaind.abci.TxResult` carries them to the node and
 the wire.
 """
 
@@ -42,7 +42,7 @@ class Event(NamedTuple):
 
 
 #: Attribute names of the events the application records on its hot path as compact
-#: tuples ``(kind, value, ...)``: values in this order. :class:`~appchaind.exchange.results.TxResult`
+#: tuples ``(kind, value, ...)``: values in this order. :class:`~appchaind.abci.TxResult`
 #: expands them into :class:`Event` the first time its ``events`` are read, so a block that nobody inspects
 #: event by event never builds the dicts.
 COMPACT_EVENT_FIELDS: dict[str, tuple[str, ...]] = {

@@ -36,15 +36,16 @@ from dataclasses import dataclass
 import trio
 
 from appchaind import codec, types
+from appchaind.abci import TxResult
 from appchaind.codes import Code
 from appchaind.signatures import SignatureVerifier
 from appchaind.types import Tx, tx_hash
 
 __all__ = ["Mempool", "AddResult", "MempoolStats", "CheckTx"]
 
-#: The application's admission check of a decoded tx and its canonical bytes (signature
-#: already verified): ``(code, log)``, code 0 (:attr:`Code.OK`) to accept.
-CheckTx = Callable[[Tx, bytes], "tuple[int, str]"]
+#: The application's admission check (:meth:`appchaind.abci.Application.check_tx`) of a
+#: tx's canonical bytes and the tx decoded (signature already verified): code 0 to accept.
+CheckTx = Callable[[bytes, Tx], TxResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +259,8 @@ class Mempool:
         if full is not None:
             self._seen.discard(h)
             return self._refuse(h, *full)
-        code, log = self.check_tx(tx, raw)
+        checked = self.check_tx(raw, tx)
+        code, log = checked.code, checked.log
         if code != Code.OK:
             return self._refuse(h, code, log)
         self._txs[h] = _Entry(tx, raw, sender, self.height)
@@ -376,7 +378,7 @@ class Mempool:
                 continue
             if entry.sender in touched and checked < recheck_limit:
                 checked += 1
-                if self.check_tx(entry.tx, entry.raw)[0] != Code.OK:
+                if self.check_tx(entry.raw, entry.tx).code != Code.OK:
                     self._remove(h)
                     self.evicted_total += 1
         self.rechecked_total += checked

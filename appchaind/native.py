@@ -51,7 +51,6 @@ __all__ = [
 NATIVE_MODULES: tuple[str, ...] = (
     "orderbook.triggers",
     "orderbook.book",
-    "orderbook.lob_engine",
     "margin.accounts",
     "margin.markets",
     "margin.health",
@@ -61,8 +60,8 @@ NATIVE_MODULES: tuple[str, ...] = (
     "margin.makers",
     "margin.liquidator",
     "appchaind.events",
+    "appchaind.abci",
     "appchaind.exchange.commitment",
-    "appchaind.exchange.results",
     "appchaind.exchange.state",
     "appchaind.exchange.storage",
     "appchaind.exchange.envelope",
@@ -81,6 +80,7 @@ NATIVE_MODULES: tuple[str, ...] = (
 BUILD_INPUTS: tuple[str, ...] = (
     "appchaind.codec",
     "appchaind.codes",
+    "appchaind.consensus.validators",
     "appchaind.crypto",
     "appchaind.store",
     "appchaind.types",
@@ -89,6 +89,7 @@ BUILD_INPUTS: tuple[str, ...] = (
     "appchaind.exchange.statistics",
     "appchaind.exchange.txs",
     "config.genesis",
+    "config.node_config",
     "margin.statistics",
     "orderbook.types",
 )

@@ -12,7 +12,10 @@ Whoever needs a signature checked asks the node's one :class:`SignatureVerifier`
 Every verdict goes into one bounded cache (oldest out first): a tx's under its hash
 (SHA-256 of its canonical bytes, computed once by the caller), any other message's under
 (public key, signature, message). :meth:`tx_verified` answers from the cache alone: a
-block's txs that the mempool admitted are not verified again.
+block's txs that the mempool admitted are not verified again. No one else keeps
+verdicts: the consensus machine asks this verifier for every signature it needs (a
+commit's precommits, seen as votes before, are answered from the cache), and the
+application is handed the txs verified here already decoded (:mod:`appchaind.abci`).
 """
 
 from __future__ import annotations

@@ -7,12 +7,15 @@ Each run builds a fresh chain, seeds both books with resting liquidity (one bloc
 flow: 45% post-only quotes around the mid, 30% limit orders through the touch that fill
 and rest, 15% IOC takers, 10% cancels (about half of all orders cross).
 
-It drives the path the node drives (``appchaind.node.exchange_adapter``): the block is a
-list of canonical tx bytes signed with the traders' real keys; the node has verified the
-signatures already (mempool, on its worker threads), so it hands their digests to
-``ExchangeApp.trust_signatures`` and the app decodes every tx, looks its digest up
-instead of verifying, and executes the block. Timed per block: ``trust_signatures`` +
-``finalize_block`` (decoding, execution, end of block, app hash); ``commit`` is not timed.
+It drives the path the node drives: ``ExchangeApp.finalize_block(block, txs, validators)``
+(the interface of :mod:`appchaind.abci`), the block a list of canonical tx bytes signed
+with the traders' real keys. The node has verified the signatures already (mempool, or
+the proposal's check, on its worker threads), so it hands the app every tx decoded and
+the app does not verify them. Two paths: "bytes", the node decodes the block's txs
+(it had verdicts but not the txs: a proposal it checked), timed with the decoding; and
+"mempool", the txs sit decoded in the node's mempool (decoding not timed). Timed per
+block: decoding (bytes path) + ``finalize_block`` (execution, end of block, app hash);
+``commit`` is not timed.
 ``finalize_block`` pauses the cyclic garbage collector while the block executes (it
 would otherwise trace the state's objects many times per block). The rate is orders per second of wall-clock time; the rate per second of this
 process's CPU time is printed too, since on a shared machine the wall clock also counts
@@ -44,9 +47,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appchaind import codec, native  # noqa: E402
-from appchaind.crypto import PrivateKey  # noqa: E402
+from appchaind.crypto import PrivateKey, merkle_root  # noqa: E402
 from appchaind.exchange import CancelOrder, ExchangeApp, PlaceOrder  # noqa: E402
-from appchaind.types import Tx, sign_tx, tx_hash  # noqa: E402
+from appchaind.types import Block, Header, Tx, evidence_hash, sign_tx  # noqa: E402
 from config.genesis import parse_genesis  # noqa: E402
 
 ACCOUNTS = 1_000
@@ -145,6 +148,14 @@ def _blocks(keys, rng: random.Random, count: int = BLOCKS) -> list[list[bytes]]:
     return blocks
 
 
+def _block(height: int, txs: list[bytes], proposer: bytes) -> Block:
+    header = Header(
+        CHAIN_ID, height, GENESIS_MS + height * 1000, b"", b"", merkle_root(txs), b"\x00" * 32,
+        b"\x00" * 32, b"", proposer, evidence_hash(()),
+    )  # fmt: skip
+    return Block(header, tuple(txs), (), None)
+
+
 def run_once(
     blocks: list[list[bytes]], genesis, *, predecoded: bool = False
 ) -> tuple[float, float, int, bytes]:
@@ -152,22 +163,22 @@ def run_once(
     of the block sits decoded and verified in its mempool (decoding is not timed)."""
     gc.collect()  # the previous run's chain is garbage now: not this run's work
     app = ExchangeApp(genesis)
-    digests = [frozenset(map(tx_hash, txs)) for txs in blocks]
-    app.trust_signatures(digests[0])
-    seeding = [codec.decode(Tx, raw) for raw in blocks[0]] if predecoded else blocks[0]
-    app.finalize_block(1, GENESIS_MS + 1000, seeding, signatures_verified=predecoded)
+    proposer = b"\x00" * 20
+    seeding = _block(1, blocks[0], proposer)
+    app.finalize_block(seeding, [codec.decode(Tx, raw) for raw in blocks[0]], None)
     app.commit()
     elapsed = 0.0
     cpu = 0.0
     fills = 0
     for height, txs in enumerate(blocks[1:], start=2):
-        verified = digests[height - 1]
-        given = [codec.decode(Tx, raw) for raw in txs] if predecoded else txs
+        block = _block(height, txs, proposer)
+        decoded = [codec.decode(Tx, raw) for raw in txs] if predecoded else None
         start, start_cpu = time.perf_counter(), time.process_time()
-        app.trust_signatures(verified)
-        result = app.finalize_block(
-            height, GENESIS_MS + height * 1000, given, signatures_verified=predecoded
-        )
+        if decoded is None:  # the node decodes the txs it has verdicts for
+            given = [codec.decode(Tx, raw) for raw in txs]
+        else:
+            given = decoded
+        result = app.finalize_block(block, given, None)
         elapsed += time.perf_counter() - start
         cpu += time.process_time() - start_cpu
         app.commit()

@@ -1,5 +1,12 @@
 """Price-time-priority limit order book of one market: the exchange's matching engine.
 
+(long because: this is the compiled matching path, one class and the structures it walks:
+every invariant below is kept by several methods of :class:`OrderBook` at once (a fill,
+a cancel, a resize and an expiry all maintain the levels, the owner index and the expiry
+index), and moving some of them to another module would put a call boundary and a second
+statement of the invariants inside the hot loop. Conditional orders are
+:mod:`orderbook.triggers`, the order types :mod:`orderbook.types`.)
+
 Pure and deterministic: integers and bytes only, no clock, no randomness, no I/O, no
 iteration whose order came from outside the chain. Prices in ticks, sizes in lots.
 

@@ -1,6 +1,9 @@
 """The exchange's rules as a plain Python model: an executable specification of
 :class:`appchaind.exchange.ExchangeApp`, written for a reader, not for speed.
 
+(long because: a specification is read top to bottom as one model, its rules in the order
+a block runs them; split over files, the reader would chase one state through many.)
+
 It takes the application's inputs (the genesis, then decided blocks: height, time, decoded
 signed txs, and decided oracle prices or the previous commit's oracle votes) and gives its
 outputs: one result per tx (code, log, events), the block's own events, and the state
@@ -35,9 +38,10 @@ from hashlib import sha256
 from typing import Any, NamedTuple
 
 from appchaind import codec
+from appchaind.codes import Code
 from appchaind.crypto import address_of
+from appchaind.events import Event
 from appchaind.exchange.oracle import MAX_REPORT_RATIO, decode_vote
-from appchaind.exchange.results import Code, Event
 from appchaind.exchange.txs import (
     CancelAll,
     CancelOrder,

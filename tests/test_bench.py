@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.lob_adapter import BUYER, SELLER, LobEngine
 from orderbook import Side, TimeInForce
-from orderbook.lob_engine import BUYER, SELLER, LobEngine
 from tests.orderbook.reference import ReferenceBook
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,20 +21,16 @@ from appchaind import codec, types
 from appchaind.codes import Code
 from appchaind.crypto import PrivateKey
 from appchaind.exchange.txs import CancelOrder, PlaceOrder
-from appchaind.localnet.load import (
+from appchaind.localnet.load import LoadOptions, OrderMix, run_load
+from appchaind.localnet.load_report import longest_gap, percentile, prometheus_value
+from appchaind.localnet.load_senders import (
     CANCEL_MIN_AGE_S,
     IOC_THROUGH_PPM,
     LIMIT_OFFSET_PPM,
     MAX_RESTING,
-    LoadOptions,
     MarketQuote,
-    OrderMix,
     Sender,
     SenderPlan,
-    longest_gap,
-    percentile,
-    prometheus_value,
-    run_load,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
-"""Duplicate-vote evidence and BFT time: the checks every validator runs on a proposed block.
+"""Duplicate-vote evidence and BFT time: the checks every validator runs on a proposed block,
+and the pool of verified evidence waiting to be committed (:class:`EvidencePool`).
 
 Evidence is canonical: ``vote_a.block_hash < vote_b.block_hash`` (nil, b"",
 sorts first), so the same offence has one encoding and one hash.
@@ -9,9 +10,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from appchaind import codec, crypto
+from appchaind.consensus.state import ChainState
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.types import (
     COMMIT_ABSENT,
+    MAX_EVIDENCE,
     VOTE_KINDS,
     Commit,
     DuplicateVoteEvidence,
@@ -19,6 +22,7 @@ from appchaind.types import (
 )
 
 __all__ = [
+    "EvidencePool",
     "SignatureCheck",
     "make_evidence",
     "evidence_id",
@@ -28,7 +32,7 @@ __all__ = [
 
 
 class SignatureCheck(Protocol):
-    """Checks one signature (the machine passes its cached verifier)."""
+    """Checks one signature (the machine passes its verifier's, the node's one cache)."""
 
     def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
@@ -95,3 +99,75 @@ def weighted_median_time(commit: Commit, validators: ValidatorSet) -> int:
             return time_ms
         median -= weight
     return weighted[-1][0] if weighted else 0
+
+
+class EvidencePool:
+    """Verified duplicate-vote evidence not yet committed, oldest first: what this node saw
+    itself (two votes of one validator for one step) or received, for gossip and for the
+    blocks it proposes. Evidence is kept while it is fresh: its height plus
+    ``max_age`` is above the chain's height."""
+
+    def __init__(self, chain_id: str, max_age: int, check: SignatureCheck) -> None:
+        self.chain_id = chain_id
+        self.max_age = max_age
+        self._check = check
+        self._pending: dict[bytes, DuplicateVoteEvidence] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def pending(self) -> tuple[DuplicateVoteEvidence, ...]:
+        return tuple(self._pending.values())
+
+    def for_block(self, height: int) -> tuple[DuplicateVoteEvidence, ...]:
+        """What a block at ``height`` carries: evidence of earlier heights, at most
+        ``MAX_EVIDENCE``."""
+        return tuple(ev for ev in self._pending.values() if ev.vote_a.height < height)[
+            :MAX_EVIDENCE
+        ]
+
+    def _known(self, key: bytes, state: ChainState) -> bool:
+        return key in self._pending or any(key == e for _, e in state.committed_evidence)
+
+    def record(self, vote_1: Vote, vote_2: Vote, state: ChainState) -> DuplicateVoteEvidence | None:
+        """Two conflicting votes this node checked itself: the new evidence (to broadcast),
+        or None when it is known already."""
+        evidence = make_evidence(vote_1, vote_2)
+        key = evidence_id(evidence)
+        if self._known(key, state):
+            return None
+        self._pending[key] = evidence
+        return evidence
+
+    def receive(self, evidence: DuplicateVoteEvidence, state: ChainState) -> None:
+        """Evidence from a peer: kept if new and valid before the next height."""
+        key = evidence_id(evidence)
+        if self._known(key, state):
+            return
+        if self.problem(evidence, state.height + 1, state) is None:
+            self._pending[key] = evidence
+
+    def problem(
+        self, evidence: DuplicateVoteEvidence, before_height: int, state: ChainState
+    ) -> str | None:
+        """Why ``evidence`` is not valid in a block below ``before_height``, or None."""
+        height = evidence.vote_a.height
+        if height >= before_height:
+            return "evidence from the future"
+        if not self.fresh(evidence, state):
+            return "evidence too old"
+        validators = state.validators_at(height)
+        if validators is None:
+            return "no validator set known for that height"
+        return verify_duplicate_vote(evidence, validators, self.chain_id, self._check)
+
+    def fresh(self, evidence: DuplicateVoteEvidence, state: ChainState) -> bool:
+        return evidence.vote_a.height + self.max_age > state.height
+
+    def new_height(self, state: ChainState) -> None:
+        """At a new height: drops what is committed (``state.committed_evidence``) or stale."""
+        committed = {e for _, e in state.committed_evidence}
+        for key in [
+            k for k, ev in self._pending.items() if k in committed or not self.fresh(ev, state)
+        ]:
+            del self._pending[key]

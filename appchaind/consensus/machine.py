@@ -1,5 +1,11 @@
 """The sans-I/O Tendermint consensus state machine.
 
+(long because: it is Algorithm 1 as one state machine. The upon-rules, the height's
+variables and the intake of votes and proposals share that state, and reading them side by
+side against the paper is the point; what does not need it has its own module: building
+and checking blocks (:mod:`~appchaind.consensus.blocks`), the evidence pool
+(:mod:`~appchaind.consensus.evidence`), vote tallies (:mod:`~appchaind.consensus.votes`).)
+
 This is Algorithm 1 of "The latest gossip on BFT consensus" (Buchman, Kwon,
 Milosevic 2018), one height at a time. Each rule is a method whose comment
 gives the paper's line numbers; :meth:`ConsensusMachine._advance` evaluates
@@ -40,8 +46,11 @@ Invariants:
   restart, or from a peer) is this node's vote for that step. At restart a
   driver replays the height's WAL feeding this node's own proposals and votes
   first, so the machine never asks to sign again what it already signed;
-* each signature is verified at most once (a two-height cache), and a repeated
-  vote is dropped before its signature is looked at;
+* each signature is verified at most once per node: the machine keeps no verdicts of
+  its own but asks the injected :class:`~appchaind.consensus.signer.Verifier`, which in
+  a node is the node's one verdict cache (:class:`appchaind.signatures.SignatureVerifier`,
+  shared with the consensus channel that checked the vote on arrival, and with the
+  mempool); a repeated vote is dropped before its signature is looked at;
 * per vote the work is O(1) dictionary updates; rules read running tallies;
 * no floats, no clock, no randomness, no iteration over sets.
 """
@@ -50,7 +59,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appchaind import crypto
+from appchaind.consensus.blocks import build_block, check_block, make_commit
 from appchaind.consensus.config import ConsensusConfig, Mutation, Step
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -80,34 +89,18 @@ from appchaind.consensus.events import (
     VoteExtensionVerified,
     VoteReceived,
 )
-from appchaind.consensus.evidence import (
-    evidence_id,
-    make_evidence,
-    verify_duplicate_vote,
-    weighted_median_time,
-)
+from appchaind.consensus.evidence import EvidencePool, evidence_id, weighted_median_time
 from appchaind.consensus.signer import DoubleSignRefused, Signer, Verifier
 from appchaind.consensus.state import ChainState
-from appchaind.consensus.validators import ValidatorSet
 from appchaind.consensus.votes import RoundVotes
 from appchaind.types import (
-    COMMIT_ABSENT,
-    COMMIT_BLOCK,
-    COMMIT_NIL,
-    MAX_EVIDENCE,
     PRECOMMIT,
     PREVOTE,
     Block,
     Commit,
-    CommitSig,
     DuplicateVoteEvidence,
-    Header,
-    InvalidBlock,
     Proposal,
     Vote,
-    check_block_hashes,
-    commit_hash,
-    evidence_hash,
 )
 
 __all__ = ["ConsensusMachine", "MachineStatistics", "NIL"]
@@ -131,6 +124,8 @@ class MachineStatistics:
     locked_round: int
     valid_round: int
     votes_counted: int
+    #: Signature checks the machine asked of its verifier (each signature once; the
+    #: verifier answers a signature the node has seen from its cache).
     signatures_verified: int
     pending_evidence: int
 
@@ -155,11 +150,7 @@ class ConsensusMachine:
         self.config = config
         self._signer = signer
         self._verifier = verifier
-        self._sig_cache: dict[tuple[bytes, bytes], bool] = {}
-        self._sig_cache_previous: dict[tuple[bytes, bytes], bool] = {}
-        self._vote_cache: dict[Vote, bool] = {}
-        self._vote_cache_previous: dict[Vote, bool] = {}
-        self._pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
+        self._evidence = EvidencePool(config.chain_id, config.evidence_max_age, self._verify)
         self._signatures_verified = 0
         self._votes_counted = 0
         self._now_ms = 0
@@ -203,7 +194,7 @@ class ConsensusMachine:
         elif isinstance(event, VoteExtensionVerified):
             self._on_extension_verified(event, out)
         elif isinstance(event, EvidenceReceived):
-            self._on_evidence(event.evidence)
+            self._evidence.receive(event.evidence, self._state)
         elif isinstance(event, BlockFinalized):
             self._on_finalized(event, out)
             return out
@@ -227,7 +218,7 @@ class ConsensusMachine:
 
     def pending_evidence(self) -> tuple[DuplicateVoteEvidence, ...]:
         """Verified evidence not yet committed, oldest first (for gossip and the next proposal)."""
-        return tuple(self._pending_evidence.values())
+        return self._evidence.pending()
 
     def gossip(self) -> tuple[Vote | Proposal | Block, ...]:
         """Messages worth re-sending to peers: this node's votes of the current and previous
@@ -269,7 +260,7 @@ class ConsensusMachine:
             self.valid_round,
             self._votes_counted,
             self._signatures_verified,
-            len(self._pending_evidence),
+            len(self._evidence),
         )
 
     # ================================================================== heights
@@ -295,6 +286,8 @@ class ConsensusMachine:
         self._proposals: dict[int, Proposal] = {}
         self._blocks: dict[bytes, Block] = {}
         self._block_ids: dict[int, tuple[Block, bytes]] = {}
+        #: valid(v) per block hash: the application's process_proposal answer (or the
+        #: machine's own structural refusal). Not signature verdicts: those are the verifier's.
         self._verdicts: dict[bytes, bool] = {}
         self._rounds: dict[int, RoundVotes] = {}
         self._fired: set[tuple[int, int]] = (
@@ -308,10 +301,7 @@ class ConsensusMachine:
         self._commit_candidates: list[tuple[int, bytes]] = []
         self._skip_round = -1
         self._buffered: list[Event] = []
-        self._sig_cache_previous, self._sig_cache = self._sig_cache, {}
-        self._vote_cache_previous, self._vote_cache = self._vote_cache, {}
-        for key in [k for k, ev in self._pending_evidence.items() if not self._evidence_fresh(ev)]:
-            del self._pending_evidence[key]
+        self._evidence.new_height(state)
 
     def _on_finalized(self, event: BlockFinalized, out: list[Effect]) -> None:
         """After decision_p[h_p] is executed (lines 52-54): next height, reset, StartRound(0)."""
@@ -346,9 +336,6 @@ class ConsensusMachine:
         )
         out.append(EnterHeight(new_state))
         buffered = self._buffered
-        committed_ids = {e for _, e in new_state.committed_evidence}
-        for key in [k for k in self._pending_evidence if k in committed_ids]:
-            del self._pending_evidence[key]
         self._enter(new_state)
         if self.config.commit_ms > 0:
             out.append(ScheduleTimeout(new_height, 0, Step.NEW_HEIGHT, self.config.commit_ms))
@@ -481,7 +468,9 @@ class ConsensusMachine:
             if block is None or self._verdicts.get(v) is not True:  # line 50: valid(v)
                 continue
             self._decision = block  # line 51
-            self._decision_commit = self._make_commit(r, v)
+            self._decision_commit = make_commit(
+                self.height, r, v, self._rounds[r].precommits, self._validators
+            )
             out.append(Decide(block, self._decision_commit))
             out.append(RequestFinalizeBlock(block, self._decision_commit))
             # lines 52-54 run on BlockFinalized, once the application has executed v.
@@ -588,24 +577,9 @@ class ConsensusMachine:
         self._propose(block, -1, out)
 
     def _build_block(self, txs: tuple[bytes, ...]) -> Block:
-        s = self._state
-        evidence = tuple(
-            ev for ev in self._pending_evidence.values() if ev.vote_a.height < self.height
-        )[:MAX_EVIDENCE]
-        header = Header(
-            chain_id=s.chain_id,
-            height=self.height,
-            time_ms=self._block_time(),
-            last_block_id=s.last_block_id,
-            last_commit_hash=commit_hash(s.last_commit),
-            data_hash=crypto.merkle_root(list(txs)),
-            validators_hash=s.validators.hash(),
-            next_validators_hash=s.next_validators.hash(),
-            app_hash=s.app_hash,
-            proposer=self._signer.address if self._signer is not None else b"",
-            evidence_hash=evidence_hash(evidence),
-        )
-        return Block(header, txs, evidence, s.last_commit)
+        proposer = self._signer.address if self._signer is not None else b""
+        evidence = self._evidence.for_block(self.height)
+        return build_block(self._state, self.height, self._block_time(), txs, evidence, proposer)
 
     def _propose(self, block: Block, pol_round: int, out: list[Effect]) -> None:
         """Line 19: broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩ (and receive it)."""
@@ -754,17 +728,8 @@ class ConsensusMachine:
         return votes
 
     def _vote_signature_ok(self, vote: Vote, public_key: bytes) -> bool:
-        """The vote's signatures, checked once per distinct vote (a commit's precommits were
-        usually seen as votes already: no re-encoding, no re-verification)."""
-        verdict = self._vote_cache.get(vote)
-        if verdict is None:
-            verdict = self._vote_cache_previous.get(vote)
-            if verdict is None:
-                verdict = self._check_vote_signatures(vote, public_key)
-            self._vote_cache[vote] = verdict
-        return verdict
-
-    def _check_vote_signatures(self, vote: Vote, public_key: bytes) -> bool:
+        """The vote's signatures (and a precommit's extension signature). A commit's
+        precommits were usually seen as votes already: the verifier answers from its cache."""
         chain_id = self.config.chain_id
         if not self._verify(public_key, vote.sign_bytes(chain_id), vote.signature):
             return False
@@ -775,16 +740,9 @@ class ConsensusMachine:
         return not vote.extension and not vote.extension_signature
 
     def _verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        """A signature check, cached over the current and the previous height."""
-        key = (signature, message)
-        verdict = self._sig_cache.get(key)
-        if verdict is None:
-            verdict = self._sig_cache_previous.get(key)
-            if verdict is None:
-                self._signatures_verified += 1
-                verdict = self._verifier.verify(public_key, message, signature)
-            self._sig_cache[key] = verdict
-        return verdict
+        """A signature check, by the injected verifier (the node's one verdict cache)."""
+        self._signatures_verified += 1
+        return self._verifier.verify(public_key, message, signature)
 
     # ------------------------------------------------------------------ proposals and blocks
 
@@ -818,7 +776,9 @@ class ConsensusMachine:
         if block_hash in self._blocks or len(self._blocks) >= _MAX_BLOCKS_PER_HEIGHT:
             return
         self._blocks[block_hash] = block
-        reason = self._check_block(block)
+        reason = check_block(
+            block, self._state, self.config, self._vote_signature_ok, self._evidence_problem
+        )
         if reason is not None:
             self._verdicts[block_hash] = False
             return
@@ -828,139 +788,12 @@ class ConsensusMachine:
         if len(self._buffered) < _MAX_BUFFERED:
             self._buffered.append(event)
 
-    def _check_block(self, block: Block) -> str | None:
-        """The machine's part of valid(v): the header and the consensus data the block carries.
-
-        Returns None when the block is well formed for this height, else why not.
-        """
-        s = self._state
-        header = block.header
-        if header.chain_id != s.chain_id:
-            return "wrong chain id"
-        if header.last_block_id != s.last_block_id:
-            return "wrong last block id"
-        if header.app_hash != s.app_hash:
-            return "wrong app hash"
-        if header.validators_hash != s.validators.hash():
-            return "wrong validators hash"
-        if header.next_validators_hash != s.next_validators.hash():
-            return "wrong next validators hash"
-        if s.validators.index_of(header.proposer) < 0:
-            return "the proposer is not a validator"
-        if len(block.txs) > self.config.max_block_txs:
-            return "too many transactions"
-        try:
-            check_block_hashes(block)
-        except InvalidBlock as exc:
-            return str(exc)
-        if s.last_validators is None or block.last_commit is None:
-            if block.last_commit is not None:
-                return "unexpected last commit"
-            if header.time_ms != s.last_block_time_ms:
-                return "the first block's time is not the genesis time"
-        else:
-            reason = self._check_commit(block.last_commit, s.last_validators)
-            if reason is not None:
-                return reason
-            if header.time_ms != weighted_median_time(block.last_commit, s.last_validators):
-                return "block time is not the weighted median of the last commit"
-            if header.time_ms <= s.last_block_time_ms:
-                return "block time is not after the previous block's"
-        seen: set[bytes] = set()
-        committed = {e for _, e in s.committed_evidence}
-        for ev in block.evidence:
-            key = evidence_id(ev)
-            if key in seen or key in committed:
-                return "duplicate or already committed evidence"
-            seen.add(key)
-            reason = self._check_evidence(ev, before_height=self.height)
-            if reason is not None:
-                return f"invalid evidence: {reason}"
-        return None
-
-    def _check_commit(self, commit: Commit, validators: ValidatorSet) -> str | None:
-        """The last commit: +2/3 of the previous height's power signed the previous block."""
-        s = self._state
-        if commit.height != s.height - 1 or commit.block_hash != s.last_block_id:
-            return "the last commit is for another block"
-        if len(commit.signatures) != len(validators):
-            return "the last commit has the wrong number of slots"
-        power = 0
-        for i, sig in enumerate(commit.signatures):
-            val = validators.validators[i]
-            if sig.validator != validators.addresses[i]:
-                return "a last commit slot names the wrong validator"
-            if sig.flag == COMMIT_ABSENT:
-                if sig.signature or sig.extension or sig.extension_signature or sig.timestamp_ms:
-                    return "an absent slot carries data"
-                continue
-            if sig.flag not in (COMMIT_BLOCK, COMMIT_NIL):
-                return "unknown commit slot flag"
-            vote = sig.to_vote(commit.height, commit.round, commit.block_hash, i)
-            if not self._vote_signature_ok(vote, val.public_key):
-                return "a last commit signature does not verify"
-            if sig.flag == COMMIT_BLOCK:
-                power += val.power
-        if not self.config.two_thirds(power, validators.total_power):
-            return "the last commit has less than 2/3 of the power"
-        return None
-
-    def _make_commit(self, round: int, block_hash: bytes) -> Commit:
-        """The extended commit of (height, round): one slot per validator, in the set's order."""
-        precommits = self._rounds[round].precommits
-        sigs = []
-        for i, address in enumerate(self._validators.addresses):
-            vote = precommits.vote_for(i, block_hash) or precommits.first(i)
-            if vote is not None and vote.block_hash == block_hash:
-                sigs.append(
-                    CommitSig(
-                        COMMIT_BLOCK,
-                        address,
-                        vote.timestamp_ms,
-                        vote.signature,
-                        vote.extension,
-                        vote.extension_signature,
-                    )  # fmt: skip
-                )
-            elif vote is not None and vote.block_hash == NIL:
-                sigs.append(
-                    CommitSig(COMMIT_NIL, address, vote.timestamp_ms, vote.signature, b"", b"")
-                )
-            else:
-                sigs.append(CommitSig(COMMIT_ABSENT, address, 0, b"", b"", b""))
-        return Commit(self.height, round, block_hash, tuple(sigs))
-
     # ------------------------------------------------------------------ evidence
 
     def _record_evidence(self, vote_1: Vote, vote_2: Vote, out: list[Effect]) -> None:
-        evidence = make_evidence(vote_1, vote_2)
-        key = evidence_id(evidence)
-        if key in self._pending_evidence or any(
-            key == e for _, e in self._state.committed_evidence
-        ):
-            return
-        self._pending_evidence[key] = evidence
-        out.append(BroadcastEvidence(evidence))
+        evidence = self._evidence.record(vote_1, vote_2, self._state)
+        if evidence is not None:
+            out.append(BroadcastEvidence(evidence))
 
-    def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
-        key = evidence_id(evidence)
-        if key in self._pending_evidence or any(
-            key == e for _, e in self._state.committed_evidence
-        ):
-            return
-        if self._check_evidence(evidence, before_height=self.height + 1) is None:
-            self._pending_evidence[key] = evidence
-
-    def _check_evidence(self, evidence: DuplicateVoteEvidence, before_height: int) -> str | None:
-        height = evidence.vote_a.height
-        if height >= before_height:
-            return "evidence from the future"
-        if not self._evidence_fresh(evidence):
-            return "evidence too old"
-        validators = self._state.validators_at(height)
-        if validators is None:
-            return "no validator set known for that height"
-        return verify_duplicate_vote(evidence, validators, self.config.chain_id, self._verify)
-
-    def _evidence_fresh(self, evidence: DuplicateVoteEvidence) -> bool:
-        return evidence.vote_a.height + self.config.evidence_max_age > self._state.height
+    def _evidence_problem(self, evidence: DuplicateVoteEvidence, before_height: int) -> str | None:
+        return self._evidence.problem(evidence, before_height, self._state)

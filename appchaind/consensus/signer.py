@@ -192,13 +192,15 @@ class GuardedSigner:
 
 
 class Verifier(Protocol):
-    """Checks one signature over exact bytes."""
+    """Checks one signature over exact bytes. A node injects its one verdict cache,
+    :class:`appchaind.signatures.SignatureVerifier`, so nothing is verified twice."""
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 class Ed25519Verifier:
-    """The production verifier: ed25519 via libsodium."""
+    """ed25519 via libsodium, remembering nothing (tests and the simulator; a node uses
+    :class:`appchaind.signatures.SignatureVerifier`, the same check with the node's cache)."""
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         return crypto.verify(public_key, message, signature)

@@ -1,4 +1,5 @@
-"""The exchange application: the state machine behind the ABCI++-shaped interface.
+"""The exchange application: the state machine behind the ABCI++-shaped interface
+(:class:`appchaind.abci.Application`).
 
 ``app``           :class:`ExchangeApp`: the interface, the block's steps, the in-block
                   ordering rule
@@ -13,16 +14,18 @@
 ``storage``       genesis, loading and saving, the commitment update
 ``commitment``    the keys and the app hash scheme
 ``oracle``        vote extensions: encoding, checking, aggregation, price sources
+``startup``       what a node starts the exchange with: its price source, the app factory
 ``txs``           the tx bodies
-``results``       tx and block results (events: :mod:`appchaind.events`)
 ``statistics``    the figures metrics read
+
+Tx and block results are the application interface's (:mod:`appchaind.abci`), result
+codes :mod:`appchaind.codes`, events :mod:`appchaind.events`.
 
 The liquidation process is the margin engine's (:mod:`margin.liquidator`).
 """
 
 from appchaind import native  # noqa: F401  (first: selects the compiled build or the source)
 from appchaind.exchange.app import ExchangeApp, StateError
-from appchaind.exchange.results import BlockResult, Code, Event, TxResult
 from appchaind.exchange.txs import (
     CancelAll,
     CancelOrder,
@@ -37,10 +40,6 @@ from appchaind.exchange.txs import (
 __all__ = [
     "ExchangeApp",
     "StateError",
-    "BlockResult",
-    "Code",
-    "Event",
-    "TxResult",
     "CancelAll",
     "CancelOrder",
     "Faucet",

@@ -2,15 +2,19 @@
 
 It composes one :class:`orderbook.OrderBook` per market with the margin engine
 (:class:`margin.ClearingHouse`, :class:`margin.liquidator.Liquidator`) behind the
-ABCI++-shaped interface of DESIGN.md:
+application interface, :class:`appchaind.abci.Application`, which the node calls directly:
 
-``check_tx(tx_bytes)``                      mempool admission (reads state, changes nothing)
-``prepare_proposal(candidates, ...)``       the local builder's ordered tx list
-``process_proposal(txs)``                   every validator's accept / reject of a block
-``extend_vote(height)``                     this validator's oracle prices (wall clock here only)
-``verify_vote_extension(extension)``        bounds check of another validator's prices
-``finalize_block(height, time_ms, txs, …)`` execute a decided block: results, events, app hash
+``check_tx(raw, tx)``                       mempool admission (reads state, changes nothing)
+``prepare_proposal(height, time, txs)``     the local builder's ordered tx list
+``process_proposal(block)``                 every validator's accept / reject of a block
+``extend_vote(height, round, block)``       this validator's oracle prices (wall clock here only)
+``verify_vote_extension(vote)``             bounds check of another validator's prices
+``finalize_block(block, txs, validators)``  execute a decided block: results, events, app hash
 ``commit(batch=None)``                      persist what the block changed, in one write batch
+
+``finalize_block`` reads the block's inputs (height, time, the previous block's hash, the
+oracle prices of the extended commit) and runs :meth:`ExchangeApp.execute_block`, which
+tests and replays also call with decided inputs.
 
 A block runs as:
 
@@ -36,9 +40,12 @@ integers and bytes, no clock, no I/O except the store in ``__init__``/``commit``
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final, cast
 
+from appchaind.abci import FinalizeResult, TxResult
+from appchaind.codes import Code
+from appchaind.consensus.validators import ValidatorSet
 from appchaind.events import PendingEvent, expand_events
 from appchaind.exchange import (
     cancels,
@@ -52,7 +59,6 @@ from appchaind.exchange import (
     transfers,
 )
 from appchaind.exchange.commitment import META_KEY
-from appchaind.exchange.results import BlockResult, Code, TxResult
 from appchaind.exchange.state import (
     RECORD_ID,
     RECORD_OWNER,
@@ -74,7 +80,7 @@ from appchaind.exchange.txs import (
     Withdraw,
 )
 from appchaind.store import Store, WriteBatch
-from appchaind.types import Tx
+from appchaind.types import COMMIT_BLOCK, Block, Tx, Vote
 from config.genesis import Genesis
 from margin import Account, NonceError
 from orderbook import Fill, TimeInForce
@@ -135,20 +141,11 @@ class ExchangeApp(ExchangeState):
 
     # ================================================================== mempool / proposals
 
-    def trust_signatures(self, digests: Iterable[bytes]) -> None:
-        """Record that the txs with these SHA-256 digests (of their canonical bytes) carry
-        valid signatures: the node verified them, once, on its worker threads (mempool
-        admission or a proposal's check), so :meth:`check_tx`, :meth:`process_proposal`
-        and :meth:`finalize_block` do not verify them again. The verdicts share the
-        bounded signature cache with the app's own."""
-        envelope.trust_signatures(self, digests)
-
-    def check_tx(self, tx: bytes | Tx, *, verified: bool = False) -> TxResult:
-        """Mempool admission against the last committed state; mutates nothing (but the
-        signature-verdict cache). The mempool keeps its own view of pending nonces.
-        ``tx``: its bytes, or the decoded tx (whose signature is trusted if ``verified``:
-        the node's mempool checked it)."""
-        decoded, error = envelope.decode(self, tx, verified)
+    def check_tx(self, raw: bytes, tx: Tx | None = None) -> TxResult:
+        """Mempool admission against the last committed state; mutates nothing. ``tx``:
+        ``raw`` decoded with its signature verified by the node, or None (decoded and
+        checked here). The mempool keeps its own view of pending nonces."""
+        decoded, error = envelope.decode(self, raw if tx is None else tx, tx is not None)
         if error is not None:
             return error
         assert decoded is not None
@@ -159,16 +156,18 @@ class ExchangeApp(ExchangeState):
 
     def prepare_proposal(
         self,
+        height: int,
+        time_ms: int,
         candidates: Sequence[bytes],
         max_txs: int | None = None,
         max_bytes: int | None = None,
         *,
         decoded: Sequence[Tx] | None = None,
     ) -> list[bytes]:
-        """The local builder's block: candidates that pass :meth:`check_tx`, without
-        duplicates, within the limits, in execution-class order (cancels, post-only, rest).
-        ``decoded``: the candidates decoded, signatures verified (the node's mempool's),
-        which spares decoding them again."""
+        """The local builder's block: candidates (the node verified their signatures) that
+        pass :meth:`check_tx`, without duplicates, within the limits, in execution-class
+        order (cancels, post-only, rest). ``decoded``: the candidates decoded (the node's
+        mempool's), which spares decoding them again."""
         max_txs = min(max_txs or self.params.max_block_txs, self.params.max_block_txs)
         max_bytes = min(max_bytes or self.params.max_block_bytes, self.params.max_block_bytes)
         chosen: list[tuple[int, int, bytes]] = []
@@ -179,10 +178,7 @@ class ExchangeApp(ExchangeState):
                 break
             if tx in seen or total + len(tx) > max_bytes:
                 continue
-            if decoded is not None:
-                found, error = envelope.decode(self, decoded[i], True)
-            else:
-                found, error = envelope.decode(self, tx, False)
+            found, error = envelope.decode(self, tx if decoded is None else decoded[i], True)
             if error is not None or found is None:
                 continue
             if envelope.check_envelope(self, found, self.height + 1, self.time_ms, read_only=True):
@@ -193,16 +189,17 @@ class ExchangeApp(ExchangeState):
         chosen.sort()
         return [tx for _, _, tx in chosen]
 
-    def process_proposal(self, txs: Sequence[bytes]) -> tuple[bool, str]:
+    def process_proposal(self, block: Block) -> tuple[bool, str]:
         """Every validator's check of a proposed block: within the limits, every tx a
-        canonical, correctly signed envelope for this chain. The execution order is
-        enforced by :meth:`finalize_block`, not trusted."""
+        canonical envelope for this chain (the node checked the signatures). The execution
+        order is enforced by :meth:`finalize_block`, not trusted."""
+        txs = block.txs
         if len(txs) > self.params.max_block_txs:
             return False, f"{len(txs)} txs, more than {self.params.max_block_txs}"
         if sum(len(tx) for tx in txs) > self.params.max_block_bytes:
             return False, "block bytes exceed max_block_bytes"
         for i, tx in enumerate(txs):
-            decoded, error = envelope.decode(self, tx, False)
+            decoded, error = envelope.decode(self, tx, True)
             if error is not None:
                 return False, f"tx {i}: {error.log}"
             assert decoded is not None
@@ -212,17 +209,17 @@ class ExchangeApp(ExchangeState):
 
     # ================================================================== oracle votes
 
-    def extend_vote(self, height: int) -> bytes:
-        """This validator's oracle prices for the precommit at ``height`` (b"" if it has no
+    def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes:
+        """This validator's oracle prices for its precommit at ``height`` (b"" if it has no
         price source). The only place the wall clock may be read (by the source)."""
         if self.price_source is None:
             return b""
         prices = {m: p for m, p in self.price_source.prices().items() if 0 <= m < len(self.markets)}
         return oracle.encode_vote(prices) if prices else b""
 
-    def verify_vote_extension(self, extension: bytes, height: int = 0) -> bool:
+    def verify_vote_extension(self, vote: Vote) -> bool:
         """Bounds-check another validator's extension against the current prices."""
-        return oracle.verify_extension(extension, self.oracle_prices()) is None
+        return oracle.verify_extension(vote.extension, self.oracle_prices()) is None
 
     def oracle_prices(self) -> list[int]:
         return [m.oracle_price for m in self.markets]
@@ -230,6 +227,42 @@ class ExchangeApp(ExchangeState):
     # ================================================================== blocks
 
     def finalize_block(
+        self, block: Block, txs: Sequence[Tx | None], last_validators: ValidatorSet | None
+    ) -> FinalizeResult:
+        """Execute the decided ``block`` (:meth:`execute_block`). ``txs``: per tx of the
+        block, it decoded with its signature verified by the node, or None (decoded and
+        checked here). The oracle input is the block's extended commit: each precommit for
+        the previous block with the power of its signer in ``last_validators``."""
+        votes: list[tuple[int, bytes]] = []
+        total_power = None
+        commit = block.last_commit
+        if commit is not None and last_validators is not None:
+            total_power = last_validators.total_power
+            validators = last_validators.validators
+            for index, sig in enumerate(commit.signatures):
+                if sig.flag == COMMIT_BLOCK and index < len(validators):
+                    votes.append((validators[index].power, sig.extension))
+        header = block.header
+        # Txs the node decoded and verified skip decoding here (the common case: a block's
+        # txs were gossiped into this node's mempool before the block came); the others go
+        # in as their bytes, decoded and checked, and so do txs over the size limit (whoever
+        # decoded them, the result is MALFORMED).
+        max_bytes = self.params.max_tx_bytes
+        given: list[bytes | Tx] = [
+            raw if tx is None or len(raw) > max_bytes else tx
+            for tx, raw in zip(txs, block.txs, strict=True)
+        ]
+        return self.execute_block(
+            header.height,
+            header.time_ms,
+            given,
+            prev_block_hash=header.last_block_id,
+            oracle_votes=votes or None,
+            total_power=total_power,
+            signatures_verified=True,
+        )
+
+    def execute_block(
         self,
         height: int,
         time_ms: int,
@@ -240,13 +273,12 @@ class ExchangeApp(ExchangeState):
         total_power: int | None = None,
         oracle_prices: Sequence[int] | None = None,
         signatures_verified: bool = False,
-    ) -> BlockResult:
+    ) -> FinalizeResult:
         """Execute the decided block at ``height`` (= last height + 1).
 
         ``txs`` are raw tx bytes or decoded :class:`Tx`, mixed as the caller has them:
         ``signatures_verified`` says the decoded ones' signatures were already checked;
-        raw bytes are decoded here and their signatures found in the verdict cache
-        (:meth:`trust_signatures`) or checked. Oracle input: ``oracle_votes`` =
+        raw bytes are decoded here and their signatures checked. Oracle input: ``oracle_votes`` =
         (voting power, vote extension) of the previous height's extended commit with
         ``total_power`` the validator set's power, or ``oracle_prices`` = decided prices per
         market (tests, replays). ``prev_block_hash`` seeds the liquidation start.
@@ -280,7 +312,7 @@ class ExchangeApp(ExchangeState):
         total_power: int | None,
         oracle_prices: Sequence[int] | None,
         signatures_verified: bool,
-    ) -> BlockResult:
+    ) -> FinalizeResult:
         if height != self.height + 1:
             raise ValueError(f"finalize_block({height}) after height {self.height}")
         self.height = height
@@ -299,7 +331,8 @@ class ExchangeApp(ExchangeState):
         else:
             decoded = []
             for i, raw in enumerate(txs):
-                tx, results[i] = envelope.decode(self, raw, signatures_verified)
+                trusted = signatures_verified and type(raw) is Tx
+                tx, results[i] = envelope.decode(self, raw, trusted)
                 decoded.append(tx)
         classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx in decoded]
         # One pass per execution class, in block order inside each (a stable sort by class).
@@ -312,7 +345,7 @@ class ExchangeApp(ExchangeState):
                         results[i] = self._deliver(tx)
         self._end_block(prev_block_hash, block_events)
         self.app_hash = storage.update_commitment(self)
-        return BlockResult(
+        return FinalizeResult(
             height, cast(list[TxResult], results), expand_events(block_events), self.app_hash
         )
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from appchaind.abci import APPLIED
+from appchaind.codes import Code
 from appchaind.events import PendingEvent
 from appchaind.exchange.orders import note_removals, order_event, place_order
-from appchaind.exchange.results import APPLIED, Code
 from appchaind.exchange.state import (
     RECORD_CLIENT,
     RECORD_FLAGS,

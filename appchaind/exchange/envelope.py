@@ -2,10 +2,10 @@
 
 - **Encoding and size**: canonical bytes of a :class:`~appchaind.types.Tx`, at most
   ``max_tx_bytes``.
-- **Signature**: the sender's ed25519 signature of the envelope. Each verdict is computed
-  once per node: the node verifies txs on its worker threads and hands the app their
-  digests (:func:`trust_signatures`); the app remembers its own verdicts too, in the same
-  bounded cache (SHA-256 of the tx bytes -> valid).
+- **Signature**: the sender's ed25519 signature of the envelope. The node checks each
+  once, on its worker threads, with the one verdict cache of
+  :class:`appchaind.signatures.SignatureVerifier`, and hands the application txs it
+  verified; :func:`decode` checks the others (the application keeps no verdicts).
 - **Chain id**: the chain's own.
 - **Expiry**: ``height <= expiry_height <= height + max_tx_lifetime_blocks``.
 - **Nonce window**: ``time - nonce_window_past_ms <= nonce <= time + nonce_window_future_ms``
@@ -21,13 +21,12 @@ no tx can run twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from hashlib import sha256
 from typing import Final
 
 from appchaind import codec
+from appchaind.abci import TxResult
+from appchaind.codes import Code
 from appchaind.crypto import address_of
-from appchaind.exchange.results import Code, TxResult
 from appchaind.exchange.state import ExchangeState
 from appchaind.exchange.txs import Faucet
 from appchaind.types import Tx
@@ -35,60 +34,34 @@ from margin import Account
 
 __all__ = [
     "decode",
-    "trust_signatures",
     "check_envelope",
     "set_envelope_bounds",
     "sender_account",
     "CACHE_LIMIT",
 ]
 
-#: Entries kept in each of the signature-verdict, address and sender caches.
+#: Entries kept in each of the address and sender caches.
 CACHE_LIMIT: Final = 200_000
 
 
 def decode(
     state: ExchangeState, tx: bytes | Tx, verified: bool
 ) -> tuple[Tx | None, TxResult | None]:
-    """A decoded :class:`Tx` is trusted if ``verified``, else its signature is checked;
-    raw bytes are decoded and their signature looked up in the verdict cache (filled by
-    :func:`trust_signatures`) or checked, whatever ``verified`` says."""
+    """``tx`` decoded (raw bytes: canonical, at most ``max_tx_bytes``) and, unless
+    ``verified`` (the node checked it), its signature checked; or why not."""
     if isinstance(tx, Tx):
-        if not verified and not tx.verify_signature():
-            return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
-        return tx, None
-    max_bytes = state.params.max_tx_bytes
-    if len(tx) > max_bytes:
-        return None, TxResult(Code.MALFORMED, f"tx is {len(tx)} bytes, more than allowed")
-    try:
-        decoded = codec.decode(Tx, tx, max_bytes=max_bytes)
-    except codec.CodecError as exc:
-        return None, TxResult(Code.MALFORMED, f"not a valid tx: {exc}")
-    digest = sha256(tx).digest()
-    verdict = state.signature_verdicts.get(digest)
-    if verdict is None:
-        verdict = decoded.verify_signature()
-        _remember_signature(state, digest, verdict)
-    if not verdict:
+        decoded = tx
+    else:
+        max_bytes = state.params.max_tx_bytes
+        if len(tx) > max_bytes:
+            return None, TxResult(Code.MALFORMED, f"tx is {len(tx)} bytes, more than allowed")
+        try:
+            decoded = codec.decode(Tx, tx, max_bytes=max_bytes)
+        except codec.CodecError as exc:
+            return None, TxResult(Code.MALFORMED, f"not a valid tx: {exc}")
+    if not verified and not decoded.verify_signature():
         return None, TxResult(Code.BAD_SIGNATURE, "signature does not match the sender")
     return decoded, None
-
-
-def trust_signatures(state: ExchangeState, digests: Iterable[bytes]) -> None:
-    """Record that the txs with these SHA-256 digests carry valid signatures."""
-    trusted = dict.fromkeys(digests, True)
-    cache = state.signature_verdicts
-    if len(cache) + len(trusted) > CACHE_LIMIT:
-        for stale in list(cache)[: CACHE_LIMIT // 2]:
-            del cache[stale]
-    cache.update(trusted)
-
-
-def _remember_signature(state: ExchangeState, digest: bytes, verdict: bool) -> None:
-    cache = state.signature_verdicts
-    if len(cache) >= CACHE_LIMIT:
-        for stale in list(cache)[: CACHE_LIMIT // 2]:
-            del cache[stale]
-    cache[digest] = verdict
 
 
 def check_envelope(

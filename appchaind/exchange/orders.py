@@ -39,8 +39,9 @@ from __future__ import annotations
 
 from typing import Any, Final, cast
 
+from appchaind.abci import APPLIED
+from appchaind.codes import Code
 from appchaind.events import PendingEvent
-from appchaind.exchange.results import APPLIED, Code
 from appchaind.exchange.state import ExchangeState
 from appchaind.exchange.txs import OrderType, PlaceOrder
 from margin import Account, fee

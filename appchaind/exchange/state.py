@@ -9,8 +9,8 @@ positions and recent nonces; the insurance fund, fee pool and the other funds).
 **Derived** (rebuilt from the replicated state on load, never stored, and never a reason
 for two validators to differ): the liquidation index, the orders changed since the last
 commitment update, which reduce-only orders each account has, the block's price bands and
-envelope bounds, the pending maker fills of the current taker, and caches of signature
-verdicts, addresses and sender accounts.
+envelope bounds, the pending maker fills of the current taker, and caches of addresses
+and sender accounts. (Signature verdicts are the node's: :mod:`appchaind.signatures`.)
 
 Units: prices in ticks, sizes in lots, collateral in micro-units of the quote asset,
 fractions in ppm, times in milliseconds, heights in blocks.
@@ -107,8 +107,6 @@ class ExchangeState:
         #: Owner -> the markets where it may have reduce-only orders (resting or
         #: conditional), for the end-of-block reduce-only upkeep.
         self.reduce_only: dict[bytes, dict[int, None]] = {}
-        #: SHA-256 of a tx's bytes -> whether its signature is valid (bounded).
-        self.signature_verdicts: dict[bytes, bool] = {}
         #: Public key -> address (bounded).
         self.addresses: dict[bytes, bytes] = {}
         #: Sender public key -> its account, for senders whose account exists (accounts

@@ -9,4 +9,7 @@ and the benchmarks share.
   leveraged trader).
 - :mod:`~appchaind.localnet.live`: ``localnet start``: the nodes, the traders and the
   live view.
+- :mod:`~appchaind.localnet.load`: ``bench load``: offered order flow measured from the
+  commit stream; its sender processes are :mod:`~appchaind.localnet.load_senders`, its
+  figures :mod:`~appchaind.localnet.load_report`.
 """

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
-from appchaind.node.app import FinalizeResult
+from appchaind.abci import FinalizeResult
 from appchaind.types import Block
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class MetricsCollector:
             self.node.metrics.inc(counter, total - done)
             self._fed[key] = total
 
-    def on_commit(self, block: Block, result: FinalizeResult) -> None:
+    def on_commit(self, block: Block, hashes: list[bytes], result: FinalizeResult) -> None:
         """The exchange's gauges as of this block, and its fills, volume and liquidations."""
         exchange = self.node.exchange
         if exchange is None:

@@ -33,11 +33,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
 from appchaind import codec, crypto, native, types
+from appchaind.abci import AppFactory, Application, FinalizeResult
 from appchaind.consensus.config import ConsensusConfig
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -74,15 +74,15 @@ from appchaind.consensus.validators import ValidatorSet
 from appchaind.containment import ConnectionGuard
 from appchaind.crypto import PrivateKey
 from appchaind.errors import StartupError
+from appchaind.exchange.app import ExchangeApp
+from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import HomePaths
 from appchaind.logs import get_logger
 from appchaind.mempool import AddResult, Mempool
 from appchaind.metrics import NodeMetrics
-from appchaind.node.app import AppFactory, Application, FinalizeResult
 from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
 from appchaind.node.consensus_gossip import ConsensusGossip
-from appchaind.node.exchange_adapter import default_app_factory
 from appchaind.node.gc_schedule import GcSchedule
 from appchaind.node.mempool_gossip import MempoolGossip
 from appchaind.node.messages import (
@@ -107,9 +107,6 @@ from appchaind.wal import WAL
 from config.genesis import load_genesis
 from config.node_config import NodeConfig, load_config
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
-
-if TYPE_CHECKING:
-    from appchaind.exchange.app import ExchangeApp
 
 __all__ = ["Node"]
 
@@ -166,7 +163,7 @@ class Node:
         self.store = Store(self.paths.data, home_for_messages=self.paths.home)
         try:
             self.store.check_genesis(self.genesis.hash())
-            factory = app_factory or default_app_factory
+            factory = app_factory or exchange_app_factory
             self.app: Application = factory(
                 self.store, self.genesis, self.config, self.validator_key.address
             )
@@ -253,7 +250,9 @@ class Node:
         self._last_block_time_ms = self.chain_state.last_block_time_ms
         self.committed = trio.Condition()
         self.started = trio.Event()
-        self.on_commit: list[Callable[[types.Block, FinalizeResult], None]] = []
+        #: Called after each commit with the block, its tx hashes (computed once, here) and
+        #: the application's result.
+        self.on_commit: list[Callable[[types.Block, list[bytes], FinalizeResult], None]] = []
         # The reactors, each talking to this driver through ConsensusDriver.
         self.blocksync = BlockSyncReactor(self, self.peers, self.store, self.metrics)
         self.consensus_gossip = ConsensusGossip(
@@ -276,15 +275,15 @@ class Node:
                 self.chain_id,
                 self.genesis.validator_set(),
                 self.genesis.genesis_time_ms,
-                app_hash=self.app.app_hash(),
+                app_hash=self.app.app_hash,
             )
         else:
             state = decode_chain_state(raw)
         stored = self.store.latest_height()
-        if not (state.height - 1 == stored == self.app.last_height()):
+        if not (state.height - 1 == stored == self.app.height):
             raise StoreError(
                 f"{self.paths.data}: block store at height {stored}, application at "
-                f"{self.app.last_height()} and consensus state at {state.height - 1} disagree; "
+                f"{self.app.height} and consensus state at {state.height - 1} disagree; "
                 "the data directory is damaged (restore it or sync a fresh one)"
             )
         return state
@@ -318,8 +317,8 @@ class Node:
 
     @property
     def exchange(self) -> ExchangeApp | None:
-        """The exchange application's state, or None when the node runs another app."""
-        return getattr(self.app, "exchange", None)
+        """The exchange application, or None when the node runs another app."""
+        return self.app if isinstance(self.app, ExchangeApp) else None
 
     def block(self, height: int) -> types.Block | None:
         """The committed block at ``height``."""
@@ -518,7 +517,9 @@ class Node:
             candidates, decoded = self.mempool.reap_decoded(
                 limit, self.genesis.params.max_block_bytes
             )
-            txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates, decoded)
+            txs = self.app.prepare_proposal(
+                effect.height, effect.time_ms, candidates, decoded=decoded
+            )
             self._height_work_s += time.perf_counter() - started
             self.queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
         elif isinstance(effect, RequestProcessProposal):
@@ -581,7 +582,10 @@ class Node:
             if verified is None:
                 log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
                 return False
-            return self.app.process_proposal(block, verified)
+            accepted, reason = self.app.process_proposal(block)
+            if not accepted:
+                log.info("proposal_rejected", height=block.header.height, reason=reason)
+            return accepted
         finally:
             self._height_work_s += time.perf_counter() - started
 
@@ -589,11 +593,9 @@ class Node:
         started = time.perf_counter()
         height = block.header.height
         hashes = [types.tx_hash(raw) for raw in block.txs]
-        verified = frozenset(h for h in hashes if self.verifier.tx_verified(h))
-        # The txs this node has decoded and verified in its mempool (None for the others).
-        decoded = [self.mempool.decoded(h) for h in hashes]
+        txs = [self._verified_tx(raw, h) for raw, h in zip(block.txs, hashes, strict=True)]
         # (The exchange pauses the cyclic GC while the block executes.)
-        result = self.app.finalize_block(block, verified, self.chain_state.last_validators, decoded)
+        result = self.app.finalize_block(block, txs, self.chain_state.last_validators)
         batch = WriteBatch()
         batch.put_block(block, commit)
         for index, (h, outcome) in enumerate(zip(hashes, result.tx_results, strict=True)):
@@ -615,6 +617,18 @@ class Node:
         seconds = time.perf_counter() - started
         self._after_commit(block, hashes, commit, result, seconds)
         self._update_budget(len(block.txs), checked_s + seconds)
+
+    def _verified_tx(self, raw: bytes, h: bytes) -> types.Tx | None:
+        """The tx ``raw`` (hash ``h``) decoded, if its signature is known good: from the
+        mempool, else decoded here when the verifier has its verdict (it checked the
+        block's txs when the proposal came). None: the application checks it."""
+        tx = self.mempool.decoded(h)
+        if tx is None and self.verifier.tx_verified(h):
+            try:
+                tx = codec.decode(types.Tx, raw)
+            except codec.CodecError:
+                return None
+        return tx
 
     def _enter_height(self, state: ChainState) -> None:
         batch = self._pending_batch or WriteBatch()
@@ -675,7 +689,7 @@ class Node:
         )
         for listener in self.on_commit:
             try:
-                listener(block, result)
+                listener(block, hashes, result)
             except Exception as exc:
                 self._listener_guard.record(exc, getattr(listener, "__qualname__", "?"))
         self.blocksync.committed(height)

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from appchaind import types
+from appchaind.abci import FinalizeResult
 from appchaind.codes import retryable
 from appchaind.containment import ConnectionGuard
 from appchaind.errors import open_listeners
 from appchaind.logs import get_logger
-from appchaind.node.app import FinalizeResult
 from appchaind.rpc import params as params_
 from appchaind.rpc import views
 from appchaind.rpc.protocol import (
@@ -385,10 +385,9 @@ class RpcServer:
         doc["tx_results"] = results
         return doc
 
-    def on_commit(self, block: types.Block, result: FinalizeResult) -> None:
+    def on_commit(self, block: types.Block, hashes: list[bytes], result: FinalizeResult) -> None:
         """Node ``on_commit`` listener: wakes ``broadcast_tx`` commit waiters, then
         publishes every stream's item for this block. Never waits."""
-        hashes = [types.tx_hash(raw) for raw in block.txs]
         for h in hashes:
             waiter = self._commit_waiters.pop(h, None)
             if waiter is not None:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from appchaind import types
+from appchaind.abci import FinalizeResult
 from appchaind.logs import get_logger
-from appchaind.node.app import FinalizeResult
 from appchaind.rpc import params as params_
 from appchaind.rpc import views
 from appchaind.rpc.protocol import STREAM, ErrorCode, RpcError, frame, pack
@@ -167,8 +167,9 @@ class StreamHub:
         for tx_hash, kind, attributes in tagged:
             wanted_trade = kind == "fill"
             owners = [
-                a for key in _ADDRESS_KEYS
-                if isinstance(a := attributes.get(key), str) and ("account", a) in self._topics
+                owner for key in _ADDRESS_KEYS
+                if isinstance(a := attributes.get(key), bytes)
+                and ("account", owner := a.hex()) in self._topics
             ]  # fmt: skip
             if not wanted_trade and not owners:
                 continue

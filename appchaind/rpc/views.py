@@ -10,6 +10,7 @@ Every function here only reads state; call it from the node's trio thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +66,7 @@ def _ratio_ppm(ppm: int) -> str:
 def event_view(
     kind: str, attributes: dict[str, Any], markets: list[MarketParams]
 ) -> dict[str, Any]:
-    """One application event (attributes with bytes already hex) in edge units."""
+    """One application event in edge units (bytes, such as addresses, as hex)."""
     market_id = attributes.get("market")
     params = (
         markets[market_id] if type(market_id) is int and 0 <= market_id < len(markets) else None
@@ -74,6 +75,8 @@ def event_view(
     for key, value in attributes.items():
         if key == "market" and params is not None:
             out[key] = params.symbol
+        elif type(value) is bytes:
+            out[key] = value.hex()
         elif type(value) is not int:
             out[key] = value
         elif key in _SIDE_KEYS:
@@ -92,29 +95,32 @@ def event_view(
 
 
 def events_view(
-    events: tuple[tuple[str, dict[str, Any]], ...] | list[Any], markets: list[MarketParams]
+    events: Sequence[tuple[str, dict[str, Any]]], markets: list[MarketParams]
 ) -> list[dict[str, Any]]:
     return [event_view(kind, attributes, markets) for kind, attributes in events]
 
 
-def pack_tx_events(events: tuple[tuple[str, dict[str, Any]], ...]) -> bytes:
-    """A tx's events for the tx index: msgpack, at most 32 KiB (later events are dropped
-    whole when a tx produced more, and a final ``truncated`` event says so)."""
+def pack_tx_events(events: Sequence[tuple[str, dict[str, Any]]]) -> bytes:
+    """A tx's events for the tx index: msgpack, bytes as hex, at most 32 KiB (later events
+    are dropped whole when a tx produced more, and a final ``truncated`` event says so)."""
     if not events:
         return b""
-    whole: bytes = msgpack.packb([[kind, attributes] for kind, attributes in events])
+    items = [
+        [kind, {k: (v.hex() if type(v) is bytes else v) for k, v in attributes.items()}]
+        for kind, attributes in events
+    ]
+    whole: bytes = msgpack.packb(items, use_bin_type=True)
     if len(whole) <= _MAX_INDEXED_EVENTS_BYTES:
         return whole  # the common case: packed once
     kept: list[Any] = []
     size = 0
-    for kind, attributes in events:
-        item = [kind, attributes]
+    for item in items:
         size += len(msgpack.packb(item, use_bin_type=True))
         if size > _MAX_INDEXED_EVENTS_BYTES:
             kept.append(["truncated", {"events": len(events)}])
             break
         kept.append(item)
-    data: bytes = msgpack.packb(kept, use_bin_type=True) if kept else b""
+    data: bytes = msgpack.packb(kept, use_bin_type=True)
     return data
 
 

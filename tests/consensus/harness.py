@@ -33,7 +33,7 @@ from appchaind.consensus.events import (
 )
 from appchaind.consensus.machine import ConsensusMachine
 from appchaind.consensus.signer import GuardedSigner, MemorySignStateStore
-from appchaind.consensus.sim.world import CHAIN_ID, FakeKey, FakeVerifier, RawSigner
+from appchaind.consensus.sim.keys import CHAIN_ID, FakeKey, FakeVerifier, RawSigner
 from appchaind.consensus.state import ChainState
 from appchaind.types import (
     PRECOMMIT,

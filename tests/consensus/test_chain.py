@@ -8,7 +8,7 @@ from appchaind.consensus.events import VoteReceived
 from appchaind.consensus.evidence import weighted_median_time
 from appchaind.consensus.machine import ConsensusMachine
 from appchaind.consensus.signer import GuardedSigner, MemorySignStateStore
-from appchaind.consensus.sim.world import CHAIN_ID, FakeVerifier
+from appchaind.consensus.sim.keys import CHAIN_ID, FakeVerifier
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.types import (
     COMMIT_ABSENT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from appchaind.consensus.evidence import evidence_id, make_evidence, verify_duplicate_vote
-from appchaind.consensus.sim.world import CHAIN_ID, FakeVerifier
+from appchaind.consensus.sim.keys import CHAIN_ID, FakeVerifier
 from appchaind.types import PRECOMMIT, PREVOTE
 
 from .harness import Chain

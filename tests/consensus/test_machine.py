@@ -475,7 +475,7 @@ def test_rejected_vote_extension_is_not_counted(chain: Chain) -> None:
     import dataclasses
 
     from appchaind.consensus.events import VoteReceived
-    from appchaind.consensus.sim.world import RawSigner
+    from appchaind.consensus.sim.keys import RawSigner
 
     me = chain.not_proposer()
     d = Driver(chain.machine(me))

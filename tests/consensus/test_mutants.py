@@ -22,7 +22,7 @@ from appchaind.consensus.events import (
 )
 from appchaind.consensus.evidence import make_evidence, weighted_median_time
 from appchaind.consensus.machine import NIL
-from appchaind.consensus.sim.world import CHAIN_ID, RawSigner
+from appchaind.consensus.sim.keys import CHAIN_ID, RawSigner
 from appchaind.consensus.state import ChainState
 from appchaind.types import (
     COMMIT_ABSENT,

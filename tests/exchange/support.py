@@ -5,10 +5,11 @@ from __future__ import annotations
 from hashlib import sha256
 from typing import Any
 
-from appchaind.crypto import PrivateKey
+from appchaind import types
+from appchaind.crypto import PrivateKey, merkle_root
 from appchaind.exchange import ExchangeApp, PlaceOrder
 from appchaind.exchange.txs import OrderType
-from appchaind.types import Tx, sign_tx
+from appchaind.types import Block, Tx, Vote, sign_tx
 from config.genesis import Genesis, parse_genesis
 
 CHAIN_ID = "exchange-test"
@@ -69,6 +70,25 @@ def genesis(
     return parse_genesis(doc)
 
 
+def block_of(txs: list[bytes], height: int = 1, time_ms: int = GENESIS_MS + BLOCK_MS) -> Block:
+    """A block of ``txs`` (canonical bytes) as the node hands the application one: no last
+    commit (so no oracle votes)."""
+    header = types.Header(
+        CHAIN_ID, height, time_ms, b"", b"", merkle_root(list(txs)), b"\x00" * 32, b"\x00" * 32,
+        b"", key("validator").address, types.evidence_hash(()),
+    )  # fmt: skip
+    return Block(header, tuple(txs), (), None)
+
+
+def precommit_with(extension: bytes, height: int = 1) -> Vote:
+    """A precommit carrying ``extension`` (unsigned: the application judges only the
+    extension)."""
+    return Vote(
+        types.PRECOMMIT, height, 0, b"\x01" * 32, GENESIS_MS, key("validator").address, 0,
+        extension, b"", b"",
+    )  # fmt: skip
+
+
 class Driver:
     """Feeds blocks to an app: one block per :meth:`block` call, with unique nonces."""
 
@@ -92,7 +112,7 @@ class Driver:
 
     def block(self, txs: list[Tx], prices: list[int] | None = None, **kwargs: Any):
         height = self.height
-        return self.app.finalize_block(
+        return self.app.execute_block(
             height,
             GENESIS_MS + height * BLOCK_MS,
             txs,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from hashlib import sha256
-
 import msgpack
 import pytest
 
 from appchaind import codec
+from appchaind.codes import Code
 from appchaind.exchange import (
     CancelOrder,
-    Code,
     ExchangeApp,
     Faucet,
     ReplaceOrder,
@@ -20,7 +18,7 @@ from appchaind.exchange import (
 from appchaind.exchange.commitment import account_key
 from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
 from appchaind.store import Store, WriteBatch
-from appchaind.types import sign_tx
+from appchaind.types import Tx, sign_tx
 from tests.exchange.support import (
     BUY,
     CHAIN_ID,
@@ -30,10 +28,12 @@ from tests.exchange.support import (
     SELL,
     Driver,
     address,
+    block_of,
     genesis,
     key,
     limit,
     market_order,
+    precommit_with,
 )  # fmt: skip
 
 BALANCES = {"alice": "1000000", "bob": "1000000"}
@@ -77,14 +77,14 @@ def test_extend_vote_and_verify_with_the_simulated_feed():
         for i in range(2)
     ]
     apps = [ExchangeApp(g, price_source=f) for f in feeds]
-    extensions = [a.extend_vote(1) for a in apps]
-    assert all(apps[0].verify_vote_extension(x) for x in extensions)
+    extensions = [a.extend_vote(1, 0, b"\x01" * 32) for a in apps]
+    assert all(apps[0].verify_vote_extension(precommit_with(x)) for x in extensions)
     prices = [p for x in extensions for p in codec.decode(OracleVote, x).prices]
     # Shared walk plus small per-validator noise: the validators agree within 0.02%.
     assert abs(prices[0].price - prices[2].price) * 5000 <= prices[0].price
-    assert not apps[0].verify_vote_extension(encode_vote({0: 1}))
-    assert not apps[0].verify_vote_extension(b"\xc1")
-    result = apps[0].finalize_block(
+    assert not apps[0].verify_vote_extension(precommit_with(encode_vote({0: 1})))
+    assert not apps[0].verify_vote_extension(precommit_with(b"\xc1"))
+    result = apps[0].execute_block(
         1, GENESIS_MS + 1000, [], oracle_votes=[(5, extensions[0]), (5, extensions[1])]
     )
     assert result.events[0].kind == "oracle"
@@ -104,33 +104,37 @@ def test_check_tx_and_proposals():
     tampered = bytearray(good)
     tampered[-1] ^= 1
     assert app.check_tx(bytes(tampered)).code == Code.BAD_SIGNATURE
-    block = app.prepare_proposal([good, stranger, good, faucet, cancel])
-    assert block == [cancel, good, faucet]
-    assert app.process_proposal(block) == (True, "")
-    assert not app.process_proposal([bytes(tampered)])[0]
-    result = app.finalize_block(1, GENESIS_MS + 1000, block)
+    # The node's mempool decoded and verified it: the app takes its word.
+    assert app.check_tx(bytes(tampered), codec.decode(Tx, bytes(tampered))).code == 0
+    txs = app.prepare_proposal(1, GENESIS_MS + 1000, [good, stranger, good, faucet, cancel])
+    assert txs == [cancel, good, faucet]
+    assert app.process_proposal(block_of(txs)) == (True, "")
+    assert not app.process_proposal(block_of([b"\x93\x01"]))[0]
+    result = app.execute_block(1, GENESIS_MS + 1000, txs)
     assert [r.code for r in result.tx_results] == [Code.ORDER_NOT_FOUND, 0, 0]
     assert app.account(key("newcomer").address).balance == 1000
 
 
-def test_trusted_signatures_are_not_verified_again():
-    """The node verified these digests on its worker threads: the app takes its word (so a
-    tx the node vouched for is never re-verified), and still verifies everything else."""
+def test_txs_the_node_verified_are_not_verified_again():
+    """finalize_block: a tx the node hands over decoded is one it verified on its worker
+    threads, and the app takes its word (it is never re-verified); a tx it hands over as
+    None is decoded and verified by the app."""
     app = ExchangeApp(genesis(BALANCES))
     d = Driver(app)
     signed = d.tx("alice", limit(0, SELL, 50000, 1))
-    forged = codec.encode(
-        type(signed)(
-            *[getattr(signed, f) for f in ("chain_id", "sender", "nonce", "expiry_height", "body")],
-            bytes(64),
-        )
+    forged_tx = type(signed)(
+        *[getattr(signed, f) for f in ("chain_id", "sender", "nonce", "expiry_height", "body")],
+        bytes(64),
     )
+    forged = codec.encode(forged_tx)
     honest = codec.encode(d.tx("bob", limit(0, BUY, 49000, 1)))
     assert app.check_tx(forged).code == Code.BAD_SIGNATURE
-    app.trust_signatures([sha256(forged).digest()])
-    assert app.check_tx(forged).code == 0
-    result = app.finalize_block(1, GENESIS_MS + 1000, [forged, honest])
+    assert app.check_tx(forged, forged_tx).code == 0
+    result = app.finalize_block(block_of([forged, honest]), [forged_tx, None], None)
     assert [r.code for r in result.tx_results] == [0, 0]
+    again = ExchangeApp(genesis(BALANCES))
+    result = again.finalize_block(block_of([forged, honest]), [None, None], None)
+    assert [r.code for r in result.tx_results] == [Code.BAD_SIGNATURE, 0]
 
 
 def test_nonce_window_set_and_expiry():
@@ -215,7 +219,7 @@ def test_finalize_block_leaves_the_garbage_collector_as_it_found_it():
     finally:
         gc.enable()
     with pytest.raises(ValueError):  # a block that raises must not leave it paused
-        app.finalize_block(app.height + 2, GENESIS_MS, [])
+        app.execute_block(app.height + 2, GENESIS_MS, [])
     assert gc.isenabled()
 
 

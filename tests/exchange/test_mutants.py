@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 
 from appchaind import codec
-from appchaind.exchange import CancelAll, CancelOrder, Code, ExchangeApp, ReplaceOrder
+from appchaind.codes import Code
+from appchaind.exchange import CancelAll, CancelOrder, ExchangeApp, ReplaceOrder
 from appchaind.types import sign_tx
 from tests.exchange.support import (
     CHAIN_ID,
     GENESIS_MS,
     SELL,
     Driver,
+    block_of,
     genesis,
     key,
     limit,
@@ -29,7 +31,7 @@ def test_a_decoded_tx_is_signature_checked_unless_the_caller_checked_it() -> Non
     d = Driver(app)
     honest = d.tx("alice", limit(0, SELL, 50000, 1))
     forged = dataclasses.replace(d.tx("bob", limit(0, SELL, 50001, 1)), signature=bytes(64))
-    result = app.finalize_block(1, GENESIS_MS + 1000, [forged, honest])
+    result = app.execute_block(1, GENESIS_MS + 1000, [forged, honest])
     assert [r.code for r in result.tx_results] == [Code.BAD_SIGNATURE, 0]
 
 
@@ -72,9 +74,11 @@ def _signed(app: ExchangeApp, count: int) -> list[bytes]:
 def test_a_built_proposal_keeps_to_its_tx_and_byte_limits() -> None:
     app = ExchangeApp(genesis(BALANCES))
     txs = _signed(app, 3)
-    assert app.prepare_proposal(txs, max_txs=2) == txs[:2]
-    assert app.prepare_proposal(txs, max_bytes=len(txs[0]) + len(txs[1])) == txs[:2]
-    smaller = app.prepare_proposal([b"\x93\x01", *txs], max_bytes=len(txs[0]) + len(txs[1]) - 1)
+    t = GENESIS_MS + 1000
+    assert app.prepare_proposal(1, t, txs, max_txs=2) == txs[:2]
+    assert app.prepare_proposal(1, t, txs, max_bytes=len(txs[0]) + len(txs[1])) == txs[:2]
+    two = len(txs[0]) + len(txs[1])
+    smaller = app.prepare_proposal(1, t, [b"\x93\x01", *txs], max_bytes=two - 1)
     assert smaller == txs[:1]  # the garbage is skipped, then only one tx fits
 
 
@@ -82,12 +86,14 @@ def test_a_proposal_over_the_tx_or_byte_limit_or_for_another_chain_is_refused() 
     txs = _signed(ExchangeApp(genesis(BALANCES)), 3)
     size = sum(map(len, txs))
     exact = ExchangeApp(genesis(BALANCES, params={"max_block_txs": 3, "max_block_bytes": size}))
-    assert exact.process_proposal(txs) == (True, "")
-    assert not ExchangeApp(genesis(BALANCES, params={"max_block_txs": 2})).process_proposal(txs)[0]
+    block = block_of(txs)
+    assert exact.process_proposal(block) == (True, "")
+    fewer = ExchangeApp(genesis(BALANCES, params={"max_block_txs": 2}))
+    assert not fewer.process_proposal(block)[0]
     small = ExchangeApp(genesis(BALANCES, params={"max_block_bytes": size - 1}))
-    assert not small.process_proposal(txs)[0]
+    assert not small.process_proposal(block)[0]
     other = sign_tx(key("alice"), CHAIN_ID + "-other", 1, 10, limit(0, SELL, 9, 1))
-    assert not exact.process_proposal([codec.encode(other)])[0]
+    assert not exact.process_proposal(block_of([codec.encode(other)]))[0]
 
 
 def _order_ids(result, index: int) -> list[int]:  # type: ignore[no-untyped-def]

@@ -16,7 +16,9 @@ from typing import NamedTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appchaind.abci import FinalizeResult
 from appchaind.crypto import address_of
+from appchaind.events import Event
 from appchaind.exchange import (
     CancelAll,
     CancelOrder,
@@ -29,7 +31,6 @@ from appchaind.exchange import (
     Withdraw,
 )
 from appchaind.exchange.app import _execution_class
-from appchaind.exchange.results import BlockResult, Event
 from appchaind.store import Store
 from appchaind.types import Tx, sign_tx
 from tests.exchange.support import BLOCK_MS, CHAIN_ID, GENESIS_MS, address, genesis, key
@@ -210,7 +211,7 @@ class _RuleChecks:
         }
 
     def check_block(
-        self, txs: list[Tx], result: BlockResult, before: dict[tuple[bytes, int], int]
+        self, txs: list[Tx], result: FinalizeResult, before: dict[tuple[bytes, int], int]
     ) -> None:
         """Follows the positions from ``before`` through the block's fills, in the order
         they happened: the txs in execution order (classes, then block order), then the
@@ -238,7 +239,9 @@ class _RuleChecks:
             self._follow(held, event, None)
         assert {k: v for k, v in held.items() if v} == self.positions()
 
-    def _check_free_collateral(self, txs: list[Tx], result: BlockResult, order: list[int]) -> None:
+    def _check_free_collateral(
+        self, txs: list[Tx], result: FinalizeResult, order: list[int]
+    ) -> None:
         """Free collateral ≥ 0 for each sender of a successful withdraw or transfer that no
         later tx (in execution order) or end-of-block event touched: its state now is the
         state right after that tx."""
@@ -294,9 +297,9 @@ def _run(app: ExchangeApp, block) -> bytes:
     return _finalize(app, block).app_hash
 
 
-def _finalize(app: ExchangeApp, block) -> BlockResult:
+def _finalize(app: ExchangeApp, block) -> FinalizeResult:
     height, time_ms, txs, prices = block
-    result = app.finalize_block(
+    result = app.execute_block(
         height, time_ms, txs, prev_block_hash=sha256(bytes([height % 256])).digest(),
         oracle_prices=prices, signatures_verified=True,
     )  # fmt: skip

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from appchaind.exchange import Code, ExchangeApp, Transfer, Withdraw
-from appchaind.exchange.results import BlockResult
+from appchaind.abci import FinalizeResult
+from appchaind.codes import Code
+from appchaind.exchange import ExchangeApp, Transfer, Withdraw
 from margin import Health
 from tests.exchange.support import (
     BUY,
@@ -37,7 +38,7 @@ def _position(app: ExchangeApp, name: str) -> int:
     return 0 if account is None else account.position_size(BTC)
 
 
-def _fills(result: BlockResult, index: int) -> list[dict[str, Any]]:
+def _fills(result: FinalizeResult, index: int) -> list[dict[str, Any]]:
     """The fill events of the block's tx ``index``."""
     return [e.attributes for e in result.tx_results[index].events if e.kind == "fill"]
 

@@ -1,5 +1,5 @@
-"""The node's exchange adapter: pre-decoded txs from the mempool give exactly the result of
-decoding the block's bytes."""
+"""The exchange behind the node's interface (finalize_block as the node calls it): txs the
+node hands over decoded give exactly the result of decoding the block's bytes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 from appchaind import codec, crypto, types
 from appchaind.crypto import PrivateKey
+from appchaind.exchange import ExchangeApp
 from appchaind.exchange.txs import Faucet, PlaceOrder
 from appchaind.home import demo_genesis
-from appchaind.node.exchange_adapter import ExchangeNodeApp
 from appchaind.store import Store
 from config.genesis import parse_genesis
 
@@ -42,12 +42,11 @@ def test_decoded_txs_give_the_same_results_and_app_hash(tmp_path: Path) -> None:
     raws = [codec.encode(tx) for tx in signed]
     block = block_of(raws, t)
     results = []
-    mixed = (signed[0], None, signed[2])  # the node's mempool missed the second tx
-    for i, decoded in enumerate((None, tuple(signed), mixed)):
+    mixed = (signed[0], None, signed[2])  # the node had no verdict on the second tx
+    for i, decoded in enumerate(((None, None, None), tuple(signed), mixed)):
         with Store(tmp_path / f"data{i}") as store:
-            app = ExchangeNodeApp(store, genesis, None)
-            hashes = frozenset(types.tx_hash(r) for r in raws)
-            results.append(app.finalize_block(block, hashes, None, decoded))
+            app = ExchangeApp(genesis, store)
+            results.append(app.finalize_block(block, decoded, None))
     plain, fast, part = results
     assert plain.app_hash == fast.app_hash == part.app_hash
     assert plain.tx_results == fast.tx_results == part.tx_results
@@ -55,9 +54,9 @@ def test_decoded_txs_give_the_same_results_and_app_hash(tmp_path: Path) -> None:
     assert any(kind == "fill" for kind, _ in plain.tx_results[1].events)
 
 
-def test_a_tx_the_mempool_missed_is_still_signature_checked(tmp_path: Path) -> None:
-    """Decoded txs from the mempool are trusted; one the node did not have goes in as bytes
-    and its signature is checked (it is not among the verified hashes)."""
+def test_a_tx_the_node_did_not_verify_is_signature_checked(tmp_path: Path) -> None:
+    """Decoded txs are the node's verified ones and trusted; one it has no verdict on goes
+    in as None, and the exchange checks its signature."""
     genesis = parse_genesis(
         demo_genesis(
             "c", [("v", ALICE, 1)], [("a", ALICE.address, "100000")], "2026-11-26T00:00:00Z"
@@ -70,8 +69,23 @@ def test_a_tx_the_mempool_missed_is_still_signature_checked(tmp_path: Path) -> N
                                                       "expiry_height", "body")], b"\x01" * 64)  # fmt: skip
     raws = [codec.encode(good), codec.encode(forged)]
     with Store(tmp_path / "data") as store:
-        app = ExchangeNodeApp(store, genesis, None)
-        result = app.finalize_block(
-            block_of(raws, t), frozenset({types.tx_hash(raws[0])}), None, (good, None)
-        )
+        app = ExchangeApp(genesis, store)
+        result = app.finalize_block(block_of(raws, t), (good, None), None)
     assert [r.code for r in result.tx_results] == [0, 2]  # 2: BAD_SIGNATURE
+
+
+def test_a_tx_over_the_size_limit_is_malformed_whoever_decoded_it(tmp_path: Path) -> None:
+    """The node may hand over a tx it decoded itself (verified when the proposal came); if
+    the tx is larger than the chain allows, it is refused as if the exchange had decoded
+    it, so the result never depends on what a node had in its caches."""
+    doc = demo_genesis(
+        "c", [("v", ALICE, 1)], [("a", ALICE.address, "100000")], "2026-11-26T00:00:00Z"
+    )
+    t = parse_genesis(doc).genesis_time_ms + 1000
+    tx = types.sign_tx(ALICE, "c", t, 5, PlaceOrder(0, 0, 0, 0, 650_000, 1, 0, False, 1, 0))
+    raw = codec.encode(tx)
+    doc["params"]["max_tx_bytes"] = len(raw) - 1
+    for decoded in (tx, None):
+        app = ExchangeApp(parse_genesis(doc))
+        result = app.finalize_block(block_of([raw], t), (decoded,), None)
+        assert [r.code for r in result.tx_results] == [1]  # 1: MALFORMED

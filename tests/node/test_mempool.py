@@ -7,6 +7,7 @@ from typing import ClassVar
 import trio
 
 from appchaind import codec, types
+from appchaind.abci import TxResult
 from appchaind.codec import U64, message
 from appchaind.codes import Code
 from appchaind.crypto import PrivateKey
@@ -31,15 +32,15 @@ def tx(key: PrivateKey, nonce: int, value: int = 0, expiry: int = 100, chain: st
     return codec.encode(types.sign_tx(key, chain, nonce, expiry, _Note(value)))
 
 
-def make(check=lambda tx, raw: (Code.OK, ""), **limits) -> tuple[Mempool, SignatureVerifier]:
+def make(check=lambda raw, tx: TxResult(Code.OK), **limits) -> tuple[Mempool, SignatureVerifier]:
     verifier = SignatureVerifier(threads=2)
     return Mempool(chain_id=CHAIN, check_tx=check, verifier=verifier, **limits), verifier
 
 
 async def test_admission_dedup_and_reasons() -> None:
     pool, verifier = make(
-        check=lambda t, raw: (
-            (Code.REFUSED, "value 13 is unlucky") if t.body.value == 13 else (Code.OK, "")
+        check=lambda raw, t: (
+            TxResult(Code.REFUSED, "value 13 is unlucky") if t.body.value == 13 else TxResult(0)
         )
     )
     async with trio.open_nursery() as nursery:
@@ -102,7 +103,7 @@ async def test_concurrent_adds_are_verified_in_batches() -> None:
 async def test_reap_respects_limits_and_update_removes_expires_rechecks() -> None:
     banned: set[int] = set()
     pool, verifier = make(
-        check=lambda t, raw: (Code.REFUSED, "banned") if t.nonce in banned else (Code.OK, "")
+        check=lambda raw, t: TxResult(Code.REFUSED, "banned") if t.nonce in banned else TxResult(0)
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
@@ -207,9 +208,9 @@ async def test_after_a_block_only_the_senders_it_touched_are_rechecked() -> None
     checks: list[bytes] = []
     used: set[int] = set()
 
-    def check(t: types.Tx, raw: bytes) -> tuple[int, str]:
+    def check(raw: bytes, t: types.Tx) -> TxResult:
         checks.append(t.sender_address)
-        return (Code.REFUSED, "nonce used") if t.nonce in used else (Code.OK, "")
+        return TxResult(Code.REFUSED, "nonce used") if t.nonce in used else TxResult(Code.OK)
 
     pool, verifier = make(check=check)
     async with trio.open_nursery() as nursery:

@@ -18,9 +18,9 @@ from appchaind.home import demo_genesis, init_home
 from appchaind.mempool import AddResult
 from appchaind.node import blocksync as blocksync_module
 from appchaind.node import mempool_gossip as mempool_gossip_module
-from appchaind.node.app import kv_app_factory
 from appchaind.node.blocksync import PeerState
 from appchaind.node.collector import MetricsCollector
+from appchaind.node.kvapp import kv_app_factory
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     MEMPOOL_MESSAGES,
@@ -350,7 +350,7 @@ async def test_a_failing_commit_listener_does_not_stop_the_node(tmp_path: Path) 
     committed already, the node goes on committing, and the failure is counted."""
     node, _other = make_node(tmp_path, other_power=1)  # 10 of 11: this node commits alone
 
-    def broken_listener(block: types.Block, result: object) -> None:
+    def broken_listener(block: types.Block, hashes: list[bytes], result: object) -> None:
         raise ValueError("a bug in one subscriber's view")
 
     try:

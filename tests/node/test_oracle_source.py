@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from appchaind.crypto import PrivateKey
+from appchaind.exchange.startup import price_source_from_config
 from appchaind.home import demo_genesis
-from appchaind.node.exchange_adapter import price_source_from_config
 from config.genesis import parse_genesis
 from config.node_config import NodeConfig, default_values
 

@@ -21,11 +21,12 @@ import trio
 from appchaind import codec, crypto, types
 from appchaind import privval as privval_module
 from appchaind import wal as wal_module
+from appchaind.abci import AppFactory
 from appchaind.crypto import PrivateKey
 from appchaind.exchange import Faucet
+from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import demo_genesis, init_home
-from appchaind.node.app import AppFactory, kv_app_factory
-from appchaind.node.exchange_adapter import default_app_factory
+from appchaind.node.kvapp import kv_app_factory
 from appchaind.node.messages import (
     CONSENSUS_MESSAGES,
     ProposalMessage,
@@ -215,7 +216,7 @@ async def test_a_proposal_with_a_badly_signed_tx_is_refused_and_none_of_its_txs_
     does not decide it even on +2/3 precommits (line 49 needs valid(v)), so the honest tx
     does not run either. The control: the same block without the forged tx is prevoted,
     decided and executed."""
-    node, other = _node(tmp_path, 1, 10, default_app_factory)
+    node, other = _node(tmp_path, 1, 10, exchange_app_factory)
     sent: list[bytes] = []
     broadcast = node.peers.broadcast
 
@@ -262,7 +263,8 @@ async def test_a_proposal_with_a_badly_signed_tx_is_refused_and_none_of_its_txs_
             _deliver(node, _other_vote(node, other, types.PRECOMMIT, block_hash))
             await drain(node)
             nursery.cancel_scope.cancel()
-        exchange = node.app.exchange  # type: ignore[attr-defined]
+        exchange = node.exchange
+        assert exchange is not None
         prevotes = [
             m.vote.block_hash
             for m in (decode_message(CONSENSUS_MESSAGES, p, 1 << 24) for p in sent)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from appchaind.events import Event
 from appchaind.exchange import ExchangeApp
-from appchaind.exchange.results import Event
 from appchaind.types import Tx
 from margin.accounts import decode_nonces
 from spec.exchange import Exchange, Result
@@ -126,7 +126,7 @@ def _short(value: Any) -> str:
 def run_block(app: ExchangeApp, spec: Exchange, block: Block) -> tuple[list[Result], list[Event]]:
     """Execute ``block`` in both; raise :class:`Disagreement` at the first difference.
     Returns the spec's tx results and block events."""
-    result = app.finalize_block(
+    result = app.execute_block(
         block.height,
         block.time_ms,
         block.txs,

@@ -23,8 +23,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from appchaind.abci import FinalizeResult
 from appchaind.exchange import ExchangeApp, txs
-from appchaind.exchange.results import BlockResult
 from tests.exchange.support import BLOCK_MS, GENESIS_MS, Driver, genesis, market
 
 VECTOR_DIR = Path(__file__).parent
@@ -54,7 +54,7 @@ def body_of(tx: dict[str, Any]) -> object:
     return cls(**fields)
 
 
-def run_block(driver: Driver, block: dict[str, Any]) -> BlockResult:
+def run_block(driver: Driver, block: dict[str, Any]) -> FinalizeResult:
     signed = []
     for i, tx in enumerate(block["txs"]):
         nonce = tx.get("nonce", GENESIS_MS + driver.height * BLOCK_MS - 1000 + i)

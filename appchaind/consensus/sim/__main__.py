@@ -15,7 +15,8 @@ import sys
 import time
 
 from appchaind.consensus.config import Mutation
-from appchaind.consensus.sim.world import MIXES, SimResult, run_seed
+from appchaind.consensus.sim.faults import MIXES
+from appchaind.consensus.sim.world import SimResult, run_seed
 
 MIX_ORDER = tuple(MIXES)
 

@@ -9,7 +9,8 @@ validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent
 or spam votes from future rounds. After GST the network is reliable with
 delays of at most ``POST_GST_DELAY_MS``.
 
-Checked on every run (a broken check is a :class:`Violation`):
+Checked on every run (:mod:`~appchaind.consensus.sim.checks`; a broken check is a
+:class:`~appchaind.consensus.sim.checks.Violation`):
 
 * agreement — no two honest nodes decide different blocks at a height;
 * validity — a decided block was proposed and the application accepts it;
@@ -24,12 +25,10 @@ Checked on every run (a broken check is a :class:`Violation`):
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import heapq
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from appchaind import crypto
@@ -63,39 +62,31 @@ from appchaind.consensus.events import (
     VoteReceived,
 )
 from appchaind.consensus.evidence import evidence_id
-from appchaind.consensus.machine import NIL, ConsensusMachine
+from appchaind.consensus.machine import ConsensusMachine
 from appchaind.consensus.signer import (
-    Ed25519Verifier,
     GuardedSigner,
-    LastSignState,
-    MemorySignStateStore,
     SigningKey,
     Verifier,
 )
-from appchaind.consensus.sim.kvapp import KVApp, valid_tx
+from appchaind.consensus.sim import byzantine
+from appchaind.consensus.sim.checks import Checks, Violation
+from appchaind.consensus.sim.faults import MIXES, ByzantineKind, FaultMix
+from appchaind.consensus.sim.keys import CHAIN_ID, FakeKey, FakeVerifier, RawSigner
+from appchaind.consensus.sim.kvapp import KVApp
+from appchaind.consensus.sim.nodes import Disk, SignStore, SimNode, Status
 from appchaind.consensus.state import ChainState
+from appchaind.signatures import SignatureVerifier
 from appchaind.types import (
     COMMIT_ABSENT,
-    PRECOMMIT,
     Block,
     Commit,
-    DuplicateVoteEvidence,
     Proposal,
     Validator,
     Vote,
 )
 
-__all__ = [
-    "ByzantineKind",
-    "FaultMix",
-    "MIXES",
-    "SimResult",
-    "Simulation",
-    "Violation",
-    "run_seed",
-]
+__all__ = ["SimResult", "Simulation", "run_seed"]
 
-CHAIN_ID = "sim-chain"
 GENESIS_TIME_MS = 1_700_000_000_000
 #: Heights every honest node must decide after GST.
 K_HEIGHTS = 3
@@ -109,84 +100,6 @@ GOSSIP_INTERVAL_MS = 500
 TX_INTERVAL_MS = 150
 
 
-class ByzantineKind(enum.Enum):
-    SILENT = "silent"
-    EQUIVOCATE = "equivocate"
-    INVALID = "invalid"
-    ROUND_SPAM = "round-spam"
-
-
-@dataclass(frozen=True, slots=True)
-class FaultMix:
-    """The faults a run may inject. Probabilities in parts per million; times in virtual ms."""
-
-    name: str
-    drop_ppm: int = 0
-    duplicate_ppm: int = 0
-    max_delay_ms: int = 20
-    partitions: bool = False
-    crashes: bool = False
-    wal_loss: bool = False
-    byzantine: tuple[ByzantineKind, ...] = ()
-    validator_updates: bool = False
-    gst_ms: tuple[int, int] = (0, 0)
-
-
-_ALL_BYZ = (
-    ByzantineKind.EQUIVOCATE,
-    ByzantineKind.SILENT,
-    ByzantineKind.INVALID,
-    ByzantineKind.ROUND_SPAM,
-)
-
-MIXES: dict[str, FaultMix] = {
-    m.name: m
-    for m in (
-        FaultMix("calm", validator_updates=True),
-        FaultMix(
-            "lossy", drop_ppm=250_000, duplicate_ppm=100_000, max_delay_ms=300, gst_ms=(800, 2500)
-        ),
-        FaultMix(
-            "partition", drop_ppm=50_000, max_delay_ms=200, partitions=True, gst_ms=(1000, 3000)
-        ),
-        FaultMix(
-            "crash",
-            drop_ppm=50_000,
-            max_delay_ms=200,
-            crashes=True,
-            wal_loss=True,
-            gst_ms=(800, 2500),
-        ),
-        FaultMix(
-            "byzantine", drop_ppm=50_000, max_delay_ms=150, byzantine=_ALL_BYZ, gst_ms=(500, 2000)
-        ),
-        FaultMix(
-            "equivocation",
-            drop_ppm=20_000,
-            max_delay_ms=40,
-            byzantine=(ByzantineKind.EQUIVOCATE,),
-            gst_ms=(500, 2000),
-        ),  # fmt: skip
-        FaultMix(
-            "chaos",
-            drop_ppm=150_000,
-            duplicate_ppm=50_000,
-            max_delay_ms=250,
-            partitions=True,
-            crashes=True,
-            wal_loss=True,
-            byzantine=_ALL_BYZ,
-            validator_updates=True,
-            gst_ms=(1500, 3000),
-        ),  # fmt: skip
-    )
-}
-
-
-class Violation(Exception):
-    """A broken safety or liveness property; the message says which and where."""
-
-
 @dataclass
 class SimResult:
     seed: int
@@ -198,117 +111,6 @@ class SimResult:
     messages_delivered: int
     virtual_ms: int
     violation: str | None = None
-
-
-# ---------------------------------------------------------------------------- keys
-
-
-def fake_signature(public_key: bytes, message: bytes) -> bytes:
-    """The simulator's cheap stand-in for ed25519 (unforgeable only because nobody tries)."""
-    digest = crypto.sha256(public_key + message)
-    return digest + digest
-
-
-class FakeKey:
-    """A signing key for fast runs: signatures are hashes (see :func:`fake_signature`)."""
-
-    def __init__(self, seed: bytes) -> None:
-        self.public_key = crypto.sha256(b"fake-key" + seed)
-        self.address = crypto.address_of(self.public_key)
-
-    def sign(self, message: bytes) -> bytes:
-        return fake_signature(self.public_key, message)
-
-
-class FakeVerifier:
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        return signature == fake_signature(public_key, message)
-
-
-class RawSigner:
-    """A byzantine validator's signer: no guard, signs anything."""
-
-    def __init__(self, key: SigningKey) -> None:
-        self._key = key
-
-    @property
-    def public_key(self) -> bytes:
-        return self._key.public_key
-
-    @property
-    def address(self) -> bytes:
-        return self._key.address
-
-    def sign_vote(self, vote: Vote) -> Vote:
-        signature = self._key.sign(vote.sign_bytes(CHAIN_ID))
-        ext_sig = b""
-        if vote.kind == PRECOMMIT and vote.block_hash:
-            ext_sig = self._key.sign(vote.extension_sign_bytes(CHAIN_ID))
-        return dataclasses.replace(vote, signature=signature, extension_signature=ext_sig)
-
-    def sign_proposal(self, proposal: Proposal) -> Proposal:
-        return dataclasses.replace(
-            proposal, signature=self._key.sign(proposal.sign_bytes(CHAIN_ID))
-        )
-
-
-# ---------------------------------------------------------------------------- nodes
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """Gossip: "I am at this height" (an ahead peer answers with the block and its commit)."""
-
-    sender: int
-    height: int
-
-
-class _SignStore(MemorySignStateStore):
-    """The last-sign state on the simulated disk; saving it also fsyncs the WAL."""
-
-    def __init__(self, disk: Disk) -> None:
-        super().__init__()
-        self._disk = disk
-
-    def save(self, state: LastSignState) -> None:
-        super().save(state)
-        self._disk.durable = len(self._disk.wal)
-
-
-@dataclass
-class Disk:
-    """What survives a crash."""
-
-    state: ChainState
-    app: tuple[dict[bytes, bytes], bytes, int]
-    height_started_ms: int = 0
-    wal: list[tuple[int, Event]] = field(default_factory=list)
-    durable: int = 0
-    sign_store: MemorySignStateStore | None = None
-    evidence: dict[bytes, DuplicateVoteEvidence] = field(default_factory=dict)
-    blocks: dict[int, tuple[Block, Commit]] = field(default_factory=dict)
-
-
-class SimNode:
-    def __init__(
-        self, index: int, key: SigningKey, byzantine: ByzantineKind | None, disk: Disk, app: KVApp
-    ) -> None:
-        self.index = index
-        self.key = key
-        self.byzantine = byzantine
-        self.disk = disk
-        self.app = app
-        self.machine: ConsensusMachine | None = None
-        self.incarnation = 0
-        self.last_gossip_height = -1
-        self.alt_hashes: dict[tuple[int, int], bytes] = {}
-        #: (height, round) -> (peers that got proposal A, the one peer that gets precommit A)
-        self.split_groups: dict[tuple[int, int], tuple[tuple[bool, ...], int]] = {}
-        self.spammed: set[tuple[int, int]] = set()
-
-    @property
-    def honest(self) -> bool:
-        return self.byzantine is None
 
 
 # ---------------------------------------------------------------------------- the world
@@ -335,7 +137,11 @@ class Simulation:
         for i in range(n):
             key_seed = crypto.sha256(b"sim-validator-%d-%d" % (seed, i))
             keys.append(crypto.PrivateKey(key_seed) if real_signatures else FakeKey(key_seed))
-        self.verifier: Verifier = Ed25519Verifier() if real_signatures else FakeVerifier()
+        # With real signatures, the node's verifier and its one verdict cache (used here
+        # without its threads: the machine calls verify() directly).
+        self.verifier: Verifier = (
+            SignatureVerifier(threads=1) if real_signatures else FakeVerifier()
+        )
         total = sum(powers)
         byz: dict[int, ByzantineKind] = {}
         if mix.byzantine:
@@ -366,7 +172,7 @@ class Simulation:
         for i, key in enumerate(keys):
             app = KVApp(public_keys)
             disk = Disk(state=genesis, app=app.snapshot())
-            disk.sign_store = _SignStore(disk)
+            disk.sign_store = SignStore(disk)
             self.nodes.append(SimNode(i, key, byz.get(i), disk, app))
         self.addresses = {k.address: i for i, k in enumerate(keys)}
         self.byz_addresses = {keys[i].address for i in byz}
@@ -376,13 +182,7 @@ class Simulation:
         self._queue: list[tuple[int, int, int, int, Any]] = []
         self._seq = 0
         self._partition: list[int] | None = None  # group id per node while partitioned
-        # checks
-        self.decided: dict[int, bytes] = {}
-        self.proposed: set[bytes] = set()
-        self.honest_signed: dict[tuple[bytes, int, int, int], bytes] = {}
-        self.byz_seen: dict[tuple[int, int, bytes, int, int, int], bytes] = {}
-        self.detectable: dict[tuple[bytes, int, int, int], int] = {}
-        self.committed_offences: set[tuple[bytes, int, int, int]] = set()
+        self.checks = Checks(self.addresses, self.byz_addresses)
         self.gst_height: int | None = None
         self._progress = False
         self._gst_rounds: dict[int, tuple[int, int]] = {}
@@ -398,7 +198,7 @@ class Simulation:
         self._seq += 1
         heapq.heappush(self._queue, (at, self._seq, node, incarnation, payload))
 
-    def _send(self, src: int, dst: int, payload: Any) -> None:
+    def send(self, src: int, dst: int, payload: Any) -> None:
         rng = self.rng
         if self.now < self.gst_ms:
             if self._partition is not None and self._partition[src] != self._partition[dst]:
@@ -415,11 +215,11 @@ class Simulation:
             delay = rng.randint(1, POST_GST_DELAY_MS)
         self._push(self.now + delay, dst, -1, payload)
 
-    def _broadcast(self, src: int, payloads: tuple[Any, ...]) -> None:
+    def broadcast(self, src: int, payloads: tuple[Any, ...]) -> None:
         for dst in range(len(self.nodes)):
             if dst != src:
                 for payload in payloads:
-                    self._send(src, dst, payload)
+                    self.send(src, dst, payload)
 
     # ------------------------------------------------------------------ running
 
@@ -434,7 +234,7 @@ class Simulation:
             mix=self.mix.name,
             validators=len(self.nodes),
             byzantine=sum(1 for n in self.nodes if not n.honest),
-            heights_decided=len(self.decided),
+            heights_decided=len(self.checks.decided),
             faults_injected=self.faults,
             messages_delivered=self.delivered,
             virtual_ms=self.now,
@@ -501,7 +301,7 @@ class Simulation:
             }
             for node in self.nodes:
                 if node.machine is not None and node.honest:
-                    self._broadcast(
+                    self.broadcast(
                         node.index,
                         tuple(EvidenceReceived(e) for e in node.machine.pending_evidence()),
                     )
@@ -591,9 +391,9 @@ class Simulation:
             self._catch_up(node, payload)
             return
         if isinstance(payload, VoteReceived):
-            self._observe_vote(node, payload.vote)
+            self.checks.observe_vote(node, payload.vote)
             if node.byzantine is ByzantineKind.ROUND_SPAM:
-                self._spam_rounds(node, payload.vote)
+                byzantine.spam_rounds(self, node, payload.vote)
         self._feed(node, payload)
 
     def _feed(self, node: SimNode, event: Event) -> None:
@@ -624,7 +424,7 @@ class Simulation:
             for m in machine.gossip():
                 messages.append(_as_event(m))
         node.last_gossip_height = machine.height
-        self._broadcast(node.index, tuple(messages))
+        self.broadcast(node.index, tuple(messages))
 
     def _catch_up(self, node: SimNode, status: Status) -> None:
         stored = node.disk.blocks.get(status.height)
@@ -638,20 +438,7 @@ class Simulation:
                     VoteReceived(sig.to_vote(commit.height, commit.round, commit.block_hash, i))
                 )
         for m in messages:
-            self._send(node.index, status.sender, m)
-
-    def _observe_vote(self, node: SimNode, vote: Vote) -> None:
-        """Notes byzantine equivocations that reached an honest node at the votes' height."""
-        if not node.honest or vote.validator not in self.byz_addresses:
-            return
-        if node.machine is None or node.machine.height != vote.height:
-            return
-        key = (node.index, node.incarnation, vote.validator, vote.height, vote.round, vote.kind)
-        first = self.byz_seen.setdefault(key, vote.block_hash)
-        if first != vote.block_hash:
-            self.detectable.setdefault(
-                (vote.validator, vote.height, vote.round, vote.kind), vote.height
-            )
+            self.send(node.index, status.sender, m)
 
     # ------------------------------------------------------------------ effects
 
@@ -702,7 +489,7 @@ class Simulation:
             disk.height_started_ms = self.now
         elif isinstance(effect, BroadcastEvidence):
             node.disk.evidence[evidence_id(effect.evidence)] = effect.evidence
-            self._broadcast(node.index, (EvidenceReceived(effect.evidence),))
+            self.broadcast(node.index, (EvidenceReceived(effect.evidence),))
         elif isinstance(effect, SigningRefused):
             self.refusals += 1
         return None
@@ -715,197 +502,32 @@ class Simulation:
 
     def _on_own_vote(self, node: SimNode, vote: Vote) -> None:
         self._log_own(node, (VoteReceived(vote),))
-        if node.honest:
-            key = (vote.validator, vote.height, vote.round, vote.kind)
-            first = self.honest_signed.setdefault(key, vote.block_hash)
-            if first != vote.block_hash:
-                raise Violation(
-                    f"honest validator {node.index} signed two {_kind(vote.kind)}s at height "
-                    f"{vote.height} round {vote.round}: {first.hex()[:12]} and {vote.block_hash.hex()[:12]}"
-                )
+        self.checks.own_vote(node, vote)
         if node.byzantine is ByzantineKind.EQUIVOCATE:
-            self._equivocate_vote(node, vote)
+            byzantine.equivocate_vote(self, node, vote)
             return
-        self._broadcast(node.index, (VoteReceived(vote),))
+        self.broadcast(node.index, (VoteReceived(vote),))
 
     def _on_own_proposal(self, node: SimNode, proposal: Proposal, block: Block) -> None:
         self._log_own(node, (BlockReceived(block), ProposalReceived(proposal)))
-        self.proposed.add(proposal.block_hash)
-        if node.honest:
-            key = (proposal.proposer, proposal.height, proposal.round, 0)
-            first = self.honest_signed.setdefault(key, proposal.block_hash)
-            if first != proposal.block_hash:
-                raise Violation(
-                    f"honest validator {node.index} proposed two blocks at {proposal.height}/{proposal.round}"
-                )
+        self.checks.own_proposal(node, proposal)
         if node.byzantine is ByzantineKind.EQUIVOCATE:
-            self._equivocate_proposal(node, proposal, block)
+            byzantine.equivocate_proposal(self, node, proposal, block)
             return
-        self._broadcast(node.index, (ProposalReceived(proposal), BlockReceived(block)))
-
-    # ------------------------------------------------------------------ byzantine behaviour
-
-    def _split(self, node: SimNode, first: tuple[Any, ...], second: tuple[Any, ...]) -> None:
-        """Sends ``first`` to a random subset of the peers and ``second`` to the rest. Half the
-        time the split is stealthy (each peer gets one version: a polka or a commit only some
-        see); otherwise each peer also gets the other version with probability 1/2."""
-        rng = self.rng
-        stealthy = rng.randrange(2) == 0
-        share = rng.randint(1, 3)  # first goes to about share/4 of the peers
-        for dst in range(len(self.nodes)):
-            if dst == node.index:
-                continue
-            mine, other = (first, second) if rng.randrange(4) < share else (second, first)
-            for m in mine:
-                self._send(node.index, dst, m)
-            if not stealthy and rng.randrange(2):
-                for m in other:
-                    self._send(node.index, dst, m)
-
-    def _equivocate_proposal(self, node: SimNode, proposal: Proposal, block: Block) -> None:
-        self.faults += 1
-        txs = block.txs + (b"alt%d=x%d" % (node.index, self.rng.randint(0, 1 << 20)),)
-        header = dataclasses.replace(block.header, data_hash=crypto.merkle_root(list(txs)))
-        alt_block = dataclasses.replace(block, header=header, txs=txs)
-        alt_hash = alt_block.block_id()
-        node.alt_hashes[(proposal.height, proposal.round)] = alt_hash
-        self.proposed.add(alt_hash)
-        signer = RawSigner(node.key)
-        alt = signer.sign_proposal(dataclasses.replace(proposal, block_hash=alt_hash))
-        # The split-brain attack on locking: proposal and prevote A go to group A, B to the
-        # rest; the precommit for A reaches a single victim of group A, so only it decides.
-        group_a, victim = self._attack_group(node, proposal.round)
-        node.split_groups[(proposal.height, proposal.round)] = (group_a, victim)
-        a = (ProposalReceived(proposal), BlockReceived(block))
-        b = (ProposalReceived(alt), BlockReceived(alt_block))
-        for dst in range(len(self.nodes)):
-            if dst != node.index:
-                for m in a if group_a[dst] else b:
-                    self._send(node.index, dst, m)
-
-    def _attack_group(self, node: SimNode, round: int) -> tuple[tuple[bool, ...], int]:
-        """The split-brain attack on locking: the peers that get version A, and the victim.
-
-        Group A plus the byzantine power make a polka (more than 2/3) while its honest
-        members alone do not; the next round's proposer is left out (so it has no
-        validValue and proposes something new); the victim, the only one that gets the
-        byzantine precommit for A and so decides A, is the weakest member of group A (so
-        that, if locks are ignored, the other honest nodes can decide something else).
-        """
-        assert node.machine is not None
-        vals = node.machine.state.validators
-        next_proposer = self.addresses[vals.proposer_for_round(round + 1)]
-        power = {
-            i: vals.validators[vals.index_of(n.key.address)].power for i, n in enumerate(self.nodes)
-        }
-        byz = sum(power[i] for i, n in enumerate(self.nodes) if not n.honest)
-        total = vals.total_power
-        group = [False] * len(self.nodes)
-        honest = [i for i, n in enumerate(self.nodes) if n.honest and i != next_proposer]
-        self.rng.shuffle(honest)
-        if not honest:
-            return tuple(group), next_proposer
-        victim = min(honest, key=lambda i: power[i])
-        group[victim] = True
-        group_power = power[victim]
-        for i in honest:
-            if 3 * (group_power + byz) > 2 * total:
-                break
-            if i != victim:
-                group[i] = True
-                group_power += power[i]
-        return tuple(group), victim
-
-    def _equivocate_vote(self, node: SimNode, vote: Vote) -> None:
-        self.faults += 1
-        alt_hash = node.alt_hashes.get((vote.height, vote.round), NIL)
-        if alt_hash == vote.block_hash:
-            alt_hash = NIL
-        if alt_hash == vote.block_hash:
-            alt_hash = crypto.sha256(b"bogus%d" % self.rng.randint(0, 1 << 30))
-        extension = (
-            node.app.extend_vote(vote.height) if vote.kind == PRECOMMIT and alt_hash else b""
-        )
-        alt = RawSigner(node.key).sign_vote(
-            dataclasses.replace(
-                vote, block_hash=alt_hash, extension=extension, extension_signature=b""
-            )
-        )
-        groups = node.split_groups.get((vote.height, vote.round))
-        if groups is None:
-            self._split(node, (VoteReceived(vote),), (VoteReceived(alt),))
-            return
-        group_a, victim = groups
-        for dst in range(len(self.nodes)):
-            if dst != node.index:
-                first = group_a[dst] if vote.kind != PRECOMMIT else dst == victim
-                self._send(node.index, dst, VoteReceived(vote if first else alt))
-
-    def _spam_rounds(self, node: SimNode, seen: Vote) -> None:
-        """ROUND_SPAM: answer every vote with a nil prevote for the next round."""
-        key = (seen.height, seen.round + 1)
-        if key in node.spammed or node.machine is None:
-            return
-        node.spammed.add(key)
-        self.faults += 1
-        index = node.machine.state.validators.index_of(node.key.address)
-        if index < 0:
-            return
-        unsigned = Vote(
-            1,
-            seen.height,
-            seen.round + 1,
-            NIL,
-            self.now,
-            node.key.address,
-            index,
-            b"",
-            b"\0" * 64,
-            b"",
-        )
-        self._broadcast(node.index, (VoteReceived(RawSigner(node.key).sign_vote(unsigned)),))
+        self.broadcast(node.index, (ProposalReceived(proposal), BlockReceived(block)))
 
     # ------------------------------------------------------------------ checks
 
     def _on_decide(self, node: SimNode, block: Block, commit: Commit) -> None:
-        height = block.header.height
-        block_hash = block.block_id()
-        node.disk.blocks[height] = (block, commit)
+        node.disk.blocks[block.header.height] = (block, commit)
         self._progress = True
-        if not node.honest:
-            return
-        first = self.decided.setdefault(height, block_hash)
-        if first != block_hash:
-            raise Violation(
-                f"agreement: node {node.index} decided {block_hash.hex()[:12]} at height {height}, "
-                f"another honest node decided {first.hex()[:12]}"
-            )
-        if first is block_hash:  # the first decision at this height
-            if block_hash not in self.proposed:
-                raise Violation(
-                    f"validity: block {block_hash.hex()[:12]} at height {height} was never proposed"
-                )
-            if not all(valid_tx(tx) for tx in block.txs):
-                raise Violation(
-                    f"validity: decided block at height {height} holds an invalid transaction"
-                )
-            for ev in block.evidence:
-                a = ev.vote_a
-                self.committed_offences.add((a.validator, a.height, a.round, a.kind))
+        self.checks.decision(node, block)
 
     def _finished(self) -> bool:
         assert self.goal_height is not None
         if any(self._height(n) <= self.goal_height for n in self.nodes if n.honest):
             return False
-        return not self._missing_evidence()
-
-    def _missing_evidence(self) -> list[tuple[bytes, int, int, int]]:
-        assert self.goal_height is not None
-        return [
-            offence
-            for offence, height in self.detectable.items()
-            if height <= self.goal_height - 1 and offence not in self.committed_offences
-        ]
+        return not self.checks.missing_evidence(self.goal_height)
 
     def _final_checks(self) -> None:
         if self.goal_height is None:
@@ -917,13 +539,7 @@ class Simulation:
                 f"liveness: {LIVENESS_BOUND_MS} ms after GST, honest nodes {laggards} have not decided "
                 f"height {self.goal_height} (decided heights: {heights})"
             )
-        missing = self._missing_evidence()
-        if missing:
-            who, height, round, kind = missing[0]
-            raise Violation(
-                f"evidence: the equivocation of validator {self.addresses[who]} at height {height} "
-                f"round {round} ({_kind(kind)}) was never committed"
-            )
+        self.checks.check_evidence(self.goal_height)
 
 
 def _is_own(event: Event, address: bytes) -> bool:
@@ -932,10 +548,6 @@ def _is_own(event: Event, address: bytes) -> bool:
     if isinstance(event, ProposalReceived):
         return event.proposal.proposer == address
     return isinstance(event, BlockReceived) and event.block.header.proposer == address
-
-
-def _kind(kind: int) -> str:
-    return "precommit" if kind == PRECOMMIT else "prevote"
 
 
 def _as_event(message: Vote | Proposal | Block) -> Event:
