@@ -70,7 +70,9 @@ def set_timeout_commit(home: Path, milliseconds: int) -> None:
     (home / "config.toml").write_text(render_config(values))
 
 
-def wait_sync(net: Localnet, node: int, empty_height: int, tip: int, deadline_s: float) -> SyncTimes:
+def wait_sync(
+    net: Localnet, node: int, empty_height: int, tip: int, deadline_s: float
+) -> SyncTimes:
     """Starts ``node`` and follows its height until it reaches ``tip``."""
     started = time.monotonic()
     net.start(node)
@@ -107,7 +109,9 @@ def run(options: argparse.Namespace) -> list[Figure]:
         },
     )  # fmt: skip
     try:
-        print(f"building {options.empty:,} empty blocks (validator home in {chain_dir})", flush=True)
+        print(
+            f"building {options.empty:,} empty blocks (validator home in {chain_dir})", flush=True
+        )
         started = time.monotonic()
         net.start_all(own_session=True)
         net.wait_until(lambda: net.height(0) >= options.empty, "the empty blocks", 600)
@@ -126,7 +130,9 @@ def run(options: argparse.Namespace) -> list[Figure]:
             progress=lambda line: print(f"  {line}", flush=True),
         )  # fmt: skip
         tip = net.height(0)
-        txs = sum(len(net.get(0, f"/block/{h}")["tx_hashes"]) for h in range(empty_height + 1, tip + 1))
+        txs = sum(
+            len(net.get(0, f"/block/{h}")["tx_hashes"]) for h in range(empty_height + 1, tip + 1)
+        )
         full_blocks = tip - empty_height
         print(
             f"chain: heights 1-{empty_height} empty, {empty_height + 1}-{tip} with {txs:,} txs "
