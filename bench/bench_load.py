@@ -22,7 +22,7 @@ mix of signed orders from ``--accounts`` fresh accounts, see appchaind/localnet/
   every ``RSS_EVERY_S``; its growth over the second half of the run, target <= 10%: the
   issue asks for memory bounded), and the recovery: from the moment the load stops, a
   probe order (a small resting buy from an account of its own, ``broadcast_tx`` mode
-  ``commit`` to node 0) every ``PROBE_EVERY_S`` for ``RECOVERY_WINDOW_S``; the recovery
+  ``commit`` to node 0) every ``PROBE_EVERY_S`` for ``--recovery-window`` seconds (20); the recovery
   time is the send time, after the load stopped, of the first probe from which on every
   probe committed within 1 s (target <= 10 s).
 - **single** (one validator): probes from ``--single-start-rate``, doubling while they
@@ -64,6 +64,7 @@ PASS_SHARE = 0.95
 ORACLE_STEP_PPM = 500
 RSS_EVERY_S = 0.5
 PROBE_EVERY_S = 0.5
+#: How long recovery probes are sent after the overload stops (``--recovery-window``).
 RECOVERY_WINDOW_S = 20.0
 RECOVERED_MS = 1_000.0
 
@@ -182,9 +183,12 @@ def rss_mib(pid: int) -> float | None:
 class Watch:
     """During an overload run: each validator's RSS, and the recovery probes after it."""
 
-    def __init__(self, net: Localnet, seconds: float, probe_key: PrivateKey) -> None:
+    def __init__(
+        self, net: Localnet, seconds: float, probe_key: PrivateKey, window_s: float
+    ) -> None:
         self.net = net
         self.seconds = seconds
+        self.window_s = window_s
         self.probe_key = probe_key
         self.start = threading.Event()
         self.start_at = 0.0
@@ -208,7 +212,7 @@ class Watch:
         self.start.set()  # a run that failed before starting: let the threads finish
         self.stop.set()
         for thread in self._threads:
-            thread.join(timeout=RECOVERY_WINDOW_S + 35)
+            thread.join(timeout=self.window_s + 35)
 
     def started(self, at: float) -> None:
         self.start_at = at
@@ -242,7 +246,7 @@ class Watch:
             ) * tick
             async with trio.open_nursery() as nursery:
                 sent = 0
-                while sent * PROBE_EVERY_S < RECOVERY_WINDOW_S:
+                while sent * PROBE_EVERY_S < self.window_s:
                     nursery.start_soon(self._one_probe, client, market, str(price), load_end)
                     sent += 1
                     await trio.sleep_until(
@@ -365,9 +369,9 @@ def overload(bench: Bench, net: Localnet) -> None:
     print(f"overload: {rate:,.0f}/s (4x {bench.capacity:,.0f}) for {o.seconds:g} s", flush=True)
     probe_key = PrivateKey.generate()
     trio.run(_fund, f"127.0.0.1:{net.nodes[0].rpc_port}", probe_key)
-    with Watch(net, o.seconds, probe_key) as watch:
+    with Watch(net, o.seconds, probe_key, o.recovery_window) as watch:
         r = bench.load(net, rate, o.seconds, on_start=watch.started)
-        print(f"  recovery probes for {RECOVERY_WINDOW_S:g} s after the load stopped", flush=True)
+        print(f"  recovery probes for {o.recovery_window:g} s after the load stopped", flush=True)
     growth, peak, rss_note = watch.rss_growth()
     recovery = watch.recovery_s()
     probes = sorted(watch.probes)
@@ -438,6 +442,10 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=float, default=2_000.0, help="orders/s")
     parser.add_argument("--accounts", type=int, default=400, help="accounts (default 400)")
     parser.add_argument("--senders", type=int, default=default_senders(), help="processes")
+    parser.add_argument(
+        "--recovery-window", type=float, default=RECOVERY_WINDOW_S,
+        help=f"seconds of recovery probes after the overload (default {RECOVERY_WINDOW_S:g})",
+    )  # fmt: skip
     parser.add_argument("--figures", help="write the figures to this file as JSON")
     options = parser.parse_args()
     stages = set(options.stages.split(","))
