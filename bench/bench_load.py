@@ -29,7 +29,9 @@ mix of signed orders from ``--accounts`` fresh accounts, see appchaind/localnet/
   pass; the figure is the highest committed rate seen (target >= 15,000 orders/s).
 
 The four-validator stages share one localnet (started here, on free loopback ports, in
-a temporary directory); the single validator has its own. The senders run on this
+a temporary directory); the single validator has its own. Before each run the nodes'
+mempools get up to ``SETTLE_S`` to empty, so that no run starts behind the previous
+one's backlog (the note says what was left in them when a run ended). The senders run on this
 machine with the nodes: when their lag grows (printed by the load tool), the generator
 was a limit too, and the offered rate in the notes says what was really offered.
 """
@@ -42,6 +44,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -52,6 +56,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appchaind.client import Client, RpcError, open_client  # noqa: E402
+from appchaind.codes import Code  # noqa: E402
 from appchaind.crypto import PrivateKey  # noqa: E402
 from appchaind.localnet.load import LoadOptions, LoadReport, default_senders, run_load  # noqa: E402
 from appchaind.localnet.processes import Localnet  # noqa: E402
@@ -67,6 +72,8 @@ PROBE_EVERY_S = 0.5
 #: How long recovery probes are sent after the overload stops (``--recovery-window``).
 RECOVERY_WINDOW_S = 20.0
 RECOVERED_MS = 1_000.0
+#: Between runs on one localnet, how long to wait at most for the mempools to empty.
+SETTLE_S = 60.0
 
 SUSTAINED_TARGET = 3_000.0
 P50_TARGET_MS = 300.0
@@ -86,10 +93,42 @@ def summary(report: LoadReport) -> str:
     refused = sum(report.rejected.values())
     p50 = "-" if report.p50_ms is None else f"{report.p50_ms:,.0f}"
     p99 = "-" if report.p99_ms is None else f"{report.p99_ms:,.0f}"
+    waiting = sum(n or 0 for n in report.mempools_at_end)
     return (
         f"offered {report.offered_rate:,.0f}/s, committed {report.committed_rate:,.0f}/s, "
-        f"p50 {p50} ms, p99 {p99} ms, refused {refused:,}, lost {report.not_committed:,}"
+        f"p50 {p50} ms, p99 {p99} ms, refused {refused:,}, accepted but not committed "
+        f"{report.not_committed:,}" + (f", left in mempools {waiting:,}" if waiting else "")
     )
+
+
+def mempool_sizes(net: Localnet) -> list[int | None]:
+    """Each node's ``appchaind_mempool_size`` (None where /metrics does not answer)."""
+    sizes: list[int | None] = []
+    for i in range(len(net.nodes)):
+        try:
+            text = net.get_text(i, "/metrics")
+        except (urllib.error.URLError, OSError):
+            sizes.append(None)
+            continue
+        found = [
+            line
+            for line in text.splitlines()
+            if line.startswith(("appchaind_mempool_size ", "appchaind_mempool_size{"))
+        ]
+        sizes.append(int(float(found[0].rsplit(" ", 1)[1])) if found else None)
+    return sizes
+
+
+def settle(net: Localnet) -> None:
+    """Waits (at most ``SETTLE_S``) until every mempool is empty, so that a run does not
+    start behind the previous run's backlog."""
+    started = time.monotonic()
+    while time.monotonic() - started < SETTLE_S:
+        sizes = mempool_sizes(net)
+        if all(n == 0 for n in sizes):
+            return
+        time.sleep(0.5)
+    print(f"  mempools not empty after {SETTLE_S:g} s: {sizes}", flush=True)
 
 
 @dataclass
@@ -115,6 +154,7 @@ class Bench:
         """One load run on ``net``; ``on_start`` gets the (unix) time the offered load
         starts, as soon as it is known."""
         o = self.options
+        settle(net)
 
         def progress(line: str) -> None:
             print(f"    {line}", flush=True)
@@ -197,6 +237,8 @@ class Watch:
         self.rss: list[tuple[float, list[float | None]]] = []
         #: (send time after the load stopped (s), latency in ms or None if not committed)
         self.probes: list[tuple[float, float | None]] = []
+        #: why probes did not commit: result code names, RPC or connection errors
+        self.probe_failures: Counter[str] = Counter()
         self.probe_error: str | None = None
         self._threads = [
             threading.Thread(target=self._sample_rss, daemon=True),
@@ -264,8 +306,15 @@ class Watch:
             )
             if result.ok:
                 latency = (time.time() - sent) * 1000
-        except (RpcError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # not committed: the node refused it or the connection failed
+            else:
+                try:
+                    self.probe_failures[Code(result.code).name] += 1
+                except ValueError:
+                    self.probe_failures[f"code {result.code}"] += 1
+        except RpcError as exc:
+            self.probe_failures[f"RPC {exc}"[:60]] += 1
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.probe_failures[type(exc).__name__] += 1
         self.probes.append((sent - load_end, latency))
 
     def recovery_s(self) -> float | None:
@@ -376,10 +425,12 @@ def overload(bench: Bench, net: Localnet) -> None:
     recovery = watch.recovery_s()
     probes = sorted(watch.probes)
     committed = [lat for _t, lat in probes if lat is not None]
+    failures = ", ".join(f"{k} {v}" for k, v in watch.probe_failures.most_common())
     probe_note = watch.probe_error or (
         f"{len(committed)} of {len(probes)} probes committed, max "
         f"{max(committed, default=0):,.0f} ms; the first ones (ms): "
         + " ".join("-" if lat is None else f"{lat:.0f}" for _t, lat in probes[:10])
+        + (f"; not committed: {failures}" if failures else "")
     )
     bench.figures += [
         Figure(
