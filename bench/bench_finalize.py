@@ -50,10 +50,12 @@ from appchaind import codec, native  # noqa: E402
 from appchaind.crypto import PrivateKey, merkle_root  # noqa: E402
 from appchaind.exchange import CancelOrder, ExchangeApp, PlaceOrder  # noqa: E402
 from appchaind.types import Block, Header, Tx, evidence_hash, sign_tx  # noqa: E402
+from bench.figures import Figure, write_figures  # noqa: E402
 from config.genesis import parse_genesis  # noqa: E402
 
 ACCOUNTS = 1_000
 ORDERS_PER_BLOCK = 5_000
+TARGET_ORDERS_PER_S = 50_000.0
 BLOCKS = 4
 CHAIN_ID = "bench"
 GENESIS_MS = 1_767_225_600_000
@@ -202,6 +204,7 @@ def main() -> None:
     parser.add_argument(
         "--path", choices=("both", "bytes", "mempool"), default="both", help="which path to run"
     )
+    parser.add_argument("--figures", help="write the figures to this file as JSON")
     options = parser.parse_args()
     count = options.runs
     print(f"cores: {native.status()[1]}")
@@ -212,6 +215,7 @@ def main() -> None:
         paths.append(("bytes (decoded in the app)", False))
     if options.path != "bytes":
         paths.append(("mempool-decoded txs", True))
+    figures: list[Figure] = []
     app_hashes: set[bytes] = set()
     for label, predecoded in paths:
         chosen = [run_once(blocks, genesis, predecoded=predecoded) for _ in range(count)]
@@ -229,9 +233,18 @@ def main() -> None:
             f"finalize_block, {label}: {statistics.median(rates):,.0f} orders/s median of {count} "
             f"({', '.join(f'{r:,.0f}' for r in rates)}); per CPU second "
             f"{statistics.median(cpu_rates):,.0f}; blocks of {ORDERS_PER_BLOCK} signed txs from "
-            f"{ACCOUNTS} accounts over 2 markets, {chosen[0][2]} fills per run; target >= 50,000"
+            f"{ACCOUNTS} accounts over 2 markets, {chosen[0][2]} fills per run; "
+            f"target >= {TARGET_ORDERS_PER_S:,.0f}"
         )
+        figures.append(
+            Figure(
+                f"finalize_block: {label}", statistics.median(rates), "orders/s",
+                TARGET_ORDERS_PER_S,
+                note=f"median of {count}; {statistics.median(cpu_rates):,.0f} per CPU second",
+            )
+        )  # fmt: skip
     print(f"app hash after the last block: {app_hashes.pop().hex()}")
+    write_figures(options.figures, figures)
 
 
 if __name__ == "__main__":

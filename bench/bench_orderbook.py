@@ -16,9 +16,14 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import sys
 import time
+from pathlib import Path
 
-from orderbook import OrderBook, Outcome, Side, TimeInForce
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.figures import Figure, write_figures  # noqa: E402
+from orderbook import OrderBook, Outcome, Side, TimeInForce  # noqa: E402
 
 MID = 1_000_000  # ticks
 SPREAD = 20_000  # ticks either side of the mid
@@ -105,6 +110,7 @@ def main() -> None:
     parser.add_argument("--cancels", type=int, default=200_000)
     parser.add_argument("--takers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--figures", help="write the figures to this file as JSON")
     args = parser.parse_args()
 
     gc.collect()
@@ -133,6 +139,22 @@ def main() -> None:
         f"{fills / match_seconds:,.0f} fills/s ({fills / args.takers:.1f} fills per taker)"
     )
     print(f"bid/ask volume after: {book.volume(Side.BUY):,} / {book.volume(Side.SELL):,} lots")
+    write_figures(
+        args.figures,
+        [
+            Figure(
+                f"order book: RSS with {args.orders:,} resting orders", loaded / 2**20, "MiB",
+                RSS_BUDGET_BYTES / 2**20, better="lower",
+                note=f"{(loaded - baseline) / args.orders:,.0f} bytes per resting order",
+            ),
+            Figure("order book: add (resting GTC)", args.orders / add_seconds, "orders/s"),
+            Figure("order book: cancel (random id)", args.cancels / cancel_seconds, "cancels/s"),
+            Figure(
+                "order book: match (IOC through 3 levels)", args.takers / match_seconds,
+                "takers/s", note=f"{fills / args.takers:.1f} fills per taker",
+            ),
+        ],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -142,12 +142,13 @@ class Localnet:
             proc.kill()
             proc.wait()
 
-    def add_full_node(self) -> int:
-        """A non-validator node with empty data, peering with every validator."""
+    def add_full_node(self, home: Path | None = None) -> int:
+        """A non-validator node with empty data, peering with every validator; its home is
+        ``home`` (default: ``full<i>`` in the localnet's directory)."""
         i = len(self.homes)
         p = self.base_port + PORT_STRIDE * i
         genesis_doc = json.loads((self.homes[0] / "genesis.json").read_text())
-        home = self.dir / f"full{i}"
+        home = self.dir / f"full{i}" if home is None else home
         peers = [f"{n.node_id}@127.0.0.1:{n.p2p_port}" for n in self.nodes]
         init_home(
             home,
