@@ -271,7 +271,7 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
             Key(
                 "backlog_blocks",
                 "int",
-                4,
+                2,
                 "Blocks' worth of waiting transactions beyond which new ones are refused as "
                 "busy (code 44, with a retry delay), so that an accepted tx commits within a "
                 "few blocks even when more is offered than the chain can take.",
