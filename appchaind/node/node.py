@@ -1,5 +1,11 @@
 """A running node: the consensus driver and the reactors around it.
 
+(long because: the driver performs every effect of the consensus machine in order, and
+the order is the safety argument: the WAL before a message leaves, the store batch
+before the next height, the budget and admission fed from the block just committed.
+Gossip, block sync, mempool gossip, overload sizing and the ports are modules of their
+own.)
+
 One trio nursery holds the node's services: the peer manager, the signature
 verifier, the consensus driver (this module) and its reactors, each in a file of its
 own and talking to the driver through :class:`~appchaind.node.interface.ConsensusDriver`:
