@@ -68,7 +68,7 @@ sim: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check appchaind orderbook margin p2p config spec tests bench tools
 	$(BIN)/ruff format --check appchaind orderbook margin p2p config spec tests bench tools
-	$(BIN)/mypy --strict appchaind/consensus appchaind/codec.py appchaind/crypto.py appchaind/types.py \
+	$(BIN)/mypy --strict appchaind/consensus appchaind/chain/codec.py appchaind/chain/crypto.py appchaind/chain/types.py \
 	  appchaind/native.py orderbook
 
 run: $(NATIVE_STAMP)

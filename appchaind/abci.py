@@ -10,11 +10,11 @@ LevelDB write batch as the block, so that a block and the state it produces are 
 atomically. Its mempool asks :meth:`~Application.check_tx` before admitting a tx.
 
 Signatures are the node's business: it checks each tx's signature once, on its worker
-threads (:class:`appchaind.signatures.SignatureVerifier`), and hands the application txs
+threads (:class:`appchaind.chain.signatures.SignatureVerifier`), and hands the application txs
 already decoded and verified; the application decodes and checks only what the node could
 not (a block tx the node has no verdict for).
 
-One result type for a tx, :class:`TxResult` (a code from :mod:`appchaind.codes`, a log for
+One result type for a tx, :class:`TxResult` (a code from :mod:`appchaind.chain.codes`, a log for
 the trader, events), from the state machine through the tx index to the wire; one for a
 block, :class:`FinalizeResult`. The exchange (:class:`appchaind.exchange.ExchangeApp`)
 and the node's test application (:class:`appchaind.node.kvapp.KVApp`) implement
@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, Protocol
 
-from appchaind.events import Event, PendingEvent, expand_events
+from appchaind.chain.events import Event, PendingEvent, expand_events
 
 if TYPE_CHECKING:
+    from appchaind.chain.types import Block, Tx, Validator, Vote
     from appchaind.consensus.validators import ValidatorSet
     from appchaind.store import Store, WriteBatch
-    from appchaind.types import Block, Tx, Validator, Vote
     from config.genesis import Genesis
     from config.node_config import NodeConfig
 
@@ -41,9 +41,9 @@ __all__ = ["Application", "AppFactory", "TxResult", "FinalizeResult", "APPLIED"]
 
 
 class TxResult:
-    """The outcome of one tx: ``code`` (:class:`~appchaind.codes.Code`; 0 = accepted or
+    """The outcome of one tx: ``code`` (:class:`~appchaind.chain.codes.Code`; 0 = accepted or
     applied), ``log`` (what was wrong, for the trader), ``events`` in the order things
-    happened (:class:`~appchaind.events.Event`, attributes as the state machine has them:
+    happened (:class:`~appchaind.chain.events.Event`, attributes as the state machine has them:
     addresses are raw bytes, hexed at the JSON edge).
 
     The exchange records some events as compact tuples on its hot path; they are expanded

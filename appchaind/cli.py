@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from appchaind import __version__
-from appchaind.client_cli import TxFailed, add_trading_commands
+from appchaind.chain.crypto import KeyFileError, PrivateKey
+from appchaind.chain.units import UnitError
+from appchaind.client.cli import TxFailed, add_trading_commands
 from appchaind.consensus.signer import DoubleSignRefused
-from appchaind.crypto import KeyFileError, PrivateKey
 from appchaind.errors import StartupError
 from appchaind.home import HomePaths, init_home, utc_now_rfc3339
 from appchaind.localnet.homes import DEFAULT_BASE_PORT, init_localnet, load_localnet
 from appchaind.rpc.protocol import RpcError
 from appchaind.store import StoreError
-from appchaind.units import UnitError
 from config.genesis import load_genesis
 from config.node_config import ConfigError, load_config
 

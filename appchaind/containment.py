@@ -32,7 +32,7 @@ from typing import Any, NoReturn, TypeVar
 import trio
 
 from appchaind.errors import StartupError
-from appchaind.logs import get_logger
+from appchaind.telemetry.logs import get_logger
 
 __all__ = [
     "REASONS",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appchaind.crypto import KeyFileError, PrivateKey
+from appchaind.chain.crypto import KeyFileError, PrivateKey
 from config.genesis import genesis_to_json
 from config.node_config import render_default_config
 

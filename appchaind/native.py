@@ -59,7 +59,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "margin.liquidation",
     "margin.makers",
     "margin.liquidator",
-    "appchaind.events",
+    "appchaind.chain.events",
     "appchaind.abci",
     "appchaind.exchange.commitment",
     "appchaind.exchange.state",
@@ -78,13 +78,13 @@ NATIVE_MODULES: tuple[str, ...] = (
 #: ``Final`` constants into the compiled code, so an edit to one of them also makes the
 #: compiled build stale. (tests/test_native.py checks that this list is complete.)
 BUILD_INPUTS: tuple[str, ...] = (
-    "appchaind.codec",
-    "appchaind.codes",
+    "appchaind.chain.codec",
+    "appchaind.chain.codes",
     "appchaind.consensus.validators",
-    "appchaind.crypto",
+    "appchaind.chain.crypto",
     "appchaind.store",
-    "appchaind.types",
-    "appchaind.units",
+    "appchaind.chain.types",
+    "appchaind.chain.units",
     "appchaind.exchange.oracle",
     "appchaind.exchange.statistics",
     "appchaind.exchange.txs",

@@ -27,8 +27,8 @@ from typing import Any
 
 import plyvel
 
-from appchaind import codec
-from appchaind.types import Block, Commit
+from appchaind.chain import codec
+from appchaind.chain.types import Block, Commit
 
 __all__ = ["Store", "StoreError", "AlreadyRunning", "WriteBatch", "height_key"]
 

@@ -46,10 +46,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appchaind import codec, native  # noqa: E402
-from appchaind.crypto import PrivateKey, merkle_root  # noqa: E402
+from appchaind import native
+from appchaind.chain import codec  # noqa: E402
+from appchaind.chain.crypto import PrivateKey, merkle_root  # noqa: E402
+from appchaind.chain.types import Block, Header, Tx, evidence_hash, sign_tx  # noqa: E402
 from appchaind.exchange import CancelOrder, ExchangeApp, PlaceOrder  # noqa: E402
-from appchaind.types import Block, Header, Tx, evidence_hash, sign_tx  # noqa: E402
 from bench.figures import Figure, write_figures  # noqa: E402
 from config.genesis import parse_genesis  # noqa: E402
 

@@ -55,9 +55,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appchaind.client import Client, RpcError, open_client  # noqa: E402
-from appchaind.codes import Code  # noqa: E402
-from appchaind.crypto import PrivateKey  # noqa: E402
+from appchaind.chain.codes import Code  # noqa: E402
+from appchaind.chain.crypto import PrivateKey  # noqa: E402
+from appchaind.client.library import Client, RpcError, open_client  # noqa: E402
 from appchaind.localnet.load import LoadOptions, LoadReport, default_senders, run_load  # noqa: E402
 from appchaind.localnet.processes import Localnet  # noqa: E402
 from bench.figures import Figure, write_figures  # noqa: E402

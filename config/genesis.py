@@ -18,10 +18,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from appchaind import codec, crypto
-from appchaind.codec import I64, U32, U64, MaxItems, PubKey, Str, message
-from appchaind.types import MAX_CHAIN_ID_CHARS, ChainId, Validator
-from appchaind.units import QUOTE_MICRO, UnitError, normalize, to_units
+from appchaind.chain import codec, crypto
+from appchaind.chain.codec import I64, U32, U64, MaxItems, PubKey, Str, message
+from appchaind.chain.types import MAX_CHAIN_ID_CHARS, ChainId, Validator
+from appchaind.chain.units import QUOTE_MICRO, UnitError, normalize, to_units
 from config.node_config import ConfigError
 
 __all__ = [

@@ -36,7 +36,7 @@ from __future__ import annotations
 from hashlib import sha256
 from typing import Protocol
 
-from appchaind.events import Event, PendingEvent
+from appchaind.chain.events import Event, PendingEvent
 from margin.accounts import Account
 from margin.clearing import ClearingHouse
 from margin.health import bankruptcy_price, fee

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import trio
 
-from appchaind import crypto
+from appchaind.chain import crypto
 from appchaind.containment import ConnectionGuard, FailureHook, close_quietly
 from appchaind.errors import open_listeners
-from appchaind.logs import get_logger
+from appchaind.telemetry.logs import get_logger
 from p2p.transport import PeerError, SecureConnection, handshake
 
 __all__ = [

@@ -29,7 +29,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 import trio
 
-from appchaind import crypto
+from appchaind.chain import crypto
 
 __all__ = ["PeerError", "SecureConnection", "handshake", "HANDSHAKE_KIND"]
 

@@ -37,10 +37,11 @@ from dataclasses import astuple, dataclass, field
 from hashlib import sha256
 from typing import Any, NamedTuple
 
-from appchaind import codec
-from appchaind.codes import Code
-from appchaind.crypto import address_of
-from appchaind.events import Event
+from appchaind.chain import codec
+from appchaind.chain.codes import Code
+from appchaind.chain.crypto import address_of
+from appchaind.chain.events import Event
+from appchaind.chain.types import Tx
 from appchaind.exchange.oracle import MAX_REPORT_RATIO, decode_vote
 from appchaind.exchange.txs import (
     CancelAll,
@@ -51,7 +52,6 @@ from appchaind.exchange.txs import (
     Transfer,
     Withdraw,
 )
-from appchaind.types import Tx
 from config.genesis import Genesis, MarketParams
 
 PPM = 1_000_000

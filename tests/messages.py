@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from hypothesis import strategies as st
 
-from appchaind.codec import Bytes, Int, MaxItems, OneOf, Str
+from appchaind.chain.codec import Bytes, Int, MaxItems, OneOf, Str
 
 
 def strategy_for(cls: type, max_list: int = 3) -> st.SearchStrategy[Any]:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appchaind import codec, types
-from appchaind.codec import U8, U64, CodecError, message
+from appchaind.chain import codec, types
+from appchaind.chain.codec import U8, U64, CodecError, message
 from tests.messages import strategy_for
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appchaind import codec, crypto, types
-from appchaind.crypto import KeyFileError, PrivateKey
+from appchaind.chain import codec, crypto, types
+from appchaind.chain.crypto import KeyFileError, PrivateKey
 
 KEY = PrivateKey(bytes(range(32)))
 OTHER = PrivateKey(bytes(range(1, 33)))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from appchaind.crypto import PrivateKey
+from appchaind.chain.crypto import PrivateKey
 from appchaind.home import demo_genesis
 from config.genesis import load_genesis, parse_genesis
 from config.node_config import ConfigError

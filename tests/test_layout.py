@@ -166,3 +166,27 @@ def test_no_file_over_600_lines_unless_it_says_why() -> None:
         f"over {MAX_LINES} lines without a '{LONG_BECAUSE}: ...' comment in the first "
         f"{LONG_BECAUSE_WITHIN} lines (split it by rule, or say why not):\n" + "\n".join(found)
     )
+
+
+def _readme_layout() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Layout\n", 1)[1]
+    return section.split("```\n", 2)[1]
+
+
+def test_the_readme_layout_names_every_package_and_every_root_module() -> None:
+    """README's layout block is the map a newcomer reads: every package (at any depth)
+    and every module left loose in ``appchaind/`` must be on it."""
+    layout = _readme_layout()
+    missing = []
+    for init in sorted(ROOT.glob("**/__init__.py")):
+        rel = init.parent.relative_to(ROOT)
+        if rel.parts[0] not in (*LENGTH_RULE_PACKAGES, "tests", "bench", "tools"):
+            continue
+        if len(rel.parts) == 1 or rel.parts[0] == "appchaind":
+            if f"{rel.name}/" not in layout:
+                missing.append(f"{rel}/")
+    for module in sorted((ROOT / "appchaind").glob("*.py")):
+        if module.name != "__init__.py" and module.name not in layout:
+            missing.append(f"appchaind/{module.name}")
+    assert not missing, f"README.md's Layout block does not name: {', '.join(missing)}"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from appchaind import codec, types
-from appchaind.codes import Code
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, types
+from appchaind.chain.codes import Code
+from appchaind.chain.crypto import PrivateKey
 from appchaind.exchange.txs import CancelOrder, PlaceOrder
 from appchaind.localnet.load import LoadOptions, OrderMix, run_load
 from appchaind.localnet.load_report import longest_gap, percentile, prometheus_value

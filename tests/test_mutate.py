@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCOPE = {
     "appchaind/consensus/machine.py",
     "appchaind/consensus/signer.py",
-    "appchaind/privval.py",
-    "appchaind/wal.py",
+    "appchaind/consensus/privval.py",
+    "appchaind/consensus/wal.py",
     "margin/clearing.py",
     "margin/accounts.py",
     "margin/liquidation.py",
@@ -79,7 +79,7 @@ def test_verdicts_are_grouped_as_the_summary_reports_them() -> None:
 
 
 def test_changed_tests_send_survivors_back_for_another_try(tmp_path: Path) -> None:
-    module = "appchaind/privval.py"
+    module = "appchaind/consensus/privval.py"
     meta = mutate.meta_path(tmp_path, module)
     meta.parent.mkdir(parents=True)
     verdicts = {"killed": 1, "survived": 0, "untested": 33, "timeout": -24}
@@ -112,7 +112,7 @@ def _summary_row(out: str, module: str) -> list[int]:
 
 def test_a_campaign_on_one_small_module_reports_and_caches(tmp_path: Path) -> None:
     pytest.importorskip("mutmut", reason="make mutate installs mutmut (the mutate extra)")
-    module = "appchaind/privval.py"
+    module = "appchaind/consensus/privval.py"
     out = _run_campaign(tmp_path, module)
     row = _summary_row(out, module)
     mutants, killed, survived, timeout, no_tests, not_run, other = row
@@ -122,7 +122,7 @@ def test_a_campaign_on_one_small_module_reports_and_caches(tmp_path: Path) -> No
     assert report["counts"][module]["killed"] == killed
     assert all(s["line"] > 0 and s["removed"] for s in report["survivors"][module])
 
-    meta = mutate.meta_path(tmp_path / "appchaind.privval", module)
+    meta = mutate.meta_path(tmp_path / "appchaind.consensus.privval", module)
     before = json.loads(meta.read_text())["durations_by_key"]
     again = _run_campaign(tmp_path, module)
     assert json.loads(meta.read_text())["durations_by_key"] == before  # nothing retested

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appchaind import crypto, types
+from appchaind.chain import crypto, types
 from appchaind.store import STATE, AlreadyRunning, Store, StoreError, WriteBatch
 
 KEY = crypto.PrivateKey(b"\x09" * 32)

@@ -87,8 +87,8 @@ _EXCHANGE_TESTS = (
 MODULES: dict[str, tuple[str, ...]] = {
     "appchaind/consensus/machine.py": _CONSENSUS_TESTS,
     "appchaind/consensus/signer.py": (*_CONSENSUS_TESTS, *_DURABLE_STATE_TESTS),
-    "appchaind/privval.py": _DURABLE_STATE_TESTS,
-    "appchaind/wal.py": (*_DURABLE_STATE_TESTS, "tests/node/test_node_driver.py"),
+    "appchaind/consensus/privval.py": _DURABLE_STATE_TESTS,
+    "appchaind/consensus/wal.py": (*_DURABLE_STATE_TESTS, "tests/node/test_node_driver.py"),
     "margin/accounts.py": _MARGIN_TESTS,
     "margin/clearing.py": _MARGIN_TESTS,
     "margin/liquidation.py": _MARGIN_TESTS,

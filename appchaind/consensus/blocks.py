@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from appchaind import crypto
-from appchaind.consensus.config import ConsensusConfig
-from appchaind.consensus.evidence import evidence_id, weighted_median_time
-from appchaind.consensus.state import ChainState
-from appchaind.consensus.validators import ValidatorSet
-from appchaind.consensus.votes import VoteSet
-from appchaind.types import (
+from appchaind.chain import crypto
+from appchaind.chain.types import (
     COMMIT_ABSENT,
     COMMIT_BLOCK,
     COMMIT_NIL,
@@ -32,6 +27,11 @@ from appchaind.types import (
     commit_hash,
     evidence_hash,
 )
+from appchaind.consensus.config import ConsensusConfig
+from appchaind.consensus.evidence import evidence_id, weighted_median_time
+from appchaind.consensus.state import ChainState
+from appchaind.consensus.validators import ValidatorSet
+from appchaind.consensus.votes import VoteSet
 
 __all__ = [
     "VoteCheck",

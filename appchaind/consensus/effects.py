@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appchaind.chain.types import Block, Commit, DuplicateVoteEvidence, Proposal, Vote
 from appchaind.consensus.config import Step
 from appchaind.consensus.state import ChainState
-from appchaind.types import Block, Commit, DuplicateVoteEvidence, Proposal, Vote
 
 __all__ = [
     "Effect",

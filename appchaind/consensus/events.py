@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appchaind.chain.types import Block, DuplicateVoteEvidence, Proposal, Validator, Vote
 from appchaind.consensus.config import Step
-from appchaind.types import Block, DuplicateVoteEvidence, Proposal, Validator, Vote
 
 __all__ = [
     "Event",

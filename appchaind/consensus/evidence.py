@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from appchaind import codec, crypto
-from appchaind.consensus.state import ChainState
-from appchaind.consensus.validators import ValidatorSet
-from appchaind.types import (
+from appchaind.chain import codec, crypto
+from appchaind.chain.types import (
     COMMIT_ABSENT,
     MAX_EVIDENCE,
     VOTE_KINDS,
@@ -20,6 +18,8 @@ from appchaind.types import (
     DuplicateVoteEvidence,
     Vote,
 )
+from appchaind.consensus.state import ChainState
+from appchaind.consensus.validators import ValidatorSet
 
 __all__ = [
     "EvidencePool",

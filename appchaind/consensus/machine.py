@@ -48,7 +48,7 @@ Invariants:
   first, so the machine never asks to sign again what it already signed;
 * each signature is verified at most once per node: the machine keeps no verdicts of
   its own but asks the injected :class:`~appchaind.consensus.signer.Verifier`, which in
-  a node is the node's one verdict cache (:class:`appchaind.signatures.SignatureVerifier`,
+  a node is the node's one verdict cache (:class:`appchaind.chain.signatures.SignatureVerifier`,
   shared with the consensus channel that checked the vote on arrival, and with the
   mempool); a repeated vote is dropped before its signature is looked at;
 * per vote the work is O(1) dictionary updates; rules read running tallies;
@@ -59,6 +59,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appchaind.chain.types import (
+    PRECOMMIT,
+    PREVOTE,
+    Block,
+    Commit,
+    DuplicateVoteEvidence,
+    Proposal,
+    Vote,
+)
 from appchaind.consensus.blocks import build_block, check_block, make_commit
 from appchaind.consensus.config import ConsensusConfig, Mutation, Step
 from appchaind.consensus.effects import (
@@ -93,15 +102,6 @@ from appchaind.consensus.evidence import EvidencePool, evidence_id, weighted_med
 from appchaind.consensus.signer import DoubleSignRefused, Signer, Verifier
 from appchaind.consensus.state import ChainState
 from appchaind.consensus.votes import RoundVotes
-from appchaind.types import (
-    PRECOMMIT,
-    PREVOTE,
-    Block,
-    Commit,
-    DuplicateVoteEvidence,
-    Proposal,
-    Vote,
-)
 
 __all__ = ["ConsensusMachine", "MachineStatistics", "NIL"]
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from appchaind import crypto
+from appchaind.chain import crypto
+from appchaind.chain.types import PRECOMMIT, PREVOTE, Proposal, Vote
 from appchaind.consensus.config import Step
-from appchaind.types import PRECOMMIT, PREVOTE, Proposal, Vote
 
 __all__ = [
     "DoubleSignRefused",
@@ -53,7 +53,7 @@ class DoubleSignRefused(Exception):
 
 
 class SigningKey(Protocol):
-    """A key that signs raw bytes (``appchaind.crypto.PrivateKey`` is one)."""
+    """A key that signs raw bytes (``appchaind.chain.crypto.PrivateKey`` is one)."""
 
     @property
     def public_key(self) -> bytes: ...
@@ -193,14 +193,14 @@ class GuardedSigner:
 
 class Verifier(Protocol):
     """Checks one signature over exact bytes. A node injects its one verdict cache,
-    :class:`appchaind.signatures.SignatureVerifier`, so nothing is verified twice."""
+    :class:`appchaind.chain.signatures.SignatureVerifier`, so nothing is verified twice."""
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 class Ed25519Verifier:
     """ed25519 via libsodium, remembering nothing (tests and the simulator; a node uses
-    :class:`appchaind.signatures.SignatureVerifier`, the same check with the node's cache)."""
+    :class:`appchaind.chain.signatures.SignatureVerifier`, the same check with the node's cache)."""
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         return crypto.verify(public_key, message, signature)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appchaind.chain.types import Commit, Validator
 from appchaind.consensus.validators import ValidatorSet
-from appchaind.types import Commit, Validator
 
 __all__ = ["ChainState"]
 

@@ -17,14 +17,14 @@ types/validator_set.go), integer for integer:
 
 Invariants: a :class:`ValidatorSet` is immutable; its validators are ordered by
 power (descending) then address (ascending), which is also the order of the
-slots of a :class:`~appchaind.types.Commit`; powers are positive.
+slots of a :class:`~appchaind.chain.types.Commit`; powers are positive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from appchaind.types import Validator, validators_hash
+from appchaind.chain.types import Validator, validators_hash
 
 __all__ = ["ValidatorSet", "PRIORITY_WINDOW_FACTOR"]
 

@@ -15,7 +15,7 @@ Invariants: tallies are updated in O(1) per vote and never re-scanned;
 
 from __future__ import annotations
 
-from appchaind.types import PRECOMMIT, PREVOTE, Vote
+from appchaind.chain.types import PRECOMMIT, PREVOTE, Vote
 
 __all__ = ["VoteSet", "RoundVotes", "MAX_BLOCKS_PER_SLOT"]
 

@@ -19,7 +19,7 @@
 ``statistics``    the figures metrics read
 
 Tx and block results are the application interface's (:mod:`appchaind.abci`), result
-codes :mod:`appchaind.codes`, events :mod:`appchaind.events`.
+codes :mod:`appchaind.chain.codes`, events :mod:`appchaind.chain.events`.
 
 The liquidation process is the margin engine's (:mod:`margin.liquidator`).
 """

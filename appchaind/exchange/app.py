@@ -44,9 +44,10 @@ from collections.abc import Sequence
 from typing import Any, Final, cast
 
 from appchaind.abci import FinalizeResult, TxResult
-from appchaind.codes import Code
+from appchaind.chain.codes import Code
+from appchaind.chain.events import PendingEvent, expand_events
+from appchaind.chain.types import COMMIT_BLOCK, Block, Tx, Vote
 from appchaind.consensus.validators import ValidatorSet
-from appchaind.events import PendingEvent, expand_events
 from appchaind.exchange import (
     cancels,
     envelope,
@@ -80,7 +81,6 @@ from appchaind.exchange.txs import (
     Withdraw,
 )
 from appchaind.store import Store, WriteBatch
-from appchaind.types import COMMIT_BLOCK, Block, Tx, Vote
 from config.genesis import Genesis
 from margin import Account, NonceError
 from orderbook import Fill, TimeInForce

@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import Final
 
 from appchaind.abci import APPLIED
-from appchaind.codes import Code
-from appchaind.events import PendingEvent
+from appchaind.chain.codes import Code
+from appchaind.chain.events import PendingEvent
 from appchaind.exchange.orders import note_removals, order_event, place_order
 from appchaind.exchange.state import (
     RECORD_CLIENT,

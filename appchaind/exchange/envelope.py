@@ -1,10 +1,10 @@
 """The tx envelope: what every tx must satisfy before its body runs.
 
-- **Encoding and size**: canonical bytes of a :class:`~appchaind.types.Tx`, at most
+- **Encoding and size**: canonical bytes of a :class:`~appchaind.chain.types.Tx`, at most
   ``max_tx_bytes``.
 - **Signature**: the sender's ed25519 signature of the envelope. The node checks each
   once, on its worker threads, with the one verdict cache of
-  :class:`appchaind.signatures.SignatureVerifier`, and hands the application txs it
+  :class:`appchaind.chain.signatures.SignatureVerifier`, and hands the application txs it
   verified; :func:`decode` checks the others (the application keeps no verdicts).
 - **Chain id**: the chain's own.
 - **Expiry**: ``height <= expiry_height <= height + max_tx_lifetime_blocks``.
@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from appchaind import codec
 from appchaind.abci import TxResult
-from appchaind.codes import Code
-from appchaind.crypto import address_of
+from appchaind.chain import codec
+from appchaind.chain.codes import Code
+from appchaind.chain.crypto import address_of
+from appchaind.chain.types import Tx
 from appchaind.exchange.state import ExchangeState
 from appchaind.exchange.txs import Faucet
-from appchaind.types import Tx
 from margin import Account
 
 __all__ = [

@@ -17,7 +17,7 @@ Funding is a per-market cumulative index (:mod:`margin.funding` has the arithmet
 
 from __future__ import annotations
 
-from appchaind.events import Event, PendingEvent
+from appchaind.chain.events import Event, PendingEvent
 from appchaind.exchange.state import ExchangeState
 from margin import Account, funding_tick, premium_ppm, sample_premium
 from orderbook import Side

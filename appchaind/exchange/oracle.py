@@ -19,9 +19,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Annotated, Protocol
 
-from appchaind import codec
-from appchaind.codec import U32, U64, MaxItems, message
-from appchaind.units import UnitError, parse_decimal
+from appchaind.chain import codec
+from appchaind.chain.codec import U32, U64, MaxItems, message
+from appchaind.chain.units import UnitError, parse_decimal
 from config.genesis import PPM, MarketParams
 from orderbook import MAX_PRICE
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from appchaind.events import Event, PendingEvent
+from appchaind.chain.events import Event, PendingEvent
 from appchaind.exchange.funding import settle_funding
 from appchaind.exchange.orders import note_removals, order_event, submit
 from appchaind.exchange.state import RECORD_FLAGS, RECORD_SIDE, RECORD_SIZE, ExchangeState

@@ -40,8 +40,8 @@ from __future__ import annotations
 from typing import Any, Final, cast
 
 from appchaind.abci import APPLIED
-from appchaind.codes import Code
-from appchaind.events import PendingEvent
+from appchaind.chain.codes import Code
+from appchaind.chain.events import PendingEvent
 from appchaind.exchange.state import ExchangeState
 from appchaind.exchange.txs import OrderType, PlaceOrder
 from margin import Account, fee
@@ -348,7 +348,7 @@ def note_removals(
 def order_event(
     market_id: int, order_id: int, owner: bytes, client_id: int, status: str, size: int
 ) -> PendingEvent:
-    """An ``order`` event, compact (see :data:`appchaind.events.COMPACT_EVENT_FIELDS`)."""
+    """An ``order`` event, compact (see :data:`appchaind.chain.events.COMPACT_EVENT_FIELDS`)."""
     return ("order", market_id, order_id, owner, client_id, status, size)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from appchaind.events import Event, PendingEvent
+from appchaind.chain.events import Event, PendingEvent
 from appchaind.exchange import oracle
 from appchaind.exchange.state import ExchangeState
 from margin import protection_price

@@ -10,7 +10,7 @@ positions and recent nonces; the insurance fund, fee pool and the other funds).
 for two validators to differ): the liquidation index, the orders changed since the last
 commitment update, which reduce-only orders each account has, the block's price bands and
 envelope bounds, the pending maker fills of the current taker, and caches of addresses
-and sender accounts. (Signature verdicts are the node's: :mod:`appchaind.signatures`.)
+and sender accounts. (Signature verdicts are the node's: :mod:`appchaind.chain.signatures`.)
 
 Units: prices in ticks, sizes in lots, collateral in micro-units of the quote asset,
 fractions in ppm, times in milliseconds, heights in blocks.

@@ -15,8 +15,8 @@ only check the tx and report ``transfer``, ``withdraw`` and ``faucet`` events.
 from __future__ import annotations
 
 from appchaind.abci import APPLIED
-from appchaind.codes import Code
-from appchaind.events import Event, PendingEvent
+from appchaind.chain.codes import Code
+from appchaind.chain.events import Event, PendingEvent
 from appchaind.exchange.state import ExchangeState
 from appchaind.exchange.txs import Faucet, Transfer, Withdraw
 from margin import Account, ClearingError

@@ -1,4 +1,4 @@
-"""The exchange's transaction bodies (the ``body`` of a signed :class:`appchaind.types.Tx`).
+"""The exchange's transaction bodies (the ``body`` of a signed :class:`appchaind.chain.types.Tx`).
 
 Units: prices in ticks, sizes in lots, amounts in quote micro-units. Sides and time in
 force use the order book's values (``orderbook.Side``, ``orderbook.TimeInForce``).
@@ -10,8 +10,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import ClassVar
 
-from appchaind.codec import U8, U32, U64, Address, message
-from appchaind.types import register_tx_body
+from appchaind.chain.codec import U8, U32, U64, Address, message
+from appchaind.chain.types import register_tx_body
 
 __all__ = [
     "OrderType",

@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from appchaind.codes import http_status
+from appchaind.chain.codes import http_status
 from appchaind.containment import FailureHook
 from appchaind.http.server import HttpServer, Request, Response, error_response, json_response
 from appchaind.node.view import NodeView

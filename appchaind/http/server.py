@@ -20,7 +20,7 @@ import trio
 
 from appchaind.containment import ConnectionGuard, FailureHook
 from appchaind.errors import open_listeners
-from appchaind.logs import get_logger
+from appchaind.telemetry.logs import get_logger
 
 __all__ = ["HttpServer", "Request", "Response", "json_response", "error_response"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appchaind.crypto import PrivateKey
+from appchaind.chain.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home, utc_now_rfc3339
 
 __all__ = ["LocalnetNode", "init_localnet", "load_localnet", "DEMO_ACCOUNTS"]

@@ -61,10 +61,11 @@ from typing import Any
 
 import trio
 
-from appchaind import codec, types
-from appchaind.client import Client, RpcError, open_client
-from appchaind.codes import Code, retryable
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, types
+from appchaind.chain.codes import Code, retryable
+from appchaind.chain.crypto import PrivateKey
+from appchaind.chain.units import to_units
+from appchaind.client.library import Client, RpcError, open_client
 from appchaind.exchange.txs import Faucet
 from appchaind.localnet.homes import LocalnetNode, load_localnet
 from appchaind.localnet.load_report import LoadReport, longest_gap, percentile, prometheus_value
@@ -78,7 +79,6 @@ from appchaind.localnet.load_senders import (
 )
 from appchaind.localnet.processes import Localnet
 from appchaind.rpc.views import QUOTE_UNIT
-from appchaind.units import to_units
 from config.genesis import load_genesis
 
 __all__ = ["LoadError", "LoadOptions", "LoadReport", "OrderMix", "run_load", "default_senders"]

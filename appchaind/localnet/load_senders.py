@@ -18,10 +18,10 @@ from multiprocessing.connection import Connection
 
 import trio
 
-from appchaind import codec, types
-from appchaind.client import SIDES, TIME_IN_FORCE, Client, RpcError, open_client
-from appchaind.codes import Code
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, types
+from appchaind.chain.codes import Code
+from appchaind.chain.crypto import PrivateKey
+from appchaind.client.library import SIDES, TIME_IN_FORCE, Client, RpcError, open_client
 from appchaind.exchange.txs import CancelOrder, OrderType, PlaceOrder
 from appchaind.rpc.protocol import ErrorCode
 

@@ -23,8 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from appchaind import codec, types
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, types
+from appchaind.chain.crypto import PrivateKey
 from appchaind.exchange.txs import Faucet
 from appchaind.home import init_home
 from appchaind.localnet.homes import PORT_STRIDE, LocalnetNode, init_localnet, load_localnet
@@ -173,8 +173,8 @@ class Localnet:
         import shutil
         import tempfile
 
+        from appchaind.consensus.wal import WAL
         from appchaind.node.messages import CONSENSUS_MESSAGES, VoteMessage, decode_message
-        from appchaind.wal import WAL
 
         address = PrivateKey.load(self.homes[i] / "validator_key.json").address
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,5 +1,5 @@
 """Demo traders for ``make run`` (``appchaind localnet start --traders``), built on
-:mod:`appchaind.client` like any bot would be.
+:mod:`appchaind.client.library` like any bot would be.
 
 * ``maker`` quotes a post-only ladder (5 levels a side, 5 bps apart) around the oracle
   price on every market, refreshed every couple of blocks (cancel-all, then the ladder).
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import trio
 
-from appchaind.client import Client, RpcError, UnitError, open_client
-from appchaind.crypto import PrivateKey
-from appchaind.logs import get_logger
+from appchaind.chain.crypto import PrivateKey
+from appchaind.client.library import Client, RpcError, UnitError, open_client
+from appchaind.telemetry.logs import get_logger
 
 __all__ = ["DemoStats", "DemoTraders"]
 

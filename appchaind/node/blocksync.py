@@ -19,10 +19,8 @@ from dataclasses import dataclass
 
 import trio
 
-from appchaind import types
+from appchaind.chain import types
 from appchaind.consensus.events import BlockReceived, VoteReceived
-from appchaind.logs import get_logger
-from appchaind.metrics import NodeMetrics
 from appchaind.node.interface import ConsensusDriver
 from appchaind.node.messages import (
     BlockRequest,
@@ -32,6 +30,8 @@ from appchaind.node.messages import (
     encode_message,
 )
 from appchaind.store import Store
+from appchaind.telemetry.logs import get_logger
+from appchaind.telemetry.metrics import NodeMetrics
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 
 __all__ = ["BlockSyncReactor", "PeerState", "SYNC_LAG"]

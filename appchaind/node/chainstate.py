@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from appchaind import codec
-from appchaind.codec import I64, U32, U64, Bytes, HashOrEmpty, MaxItems, message
+from appchaind.chain import codec
+from appchaind.chain.codec import I64, U32, U64, Bytes, HashOrEmpty, MaxItems, message
+from appchaind.chain.types import MAX_VALIDATORS, ChainId, Commit, Validator
 from appchaind.consensus.state import ChainState
 from appchaind.consensus.validators import ValidatorSet
-from appchaind.types import MAX_VALIDATORS, ChainId, Commit, Validator
 
 __all__ = ["encode_chain_state", "decode_chain_state"]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter
 
 from appchaind.abci import FinalizeResult
-from appchaind.types import Block
+from appchaind.chain.types import Block
 
 if TYPE_CHECKING:
     from appchaind.node.node import Node

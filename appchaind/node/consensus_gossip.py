@@ -16,13 +16,13 @@ import time
 
 import trio
 
-from appchaind import types
+from appchaind.chain import types
+from appchaind.chain.signatures import SignatureVerifier
 from appchaind.consensus.events import BlockReceived, ProposalReceived, VoteReceived
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.interface import ConsensusDriver
 from appchaind.node.messages import ProposalMessage, RoundStatus, VoteMessage, encode_message
-from appchaind.signatures import SignatureVerifier
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 
 __all__ = ["ConsensusGossip", "REGOSSIP_AFTER_S", "STATUS_INTERVAL_S"]

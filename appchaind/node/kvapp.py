@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, ClassVar
 
-from appchaind import codec, crypto
 from appchaind.abci import Application, FinalizeResult, TxResult
-from appchaind.codec import Bytes, message
-from appchaind.codes import Code
+from appchaind.chain import codec, crypto
+from appchaind.chain.codec import Bytes, message
+from appchaind.chain.codes import Code
+from appchaind.chain.events import Event
+from appchaind.chain.types import Block, Tx, Vote, register_tx_body
 from appchaind.consensus.validators import ValidatorSet
-from appchaind.events import Event
 from appchaind.store import STATE, Store, WriteBatch
-from appchaind.types import Block, Tx, Vote, register_tx_body
 from config.genesis import Genesis
 from config.node_config import NodeConfig
 

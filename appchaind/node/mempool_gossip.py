@@ -15,9 +15,9 @@ from __future__ import annotations
 import trio
 
 from appchaind.containment import ConnectionGuard, FailureHook
-from appchaind.mempool import AddResult, Mempool
-from appchaind.metrics import NodeMetrics
+from appchaind.node.mempool import AddResult, Mempool
 from appchaind.node.messages import TxsMessage, encode_message
+from appchaind.telemetry.metrics import NodeMetrics
 from p2p.peers import Channel, PeerManager
 
 __all__ = ["MempoolGossip", "MAX_GOSSIP_TASKS"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from appchaind import codec
-from appchaind.codec import U8, U32, U64, MaxItems, message
-from appchaind.types import (
+from appchaind.chain import codec
+from appchaind.chain.codec import U8, U32, U64, MaxItems, message
+from appchaind.chain.types import (
     MAX_BLOCK_TXS,
     Block,
     Commit,

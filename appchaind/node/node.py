@@ -42,8 +42,11 @@ from pathlib import Path
 
 import trio
 
-from appchaind import codec, crypto, native, types
+from appchaind import native
 from appchaind.abci import AppFactory, Application, FinalizeResult
+from appchaind.chain import codec, crypto, types
+from appchaind.chain.crypto import PrivateKey
+from appchaind.chain.signatures import SignatureVerifier
 from appchaind.consensus.config import ConsensusConfig
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -74,22 +77,21 @@ from appchaind.consensus.events import (
     VoteReceived,
 )
 from appchaind.consensus.machine import ConsensusMachine
+from appchaind.consensus.privval import file_signer
 from appchaind.consensus.signer import GuardedSigner
 from appchaind.consensus.state import ChainState
 from appchaind.consensus.validators import ValidatorSet
+from appchaind.consensus.wal import WAL
 from appchaind.containment import ConnectionGuard
-from appchaind.crypto import PrivateKey
 from appchaind.errors import StartupError
 from appchaind.exchange.app import ExchangeApp
 from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import HomePaths
-from appchaind.logs import get_logger
-from appchaind.mempool import AddResult, Mempool
-from appchaind.metrics import NodeMetrics
 from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
 from appchaind.node.consensus_gossip import ConsensusGossip
 from appchaind.node.gc_schedule import GcSchedule
+from appchaind.node.mempool import AddResult, Mempool
 from appchaind.node.mempool_gossip import MempoolGossip
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
@@ -105,11 +107,10 @@ from appchaind.node.messages import (
 )
 from appchaind.node.overload import BlockBudget
 from appchaind.node.view import NodeStatus, TxIndexEntry, TxIndexEntryV1
-from appchaind.privval import file_signer
 from appchaind.rpc.views import pack_tx_events
-from appchaind.signatures import SignatureVerifier
 from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
-from appchaind.wal import WAL
+from appchaind.telemetry.logs import get_logger
+from appchaind.telemetry.metrics import NodeMetrics
 from config.genesis import load_genesis
 from config.node_config import NodeConfig, load_config
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved

@@ -8,7 +8,7 @@ from pathlib import Path
 import trio
 
 from appchaind.errors import StartupError
-from appchaind.logs import configure_logging
+from appchaind.telemetry.logs import configure_logging
 from config.node_config import load_config
 
 __all__ = ["start_node"]

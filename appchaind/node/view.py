@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from appchaind import codec
+from appchaind.chain import codec
 
 if TYPE_CHECKING:
+    from appchaind.chain.types import Block
     from appchaind.consensus.validators import ValidatorSet
     from appchaind.exchange.app import ExchangeApp
-    from appchaind.mempool import AddResult
-    from appchaind.metrics import NodeMetrics
-    from appchaind.types import Block
+    from appchaind.node.mempool import AddResult
+    from appchaind.telemetry.metrics import NodeMetrics
     from config.genesis import Genesis
     from config.node_config import NodeConfig
 

@@ -3,7 +3,7 @@
 :class:`FrameDecoder` takes bytes as they arrive and returns complete frame payloads; it
 never allocates more than its ``max_frame_bytes`` for one frame. :func:`parse_request`
 turns a payload into ``(id, method, params)`` or raises :class:`ProtocolError` naming the
-problem. Both the server and :mod:`appchaind.client` use this module.
+problem. Both the server and :mod:`appchaind.client.library` use this module.
 """
 
 from __future__ import annotations

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from appchaind import types
 from appchaind.abci import FinalizeResult
-from appchaind.codes import retryable
+from appchaind.chain import types
+from appchaind.chain.codes import retryable
 from appchaind.containment import ConnectionGuard
 from appchaind.errors import open_listeners
-from appchaind.logs import get_logger
 from appchaind.rpc import params as params_
 from appchaind.rpc import views
 from appchaind.rpc.protocol import (
@@ -38,10 +37,11 @@ from appchaind.rpc.protocol import (
     response_frame,
 )
 from appchaind.rpc.streams import BOOK_DEPTH, Connection, StreamHub
+from appchaind.telemetry.logs import get_logger
 
 if TYPE_CHECKING:
     from appchaind.exchange.app import ExchangeApp
-    from appchaind.mempool import AddResult
+    from appchaind.node.mempool import AddResult
     from appchaind.node.view import NodeView
 
 __all__ = ["RpcServer", "RpcStatistics", "admission_view"]
@@ -56,7 +56,7 @@ MAX_COMMIT_TIMEOUT_S = 120.0
 
 def admission_view(result: AddResult) -> dict[str, Any]:
     """The mempool's verdict as the RPC and HTTP ports answer it: the tx hash, the result
-    code (:class:`~appchaind.codes.Code`), its log, and whether the node is busy (the same
+    code (:class:`~appchaind.chain.codes.Code`), its log, and whether the node is busy (the same
     tx may be sent again later)."""
     return {
         "tx_hash": result.tx_hash.hex(),

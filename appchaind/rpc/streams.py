@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from appchaind import types
 from appchaind.abci import FinalizeResult
-from appchaind.logs import get_logger
+from appchaind.chain import types
 from appchaind.rpc import params as params_
 from appchaind.rpc import views
 from appchaind.rpc.protocol import STREAM, ErrorCode, RpcError, frame, pack
+from appchaind.telemetry.logs import get_logger
 
 if TYPE_CHECKING:
     from appchaind.exchange.app import ExchangeApp

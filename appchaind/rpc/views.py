@@ -2,7 +2,7 @@
 
 This is the decimal edge (DESIGN.md rule 2): prices, sizes and amounts leave as exact
 decimal strings ("65000.1", "0.5", "12.34"), computed from integer ticks, lots and quote
-micro-units with :func:`appchaind.units.from_units`; order ids, heights and codes stay
+micro-units with :func:`appchaind.chain.units.from_units`; order ids, heights and codes stay
 integers; addresses and hashes are lowercase hex. Sides are "buy"/"sell".
 
 Every function here only reads state; call it from the node's trio thread.
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from appchaind import types
-from appchaind.units import QUOTE_MICRO, from_units
+from appchaind.chain import types
+from appchaind.chain.units import QUOTE_MICRO, from_units
 from config.genesis import MarketParams
 from margin import health
 from orderbook import ORDER_FIELDS

@@ -6,7 +6,18 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from appchaind import crypto
+from appchaind.chain import crypto
+from appchaind.chain.types import (
+    PRECOMMIT,
+    PREVOTE,
+    Block,
+    Header,
+    Proposal,
+    Validator,
+    Vote,
+    commit_hash,
+    evidence_hash,
+)
 from appchaind.consensus.config import ConsensusConfig, Mutation
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -35,17 +46,6 @@ from appchaind.consensus.machine import ConsensusMachine
 from appchaind.consensus.signer import GuardedSigner, MemorySignStateStore
 from appchaind.consensus.sim.keys import CHAIN_ID, FakeKey, FakeVerifier, RawSigner
 from appchaind.consensus.state import ChainState
-from appchaind.types import (
-    PRECOMMIT,
-    PREVOTE,
-    Block,
-    Header,
-    Proposal,
-    Validator,
-    Vote,
-    commit_hash,
-    evidence_hash,
-)
 
 GENESIS_MS = 1_000_000
 NOW = 2_000_000

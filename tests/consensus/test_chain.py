@@ -3,14 +3,7 @@ validator updates at H+2, restarts."""
 
 from __future__ import annotations
 
-from appchaind.consensus.effects import BroadcastVote, SigningRefused
-from appchaind.consensus.events import VoteReceived
-from appchaind.consensus.evidence import weighted_median_time
-from appchaind.consensus.machine import ConsensusMachine
-from appchaind.consensus.signer import GuardedSigner, MemorySignStateStore
-from appchaind.consensus.sim.keys import CHAIN_ID, FakeVerifier
-from appchaind.consensus.validators import ValidatorSet
-from appchaind.types import (
+from appchaind.chain.types import (
     COMMIT_ABSENT,
     COMMIT_BLOCK,
     COMMIT_NIL,
@@ -19,6 +12,13 @@ from appchaind.types import (
     CommitSig,
     Validator,
 )
+from appchaind.consensus.effects import BroadcastVote, SigningRefused
+from appchaind.consensus.events import VoteReceived
+from appchaind.consensus.evidence import weighted_median_time
+from appchaind.consensus.machine import ConsensusMachine
+from appchaind.consensus.signer import GuardedSigner, MemorySignStateStore
+from appchaind.consensus.sim.keys import CHAIN_ID, FakeVerifier
+from appchaind.consensus.validators import ValidatorSet
 
 from .harness import EXT, NOW, Chain, Cluster, Driver, config, of_type, votes_out
 

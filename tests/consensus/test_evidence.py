@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from appchaind.chain.types import PRECOMMIT, PREVOTE
 from appchaind.consensus.evidence import evidence_id, make_evidence, verify_duplicate_vote
 from appchaind.consensus.sim.keys import CHAIN_ID, FakeVerifier
-from appchaind.types import PRECOMMIT, PREVOTE
 
 from .harness import Chain
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from appchaind.chain.types import COMMIT_BLOCK, PRECOMMIT, PREVOTE
 from appchaind.consensus.config import Mutation, Step
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -20,7 +21,6 @@ from appchaind.consensus.effects import (
 )
 from appchaind.consensus.events import BlockReceived, ProposalReceived, TimeoutFired
 from appchaind.consensus.machine import NIL
-from appchaind.types import COMMIT_BLOCK, PRECOMMIT, PREVOTE
 
 from .harness import EXT, Chain, CountingVerifier, Driver, of_type, votes_out
 

@@ -10,21 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from appchaind import crypto
-from appchaind.consensus.config import Step
-from appchaind.consensus.effects import BroadcastProposal, BroadcastVote, RequestProcessProposal
-from appchaind.consensus.events import (
-    BlockReceived,
-    EvidenceReceived,
-    ProposalReceived,
-    TimeoutFired,
-    VoteReceived,
-)
-from appchaind.consensus.evidence import make_evidence, weighted_median_time
-from appchaind.consensus.machine import NIL
-from appchaind.consensus.sim.keys import CHAIN_ID, RawSigner
-from appchaind.consensus.state import ChainState
-from appchaind.types import (
+from appchaind.chain import crypto
+from appchaind.chain.types import (
     COMMIT_ABSENT,
     COMMIT_BLOCK,
     PRECOMMIT,
@@ -38,6 +25,19 @@ from appchaind.types import (
     commit_hash,
     evidence_hash,
 )
+from appchaind.consensus.config import Step
+from appchaind.consensus.effects import BroadcastProposal, BroadcastVote, RequestProcessProposal
+from appchaind.consensus.events import (
+    BlockReceived,
+    EvidenceReceived,
+    ProposalReceived,
+    TimeoutFired,
+    VoteReceived,
+)
+from appchaind.consensus.evidence import make_evidence, weighted_median_time
+from appchaind.consensus.machine import NIL
+from appchaind.consensus.sim.keys import CHAIN_ID, RawSigner
+from appchaind.consensus.state import ChainState
 
 from .harness import NOW, Chain, Cluster, Driver, of_type, votes_out
 

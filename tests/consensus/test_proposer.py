@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
+from appchaind.chain.types import Validator
 from appchaind.consensus.validators import ValidatorSet
-from appchaind.types import Validator
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,8 @@ import dataclasses
 
 import pytest
 
-from appchaind import crypto
-from appchaind.consensus.config import Step
-from appchaind.consensus.effects import (
-    Decide,
-    Effect,
-    RequestProcessProposal,
-    RequestVerifyVoteExtension,
-)
-from appchaind.consensus.events import BlockReceived, ProposalReceived, VoteReceived
-from appchaind.consensus.evidence import weighted_median_time
-from appchaind.consensus.machine import NIL
-from appchaind.consensus.sim.keys import CHAIN_ID, RawSigner
-from appchaind.consensus.state import ChainState
-from appchaind.types import (
+from appchaind.chain import crypto
+from appchaind.chain.types import (
     COMMIT_BLOCK,
     COMMIT_NIL,
     PRECOMMIT,
@@ -37,6 +25,18 @@ from appchaind.types import (
     commit_hash,
     evidence_hash,
 )
+from appchaind.consensus.config import Step
+from appchaind.consensus.effects import (
+    Decide,
+    Effect,
+    RequestProcessProposal,
+    RequestVerifyVoteExtension,
+)
+from appchaind.consensus.events import BlockReceived, ProposalReceived, VoteReceived
+from appchaind.consensus.evidence import weighted_median_time
+from appchaind.consensus.machine import NIL
+from appchaind.consensus.sim.keys import CHAIN_ID, RawSigner
+from appchaind.consensus.state import ChainState
 
 from .harness import NOW, Chain, Cluster, Driver, config, of_type, votes_out
 

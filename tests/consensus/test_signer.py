@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from appchaind import crypto
+from appchaind.chain import crypto
+from appchaind.chain.types import PRECOMMIT, PREVOTE, Proposal, Vote
 from appchaind.consensus.config import Step
 from appchaind.consensus.signer import (
     DoubleSignRefused,
@@ -15,7 +16,6 @@ from appchaind.consensus.signer import (
     LastSignState,
     MemorySignStateStore,
 )
-from appchaind.types import PRECOMMIT, PREVOTE, Proposal, Vote
 
 CHAIN = "guard-chain"
 KEY = crypto.PrivateKey(b"\x05" * 32)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from hashlib import sha256
 from typing import Any
 
-from appchaind import types
-from appchaind.crypto import PrivateKey, merkle_root
+from appchaind.chain import types
+from appchaind.chain.crypto import PrivateKey, merkle_root
+from appchaind.chain.types import Block, Tx, Vote, sign_tx
 from appchaind.exchange import ExchangeApp, PlaceOrder
 from appchaind.exchange.txs import OrderType
-from appchaind.types import Block, Tx, Vote, sign_tx
 from config.genesis import Genesis, parse_genesis
 
 CHAIN_ID = "exchange-test"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from appchaind import codec
-from appchaind.codes import Code
+from appchaind.chain import codec
+from appchaind.chain.codes import Code
+from appchaind.chain.types import Tx, sign_tx
 from appchaind.exchange import (
     CancelOrder,
     ExchangeApp,
@@ -18,7 +19,6 @@ from appchaind.exchange import (
 from appchaind.exchange.commitment import account_key
 from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
 from appchaind.store import Store, WriteBatch
-from appchaind.types import Tx, sign_tx
 from tests.exchange.support import (
     BUY,
     CHAIN_ID,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from appchaind import codec
-from appchaind.codes import Code
+from appchaind.chain import codec
+from appchaind.chain.codes import Code
+from appchaind.chain.types import sign_tx
 from appchaind.exchange import CancelAll, CancelOrder, ExchangeApp, ReplaceOrder
-from appchaind.types import sign_tx
 from tests.exchange.support import (
     CHAIN_ID,
     GENESIS_MS,

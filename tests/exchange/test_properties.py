@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appchaind.abci import FinalizeResult
-from appchaind.crypto import address_of
-from appchaind.events import Event
+from appchaind.chain.crypto import address_of
+from appchaind.chain.events import Event
+from appchaind.chain.types import Tx, sign_tx
 from appchaind.exchange import (
     CancelAll,
     CancelOrder,
@@ -32,7 +33,6 @@ from appchaind.exchange import (
 )
 from appchaind.exchange.app import _execution_class
 from appchaind.store import Store
-from appchaind.types import Tx, sign_tx
 from tests.exchange.support import BLOCK_MS, CHAIN_ID, GENESIS_MS, address, genesis, key
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from appchaind.abci import FinalizeResult
-from appchaind.codes import Code
+from appchaind.chain.codes import Code
 from appchaind.exchange import ExchangeApp, Transfer, Withdraw
 from margin import Health
 from tests.exchange.support import (

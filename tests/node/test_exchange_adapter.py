@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appchaind import codec, crypto, types
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, crypto, types
+from appchaind.chain.crypto import PrivateKey
 from appchaind.exchange import ExchangeApp
 from appchaind.exchange.txs import Faucet, PlaceOrder
 from appchaind.home import demo_genesis

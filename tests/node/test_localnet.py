@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from appchaind.crypto import PrivateKey
+from appchaind.chain.crypto import PrivateKey
 from appchaind.localnet.processes import Localnet
 
 pytestmark = pytest.mark.slow
@@ -228,7 +228,7 @@ def test_start_errors_are_one_line(tmp_path: Path) -> None:
 def test_peer_relaying_a_forged_vote_is_dropped(net: Localnet) -> None:
     import trio
 
-    from appchaind import types
+    from appchaind.chain import types
     from appchaind.consensus.validators import ValidatorSet
     from appchaind.node.messages import VoteMessage, encode_message
     from config.genesis import load_genesis

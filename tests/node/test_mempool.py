@@ -6,13 +6,13 @@ from typing import ClassVar
 
 import trio
 
-from appchaind import codec, types
 from appchaind.abci import TxResult
-from appchaind.codec import U64, message
-from appchaind.codes import Code
-from appchaind.crypto import PrivateKey
-from appchaind.mempool import Mempool
-from appchaind.signatures import SignatureVerifier
+from appchaind.chain import codec, types
+from appchaind.chain.codec import U64, message
+from appchaind.chain.codes import Code
+from appchaind.chain.crypto import PrivateKey
+from appchaind.chain.signatures import SignatureVerifier
+from appchaind.node.mempool import Mempool
 
 CHAIN = "mempool-test"
 ALICE = PrivateKey(b"\x01" * 32)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from appchaind import types, wal
+from appchaind.chain import types
+from appchaind.consensus import wal
+from appchaind.consensus.privval import FileSignStateStore
 from appchaind.consensus.signer import DoubleSignRefused, GuardedSigner, MemorySignStateStore
-from appchaind.privval import FileSignStateStore
-from appchaind.wal import WAL
+from appchaind.consensus.wal import WAL
 from tests.node.test_wal_privval import BLOCK_A, BLOCK_B, KEY, proposal, vote
 
 

@@ -11,16 +11,16 @@ import pytest
 import trio
 import trio.testing
 
-from appchaind import types
-from appchaind.codes import Code
-from appchaind.crypto import PrivateKey
+from appchaind.chain import types
+from appchaind.chain.codes import Code
+from appchaind.chain.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home
-from appchaind.mempool import AddResult
 from appchaind.node import blocksync as blocksync_module
 from appchaind.node import mempool_gossip as mempool_gossip_module
 from appchaind.node.blocksync import PeerState
 from appchaind.node.collector import MetricsCollector
 from appchaind.node.kvapp import kv_app_factory
+from appchaind.node.mempool import AddResult
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
     MEMPOOL_MESSAGES,

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from appchaind.crypto import PrivateKey
+from appchaind.chain.crypto import PrivateKey
 from appchaind.exchange.startup import price_source_from_config
 from appchaind.home import demo_genesis
 from config.genesis import parse_genesis

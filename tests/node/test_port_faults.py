@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from appchaind.crypto import PrivateKey
+from appchaind.chain.crypto import PrivateKey
 from appchaind.localnet.processes import Localnet
 from appchaind.rpc.protocol import request_frame
 from p2p.transport import handshake
@@ -235,7 +235,7 @@ def rpc_reset_with_commit_waiter(net: Localnet) -> None:
     sock.sendall(request_frame(1, "broadcast_tx", {"tx": raw, "mode": "commit"}))
     time.sleep(0.05)
     _reset(sock)
-    from appchaind import types
+    from appchaind.chain import types
 
     tx_hash = types.tx_hash(raw).hex()
     net.wait_until(

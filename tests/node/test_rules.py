@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import trio
 
-from appchaind import codec, crypto, types
-from appchaind import privval as privval_module
-from appchaind import wal as wal_module
 from appchaind.abci import AppFactory
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, crypto, types
+from appchaind.chain.crypto import PrivateKey
+from appchaind.consensus import privval as privval_module
+from appchaind.consensus import wal as wal_module
 from appchaind.exchange import Faucet
 from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import demo_genesis, init_home

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appchaind import types
+from appchaind.chain import types
+from appchaind.chain.crypto import PrivateKey
+from appchaind.consensus.privval import FileSignStateStore, file_signer
 from appchaind.consensus.signer import DoubleSignRefused, GuardedSigner
-from appchaind.crypto import PrivateKey
-from appchaind.privval import FileSignStateStore, file_signer
-from appchaind.wal import WAL, WALCorrupted
+from appchaind.consensus.wal import WAL, WALCorrupted
 
 KEY = PrivateKey(b"\x11" * 32)
 BLOCK_A = b"\xaa" * 32
@@ -84,7 +84,7 @@ def test_wal_survives_kill_9_mid_append(tmp_path: Path) -> None:
     # A child appends records as fast as it can and is killed with SIGKILL; whatever it
     # reported as synced is there, and the log replays (torn tail cut) without error.
     script = (
-        "import sys\nfrom pathlib import Path\nfrom appchaind.wal import WAL\n"
+        "import sys\nfrom pathlib import Path\nfrom appchaind.consensus.wal import WAL\n"
         f"w = WAL(Path({str(tmp_path / 'wal')!r}))\nlist(w.replay())\n"
         "i = 0\nwhile True:\n"
         "    w.append(b'x' * 3000 + str(i).encode(), sync=True)\n"

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from appchaind.crypto import PrivateKey
+from appchaind.chain.crypto import PrivateKey
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 from p2p.transport import PeerError, handshake
 

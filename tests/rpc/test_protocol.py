@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appchaind.codes import Code, http_status, retryable
-from appchaind.mempool import AddResult
+from appchaind.chain.codes import Code, http_status, retryable
+from appchaind.node.mempool import AddResult
 from appchaind.rpc.protocol import (
     ErrorCode,
     FrameDecoder,

@@ -24,9 +24,9 @@ import msgpack
 import pytest
 import trio
 
-from appchaind import codec, types
-from appchaind.client import open_client
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, types
+from appchaind.chain.crypto import PrivateKey
+from appchaind.client.library import open_client
 from appchaind.exchange.txs import Faucet
 from appchaind.localnet.processes import Localnet
 

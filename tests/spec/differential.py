@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from appchaind.events import Event
+from appchaind.chain.events import Event
+from appchaind.chain.types import Tx
 from appchaind.exchange import ExchangeApp
-from appchaind.types import Tx
 from margin.accounts import decode_nonces
 from spec.exchange import Exchange, Result
 

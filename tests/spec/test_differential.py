@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appchaind.chain.types import sign_tx
 from appchaind.exchange import (
     CancelAll,
     CancelOrder,
@@ -30,7 +31,6 @@ from appchaind.exchange import (
     Withdraw,
 )
 from appchaind.exchange.oracle import encode_vote
-from appchaind.types import sign_tx
 from spec.exchange import Exchange, Order
 from tests.exchange.support import BLOCK_MS, CHAIN_ID, GENESIS_MS, genesis, key, market
 from tests.spec.differential import Block, run_block

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from appchaind import crypto
+from appchaind.chain import crypto
+from appchaind.chain.types import PRECOMMIT, Block, Proposal, Vote
 from appchaind.consensus.events import BlockReceived, ProposalReceived, VoteReceived
 from appchaind.consensus.machine import NIL
 from appchaind.consensus.sim.keys import RawSigner
 from appchaind.consensus.sim.nodes import SimNode
-from appchaind.types import PRECOMMIT, Block, Proposal, Vote
 
 if TYPE_CHECKING:
     from appchaind.consensus.sim.world import Simulation

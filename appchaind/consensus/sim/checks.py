@@ -13,9 +13,9 @@ A broken property raises :class:`Violation`.
 
 from __future__ import annotations
 
+from appchaind.chain.types import PRECOMMIT, Block, Proposal, Vote
 from appchaind.consensus.sim.kvapp import valid_tx
 from appchaind.consensus.sim.nodes import SimNode
-from appchaind.types import PRECOMMIT, Block, Proposal, Vote
 
 __all__ = ["Checks", "Violation", "kind_name"]
 

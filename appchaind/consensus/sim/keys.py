@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from appchaind import crypto
+from appchaind.chain import crypto
+from appchaind.chain.types import PRECOMMIT, Proposal, Vote
 from appchaind.consensus.signer import SigningKey
-from appchaind.types import PRECOMMIT, Proposal, Vote
 
 __all__ = ["CHAIN_ID", "FakeKey", "FakeVerifier", "RawSigner", "fake_signature"]
 

@@ -9,8 +9,8 @@ extension is rejected too.
 
 from __future__ import annotations
 
-from appchaind import crypto
-from appchaind.types import COMMIT_BLOCK, Block, Validator, Vote
+from appchaind.chain import crypto
+from appchaind.chain.types import COMMIT_BLOCK, Block, Validator, Vote
 
 __all__ = ["KVApp", "valid_tx"]
 

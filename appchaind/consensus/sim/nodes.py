@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from appchaind.chain.types import Block, Commit, DuplicateVoteEvidence
 from appchaind.consensus.events import Event
 from appchaind.consensus.machine import ConsensusMachine
 from appchaind.consensus.signer import LastSignState, MemorySignStateStore, SigningKey
 from appchaind.consensus.sim.faults import ByzantineKind
 from appchaind.consensus.sim.kvapp import KVApp
 from appchaind.consensus.state import ChainState
-from appchaind.types import Block, Commit, DuplicateVoteEvidence
 
 __all__ = ["Disk", "SignStore", "SimNode", "Status"]
 

@@ -31,7 +31,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from appchaind import crypto
+from appchaind.chain import crypto
+from appchaind.chain.signatures import SignatureVerifier
+from appchaind.chain.types import (
+    COMMIT_ABSENT,
+    Block,
+    Commit,
+    Proposal,
+    Validator,
+    Vote,
+)
 from appchaind.consensus.config import ConsensusConfig, Mutation
 from appchaind.consensus.effects import (
     BroadcastEvidence,
@@ -75,15 +84,6 @@ from appchaind.consensus.sim.keys import CHAIN_ID, FakeKey, FakeVerifier, RawSig
 from appchaind.consensus.sim.kvapp import KVApp
 from appchaind.consensus.sim.nodes import Disk, SignStore, SimNode, Status
 from appchaind.consensus.state import ChainState
-from appchaind.signatures import SignatureVerifier
-from appchaind.types import (
-    COMMIT_ABSENT,
-    Block,
-    Commit,
-    Proposal,
-    Validator,
-    Vote,
-)
 
 __all__ = ["SimResult", "Simulation", "run_seed"]
 

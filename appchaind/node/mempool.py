@@ -8,7 +8,7 @@ Admission of a transaction's bytes, in order:
    block budget), while more are being admitted at once than
    :attr:`Mempool.max_admitting`, or while the txs waiting for a signature check have
    waited longer than :attr:`Mempool.max_admit_delay_s`, the tx is refused with
-   :attr:`~appchaind.codes.Code.BUSY` and a retry delay, before any work is spent on
+   :attr:`~appchaind.chain.codes.Code.BUSY` and a retry delay, before any work is spent on
    it. A peer's gossip (:meth:`Mempool.add_many`) is not refused for load: another node
    accepted those txs, and every proposer must be able to include them (gossip is
    bounded by the peers' own admission and the hard limits);
@@ -22,7 +22,7 @@ A tx accepted is either committed, or removed later with a count in
 :attr:`Mempool.evicted_total` (expired, or no longer valid after a block): never dropped
 silently.
 
-Signatures are checked by the node's one :class:`~appchaind.signatures.SignatureVerifier`,
+Signatures are checked by the node's one :class:`~appchaind.chain.signatures.SignatureVerifier`,
 whose verdict cache then spares a block's txs a second check. After each commit, :meth:`update` drops
 included and expired txs and re-checks a bounded number of the rest.
 """
@@ -35,11 +35,11 @@ from dataclasses import dataclass
 
 import trio
 
-from appchaind import codec, types
 from appchaind.abci import TxResult
-from appchaind.codes import Code
-from appchaind.signatures import SignatureVerifier
-from appchaind.types import Tx, tx_hash
+from appchaind.chain import codec, types
+from appchaind.chain.codes import Code
+from appchaind.chain.signatures import SignatureVerifier
+from appchaind.chain.types import Tx, tx_hash
 
 __all__ = ["Mempool", "AddResult", "MempoolStats", "CheckTx"]
 
@@ -50,7 +50,7 @@ CheckTx = Callable[[bytes, Tx], TxResult]
 
 @dataclass(frozen=True, slots=True)
 class AddResult:
-    """The mempool's verdict on one tx: ``code`` (:class:`~appchaind.codes.Code`; 0 when
+    """The mempool's verdict on one tx: ``code`` (:class:`~appchaind.chain.codes.Code`; 0 when
     accepted) and ``log`` (why not, for the sender)."""
 
     accepted: bool

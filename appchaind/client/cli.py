@@ -1,7 +1,7 @@
 """The trading commands of the CLI: ``tx``, ``query``, ``watch`` and ``status``.
 
 Each talks to one node's RPC port (``--node HOST:PORT``, default 127.0.0.1:26601) through
-:mod:`appchaind.client`; prints human-readable tables by default and JSON with
+:mod:`appchaind.client.library`; prints human-readable tables by default and JSON with
 ``--json``. Decimal prices, sizes and amounts are converted to ticks, lots and
 micro-units exactly; a value off the tick or lot is refused with the nearest valid
 values. A tx whose result code is not 0 prints its result and exits with status 1.
@@ -17,8 +17,15 @@ from typing import Any
 
 import trio
 
-from appchaind.client import ORDER_TYPES, SIDES, TIME_IN_FORCE, Client, TxResult, open_client
-from appchaind.crypto import PrivateKey
+from appchaind.chain.crypto import PrivateKey
+from appchaind.client.library import (
+    ORDER_TYPES,
+    SIDES,
+    TIME_IN_FORCE,
+    Client,
+    TxResult,
+    open_client,
+)
 
 __all__ = ["add_trading_commands", "TxFailed"]
 

@@ -1,8 +1,8 @@
 """The chain's core messages: transactions, blocks, proposals, votes, commits, evidence.
 
-Every type here has a canonical encoding (appchaind.codec). Hashes and
+Every type here has a canonical encoding (appchaind.chain.codec). Hashes and
 signatures are over canonical bytes; signatures are domain separated by
-chain id and message kind (appchaind.crypto.sign_bytes). Times are integer
+chain id and message kind (appchaind.chain.crypto.sign_bytes). Times are integer
 milliseconds since the Unix epoch; heights start at 1; rounds at 0.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, TypeVar
 
-from appchaind import codec, crypto
-from appchaind.codec import (
+from appchaind.chain import codec, crypto
+from appchaind.chain.codec import (
     I32,
     U8,
     U32,

@@ -25,8 +25,8 @@ from collections import OrderedDict
 
 import trio
 
-from appchaind import crypto
-from appchaind.types import Tx
+from appchaind.chain import crypto
+from appchaind.chain.types import Tx
 
 __all__ = ["SignatureVerifier"]
 

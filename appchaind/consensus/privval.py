@@ -13,11 +13,11 @@ import json
 import os
 from pathlib import Path
 
-from appchaind import codec
+from appchaind.chain import codec
+from appchaind.chain.crypto import PrivateKey
+from appchaind.chain.types import Proposal, Vote
 from appchaind.consensus.config import Step
 from appchaind.consensus.signer import DoubleSignRefused, GuardedSigner, LastSignState
-from appchaind.crypto import PrivateKey
-from appchaind.types import Proposal, Vote
 
 __all__ = ["FileSignStateStore", "file_signer"]
 
@@ -32,8 +32,10 @@ class FileSignStateStore:
     def load(self) -> LastSignState | None:
         try:
             doc = json.loads(self.path.read_text())
-            kind = Vote if doc["kind"] == "vote" else Proposal
-            signed = codec.decode(kind, bytes.fromhex(doc["signed"]))
+            raw = bytes.fromhex(doc["signed"])
+            signed: Vote | Proposal = (
+                codec.decode(Vote, raw) if doc["kind"] == "vote" else codec.decode(Proposal, raw)
+            )
             return LastSignState(doc["height"], doc["round"], Step(doc["step"]), signed)
         except FileNotFoundError:
             return None

@@ -2,8 +2,8 @@
 
 Quick start (async)::
 
-    from appchaind.client import open_client
-    from appchaind.crypto import PrivateKey
+    from appchaind.client.library import open_client
+    from appchaind.chain.crypto import PrivateKey
 
     async with open_client("127.0.0.1:26601") as client:
         key = PrivateKey.load("localnet/accounts/trader0.json")
@@ -38,8 +38,9 @@ from typing import Any
 
 import trio
 
-from appchaind import codec, types
-from appchaind.crypto import PrivateKey
+from appchaind.chain import codec, types
+from appchaind.chain.crypto import PrivateKey
+from appchaind.chain.units import UnitError, to_units
 from appchaind.exchange.txs import (
     CancelAll,
     CancelOrder,
@@ -62,7 +63,6 @@ from appchaind.rpc.protocol import (
     unpack,
 )
 from appchaind.rpc.views import QUOTE_UNIT
-from appchaind.units import UnitError, to_units
 
 __all__ = [
     "Client",

@@ -1,0 +1,2 @@
+"""What a node tells its operator: structured logs (``logs``) and Prometheus metrics
+(``metrics``)."""
