@@ -32,7 +32,7 @@ from appchaind.exchange import (
 )
 from appchaind.exchange.oracle import encode_vote
 from spec.exchange import Exchange, Order
-from tests.exchange.support import BLOCK_MS, CHAIN_ID, GENESIS_MS, genesis, key, market
+from tests.exchange.support import BLOCK_MS, CHAIN_ID, GENESIS_MS, address, genesis, key, market
 from tests.spec.differential import Block, run_block
 from tests.vectors.runner import body_of, build_genesis, load_vectors
 
@@ -222,6 +222,25 @@ def test_reduce_only_orders_shrink_to_the_position():
     assert chain.spec.state_summary()["markets"][0]["conditional"] == []
 
 
+def test_the_liquidation_boundary_agrees_exactly_at_maintenance():
+    """The one input random blocks almost never hit: net collateral exactly equal to the
+    maintenance requirement (alice: 502.54 quote, 100 lots bought at 50000, oracle 47368:
+    236,840,000 both) is safe; one micro-unit less (carol) is liquidated. Both
+    implementations must draw the line at the same place (a flipped ``<`` in the
+    optimised health check fails here, not in the random scenarios)."""
+    rich = "100000000"
+    chain = Chain({"alice": "502.54", "carol": "502.539999", "bob": rich, "dave": rich})
+    chain.block(
+        ("bob", limit(0, 0, 50000, 200)),  # side 0: sell, 1: buy
+        ("dave", limit(0, 1, 47000, 200)),
+        ("alice", limit(0, 1, 50000, 100, tif=2)),
+        ("carol", limit(0, 1, 50000, 100, tif=2)),
+    )
+    _, events = chain.block(prices=[47368, 3000])
+    liquidated = {e.attributes["account"] for e in events if e.kind == "liquidation"}
+    assert liquidated == {address("carol")}
+
+
 # ================================================================== random scenarios
 
 TRADERS = ["t0", "t1", "t2", "t3", "t4", "t5"]
@@ -345,6 +364,15 @@ class Flow:
                     found.append((book.market_id, order))
         return found
 
+    def amount(self, address: bytes) -> int:
+        """A transfer's or withdrawal's amount: round figures, or the sender's free
+        collateral as the spec sees it before this block, exactly or one micro-unit either
+        side (the boundary of the rule; txs earlier in the block may have moved it)."""
+        account = self.spec.accounts.get(address)
+        edge = self.spec.free_collateral(account) if account is not None else 0
+        boundary = [edge - 1, edge, edge + 1] if edge > 1 else []
+        return self.draw(st.sampled_from([0, 1, 10**6, 10**8, 10**9, 10**12, *boundary]))
+
     def body(self, name: str, height: int) -> object:
         roll = self.draw(st.integers(0, 99))
         address = key(name).address
@@ -378,10 +406,9 @@ class Flow:
             return ReplaceOrder(self.draw(st.integers(1, 80)), 0, False, self.order(height))
         if roll < 87:
             recipient = self.draw(st.sampled_from([*TRADERS, NEWCOMER, "stranger"]))
-            amount = self.draw(st.sampled_from([0, 1, 10**6, 10**8, 10**9, 10**12]))
-            return Transfer(key(recipient).address, amount)
+            return Transfer(key(recipient).address, self.amount(address))
         if roll < 93:
-            return Withdraw(self.draw(st.sampled_from([0, 1, 10**6, 10**8, 10**9, 10**12])))
+            return Withdraw(self.amount(address))
         return Faucet(self.draw(st.sampled_from([0, 1, 100 * 10**6, 101 * 10**6])))
 
     def oracle(self, block: Block) -> None:
