@@ -487,3 +487,21 @@ def test_the_block_request_at_a_later_height_carries_its_bft_time_and_last_commi
     validators = chain.state.validators  # the set never changes here
     assert request.time_ms == weighted_median_time(request.last_commit, validators)
     assert request.time_ms > chain.state.last_block_time_ms
+
+
+def test_a_refused_precommit_is_reported_as_a_precommit() -> None:
+    """Before a restart the node precommitted X at (1, 0); its prevote timeout now asks
+    for a nil precommit there: refused, and reported for the precommit step; the
+    precommit it signed, for X, is its precommit."""
+    chain = Chain()
+    me = chain.not_proposer()
+    x = b"\x0a" * 32
+    unsigned = Vote(PRECOMMIT, 1, 0, x, NOW, chain.keys[me].address, me, b"e", b"\0" * 64, b"")
+    signer = _signer_that_signed(chain, me, unsigned)
+    d = Driver(ConsensusMachine(config(), chain.state, signer, FakeVerifier()))
+    d.start()
+    d.feed(TimeoutFired(1, 0, Step.PROPOSE))
+    effects = d.feed(TimeoutFired(1, 0, Step.PREVOTE))
+    (refused,) = of_type(effects, SigningRefused)
+    assert (refused.height, refused.round, refused.step) == (1, 0, Step.PRECOMMIT)
+    assert [(v.kind, v.block_hash) for v in votes_out(effects)] == [(PRECOMMIT, x)]
