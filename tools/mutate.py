@@ -62,20 +62,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".mutmut-cache"
 
-#: The packages linked into each workspace: mutmut copies them into ``mutants/`` (the one
-#: module mutated, the rest as they are), so every project module the tests import comes
-#: from there (appchaind.native finds the pure-Python cores next to itself).
-SOURCE_DIRS: tuple[str, ...] = ("appchaind", "orderbook", "margin", "config", "p2p")
+#: The project's packages, linked into each workspace: mutmut copies them into ``mutants/``
+#: (the one module mutated, the rest as they are), and the tests run from there, where the
+#: project root is not on ``sys.path``: a package a test imports (directly or through a
+#: package it imports) must be here or that test fails for every mutant (``spec`` was
+#: missing once: tests/spec failed to import). :func:`project_imports` finds them and
+#: :func:`prepare_workspace` refuses to run without them. appchaind.native finds the
+#: pure-Python cores next to itself.
+SOURCE_DIRS: tuple[str, ...] = ("appchaind", "orderbook", "margin", "config", "p2p", "spec")
 
 _CONSENSUS_TESTS = ("tests/consensus",)
-_DURABLE_STATE_TESTS = ("tests/node/test_wal_privval.py", "tests/node/test_mutants.py")
-_MARGIN_TESTS = (
-    "tests/margin",
-    "tests/vectors",
-    "tests/exchange/test_cascade.py",
-    "tests/exchange/test_properties.py",
+#: The signer's durable state and the WAL, and the node's rule that its own messages are in
+#: both, fsynced, before they leave (tests/node/test_rules.py).
+_DURABLE_STATE_TESTS = (
+    "tests/node/test_wal_privval.py",
+    "tests/node/test_mutants.py",
+    "tests/node/test_rules.py",
 )
-
+#: The margin engine's rules are exercised through the exchange too (fills, fees, funding,
+#: liquidations inside blocks), and the differential test against the spec checks both.
+_MARGIN_TESTS = ("tests/margin", "tests/vectors", "tests/exchange", "tests/spec")
+#: The order book alone, and the order lifecycle the exchange builds on it (post-only,
+#: reduce-only, cancel and replace, expiry, triggers).
+_BOOK_TESTS = ("tests/orderbook", "tests/vectors", "tests/exchange", "tests/spec")
 _EXCHANGE_TESTS = (
     "tests/exchange",
     "tests/vectors",
@@ -85,21 +94,55 @@ _EXCHANGE_TESTS = (
 
 #: Module mutated -> the tests that judge its mutants (files or directories).
 MODULES: dict[str, tuple[str, ...]] = {
+    # Consensus: the machine and the rooms it was split into (block building and the
+    # checks of a block's consensus data, pending evidence), the vote sets and the 2/3
+    # thresholds, proposer selection; the double-sign guard and the one verdict cache.
     "appchaind/consensus/machine.py": _CONSENSUS_TESTS,
+    "appchaind/consensus/blocks.py": _CONSENSUS_TESTS,
+    "appchaind/consensus/evidence.py": _CONSENSUS_TESTS,
+    "appchaind/consensus/votes.py": _CONSENSUS_TESTS,
+    "appchaind/consensus/config.py": _CONSENSUS_TESTS,
+    "appchaind/consensus/validators.py": _CONSENSUS_TESTS,
     "appchaind/consensus/signer.py": (*_CONSENSUS_TESTS, *_DURABLE_STATE_TESTS),
+    "appchaind/chain/signatures.py": (
+        *_CONSENSUS_TESTS,
+        "tests/node/test_mempool.py",
+        "tests/node/test_rules.py",
+        "tests/node/test_node_driver.py",
+    ),
     "appchaind/consensus/privval.py": _DURABLE_STATE_TESTS,
     "appchaind/consensus/wal.py": (*_DURABLE_STATE_TESTS, "tests/node/test_node_driver.py"),
+    # Margin: accounts, the arithmetic, per-market state, funding, the clearing house,
+    # the liquidation index, the liquidation process, the maker check.
     "margin/accounts.py": _MARGIN_TESTS,
+    "margin/health.py": _MARGIN_TESTS,
+    "margin/markets.py": _MARGIN_TESTS,
+    "margin/funding.py": _MARGIN_TESTS,
     "margin/clearing.py": _MARGIN_TESTS,
     "margin/liquidation.py": _MARGIN_TESTS,
-    "margin/liquidator.py": (*_MARGIN_TESTS, "tests/spec"),
-    "margin/makers.py": (*_MARGIN_TESTS, "tests/spec"),
-    "orderbook/book.py": ("tests/orderbook", "tests/vectors"),
-    # The exchange's tx handling: the ABCI++ surface and each rule's module.
+    "margin/liquidator.py": _MARGIN_TESTS,
+    "margin/makers.py": _MARGIN_TESTS,
+    # The order book and its conditional orders.
+    "orderbook/book.py": _BOOK_TESTS,
+    "orderbook/triggers.py": _BOOK_TESTS,
+    # The exchange's tx handling: the ABCI++ surface (with the node's rule that a block
+    # holding a badly signed tx is refused whole) and each rule's module.
+    "appchaind/exchange/app.py": (*_EXCHANGE_TESTS, "tests/node/test_rules.py"),
+    "appchaind/exchange/envelope.py": (*_EXCHANGE_TESTS, "tests/node/test_rules.py"),
     **{
         f"appchaind/exchange/{name}.py": _EXCHANGE_TESTS
-        for name in ("app", "envelope", "orders", "cancels", "order_upkeep", "transfers")
-    },
+        for name in (
+            "orders",
+            "cancels",
+            "order_upkeep",
+            "transfers",
+            "prices",
+            "funding",
+            "storage",
+            "commitment",
+        )
+    },  # fmt: skip
+    "appchaind/exchange/oracle.py": (*_EXCHANGE_TESTS, "tests/node/test_oracle_source.py"),
 }
 
 #: Lines mutmut must leave alone, per module (regular expressions matched on the source).
@@ -189,8 +232,73 @@ def mutmut_section(module: str) -> str:
     )
 
 
+def _project_package(name: str) -> str | None:
+    """The top-level package of the project that the dotted ``name`` is in, if any."""
+    top = name.partition(".")[0]
+    return top if top and (ROOT / top / "__init__.py").is_file() else None
+
+
+def _imported_names(path: Path) -> set[str]:
+    """The module names ``path`` (a project file) imports, relative imports made absolute
+    (``from x import y``: ``x`` and ``x.y``, since ``y`` may be a module)."""
+    package = path.relative_to(ROOT).parent.parts
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = list(package[: len(package) - node.level + 1] if node.level else [])
+            module = ".".join([*parts, *([node.module] if node.module else [])])
+            if module:
+                names.add(module)
+                names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _module_file(name: str) -> Path | None:
+    """The project file of the module (or package) named ``name``, if there is one."""
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def project_imports(tests: tuple[str, ...]) -> set[str]:
+    """The project's top-level packages that ``tests`` (files or directories) import, also
+    through the project modules they import (a test helper, ``spec.exchange``, ...)."""
+    todo: list[Path] = []
+    for test in tests:
+        path = ROOT / test
+        todo += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    seen: set[Path] = set()
+    packages: set[str] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imported_names(path):
+            package = _project_package(name)
+            if package is None:
+                continue
+            packages.add(package)
+            parts = name.split(".")  # importing a.b.c runs a/__init__.py and a/b/__init__.py
+            for end in range(1, len(parts) + 1):
+                found = _module_file(".".join(parts[:end]))
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return packages
+
+
 def prepare_workspace(cache: Path, module: str) -> Path:
-    """Create or refresh ``module``'s workspace under ``cache``; its path."""
+    """Create or refresh ``module``'s workspace under ``cache``; its path. Refuses (exit)
+    when the module's tests import a project package that is not linked there."""
+    missing = project_imports(MODULES[module]) - {*SOURCE_DIRS, "tests"}
+    if missing:
+        raise SystemExit(
+            f"{module}: its tests import {sorted(missing)}, not in tools/mutate.py SOURCE_DIRS"
+        )
     workspace = cache / module_name(module)
     workspace.mkdir(parents=True, exist_ok=True)
     for name in (*SOURCE_DIRS, "tests"):

@@ -13,7 +13,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import NamedTuple
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from appchaind.abci import FinalizeResult
@@ -308,8 +308,16 @@ def _finalize(app: ExchangeApp, block) -> FinalizeResult:
     return result
 
 
+#: Block 1 (OPENING) leaves t2 (900 quote) long 150 lots at 50000: net 896.25 quote against
+#: an initial requirement of 750 and a maintenance one of 375. Moving 300 quote out would
+#: keep it above maintenance but not above initial margin: it must be refused (issue 19).
+_ABOVE_FREE_COLLATERAL = 300_000_000
+
+
 @settings(max_examples=25)
 @given(st.lists(block_st, min_size=2, max_size=8))
+@example([([0, 0], [(2, Withdraw(_ABOVE_FREE_COLLATERAL), 5)])])
+@example([([0, 0], [(2, Transfer(address("t0"), _ABOVE_FREE_COLLATERAL), 5)])])
 def test_random_blocks_keep_invariants_and_replicate(blocks):
     built = _build(blocks)
     genesis_doc = _genesis()
@@ -360,8 +368,22 @@ reduce_only_block_st = st.tuples(
 )
 
 
+#: Orders as _orders() specs: (market, side, type, tif, price offset ‰, size, trigger
+#: offset ‰, reduce-only, client id, good_til_block offset). After OPENING_POSITIONS t1
+#: holds +40 lots of market 1 (oracle 3000), where the maker bids 3000 and asks 3030.
+_RO_SELL_40_RESTING = (1, 0, 0, 0, 5, 40, 0, True, 1, 0)  # reduce-only ask 40 at 3015
+_SELL_30_IOC = (1, 0, 0, 2, 0, 30, 0, False, 2, 0)  # t1 down to +10 (the maker's bid)
+_BUY_40_IOC = (1, 1, 0, 2, 5, 40, 0, False, 3, 0)  # takes t1's ask at 3015: at most 10
+_RO_SELL_80_IOC = (1, 0, 0, 2, 0, 80, 0, True, 4, 0)  # reduce-only taker: at most 40
+
+
 @settings(max_examples=50)
 @given(st.lists(reduce_only_block_st, min_size=2, max_size=8))
+@example([([0, 0], [(1, _RO_SELL_80_IOC, 5)])])
+@example([
+    ([0, 0], [(1, _RO_SELL_40_RESTING, 5)]),
+    ([0, 0], [(1, _SELL_30_IOC, 5), (2, _BUY_40_IOC, 5)]),
+])  # fmt: skip
 def test_reduce_only_fills_never_grow_a_position(blocks):
     """The same per-block rules as above, on flows where four traders hold positions and
     half the orders are reduce-only (as takers, resting makers and conditionals)."""

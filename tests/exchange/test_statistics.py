@@ -21,7 +21,8 @@ def test_statistics_report_books_open_interest_and_funds() -> None:
     stats = app.statistics()
     assert stats.height == app.height
     btc, eth = stats.markets
-    assert (btc.symbol, btc.best_bid, btc.best_ask) == ("BTC-PERP", 49900, 50200)
+    assert (btc.market_id, btc.symbol, btc.best_bid, btc.best_ask) == (0, "BTC-PERP", 49900, 50200)
+    assert (eth.market_id, eth.symbol) == (1, "ETH-PERP")
     assert (btc.resting_orders, eth.resting_orders) == (2, 1)
     assert (btc.open_interest, eth.open_interest) == (40, 0)  # bob long 40, alice short 40
     assert btc.oracle_price == app.markets[0].oracle_price
@@ -30,3 +31,20 @@ def test_statistics_report_books_open_interest_and_funds() -> None:
     longs = sum(max(0, a.position_size(0)) for a in app.clearing.accounts.values())
     shorts = sum(max(0, -a.position_size(0)) for a in app.clearing.accounts.values())
     assert longs == shorts == btc.open_interest
+
+
+def test_statistics_report_each_markets_last_funding_rate() -> None:
+    """Bids above the oracle through a funding interval (10 blocks): longs pay, at the
+    market's cap of 1000 ppm."""
+    app = ExchangeApp(genesis({"alice": "1000000"}))
+    d = Driver(app)
+    d.block(
+        [
+            d.tx("alice", limit(0, BUY, 50400, 30)),
+            d.tx("alice", limit(0, SELL, 50600, 30, client_id=1)),
+        ]
+    )
+    assert [m.funding_rate_ppm for m in app.statistics().markets] == [0, 0]
+    while app.height < 10:
+        d.block([])
+    assert [m.funding_rate_ppm for m in app.statistics().markets] == [1000, 0]

@@ -226,3 +226,16 @@ async def test_after_a_block_only_the_senders_it_touched_are_rechecked() -> None
         assert pool.reap(10, 10**9) == [alice[2], *bob]
         assert pool.statistics().evicted_total == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_verifier_is_not_mistaken_for_a_slow_one() -> None:
+    """Overload is judged by how long txs now waiting have waited: once the queue has
+    drained, a pause longer than ``max_admit_delay_ms`` does not make the next tx BUSY."""
+    pool, verifier = make(max_admit_delay_ms=1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        assert (await pool.add(tx(ALICE, 1))).accepted
+        await trio.sleep(0.05)
+        assert verifier.queue_delay_s() == 0.0
+        assert (await pool.add(tx(BOB, 1))).accepted
+        nursery.cancel_scope.cancel()

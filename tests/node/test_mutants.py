@@ -119,3 +119,16 @@ def test_the_sign_state_file_is_private_in_a_directory_the_store_creates(tmp_pat
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert sorted(p.name for p in path.parent.iterdir()) == ["sign_state.json"]
     assert FileSignStateStore(path).load().hrs() == (7, 0, 3)
+
+
+def test_a_closed_log_takes_no_more_records(tmp_path: Path) -> None:
+    """After close() (even twice), an append fails instead of writing anywhere."""
+    log = WAL(tmp_path / "wal")
+    log.append(b"one")
+    log.close()
+    with pytest.raises(OSError):
+        log.append(b"two")
+    log.close()
+    with pytest.raises(OSError):
+        log.append(b"three")
+    assert list(WAL(tmp_path / "wal").replay()) == [b"one"]
