@@ -38,8 +38,13 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   its entry at once (one dict operation instead of two); stale entries are overwritten
   when their client id is used again, or purged once they outnumber live ones. An entry
   is live iff its id is in ``_orders`` (ids are never reused). Every resting order points
-  at its owner's ``_Owner`` (``holder``) and at its ``_Level`` (``level``), so taking it
-  out of the book needs no lookup for either.
+  at its owner's ``_Owner`` (``holder``) and holds its level's key object (``key``, the
+  very object ``levels`` is keyed by, so finding its level is one identity-matched lookup).
+- No reference cycles: an order refers to its ids, owner and ``_Owner``, none of which
+  refers back to it, and a level only to its orders. Orders, levels and owners are
+  therefore compiled *acyclic*: untracked by the cyclic garbage collector, whose
+  collections would otherwise traverse every resting order again and again while the
+  book grows or churns, and freed by reference counting alone.
 - ``_expiry[height]`` lists ids of orders whose good_til_block is ``height``; stale ids
   (orders gone earlier) are skipped when the height is expired.
 
@@ -53,6 +58,8 @@ from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heappush
 from itertools import islice
 from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from orderbook.triggers import TriggerStore
 from orderbook.types import (
@@ -105,10 +112,14 @@ _CLIENT_SLACK: Final = 32
 _COMPACT_AT: Final = 32
 
 
+@mypyc_attr(acyclic=True)
 class RestingOrder:
     """One resting order. ``size`` is what is left (lots, > 0 while it rests; set to 0 the
     moment it leaves the book, which is how a level's queue tells live entries from dead
-    ones). Read-only outside the book: :meth:`record` gives its canonical tuple."""
+    ones). Read-only outside the book: :meth:`record` gives its canonical tuple.
+
+    Acyclic (compiled: no garbage-collector header, never tracked): nothing an order refers
+    to refers back to it, so reference counting alone frees it (see the module docstring)."""
 
     __slots__ = (
         "order_id",
@@ -121,7 +132,7 @@ class RestingOrder:
         "good_til_block",
         "size",
         "holder",
-        "level",
+        "key",
     )
 
     def __init__(
@@ -136,7 +147,7 @@ class RestingOrder:
         good_til_block: int,
         size: int,
         holder: _Owner,
-        level: _Level,
+        key: Id,
     ) -> None:
         self.order_id = order_id
         self.owner = owner
@@ -147,9 +158,10 @@ class RestingOrder:
         self.client_id = client_id
         self.good_til_block = good_til_block
         self.size = size
-        #: The book's bookkeeping for this order's owner and price level (internal).
+        #: The book's bookkeeping for this order's owner (internal).
         self.holder = holder
-        self.level = level
+        #: Its level's key in its side's ``levels`` (internal): the dict's own key object.
+        self.key = key
 
     def record(self) -> OrderRecord:
         """The canonical :data:`OrderRecord` of this order as it rests now."""
@@ -190,15 +202,18 @@ class RestingOrder:
 MakerCheck = Callable[[RestingOrder, int, bytes, int], int]
 
 
+@mypyc_attr(acyclic=True)
 class _Level:
     """One price level: live volume in lots and the FIFO of its orders in time priority.
 
     ``queue[head:]`` is the FIFO; entries whose ``size`` is 0 left the book (cancelled:
-    lazy removal) and are skipped. ``live`` counts the others."""
+    lazy removal) and are skipped. ``live`` counts the others. ``key`` is the level's key
+    object in its side's ``levels``, which its orders share."""
 
-    __slots__ = ("queue", "head", "volume", "live")
+    __slots__ = ("queue", "head", "volume", "live", "key")
 
-    def __init__(self) -> None:
+    def __init__(self, key: Id) -> None:
+        self.key = key
         self.queue: list[RestingOrder] = []
         self.head = 0
         self.volume = 0
@@ -218,6 +233,7 @@ class _Level:
         self.head = 0
 
 
+@mypyc_attr(acyclic=True)
 class _Owner:
     """One owner's resting orders in a book: ``live`` counts them; ``clients`` maps each
     one's client id to its order id, among stale entries of orders that left the book or
@@ -251,12 +267,9 @@ class _BookSide:
         self.sign = sign
 
     def drop_level(self, key: int) -> None:
-        """Forget the (now empty) level at ``key``, keeping ``best`` and the heap invariant.
-
-        Its queue is emptied: the orders left in it (all gone from the book) point back at
-        the level, and the cycle would otherwise wait for the garbage collector."""
+        """Forget the (now empty) level at ``key``, keeping ``best`` and the heap invariant."""
         levels = self.levels
-        levels.pop(key).queue.clear()
+        del levels[key]
         keys = self.keys
         if key == self.best:
             heappop(keys)
@@ -402,6 +415,7 @@ class OrderBook:
             holder = self._by_owner.get(owner)  # self-trade prevention may have removed it
         if time_in_force >= _IOC:
             return _CANCELLED_IOC
+        key: Id  # boxed once: the levels dict, the level and its orders share the object
         if side:
             own = self._bids
             key = -price
@@ -415,7 +429,7 @@ class OrderBook:
             indexed = None
         level = own.levels.get(key)
         if level is None:
-            level = own.levels[key] = _Level()
+            level = own.levels[key] = _Level(key)
             heappush(own.keys, key)
             if key < own.best:
                 own.best = key
@@ -430,7 +444,7 @@ class OrderBook:
             good_til_block,
             size,
             holder,
-            level,
+            level.key,
         )
         level.queue.append(order)
         level.volume += size
@@ -652,13 +666,12 @@ class OrderBook:
             del self._by_owner[order.owner]
         size = order.size
         order.size = 0
-        level = order.level
+        own = self._bids if order.side else self._asks
+        key = order.key
+        level = own.levels[key]
         live = level.live - 1
         if not live:
-            if order.side:
-                self._bids.drop_level(-order.price)
-            else:
-                self._asks.drop_level(order.price)
+            own.drop_level(key)
             return size
         level.live = live
         level.volume -= size
@@ -702,7 +715,8 @@ class OrderBook:
             self.triggers.resize(order_id, size)
         else:
             order.size = size
-            order.level.volume -= current - size
+            own = self._bids if order.side else self._asks
+            own.levels[order.key].volume -= current - size
         return current - size
 
     def expire(self, height: int) -> list[Removal]:
