@@ -85,6 +85,10 @@ __all__ = ["OrderBook", "MakerCheck", "RestingOrder"]
 Id = Any
 
 _NO_PRICE: Final = MAX_PRICE
+#: The highest valid price (ticks). Bounds are checked as ``price <= _HIGHEST_PRICE``, not
+#: ``price < MAX_PRICE``: compiled, ints below 2**62 are unboxed and MAX_PRICE is not, so
+#: a comparison with it takes the slow (boxed) path on every order.
+_HIGHEST_PRICE: Final = MAX_PRICE - 1
 _GTC: Final = 0
 _POST_ONLY: Final = 1
 _IOC: Final = 2
@@ -369,7 +373,7 @@ class OrderBook:
         if (
             order_id in orders
             or size <= 0
-            or not 0 < price < _NO_PRICE
+            or not 0 < price <= _HIGHEST_PRICE
             or not _is_int(order_id)
             or not _is_int(client_id)
         ):
@@ -756,7 +760,7 @@ class OrderBook:
         client id, invalid size or trigger price) mutate nothing. Returns ``RESTING``."""
         if order.order_id in self:
             return Outcome.REJECTED_DUPLICATE_ORDER_ID
-        if order.size <= 0 or not 0 < order.trigger_price < _NO_PRICE:
+        if order.size <= 0 or not 0 < order.trigger_price <= _HIGHEST_PRICE:
             return Outcome.REJECTED_INVALID
         if self.order_id_for_client(order.owner, order.client_id) is not None:
             return Outcome.REJECTED_DUPLICATE_CLIENT_ID
@@ -915,7 +919,7 @@ class OrderBook:
         Raises OrderBookError, mutating nothing, if the record is invalid, its id or client
         id is already open, or it would cross the book."""
         order_id, owner, side, price, time_in_force, flags, client_id, good_til, size = record
-        if size <= 0 or not 0 < price < _NO_PRICE or not 0 <= time_in_force < _IOC:
+        if size <= 0 or not 0 < price <= _HIGHEST_PRICE or not 0 <= time_in_force < _IOC:
             raise OrderBookError(f"order {order_id}: not a restable order: {record!r}")
         if order_id in self:
             raise OrderBookError(f"order {order_id}: already open")

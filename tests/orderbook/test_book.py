@@ -299,6 +299,32 @@ def test_owner_index_for_caps_cancel_all_and_reduce_only() -> None:
     assert book.open_order_count(ALICE) == 0 and resting(book) == [(2, 5)]
 
 
+@pytest.mark.parametrize("side", [BUY, SELL])
+def test_best_price_survives_many_levels_emptied_while_not_the_best(side: Side) -> None:
+    """Hundreds of levels, most emptied while not the best (their keys go stale in the
+    side's heap, which is then rebuilt), then the best taken out one by one: each time the
+    next best is the right one, on both sides."""
+    book = OrderBook()
+    prices = [1_000_000 + 32 * k + k % 32 for k in range(1, 400)]
+    for order_id, price in enumerate(prices, start=1):
+        assert book.place(order_id, ALICE, side, price, 1, GTC, 0, order_id) == Outcome.RESTING
+    kept = {order_id for order_id in range(1, 400) if order_id % 37 == 0 or order_id == 200}
+    for order_id in range(1, 400):
+        if order_id not in kept:
+            assert book.cancel(order_id) == 1
+    expected = sorted((prices[i - 1] for i in kept), reverse=side == BUY)
+    assert [p for p, _ in book.depth(side, 100)] == expected
+    best = book.best_bid if side == BUY else book.best_ask
+    for number, price in enumerate(expected):
+        assert best() == price
+        order_id = prices.index(price) + 1
+        if number % 2:
+            assert book.cancel(order_id) == 1
+        else:  # taken by a taker of the other side
+            assert book.place(1000 + order_id, BOB, 1 - side, price, 1, IOC) == Outcome.FILLED
+    assert best() is None and len(book) == 0
+
+
 def test_many_cancels_compact_the_level_queue() -> None:
     book = OrderBook()
     for order_id in range(1, 1001):

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orderbook import (
+    MAX_PRICE,
     STOP_TAKER,
     ConditionalOrder,
     OrderBook,
@@ -25,41 +26,55 @@ from tests.orderbook.reference import ReferenceBook
 
 OWNERS = [bytes([n]) * 20 for n in (1, 2, 3)]
 owner_index = st.integers(0, len(OWNERS) - 1)
-price = st.integers(98, 102)
 size = st.integers(1, 12)
 client_id = st.integers(0, 4)
+#: Prices (ticks) far apart, around powers of two and at the ends of the valid range (asks
+#: are keyed by price, bids by minus price).
+WIDE_PRICES = [1, 2, 31, 32, 33, 63, 64, 65, 96, 97, 100, 1023, 1024, MAX_PRICE - 2, MAX_PRICE - 1]
 
-place = st.tuples(
-    st.just("place"),
-    owner_index,
-    st.integers(0, 1),
-    price,
-    size,
-    st.integers(0, 3),
-    st.integers(0, 1),
-    client_id,
-    st.sampled_from([0, 0, 1, 2, 3]),
-)
-others = st.one_of(
-    st.tuples(st.just("cancel"), st.integers(0, 60)),
-    st.tuples(st.just("cancel_client"), owner_index, client_id),
-    st.tuples(st.just("resize"), st.integers(0, 60), st.integers(0, 12)),
-    st.tuples(st.just("expire")),
-    st.tuples(st.just("cancel_all"), owner_index),
-    st.tuples(
-        st.just("conditional"),
+
+def placements(price: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[Any, ...]]:
+    return st.tuples(
+        st.just("place"),
         owner_index,
         st.integers(0, 1),
-        st.integers(0, 3),
         price,
         size,
+        st.integers(0, 3),
+        st.integers(0, 1),
         client_id,
-        st.sampled_from([0, 2]),
-    ),
-    st.tuples(st.just("trigger"), price),
-)
-#: Mostly orders, so that books fill up and cross; the rest spread over the other operations.
-operation = st.integers(0, 9).flatmap(lambda n: place if n < 6 else others)
+        st.sampled_from([0, 0, 1, 2, 3]),
+    )
+
+
+def order_flow(price: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[Any, ...]]:
+    """Operations with prices from ``price``: mostly orders, so that books fill up and
+    cross; the rest spread over the other operations."""
+    others = st.one_of(
+        st.tuples(st.just("cancel"), st.integers(0, 60)),
+        st.tuples(st.just("cancel_client"), owner_index, client_id),
+        st.tuples(st.just("resize"), st.integers(0, 60), st.integers(0, 12)),
+        st.tuples(st.just("expire")),
+        st.tuples(st.just("cancel_all"), owner_index),
+        st.tuples(
+            st.just("conditional"),
+            owner_index,
+            st.integers(0, 1),
+            st.integers(0, 3),
+            price,
+            size,
+            client_id,
+            st.sampled_from([0, 2]),
+        ),
+        st.tuples(st.just("trigger"), price),
+    )
+    place = placements(price)
+    return st.integers(0, 9).flatmap(lambda n: place if n < 6 else others)
+
+
+place = placements(st.integers(98, 102))
+operation = order_flow(st.integers(98, 102))
+wide_operation = order_flow(st.sampled_from(WIDE_PRICES))
 
 
 def checker(kind: int) -> Any:
@@ -153,6 +168,22 @@ def assert_same_state(fast: OrderBook, ref: ReferenceBook) -> None:
 def test_property_engine_matches_reference(
     ops: list[tuple[Any, ...]], check_kind: int, max_makers: int | None
 ) -> None:
+    matches_reference(ops, check_kind, max_makers)
+
+
+@given(
+    ops=st.lists(wide_operation, min_size=20, max_size=80),
+    check_kind=st.integers(0, 2),
+    max_makers=st.sampled_from([None, None, 1, 3]),
+)
+def test_property_engine_matches_reference_over_wide_prices(
+    ops: list[tuple[Any, ...]], check_kind: int, max_makers: int | None
+) -> None:
+    """The same, with prices far apart and at the ends of the valid range."""
+    matches_reference(ops, check_kind, max_makers)
+
+
+def matches_reference(ops: list[tuple[Any, ...]], check_kind: int, max_makers: int | None) -> None:
     check = checker(check_kind)
     fast = OrderBook(maker_check=check, max_makers=max_makers)
     ref = ReferenceBook(maker_check=check, max_makers=max_makers)
