@@ -18,10 +18,18 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   encoded and hashed) is :meth:`RestingOrder.record`, a tuple of ints and bytes.
 - Each side keeps ``levels``, a dict from *key* to :class:`_Level`, where the key is the
   price for asks and minus the price for bids, so that on both sides a smaller key is a
-  better price and "crosses" is ``best_key <= limit_key``. ``keys`` is a min-heap holding
-  every key of ``levels`` (plus stale keys of dropped levels, dropped lazily);
-  ``keys[0] == best`` is always a live level, or ``best == MAX_PRICE`` when the side is
-  empty.
+  better price and "crosses" is ``best_key <= limit_key``. ``best`` is the smallest key of
+  ``levels``, or ``MAX_PRICE`` when the side is empty.
+- To find the next best key when the best level goes, keys are grouped in *buckets* of
+  32 consecutive keys (number ``key >> 5``, bit ``key & 31``). A side's ``occupied``
+  maps the number of every bucket holding a level (and only those) to its
+  :class:`_Bucket`, whose ``mask`` has the bits of the keys that have a level; each level
+  points at its bucket. ``buckets`` is a min-heap holding every number of ``occupied``
+  (plus numbers of buckets that emptied, dropped lazily), and its top is always the best
+  key's bucket. So the next best key is a bit scan of the best bucket, and only a bucket
+  opening or emptying costs a dict or heap operation: a deep sweep of a dense book walks
+  down the bits (a heap of every key took a pop with 15 or so boxed-int comparisons per
+  level).
 - A level's ``volume`` is the sum of its live orders' sizes (lots) and ``live`` their
   count, so it is empty iff ``volume == 0`` iff ``live == 0``; ``queue[head:]`` holds its
   orders in time priority, interleaved with dead ones (cancelled: ``size == 0``, lazy
@@ -108,6 +116,10 @@ assert (_CANCELLED, _SELF_TRADE, _VETOED, _EXPIRED) == (
     Reason.EXPIRED,
 )
 _UNLIMITED: Final = 1 << 62
+#: A side's keys are grouped in buckets of ``_BUCKET_KEYS = 2**_BUCKET_BITS`` consecutive
+#: keys (their bitmasks stay below 2**32: small ints, unboxed when compiled).
+_BUCKET_BITS: Final = 5
+_BUCKET_KEYS: Final = 1 << _BUCKET_BITS
 #: An owner's client index is purged once its stale entries outnumber its live ones by
 #: more than this.
 _CLIENT_SLACK: Final = 32
@@ -212,12 +224,13 @@ class _Level:
 
     ``queue[head:]`` is the FIFO; entries whose ``size`` is 0 left the book (cancelled:
     lazy removal) and are skipped. ``live`` counts the others. ``key`` is the level's key
-    object in its side's ``levels``, which its orders share."""
+    object in its side's ``levels``, which its orders share; ``bucket`` is its key's."""
 
-    __slots__ = ("queue", "head", "volume", "live", "key")
+    __slots__ = ("queue", "head", "volume", "live", "key", "bucket")
 
-    def __init__(self, key: Id) -> None:
+    def __init__(self, key: Id, bucket: _Bucket) -> None:
         self.key = key
+        self.bucket = bucket
         self.queue: list[RestingOrder] = []
         self.head = 0
         self.volume = 0
@@ -259,41 +272,92 @@ class _Owner:
         }
 
 
+@mypyc_attr(acyclic=True)
+class _Bucket:
+    """32 consecutive keys of a side, from ``number << 5``: bit ``i`` of ``mask`` is set iff
+    key ``(number << 5) + i`` has a level. ``number`` is the very int object that keys the
+    bucket in ``occupied`` and sits in ``buckets`` (boxed once)."""
+
+    __slots__ = ("number", "mask")
+
+    def __init__(self, number: Id) -> None:
+        self.number = number
+        self.mask = 0
+
+
 class _BookSide:
     """One side of the book. Keys are prices (asks) or minus prices (bids): smaller is better."""
 
-    __slots__ = ("levels", "keys", "best", "sign")
+    __slots__ = ("levels", "occupied", "buckets", "best", "sign")
 
     def __init__(self, sign: int) -> None:
         self.levels: dict[int, _Level] = {}
-        self.keys: list[int] = []
+        self.occupied: dict[int, _Bucket] = {}
+        self.buckets: list[int] = []
         self.best: int = _NO_PRICE
         self.sign = sign
 
-    def drop_level(self, key: int) -> None:
-        """Forget the (now empty) level at ``key``, keeping ``best`` and the heap invariant."""
-        levels = self.levels
-        del levels[key]
-        keys = self.keys
-        if key == self.best:
-            heappop(keys)
-            while keys and keys[0] not in levels:
-                heappop(keys)
-            self.best = keys[0] if keys else _NO_PRICE
-        elif len(keys) > 2 * len(levels) + 64:
-            keys[:] = levels
-            heapify(keys)
+    def add_level(self, key: Id) -> _Level:
+        """Open an empty level at ``key`` (an int, kept as the levels' key object)."""
+        value: int = key
+        number: Id = value >> _BUCKET_BITS
+        bucket = self.occupied.get(number)
+        if bucket is None:
+            bucket = _Bucket(number)
+            self.occupied[number] = bucket
+            heappush(self.buckets, number)
+        bucket.mask |= 1 << (value & _BUCKET_KEYS - 1)
+        level = _Level(key, bucket)
+        self.levels[key] = level
+        if value < self.best:
+            self.best = value
+        return level
+
+    def drop_level(self, level: _Level) -> None:
+        """Forget ``level`` (now empty), keeping ``best`` and the bucket invariants."""
+        del self.levels[level.key]
+        key: int = level.key
+        bucket = level.bucket
+        mask = bucket.mask & ~(1 << (key & _BUCKET_KEYS - 1))
+        bucket.mask = mask
+        if mask:
+            if key == self.best:  # the next key of the same bucket
+                self.best = _first_key(bucket)
+            return
+        occupied = self.occupied
+        del occupied[bucket.number]
+        buckets = self.buckets
+        if key == self.best:  # the first key of the next bucket
+            heappop(buckets)
+            while buckets and buckets[0] not in occupied:
+                heappop(buckets)
+            if buckets:
+                self.best = _first_key(occupied[buckets[0]])
+            else:
+                self.best = _NO_PRICE
+        elif len(buckets) > 2 * len(occupied) + 64:
+            buckets[:] = occupied
+            heapify(buckets)
 
     def keys_in_order(self) -> Iterator[int]:
-        """Live keys from best to worst, lazily (O(levels) copy + O(log) per key taken)."""
-        heap = self.keys.copy()
-        levels = self.levels
-        last = _NO_PRICE
-        while heap:
-            key = heappop(heap)
-            if key != last and key in levels:
-                last = key
-                yield key
+        """Live keys from best to worst, lazily (O(buckets log buckets) to start)."""
+        for number, bucket in sorted(self.occupied.items()):
+            base = number << _BUCKET_BITS
+            mask = bucket.mask
+            while mask:
+                yield base + _lowest_bit(mask)
+                mask &= mask - 1
+
+
+def _lowest_bit(mask: int) -> int:
+    """The index of the lowest set bit of ``mask`` (> 0)."""
+    return (mask & -mask).bit_length() - 1
+
+
+def _first_key(bucket: _Bucket) -> int:
+    """The smallest key with a level in ``bucket`` (not empty)."""
+    number: int = bucket.number
+    return (number << _BUCKET_BITS) + _lowest_bit(bucket.mask)
 
 
 class OrderBook:
@@ -433,10 +497,7 @@ class OrderBook:
             indexed = None
         level = own.levels.get(key)
         if level is None:
-            level = own.levels[key] = _Level(key)
-            heappush(own.keys, key)
-            if key < own.best:
-                own.best = key
+            level = own.add_level(key)
         order = RestingOrder(
             order_id,
             owner,
@@ -561,7 +622,7 @@ class OrderBook:
                 level.live -= 1
                 level.volume -= maker_size
                 if not level.volume:
-                    opposite.drop_level(best)
+                    opposite.drop_level(level)
                     best = opposite.best
                     break
                 if not size:
@@ -671,11 +732,10 @@ class OrderBook:
         size = order.size
         order.size = 0
         own = self._bids if order.side else self._asks
-        key = order.key
-        level = own.levels[key]
+        level = own.levels[order.key]
         live = level.live - 1
         if not live:
-            own.drop_level(key)
+            own.drop_level(level)
             return size
         level.live = live
         level.volume -= size
