@@ -12,8 +12,8 @@ iteration whose order came from outside the chain. Prices in ticks, sizes in lot
 
 State and its invariants (checked by tests/orderbook against a slow reference):
 
-- ``_orders`` maps every resting order id to its :class:`RestingOrder`, whose ``size`` is
-  the remaining size in lots (> 0). A partial fill or a resize changes ``size`` in place;
+- ``_orders`` (an :class:`_OrderIndex`) maps every resting order id to its
+  :class:`RestingOrder`, whose ``size`` is the remaining size in lots (> 0). A partial fill or a resize changes ``size`` in place;
   an order leaving the book gets ``size == 0``. Its canonical form (what is snapshotted,
   encoded and hashed) is :meth:`RestingOrder.record`, a tuple of ints and bytes.
 - Each side keeps ``levels``, a dict from *key* to :class:`_Level`, where the key is the
@@ -86,10 +86,12 @@ from orderbook.types import (
 
 __all__ = ["OrderBook", "MakerCheck", "RestingOrder"]
 
-#: An order id or client id inside the book: always an int, held as the caller's own int
-#: object. Typed ``Any`` so that the compiled build keeps that object instead of unboxing
-#: it and boxing a fresh one at every dict operation and every fill record (an allocation
-#: each, and a key the dict can only match by value, not by identity).
+#: An order id or client id as the caller passes it: always an int (checked), typed
+#: ``Any`` where the book keeps the caller's object (the client index, the expiry index),
+#: so that the compiled build does not unbox it and box a fresh one for every dict
+#: operation. A :class:`RestingOrder` holds its ids unboxed: a fill record boxes a fresh
+#: int (an allocation from memory in use) instead of touching the caller's int object,
+#: which is cold by the time the order fills (that one touch was 10% of a deep sweep).
 Id = Any
 
 _NO_PRICE: Final = MAX_PRICE
@@ -127,6 +129,13 @@ _BUCKET_KEYS: Final = 1 << _BUCKET_BITS
 #: Memory: at most ``ratio + 1`` entries (ints) per resting order of the owner.
 _CLIENT_STALE_RATIO: Final = 8
 _CLIENT_SLACK: Final = 32
+#: The order index's window is thinned out once less than 1/_WINDOW_SPARSE of its slots
+#: hold an order (8 bytes a slot: at most 512 bytes per order), to at least
+#: 1/_WINDOW_DENSE full, unless it is at most _WINDOW_MIN slots long (see
+#: :class:`_OrderIndex`).
+_WINDOW_SPARSE: Final = 64
+_WINDOW_DENSE: Final = 16
+_WINDOW_MIN: Final = 1024
 #: Matching compacts a level's queue once at least this many entries before its head have
 #: left the book (and they are more than half of the queue).
 _COMPACT_AT: Final = 32
@@ -157,13 +166,13 @@ class RestingOrder:
 
     def __init__(
         self,
-        order_id: Id,
+        order_id: int,
         owner: bytes,
         side: int,
         price: int,
         time_in_force: int,
         flags: int,
-        client_id: Id,
+        client_id: int,
         good_til_block: int,
         size: int,
         holder: _Owner,
@@ -266,14 +275,152 @@ class _Owner:
         self.clients: dict[Id, Id] = {}
         self.live = 0
 
-    def purge(self, orders: dict[Id, RestingOrder]) -> None:
+    def purge(self, orders: _OrderIndex) -> None:
         """Drop the entries of orders that are not in ``orders`` (O(entries); the lookups
-        go by ascending id, mostly, which is cache-friendly for an int-keyed dict)."""
+        go by ascending id, mostly, which is cache-friendly)."""
         self.clients = {
             client_id: order_id
             for client_id, order_id in self.clients.items()
-            if order_id in orders
+            if orders.get(order_id) is not None
         }
+
+
+@mypyc_attr(acyclic=True)
+class _OrderIndex:
+    """The book's resting orders by order id.
+
+    ``window[i]`` is the order with id ``base + i``, or None; ``spilled`` maps the ids of
+    the other orders to them: ids too far ahead of the window when they came, or moved out
+    of it when it thinned out. An id is in one of the two at most; ``held`` counts the
+    window's orders. The application numbers orders in sequence, so ids mostly grow and
+    the window is appended to at its end and empties from its front: finding or removing
+    an order is one list access (no hashing, and no touching a dict's index, entry and key
+    object: a fill or a cancel in a big book was two or three cache misses in a dict). When
+    less than 1/_WINDOW_SPARSE of the window holds orders, its empty front is dropped and,
+    while it is still under 1/_WINDOW_DENSE full, the orders of its older half go to
+    ``spilled``: so the window costs at most _WINDOW_SPARSE slots per order it holds, an
+    order pinned at its front for long goes to ``spilled``, and ids spread thinly (many
+    markets sharing one sequence, say) end up in ``spilled``: a dict, as before."""
+
+    __slots__ = ("window", "base", "held", "spilled")
+
+    def __init__(self) -> None:
+        self.window: list[RestingOrder | None] = []
+        self.base = 0
+        self.held = 0
+        self.spilled: dict[int, RestingOrder] = {}
+
+    def __len__(self) -> int:
+        return self.held + len(self.spilled)
+
+    def get(self, order_id: int) -> RestingOrder | None:
+        """The order with this id, or None."""
+        window = self.window
+        i = order_id - self.base
+        if 0 <= i < len(window):
+            order = window[i]
+            if order is not None:
+                return order
+        spilled = self.spilled
+        return spilled.get(order_id) if spilled else None
+
+    def find(self, key: Id) -> RestingOrder | None:
+        """:meth:`get` for any key, as a dict keyed by the ids would look it up: a number
+        equal to an id finds its order, an unhashable key raises TypeError."""
+        if type(key) is int:
+            return self.get(key)
+        order_id = _int_equal_to(key)
+        return None if order_id is None else self.get(order_id)
+
+    def take(self, key: Id) -> RestingOrder | None:
+        """:meth:`pop` for any key, as :meth:`find` looks it up."""
+        if type(key) is int:
+            return self.pop(key)
+        order_id = _int_equal_to(key)
+        return None if order_id is None else self.pop(order_id)
+
+    def add(self, order_id: int, order: RestingOrder) -> None:
+        """Index ``order`` under ``order_id`` (not indexed yet)."""
+        window = self.window
+        i = order_id - self.base
+        n = len(window)
+        if 0 <= i < n:
+            window[i] = order
+        elif n <= i <= 2 * n + _WINDOW_MIN:  # ahead of the window, not too far: extend it
+            while n < i:
+                window.append(None)
+                n += 1
+            window.append(order)
+            held = self.held + 1
+            self.held = held
+            if held * _WINDOW_SPARSE <= n and n >= _WINDOW_MIN:
+                self._thin()
+            return
+        elif not self.held:  # the window is empty: start it here
+            window.clear()
+            self.base = order_id
+            window.append(order)
+        else:
+            self.spilled[order_id] = order
+            return
+        self.held += 1
+
+    def pop(self, order_id: int) -> RestingOrder | None:
+        """Take the order with this id out of the index; None if there is none."""
+        window = self.window
+        i = order_id - self.base
+        n = len(window)
+        if 0 <= i < n:
+            order = window[i]
+            if order is not None:
+                window[i] = None
+                held = self.held - 1
+                self.held = held
+                if held * _WINDOW_SPARSE < n and n > _WINDOW_MIN:
+                    self._thin()
+                return order
+        spilled = self.spilled
+        return spilled.pop(order_id, None) if spilled else None
+
+    def _thin(self) -> None:
+        """Drop the window's empty front and, while it is still under 1/_WINDOW_DENSE full
+        (and longer than _WINDOW_MIN), move the orders of its older half to ``spilled``.
+        O(window), after O(window) removals since the window was last that full."""
+        window = self.window
+        n = len(window)
+        start = _first_held(window, 0)
+        while n - start > _WINDOW_MIN and self.held * _WINDOW_DENSE < n - start:
+            half = start + (n - start) // 2
+            base = self.base
+            for i in range(start, half):
+                order = window[i]
+                if order is not None:
+                    self.spilled[base + i] = order
+                    self.held -= 1
+            start = _first_held(window, half)
+        del window[:start]
+        self.base += start
+
+
+def _first_held(window: list[RestingOrder | None], start: int) -> int:
+    """The index of the first order in ``window`` from ``start`` (len(window) if none)."""
+    n = len(window)
+    while start < n and window[start] is None:
+        start += 1
+    return start
+
+
+def _int_equal_to(key: object) -> int | None:
+    """The int that ``key`` (not an int) is equal to as a dict key (``True`` is 1, ``5.0``
+    is 5), or None; TypeError if ``key`` is unhashable, as a dict lookup raises."""
+    key_hash = hash(key)
+    if isinstance(key, int):
+        return int(key)
+    try:
+        value = int(key)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if value == key and hash(value) == key_hash else None
 
 
 @mypyc_attr(acyclic=True)
@@ -396,7 +543,7 @@ class OrderBook:
     def __init__(
         self, maker_check: MakerCheck | None = None, max_makers: int | None = None
     ) -> None:
-        self._orders: dict[Id, RestingOrder] = {}
+        self._orders = _OrderIndex()
         self._bids = _BookSide(-1)
         self._asks = _BookSide(1)
         self._by_owner: dict[bytes, _Owner] = {}
@@ -439,11 +586,11 @@ class OrderBook:
         """
         orders = self._orders
         if (
-            order_id in orders
+            not _is_int(order_id)
+            or not _is_int(client_id)
             or size <= 0
             or not 0 < price <= _HIGHEST_PRICE
-            or not _is_int(order_id)
-            or not _is_int(client_id)
+            or orders.get(order_id) is not None
         ):
             return self._invalid(order_id)
         if not _GTC <= time_in_force <= _FOK:
@@ -456,10 +603,10 @@ class OrderBook:
             if holder is not None:
                 # One dict operation for the check and the insert: an entry for an order
                 # that does not rest in the end is just stale (see the module docstring).
-                same = holder.clients.setdefault(client_id, order_id)
+                same: Id = holder.clients.setdefault(client_id, order_id)
                 if same is order_id:
                     indexed = holder
-                elif same in orders:
+                elif orders.get(same) is not None:
                     return Outcome.REJECTED_DUPLICATE_CLIENT_ID
             if self._conditional_owners and self._is_conditional_client(owner, client_id):
                 return Outcome.REJECTED_DUPLICATE_CLIENT_ID
@@ -518,7 +665,7 @@ class OrderBook:
         level.queue.append(order)
         level.volume += size
         level.live += 1
-        orders[order_id] = order
+        orders.add(order_id, order)
         if holder is not indexed:
             holder.clients[client_id] = order_id
         holder.live += 1
@@ -526,7 +673,7 @@ class OrderBook:
             self._index_expiry(order_id, good_til_block)
         return _RESTING
 
-    def _invalid(self, order_id: int) -> Outcome:
+    def _invalid(self, order_id: Id) -> Outcome:
         if order_id in self:
             return Outcome.REJECTED_DUPLICATE_ORDER_ID
         return Outcome.REJECTED_INVALID
@@ -618,7 +765,7 @@ class OrderBook:
                 # its owner's client index goes stale (see the module docstring).
                 maker.size = 0
                 head += 1
-                del orders[maker.order_id]
+                orders.pop(maker.order_id)
                 holder = maker.holder
                 holder.live -= 1
                 if not holder.live:
@@ -725,7 +872,7 @@ class OrderBook:
         """Cancel a resting or conditional order by id (O(1) resting, O(log n) conditional).
 
         Returns the lots removed, 0 if no such order is open."""
-        order = self._orders.pop(order_id, None)
+        order = self._orders.take(order_id)
         if order is None:
             conditional = self.triggers.remove(order_id)
             return 0 if conditional is None else conditional.size
@@ -767,7 +914,7 @@ class OrderBook:
 
         Returns the lots removed (0 if the order is not open). Growing an order is refused
         with OrderBookError: that is a cancel and a new order, which loses priority."""
-        order = self._orders.get(order_id)
+        order = self._orders.find(order_id)
         if order is None:
             conditional = self.triggers.get(order_id)
             if conditional is None:
@@ -904,16 +1051,16 @@ class OrderBook:
 
     def resting(self, order_id: Id) -> RestingOrder | None:
         """The resting order with this id (read-only: do not mutate it), or None."""
-        return self._orders.get(order_id)
+        return self._orders.find(order_id)
 
     def order(self, order_id: int) -> OrderRecord | None:
         """Canonical record of the resting order with this id, or None."""
-        order = self._orders.get(order_id)
+        order = self._orders.find(order_id)
         return None if order is None else order.record()
 
     def __contains__(self, order_id: Id) -> bool:
         """True if an order with this id is open (resting or conditional)."""
-        return order_id in self._orders or order_id in self.triggers
+        return self._orders.find(order_id) is not None or order_id in self.triggers
 
     def __len__(self) -> int:
         """Number of resting orders (conditional orders not included)."""
@@ -924,7 +1071,7 @@ class OrderBook:
         holder = self._by_owner.get(owner)
         if holder is not None:
             order_id: int | None = holder.clients.get(client_id)
-            if order_id is not None and order_id in self._orders:
+            if order_id is not None and self._orders.get(order_id) is not None:
                 return order_id
         return self.triggers.order_id_for_client(owner, client_id)
 
@@ -935,7 +1082,9 @@ class OrderBook:
         if holder is None:
             return []
         orders = self._orders
-        return sorted([order_id for order_id in holder.clients.values() if order_id in orders])
+        return sorted(
+            [order_id for order_id in holder.clients.values() if orders.get(order_id) is not None]
+        )
 
     def open_order_count(self, owner: bytes) -> int:
         """Resting plus conditional orders of ``owner`` (for the per-account cap)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from fractions import Fraction
 
 import pytest
 
@@ -93,6 +94,43 @@ def test_invalid_orders_are_rejected_and_change_nothing() -> None:
     assert book.place(10, CAROL, BUY, 0, 1) == Outcome.REJECTED_INVALID
     assert book.place(1, CAROL, BUY, 100, 1) == Outcome.REJECTED_DUPLICATE_ORDER_ID
     assert list(book.resting_orders()) == before and book.take_fills() == []
+
+
+def test_order_ids_match_as_dict_keys_do() -> None:
+    """Ids must be ints; a number equal to an open id still finds that order (as the ids'
+    dict did before the order index) in both builds, and an unhashable id raises
+    TypeError."""
+    book = asks_100_101()
+    for same_as_1 in (1.0, True, Fraction(1)):
+        assert same_as_1 in book and book.resting(same_as_1) is book.resting(1)
+        assert book.place(same_as_1, CAROL, BUY, 90, 1) == Outcome.REJECTED_DUPLICATE_ORDER_ID
+    for client_id, other in enumerate((2**70, -1)):
+        assert other not in book and book.resting(other) is None and book.cancel(other) == 0
+        assert book.place(other, CAROL, BUY, 90, 1, GTC, 0, client_id) == Outcome.RESTING
+    assert book.resting(1.5) is None and book.resting(2.5) is None
+    with pytest.raises(TypeError):
+        book.place([1], CAROL, BUY, 90, 1)
+    assert book.cancel(2.0) == 5 and 2 not in book and book.cancel(True) == 5
+    assert [r[0] for r in book.resting_orders()] == [2**70, -1, 3]
+
+
+def test_order_ids_far_apart_and_out_of_order() -> None:
+    """The order index keeps a window of consecutive ids and a dict for the others: ids
+    that jump far ahead, come back below the window, or are huge or negative all work,
+    and a window thinned out by cancels hands its orders over."""
+    book = OrderBook()
+    ids = [5, 6, 7, 10**6, 8, 3, 2**70, -(2**70), 10**6 + 1, 2000, 9000, 1]
+    ids += list(range(20_000, 30_000))
+    for n, order_id in enumerate(ids):
+        assert book.place(order_id, ALICE, SELL, 100 + n % 7, 1, GTC, 0, n) == Outcome.RESTING
+    for order_id in range(20_000, 29_990):  # thins the window out
+        assert book.cancel(order_id) == 1
+    left = ids[:12] + list(range(29_990, 30_000))
+    assert len(book) == len(left) and all(order_id in book for order_id in left)
+    assert book.place(9000, BOB, SELL, 100, 1) == Outcome.REJECTED_DUPLICATE_ORDER_ID
+    assert book.place(30_000, BOB, BUY, 106, len(left)) == Outcome.FILLED
+    assert sorted(f[0] for f in book.take_fills()) == sorted(left) and len(book) == 0
+    assert not any(order_id in book for order_id in left)
 
 
 # ---------------------------------------------------------------------------- time in force
@@ -379,17 +417,21 @@ def test_ids_must_be_ints() -> None:
     assert len(book) == 0
 
 
-def test_ids_are_kept_as_the_callers_objects() -> None:
-    """The compiled build must not unbox and re-box ids (an allocation per dict operation
-    and per fill record); identity shows it, for ints outside the small-int cache."""
+def test_ids_pass_through_with_their_values() -> None:
+    """Compiled, a resting order holds its ids unboxed (a fill record then boxes a fresh
+    int, from memory in use, rather than touch the caller's int object, cold by the time
+    the order fills), while the taker's id in a fill is the caller's object (no unboxing
+    and boxing again per fill). Either way, ids outside the small-int cache keep their
+    values."""
     maker_id, maker_client, taker_id = int("1000001"), int("1000002"), int("1000003")
     book = OrderBook()
     book.place(maker_id, ALICE, SELL, 100, 5, GTC, 0, maker_client)
     order = book.resting(int("1000001"))
-    assert order is not None and order.order_id is maker_id and order.client_id is maker_client
+    assert order is not None and order.order_id == maker_id and order.client_id == maker_client
+    assert book.order_id_for_client(ALICE, int("1000002")) == maker_id
     book.place(taker_id, BOB, BUY, 100, 2, IOC)
     (fill,) = book.take_fills()
-    assert fill[0] is maker_id and fill[2] is taker_id
+    assert fill[0] == maker_id and fill[2] is taker_id
 
 
 def test_the_book_leaves_no_garbage_cycles() -> None:
