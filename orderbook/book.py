@@ -237,13 +237,15 @@ class _Level:
 
     ``queue[head:]`` is the FIFO; entries whose ``size`` is 0 left the book (cancelled:
     lazy removal) and are skipped. ``live`` counts the others. ``key`` is the level's key
-    object in its side's ``levels``, which its orders share; ``bucket`` is its key's."""
+    object in its side's ``levels``, which its orders share; ``bucket`` is its key's;
+    ``price`` its price (ticks) as an object, which its fill records share."""
 
-    __slots__ = ("queue", "head", "volume", "live", "key", "bucket")
+    __slots__ = ("queue", "head", "volume", "live", "key", "bucket", "price")
 
-    def __init__(self, key: Id, bucket: _Bucket) -> None:
+    def __init__(self, key: Id, bucket: _Bucket, price: Id) -> None:
         self.key = key
         self.bucket = bucket
+        self.price = price
         self.queue: list[RestingOrder] = []
         self.head = 0
         self.volume = 0
@@ -458,7 +460,7 @@ class _BookSide:
             self.occupied[number] = bucket
             heappush(self.buckets, number)
         bucket.mask |= 1 << (value & _BUCKET_KEYS - 1)
-        level = _Level(key, bucket)
+        level = _Level(key, bucket, key if self.sign > 0 else _own_int(-value))
         self.levels[key] = level
         if value < self.best:
             self.best = value
@@ -703,6 +705,7 @@ class OrderBook:
         while best <= limit:
             level = levels[best]
             queue = level.queue
+            price = level.price  # the makers' price: one int object for all their fills
             head = level.head
             while True:
                 maker = queue[head]
@@ -726,7 +729,7 @@ class OrderBook:
                                 taker_id,
                                 taker_owner,
                                 taker_side,
-                                maker.price,
+                                price,
                                 size,
                                 left,
                             )
@@ -742,7 +745,7 @@ class OrderBook:
                             taker_id,
                             taker_owner,
                             taker_side,
-                            maker.price,
+                            price,
                             maker_size,
                             0,
                         )
@@ -1144,6 +1147,11 @@ class OrderBook:
             order_id, owner, side, price, size, time_in_force, flags, client_id, good_til
         )
         assert outcome == _RESTING, outcome
+
+
+def _own_int(value: int) -> Id:
+    """``value`` as an object (compiled: boxed here, once)."""
+    return value
 
 
 def _is_int(value: Id) -> bool:
