@@ -16,20 +16,19 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   :class:`RestingOrder`, whose ``size`` is the remaining size in lots (> 0). A partial fill or a resize changes ``size`` in place;
   an order leaving the book gets ``size == 0``. Its canonical form (what is snapshotted,
   encoded and hashed) is :meth:`RestingOrder.record`, a tuple of ints and bytes.
-- Each side keeps ``levels``, a dict from *key* to :class:`_Level`, where the key is the
-  price for asks and minus the price for bids, so that on both sides a smaller key is a
-  better price and "crosses" is ``best_key <= limit_key``. ``best`` is the smallest key of
-  ``levels``, or ``MAX_PRICE`` when the side is empty.
-- To find the next best key when the best level goes, keys are grouped in *buckets* of
-  32 consecutive keys (number ``key >> 5``, bit ``key & 31``). A side's ``occupied``
-  maps the number of every bucket holding a level (and only those) to its
-  :class:`_Bucket`, whose ``mask`` has the bits of the keys that have a level; each level
-  points at its bucket. ``buckets`` is a min-heap holding every number of ``occupied``
-  (plus numbers of buckets that emptied, dropped lazily), and its top is always the best
-  key's bucket. So the next best key is a bit scan of the best bucket, and only a bucket
-  opening or emptying costs a dict or heap operation: a deep sweep of a dense book walks
-  down the bits (a heap of every key took a pop with 15 or so boxed-int comparisons per
-  level).
+- A side's price levels (:class:`_Level`) are found by *key*: the price for asks and
+  minus the price for bids, so that on both sides a smaller key is a better price and
+  "crosses" is ``best_key <= limit_key``. Keys are grouped in *buckets* of 32 consecutive
+  keys (number ``key >> 5``, slot ``key & 31``): the side's ``occupied`` maps the number
+  of every bucket holding a level (and only those) to its :class:`_Bucket`, which holds
+  its levels in 32 slots and a bitmask of the slots in use. ``best`` is the smallest key
+  with a level, or ``MAX_PRICE`` when the side is empty, and ``best_bucket`` its bucket.
+  ``buckets`` is a min-heap holding every number of ``occupied`` (plus numbers of buckets
+  that emptied, dropped lazily), whose top is always the best bucket. So the next best
+  level is a bit scan of the best bucket away, a deep sweep takes levels without a
+  single dict operation, and only a bucket opening or emptying costs a dict or heap
+  operation (a dict of levels and a heap of every key cost two dict operations and a
+  heap pop with 15 or so boxed-int comparisons per level taken).
 - A level's ``volume`` is the sum of its live orders' sizes (lots) and ``live`` their
   count, so it is empty iff ``volume == 0`` iff ``live == 0``; ``queue[head:]`` holds its
   orders in time priority, interleaved with dead ones (cancelled: ``size == 0``, lazy
@@ -46,10 +45,10 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   its entry at once (one dict operation instead of two); stale entries are overwritten
   when their client id is used again, or purged once they outnumber live ones by far. An entry
   is live iff its id is in ``_orders`` (ids are never reused). Every resting order points
-  at its owner's ``_Owner`` (``holder``) and holds its level's key object (``key``, the
-  very object ``levels`` is keyed by, so finding its level is one identity-matched lookup).
+  at its owner's ``_Owner`` (``holder``) and holds its level's key (``key``).
 - No reference cycles: an order refers to its ids, owner and ``_Owner``, none of which
-  refers back to it, and a level only to its orders. Orders, levels and owners are
+  refers back to it, a level only to its orders and a bucket to its levels. Orders,
+  levels, buckets and owners are
   therefore compiled *acyclic*: untracked by the cyclic garbage collector, whose
   collections would otherwise traverse every resting order again and again while the
   book grows or churns, and freed by reference counting alone.
@@ -176,7 +175,7 @@ class RestingOrder:
         good_til_block: int,
         size: int,
         holder: _Owner,
-        key: Id,
+        key: int,
     ) -> None:
         self.order_id = order_id
         self.owner = owner
@@ -189,7 +188,7 @@ class RestingOrder:
         self.size = size
         #: The book's bookkeeping for this order's owner (internal).
         self.holder = holder
-        #: Its level's key in its side's ``levels`` (internal): the dict's own key object.
+        #: Its level's key (internal): the price, or minus the price for a buy.
         self.key = key
 
     def record(self) -> OrderRecord:
@@ -236,15 +235,12 @@ class _Level:
     """One price level: live volume in lots and the FIFO of its orders in time priority.
 
     ``queue[head:]`` is the FIFO; entries whose ``size`` is 0 left the book (cancelled:
-    lazy removal) and are skipped. ``live`` counts the others. ``key`` is the level's key
-    object in its side's ``levels``, which its orders share; ``bucket`` is its key's;
-    ``price`` its price (ticks) as an object, which its fill records share."""
+    lazy removal) and are skipped. ``live`` counts the others. ``price`` is its price
+    (ticks) as an int object, which its fill records share."""
 
-    __slots__ = ("queue", "head", "volume", "live", "key", "bucket", "price")
+    __slots__ = ("queue", "head", "volume", "live", "price")
 
-    def __init__(self, key: Id, bucket: _Bucket, price: Id) -> None:
-        self.key = key
-        self.bucket = bucket
+    def __init__(self, price: Id) -> None:
         self.price = price
         self.queue: list[RestingOrder] = []
         self.head = 0
@@ -427,55 +423,80 @@ def _int_equal_to(key: object) -> int | None:
 
 @mypyc_attr(acyclic=True)
 class _Bucket:
-    """32 consecutive keys of a side, from ``number << 5``: bit ``i`` of ``mask`` is set iff
-    key ``(number << 5) + i`` has a level. ``number`` is the very int object that keys the
-    bucket in ``occupied`` and sits in ``buckets`` (boxed once)."""
+    """32 consecutive keys of a side, from ``number << 5``: ``levels[i]`` is the level at
+    key ``(number << 5) + i`` or None, and bit ``i`` of ``mask`` is set iff it is a level.
+    ``number`` is the very int object that keys the bucket in ``occupied`` and sits in
+    ``buckets`` (boxed once)."""
 
-    __slots__ = ("number", "mask")
+    __slots__ = ("number", "mask", "levels")
 
     def __init__(self, number: Id) -> None:
         self.number = number
         self.mask = 0
+        self.levels: list[_Level | None] = [None] * _BUCKET_KEYS
+
+    def first_key(self) -> int:
+        """The smallest key with a level in this bucket (not empty)."""
+        number: int = self.number
+        return (number << _BUCKET_BITS) + _lowest_bit(self.mask)
 
 
 class _BookSide:
     """One side of the book. Keys are prices (asks) or minus prices (bids): smaller is better."""
 
-    __slots__ = ("levels", "occupied", "buckets", "best", "sign")
+    __slots__ = ("occupied", "buckets", "best", "best_bucket", "count", "sign")
 
     def __init__(self, sign: int) -> None:
-        self.levels: dict[int, _Level] = {}
         self.occupied: dict[int, _Bucket] = {}
         self.buckets: list[int] = []
         self.best: int = _NO_PRICE
+        self.best_bucket: _Bucket | None = None
+        #: Levels on this side.
+        self.count = 0
         self.sign = sign
 
-    def add_level(self, key: Id) -> _Level:
-        """Open an empty level at ``key`` (an int, kept as the levels' key object)."""
-        value: int = key
-        number: Id = value >> _BUCKET_BITS
+    def level_at(self, key: int) -> _Level | None:
+        """The level at ``key``, or None."""
+        bucket = self.occupied.get(key >> _BUCKET_BITS)
+        return None if bucket is None else bucket.levels[key & _BUCKET_KEYS - 1]
+
+    def bucket_of(self, key: int) -> _Bucket:
+        """The bucket of ``key``, which has a level."""
+        return self.occupied[key >> _BUCKET_BITS]
+
+    def level_for(self, key: int) -> _Level:
+        """The level at ``key``, opened (empty) if there is none."""
+        number: Id = key >> _BUCKET_BITS
+        slot = key & _BUCKET_KEYS - 1
         bucket = self.occupied.get(number)
         if bucket is None:
             bucket = _Bucket(number)
             self.occupied[number] = bucket
             heappush(self.buckets, number)
-        bucket.mask |= 1 << (value & _BUCKET_KEYS - 1)
-        level = _Level(key, bucket, key if self.sign > 0 else _own_int(-value))
-        self.levels[key] = level
-        if value < self.best:
-            self.best = value
+        else:
+            level = bucket.levels[slot]
+            if level is not None:
+                return level
+        level = _Level(key * self.sign)
+        bucket.levels[slot] = level
+        bucket.mask |= 1 << slot
+        self.count += 1
+        if key < self.best:
+            self.best = key
+            self.best_bucket = bucket
         return level
 
-    def drop_level(self, level: _Level) -> None:
-        """Forget ``level`` (now empty), keeping ``best`` and the bucket invariants."""
-        del self.levels[level.key]
-        key: int = level.key
-        bucket = level.bucket
-        mask = bucket.mask & ~(1 << (key & _BUCKET_KEYS - 1))
+    def drop_level(self, bucket: _Bucket, key: int) -> None:
+        """Forget the (now empty) level at ``key`` in ``bucket``, keeping ``best``,
+        ``best_bucket`` and the bucket invariants."""
+        slot = key & _BUCKET_KEYS - 1
+        bucket.levels[slot] = None
+        mask = bucket.mask & ~(1 << slot)
         bucket.mask = mask
+        self.count -= 1
         if mask:
             if key == self.best:  # the next key of the same bucket
-                self.best = _first_key(bucket)
+                self.best = bucket.first_key()
             return
         occupied = self.occupied
         del occupied[bucket.number]
@@ -485,32 +506,42 @@ class _BookSide:
             while buckets and buckets[0] not in occupied:
                 heappop(buckets)
             if buckets:
-                self.best = _first_key(occupied[buckets[0]])
+                best_bucket = occupied[buckets[0]]
+                self.best_bucket = best_bucket
+                self.best = best_bucket.first_key()
             else:
+                self.best_bucket = None
                 self.best = _NO_PRICE
         elif len(buckets) > 2 * len(occupied) + 64:
             buckets[:] = occupied
             heapify(buckets)
 
-    def keys_in_order(self) -> Iterator[int]:
-        """Live keys from best to worst, lazily (O(buckets log buckets) to start)."""
+    def levels_in_order(self) -> Iterator[tuple[int, _Level]]:
+        """(key, level) from best to worst, lazily."""
         for number, bucket in sorted(self.occupied.items()):
             base = number << _BUCKET_BITS
             mask = bucket.mask
+            levels = bucket.levels
             while mask:
-                yield base + _lowest_bit(mask)
+                slot = _lowest_bit(mask)
                 mask &= mask - 1
+                level = levels[slot]
+                assert level is not None
+                yield base + slot, level
+
+    def total_volume(self) -> int:
+        """Lots resting on this side."""
+        total = 0
+        for bucket in self.occupied.values():
+            for level in bucket.levels:
+                if level is not None:
+                    total += level.volume
+        return total
 
 
 def _lowest_bit(mask: int) -> int:
     """The index of the lowest set bit of ``mask`` (> 0)."""
     return (mask & -mask).bit_length() - 1
-
-
-def _first_key(bucket: _Bucket) -> int:
-    """The smallest key with a level in ``bucket`` (not empty)."""
-    number: int = bucket.number
-    return (number << _BUCKET_BITS) + _lowest_bit(bucket.mask)
 
 
 class OrderBook:
@@ -636,7 +667,6 @@ class OrderBook:
             holder = self._by_owner.get(owner)  # self-trade prevention may have removed it
         if time_in_force >= _IOC:
             return _CANCELLED_IOC
-        key: Id  # boxed once: the levels dict, the level and its orders share the object
         if side:
             own = self._bids
             key = -price
@@ -648,9 +678,7 @@ class OrderBook:
         elif len(holder.clients) > (_CLIENT_STALE_RATIO + 1) * holder.live + _CLIENT_SLACK:
             holder.purge(orders)  # drops this order's entry too: it is not resting yet
             indexed = None
-        level = own.levels.get(key)
-        if level is None:
-            level = own.add_level(key)
+        level = own.level_for(key)
         order = RestingOrder(
             order_id,
             owner,
@@ -662,7 +690,7 @@ class OrderBook:
             good_til_block,
             size,
             holder,
-            level.key,
+            key,
         )
         level.queue.append(order)
         level.volume += size
@@ -697,13 +725,15 @@ class OrderBook:
         first; return the unfilled lots. Stops early (with the book still crossing and
         ``_stopped`` set) when ``max_makers`` is reached or the check says ``STOP_TAKER``.
         """
-        levels = opposite.levels
         orders = self._orders
         fills = self.fills
         makers_left = self.max_makers
         best = opposite.best
         while best <= limit:
-            level = levels[best]
+            bucket = opposite.best_bucket
+            assert bucket is not None
+            level = bucket.levels[best & _BUCKET_KEYS - 1]
+            assert level is not None
             queue = level.queue
             price = level.price  # the makers' price: one int object for all their fills
             head = level.head
@@ -776,7 +806,7 @@ class OrderBook:
                 level.live -= 1
                 level.volume -= maker_size
                 if not level.volume:
-                    opposite.drop_level(level)
+                    opposite.drop_level(bucket, best)
                     best = opposite.best
                     break
                 if not size:
@@ -848,10 +878,10 @@ class OrderBook:
         or None if the taker would not fill completely."""
         answers: list[int] = []
         makers_left = self.max_makers
-        for key in opposite.keys_in_order():
+        for key, level in opposite.levels_in_order():
             if key > limit:
                 return None
-            for maker in opposite.levels[key].orders():
+            for maker in level.orders():
                 if not makers_left:
                     return None
                 makers_left -= 1
@@ -886,10 +916,13 @@ class OrderBook:
         size = order.size
         order.size = 0
         own = self._bids if order.side else self._asks
-        level = own.levels[order.key]
+        key = order.key
+        bucket = own.bucket_of(key)
+        level = bucket.levels[key & _BUCKET_KEYS - 1]
+        assert level is not None
         live = level.live - 1
         if not live:
-            own.drop_level(level)
+            own.drop_level(bucket, key)
             return size
         level.live = live
         level.volume -= size
@@ -934,7 +967,9 @@ class OrderBook:
         else:
             order.size = size
             own = self._bids if order.side else self._asks
-            own.levels[order.key].volume -= current - size
+            level = own.level_at(order.key)
+            assert level is not None
+            level.volume -= current - size
         return current - size
 
     def expire(self, height: int) -> list[Removal]:
@@ -1009,12 +1044,12 @@ class OrderBook:
         """The best ``levels`` price levels of ``side``: (price ticks, total size lots)."""
         own = self._bids if side else self._asks
         sign = own.sign
-        return [(key * sign, own.levels[key].volume) for key in islice(own.keys_in_order(), levels)]
+        return [(key * sign, level.volume) for key, level in islice(own.levels_in_order(), levels)]
 
     def volume(self, side: int) -> int:
         """Total resting size in lots on ``side``."""
         own = self._bids if side else self._asks
-        return sum(level.volume for level in own.levels.values())
+        return own.total_volume()
 
     def impact(self, taker_side: int, size: int) -> Impact | None:
         """What a taker on ``taker_side`` would pay to fill ``size`` lots now, ignoring
@@ -1025,8 +1060,8 @@ class OrderBook:
         sign = opposite.sign
         wanted = size
         notional = 0
-        for key in opposite.keys_in_order():
-            take = min(opposite.levels[key].volume, wanted)
+        for key, level in opposite.levels_in_order():
+            take = min(level.volume, wanted)
             notional += take * key * sign
             wanted -= take
             if not wanted:
@@ -1042,9 +1077,9 @@ class OrderBook:
         sign = opposite.sign
         size = 0
         cost = 0
-        for key in opposite.keys_in_order():
+        for key, level in opposite.levels_in_order():
             price = key * sign
-            volume = opposite.levels[key].volume
+            volume = level.volume
             needed = -(-(notional - cost) // price)  # lots to reach the notional, rounded up
             if needed <= volume:
                 return Impact(price, size + needed, cost + needed * price)
@@ -1099,8 +1134,8 @@ class OrderBook:
         """Counts for metrics."""
         return BookStatistics(
             resting_orders=len(self._orders),
-            bid_levels=len(self._bids.levels),
-            ask_levels=len(self._asks.levels),
+            bid_levels=self._bids.count,
+            ask_levels=self._asks.count,
             conditional_orders=len(self.triggers),
         )
 
@@ -1125,8 +1160,8 @@ class OrderBook:
         oldest first within a level. Re-inserting them in this order with
         :meth:`insert_resting` rebuilds the same book."""
         for own in (self._bids, self._asks):
-            for key in own.keys_in_order():
-                for order in own.levels[key].orders():
+            for _, level in own.levels_in_order():
+                for order in level.orders():
                     yield order.record()
 
     def insert_resting(self, record: OrderRecord) -> None:
@@ -1147,11 +1182,6 @@ class OrderBook:
             order_id, owner, side, price, size, time_in_force, flags, client_id, good_til
         )
         assert outcome == _RESTING, outcome
-
-
-def _own_int(value: int) -> Id:
-    """``value`` as an object (compiled: boxed here, once)."""
-    return value
 
 
 def _is_int(value: Id) -> bool:
