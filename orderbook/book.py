@@ -472,7 +472,7 @@ class _BookSide:
         if bucket is None:
             bucket = _Bucket(number)
             self.occupied[number] = bucket
-            heappush(self.buckets, number)
+            _push(self.buckets, number)
         else:
             level = bucket.levels[slot]
             if level is not None:
@@ -502,9 +502,9 @@ class _BookSide:
         del occupied[bucket.number]
         buckets = self.buckets
         if key == self.best:  # the first key of the next bucket
-            heappop(buckets)
+            _pop(buckets)
             while buckets and buckets[0] not in occupied:
-                heappop(buckets)
+                _pop(buckets)
             if buckets:
                 best_bucket = occupied[buckets[0]]
                 self.best_bucket = best_bucket
@@ -537,6 +537,54 @@ class _BookSide:
                 if level is not None:
                     total += level.volume
         return total
+
+
+def _push(heap: list[Id], item: Id) -> None:
+    """``heapq.heappush`` for a heap of ints (``item`` is one), comparing them unboxed:
+    compiled, twice as fast as heapq's generic comparisons."""
+    heap.append(item)
+    key: int = item
+    pos = len(heap) - 1
+    while pos:
+        parent = (pos - 1) >> 1
+        above = heap[parent]
+        above_key: int = above
+        if key >= above_key:
+            break
+        heap[pos] = above
+        pos = parent
+    heap[pos] = item
+
+
+def _pop(heap: list[Id]) -> None:
+    """``heapq.heappop`` (the same algorithm, result dropped) for a heap of ints, comparing
+    them unboxed."""
+    last = heap.pop()
+    size = len(heap)
+    if not size:
+        return
+    key: int = last
+    pos = 0
+    child = 1
+    while child < size:  # move the smaller child up, down to a leaf
+        right = child + 1
+        if right < size:
+            left_key: int = heap[child]
+            right_key: int = heap[right]
+            if right_key <= left_key:
+                child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    while pos:  # then the last item up from that leaf to its place
+        parent = (pos - 1) >> 1
+        above = heap[parent]
+        above_key: int = above
+        if key >= above_key:
+            break
+        heap[pos] = above
+        pos = parent
+    heap[pos] = last
 
 
 def _lowest_bit(mask: int) -> int:

@@ -22,7 +22,7 @@ from orderbook import (
     Outcome,
     Side,
 )
-from orderbook.book import RestingOrder, _OrderIndex, _Owner
+from orderbook.book import RestingOrder, _OrderIndex, _Owner, _pop, _push
 from tests.orderbook.reference import ReferenceBook
 
 OWNERS = [bytes([n]) * 20 for n in (1, 2, 3)]
@@ -348,3 +348,24 @@ def order_index_matches_a_dict(ops: list[tuple[Any, ...]]) -> None:
         assert index.held == len(in_window) and not in_window & set(spilled)
         assert in_window | set(spilled) == set(model)
         assert index.held * 64 >= len(window) or len(window) <= 1024 or not in_window
+
+
+@given(
+    st.lists(st.one_of(st.integers(-(2**70), 2**70), st.integers(-3, 3), st.none()), max_size=300)
+)
+def test_property_bucket_heap_is_heapq(ops: list[int | None]) -> None:
+    """The book's own heap operations (unboxed comparisons) keep the very same list as
+    heapq's: an int pushes it, None pops the smallest."""
+    import heapq
+
+    heap: list[int] = []
+    model: list[int] = []
+    for op in ops:
+        if op is None:
+            if model:
+                _pop(heap)
+                heapq.heappop(model)
+        else:
+            _push(heap, op)
+            heapq.heappush(model, op)
+        assert heap == model
