@@ -121,6 +121,7 @@ _UNLIMITED: Final = 1 << 62
 #: keys (their bitmasks stay below 2**32: small ints, unboxed when compiled).
 _BUCKET_BITS: Final = 5
 _BUCKET_KEYS: Final = 1 << _BUCKET_BITS
+_SPARE_BUCKETS: Final = 64
 #: An owner's client index is purged once its stale entries outnumber its live ones
 #: ``_CLIENT_STALE_RATIO`` times over, plus ``_CLIENT_SLACK``. A purge walks every entry,
 #: so the ratio is what a departed order costs: 1 + 1/ratio entries walked (at 1, with two
@@ -444,11 +445,14 @@ class _Bucket:
 class _BookSide:
     """One side of the book. Keys are prices (asks) or minus prices (bids): smaller is better."""
 
-    __slots__ = ("occupied", "buckets", "best", "best_bucket", "count", "sign")
+    __slots__ = ("occupied", "buckets", "spare", "best", "best_bucket", "count", "sign")
 
     def __init__(self, sign: int) -> None:
         self.occupied: dict[int, _Bucket] = {}
         self.buckets: list[int] = []
+        #: Buckets that emptied (all slots None), for new ones: in a thin book nearly every
+        #: price level opens and empties a bucket (at most _SPARE_BUCKETS kept).
+        self.spare: list[_Bucket] = []
         self.best: int = _NO_PRICE
         self.best_bucket: _Bucket | None = None
         #: Levels on this side.
@@ -470,7 +474,12 @@ class _BookSide:
         slot = key & _BUCKET_KEYS - 1
         bucket = self.occupied.get(number)
         if bucket is None:
-            bucket = _Bucket(number)
+            spare = self.spare
+            if spare:
+                bucket = spare.pop()
+                bucket.number = number
+            else:
+                bucket = _Bucket(number)
             self.occupied[number] = bucket
             _push(self.buckets, number)
         else:
@@ -500,6 +509,8 @@ class _BookSide:
             return
         occupied = self.occupied
         del occupied[bucket.number]
+        if len(self.spare) < _SPARE_BUCKETS:
+            self.spare.append(bucket)
         buckets = self.buckets
         if key == self.best:  # the first key of the next bucket
             _pop(buckets)
