@@ -42,16 +42,18 @@ class LobEngine:
 
     def __init__(self) -> None:
         self.book = OrderBook()
+        self._place = self.book.place
         #: Fills produced so far (each taker's are counted, then dropped).
         self.fills_settled = 0
 
     def add(self, order_id: Id, is_buy: bool, price: int, size: int) -> None:
-        """A GTC limit order (price in ticks, size in lots): match, then rest."""
-        book = self.book
-        owner = BUYER if is_buy else SELLER
-        outcome = book.place(order_id, owner, 1 if is_buy else 0, price, size, _GTC, 0, order_id, 0)
+        """A GTC limit order (price in ticks, size in lots, no expiry): match, then rest.
+        (``place`` takes the bool as the side.)"""
+        outcome = self._place(
+            order_id, BUYER if is_buy else SELLER, is_buy, price, size, _GTC, 0, order_id
+        )
         if outcome is not _RESTING:
-            fills = book.fills
+            fills = self.book.fills
             self.fills_settled += len(fills)
             fills.clear()
 

@@ -12,16 +12,23 @@ iteration whose order came from outside the chain. Prices in ticks, sizes in lot
 
 State and its invariants (checked by tests/orderbook against a slow reference):
 
-- ``_orders`` maps every resting order id to its :class:`RestingOrder`, whose ``size`` is
-  the remaining size in lots (> 0). A partial fill or a resize changes ``size`` in place;
+- ``_orders`` (an :class:`_OrderIndex`) maps every resting order id to its
+  :class:`RestingOrder`, whose ``size`` is the remaining size in lots (> 0). A partial fill or a resize changes ``size`` in place;
   an order leaving the book gets ``size == 0``. Its canonical form (what is snapshotted,
   encoded and hashed) is :meth:`RestingOrder.record`, a tuple of ints and bytes.
-- Each side keeps ``levels``, a dict from *key* to :class:`_Level`, where the key is the
-  price for asks and minus the price for bids, so that on both sides a smaller key is a
-  better price and "crosses" is ``best_key <= limit_key``. ``keys`` is a min-heap holding
-  every key of ``levels`` (plus stale keys of dropped levels, dropped lazily);
-  ``keys[0] == best`` is always a live level, or ``best == MAX_PRICE`` when the side is
-  empty.
+- A side's price levels (:class:`_Level`) are found by *key*: the price for asks and
+  minus the price for bids, so that on both sides a smaller key is a better price and
+  "crosses" is ``best_key <= limit_key``. Keys are grouped in *buckets* of 32 consecutive
+  keys (number ``key >> 5``, slot ``key & 31``): the side's ``occupied`` maps the number
+  of every bucket holding a level (and only those) to its :class:`_Bucket`, which holds
+  its levels in 32 slots and a bitmask of the slots in use. ``best`` is the smallest key
+  with a level, or ``MAX_PRICE`` when the side is empty, and ``best_bucket`` its bucket.
+  ``buckets`` is a min-heap holding every number of ``occupied`` (plus numbers of buckets
+  that emptied, dropped lazily), whose top is always the best bucket. So the next best
+  level is a bit scan of the best bucket away, a deep sweep takes levels without a
+  single dict operation, and only a bucket opening or emptying costs a dict or heap
+  operation (a dict of levels and a heap of every key cost two dict operations and a
+  heap pop with 15 or so boxed-int comparisons per level taken).
 - A level's ``volume`` is the sum of its live orders' sizes (lots) and ``live`` their
   count, so it is empty iff ``volume == 0`` iff ``live == 0``; ``queue[head:]`` holds its
   orders in time priority, interleaved with dead ones (cancelled: ``size == 0``, lazy
@@ -36,10 +43,15 @@ State and its invariants (checked by tests/orderbook against a slow reference):
   or never rested: an order's entry is not deleted when it leaves (a random-access dict
   operation saved per fill and cancel), and the duplicate check of a new order inserts
   its entry at once (one dict operation instead of two); stale entries are overwritten
-  when their client id is used again, or purged once they outnumber live ones. An entry
+  when their client id is used again, or purged once they outnumber live ones by far. An entry
   is live iff its id is in ``_orders`` (ids are never reused). Every resting order points
-  at its owner's ``_Owner`` (``holder``) and at its ``_Level`` (``level``), so taking it
-  out of the book needs no lookup for either.
+  at its owner's ``_Owner`` (``holder``) and holds its level's key (``key``).
+- No reference cycles: an order refers to its ids, owner and ``_Owner``, none of which
+  refers back to it, a level only to its orders and a bucket to its levels. Orders,
+  levels, buckets and owners are
+  therefore compiled *acyclic*: untracked by the cyclic garbage collector, whose
+  collections would otherwise traverse every resting order again and again while the
+  book grows or churns, and freed by reference counting alone.
 - ``_expiry[height]`` lists ids of orders whose good_til_block is ``height``; stale ids
   (orders gone earlier) are skipped when the height is expired.
 
@@ -53,6 +65,8 @@ from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heappush
 from itertools import islice
 from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from orderbook.triggers import TriggerStore
 from orderbook.types import (
@@ -71,13 +85,19 @@ from orderbook.types import (
 
 __all__ = ["OrderBook", "MakerCheck", "RestingOrder"]
 
-#: An order id or client id inside the book: always an int, held as the caller's own int
-#: object. Typed ``Any`` so that the compiled build keeps that object instead of unboxing
-#: it and boxing a fresh one at every dict operation and every fill record (an allocation
-#: each, and a key the dict can only match by value, not by identity).
+#: An order id or client id as the caller passes it: always an int (checked), typed
+#: ``Any`` where the book keeps the caller's object (the client index, the expiry index),
+#: so that the compiled build does not unbox it and box a fresh one for every dict
+#: operation. A :class:`RestingOrder` holds its ids unboxed: a fill record boxes a fresh
+#: int (an allocation from memory in use) instead of touching the caller's int object,
+#: which is cold by the time the order fills (that one touch was 10% of a deep sweep).
 Id = Any
 
 _NO_PRICE: Final = MAX_PRICE
+#: The highest valid price (ticks). Bounds are checked as ``price <= _HIGHEST_PRICE``, not
+#: ``price < MAX_PRICE``: compiled, ints below 2**62 are unboxed and MAX_PRICE is not, so
+#: a comparison with it takes the slow (boxed) path on every order.
+_HIGHEST_PRICE: Final = MAX_PRICE - 1
 _GTC: Final = 0
 _POST_ONLY: Final = 1
 _IOC: Final = 2
@@ -97,18 +117,38 @@ assert (_CANCELLED, _SELF_TRADE, _VETOED, _EXPIRED) == (
     Reason.EXPIRED,
 )
 _UNLIMITED: Final = 1 << 62
-#: An owner's client index is purged once its stale entries outnumber its live ones by
-#: more than this.
+#: A side's keys are grouped in buckets of ``_BUCKET_KEYS = 2**_BUCKET_BITS`` consecutive
+#: keys (their bitmasks stay below 2**32: small ints, unboxed when compiled).
+_BUCKET_BITS: Final = 5
+_BUCKET_KEYS: Final = 1 << _BUCKET_BITS
+_SPARE_BUCKETS: Final = 64
+#: An owner's client index is purged once its stale entries outnumber its live ones
+#: ``_CLIENT_STALE_RATIO`` times over, plus ``_CLIENT_SLACK``. A purge walks every entry,
+#: so the ratio is what a departed order costs: 1 + 1/ratio entries walked (at 1, with two
+#: owners of 100,000 orders each, purges took 15-20% of lobbench's deep-sweep workloads).
+#: Memory: at most ``ratio + 1`` entries (ints) per resting order of the owner.
+_CLIENT_STALE_RATIO: Final = 8
 _CLIENT_SLACK: Final = 32
+#: The order index's window is thinned out once less than 1/_WINDOW_SPARSE of its slots
+#: hold an order (8 bytes a slot: at most 512 bytes per order), to at least
+#: 1/_WINDOW_DENSE full, unless it is at most _WINDOW_MIN slots long (see
+#: :class:`_OrderIndex`).
+_WINDOW_SPARSE: Final = 64
+_WINDOW_DENSE: Final = 16
+_WINDOW_MIN: Final = 1024
 #: Matching compacts a level's queue once at least this many entries before its head have
 #: left the book (and they are more than half of the queue).
 _COMPACT_AT: Final = 32
 
 
+@mypyc_attr(acyclic=True)
 class RestingOrder:
     """One resting order. ``size`` is what is left (lots, > 0 while it rests; set to 0 the
     moment it leaves the book, which is how a level's queue tells live entries from dead
-    ones). Read-only outside the book: :meth:`record` gives its canonical tuple."""
+    ones). Read-only outside the book: :meth:`record` gives its canonical tuple.
+
+    Acyclic (compiled: no garbage-collector header, never tracked): nothing an order refers
+    to refers back to it, so reference counting alone frees it (see the module docstring)."""
 
     __slots__ = (
         "order_id",
@@ -121,22 +161,22 @@ class RestingOrder:
         "good_til_block",
         "size",
         "holder",
-        "level",
+        "key",
     )
 
     def __init__(
         self,
-        order_id: Id,
+        order_id: int,
         owner: bytes,
         side: int,
         price: int,
         time_in_force: int,
         flags: int,
-        client_id: Id,
+        client_id: int,
         good_til_block: int,
         size: int,
         holder: _Owner,
-        level: _Level,
+        key: int,
     ) -> None:
         self.order_id = order_id
         self.owner = owner
@@ -147,9 +187,10 @@ class RestingOrder:
         self.client_id = client_id
         self.good_til_block = good_til_block
         self.size = size
-        #: The book's bookkeeping for this order's owner and price level (internal).
+        #: The book's bookkeeping for this order's owner (internal).
         self.holder = holder
-        self.level = level
+        #: Its level's key (internal): the price, or minus the price for a buy.
+        self.key = key
 
     def record(self) -> OrderRecord:
         """The canonical :data:`OrderRecord` of this order as it rests now."""
@@ -190,15 +231,18 @@ class RestingOrder:
 MakerCheck = Callable[[RestingOrder, int, bytes, int], int]
 
 
+@mypyc_attr(acyclic=True)
 class _Level:
     """One price level: live volume in lots and the FIFO of its orders in time priority.
 
     ``queue[head:]`` is the FIFO; entries whose ``size`` is 0 left the book (cancelled:
-    lazy removal) and are skipped. ``live`` counts the others."""
+    lazy removal) and are skipped. ``live`` counts the others. ``price`` is its price
+    (ticks) as an int object, which its fill records share."""
 
-    __slots__ = ("queue", "head", "volume", "live")
+    __slots__ = ("queue", "head", "volume", "live", "price")
 
-    def __init__(self) -> None:
+    def __init__(self, price: Id) -> None:
+        self.price = price
         self.queue: list[RestingOrder] = []
         self.head = 0
         self.volume = 0
@@ -218,6 +262,7 @@ class _Level:
         self.head = 0
 
 
+@mypyc_attr(acyclic=True)
 class _Owner:
     """One owner's resting orders in a book: ``live`` counts them; ``clients`` maps each
     one's client id to its order id, among stale entries of orders that left the book or
@@ -229,54 +274,333 @@ class _Owner:
         self.clients: dict[Id, Id] = {}
         self.live = 0
 
-    def purge(self, orders: dict[Id, RestingOrder]) -> None:
+    def purge(self, orders: _OrderIndex) -> None:
         """Drop the entries of orders that are not in ``orders`` (O(entries); the lookups
-        go by ascending id, mostly, which is cache-friendly for an int-keyed dict)."""
+        go by ascending id, mostly, which is cache-friendly)."""
         self.clients = {
             client_id: order_id
             for client_id, order_id in self.clients.items()
-            if order_id in orders
+            if orders.get(order_id) is not None
         }
+
+
+@mypyc_attr(acyclic=True)
+class _OrderIndex:
+    """The book's resting orders by order id.
+
+    ``window[i]`` is the order with id ``base + i``, or None; ``spilled`` maps the ids of
+    the other orders to them: ids too far ahead of the window when they came, or moved out
+    of it when it thinned out. An id is in one of the two at most; ``held`` counts the
+    window's orders. The application numbers orders in sequence, so ids mostly grow and
+    the window is appended to at its end and empties from its front: finding or removing
+    an order is one list access (no hashing, and no touching a dict's index, entry and key
+    object: a fill or a cancel in a big book was two or three cache misses in a dict). When
+    less than 1/_WINDOW_SPARSE of the window holds orders, its empty front is dropped and,
+    while it is still under 1/_WINDOW_DENSE full, the orders of its older half go to
+    ``spilled``: so the window costs at most _WINDOW_SPARSE slots per order it holds, an
+    order pinned at its front for long goes to ``spilled``, and ids spread thinly (many
+    markets sharing one sequence, say) end up in ``spilled``: a dict, as before."""
+
+    __slots__ = ("window", "base", "held", "spilled")
+
+    def __init__(self) -> None:
+        self.window: list[RestingOrder | None] = []
+        self.base = 0
+        self.held = 0
+        self.spilled: dict[int, RestingOrder] = {}
+
+    def __len__(self) -> int:
+        return self.held + len(self.spilled)
+
+    def get(self, order_id: int) -> RestingOrder | None:
+        """The order with this id, or None."""
+        window = self.window
+        i = order_id - self.base
+        if 0 <= i < len(window):
+            order = window[i]
+            if order is not None:
+                return order
+        spilled = self.spilled
+        return spilled.get(order_id) if spilled else None
+
+    def find(self, key: Id) -> RestingOrder | None:
+        """:meth:`get` for any key, as a dict keyed by the ids would look it up: a number
+        equal to an id finds its order, an unhashable key raises TypeError."""
+        if type(key) is int:
+            return self.get(key)
+        order_id = _int_equal_to(key)
+        return None if order_id is None else self.get(order_id)
+
+    def take(self, key: Id) -> RestingOrder | None:
+        """:meth:`pop` for any key, as :meth:`find` looks it up."""
+        if type(key) is int:
+            return self.pop(key)
+        order_id = _int_equal_to(key)
+        return None if order_id is None else self.pop(order_id)
+
+    def add(self, order_id: int, order: RestingOrder) -> None:
+        """Index ``order`` under ``order_id`` (not indexed yet)."""
+        window = self.window
+        i = order_id - self.base
+        n = len(window)
+        if 0 <= i < n:
+            window[i] = order
+        elif n <= i <= 2 * n + _WINDOW_MIN:  # ahead of the window, not too far: extend it
+            while n < i:
+                window.append(None)
+                n += 1
+            window.append(order)
+            held = self.held + 1
+            self.held = held
+            if held * _WINDOW_SPARSE <= n and n >= _WINDOW_MIN:
+                self._thin()
+            return
+        elif not self.held:  # the window is empty: start it here
+            window.clear()
+            self.base = order_id
+            window.append(order)
+        else:
+            self.spilled[order_id] = order
+            return
+        self.held += 1
+
+    def pop(self, order_id: int) -> RestingOrder | None:
+        """Take the order with this id out of the index; None if there is none."""
+        window = self.window
+        i = order_id - self.base
+        n = len(window)
+        if 0 <= i < n:
+            order = window[i]
+            if order is not None:
+                window[i] = None
+                held = self.held - 1
+                self.held = held
+                if held * _WINDOW_SPARSE < n and n > _WINDOW_MIN:
+                    self._thin()
+                return order
+        spilled = self.spilled
+        return spilled.pop(order_id, None) if spilled else None
+
+    def _thin(self) -> None:
+        """Drop the window's empty front and, while it is still under 1/_WINDOW_DENSE full
+        (and longer than _WINDOW_MIN), move the orders of its older half to ``spilled``.
+        O(window), after O(window) removals since the window was last that full."""
+        window = self.window
+        n = len(window)
+        start = _first_held(window, 0)
+        while n - start > _WINDOW_MIN and self.held * _WINDOW_DENSE < n - start:
+            half = start + (n - start) // 2
+            base = self.base
+            for i in range(start, half):
+                order = window[i]
+                if order is not None:
+                    self.spilled[base + i] = order
+                    self.held -= 1
+            start = _first_held(window, half)
+        del window[:start]
+        self.base += start
+
+
+def _first_held(window: list[RestingOrder | None], start: int) -> int:
+    """The index of the first order in ``window`` from ``start`` (len(window) if none)."""
+    n = len(window)
+    while start < n and window[start] is None:
+        start += 1
+    return start
+
+
+def _int_equal_to(key: object) -> int | None:
+    """The int that ``key`` (not an int) is equal to as a dict key (``True`` is 1, ``5.0``
+    is 5), or None; TypeError if ``key`` is unhashable, as a dict lookup raises."""
+    key_hash = hash(key)
+    if isinstance(key, int):
+        return int(key)
+    try:
+        value = int(key)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if value == key and hash(value) == key_hash else None
+
+
+@mypyc_attr(acyclic=True)
+class _Bucket:
+    """32 consecutive keys of a side, from ``number << 5``: ``levels[i]`` is the level at
+    key ``(number << 5) + i`` or None, and bit ``i`` of ``mask`` is set iff it is a level.
+    ``number`` is the very int object that keys the bucket in ``occupied`` and sits in
+    ``buckets`` (boxed once)."""
+
+    __slots__ = ("number", "mask", "levels")
+
+    def __init__(self, number: Id) -> None:
+        self.number = number
+        self.mask = 0
+        self.levels: list[_Level | None] = [None] * _BUCKET_KEYS
+
+    def first_key(self) -> int:
+        """The smallest key with a level in this bucket (not empty)."""
+        number: int = self.number
+        return (number << _BUCKET_BITS) + _lowest_bit(self.mask)
 
 
 class _BookSide:
     """One side of the book. Keys are prices (asks) or minus prices (bids): smaller is better."""
 
-    __slots__ = ("levels", "keys", "best", "sign")
+    __slots__ = ("occupied", "buckets", "spare", "best", "best_bucket", "count", "sign")
 
     def __init__(self, sign: int) -> None:
-        self.levels: dict[int, _Level] = {}
-        self.keys: list[int] = []
+        self.occupied: dict[int, _Bucket] = {}
+        self.buckets: list[int] = []
+        #: Buckets that emptied (all slots None), for new ones: in a thin book nearly every
+        #: price level opens and empties a bucket (at most _SPARE_BUCKETS kept).
+        self.spare: list[_Bucket] = []
         self.best: int = _NO_PRICE
+        self.best_bucket: _Bucket | None = None
+        #: Levels on this side.
+        self.count = 0
         self.sign = sign
 
-    def drop_level(self, key: int) -> None:
-        """Forget the (now empty) level at ``key``, keeping ``best`` and the heap invariant.
+    def level_at(self, key: int) -> _Level | None:
+        """The level at ``key``, or None."""
+        bucket = self.occupied.get(key >> _BUCKET_BITS)
+        return None if bucket is None else bucket.levels[key & _BUCKET_KEYS - 1]
 
-        Its queue is emptied: the orders left in it (all gone from the book) point back at
-        the level, and the cycle would otherwise wait for the garbage collector."""
-        levels = self.levels
-        levels.pop(key).queue.clear()
-        keys = self.keys
-        if key == self.best:
-            heappop(keys)
-            while keys and keys[0] not in levels:
-                heappop(keys)
-            self.best = keys[0] if keys else _NO_PRICE
-        elif len(keys) > 2 * len(levels) + 64:
-            keys[:] = levels
-            heapify(keys)
+    def bucket_of(self, key: int) -> _Bucket:
+        """The bucket of ``key``, which has a level."""
+        return self.occupied[key >> _BUCKET_BITS]
 
-    def keys_in_order(self) -> Iterator[int]:
-        """Live keys from best to worst, lazily (O(levels) copy + O(log) per key taken)."""
-        heap = self.keys.copy()
-        levels = self.levels
-        last = _NO_PRICE
-        while heap:
-            key = heappop(heap)
-            if key != last and key in levels:
-                last = key
-                yield key
+    def level_for(self, key: int) -> _Level:
+        """The level at ``key``, opened (empty) if there is none."""
+        number: Id = key >> _BUCKET_BITS
+        slot = key & _BUCKET_KEYS - 1
+        bucket = self.occupied.get(number)
+        if bucket is None:
+            spare = self.spare
+            if spare:
+                bucket = spare.pop()
+                bucket.number = number
+            else:
+                bucket = _Bucket(number)
+            self.occupied[number] = bucket
+            _push(self.buckets, number)
+        else:
+            level = bucket.levels[slot]
+            if level is not None:
+                return level
+        level = _Level(key * self.sign)
+        bucket.levels[slot] = level
+        bucket.mask |= 1 << slot
+        self.count += 1
+        if key < self.best:
+            self.best = key
+            self.best_bucket = bucket
+        return level
+
+    def drop_level(self, bucket: _Bucket, key: int) -> None:
+        """Forget the (now empty) level at ``key`` in ``bucket``, keeping ``best``,
+        ``best_bucket`` and the bucket invariants."""
+        slot = key & _BUCKET_KEYS - 1
+        bucket.levels[slot] = None
+        mask = bucket.mask & ~(1 << slot)
+        bucket.mask = mask
+        self.count -= 1
+        if mask:
+            if key == self.best:  # the next key of the same bucket
+                self.best = bucket.first_key()
+            return
+        occupied = self.occupied
+        del occupied[bucket.number]
+        if len(self.spare) < _SPARE_BUCKETS:
+            self.spare.append(bucket)
+        buckets = self.buckets
+        if key == self.best:  # the first key of the next bucket
+            _pop(buckets)
+            while buckets and buckets[0] not in occupied:
+                _pop(buckets)
+            if buckets:
+                best_bucket = occupied[buckets[0]]
+                self.best_bucket = best_bucket
+                self.best = best_bucket.first_key()
+            else:
+                self.best_bucket = None
+                self.best = _NO_PRICE
+        elif len(buckets) > 2 * len(occupied) + 64:
+            buckets[:] = occupied
+            heapify(buckets)
+
+    def levels_in_order(self) -> Iterator[tuple[int, _Level]]:
+        """(key, level) from best to worst, lazily."""
+        for number, bucket in sorted(self.occupied.items()):
+            base = number << _BUCKET_BITS
+            mask = bucket.mask
+            levels = bucket.levels
+            while mask:
+                slot = _lowest_bit(mask)
+                mask &= mask - 1
+                level = levels[slot]
+                assert level is not None
+                yield base + slot, level
+
+    def total_volume(self) -> int:
+        """Lots resting on this side."""
+        total = 0
+        for bucket in self.occupied.values():
+            for level in bucket.levels:
+                if level is not None:
+                    total += level.volume
+        return total
+
+
+def _push(heap: list[Id], item: Id) -> None:
+    """``heapq.heappush`` for a heap of ints (``item`` is one), comparing them unboxed:
+    compiled, twice as fast as heapq's generic comparisons."""
+    heap.append(item)
+    key: int = item
+    pos = len(heap) - 1
+    while pos:
+        parent = (pos - 1) >> 1
+        above = heap[parent]
+        above_key: int = above
+        if key >= above_key:
+            break
+        heap[pos] = above
+        pos = parent
+    heap[pos] = item
+
+
+def _pop(heap: list[Id]) -> None:
+    """``heapq.heappop`` (the same algorithm, result dropped) for a heap of ints, comparing
+    them unboxed."""
+    last = heap.pop()
+    size = len(heap)
+    if not size:
+        return
+    key: int = last
+    pos = 0
+    child = 1
+    while child < size:  # move the smaller child up, down to a leaf
+        right = child + 1
+        if right < size:
+            left_key: int = heap[child]
+            right_key: int = heap[right]
+            if right_key <= left_key:
+                child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    while pos:  # then the last item up from that leaf to its place
+        parent = (pos - 1) >> 1
+        above = heap[parent]
+        above_key: int = above
+        if key >= above_key:
+            break
+        heap[pos] = above
+        pos = parent
+    heap[pos] = last
+
+
+def _lowest_bit(mask: int) -> int:
+    """The index of the lowest set bit of ``mask`` (> 0)."""
+    return (mask & -mask).bit_length() - 1
 
 
 class OrderBook:
@@ -311,7 +635,7 @@ class OrderBook:
     def __init__(
         self, maker_check: MakerCheck | None = None, max_makers: int | None = None
     ) -> None:
-        self._orders: dict[Id, RestingOrder] = {}
+        self._orders = _OrderIndex()
         self._bids = _BookSide(-1)
         self._asks = _BookSide(1)
         self._by_owner: dict[bytes, _Owner] = {}
@@ -354,11 +678,11 @@ class OrderBook:
         """
         orders = self._orders
         if (
-            order_id in orders
-            or size <= 0
-            or not 0 < price < _NO_PRICE
-            or not _is_int(order_id)
+            not _is_int(order_id)
             or not _is_int(client_id)
+            or size <= 0
+            or not 0 < price <= _HIGHEST_PRICE
+            or orders.get(order_id) is not None
         ):
             return self._invalid(order_id)
         if not _GTC <= time_in_force <= _FOK:
@@ -371,10 +695,10 @@ class OrderBook:
             if holder is not None:
                 # One dict operation for the check and the insert: an entry for an order
                 # that does not rest in the end is just stale (see the module docstring).
-                same = holder.clients.setdefault(client_id, order_id)
+                same: Id = holder.clients.setdefault(client_id, order_id)
                 if same is order_id:
                     indexed = holder
-                elif same in orders:
+                elif orders.get(same) is not None:
                     return Outcome.REJECTED_DUPLICATE_CLIENT_ID
             if self._conditional_owners and self._is_conditional_client(owner, client_id):
                 return Outcome.REJECTED_DUPLICATE_CLIENT_ID
@@ -410,15 +734,10 @@ class OrderBook:
             key = price
         if holder is None:
             holder = self._by_owner[owner] = _Owner()
-        elif len(holder.clients) > 2 * holder.live + _CLIENT_SLACK:
+        elif len(holder.clients) > (_CLIENT_STALE_RATIO + 1) * holder.live + _CLIENT_SLACK:
             holder.purge(orders)  # drops this order's entry too: it is not resting yet
             indexed = None
-        level = own.levels.get(key)
-        if level is None:
-            level = own.levels[key] = _Level()
-            heappush(own.keys, key)
-            if key < own.best:
-                own.best = key
+        level = own.level_for(key)
         order = RestingOrder(
             order_id,
             owner,
@@ -430,12 +749,12 @@ class OrderBook:
             good_til_block,
             size,
             holder,
-            level,
+            key,
         )
         level.queue.append(order)
         level.volume += size
         level.live += 1
-        orders[order_id] = order
+        orders.add(order_id, order)
         if holder is not indexed:
             holder.clients[client_id] = order_id
         holder.live += 1
@@ -443,7 +762,7 @@ class OrderBook:
             self._index_expiry(order_id, good_til_block)
         return _RESTING
 
-    def _invalid(self, order_id: int) -> Outcome:
+    def _invalid(self, order_id: Id) -> Outcome:
         if order_id in self:
             return Outcome.REJECTED_DUPLICATE_ORDER_ID
         return Outcome.REJECTED_INVALID
@@ -465,14 +784,17 @@ class OrderBook:
         first; return the unfilled lots. Stops early (with the book still crossing and
         ``_stopped`` set) when ``max_makers`` is reached or the check says ``STOP_TAKER``.
         """
-        levels = opposite.levels
         orders = self._orders
         fills = self.fills
         makers_left = self.max_makers
         best = opposite.best
         while best <= limit:
-            level = levels[best]
+            bucket = opposite.best_bucket
+            assert bucket is not None
+            level = bucket.levels[best & _BUCKET_KEYS - 1]
+            assert level is not None
             queue = level.queue
+            price = level.price  # the makers' price: one int object for all their fills
             head = level.head
             while True:
                 maker = queue[head]
@@ -496,7 +818,7 @@ class OrderBook:
                                 taker_id,
                                 taker_owner,
                                 taker_side,
-                                maker.price,
+                                price,
                                 size,
                                 left,
                             )
@@ -512,7 +834,7 @@ class OrderBook:
                             taker_id,
                             taker_owner,
                             taker_side,
-                            maker.price,
+                            price,
                             maker_size,
                             0,
                         )
@@ -535,7 +857,7 @@ class OrderBook:
                 # its owner's client index goes stale (see the module docstring).
                 maker.size = 0
                 head += 1
-                del orders[maker.order_id]
+                orders.pop(maker.order_id)
                 holder = maker.holder
                 holder.live -= 1
                 if not holder.live:
@@ -543,7 +865,7 @@ class OrderBook:
                 level.live -= 1
                 level.volume -= maker_size
                 if not level.volume:
-                    opposite.drop_level(best)
+                    opposite.drop_level(bucket, best)
                     best = opposite.best
                     break
                 if not size:
@@ -615,10 +937,10 @@ class OrderBook:
         or None if the taker would not fill completely."""
         answers: list[int] = []
         makers_left = self.max_makers
-        for key in opposite.keys_in_order():
+        for key, level in opposite.levels_in_order():
             if key > limit:
                 return None
-            for maker in opposite.levels[key].orders():
+            for maker in level.orders():
                 if not makers_left:
                     return None
                 makers_left -= 1
@@ -642,7 +964,7 @@ class OrderBook:
         """Cancel a resting or conditional order by id (O(1) resting, O(log n) conditional).
 
         Returns the lots removed, 0 if no such order is open."""
-        order = self._orders.pop(order_id, None)
+        order = self._orders.take(order_id)
         if order is None:
             conditional = self.triggers.remove(order_id)
             return 0 if conditional is None else conditional.size
@@ -652,13 +974,14 @@ class OrderBook:
             del self._by_owner[order.owner]
         size = order.size
         order.size = 0
-        level = order.level
+        own = self._bids if order.side else self._asks
+        key = order.key
+        bucket = own.bucket_of(key)
+        level = bucket.levels[key & _BUCKET_KEYS - 1]
+        assert level is not None
         live = level.live - 1
         if not live:
-            if order.side:
-                self._bids.drop_level(-order.price)
-            else:
-                self._asks.drop_level(order.price)
+            own.drop_level(bucket, key)
             return size
         level.live = live
         level.volume -= size
@@ -686,7 +1009,7 @@ class OrderBook:
 
         Returns the lots removed (0 if the order is not open). Growing an order is refused
         with OrderBookError: that is a cancel and a new order, which loses priority."""
-        order = self._orders.get(order_id)
+        order = self._orders.find(order_id)
         if order is None:
             conditional = self.triggers.get(order_id)
             if conditional is None:
@@ -702,7 +1025,10 @@ class OrderBook:
             self.triggers.resize(order_id, size)
         else:
             order.size = size
-            order.level.volume -= current - size
+            own = self._bids if order.side else self._asks
+            level = own.level_at(order.key)
+            assert level is not None
+            level.volume -= current - size
         return current - size
 
     def expire(self, height: int) -> list[Removal]:
@@ -742,7 +1068,7 @@ class OrderBook:
         client id, invalid size or trigger price) mutate nothing. Returns ``RESTING``."""
         if order.order_id in self:
             return Outcome.REJECTED_DUPLICATE_ORDER_ID
-        if order.size <= 0 or not 0 < order.trigger_price < _NO_PRICE:
+        if order.size <= 0 or not 0 < order.trigger_price <= _HIGHEST_PRICE:
             return Outcome.REJECTED_INVALID
         if self.order_id_for_client(order.owner, order.client_id) is not None:
             return Outcome.REJECTED_DUPLICATE_CLIENT_ID
@@ -777,12 +1103,12 @@ class OrderBook:
         """The best ``levels`` price levels of ``side``: (price ticks, total size lots)."""
         own = self._bids if side else self._asks
         sign = own.sign
-        return [(key * sign, own.levels[key].volume) for key in islice(own.keys_in_order(), levels)]
+        return [(key * sign, level.volume) for key, level in islice(own.levels_in_order(), levels)]
 
     def volume(self, side: int) -> int:
         """Total resting size in lots on ``side``."""
         own = self._bids if side else self._asks
-        return sum(level.volume for level in own.levels.values())
+        return own.total_volume()
 
     def impact(self, taker_side: int, size: int) -> Impact | None:
         """What a taker on ``taker_side`` would pay to fill ``size`` lots now, ignoring
@@ -793,8 +1119,8 @@ class OrderBook:
         sign = opposite.sign
         wanted = size
         notional = 0
-        for key in opposite.keys_in_order():
-            take = min(opposite.levels[key].volume, wanted)
+        for key, level in opposite.levels_in_order():
+            take = min(level.volume, wanted)
             notional += take * key * sign
             wanted -= take
             if not wanted:
@@ -810,9 +1136,9 @@ class OrderBook:
         sign = opposite.sign
         size = 0
         cost = 0
-        for key in opposite.keys_in_order():
+        for key, level in opposite.levels_in_order():
             price = key * sign
-            volume = opposite.levels[key].volume
+            volume = level.volume
             needed = -(-(notional - cost) // price)  # lots to reach the notional, rounded up
             if needed <= volume:
                 return Impact(price, size + needed, cost + needed * price)
@@ -822,16 +1148,16 @@ class OrderBook:
 
     def resting(self, order_id: Id) -> RestingOrder | None:
         """The resting order with this id (read-only: do not mutate it), or None."""
-        return self._orders.get(order_id)
+        return self._orders.find(order_id)
 
     def order(self, order_id: int) -> OrderRecord | None:
         """Canonical record of the resting order with this id, or None."""
-        order = self._orders.get(order_id)
+        order = self._orders.find(order_id)
         return None if order is None else order.record()
 
     def __contains__(self, order_id: Id) -> bool:
         """True if an order with this id is open (resting or conditional)."""
-        return order_id in self._orders or order_id in self.triggers
+        return self._orders.find(order_id) is not None or order_id in self.triggers
 
     def __len__(self) -> int:
         """Number of resting orders (conditional orders not included)."""
@@ -842,7 +1168,7 @@ class OrderBook:
         holder = self._by_owner.get(owner)
         if holder is not None:
             order_id: int | None = holder.clients.get(client_id)
-            if order_id is not None and order_id in self._orders:
+            if order_id is not None and self._orders.get(order_id) is not None:
                 return order_id
         return self.triggers.order_id_for_client(owner, client_id)
 
@@ -853,7 +1179,9 @@ class OrderBook:
         if holder is None:
             return []
         orders = self._orders
-        return sorted([order_id for order_id in holder.clients.values() if order_id in orders])
+        return sorted(
+            [order_id for order_id in holder.clients.values() if orders.get(order_id) is not None]
+        )
 
     def open_order_count(self, owner: bytes) -> int:
         """Resting plus conditional orders of ``owner`` (for the per-account cap)."""
@@ -865,8 +1193,8 @@ class OrderBook:
         """Counts for metrics."""
         return BookStatistics(
             resting_orders=len(self._orders),
-            bid_levels=len(self._bids.levels),
-            ask_levels=len(self._asks.levels),
+            bid_levels=self._bids.count,
+            ask_levels=self._asks.count,
             conditional_orders=len(self.triggers),
         )
 
@@ -891,8 +1219,8 @@ class OrderBook:
         oldest first within a level. Re-inserting them in this order with
         :meth:`insert_resting` rebuilds the same book."""
         for own in (self._bids, self._asks):
-            for key in own.keys_in_order():
-                for order in own.levels[key].orders():
+            for _, level in own.levels_in_order():
+                for order in level.orders():
                     yield order.record()
 
     def insert_resting(self, record: OrderRecord) -> None:
@@ -901,7 +1229,7 @@ class OrderBook:
         Raises OrderBookError, mutating nothing, if the record is invalid, its id or client
         id is already open, or it would cross the book."""
         order_id, owner, side, price, time_in_force, flags, client_id, good_til, size = record
-        if size <= 0 or not 0 < price < _NO_PRICE or not 0 <= time_in_force < _IOC:
+        if size <= 0 or not 0 < price <= _HIGHEST_PRICE or not 0 <= time_in_force < _IOC:
             raise OrderBookError(f"order {order_id}: not a restable order: {record!r}")
         if order_id in self:
             raise OrderBookError(f"order {order_id}: already open")

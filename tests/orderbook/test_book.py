@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from fractions import Fraction
 
 import pytest
 
@@ -93,6 +94,43 @@ def test_invalid_orders_are_rejected_and_change_nothing() -> None:
     assert book.place(10, CAROL, BUY, 0, 1) == Outcome.REJECTED_INVALID
     assert book.place(1, CAROL, BUY, 100, 1) == Outcome.REJECTED_DUPLICATE_ORDER_ID
     assert list(book.resting_orders()) == before and book.take_fills() == []
+
+
+def test_order_ids_match_as_dict_keys_do() -> None:
+    """Ids must be ints; a number equal to an open id still finds that order (as the ids'
+    dict did before the order index) in both builds, and an unhashable id raises
+    TypeError."""
+    book = asks_100_101()
+    for same_as_1 in (1.0, True, Fraction(1)):
+        assert same_as_1 in book and book.resting(same_as_1) is book.resting(1)
+        assert book.place(same_as_1, CAROL, BUY, 90, 1) == Outcome.REJECTED_DUPLICATE_ORDER_ID
+    for client_id, other in enumerate((2**70, -1)):
+        assert other not in book and book.resting(other) is None and book.cancel(other) == 0
+        assert book.place(other, CAROL, BUY, 90, 1, GTC, 0, client_id) == Outcome.RESTING
+    assert book.resting(1.5) is None and book.resting(2.5) is None
+    with pytest.raises(TypeError):
+        book.place([1], CAROL, BUY, 90, 1)
+    assert book.cancel(2.0) == 5 and 2 not in book and book.cancel(True) == 5
+    assert [r[0] for r in book.resting_orders()] == [2**70, -1, 3]
+
+
+def test_order_ids_far_apart_and_out_of_order() -> None:
+    """The order index keeps a window of consecutive ids and a dict for the others: ids
+    that jump far ahead, come back below the window, or are huge or negative all work,
+    and a window thinned out by cancels hands its orders over."""
+    book = OrderBook()
+    ids = [5, 6, 7, 10**6, 8, 3, 2**70, -(2**70), 10**6 + 1, 2000, 9000, 1]
+    ids += list(range(20_000, 30_000))
+    for n, order_id in enumerate(ids):
+        assert book.place(order_id, ALICE, SELL, 100 + n % 7, 1, GTC, 0, n) == Outcome.RESTING
+    for order_id in range(20_000, 29_990):  # thins the window out
+        assert book.cancel(order_id) == 1
+    left = ids[:12] + list(range(29_990, 30_000))
+    assert len(book) == len(left) and all(order_id in book for order_id in left)
+    assert book.place(9000, BOB, SELL, 100, 1) == Outcome.REJECTED_DUPLICATE_ORDER_ID
+    assert book.place(30_000, BOB, BUY, 106, len(left)) == Outcome.FILLED
+    assert sorted(f[0] for f in book.take_fills()) == sorted(left) and len(book) == 0
+    assert not any(order_id in book for order_id in left)
 
 
 # ---------------------------------------------------------------------------- time in force
@@ -299,6 +337,32 @@ def test_owner_index_for_caps_cancel_all_and_reduce_only() -> None:
     assert book.open_order_count(ALICE) == 0 and resting(book) == [(2, 5)]
 
 
+@pytest.mark.parametrize("side", [BUY, SELL])
+def test_best_price_survives_many_levels_emptied_while_not_the_best(side: Side) -> None:
+    """Hundreds of levels, most emptied while not the best (their keys go stale in the
+    side's heap, which is then rebuilt), then the best taken out one by one: each time the
+    next best is the right one, on both sides."""
+    book = OrderBook()
+    prices = [1_000_000 + 32 * k + k % 32 for k in range(1, 400)]
+    for order_id, price in enumerate(prices, start=1):
+        assert book.place(order_id, ALICE, side, price, 1, GTC, 0, order_id) == Outcome.RESTING
+    kept = {order_id for order_id in range(1, 400) if order_id % 37 == 0 or order_id == 200}
+    for order_id in range(1, 400):
+        if order_id not in kept:
+            assert book.cancel(order_id) == 1
+    expected = sorted((prices[i - 1] for i in kept), reverse=side == BUY)
+    assert [p for p, _ in book.depth(side, 100)] == expected
+    best = book.best_bid if side == BUY else book.best_ask
+    for number, price in enumerate(expected):
+        assert best() == price
+        order_id = prices.index(price) + 1
+        if number % 2:
+            assert book.cancel(order_id) == 1
+        else:  # taken by a taker of the other side
+            assert book.place(1000 + order_id, BOB, 1 - side, price, 1, IOC) == Outcome.FILLED
+    assert best() is None and len(book) == 0
+
+
 def test_many_cancels_compact_the_level_queue() -> None:
     book = OrderBook()
     for order_id in range(1, 1001):
@@ -325,7 +389,7 @@ def test_client_ids_of_departed_orders_are_free_again_and_the_index_stays_small(
     assert book.place(601, ALICE, SELL, 110, 1, GTC, 0, 195) == Outcome.REJECTED_DUPLICATE_CLIENT_ID
     for order_id in range(1000, 1100):  # client ids 1..100 of filled orders, used again
         assert book.place(order_id, ALICE, SELL, 110, 1, GTC, 0, order_id - 999) == Outcome.RESTING
-        assert len(book._by_owner[ALICE].clients) <= 2 * book.open_order_count(ALICE) + 33
+        assert len(book._by_owner[ALICE].clients) <= 9 * book.open_order_count(ALICE) + 33
     assert book.order_id_for_client(ALICE, 5) == 1004 and book.cancel_by_client_id(ALICE, 5) == 1
     assert book.open_order_count(ALICE) == 109 and book.order_ids_of(ALICE)[:2] == [191, 192]
     assert book.place(602, ALICE, SELL, 110, 1, GTC, 0, 5) == Outcome.RESTING
@@ -353,22 +417,29 @@ def test_ids_must_be_ints() -> None:
     assert len(book) == 0
 
 
-def test_ids_are_kept_as_the_callers_objects() -> None:
-    """The compiled build must not unbox and re-box ids (an allocation per dict operation
-    and per fill record); identity shows it, for ints outside the small-int cache."""
+def test_ids_pass_through_with_their_values() -> None:
+    """Compiled, a resting order holds its ids unboxed (a fill record then boxes a fresh
+    int, from memory in use, rather than touch the caller's int object, cold by the time
+    the order fills), while the taker's id in a fill is the caller's object (no unboxing
+    and boxing again per fill). Either way, ids outside the small-int cache keep their
+    values."""
     maker_id, maker_client, taker_id = int("1000001"), int("1000002"), int("1000003")
     book = OrderBook()
     book.place(maker_id, ALICE, SELL, 100, 5, GTC, 0, maker_client)
     order = book.resting(int("1000001"))
-    assert order is not None and order.order_id is maker_id and order.client_id is maker_client
+    assert order is not None and order.order_id == maker_id and order.client_id == maker_client
+    assert book.order_id_for_client(ALICE, int("1000002")) == maker_id
     book.place(taker_id, BOB, BUY, 100, 2, IOC)
     (fill,) = book.take_fills()
-    assert fill[0] is maker_id and fill[2] is taker_id
+    assert fill[0] == maker_id and fill[2] is taker_id
 
 
 def test_the_book_leaves_no_garbage_cycles() -> None:
-    """Orders point at their level and the level's queue at them: dropping a level must
-    break that cycle, or every emptied price level waits for the garbage collector."""
+    """Nothing an order refers to refers back to it (it holds its level's key, not the
+    level), so every emptied price level, every order that leaves and, last, the whole book
+    are freed by reference counting. (The compiled build relies on this: its orders,
+    levels and owners are acyclic, invisible to the collector; the pure build, run by this
+    test too, shows any cycle to it.)"""
     gc.collect()
     gc.disable()
     try:
@@ -388,6 +459,12 @@ def test_the_book_leaves_no_garbage_cycles() -> None:
             book.take_removals()
         assert gc.collect() == 0
         assert len(book) == book.statistics().resting_orders
+        for price in range(100, 110):  # a book with resting orders on several levels
+            order_id += 1
+            book.place(order_id, BOB, BUY if price < 105 else SELL, price, 2, GTC, 0, order_id)
+        assert gc.collect() == 0 and len(book) == 10
+        del book
+        assert gc.collect() == 0
     finally:
         gc.enable()
 

@@ -9,57 +9,73 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from orderbook import (
+    MAX_PRICE,
     STOP_TAKER,
     ConditionalOrder,
     OrderBook,
     OrderBookError,
     Outcome,
-    RestingOrder,
     Side,
 )
+from orderbook.book import RestingOrder, _OrderIndex, _Owner, _pop, _push
 from tests.orderbook.reference import ReferenceBook
 
 OWNERS = [bytes([n]) * 20 for n in (1, 2, 3)]
 owner_index = st.integers(0, len(OWNERS) - 1)
-price = st.integers(98, 102)
 size = st.integers(1, 12)
 client_id = st.integers(0, 4)
+#: Prices (ticks) far apart, around powers of two and at the ends of the valid range (asks
+#: are keyed by price, bids by minus price).
+WIDE_PRICES = [1, 2, 31, 32, 33, 63, 64, 65, 96, 97, 100, 1023, 1024, MAX_PRICE - 2, MAX_PRICE - 1]
 
-place = st.tuples(
-    st.just("place"),
-    owner_index,
-    st.integers(0, 1),
-    price,
-    size,
-    st.integers(0, 3),
-    st.integers(0, 1),
-    client_id,
-    st.sampled_from([0, 0, 1, 2, 3]),
-)
-others = st.one_of(
-    st.tuples(st.just("cancel"), st.integers(0, 60)),
-    st.tuples(st.just("cancel_client"), owner_index, client_id),
-    st.tuples(st.just("resize"), st.integers(0, 60), st.integers(0, 12)),
-    st.tuples(st.just("expire")),
-    st.tuples(st.just("cancel_all"), owner_index),
-    st.tuples(
-        st.just("conditional"),
+
+def placements(price: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[Any, ...]]:
+    return st.tuples(
+        st.just("place"),
         owner_index,
         st.integers(0, 1),
-        st.integers(0, 3),
         price,
         size,
+        st.integers(0, 3),
+        st.integers(0, 1),
         client_id,
-        st.sampled_from([0, 2]),
-    ),
-    st.tuples(st.just("trigger"), price),
-)
-#: Mostly orders, so that books fill up and cross; the rest spread over the other operations.
-operation = st.integers(0, 9).flatmap(lambda n: place if n < 6 else others)
+        st.sampled_from([0, 0, 1, 2, 3]),
+    )
+
+
+def order_flow(price: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[Any, ...]]:
+    """Operations with prices from ``price``: mostly orders, so that books fill up and
+    cross; the rest spread over the other operations."""
+    others = st.one_of(
+        st.tuples(st.just("cancel"), st.integers(0, 60)),
+        st.tuples(st.just("cancel_client"), owner_index, client_id),
+        st.tuples(st.just("resize"), st.integers(0, 60), st.integers(0, 12)),
+        st.tuples(st.just("expire")),
+        st.tuples(st.just("cancel_all"), owner_index),
+        st.tuples(
+            st.just("conditional"),
+            owner_index,
+            st.integers(0, 1),
+            st.integers(0, 3),
+            price,
+            size,
+            client_id,
+            st.sampled_from([0, 2]),
+        ),
+        st.tuples(st.just("trigger"), price),
+    )
+    place = placements(price)
+    return st.integers(0, 9).flatmap(lambda n: place if n < 6 else others)
+
+
+place = placements(st.integers(98, 102))
+operation = order_flow(st.integers(98, 102))
+wide_operation = order_flow(st.sampled_from(WIDE_PRICES))
 
 
 def checker(kind: int) -> Any:
@@ -153,13 +169,62 @@ def assert_same_state(fast: OrderBook, ref: ReferenceBook) -> None:
 def test_property_engine_matches_reference(
     ops: list[tuple[Any, ...]], check_kind: int, max_makers: int | None
 ) -> None:
+    matches_reference(ops, check_kind, max_makers)
+
+
+@given(
+    ops=st.lists(wide_operation, min_size=20, max_size=80),
+    check_kind=st.integers(0, 2),
+    max_makers=st.sampled_from([None, None, 1, 3]),
+)
+def test_property_engine_matches_reference_over_wide_prices(
+    ops: list[tuple[Any, ...]], check_kind: int, max_makers: int | None
+) -> None:
+    """The same, with prices far apart and at the ends of the valid range."""
+    matches_reference(ops, check_kind, max_makers)
+
+
+@given(
+    ops=st.lists(operation, min_size=20, max_size=80),
+    ids=st.lists(
+        st.one_of(st.integers(0, 3000), st.integers(-(2**70), 2**70)),
+        min_size=80,
+        max_size=80,
+        unique=True,
+    ),
+)
+def test_property_engine_matches_reference_with_any_order_ids(
+    ops: list[tuple[Any, ...]], ids: list[int]
+) -> None:
+    """The same, with order ids in any order, far apart, huge or negative (the order
+    index's window and its dict)."""
+    matches_reference(ops, 0, None, ids)
+
+
+def matches_reference(
+    ops: list[tuple[Any, ...]],
+    check_kind: int,
+    max_makers: int | None,
+    ids: list[int] | None = None,
+) -> None:
+    """Runs ``ops`` on the book and the reference; the n-th operation's order id is
+    ``ids[n - 1]`` (default: n), and so is the target of a cancel or resize of n."""
+    if ids is not None:
+        known = ids
+
+        def id_of(number: int) -> int:
+            return known[number - 1] if 0 < number <= len(known) else number
+
+        ops = [
+            (op[0], id_of(op[1]), *op[2:]) if op[0] in ("cancel", "resize") else op for op in ops
+        ]
     check = checker(check_kind)
     fast = OrderBook(maker_check=check, max_makers=max_makers)
     ref = ReferenceBook(maker_check=check, max_makers=max_makers)
     accepted = filled = removed = dropped = 0
     height = 1
     for number, op in enumerate(ops, start=1):
-        order_id = number  # fresh ids, never reused
+        order_id = number if ids is None else ids[number - 1]  # fresh ids, never reused
         if op[0] == "expire":
             height += 1
         was_conditional = {c.order_id for c in fast.conditional_orders()}
@@ -202,3 +267,105 @@ def test_property_snapshot_restore_rebuilds_same_book(ops: list[tuple[Any, ...]]
         b = restored.place(probe, OWNERS[0], side, 100, 30, 2)
         assert a == b and book.take_fills() == restored.take_fills()
         probe += 1
+
+
+index_operation = st.one_of(
+    st.tuples(st.just("next"), st.integers(1, 200)),  # the next id, this far ahead
+    st.tuples(st.just("run"), st.integers(1, 1500)),  # this many consecutive next ids
+    st.tuples(st.just("far"), st.integers(-(2**70), 2**70)),
+    st.tuples(st.just("pop"), st.integers(0, 2**30)),  # an indexed id, by position
+    st.tuples(st.just("pop_run"), st.integers(0, 2**30), st.integers(1, 1500)),
+    st.tuples(st.just("pop_missing"), st.integers(-(10**6), 10**6)),
+    st.tuples(st.just("keep_every"), st.integers(2, 300)),  # pop all but every n-th
+)
+
+
+@given(st.lists(index_operation, max_size=60))
+def test_property_order_index_is_a_dict(ops: list[tuple[Any, ...]]) -> None:
+    """The order index (a window of consecutive ids and a dict for the others) answers as
+    a dict of the same orders would, after every operation, as its window extends, moves,
+    thins out and spills."""
+    order_index_matches_a_dict(ops)
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [("run", 5000), ("pop_run", 1, 4999)],  # one old order pins the front: it spills
+        [("run", 5000), ("keep_every", 100)],  # thinned out evenly: all spill
+        [("run", 5000), ("keep_every", 10), ("pop_run", 0, 300)],  # the front empties
+        [("next", 1), *[("next", 200)] * 600],  # ids too far apart for the window
+        [("run", 2000), ("far", 10**9), ("pop_run", 0, 2000), ("next", 5), ("far", 3)],
+        [("far", -(2**70)), ("far", 2**70), ("run", 3000), ("keep_every", 65), ("run", 10)],
+    ],
+)
+def test_order_index_scenarios(ops: list[tuple[Any, ...]]) -> None:
+    order_index_matches_a_dict(ops)
+
+
+def order_index_matches_a_dict(ops: list[tuple[Any, ...]]) -> None:
+    index = _OrderIndex()
+    model: dict[int, RestingOrder] = {}
+    owner = _Owner()
+    last = 0
+
+    def add(order_id: int) -> None:
+        if order_id not in model:
+            order = RestingOrder(order_id, bytes(20), 0, 1, 0, 0, order_id, 0, 1, owner, 1)
+            model[order_id] = order
+            index.add(order_id, order)
+
+    def pop(order_id: int) -> None:
+        assert index.pop(order_id) is model.pop(order_id, None)
+
+    for op in ops:
+        if op[0] == "next":
+            last += op[1]
+            add(last)
+        elif op[0] == "run":
+            for order_id in range(last + 1, last + 1 + op[1]):
+                add(order_id)
+            last += op[1]
+        elif op[0] == "far":
+            add(op[1])
+        elif op[0] == "pop" and model:
+            pop(sorted(model)[op[1] % len(model)])
+        elif op[0] == "pop_run" and model:
+            held = sorted(model)
+            start = op[1] % len(held)
+            for order_id in held[start : start + op[2]]:
+                pop(order_id)
+        elif op[0] == "keep_every":
+            for position, order_id in enumerate(sorted(model)):
+                if position % op[1]:
+                    pop(order_id)
+        elif op[0] == "pop_missing":
+            pop(op[1] if op[1] not in model else -(2**80))
+        assert len(index) == len(model)
+        assert all(index.get(order_id) is order for order_id, order in model.items())
+        window, spilled = index.window, index.spilled
+        in_window = {index.base + i for i, order in enumerate(window) if order is not None}
+        assert index.held == len(in_window) and not in_window & set(spilled)
+        assert in_window | set(spilled) == set(model)
+        assert index.held * 64 >= len(window) or len(window) <= 1024 or not in_window
+
+
+@given(
+    st.lists(st.one_of(st.integers(-(2**70), 2**70), st.integers(-3, 3), st.none()), max_size=300)
+)
+def test_property_bucket_heap_is_heapq(ops: list[int | None]) -> None:
+    """The book's own heap operations (unboxed comparisons) keep the very same list as
+    heapq's: an int pushes it, None pops the smallest."""
+    import heapq
+
+    heap: list[int] = []
+    model: list[int] = []
+    for op in ops:
+        if op is None:
+            if model:
+                _pop(heap)
+                heapq.heappop(model)
+        else:
+            _push(heap, op)
+            heapq.heappush(model, op)
+        assert heap == model
