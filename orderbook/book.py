@@ -459,6 +459,12 @@ class _BookSide:
         self.count = 0
         self.sign = sign
 
+    def reaches(self, limit: int) -> bool:
+        """True if this side has a level at a key ``<= limit`` (a taker with that limit key
+        crosses). Tests for an empty side first: its best, MAX_PRICE, is a boxed int, and
+        comparing with it takes the slow path."""
+        return self.best_bucket is not None and self.best <= limit
+
     def level_at(self, key: int) -> _Level | None:
         """The level at ``key``, or None."""
         bucket = self.occupied.get(key >> _BUCKET_BITS)
@@ -490,7 +496,7 @@ class _BookSide:
         bucket.levels[slot] = level
         bucket.mask |= 1 << slot
         self.count += 1
-        if key < self.best:
+        if self.best_bucket is None or key < self.best:
             self.best = key
             self.best_bucket = bucket
         return level
@@ -708,7 +714,7 @@ class OrderBook:
         else:
             opposite = self._bids
             limit = -price
-        if opposite.best <= limit:
+        if opposite.reaches(limit):
             if time_in_force == _POST_ONLY:
                 return Outcome.REJECTED_POST_ONLY
             check = self.maker_check
@@ -721,7 +727,7 @@ class OrderBook:
             size = self._match(opposite, limit, order_id, owner, side, size, check)
             if not size:
                 return _FILLED
-            if opposite.best <= limit:
+            if opposite.reaches(limit):
                 return self._stopped
             holder = self._by_owner.get(owner)  # self-trade prevention may have removed it
         if time_in_force >= _IOC:
