@@ -37,6 +37,17 @@ def _verify_batch(txs: list[Tx]) -> list[bool]:
     return [tx.verify_signature() for tx in txs]
 
 
+class _Waiter:
+    """A caller of :meth:`SignatureVerifier.verify_queued` waiting for its verdicts."""
+
+    __slots__ = ("remaining", "verdicts", "done")
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+        self.verdicts: dict[int, bool] = {}
+        self.done = trio.Event()
+
+
 class SignatureVerifier:
     """Verifies signatures on ``threads`` worker threads and remembers the verdicts.
 
@@ -47,7 +58,8 @@ class SignatureVerifier:
         self.capacity = capacity
         self.max_batch = max_batch
         self._cache: OrderedDict[CacheKey, bool] = OrderedDict()
-        self._pending: list[tuple[Tx, bytes, trio.Event, list[bool]]] = []
+        #: Txs waiting for a worker thread: (tx, hash, whoever waits, index in its list).
+        self._pending: list[tuple[Tx, bytes, _Waiter, int]] = []
         #: When each batch of :attr:`_pending` started waiting (monotonic seconds).
         self._pending_since: float | None = None
         self._wakeup = trio.Event()
@@ -88,17 +100,23 @@ class SignatureVerifier:
 
     async def verify_tx(self, tx: Tx, h: bytes) -> bool:
         """``tx``'s signature verdict (``h``: its hash), batched onto the worker threads."""
-        verdict = self._cache.get(h)
-        if verdict is not None:
-            return verdict
-        done = trio.Event()
-        slot: list[bool] = []
-        if not self._pending:
-            self._pending_since = time.monotonic()
-        self._pending.append((tx, h, done, slot))
-        self._wakeup.set()
-        await done.wait()
-        return slot[0]
+        return (await self.verify_queued([tx], [h]))[0]
+
+    async def verify_queued(self, txs: list[Tx], hashes: list[bytes]) -> list[bool]:
+        """Clients' txs' verdicts: those not cached join the queue the worker threads take
+        batches from (so :meth:`queue_delay_s` sees them), one wake-up for all of them."""
+        verdicts: list[bool | None] = [self._cache.get(h) for h in hashes]
+        todo = [i for i, v in enumerate(verdicts) if v is None]
+        if todo:
+            waiter = _Waiter(len(todo))
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.extend((txs[i], hashes[i], waiter, i) for i in todo)
+            self._wakeup.set()
+            await waiter.done.wait()
+            for i in todo:
+                verdicts[i] = waiter.verdicts[i]
+        return [bool(v) for v in verdicts]
 
     async def verify_txs(self, txs: list[Tx], hashes: list[bytes]) -> list[bool]:
         """The verdicts of a list of txs (a received block's), spread over the threads;
@@ -138,7 +156,9 @@ class SignatureVerifier:
             self._pending_since = time.monotonic()
             verdicts = await trio.to_thread.run_sync(_verify_batch, [b[0] for b in batch])
             self.verified_total += len(batch)
-            for (_tx, h, done, slot), ok in zip(batch, verdicts, strict=True):
+            for (_tx, h, waiter, index), ok in zip(batch, verdicts, strict=True):
                 self._remember(h, ok)
-                slot.append(ok)
-                done.set()
+                waiter.verdicts[index] = ok
+                waiter.remaining -= 1
+                if not waiter.remaining:
+                    waiter.done.set()

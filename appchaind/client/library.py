@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +91,8 @@ SIDES = {"sell": 0, "buy": 1}
 #: Largest frame the client accepts from a server (a block can be big).
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 DEFAULT_PORT = 26601
+#: A request not written within this long (the node stopped reading) fails the connection.
+SEND_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,13 @@ class Subscription:
         await self.client.request("unsubscribe", {"subscription": self.id})
 
 
+def _answer(waiter: trio.MemorySendChannel[Any] | Callable[[Any], None], outcome: Any) -> None:
+    if isinstance(waiter, trio.MemorySendChannel):
+        waiter.send_nowait(outcome)
+    else:
+        waiter(outcome)
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """HOST:PORT (or HOST, or :PORT) with the RPC port's default."""
     host, sep, port = text.rpartition(":")
@@ -182,9 +191,13 @@ class Client:
     def __init__(self, stream: trio.SocketStream, *, expiry_blocks: int = 100) -> None:
         self._stream = stream
         self._ids = itertools.count(1)
-        self._pending: dict[int, trio.MemorySendChannel[Any]] = {}
+        #: Requests waiting for their reply: a channel (``request``) or a callback
+        #: (``request_nowait``), given the result or the RpcError.
+        self._pending: dict[int, trio.MemorySendChannel[Any] | Callable[[Any], None]] = {}
         self._subscriptions: dict[int, Subscription] = {}
         self._send_lock = trio.Lock()
+        #: Frames waiting for the task that holds the send lock to write them.
+        self._outgoing: list[bytes] = []
         self._closed: RpcError | None = None
         self._markets: dict[str, dict[str, Any]] | None = None
         self._chain_id: str | None = None
@@ -215,9 +228,10 @@ class Client:
     def _fail_all(self, reason: RpcError) -> None:
         if self._closed is None:
             self._closed = reason
-        for channel in self._pending.values():
-            channel.send_nowait(reason)
+        pending = list(self._pending.values())
         self._pending.clear()
+        for waiter in pending:
+            _answer(waiter, reason)
         for sub in self._subscriptions.values():
             sub._send.send_nowait(reason)
         self._subscriptions.clear()
@@ -229,9 +243,9 @@ class Client:
         if kind == RESPONSE and len(message) == 4:
             _k, request_id, error, result = message
             outcome = result if error is None else RpcError(error["code"], error["message"])
-            channel = self._pending.pop(request_id, None) if request_id is not None else None
-            if channel is not None:
-                channel.send_nowait(outcome)
+            waiter = self._pending.pop(request_id, None) if request_id is not None else None
+            if waiter is not None:
+                _answer(waiter, outcome)
             elif isinstance(outcome, RpcError):
                 self._fail_all(outcome)  # a connection-level error (garbage, oversized)
         elif kind == STREAM and len(message) == 4:
@@ -242,9 +256,50 @@ class Client:
             self._fail_all(RpcError(ErrorCode.UNAVAILABLE, f"dropped by the node: {message[2]}"))
 
     async def send_raw(self, data: bytes) -> None:
-        """Writes bytes as they are (tests use it to send malformed frames)."""
+        """Writes bytes as they are (tests use it to send malformed frames). Requests made
+        while another task writes are queued and go out with its next write, joined: a
+        sender of many concurrent requests pays one socket write per batch, not each."""
+        self._outgoing.append(data)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Writes the queued requests (:meth:`request_nowait` queues without writing)."""
+        if self._send_lock.locked():
+            return  # the task writing now sends them next, in order
         async with self._send_lock:
-            await self._stream.send_all(data)
+            while self._outgoing:
+                chunk = b"".join(self._outgoing)
+                self._outgoing.clear()
+                # Shielded: the chunk holds other tasks' requests, and a write cut short by
+                # this caller's cancellation would leave them (and the stream) broken.
+                with trio.CancelScope(shield=True), trio.move_on_after(SEND_TIMEOUT_S) as timer:
+                    try:
+                        await self._stream.send_all(chunk)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                        self._fail_all(RpcError(ErrorCode.UNAVAILABLE, f"connection lost: {exc}"))
+                        raise
+                if timer.cancelled_caught:
+                    reason = RpcError(
+                        ErrorCode.UNAVAILABLE,
+                        f"the node read nothing for {SEND_TIMEOUT_S:g} s; connection abandoned",
+                    )
+                    self._fail_all(reason)
+                    raise reason
+
+    def request_nowait(
+        self, method: str, params: dict[str, Any], on_reply: Callable[[Any], None]
+    ) -> None:
+        """Queues a call of ``method`` without waiting: ``on_reply`` gets its result, or
+        the :class:`RpcError` (also when the connection fails). Nothing is written until
+        :meth:`flush`. For senders of many requests (a load generator, a market maker):
+        no task and no channel per request. ``on_reply`` runs in the connection's reader
+        and must not raise."""
+        if self._closed is not None:
+            on_reply(self._closed)
+            return
+        request_id = next(self._ids)
+        self._pending[request_id] = on_reply
+        self._outgoing.append(request_frame(request_id, method, params))
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Calls ``method``; returns its result or raises :class:`RpcError`."""

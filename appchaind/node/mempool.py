@@ -30,7 +30,7 @@ included and expired txs and re-checks a bounded number of the rest.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -272,17 +272,35 @@ class Mempool:
     async def add(self, raw: bytes) -> AddResult:
         """Admits a client's ``raw`` (a canonical Tx) or says why not. Never raises for bad
         input."""
-        h = tx_hash(raw)
-        checked = self._precheck(raw, h, True)
-        if isinstance(checked, AddResult):
-            return checked
-        self._seen.add(h)
-        self.admitting += 1
+        return (await self.add_from_clients([raw]))[0]
+
+    async def add_from_clients(self, raws: Sequence[bytes]) -> list[AddResult]:
+        """Admits clients' txs (those of one read off an RPC connection, say), each as
+        :meth:`add` would: refused when the node is busy, their signatures checked through
+        the verifier's queue together."""
+        results: list[AddResult | None] = []
+        todo: list[tuple[int, bytes, bytes, Tx]] = []
         try:
-            signed = await self.verifier.verify_tx(checked, h)
+            for raw in raws:
+                h = tx_hash(raw)
+                checked = self._precheck(raw, h, True)
+                if isinstance(checked, AddResult):
+                    results.append(checked)
+                    continue
+                self._seen.add(h)
+                self.admitting += 1  # the next one's busy check counts this one
+                todo.append((len(results), raw, h, checked))
+                results.append(None)
+            if todo:
+                verdicts = await self.verifier.verify_queued(
+                    [t[3] for t in todo], [t[2] for t in todo]
+                )
         finally:
-            self.admitting -= 1
-        return self._admit_verified(raw, h, checked, signed)
+            self.admitting -= len(todo)
+        if todo:
+            for (i, raw, h, tx), signed in zip(todo, verdicts, strict=True):
+                results[i] = self._admit_verified(raw, h, tx, signed)
+        return [r for r in results if r is not None]
 
     async def add_many(self, raws: Iterable[bytes]) -> list[AddResult]:
         """Admits a peer's gossip message (not refused for load, see the module's doc):

@@ -12,6 +12,8 @@ batch ends that batch only (``appchaind.containment``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import trio
 
 from appchaind.containment import ConnectionGuard, FailureHook
@@ -52,13 +54,14 @@ class MempoolGossip:
         self._guard = ConnectionGuard("mempool_gossip", on_failure=on_failure)
         self._nursery: trio.Nursery | None = None
 
-    async def submit(self, raw: bytes) -> AddResult:
-        """Admits a tx from a client (RPC/HTTP) and gossips it on success."""
-        result = await self.mempool.add(raw)
-        if result.accepted:
-            self.outbox.append(raw)
-        self.metrics.set(self.metrics.mempool_size, len(self.mempool))
-        return result
+    async def submit(self, raws: Sequence[bytes]) -> list[AddResult]:
+        """Admits clients' txs (RPC/HTTP) and gossips those accepted."""
+        results = await self.mempool.add_from_clients(raws)
+        for raw, result in zip(raws, results, strict=True):
+            if result.accepted:
+                self.outbox.append(raw)
+        # (appchaind_mempool_size is read at scrape time: node/collector.py.)
+        return results
 
     def on_txs(self, message: TxsMessage, peer_id: str) -> None:
         """A peer's tx message: admitted in a task of its own if a slot is free, else

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -754,7 +754,12 @@ class Node:
 
     async def submit_tx(self, raw: bytes) -> AddResult:
         """Admits a tx from a client (RPC/HTTP) and gossips it on success."""
-        return await self.mempool_gossip.submit(raw)
+        return (await self.mempool_gossip.submit([raw]))[0]
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[AddResult]:
+        """Admits clients' txs together (one read off an RPC connection): each as
+        :meth:`submit_tx` would, their signature checks queued at once."""
+        return await self.mempool_gossip.submit(raws)
 
     async def _switch_mode(self, switch: _SwitchMode) -> None:
         """Runs inside the consensus loop: a fresh machine at the current height, voting or not."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 
 import trio
@@ -13,6 +14,12 @@ from config.node_config import load_config
 
 __all__ = ["start_node"]
 
+#: How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
+#: The signature checks run on worker threads that need the GIL briefly around each
+#: libsodium call; with the event loop busy, each check waited up to the whole interval
+#: for it, and admission stalled at a few hundred checks per second.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
 
 def start_node(home: Path) -> None:
     """Runs the node at ``home`` until SIGINT or SIGTERM; then stops it cleanly."""
@@ -22,6 +29,7 @@ def start_node(home: Path) -> None:
     from appchaind.node.service import serve_node
 
     node = Node(home, manage_gc=True)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -9,6 +9,7 @@ take is to submit a tx to the mempool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -139,4 +140,8 @@ class NodeView(Protocol):
 
     async def submit_tx(self, raw: bytes) -> AddResult:
         """Admits a signed tx into the mempool (and gossips it): the mempool's verdict."""
+        ...
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[AddResult]:
+        """Admits signed txs together (as :meth:`submit_tx` each): the verdicts in order."""
         ...

@@ -164,8 +164,12 @@ class StreamHub:
             for kind, attributes in outcome.events
         ]
         tagged += [(None, kind, attributes) for kind, attributes in result.events]
+        # The markets whose trades someone follows (a fill's view is built only for them).
+        traded = {
+            market_id for market_id, p in enumerate(markets) if ("trades", p.symbol) in self._topics
+        }
         for tx_hash, kind, attributes in tagged:
-            wanted_trade = kind == "fill"
+            wanted_trade = kind == "fill" and attributes.get("market") in traded
             owners = [
                 owner for key in _ADDRESS_KEYS
                 if isinstance(a := attributes.get(key), bytes)

@@ -239,3 +239,47 @@ async def test_an_idle_verifier_is_not_mistaken_for_a_slow_one() -> None:
         assert verifier.queue_delay_s() == 0.0
         assert (await pool.add(tx(BOB, 1))).accepted
         nursery.cancel_scope.cancel()
+
+
+async def test_clients_txs_read_together_are_admitted_each_as_alone() -> None:
+    """``add_from_clients`` (one read off an RPC connection): a duplicate in the batch is
+    ALREADY_KNOWN, each tx's busy check counts those before it in the batch, a bad
+    signature is refused alone, and the rest share one queued signature check."""
+    pool, verifier = make(max_admitting=4)
+    good = [tx(ALICE, n) for n in range(1, 4)]
+    forged = codec.decode(types.Tx, tx(BOB, 1))
+    bad = codec.encode(
+        types.Tx(forged.chain_id, forged.sender, 2, forged.expiry_height, forged.body,
+                 forged.signature)
+    )  # fmt: skip
+    batch = [good[0], good[0], good[1], bad, good[2], tx(CAROL, 1), tx(CAROL, 2)]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        results = await pool.add_from_clients(batch)
+        codes = [r.code for r in results]
+        assert codes == [
+            Code.OK, Code.ALREADY_KNOWN, Code.OK, Code.BAD_SIGNATURE, Code.OK, Code.BUSY,
+            Code.BUSY,
+        ]  # fmt: skip
+        assert "being admitted" in results[5].log and results[5].retry_after_ms > 0
+        assert verifier.verified_total == 4 and pool.admitting == 0
+        assert sorted(pool.reap(max_txs=10, max_bytes=10**9)) == sorted(good)
+        # The same tx later, alone: known already; the busy ones are admitted now.
+        assert (await pool.add(good[1])).code == Code.ALREADY_KNOWN
+        assert [r.accepted for r in await pool.add_from_clients(batch[5:])] == [True, True]
+        assert verifier.verified_total == 6
+        nursery.cancel_scope.cancel()
+
+
+async def test_queued_verdicts_come_from_the_cache_when_known() -> None:
+    verifier = SignatureVerifier(threads=1)
+    txs = [codec.decode(types.Tx, tx(ALICE, n)) for n in range(5)]
+    hashes = [types.tx_hash(codec.encode(t)) for t in txs]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        assert await verifier.verify_queued(txs[:3], hashes[:3]) == [True] * 3
+        assert verifier.verified_total == 3
+        assert await verifier.verify_queued(txs, hashes) == [True] * 5
+        assert verifier.verified_total == 5  # only the two new ones were checked
+        assert verifier.queue_delay_s() == 0.0
+        nursery.cancel_scope.cancel()

@@ -26,7 +26,7 @@ import trio
 
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey
-from appchaind.client.library import open_client
+from appchaind.client.library import RpcError, open_client
 from appchaind.exchange.txs import Faucet
 from appchaind.localnet.processes import Localnet
 
@@ -359,3 +359,52 @@ def test_slow_subscriber_is_dropped_and_blocks_keep_coming(net: Localnet) -> Non
         assert time.monotonic() - started < 30
     finally:
         s.close()
+
+
+def test_broadcasts_in_one_write_are_each_answered_and_committed(net: Localnet) -> None:
+    """Many ``broadcast_tx`` requests in one write (the node admits a read's txs together):
+    each is answered on its own id with its own verdict, a bad request among them changes
+    nothing for the others, and every accepted tx commits."""
+    port = net.nodes[1].rpc_port
+    key = PrivateKey(b"\x5a" * 32)
+    expiry = net.height(0) + 100
+    now = int(time.time() * 1000)  # nonces are milliseconds, within the chain's window
+    txs = [codec.encode(types.sign_tx(key, "test-net", now + n, expiry, Faucet(1_000 + n)))
+           for n in range(1, 21)]  # fmt: skip
+    good = types.sign_tx(key, "test-net", now + 99, expiry, Faucet(5))
+    forged = codec.encode(
+        types.Tx(good.chain_id, good.sender, now + 100, expiry, good.body, good.signature)
+    )
+    requests = [[0, 100 + n, "broadcast_tx", {"tx": raw, "mode": "sync"}]
+                for n, raw in enumerate(txs)]  # fmt: skip
+    requests[5:5] = [
+        [0, 1, "broadcast_tx", {"tx": 5}],
+        [0, 2, "status", {}],
+        [0, 3, "broadcast_tx", {"tx": forged}],
+        [0, 4, "broadcast_tx", {"tx": txs[0]}],
+    ]
+    answers = {a[1]: a for a in _raw_rpc(port, b"".join(_frame(r) for r in requests))}
+    assert sorted(answers) == [1, 2, 3, 4, *range(100, 120)]
+    assert answers[1][2]["code"] == 4 and "tx must be" in answers[1][2]["message"]
+    assert answers[2][3]["chain_id"] == "test-net"
+    assert answers[3][3]["code"] == 2 and "invalid signature" in answers[3][3]["log"]
+    assert answers[4][3]["code"] == 43  # ALREADY_KNOWN: the same tx earlier in the write
+    assert [answers[100 + n][3]["code"] for n in range(20)] == [0] * 20
+    assert [answers[100 + n][3]["tx_hash"] for n in range(20)] == [
+        types.tx_hash(raw).hex() for raw in txs
+    ]
+
+    async def committed() -> None:
+        async with open_client(f"127.0.0.1:{port}") as client:
+            with trio.fail_after(60):
+                for raw in txs:
+                    while True:
+                        try:
+                            found = await client.request("tx", {"hash": types.tx_hash(raw).hex()})
+                        except RpcError:  # not committed yet
+                            await trio.sleep(0.2)
+                            continue
+                        assert found["code"] == 0 and found["height"] > 0
+                        break
+
+    trio.run(committed)
