@@ -194,7 +194,9 @@ class Node:
             precommit_ms=c.timeout_precommit_ms,
             precommit_delta_ms=c.timeout_precommit_delta_ms,
             commit_ms=c.timeout_commit_ms,
-            max_block_txs=min(self.config.mempool.max_block_txs, self.genesis.params.max_block_txs),
+            # The chain's rule for every proposal; this node's own proposals are capped
+            # lower by [mempool] max_block_txs (the budget below).
+            max_block_txs=self.genesis.params.max_block_txs,
         )
         self.metrics = NodeMetrics(self.chain_id)
         #: The one signature verifier and verdict cache of this node (txs and votes alike).
@@ -214,7 +216,7 @@ class Node:
         self.mempool.height = self.latest_height
         #: Sizes this node's proposals and its mempool's backlog from what blocks cost it.
         self.budget = BlockBudget(
-            max_txs=self.consensus_config.max_block_txs,
+            max_txs=min(m.max_block_txs, self.genesis.params.max_block_txs),
             budget_ms=m.block_budget_ms,
             backlog_blocks=m.backlog_blocks,
         )

@@ -45,6 +45,7 @@ def make_node(
     keys: tuple[PrivateKey, PrivateKey] | None = None,
     name: str = "home",
     validator: bool = True,
+    mempool: dict[str, object] | None = None,
 ) -> tuple[Node, PrivateKey]:
     """A validator (power 10, the first proposer) and one other validator (not running)."""
     me, other = keys or (PrivateKey.generate(), PrivateKey.generate())
@@ -63,6 +64,7 @@ def make_node(
             "rpc": {"listen_address": "127.0.0.1:0"},
             "http": {"enabled": False},
             "node": {"validator": validator},
+            "mempool": mempool or {},
         },
     )
     return Node(tmp_path / name, app_factory=kv_app_factory), other
@@ -393,3 +395,13 @@ async def test_the_collector_feeds_the_mempools_totals_into_counters(tmp_path: P
     finally:
         node.wal.close()
         node.store.close()
+
+
+async def test_a_local_block_size_caps_own_proposals_not_others(tmp_path: Path) -> None:
+    """[mempool] max_block_txs is this node's choice for its own proposals: a proposal
+    from another validator is judged by the chain's limit (genesis), or a node configured
+    lower would prevote nil on valid blocks and could stall the chain."""
+    node, _other = make_node(tmp_path, mempool={"max_block_txs": 2})
+    assert node.genesis.params.max_block_txs > 2
+    assert node.consensus_config.max_block_txs == node.genesis.params.max_block_txs
+    assert node.budget.proposal_txs() == 2  # its own proposals: at most 2 txs
