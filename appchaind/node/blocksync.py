@@ -154,6 +154,10 @@ class BlockSyncReactor:
             self.metrics.inc(self.metrics.blocksync_blocks)
         self._requested.pop(height, None)
         self.feed()
+        if self.syncing:
+            # The window slides with each block, not only at the next tick: one request
+            # round per SYNC_INTERVAL_S capped sync at SYNC_WINDOW / SYNC_INTERVAL_S blocks/s.
+            self.step()
 
     # ------------------------------------------------------------------ fetching
 

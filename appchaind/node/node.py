@@ -643,7 +643,11 @@ class Node:
         batch = self._pending_batch or WriteBatch()
         self._pending_batch = None
         batch.put(CHAIN_STATE_KEY, encode_chain_state(state))
-        self.store.write(batch, sync=True)
+        # Synced blocks are not fsynced one by one: none was acknowledged to anyone, a
+        # process crash loses nothing (the OS has the writes), and a machine crash loses
+        # at most the last ones, fetched again on restart. The first write after sync
+        # (or any decided in consensus) is fsynced, and with it everything before.
+        self.store.write(batch, sync=not self.syncing)
         self.chain_state = state
         self.wal.reset()
         self._wal_logged.clear()

@@ -255,6 +255,16 @@ async def test_block_sync_ignores_unasked_responses_and_refetches_a_bad_one(
                 return True
 
             syncing.peers.send_to = send_to  # type: ignore[method-assign]
+            # Synced blocks are written without an fsync each (none was acknowledged to
+            # anyone; the OS keeps them through a process crash); decided ones with one.
+            writes: list[tuple[bool, bool]] = []
+            real_write = syncing.store.write
+
+            def write(batch: object, *, sync: bool = True) -> None:
+                writes.append((syncing.syncing, sync))
+                real_write(batch, sync=sync)  # type: ignore[arg-type]
+
+            syncing.store.write = write  # type: ignore[method-assign]
             for name in ("p", "q"):
                 syncing.blocksync.peer_states[name] = PeerState(latest_height=6)
             nursery.start_soon(syncing._consensus_loop)
@@ -269,6 +279,8 @@ async def test_block_sync_ignores_unasked_responses_and_refetches_a_bad_one(
                     answered = len(requests)
                     await trio.sleep(0.05)
             assert syncing.store.block(6) == source.store.block(6)
+            assert (True, False) in writes
+            assert all(fsynced != in_sync for in_sync, fsynced in writes), writes
             nursery.cancel_scope.cancel()
     finally:
         for node in (source, syncing):
