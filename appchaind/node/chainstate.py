@@ -3,7 +3,10 @@ priorities, the last commit, the evidence window) as one canonical record."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
+
+import msgpack
 
 from appchaind.chain import codec
 from appchaind.chain.codec import I64, U32, U64, Bytes, HashOrEmpty, MaxItems, message
@@ -50,6 +53,10 @@ class _StoredChainState:
     committed_evidence: Annotated[tuple[_StoredEvidence, ...], MaxItems(_WINDOW)]
 
 
+#: The position of ``validator_history`` in the record's wire form (a list of fields).
+_HISTORY_FIELD = [f.name for f in dataclasses.fields(_StoredChainState)].index("validator_history")
+
+
 def _store_set(vs: ValidatorSet) -> _StoredValidatorSet:
     return _StoredValidatorSet(vs.validators, vs.priorities, vs.proposer_index)
 
@@ -58,26 +65,52 @@ def _load_set(stored: _StoredValidatorSet) -> ValidatorSet:
     return ValidatorSet(stored.validators, stored.priorities, stored.proposer_index)
 
 
+#: The wire form of each validator-history entry, by height (with the set it was made
+#: from): the history holds a set per height of the evidence window (100 by default) and
+#: the record is written every block, so re-encoding every entry each time cost more than
+#: the rest of an empty block's commit.
+_history_wire: dict[int, tuple[ValidatorSet, object]] = {}
+
+
+def _history_entry_wire(height: int, validators: ValidatorSet) -> object:
+    cached = _history_wire.get(height)
+    if cached is not None and cached[0] is validators:
+        return cached[1]
+    wire = codec.to_wire(_StoredHistory(height, _store_set(validators)))
+    _history_wire[height] = (validators, wire)
+    return wire
+
+
 def encode_chain_state(state: ChainState) -> bytes:
-    return codec.encode(
-        _StoredChainState(
-            chain_id=state.chain_id,
-            height=state.height,
-            validators=_store_set(state.validators),
-            next_validators=_store_set(state.next_validators),
-            last_validators=None
-            if state.last_validators is None
-            else _store_set(state.last_validators),
-            last_block_id=state.last_block_id,
-            last_block_time_ms=state.last_block_time_ms,
-            last_commit=state.last_commit,
-            app_hash=state.app_hash,
-            validator_history=tuple(
-                _StoredHistory(h, _store_set(v)) for h, v in state.validator_history
-            ),
-            committed_evidence=tuple(_StoredEvidence(h, e) for h, e in state.committed_evidence),
-        )
+    """The canonical bytes of ``_StoredChainState`` for ``state`` (the history entries'
+    wire forms reused from earlier blocks)."""
+    if len(state.validator_history) > _WINDOW:
+        raise codec.CodecError("validator_history", f"more than {_WINDOW} items")
+    record = _StoredChainState(
+        chain_id=state.chain_id,
+        height=state.height,
+        validators=_store_set(state.validators),
+        next_validators=_store_set(state.next_validators),
+        last_validators=None
+        if state.last_validators is None
+        else _store_set(state.last_validators),
+        last_block_id=state.last_block_id,
+        last_block_time_ms=state.last_block_time_ms,
+        last_commit=state.last_commit,
+        app_hash=state.app_hash,
+        validator_history=(),
+        committed_evidence=tuple(_StoredEvidence(h, e) for h, e in state.committed_evidence),
     )
+    wire = codec.to_wire(record)
+    wire[_HISTORY_FIELD] = [_history_entry_wire(h, v) for h, v in state.validator_history]
+    if len(_history_wire) > 2 * max(len(state.validator_history), 1):
+        kept = {h for h, _v in state.validator_history}
+        for height in [h for h in _history_wire if h not in kept]:
+            del _history_wire[height]
+    data: bytes = msgpack.packb(wire, use_bin_type=True)
+    if len(data) > codec.MAX_MESSAGE_BYTES:
+        raise codec.CodecError("", f"chain state is {len(data)} bytes, over the limit")
+    return data
 
 
 def decode_chain_state(data: bytes) -> ChainState:
