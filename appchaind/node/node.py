@@ -106,7 +106,12 @@ from appchaind.node.messages import (
     encode_message,
 )
 from appchaind.node.overload import BlockBudget
-from appchaind.node.view import NodeStatus, TxIndexEntry, TxIndexEntryV1
+from appchaind.node.view import (
+    NodeStatus,
+    TxIndexEntry,
+    TxIndexEntryV1,
+    encode_tx_index_entry,
+)
 from appchaind.rpc.views import pack_tx_events
 from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
 from appchaind.telemetry.logs import get_logger
@@ -608,10 +613,10 @@ class Node:
         batch = WriteBatch()
         batch.put_block(block, commit)
         for index, (h, outcome) in enumerate(zip(hashes, result.tx_results, strict=True)):
-            entry = TxIndexEntry(
+            entry = encode_tx_index_entry(
                 height, index, outcome.code, outcome.log[:1000], pack_tx_events(outcome.events)
             )
-            batch.put(TX_INDEX + h, codec.encode(entry))
+            batch.put(TX_INDEX + h, entry)
         self.app.commit(batch)
         self._pending_batch = batch
         assert self._machine is not None

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
+import msgpack
+
 from appchaind.chain import codec
 
 if TYPE_CHECKING:
@@ -24,7 +26,13 @@ if TYPE_CHECKING:
     from config.genesis import Genesis
     from config.node_config import NodeConfig
 
-__all__ = ["NodeStatus", "NodeView", "TxIndexEntry", "TxIndexEntryV1"]
+__all__ = [
+    "NodeStatus",
+    "NodeView",
+    "TxIndexEntry",
+    "TxIndexEntryV1",
+    "encode_tx_index_entry",
+]
 
 
 @codec.message
@@ -37,6 +45,27 @@ class TxIndexEntry:
     code: codec.U32
     log: Annotated[str, codec.Str(1000)]
     events: Annotated[bytes, codec.Bytes(0, 64 * 1024)] = b""  # issue 6: fills for `query tx`
+
+
+#: The largest events field of an index entry (TxIndexEntry.events).
+_MAX_INDEX_EVENTS = 64 * 1024
+
+
+def encode_tx_index_entry(height: int, index: int, code: int, log: str, events: bytes) -> bytes:
+    """``codec.encode(TxIndexEntry(...))``, the same bytes, without the schema walk for the
+    common entry (written for every tx of every block: the walk cost as much as executing
+    the tx); anything unusual (a long or non-ASCII log, say) takes the checked path."""
+    if (
+        len(log) <= 1000
+        and log.isascii()
+        and len(events) <= _MAX_INDEX_EVENTS
+        and 0 <= height < 1 << 64
+        and 0 <= index < 1 << 32
+        and 0 <= code < 1 << 32
+    ):
+        data: bytes = msgpack.packb([height, index, code, log, events], use_bin_type=True)
+        return data
+    return codec.encode(TxIndexEntry(height, index, code, log, events))
 
 
 @codec.message
