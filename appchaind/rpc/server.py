@@ -325,14 +325,14 @@ class RpcServer:
         if raws:
             try:
                 results = await self.node.submit_txs(raws)
-                answers = iter(
+                answers = iter([
                     response_frame(request_id, self._admission_answer(result))
                     for request_id, result in zip(ids, results, strict=True)
-                )
+                ])  # fmt: skip
             except Exception as exc:  # a handler bug must not take the node down
                 log.error("rpc_handler_failed", method="broadcast_tx", error=repr(exc))
                 message = f"internal error: {type(exc).__name__}"
-                answers = iter(error_frame(i, ErrorCode.INTERNAL, message) for i in ids)
+                answers = iter([error_frame(i, ErrorCode.INTERNAL, message) for i in ids])
             replies = [next(answers) if reply is None else reply for reply in replies]
         elapsed = time.monotonic() - received
         for _ in requests:
@@ -349,7 +349,8 @@ class RpcServer:
         return admission_view(result)
 
     def _tx_param(self, params: dict[str, Any]) -> bytes:
-        """A broadcast's signed tx bytes (``tx``: bytes or hex), checked for size."""
+        """A broadcast's signed tx bytes (``tx``: bytes or hex), checked for size, once its
+        ``mode`` and ``timeout_s`` are checked too."""
         raw = params.get("tx")
         if isinstance(raw, str):
             try:
@@ -363,10 +364,6 @@ class RpcServer:
                 ErrorCode.TOO_LARGE,
                 f"tx is {len(raw)} bytes; the limit is {self.node.genesis.params.max_tx_bytes}",
             )
-        return raw
-
-    async def _broadcast_tx(self, params: dict[str, Any]) -> dict[str, Any]:
-        raw = self._tx_param(params)
         mode = params.get("mode", "sync")
         if mode not in ("sync", "commit"):
             raise RpcError(ErrorCode.BAD_PARAMS, f"mode must be 'sync' or 'commit', got {mode!r}")
@@ -375,6 +372,12 @@ class RpcServer:
             raise RpcError(
                 ErrorCode.BAD_PARAMS, f"timeout_s must be in (0, {MAX_COMMIT_TIMEOUT_S}]"
             )
+        return raw
+
+    async def _broadcast_tx(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = self._tx_param(params)
+        mode = params.get("mode", "sync")
+        timeout = params.get("timeout_s", DEFAULT_COMMIT_TIMEOUT_S)
         h = types.tx_hash(raw)
         if mode == "sync":
             return self._admission_answer(await self.node.submit_tx(raw))
