@@ -382,13 +382,15 @@ def test_broadcasts_in_one_write_are_each_answered_and_committed(net: Localnet) 
         [0, 2, "status", {}],
         [0, 3, "broadcast_tx", {"tx": forged}],
         [0, 4, "broadcast_tx", {"tx": txs[0]}],
+        [0, 5, "broadcast_tx", {"tx": codec.encode(good), "mode": "sync", "timeout_s": -1}],
     ]
     answers = {a[1]: a for a in _raw_rpc(port, b"".join(_frame(r) for r in requests))}
-    assert sorted(answers) == [1, 2, 3, 4, *range(100, 120)]
+    assert sorted(answers) == [1, 2, 3, 4, 5, *range(100, 120)]
     assert answers[1][2]["code"] == 4 and "tx must be" in answers[1][2]["message"]
     assert answers[2][3]["chain_id"] == "test-net"
     assert answers[3][3]["code"] == 2 and "invalid signature" in answers[3][3]["log"]
     assert answers[4][3]["code"] == 43  # ALREADY_KNOWN: the same tx earlier in the write
+    assert answers[5][2]["code"] == 4 and "timeout_s" in answers[5][2]["message"]
     assert [answers[100 + n][3]["code"] for n in range(20)] == [0] * 20
     assert [answers[100 + n][3]["tx_hash"] for n in range(20)] == [
         types.tx_hash(raw).hex() for raw in txs
