@@ -279,6 +279,16 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 1_000,
             ),
             Key(
+                "backlog_ms",
+                "int",
+                2_000,
+                "And no more waiting transactions than the chain commits in this long, in "
+                f"{MS}, at the rate it has been committing: what is accepted commits within "
+                "about this time, and an overload's backlog is gone this soon after it stops.",
+                100,
+                600_000,
+            ),
+            Key(
                 "max_admitting",
                 "int",
                 4_096,

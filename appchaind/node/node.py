@@ -224,6 +224,7 @@ class Node:
             max_txs=min(m.max_block_txs, self.genesis.params.max_block_txs),
             budget_ms=m.block_budget_ms,
             backlog_blocks=m.backlog_blocks,
+            backlog_ms=m.backlog_ms,
         )
         self.mempool.backlog_limit = self.budget.backlog_limit(m.max_txs)
         #: Seconds spent this height preparing or checking proposals (the block's cost).
@@ -721,7 +722,7 @@ class Node:
         budget.observe_block(txs, work_s)
         now = time.monotonic()
         if self._last_commit_at is not None and not self.syncing:
-            budget.observe_interval(now - self._last_commit_at)
+            budget.observe_interval(now - self._last_commit_at, txs)
         self._last_commit_at = now
         self.mempool.backlog_limit = budget.backlog_limit(self.config.mempool.max_txs)
         self.mempool.retry_after_ms = budget.retry_after_ms()
