@@ -58,10 +58,9 @@ class SignatureVerifier:
         self.capacity = capacity
         self.max_batch = max_batch
         self._cache: OrderedDict[CacheKey, bool] = OrderedDict()
-        #: Txs waiting for a worker thread: (tx, hash, whoever waits, index in its list).
-        self._pending: list[tuple[Tx, bytes, _Waiter, int]] = []
-        #: When each batch of :attr:`_pending` started waiting (monotonic seconds).
-        self._pending_since: float | None = None
+        #: Txs waiting for a worker thread: (tx, hash, whoever waits, index in its list,
+        #: when it joined the queue in monotonic seconds).
+        self._pending: list[tuple[Tx, bytes, _Waiter, int, float]] = []
         self._wakeup = trio.Event()
         #: Signatures actually checked (not answered from the cache).
         self.verified_total = 0
@@ -91,8 +90,7 @@ class SignatureVerifier:
 
     def queue_delay_s(self) -> float:
         """How long the oldest tx waiting for a worker thread has waited (0 if none)."""
-        since = self._pending_since
-        return 0.0 if since is None or not self._pending else time.monotonic() - since
+        return time.monotonic() - self._pending[0][4] if self._pending else 0.0
 
     def tx_verified(self, h: bytes) -> bool:
         """True when the tx with hash ``h`` is known to carry a valid signature."""
@@ -109,9 +107,8 @@ class SignatureVerifier:
         todo = [i for i, v in enumerate(verdicts) if v is None]
         if todo:
             waiter = _Waiter(len(todo))
-            if not self._pending:
-                self._pending_since = time.monotonic()
-            self._pending.extend((txs[i], hashes[i], waiter, i) for i in todo)
+            now = time.monotonic()
+            self._pending.extend((txs[i], hashes[i], waiter, i, now) for i in todo)
             self._wakeup.set()
             await waiter.done.wait()
             for i in todo:
@@ -150,13 +147,14 @@ class SignatureVerifier:
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
                 continue
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            # The rest waits from now on (a bound, not exact: good enough to see a queue).
-            self._pending_since = time.monotonic()
+            # A share of the queue, so that the other threads take the rest at once (one
+            # thread taking all of a read's txs left the others idle).
+            size = min(self.max_batch, -(-len(self._pending) // self.threads))
+            batch = self._pending[:size]
+            del self._pending[:size]
             verdicts = await trio.to_thread.run_sync(_verify_batch, [b[0] for b in batch])
             self.verified_total += len(batch)
-            for (_tx, h, waiter, index), ok in zip(batch, verdicts, strict=True):
+            for (_tx, h, waiter, index, _since), ok in zip(batch, verdicts, strict=True):
                 self._remember(h, ok)
                 waiter.verdicts[index] = ok
                 waiter.remaining -= 1
