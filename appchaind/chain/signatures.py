@@ -144,7 +144,10 @@ class SignatureVerifier:
     async def _worker(self) -> None:
         while True:
             if not self._pending:
-                self._wakeup = trio.Event()
+                # One event for all idle workers: a worker replacing it while another
+                # waited on the old one left that one asleep for good (one thread did all).
+                if self._wakeup.is_set():
+                    self._wakeup = trio.Event()
                 await self._wakeup.wait()
                 continue
             # A share of the queue, so that the other threads take the rest at once (one

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from typing import ClassVar
 
+import pytest
 import trio
+import trio.testing
 
 from appchaind.abci import TxResult
 from appchaind.chain import codec, types
@@ -282,4 +285,72 @@ async def test_queued_verdicts_come_from_the_cache_when_known() -> None:
         assert await verifier.verify_queued(txs, hashes) == [True] * 5
         assert verifier.verified_total == 5  # only the two new ones were checked
         assert verifier.queue_delay_s() == 0.0
+        nursery.cancel_scope.cancel()
+
+
+async def test_idle_worker_threads_all_take_a_share_of_a_queued_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Txs queued while every worker is idle are split between the threads: each thread's
+    batch below waits at a barrier for the other's, so it passes only if both threads
+    verify at once (one idle worker once slept for good, and one thread did all)."""
+    from appchaind.chain import signatures
+
+    barrier = threading.Barrier(2, timeout=30)
+    threads: set[int] = set()
+
+    def verify_at_the_barrier(txs: list[types.Tx]) -> list[bool]:
+        threads.add(threading.get_ident())
+        barrier.wait()
+        return [t.verify_signature() for t in txs]
+
+    monkeypatch.setattr(signatures, "_verify_batch", verify_at_the_barrier)
+    verifier = SignatureVerifier(threads=2)
+    txs = [codec.decode(types.Tx, tx(ALICE, n)) for n in range(1, 3)]
+    hashes = [types.tx_hash(codec.encode(t)) for t in txs]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run)
+        await trio.testing.wait_all_tasks_blocked()  # both workers idle
+        assert await verifier.verify_queued(txs, hashes) == [True] * 2  # one tx per thread
+        assert len(threads) == 2 and verifier.verified_total == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_queue_delay_is_the_oldest_queued_txs_own_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The busy check reads how long the oldest tx still queued has waited, counted from
+    when it joined the queue, not from when a worker last took a batch (under a steady
+    queue that was always recent, and admission never turned busy)."""
+    from appchaind.chain import signatures
+
+    clock = [100.0]
+    monkeypatch.setattr(signatures.time, "monotonic", lambda: clock[0])
+    release = threading.Event()
+
+    def verify_when_released(txs: list[types.Tx]) -> list[bool]:
+        release.wait(30)
+        return [t.verify_signature() for t in txs]
+
+    monkeypatch.setattr(signatures, "_verify_batch", verify_when_released)
+    verifier = SignatureVerifier(threads=1, max_batch=1)
+    txs = [codec.decode(types.Tx, tx(ALICE, n)) for n in range(1, 4)]
+    hashes = [types.tx_hash(codec.encode(t)) for t in txs]
+    async with trio.open_nursery() as nursery:
+        verdicts: list[list[bool]] = []
+
+        async def queue() -> None:
+            verdicts.append(await verifier.verify_queued(txs, hashes))
+
+        nursery.start_soon(queue)  # queued at 100.0
+        await trio.testing.wait_all_tasks_blocked()
+        clock[0] = 100.4
+        nursery.start_soon(verifier.run)  # a worker takes the first tx at 100.4
+        await trio.testing.wait_all_tasks_blocked()
+        clock[0] = 100.5
+        assert verifier.queue_delay_s() == pytest.approx(0.5)
+        release.set()
+        while not verdicts:
+            await trio.sleep(0.01)
+        assert verdicts == [[True] * 3] and verifier.queue_delay_s() == 0.0
         nursery.cancel_scope.cancel()
