@@ -167,7 +167,7 @@ DESELECTED: tuple[str, ...] = (
 
 #: mutmut's wall-clock limit per mutant is (its tests' time + 1 s) x this; a mutant that
 #: loops forever is a timeout (detected), so a long wait buys nothing.
-TIMEOUT_MULTIPLIER = 5.0
+TIMEOUT_MULTIPLIER = 4.0
 #: Seconds a module's run is given to stop when interrupted; it is interrupted this long
 #: before its share of the budget ends, so the whole run ends within the budget.
 STOP_GRACE = 15.0
@@ -225,6 +225,12 @@ def mutmut_section(module: str) -> str:
             f"pytest_add_cli_args_test_selection = {_toml_list(selection)}",
             f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider'])}",
             f"timeout_multiplier = {TIMEOUT_MULTIPLIER}",
+            # mutmut's default forks each mutant's run from its main process, which has run
+            # tests (the stats run) and so started LevelDB's one background thread; a forked
+            # child has the thread's flag but not the thread, and any compaction it schedules
+            # never runs: closing the store hung until the mutant timed out. The fork server
+            # never runs a test, so each mutant's process starts LevelDB afresh.
+            'process_isolation = "forkserver"',
             # the workspace is not where git runs; pyproject.toml is still watched
             "use_git_change_detection = false",
             "",
