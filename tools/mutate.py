@@ -78,6 +78,7 @@ _DURABLE_STATE_TESTS = (
     "tests/node/test_wal_privval.py",
     "tests/node/test_mutants.py",
     "tests/node/test_rules.py",
+    "tests/node/test_guards_durable_state.py",
 )
 #: The margin engine's rules are exercised through the exchange too (fills, fees, funding,
 #: liquidations inside blocks), and the differential test against the spec checks both.

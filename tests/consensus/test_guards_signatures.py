@@ -7,11 +7,7 @@ while txs still wait after a worker took a batch.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-import trio
-import trio.testing
 
 from appchaind.chain import codec, signatures, types
 from appchaind.chain.crypto import PrivateKey
@@ -78,42 +74,3 @@ async def test_a_blocks_txs_are_each_checked_once_over_the_threads(
     more, more_hashes = _txs(6, 2)
     assert await verifier.verify_txs(txs + more, hashes + more_hashes) == [True] * 7
     assert len(checked) == 7 and verifier.verified_total == 7
-
-
-class _Clock:
-    """``signatures.time`` for the test: a monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-async def test_txs_left_waiting_after_a_worker_took_a_batch_count_in_the_queue_delay(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """One thread taking one tx at a time, two txs queued: while the first is checked, the
-    second waits, and the delay grows from when the batch was taken."""
-    clock = _Clock()
-    monkeypatch.setattr(signatures, "time", clock)
-    release = threading.Event()
-    verify_batch = signatures._verify_batch
-
-    def held(txs: list[types.Tx]) -> list[bool]:
-        release.wait()
-        return verify_batch(txs)
-
-    monkeypatch.setattr(signatures, "_verify_batch", held)
-    verifier = SignatureVerifier(threads=1, max_batch=1)
-    txs, hashes = _txs(1, 2)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(verifier.run)
-        clock.now = 10.0
-        nursery.start_soon(verifier.verify_queued, txs, hashes)
-        await trio.testing.wait_all_tasks_blocked()  # the worker holds the first tx
-        clock.now = 15.0
-        delay = verifier.queue_delay_s()
-        release.set()
-        nursery.cancel_scope.cancel()
-    assert delay == 5.0
