@@ -5,7 +5,7 @@ Whoever needs a signature checked asks the node's one :class:`SignatureVerifier`
 - consensus messages (a vote's signatures, a proposal's) through :meth:`verify`, on the
   node's thread: the consensus channel, which drops a peer relaying a forged vote, and
   the consensus machine, counting votes, find each other's verdicts;
-- txs through :meth:`verify_tx` (mempool admission: concurrent requests are batched onto
+- txs through :meth:`verify_queued` (mempool admission: concurrent requests are batched onto
   worker threads, so the thread hand-off is paid once per batch; libsodium releases the
   GIL) and :meth:`verify_txs` (a proposed block's txs, spread over the threads).
 
@@ -51,7 +51,7 @@ class _Waiter:
 class SignatureVerifier:
     """Verifies signatures on ``threads`` worker threads and remembers the verdicts.
 
-    Run :meth:`run` in a nursery before awaiting :meth:`verify_tx`."""
+    Run :meth:`run` in a nursery before awaiting :meth:`verify_queued`."""
 
     def __init__(self, threads: int, *, capacity: int = 400_000, max_batch: int = 512) -> None:
         self.threads = threads
@@ -95,10 +95,6 @@ class SignatureVerifier:
     def tx_verified(self, h: bytes) -> bool:
         """True when the tx with hash ``h`` is known to carry a valid signature."""
         return self._cache.get(h) is True
-
-    async def verify_tx(self, tx: Tx, h: bytes) -> bool:
-        """``tx``'s signature verdict (``h``: its hash), batched onto the worker threads."""
-        return (await self.verify_queued([tx], [h]))[0]
 
     async def verify_queued(self, txs: list[Tx], hashes: list[bytes]) -> list[bool]:
         """Clients' txs' verdicts: those not cached join the queue the worker threads take
