@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,6 +140,29 @@ def test_the_workspace_config_names_one_module_and_its_tests_only() -> None:
         mutate.MODULES["margin/clearing.py"]
     )
     assert set(mutate.SOURCE_DIRS) >= {"appchaind", "orderbook", "margin"}
+    # Mutants are forked from mutmut's fork server, which runs no test: forked from the
+    # main process (after its stats run had started LevelDB's background thread), a
+    # mutant's tests hung closing a store.
+    assert section["process_isolation"] == "forkserver"
+
+
+def test_a_module_whose_run_failed_gets_one_more_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed mutmut run (its run of the unmutated tests failed once on a loaded machine)
+    is tried again in the next round, once; a module that finished is not run again."""
+    calls: list[str] = []
+
+    def run_module(workspace: Path, module: str, seconds: float, children: int) -> Any:
+        calls.append(module)
+        failed = "mutmut exited with 1" if module == "b.py" else ""
+        return mutate.ModuleRun(module, seconds=1.0, failed=failed)
+
+    monkeypatch.setattr(mutate, "run_module", run_module)
+    monkeypatch.setattr(mutate, "prepare_workspace", lambda cache, module: cache)
+    runs = mutate.campaign(tmp_path, ["a.py", "b.py"], 3600, 1)
+    assert calls == ["a.py", "b.py", "b.py"]
+    assert runs["b.py"].failed and runs["b.py"].seconds == 2.0
 
 
 def test_verdicts_are_grouped_as_the_summary_reports_them() -> None:
