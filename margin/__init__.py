@@ -20,7 +20,6 @@ from margin.health import (
     funding_owed,
     health,
     health_after,
-    reduces_risk,
     requirement,
 )
 from margin.liquidation import LiquidationIndex, deleveraging_ranking
@@ -43,7 +42,6 @@ __all__ = [
     "funding_owed",
     "health",
     "health_after",
-    "reduces_risk",
     "requirement",
     "LiquidationIndex",
     "deleveraging_ranking",

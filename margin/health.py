@@ -115,16 +115,6 @@ def health_after(
     return Health(net, initial, maintenance)
 
 
-def reduces_risk(size: int, new_size: int) -> bool:
-    """True if moving a position from ``size`` to ``new_size`` lots only shrinks it
-    (same side or flat, never larger)."""
-    if size > 0:
-        return 0 <= new_size < size
-    if size < 0:
-        return size < new_size <= 0
-    return False
-
-
 def bankruptcy_price(
     account: Account, markets: list[MarketState], market_id: int, close_size: int
 ) -> int:

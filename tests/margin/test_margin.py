@@ -16,6 +16,7 @@ from margin import (
     fee,
     funding_tick,
     health,
+    health_after,
     premium_ppm,
     requirement,
 )
@@ -99,6 +100,12 @@ def test_fills_keep_the_cached_health_exact(trades, funding_moves_at):
                 clearing.free_collateral_after(account, market, held, held + 3, -77)
                 == after.free_collateral
             )
+            # ... and the cached prediction equals the slow reference, which walks every
+            # position (the other market's too, held or not).
+            assert after == health_after(account, markets, market_id, held + 3, -77)
+            other = 1 - market_id
+            reference = health_after(account, markets, other, -5, 11)
+            assert clearing.health_after(account, other, -5, 11) == reference
 
 
 def test_funding_settled_is_never_wrongly_true():
