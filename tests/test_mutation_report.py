@@ -1,0 +1,71 @@
+"""tools/mutation_report.py: the campaign's figures joined with the classification of its
+survivors, and everything left unaccounted for named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools import mutation_report
+
+COLUMNS = ("mutants", "killed", "survived", "timeout", "no tests", "not run", "other")
+
+
+def _report(**modules: tuple[int, int, int]) -> dict[str, object]:
+    """A report.json of modules given as (killed, survived, not run)."""
+    counts = {}
+    for name, (killed, survived, not_run) in modules.items():
+        row = dict.fromkeys(COLUMNS, 0)
+        row.update(killed=killed, survived=survived)
+        row["not run"] = not_run
+        row["mutants"] = killed + survived + not_run
+        counts[name.replace("__", "/") + ".py"] = row
+    return {"counts": counts, "runs": {}, "survivors": {}}
+
+
+def _classify(directory: Path, module: str, n: int, e: int, t: int, o: int) -> None:
+    path = mutation_report.classification_path(module, directory)
+    path.write_text(
+        f"{module}: {n} survivors: {e} equivalent, {t} gap (tested), {o} gap (open)\n\n"
+        "| lines | functions | n | e.g. | class | why |\n|---|---|---:|---|---|---|\n"
+    )
+
+
+def test_a_fully_classified_campaign_has_nothing_missing(tmp_path: Path) -> None:
+    _classify(tmp_path, "margin/clearing.py", 3, 2, 1, 0)
+    markdown, problems = mutation_report.assemble(
+        _report(margin__clearing=(10, 3, 0), margin__funding=(5, 0, 0)), tmp_path
+    )
+    assert problems == []
+    assert "| margin/clearing.py | 13 | 10 | 3 | 0 | 0 | 0 | 2 | 1 | 0 |" in markdown
+    assert "| total | 18 | 15 | 3 | 0 | 0 | 0 | 2 | 1 | 0 |" in markdown
+    assert "### margin/clearing.py: 3 survivors" in markdown
+
+
+@pytest.mark.parametrize(
+    ("counts", "classified", "missing"),
+    [
+        ((10, 3, 4), (3, 2, 1, 0), "4 mutants not run"),
+        ((10, 3, 0), None, "3 survivors and no margin__clearing.md"),
+        ((10, 3, 0), (2, 1, 1, 0), "3 survivors, margin__clearing.md classifies 2"),
+        ((10, 3, 0), (3, 1, 1, 0), "1 + 1 + 0 is not 3 survivors"),
+    ],
+)
+def test_what_is_not_accounted_for_is_named(
+    tmp_path: Path,
+    counts: tuple[int, int, int],
+    classified: tuple[int, int, int, int] | None,
+    missing: str,
+) -> None:
+    if classified is not None:
+        _classify(tmp_path, "margin/clearing.py", *classified)
+    _, problems = mutation_report.assemble(_report(margin__clearing=counts), tmp_path)
+    assert len(problems) == 1 and missing in problems[0]
+
+
+def test_a_classification_file_must_open_with_its_counts(tmp_path: Path) -> None:
+    path = tmp_path / "margin__clearing.md"
+    path.write_text("margin/clearing.py: three survivors\n")
+    with pytest.raises(ValueError, match="first line must read"):
+        mutation_report.read_classification(path)
