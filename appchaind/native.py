@@ -71,6 +71,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "appchaind.exchange.cancels",
     "appchaind.exchange.order_upkeep",
     "appchaind.exchange.transfers",
+    "appchaind.exchange.builders",
     "appchaind.exchange.app",
 )
 

@@ -63,6 +63,7 @@ class ChainParams:
     max_liquidations_per_block: U32
     max_liquidation_notional_per_account: U64
     min_builder_bond: U64
+    builder_unbonding_blocks: U32
     faucet_enabled: bool
     faucet_max_amount: U64
 
@@ -140,6 +141,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "max_liquidations_per_block": 50,
     "max_liquidation_notional_per_account": "1000000",
     "min_builder_bond": "1000",
+    "builder_unbonding_blocks": 100,
     "faucet_enabled": False,
     "faucet_max_amount": "100000",
 }

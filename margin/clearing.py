@@ -2,9 +2,12 @@
 
 Quote conservation (exact, in micro-units) is the invariant every method keeps:
 
-    Σ account balances + insurance_fund + fee_pool + withdrawn = genesis total + faucet_total
+    Σ account balances + insurance_fund + fee_pool + withdrawn + builder_bonds
+        = genesis total + faucet_total
 
-Money only moves between those terms. The insurance fund is also the clearing account of
+Money only moves between those terms. ``builder_bonds`` is the collateral block builders
+have bonded (including what is unbonding): it leaves a builder's balance when bonded and
+comes back when released (:mod:`appchaind.exchange.builders` keeps each builder's part). The insurance fund is also the clearing account of
 funding: a settling account pays its funding into it (rounded up) or is paid from it
 (rounded down), so funding is zero-sum up to rounding and the rounding stays in the fund.
 
@@ -49,6 +52,7 @@ class ClearingHouse:
         "holders",
         "insurance_fund",
         "fee_pool",
+        "builder_bonds",
         "withdrawn",
         "faucet_total",
         "genesis_total",
@@ -68,6 +72,8 @@ class ClearingHouse:
         self.holders: list[dict[bytes, None]] = [{} for _ in markets]
         self.insurance_fund = insurance_fund
         self.fee_pool = 0
+        #: Micro-units bonded by block builders (bonded or unbonding), out of their balances.
+        self.builder_bonds = 0
         self.withdrawn = 0
         self.faucet_total = 0
         self.genesis_total = insurance_fund
@@ -227,7 +233,7 @@ class ClearingHouse:
         balances = sum(a.balance for a in self.accounts.values())
         return (
             balances + self.insurance_fund + self.fee_pool + self.withdrawn
-            - self.genesis_total - self.faucet_total
+            + self.builder_bonds - self.genesis_total - self.faucet_total
         )  # fmt: skip
 
     # ------------------------------------------------------------------ funding
@@ -394,6 +400,28 @@ class ClearingHouse:
         account.balance -= amount
         self.withdrawn += amount
         self._changed(account)
+
+    def bond(self, account: Account, amount: int) -> None:
+        """Move ``amount`` micro-units of free collateral into the builders' bonds."""
+        self.settle_funding(account)
+        free = self.health(account).free_collateral
+        if amount > free:
+            raise ClearingError(
+                f"a bond of {amount} micro-units exceeds the free collateral of {max(free, 0)}"
+            )
+        account.balance -= amount
+        self.builder_bonds += amount
+        self._changed(account)
+
+    def release_bond(self, address: bytes, amount: int) -> Account:
+        """Give ``amount`` micro-units of the builders' bonds back to ``address``'s balance
+        (its account is opened if it has none)."""
+        if not 0 <= amount <= self.builder_bonds:
+            raise ValueError(f"cannot release {amount} of {self.builder_bonds} bonded")
+        self.builder_bonds -= amount
+        account = self.open_account(address, amount)
+        self.mark_unindexed(account)
+        return account
 
     def transfer(self, sender: Account, recipient: bytes, amount: int) -> Account:
         """Move ``amount`` micro-units of free collateral to ``recipient`` (created if new)."""

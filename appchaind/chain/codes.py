@@ -41,6 +41,14 @@ class Code(IntEnum):
     INSUFFICIENT_FREE_COLLATERAL = 28
     FAUCET_DISABLED = 29
     PRICE_OUTSIDE_BAND = 30
+    #: The sender is already a registered block builder.
+    BUILDER_EXISTS = 31
+    #: The sender is not a registered block builder.
+    NOT_A_BUILDER = 32
+    #: A builder bond below the chain's minimum (or of nothing).
+    BOND_TOO_SMALL = 33
+    #: More unbonded than the builder has bonded.
+    INSUFFICIENT_BOND = 34
     #: The node's mempool is full: the node is busy; retry in a few blocks.
     MEMPOOL_FULL = 40
     #: The sender already has as many txs waiting as one account may; retry once some commit.

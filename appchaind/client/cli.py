@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,21 @@ def cmd_faucet(args: argparse.Namespace) -> None:
     _run(args, work)
 
 
+def cmd_builder(args: argparse.Namespace) -> None:
+    key, wait = _key(args), not args.no_wait
+
+    async def work(c: Client) -> None:
+        if args.builder_command == "register":
+            result = await c.register_builder(key, args.name, args.bond, wait=wait)
+        elif args.builder_command == "bond":
+            result = await c.bond_builder(key, args.amount, wait=wait)
+        else:
+            result = await c.unbond_builder(key, args.amount, wait=wait)
+        _report_tx(args, result)
+
+    _run(args, work)
+
+
 # ---------------------------------------------------------------------------- query
 
 
@@ -248,6 +264,24 @@ def cmd_query_markets(args: argparse.Namespace) -> None:
               m["lot_size"], m["open_interest"], m["funding_rate"]] for m in markets],
             ["MARKET", "ORACLE", "BID", "ASK", "TICK", "LOT", "OPEN INTEREST", "FUNDING"],
         )  # fmt: skip
+
+    _run(args, work)
+
+
+def cmd_query_builders(args: argparse.Namespace) -> None:
+    async def work(c: Client) -> None:
+        doc = await c.builders()
+        if args.json:
+            _print_json(doc)
+            return
+        print(f"builders at height {doc['height']}: {len(doc['builders'])}")
+        if doc["builders"]:
+            _table(
+                [[b["address"], b["name"], b["bond"],
+                  sum(Decimal(u["amount"]) for u in b["unbonding"]), b["bids_won"], b["paid"]]
+                 for b in doc["builders"]],
+                ["ADDRESS", "NAME", "BOND", "UNBONDING", "BIDS WON", "PAID"],
+            )  # fmt: skip
 
     _run(args, work)
 
@@ -471,6 +505,33 @@ def add_trading_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     _tx_common(t)
     t.set_defaults(func=cmd_faucet)
 
+    b = tx_sub.add_parser("builder", help="register as a block builder, bond, unbond",
+                          description="Block builders bid for the right to build blocks; a "
+                          "bid is paid from the builder's bond, so it can never exceed it.")  # fmt: skip
+    b_sub = b.add_subparsers(dest="builder_command", metavar="SUBCOMMAND")
+    b_sub.required = True
+    t = b_sub.add_parser("register", help="become a builder, with a first bond",
+                         description="Register your account as a block builder named --name, "
+                         "bonding --bond (quote units, at least the chain's min_builder_bond) "
+                         "out of your free collateral. Your key signs your bids.")  # fmt: skip
+    t.add_argument("--name", required=True, help="a name for your builder (1-64 ASCII chars)")
+    t.add_argument("--bond", required=True, help="first bond in quote units, e.g. 1000")
+    _tx_common(t)
+    t.set_defaults(func=cmd_builder)
+    t = b_sub.add_parser("bond", help="add free collateral to your bond",
+                         description="Move --amount (quote units) of free collateral into your "
+                         "builder bond.")  # fmt: skip
+    t.add_argument("--amount", required=True, help="amount in quote units")
+    _tx_common(t)
+    t.set_defaults(func=cmd_builder)
+    t = b_sub.add_parser("unbond", help="take collateral out of your bond (after a delay)",
+                         description="Take --amount (quote units) out of your builder bond: it "
+                         "backs no bid from now on and returns to your balance after the "
+                         "chain's builder_unbonding_blocks.")  # fmt: skip
+    t.add_argument("--amount", required=True, help="amount in quote units")
+    _tx_common(t)
+    t.set_defaults(func=cmd_builder)
+
     p = sub.add_parser("query", help="read the chain's state",
                        description="Read accounts, books, markets, txs and blocks from --node.")  # fmt: skip
     q_sub = p.add_subparsers(dest="query_command", metavar="SUBCOMMAND")
@@ -491,6 +552,11 @@ def add_trading_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                          "funding rate and open interest.")  # fmt: skip
     _common(q, key=False)
     q.set_defaults(func=cmd_query_markets)
+    q = q_sub.add_parser("builders", help="block builders: bonds, unbonding, bids won",
+                         description="Every registered block builder: bond, amounts unbonding "
+                         "and their release heights, winning bids and what they paid.")  # fmt: skip
+    _common(q, key=False)
+    q.set_defaults(func=cmd_query_builders)
     q = q_sub.add_parser("tx", help="a committed tx with its fills",
                          description="A committed tx: height, result code, log, fills, events.")  # fmt: skip
     q.add_argument("hash", help="the tx hash (hex)")

@@ -33,7 +33,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -41,14 +40,18 @@ import trio
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey
 from appchaind.chain.units import UnitError, to_units
+from appchaind.client.results import TxResult
 from appchaind.exchange.txs import (
+    BondBuilder,
     CancelAll,
     CancelOrder,
     Faucet,
     OrderType,
     PlaceOrder,
+    RegisterBuilder,
     ReplaceOrder,
     Transfer,
+    UnbondBuilder,
     Withdraw,
 )
 from appchaind.rpc.protocol import (
@@ -93,47 +96,6 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 DEFAULT_PORT = 26601
 #: A request not written within this long (the node stopped reading) fails the connection.
 SEND_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """What ``broadcast`` returns: ``code`` 0 = accepted (sync) / applied (commit);
-    ``height`` None until committed; ``fills`` (maps with market, price, size, taker_side,
-    maker, taker, fees) and ``events`` in edge units; ``order_id`` of the order the tx
-    placed, when it placed one."""
-
-    tx_hash: str
-    code: int
-    log: str
-    height: int | None = None
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.code == 0
-
-    @property
-    def order_id(self) -> int | None:
-        for event in self.events:
-            if event.get("kind") == "order" and event.get("client_id", 0) != -1:
-                order_id: int = event["order_id"]
-                return order_id
-        return None
-
-    @classmethod
-    def from_map(cls, doc: dict[str, Any]) -> TxResult:
-        return cls(
-            doc["tx_hash"], doc["code"], doc.get("log", ""), doc.get("height"),
-            doc.get("fills", []), doc.get("events", []),
-        )  # fmt: skip
-
-    def to_json(self) -> dict[str, Any]:
-        """The CLI's ``--json`` shape: tx_hash, code, log, height, fills (and events)."""
-        return {
-            "tx_hash": self.tx_hash, "code": self.code, "log": self.log, "height": self.height,
-            "order_id": self.order_id, "fills": self.fills, "events": self.events,
-        }  # fmt: skip
 
 
 class Subscription:
@@ -339,6 +301,11 @@ class Client:
         result: dict[str, Any] = await self.request("account", {"address": address})
         return result
 
+    async def builders(self) -> dict[str, Any]:
+        """{"height", "builders": [{address, name, bond, unbonding, bids_won, paid}, ...]}."""
+        result: dict[str, Any] = await self.request("builders", {})
+        return result
+
     async def book(self, market: str, depth: int = 20) -> dict[str, Any]:
         """L2 depth: {"bids": [[price, size], ...], "asks": ..., "seq", "height"}."""
         result: dict[str, Any] = await self.request("book", {"market": market, "depth": depth})
@@ -513,6 +480,20 @@ class Client:
     async def faucet(self, key: PrivateKey, amount: str, *, wait: bool = True) -> TxResult:
         """Mints ``amount`` (quote, decimal) on chains whose genesis enables the faucet."""
         return await self.submit(key, Faucet(_quote_units(amount)), wait=wait)
+
+    async def register_builder(
+        self, key: PrivateKey, name: str, bond: str, *, wait: bool = True
+    ) -> TxResult:
+        """Registers the key's account as block builder ``name``, bonding ``bond`` (quote)."""
+        return await self.submit(key, RegisterBuilder(name, _quote_units(bond)), wait=wait)
+
+    async def bond_builder(self, key: PrivateKey, amount: str, *, wait: bool = True) -> TxResult:
+        """Adds ``amount`` (quote) of free collateral to the key's builder bond."""
+        return await self.submit(key, BondBuilder(_quote_units(amount)), wait=wait)
+
+    async def unbond_builder(self, key: PrivateKey, amount: str, *, wait: bool = True) -> TxResult:
+        """Unbonds ``amount`` (quote): back in the balance after the unbonding delay."""
+        return await self.submit(key, UnbondBuilder(_quote_units(amount)), wait=wait)
 
 
 def _quote_units(amount: str) -> int:

@@ -25,11 +25,12 @@ A block runs as:
    post their quotes before takers reach them. Each tx: its envelope
    (:mod:`~appchaind.exchange.envelope`: chain, expiry, nonce, sender), the sender's
    funding settled, then its body's rule (:mod:`~appchaind.exchange.orders`,
-   :mod:`~appchaind.exchange.cancels`, :mod:`~appchaind.exchange.transfers`);
+   :mod:`~appchaind.exchange.cancels`, :mod:`~appchaind.exchange.transfers`,
+   :mod:`~appchaind.exchange.builders`);
 3. the end of the block: expiry and conditional triggers
    (:mod:`~appchaind.exchange.order_upkeep`), the funding step
-   (:mod:`~appchaind.exchange.funding`), liquidations (:mod:`margin.liquidator`), and the
-   reduce-only upkeep;
+   (:mod:`~appchaind.exchange.funding`), liquidations (:mod:`margin.liquidator`), the
+   reduce-only upkeep, and the release of builder bonds whose unbonding delay is over;
 4. the commitment: the app hash (:mod:`~appchaind.exchange.storage`).
 
 The state (:class:`~appchaind.exchange.state.ExchangeState`) and the rules are in the
@@ -49,6 +50,7 @@ from appchaind.chain.events import PendingEvent, expand_events
 from appchaind.chain.types import COMMIT_BLOCK, Block, Tx, Vote
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.exchange import (
+    builders,
     cancels,
     envelope,
     funding,
@@ -71,13 +73,16 @@ from appchaind.exchange.state import (
 from appchaind.exchange.statistics import ExchangeStatistics, MarketStatistics
 from appchaind.exchange.storage import StateError
 from appchaind.exchange.txs import (
+    BondBuilder,
     CancelAll,
     CancelOrder,
     Faucet,
     OrderType,
     PlaceOrder,
+    RegisterBuilder,
     ReplaceOrder,
     Transfer,
+    UnbondBuilder,
     Withdraw,
 )
 from appchaind.store import Store, WriteBatch
@@ -102,6 +107,9 @@ _REPLACE_ORDER: Final = ReplaceOrder
 _TRANSFER: Final = Transfer
 _WITHDRAW: Final = Withdraw
 _FAUCET: Final = Faucet
+_REGISTER_BUILDER: Final = RegisterBuilder
+_BOND_BUILDER: Final = BondBuilder
+_UNBOND_BUILDER: Final = UnbondBuilder
 
 
 class ExchangeApp(ExchangeState):
@@ -392,6 +400,12 @@ class ExchangeApp(ExchangeState):
             code, log = transfers.withdraw(self, account, body, events)
         elif type(body) is _FAUCET:
             code, log = transfers.faucet(self, account, body, events)
+        elif type(body) is _REGISTER_BUILDER:
+            code, log = builders.register(self, account, tx.sender, body, events)
+        elif type(body) is _BOND_BUILDER:
+            code, log = builders.bond(self, account, body, events)
+        elif type(body) is _UNBOND_BUILDER:
+            code, log = builders.unbond(self, account, body, events)
         else:
             return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
         return TxResult(code, log, events)
@@ -402,6 +416,7 @@ class ExchangeApp(ExchangeState):
         funding.funding_step(self, events)
         self.liquidator.run(self, self.height, prev_block_hash, events)
         order_upkeep.reduce_only_upkeep(self, events)
+        builders.release_unbonded(self, events)
 
     # ================================================================== for the liquidator
 
@@ -469,6 +484,8 @@ class ExchangeApp(ExchangeState):
             "fee_pool": clearing.fee_pool,
             "withdrawn": clearing.withdrawn,
             "faucet_total": clearing.faucet_total,
+            "builder_bonds": clearing.builder_bonds,
+            "builders": {a.hex(): self.builders[a].record()[2:4] for a in sorted(self.builders)},
             "markets": [
                 {
                     "oracle_price": m.oracle_price,

@@ -20,6 +20,7 @@ Keys (all under the node store's ``s/`` prefix, owned by the application):
 ``s/a/`` + 20-byte address  account record (balance, positions, encoded recent nonces)
 ``s/o/`` + u32 + u64 id     resting order ``[priority, *OrderRecord]``
 ``s/c/`` + u32 + u64 id     conditional order record
+``s/b/`` + 20-byte address  block builder record (key, name, bond, unbonding)
 ``s/~meta``                 ``[height, app_hash]`` of the last commit (not hashed)
 ==========================  ===================================================
 """
@@ -31,7 +32,7 @@ from hashlib import blake2s
 from typing import Final
 
 __all__ = ["StateCommitment", "GLOBAL_KEY", "META_KEY", "market_key", "account_key",
-           "order_key", "conditional_key"]  # fmt: skip
+           "order_key", "conditional_key", "builder_key"]  # fmt: skip
 
 DOMAIN = b"appchaind/exchange-state/v2"
 _MASK = (1 << 256) - 1
@@ -42,6 +43,7 @@ MARKET_PREFIX = b"s/m/"
 ACCOUNT_PREFIX = b"s/a/"
 ORDER_PREFIX = b"s/o/"
 CONDITIONAL_PREFIX = b"s/c/"
+BUILDER_PREFIX = b"s/b/"
 
 
 def market_key(market_id: int) -> bytes:
@@ -54,6 +56,10 @@ def account_key(address: bytes) -> bytes:
 
 def order_key(market_id: int, order_id: int) -> bytes:
     return ORDER_PREFIX + market_id.to_bytes(4, "big") + order_id.to_bytes(8, "big")
+
+
+def builder_key(address: bytes) -> bytes:
+    return BUILDER_PREFIX + address
 
 
 def conditional_key(market_id: int, order_id: int) -> bytes:

@@ -4,13 +4,14 @@
 the height and block time, the next order id, per market its margin state (oracle price,
 funding index, premium samples) and its order book (resting orders with their time
 priority, conditional orders), and the clearing house (accounts with their balances,
-positions and recent nonces; the insurance fund, fee pool and the other funds).
+positions and recent nonces; the insurance fund, fee pool and the other funds), and the
+block builders (bond, unbonding amounts).
 
 **Derived** (rebuilt from the replicated state on load, never stored, and never a reason
-for two validators to differ): the liquidation index, the orders changed since the last
-commitment update, which reduce-only orders each account has, the block's price bands and
-envelope bounds, the pending maker fills of the current taker, and caches of addresses
-and sender accounts. (Signature verdicts are the node's: :mod:`appchaind.chain.signatures`.)
+for two validators to differ): the liquidation index, the orders and builders changed
+since the last commitment update, the next height a builder's bond is released, which
+reduce-only orders each account has, the block's price bands and envelope bounds, the
+pending maker fills of the current taker, and caches of addresses and sender accounts. (Signature verdicts are the node's: :mod:`appchaind.chain.signatures`.)
 
 Units: prices in ticks, sizes in lots, collateral in micro-units of the quote asset,
 fractions in ppm, times in milliseconds, heights in blocks.
@@ -27,12 +28,15 @@ with the block steps on top.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from appchaind.exchange.commitment import StateCommitment
 from config.genesis import Genesis
 from margin import Account, ClearingHouse, Liquidator, MarketState, maker_check
 from orderbook import ORDER_FIELDS, OrderBook
+
+if TYPE_CHECKING:
+    from appchaind.exchange.builders import Builder
 
 __all__ = [
     "ExchangeState",
@@ -94,6 +98,12 @@ class ExchangeState:
         self.time_ms = genesis.genesis_time_ms
         self.next_order_id = 1
         self.app_hash = b""
+        #: Registered block builders by address (:mod:`appchaind.exchange.builders`).
+        self.builders: dict[bytes, Builder] = {}
+        #: Builders changed since the last commitment update.
+        self.dirty_builders: dict[bytes, None] = {}
+        #: The first height at which a builder's unbonding amount is due (0: none).
+        self.next_bond_release = 0
         self.commitment = StateCommitment()
         #: Per market: ids of the orders (resting or conditional) changed since the last
         #: commitment update.

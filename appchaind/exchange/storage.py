@@ -7,7 +7,8 @@ fee_pool, withdrawn, faucet_total, genesis_total]`` (funds in micro-units); a ma
 :meth:`margin.MarketState.record`, an account's :meth:`margin.Account.record`; a resting
 order's is ``[priority, *OrderRecord]`` (its time priority is its id unless it fired from
 a conditional order, prices in ticks, sizes in lots); a conditional order's is
-:meth:`orderbook.ConditionalOrder.record`.
+:meth:`orderbook.ConditionalOrder.record`; a block builder's
+:meth:`appchaind.exchange.builders.Builder.record`.
 
 After each block the entries it changed are rehashed (:func:`update_commitment`: the
 touched accounts, the changed orders, every market and the global record) and staged;
@@ -22,8 +23,10 @@ from typing import Any, Final
 
 import msgpack
 
+from appchaind.exchange.builders import Builder, next_release
 from appchaind.exchange.commitment import (
     ACCOUNT_PREFIX,
+    BUILDER_PREFIX,
     CONDITIONAL_PREFIX,
     GLOBAL_KEY,
     MARKET_PREFIX,
@@ -31,6 +34,7 @@ from appchaind.exchange.commitment import (
     ORDER_PREFIX,
     StateCommitment,
     account_key,
+    builder_key,
     conditional_key,
     market_key,
     order_key,
@@ -109,6 +113,11 @@ def load(state: ExchangeState, store: Store) -> None:
             state.stored_conditionals[market_id][order.order_id] = None
             if order.flags & _REDUCE_ONLY:
                 state.note_reduce_only(order.owner, market_id)
+        elif key.startswith(BUILDER_PREFIX):
+            builder = Builder.from_record(key[4:], record)
+            state.builders[builder.address] = builder
+            clearing.builder_bonds += builder.bond + builder.unbonding_total()
+    state.next_bond_release = next_release(state.builders)
     for market_id, orders in enumerate(resting):
         orders.sort()
         book = state.books[market_id]
@@ -172,6 +181,10 @@ def update_commitment(state: ExchangeState) -> bytes:
                 commitment.delete(conditional_key(market_id, order_id))
                 del stored_conditionals[order_id]
         dirty.clear()
+    if state.dirty_builders:
+        for address in state.dirty_builders:
+            commitment.put(builder_key(address), packb(state.builders[address].record()))
+        state.dirty_builders.clear()
     for market in state.markets:
         commitment.put(market_key(market.market_id), _pack(market.record()))
     commitment.put(

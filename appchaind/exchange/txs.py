@@ -8,9 +8,9 @@ Importing this module registers every body kind with the envelope codec.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from appchaind.chain.codec import U8, U32, U64, Address, message
+from appchaind.chain.codec import U8, U32, U64, Address, Str, message
 from appchaind.chain.types import register_tx_body
 
 __all__ = [
@@ -22,6 +22,9 @@ __all__ = [
     "Transfer",
     "Withdraw",
     "Faucet",
+    "RegisterBuilder",
+    "BondBuilder",
+    "UnbondBuilder",
     "is_conditional",
 ]
 
@@ -141,5 +144,44 @@ class Faucet:
     faucet, at most ``params.faucet_max_amount`` per tx."""
 
     TAG: ClassVar[int] = 16
+
+    amount: U64
+
+
+#: A builder's name: printable ASCII, 1 to 64 characters.
+BuilderName = Annotated[str, Str(64, min_len=1, ascii=True)]
+
+
+@register_tx_body
+@message
+class RegisterBuilder:
+    """Register the sender as a block builder named ``name``, bonding ``bond`` micro-units
+    of its free collateral (at least ``params.min_builder_bond``). The sender's key is the
+    one its bids must be signed with."""
+
+    TAG: ClassVar[int] = 17
+
+    name: BuilderName
+    bond: U64
+
+
+@register_tx_body
+@message
+class BondBuilder:
+    """Add ``amount`` micro-units of the sender's free collateral to its builder bond."""
+
+    TAG: ClassVar[int] = 18
+
+    amount: U64
+
+
+@register_tx_body
+@message
+class UnbondBuilder:
+    """Start unbonding ``amount`` micro-units of the sender's builder bond: from now on it
+    backs no bid, and it returns to the sender's balance ``params.builder_unbonding_blocks``
+    blocks later."""
+
+    TAG: ClassVar[int] = 19
 
     amount: U64

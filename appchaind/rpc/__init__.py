@@ -29,6 +29,8 @@ Methods (params -> result; prices, sizes and amounts are decimal strings, ids in
 ``book``                      {"market": symbol, "depth"?: int} -> bids, asks, seq, height
 ``markets``                   {} -> [{market, tick_size, lot_size, oracle_price,
                               funding_rate, open_interest, ...}]
+``builders``                  {} -> height, [{address, public_key, name, bond, unbonding:
+                              [{release_height, amount}], bids_won, paid}] by address
 ``tx``                        {"hash": hex} -> height, index, code, log, fills, events
 ``block``                     {"height": int} -> the block (header, tx hashes, results)
 ``subscribe``                 {"stream": "blocks"|"trades"|"book"|"account",

@@ -113,6 +113,7 @@ class RpcServer:
             "account": self._account,
             "book": self._book,
             "markets": self._markets_method,
+            "builders": self._builders,
             "tx": self._tx,
             "block": self._block,
         }
@@ -425,6 +426,9 @@ class RpcServer:
     async def _markets_method(self, params: dict[str, Any]) -> dict[str, Any]:
         exchange = self._need_exchange()
         return {"height": exchange.height, "markets": views.markets_view(exchange)}
+
+    async def _builders(self, params: dict[str, Any]) -> dict[str, Any]:
+        return views.builders_view(self._need_exchange())
 
     async def _tx(self, params: dict[str, Any]) -> dict[str, Any]:
         h = params_.tx_hash(params, "hash")

@@ -43,7 +43,7 @@ __all__ = [
 QUOTE_UNIT = str(Decimal(1) / QUOTE_MICRO)
 _PRICE_KEYS = frozenset(("price", "bankruptcy_price", "previous", "trigger_price"))
 _SIZE_KEYS = frozenset(("size", "filled", "remaining", "maker_remaining"))
-_QUOTE_KEYS = frozenset(("amount", "maker_fee", "taker_fee"))
+_QUOTE_KEYS = frozenset(("amount", "maker_fee", "taker_fee", "bond"))
 _SIDE_KEYS = frozenset(("side", "taker_side"))
 #: Tx events kept in the tx index (fills and order status changes are what traders ask).
 _MAX_INDEXED_EVENTS_BYTES = 32 * 1024
@@ -278,6 +278,29 @@ def markets_view(exchange: ExchangeApp) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def builders_view(exchange: ExchangeApp) -> dict[str, Any]:
+    """The registered block builders in address order: bond and unbonding amounts (quote),
+    release heights, winning bids paid."""
+    builders = []
+    for address in sorted(exchange.builders):
+        b = exchange.builders[address]
+        builders.append(
+            {
+                "address": address.hex(),
+                "public_key": b.public_key.hex(),
+                "name": b.name,
+                "bond": quote(b.bond),
+                "unbonding": [
+                    {"release_height": height, "amount": quote(amount)}
+                    for height, amount in b.unbonding
+                ],
+                "bids_won": b.bids_won,
+                "paid": quote(b.paid),
+            }
+        )
+    return {"height": exchange.height, "builders": builders}
 
 
 def tx_index_view(

@@ -197,6 +197,35 @@ async def test_market_post_only_stop_and_cancel(net: Localnet) -> None:
         assert again.code == 25  # ORDER_NOT_FOUND
 
 
+def test_cli_builder_register_bond_unbond_and_query(net: Localnet) -> None:
+    """The localnet's builder account registers with a bond of 1000 through node 0, bonds
+    10 more through node 1 and starts unbonding 4 through node 2; node 3 reports the
+    builder with bond 1006 and 4 released at the unbonding height."""
+    key = str(account_key(net, "builder"))
+    address = PrivateKey.load(Path(key)).address.hex()
+    done = cli_json("tx", "builder", "register", "--name", "demo-builder", "--bond", "1000",
+                    "--key", key, "--node", rpc(net, 0))  # fmt: skip
+    assert done["code"] == 0, done
+    done = cli_json("tx", "builder", "bond", "--amount", "10", "--key", key,
+                    "--node", rpc(net, 1))  # fmt: skip
+    assert done["code"] == 0, done
+    done = cli_json("tx", "builder", "unbond", "--amount", "4", "--key", key,
+                    "--node", rpc(net, 2))  # fmt: skip
+    assert done["code"] == 0, done
+    (event,) = [e for e in done["events"] if e["kind"] == "builder_unbonding"]
+    assert event["amount"] == "4" and event["bond"] == "1006"
+    net.wait_height([3], done["height"])
+    doc = cli_json("query", "builders", "--node", rpc(net, 3))
+    (builder,) = [b for b in doc["builders"] if b["address"] == address]
+    assert (builder["name"], builder["bond"]) == ("demo-builder", "1006")
+    assert builder["unbonding"] == [{"release_height": event["release_height"], "amount": "4"}]
+    again = cli("tx", "builder", "register", "--name", "again", "--bond", "1000", "--key", key,
+                "--node", rpc(net, 0), check=False)  # fmt: skip
+    assert again.returncode == 1 and "already a builder" in again.stderr + again.stdout
+    table = cli("query", "builders", "--node", rpc(net, 3)).stdout
+    assert "demo-builder" in table and "1006" in table
+
+
 async def test_book_and_trade_streams(net: Localnet) -> None:
     maker = PrivateKey.load(account_key(net, "maker"))
     taker = PrivateKey.load(account_key(net, "trader0"))

@@ -1,0 +1,205 @@
+"""Block builders on chain: registration, bonds and unbonding (proposer-builder separation).
+
+A builder is an account that bids for the right to build blocks. Its bond is collateral it
+moved out of its balance (:meth:`margin.ClearingHouse.bond`): a bid may never be worth more
+than the builder's bond, and a winning bid is paid from it, so a bid binds whatever the
+builder's own txs do.
+
+- **RegisterBuilder** (:class:`~appchaind.exchange.txs.RegisterBuilder`): the sender
+  becomes a builder named ``name`` with a first bond of at least ``min_builder_bond``; its
+  public key is the one its bids are signed with.
+- **BondBuilder**: adds free collateral to the bond.
+- **UnbondBuilder**: takes ``amount`` out of the bond at once (it backs no bid from then
+  on) and returns it to the builder's balance at height ``h + builder_unbonding_blocks``,
+  at the end of that block (:func:`release_unbonded`), so that a builder cannot bid, win,
+  and pull its bond in the same block.
+
+Units: amounts in quote micro-units, heights in blocks. A builder is never removed: with a
+bond of 0 and nothing unbonding it simply cannot bid. Builders are iterated in address
+order wherever the order matters (the dict's insertion order differs after a restart).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appchaind.abci import APPLIED
+from appchaind.chain.codes import Code
+from appchaind.chain.events import Event, PendingEvent
+from appchaind.exchange.state import ExchangeState
+from appchaind.exchange.txs import BondBuilder, RegisterBuilder, UnbondBuilder
+from margin import Account, ClearingError
+
+__all__ = ["Builder", "register", "bond", "unbond", "release_unbonded"]
+
+
+class Builder:
+    """A registered builder. ``bond``: micro-units backing its bids; ``unbonding``: list
+    of ``[release height, micro-units]`` in release order; ``bids_won`` and ``paid``: the
+    winning bids paid from its bond (count and micro-units)."""
+
+    def __init__(
+        self,
+        address: bytes,
+        public_key: bytes,
+        name: str,
+        bond: int = 0,
+        unbonding: list[list[int]] | None = None,
+        bids_won: int = 0,
+        paid: int = 0,
+    ) -> None:
+        self.address = address
+        self.public_key = public_key
+        self.name = name
+        self.bond = bond
+        self.unbonding: list[list[int]] = unbonding if unbonding is not None else []
+        self.bids_won = bids_won
+        self.paid = paid
+
+    def unbonding_total(self) -> int:
+        return sum(amount for _, amount in self.unbonding)
+
+    def record(self) -> list[Any]:
+        """The stored record (canonical msgpack of this list; the address is the key)."""
+        return [
+            self.public_key, self.name, self.bond, [list(e) for e in self.unbonding],
+            self.bids_won, self.paid,
+        ]  # fmt: skip
+
+    @staticmethod
+    def from_record(address: bytes, record: list[Any]) -> Builder:
+        public_key, name, bond_, unbonding, bids_won, paid = record
+        entries = [[int(h), int(a)] for h, a in unbonding]
+        return Builder(address, bytes(public_key), str(name), bond_, entries, bids_won, paid)
+
+    def view(self) -> dict[str, Any]:
+        """For queries: the builder's figures (micro-units)."""
+        return {
+            "address": self.address.hex(),
+            "public_key": self.public_key.hex(),
+            "name": self.name,
+            "bond": self.bond,
+            "unbonding": [{"release_height": h, "amount": a} for h, a in self.unbonding],
+            "bids_won": self.bids_won,
+            "paid": self.paid,
+        }
+
+
+def _changed(state: ExchangeState, builder: Builder) -> None:
+    state.dirty_builders[builder.address] = None
+
+
+def register(
+    state: ExchangeState,
+    account: Account,
+    public_key: bytes,
+    body: RegisterBuilder,
+    events: list[PendingEvent],
+) -> tuple[int, str]:
+    address = account.address
+    if address in state.builders:
+        return Code.BUILDER_EXISTS, "this account is already a builder; bond more with BondBuilder"
+    minimum = state.params.min_builder_bond
+    if body.bond < minimum:
+        return Code.BOND_TOO_SMALL, f"a builder's first bond must be at least {minimum} micro-units"
+    try:
+        state.clearing.bond(account, body.bond)
+    except ClearingError as exc:
+        return Code.INSUFFICIENT_FREE_COLLATERAL, str(exc)
+    builder = state.builders[address] = Builder(address, public_key, body.name, body.bond)
+    _changed(state, builder)
+    events.append(
+        Event("builder_registered", {"builder": address, "name": body.name, "bond": body.bond})
+    )
+    return APPLIED
+
+
+def bond(
+    state: ExchangeState, account: Account, body: BondBuilder, events: list[PendingEvent]
+) -> tuple[int, str]:
+    builder = state.builders.get(account.address)
+    if builder is None:
+        return Code.NOT_A_BUILDER, "the sender is not a builder; register with RegisterBuilder"
+    if body.amount == 0:
+        return Code.BOND_TOO_SMALL, "bond amount must be at least 1 micro-unit"
+    try:
+        state.clearing.bond(account, body.amount)
+    except ClearingError as exc:
+        return Code.INSUFFICIENT_FREE_COLLATERAL, str(exc)
+    builder.bond += body.amount
+    _changed(state, builder)
+    events.append(
+        Event(
+            "builder_bonded",
+            {"builder": builder.address, "amount": body.amount, "bond": builder.bond},
+        )
+    )
+    return APPLIED
+
+
+def unbond(
+    state: ExchangeState, account: Account, body: UnbondBuilder, events: list[PendingEvent]
+) -> tuple[int, str]:
+    builder = state.builders.get(account.address)
+    if builder is None:
+        return Code.NOT_A_BUILDER, "the sender is not a builder; register with RegisterBuilder"
+    amount = body.amount
+    if not 0 < amount <= builder.bond:
+        return (
+            Code.INSUFFICIENT_BOND,
+            f"unbond amount must be 1 to the bond of {builder.bond} micro-units",
+        )
+    release = state.height + state.params.builder_unbonding_blocks
+    builder.bond -= amount
+    builder.unbonding.append([release, amount])
+    if state.next_bond_release == 0 or release < state.next_bond_release:
+        state.next_bond_release = release
+    _changed(state, builder)
+    events.append(
+        Event(
+            "builder_unbonding",
+            {
+                "builder": builder.address,
+                "amount": amount,
+                "bond": builder.bond,
+                "release_height": release,
+            },
+        )  # fmt: skip
+    )
+    return APPLIED
+
+
+def release_unbonded(state: ExchangeState, events: list[PendingEvent]) -> None:
+    """End of block: return to their builders' balances the unbonding amounts due at or
+    before this height (in builder address order)."""
+    due = state.next_bond_release
+    if due == 0 or due > state.height:
+        return
+    height = state.height
+    upcoming = 0
+    clearing = state.clearing
+    for address in sorted(state.builders):
+        builder = state.builders[address]
+        if not builder.unbonding:
+            continue
+        kept: list[list[int]] = []
+        released = 0
+        for entry in builder.unbonding:
+            if entry[0] <= height:
+                released += entry[1]
+            else:
+                kept.append(entry)
+                if upcoming == 0 or entry[0] < upcoming:
+                    upcoming = entry[0]
+        if released:
+            builder.unbonding = kept
+            clearing.release_bond(address, released)
+            _changed(state, builder)
+            events.append(Event("builder_released", {"builder": address, "amount": released}))
+    state.next_bond_release = upcoming
+
+
+def next_release(builders: dict[bytes, Builder]) -> int:
+    """The first height at which an unbonding amount is due (0: none)."""
+    heights = [e[0] for b in builders.values() for e in b.unbonding]
+    return min(heights) if heights else 0
