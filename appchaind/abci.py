@@ -150,9 +150,14 @@ class Application(Protocol):
         (the mempool's), when the node has them."""
         ...
 
-    def process_proposal(self, block: Block) -> tuple[bool, str]:
+    def process_proposal(
+        self, block: Block, proposer_of_round: Callable[[int], bytes | None] | None = None
+    ) -> tuple[bool, str]:
         """Accept or reject another proposer's block (and why not). The node verified every
-        tx's signature first (a block with a badly signed tx never gets here)."""
+        tx's signature first (a block with a badly signed tx never gets here).
+        ``proposer_of_round(r)``: the address of the proposer of round ``r`` at the
+        block's height, or None for a round the node has not reached (what a builder's
+        bid is checked against)."""
         ...
 
     def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes:

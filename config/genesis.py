@@ -64,6 +64,8 @@ class ChainParams:
     max_liquidation_notional_per_account: U64
     min_builder_bond: U64
     builder_unbonding_blocks: U32
+    min_builder_bid: U64
+    builder_bid_proposer_ppm: U32
     faucet_enabled: bool
     faucet_max_amount: U64
 
@@ -142,11 +144,16 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "max_liquidation_notional_per_account": "1000000",
     "min_builder_bond": "1000",
     "builder_unbonding_blocks": 100,
+    "min_builder_bid": "0.01",
+    "builder_bid_proposer_ppm": 500_000,
     "faucet_enabled": False,
     "faucet_max_amount": "100000",
 }
 #: Params given as decimal quote amounts in JSON and stored as micro-units.
-_QUOTE_PARAMS = ("max_liquidation_notional_per_account", "min_builder_bond", "faucet_max_amount")
+_QUOTE_PARAMS = (
+    "max_liquidation_notional_per_account", "min_builder_bond", "min_builder_bid",
+    "faucet_max_amount",
+)  # fmt: skip
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z$")
 
@@ -244,6 +251,12 @@ def _parse_params(r: _Reader, raw: Any) -> ChainParams:
             values[name] = r.boolean(value, where)
         else:
             values[name] = r.integer(value, where, 1, 2**32 - 1 if "ms" not in name else 2**63)
+    if values["builder_bid_proposer_ppm"] > 1_000_000:
+        raise r.fail(
+            "params.builder_bid_proposer_ppm",
+            f"= {values['builder_bid_proposer_ppm']} is out of range; allowed 1 to 1000000 "
+            "(the proposer's share of a winning bid in ppm; the insurance fund gets the rest)",
+        )
     if values["max_tx_bytes"] > 64 * 1024:
         raise r.fail(
             "params.max_tx_bytes", f"= {values['max_tx_bytes']} is out of range; allowed 1 to 65536"

@@ -423,6 +423,20 @@ class ClearingHouse:
         self.mark_unindexed(account)
         return account
 
+    def pay_from_bonds(self, value: int, proposer: bytes, proposer_ppm: int) -> int:
+        """Pay a winning bid of ``value`` micro-units out of the builders' bonds: the
+        proposer's share (``proposer_ppm``, rounded down) to ``proposer``'s balance (its
+        account opened if it has none), the rest to the insurance fund. Returns the
+        proposer's share."""
+        if not 0 <= value <= self.builder_bonds:
+            raise ValueError(f"cannot pay {value} out of {self.builder_bonds} bonded")
+        share = value * proposer_ppm // 1_000_000
+        self.builder_bonds -= value
+        self.insurance_fund += value - share
+        account = self.open_account(proposer, share)
+        self.mark_unindexed(account)
+        return share
+
     def transfer(self, sender: Account, recipient: bytes, amount: int) -> Account:
         """Move ``amount`` micro-units of free collateral to ``recipient`` (created if new)."""
         self.settle_funding(sender)

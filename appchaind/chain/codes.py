@@ -49,6 +49,10 @@ class Code(IntEnum):
     BOND_TOO_SMALL = 33
     #: More unbonded than the builder has bonded.
     INSUFFICIENT_BOND = 34
+    #: A builder bid anywhere but first in a proposed block (it never enters a mempool),
+    #: or one that does not hold (unknown builder, wrong height or proposer, value above
+    #: the bond or below the minimum).
+    INVALID_BID = 35
     #: The node's mempool is full: the node is busy; retry in a few blocks.
     MEMPOOL_FULL = 40
     #: The sender already has as many txs waiting as one account may; retry once some commit.

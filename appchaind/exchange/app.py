@@ -6,7 +6,7 @@ application interface, :class:`appchaind.abci.Application`, which the node calls
 
 ``check_tx(raw, tx)``                       mempool admission (reads state, changes nothing)
 ``prepare_proposal(height, time, txs)``     the local builder's ordered tx list
-``process_proposal(block)``                 every validator's accept / reject of a block
+``process_proposal(block, rounds)``         every validator's accept / reject of a block
 ``extend_vote(height, round, block)``       this validator's oracle prices (wall clock here only)
 ``verify_vote_extension(vote)``             bounds check of another validator's prices
 ``finalize_block(block, txs, validators)``  execute a decided block: results, events, app hash
@@ -41,11 +41,12 @@ integers and bytes, no clock, no I/O except the store in ``__init__``/``commit``
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 
 from appchaind.abci import FinalizeResult, TxResult
 from appchaind.chain.codes import Code
+from appchaind.chain.crypto import merkle_root
 from appchaind.chain.events import PendingEvent, expand_events
 from appchaind.chain.types import COMMIT_BLOCK, Block, Tx, Vote
 from appchaind.consensus.validators import ValidatorSet
@@ -74,6 +75,7 @@ from appchaind.exchange.statistics import ExchangeStatistics, MarketStatistics
 from appchaind.exchange.storage import StateError
 from appchaind.exchange.txs import (
     BondBuilder,
+    BuilderBid,
     CancelAll,
     CancelOrder,
     Faucet,
@@ -96,6 +98,11 @@ __all__ = ["ExchangeApp", "StateError"]
 _CANCELS: Final = 0
 _POST_ONLY_ORDERS: Final = 1
 _OTHERS: Final = 2
+#: A builder-built block's bid, paid before the classes run.
+_PAID: Final = -1
+_BID_NOT_IN_MEMPOOL: Final = (
+    "a builder bid is sent to the proposer (the builder port), never to a mempool"
+)
 
 _POST_ONLY: Final = int(TimeInForce.POST_ONLY)
 _LIMIT: Final = int(OrderType.LIMIT)
@@ -110,6 +117,7 @@ _FAUCET: Final = Faucet
 _REGISTER_BUILDER: Final = RegisterBuilder
 _BOND_BUILDER: Final = BondBuilder
 _UNBOND_BUILDER: Final = UnbondBuilder
+_BUILDER_BID: Final = BuilderBid
 
 
 class ExchangeApp(ExchangeState):
@@ -157,6 +165,8 @@ class ExchangeApp(ExchangeState):
         if error is not None:
             return error
         assert decoded is not None
+        if type(decoded.body) is _BUILDER_BID:
+            return TxResult(Code.INVALID_BID, _BID_NOT_IN_MEMPOOL)
         problem = envelope.check_envelope(
             self, decoded, self.height + 1, self.time_ms, read_only=True
         )
@@ -187,7 +197,7 @@ class ExchangeApp(ExchangeState):
             if tx in seen or total + len(tx) > max_bytes:
                 continue
             found, error = envelope.decode(self, tx if decoded is None else decoded[i], True)
-            if error is not None or found is None:
+            if error is not None or found is None or type(found.body) is _BUILDER_BID:
                 continue
             if envelope.check_envelope(self, found, self.height + 1, self.time_ms, read_only=True):
                 continue
@@ -197,15 +207,22 @@ class ExchangeApp(ExchangeState):
         chosen.sort()
         return [tx for _, _, tx in chosen]
 
-    def process_proposal(self, block: Block) -> tuple[bool, str]:
+    def process_proposal(
+        self, block: Block, proposer_of_round: Callable[[int], bytes | None] | None = None
+    ) -> tuple[bool, str]:
         """Every validator's check of a proposed block: within the limits, every tx a
-        canonical envelope for this chain (the node checked the signatures). The execution
-        order is enforced by :meth:`finalize_block`, not trusted."""
+        canonical envelope for this chain (the node checked the signatures), and either
+        built by the proposer (no bid) or by a builder: its bid first, valid
+        (:func:`~appchaind.exchange.builders.bid_problem`, with an envelope that applies),
+        for exactly the block's other txs, and (given ``proposer_of_round``) for a round
+        the node has reached whose proposer built the block. The execution order is
+        enforced by :meth:`finalize_block`, not trusted."""
         txs = block.txs
         if len(txs) > self.params.max_block_txs:
             return False, f"{len(txs)} txs, more than {self.params.max_block_txs}"
         if sum(len(tx) for tx in txs) > self.params.max_block_bytes:
             return False, "block bytes exceed max_block_bytes"
+        header = block.header
         for i, tx in enumerate(txs):
             decoded, error = envelope.decode(self, tx, True)
             if error is not None:
@@ -213,6 +230,27 @@ class ExchangeApp(ExchangeState):
             assert decoded is not None
             if decoded.chain_id != self.chain_id:
                 return False, f"tx {i}: chain id {decoded.chain_id!r}"
+            if type(decoded.body) is _BUILDER_BID:
+                if i != 0:
+                    return False, f"tx {i}: a builder bid must be the block's first tx"
+                problem = envelope.check_envelope(
+                    self, decoded, header.height, header.time_ms, read_only=True
+                )
+                if problem is not None:
+                    return False, f"builder bid: {problem.log}"
+                reason = builders.bid_problem(self, decoded, header.height, header.proposer)
+                if reason is not None:
+                    return False, f"builder bid: {reason}"
+                bid = cast(BuilderBid, decoded.body)
+                if bid.txs_hash != merkle_root(list(txs[1:])):
+                    return False, "builder bid: the block's txs do not hash to the bid's txs_hash"
+                if proposer_of_round is not None:
+                    expected = proposer_of_round(bid.round)
+                    if expected != header.proposer:
+                        return False, (
+                            f"builder bid: round {bid.round} is not a round the block's "
+                            "proposer proposes in (or not one this node has reached)"
+                        )
         return True, ""
 
     # ================================================================== oracle votes
@@ -268,6 +306,7 @@ class ExchangeApp(ExchangeState):
             oracle_votes=votes or None,
             total_power=total_power,
             signatures_verified=True,
+            proposer=header.proposer,
         )
 
     def execute_block(
@@ -281,6 +320,7 @@ class ExchangeApp(ExchangeState):
         total_power: int | None = None,
         oracle_prices: Sequence[int] | None = None,
         signatures_verified: bool = False,
+        proposer: bytes = b"",
     ) -> FinalizeResult:
         """Execute the decided block at ``height`` (= last height + 1).
 
@@ -290,6 +330,8 @@ class ExchangeApp(ExchangeState):
         (voting power, vote extension) of the previous height's extended commit with
         ``total_power`` the validator set's power, or ``oracle_prices`` = decided prices per
         market (tests, replays). ``prev_block_hash`` seeds the liquidation start.
+        ``proposer``: the address of the block's proposer, paid its share of a builder's
+        bid (a bid first in ``txs``; a bid anywhere else is refused).
         Returns one result per tx, in block order, and the app hash after the block.
 
         Python's cyclic garbage collector is paused while the block executes: the block
@@ -304,7 +346,7 @@ class ExchangeApp(ExchangeState):
         try:
             return self._execute_block(
                 height, time_ms, txs, prev_block_hash, oracle_votes, total_power,
-                oracle_prices, signatures_verified,
+                oracle_prices, signatures_verified, proposer,
             )  # fmt: skip
         finally:
             if collecting:
@@ -320,6 +362,7 @@ class ExchangeApp(ExchangeState):
         total_power: int | None,
         oracle_prices: Sequence[int] | None,
         signatures_verified: bool,
+        proposer: bytes,
     ) -> FinalizeResult:
         if height != self.height + 1:
             raise ValueError(f"finalize_block({height}) after height {self.height}")
@@ -343,8 +386,13 @@ class ExchangeApp(ExchangeState):
                 tx, results[i] = envelope.decode(self, raw, trusted)
                 decoded.append(tx)
         classes = [_OTHERS if tx is None else _execution_class(tx.body) for tx in decoded]
-        # One pass per execution class, in block order inside each (a stable sort by class).
         count = len(decoded)
+        first = decoded[0] if count else None
+        if first is not None and type(first.body) is _BUILDER_BID:
+            # A builder-built block: its bid is paid before anything else runs.
+            results[0] = self._deliver(first, proposer)
+            classes[0] = _PAID
+        # One pass per execution class, in block order inside each (a stable sort by class).
         for wanted in (_CANCELS, _POST_ONLY_ORDERS, _OTHERS):
             for i in range(count):
                 if classes[i] == wanted:
@@ -357,8 +405,10 @@ class ExchangeApp(ExchangeState):
             height, cast(list[TxResult], results), expand_events(block_events), self.app_hash
         )
 
-    def _deliver(self, tx: Tx) -> TxResult:
-        """One tx: its envelope, the sender's nonce and funding, then its body's rule."""
+    def _deliver(self, tx: Tx, proposer: bytes | None = None) -> TxResult:
+        """One tx: its envelope, the sender's nonce and funding, then its body's rule.
+        ``proposer``: the block's proposer when ``tx`` is the block's first (a bid there
+        is paid; anywhere else it is refused)."""
         nonce = tx.nonce
         chain_id, first_expiry, last_expiry, first_nonce, last_nonce = self.envelope_bounds
         if (
@@ -406,6 +456,10 @@ class ExchangeApp(ExchangeState):
             code, log = builders.bond(self, account, body, events)
         elif type(body) is _UNBOND_BUILDER:
             code, log = builders.unbond(self, account, body, events)
+        elif type(body) is _BUILDER_BID:
+            if proposer is None:
+                return TxResult(Code.INVALID_BID, "a builder bid must be the block's first tx")
+            code, log = builders.pay_bid(self, tx, proposer, events)
         else:
             return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
         return TxResult(code, log, events)

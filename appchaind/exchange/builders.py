@@ -13,6 +13,12 @@ builder's own txs do.
   on) and returns it to the builder's balance at height ``h + builder_unbonding_blocks``,
   at the end of that block (:func:`release_unbonded`), so that a builder cannot bid, win,
   and pull its bond in the same block.
+- **BuilderBid** (the first tx of a builder-built block, never in a mempool): paid when
+  the block executes, before its other txs (:func:`pay_bid`): the value leaves the bond,
+  ``builder_bid_proposer_ppm`` of it (rounded down) goes to the block's proposer and the
+  rest to the insurance fund. :func:`bid_problem` is the check every validator makes in
+  ``process_proposal`` against the state before the block, which is the state the bid is
+  paid from: a bid that passes always pays, whatever the builder's own txs do.
 
 Units: amounts in quote micro-units, heights in blocks. A builder is never removed: with a
 bond of 0 and nothing unbonding it simply cannot bid. Builders are iterated in address
@@ -25,12 +31,16 @@ from typing import Any
 
 from appchaind.abci import APPLIED
 from appchaind.chain.codes import Code
+from appchaind.chain.crypto import address_of
 from appchaind.chain.events import Event, PendingEvent
+from appchaind.chain.types import Tx
 from appchaind.exchange.state import ExchangeState
-from appchaind.exchange.txs import BondBuilder, RegisterBuilder, UnbondBuilder
+from appchaind.exchange.txs import BondBuilder, BuilderBid, RegisterBuilder, UnbondBuilder
 from margin import Account, ClearingError
 
-__all__ = ["Builder", "register", "bond", "unbond", "release_unbonded"]
+__all__ = [
+    "Builder", "register", "bond", "unbond", "release_unbonded", "bid_problem", "pay_bid",
+]  # fmt: skip
 
 
 class Builder:
@@ -163,6 +173,58 @@ def unbond(
                 "amount": amount,
                 "bond": builder.bond,
                 "release_height": release,
+            },
+        )  # fmt: skip
+    )
+    return APPLIED
+
+
+def bid_problem(state: ExchangeState, tx: Tx, height: int, proposer: bytes) -> str | None:
+    """Why the bid ``tx`` (its body a :class:`BuilderBid`) cannot be paid first in the
+    block at ``height`` proposed by ``proposer``, or None. The tx's envelope (chain,
+    expiry, nonce) and the match of ``txs_hash`` with the block are checked elsewhere."""
+    body = tx.body
+    assert isinstance(body, BuilderBid)
+    builder = state.builders.get(address_of(tx.sender))
+    if builder is None or builder.public_key != tx.sender:
+        return "the bid's signer is not a registered builder"
+    if body.height != height:
+        return f"the bid is for height {body.height}, the block is at {height}"
+    if body.proposer != proposer:
+        return f"the bid is for proposer {body.proposer.hex()}, the block's is {proposer.hex()}"
+    minimum = state.params.min_builder_bid
+    if body.value < minimum:
+        return f"bid value {body.value} is below the minimum bid of {minimum} micro-units"
+    if body.value > builder.bond:
+        return f"bid value {body.value} exceeds the builder's bond of {builder.bond} micro-units"
+    return None
+
+
+def pay_bid(
+    state: ExchangeState, tx: Tx, proposer: bytes, events: list[PendingEvent]
+) -> tuple[int, str]:
+    """Pay the bid ``tx`` (first in the block being executed, proposed by ``proposer``)."""
+    problem = bid_problem(state, tx, state.height, proposer)
+    if problem is not None:
+        return Code.INVALID_BID, problem
+    body = tx.body
+    assert isinstance(body, BuilderBid)
+    builder = state.builders[address_of(tx.sender)]
+    value = body.value
+    builder.bond -= value
+    builder.bids_won += 1
+    builder.paid += value
+    _changed(state, builder)
+    share = state.clearing.pay_from_bonds(value, proposer, state.params.builder_bid_proposer_ppm)
+    events.append(
+        Event(
+            "bid_paid",
+            {
+                "builder": builder.address,
+                "proposer": proposer,
+                "amount": value,
+                "to_proposer": share,
+                "to_insurance_fund": value - share,
             },
         )  # fmt: skip
     )

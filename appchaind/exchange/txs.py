@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Annotated, ClassVar
 
-from appchaind.chain.codec import U8, U32, U64, Address, Str, message
+from appchaind.chain.codec import U8, U32, U64, Address, Hash32, Str, message
 from appchaind.chain.types import register_tx_body
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "RegisterBuilder",
     "BondBuilder",
     "UnbondBuilder",
+    "BuilderBid",
     "is_conditional",
 ]
 
@@ -185,3 +186,21 @@ class UnbondBuilder:
     TAG: ClassVar[int] = 19
 
     amount: U64
+
+
+@register_tx_body
+@message
+class BuilderBid:
+    """A builder's bid of ``value`` micro-units for building the block at ``height``,
+    proposed in ``round`` by ``proposer``, holding the txs whose merkle root is
+    ``txs_hash`` in that order. Signed (as any tx) by the builder's registered key; the
+    proposer puts it first in the block, followed by exactly those txs. It never enters a
+    mempool. Paid from the builder's bond when the block executes."""
+
+    TAG: ClassVar[int] = 20
+
+    height: U64
+    round: U32
+    proposer: Address
+    value: U64
+    txs_hash: Hash32

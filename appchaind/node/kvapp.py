@@ -4,7 +4,7 @@ kvstore): it implements :class:`appchaind.abci.Application` with one tx kind, :c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar
 
 from appchaind.abci import Application, FinalizeResult, TxResult
@@ -79,7 +79,9 @@ class KVApp:
     ) -> list[bytes]:
         return list(txs)
 
-    def process_proposal(self, block: Block) -> tuple[bool, str]:
+    def process_proposal(
+        self, block: Block, proposer_of_round: Callable[[int], bytes | None] | None = None
+    ) -> tuple[bool, str]:
         return True, ""
 
     def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes:

@@ -590,6 +590,15 @@ class Node:
         verdicts = await self.verifier.verify_txs(unverified, hashes)
         return frozenset(all_hashes) if all(verdicts) else None
 
+    def _proposer_of_round(self, round: int) -> bytes | None:
+        """The proposer of ``round`` at the current height, for rounds up to the one the
+        machine is in (None beyond: no honest block comes from a round not reached yet,
+        and computing far rounds' proposers costs a step per round)."""
+        machine = self._machine
+        if machine is None or round > machine.round:
+            return None
+        return self.chain_state.validators.proposer_for_round(round)
+
     async def _process_proposal(self, block: types.Block) -> bool:
         started = time.perf_counter()
         try:
@@ -597,7 +606,7 @@ class Node:
             if verified is None:
                 log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
                 return False
-            accepted, reason = self.app.process_proposal(block)
+            accepted, reason = self.app.process_proposal(block, self._proposer_of_round)
             if not accepted:
                 log.info("proposal_rejected", height=block.header.height, reason=reason)
             return accepted

@@ -43,7 +43,9 @@ __all__ = [
 QUOTE_UNIT = str(Decimal(1) / QUOTE_MICRO)
 _PRICE_KEYS = frozenset(("price", "bankruptcy_price", "previous", "trigger_price"))
 _SIZE_KEYS = frozenset(("size", "filled", "remaining", "maker_remaining"))
-_QUOTE_KEYS = frozenset(("amount", "maker_fee", "taker_fee", "bond"))
+_QUOTE_KEYS = frozenset(
+    ("amount", "maker_fee", "taker_fee", "bond", "to_proposer", "to_insurance_fund")
+)
 _SIDE_KEYS = frozenset(("side", "taker_side"))
 #: Tx events kept in the tx index (fills and order status changes are what traders ask).
 _MAX_INDEXED_EVENTS_BYTES = 32 * 1024
