@@ -8,6 +8,7 @@ The run needs mutmut, which ``make test`` does not install (``make mutate`` does
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -186,10 +187,46 @@ def test_changed_tests_send_survivors_back_for_another_try(tmp_path: Path) -> No
     assert mutate.read_verdicts(tmp_path, module) == verdicts
 
 
-def _run_campaign(cache: Path, module: str) -> str:
+def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> None:
+    """After a campaign the verdicts go to the committed file (other modules' entries
+    kept, the same bytes for the same verdicts); a workspace without verdicts starts from
+    them, tests digest included, and one that has its own keeps them."""
+    module, other = "appchaind/consensus/privval.py", "appchaind/consensus/wal.py"
+    verdicts = tmp_path / "verdicts.json.gz"
+    old = {"tests_sha256": "x", "exit_code_by_key": {"w_1": 1}, "hash_by_function_name": {}}
+    verdicts.write_bytes(gzip.compress(json.dumps({other: old}).encode()))
+    cache = tmp_path / "cache"
+    workspace = cache / mutate.module_name(module)
+    meta = mutate.meta_path(workspace, module)
+    meta.parent.mkdir(parents=True)
+    codes = {"m_1": 1, "m_2": 0, "m_3": None}
+    meta.write_text(json.dumps({
+        "exit_code_by_key": codes, "hash_by_function_name": {"f": "abc"},
+        "type_check_error_by_key": {}, "durations_by_key": {"m_1": 0.5},
+        "estimated_durations_by_key": {},
+    }))  # fmt: skip
+    (workspace / "tests.sha256").write_text("digest")
+    mutate.save_verdicts(cache, [module], verdicts)
+    first = verdicts.read_bytes()
+    mutate.save_verdicts(cache, [module], verdicts)
+    assert verdicts.read_bytes() == first
+    committed = mutate.load_committed(verdicts)
+    assert committed[other] == old
+    assert committed[module]["exit_code_by_key"] == codes
+
+    fresh = tmp_path / "fresh"
+    assert mutate.restore_verdicts(fresh, module, committed) == 2
+    seeded = json.loads(mutate.meta_path(fresh, module).read_text())
+    assert seeded["exit_code_by_key"] == codes
+    assert seeded["hash_by_function_name"] == {"f": "abc"}
+    assert (fresh / "tests.sha256").read_text() == "digest"
+    assert mutate.restore_verdicts(workspace, module, committed) == 0  # has its own
+
+
+def _run_campaign(cache: Path, module: str, verdicts: Path) -> str:
     done = subprocess.run(
         [sys.executable, "tools/mutate.py", "--modules", module, "--seconds", "120",
-         "--cache-dir", str(cache)],
+         "--cache-dir", str(cache), "--verdicts", str(verdicts)],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -206,7 +243,8 @@ def _summary_row(out: str, module: str) -> list[int]:
 def test_a_campaign_on_one_small_module_reports_and_caches(tmp_path: Path) -> None:
     pytest.importorskip("mutmut", reason="make mutate installs mutmut (the mutate extra)")
     module = "appchaind/consensus/privval.py"
-    out = _run_campaign(tmp_path, module)
+    verdicts = tmp_path / "verdicts.json.gz"
+    out = _run_campaign(tmp_path, module, verdicts)
     row = _summary_row(out, module)
     mutants, killed, survived, timeout, no_tests, not_run, other = row
     assert mutants > 50 and killed > mutants // 2 and not_run == 0, out
@@ -217,6 +255,13 @@ def test_a_campaign_on_one_small_module_reports_and_caches(tmp_path: Path) -> No
 
     meta = mutate.meta_path(tmp_path / "appchaind.consensus.privval", module)
     before = json.loads(meta.read_text())["durations_by_key"]
-    again = _run_campaign(tmp_path, module)
+    again = _run_campaign(tmp_path, module, verdicts)
     assert json.loads(meta.read_text())["durations_by_key"] == before  # nothing retested
     assert _summary_row(again, module) == row
+    # A fresh clone: no cache, the committed verdicts. Nothing is tested again.
+    fresh = tmp_path / "fresh"
+    seeded = _run_campaign(fresh, module, verdicts)
+    assert "verdicts from" in seeded
+    meta = mutate.meta_path(fresh / "appchaind.consensus.privval", module)
+    assert json.loads(meta.read_text())["durations_by_key"] == {}
+    assert _summary_row(seeded, module) == row

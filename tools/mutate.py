@@ -21,6 +21,13 @@ How it runs:
   of functions that changed since, and those not yet tested; when a module's tests change
   (a new test may kill a survivor) its survivors and untested-for-lack-of-tests mutants
   are tested again. ``rm -rf .mutmut-cache`` starts from scratch.
+- The verdicts outlive the cache: after a campaign each module's verdicts, function
+  hashes and tests digest are written to :data:`VERDICTS` (committed with the code), and
+  a module whose workspace has none yet starts from them. So a fresh clone's ``make
+  mutate`` tests only the mutants of functions changed since the committed campaign, and
+  the survivors of modules whose tests changed. (A verdict can also depend on code
+  outside its function; neither mutmut nor this accounts for that: delete the module's
+  entry, or ``--fresh``, to test it all again.)
 - The cores run as pure Python (``APPCHAIND_PURE_PYTHON=1``): mutmut writes the mutants
   into .py files and switches between them through a trampoline in each function, which
   the mypyc-compiled extension modules would bypass.
@@ -35,7 +42,7 @@ How it runs:
 Usage (``make mutate`` installs mutmut and passes MUTATE_SECONDS / MUTATE_MODULES)::
 
     python tools/mutate.py [--modules margin/clearing.py ...] [--seconds 1800]
-                           [--max-children 2] [--report-only]
+                           [--max-children 2] [--report-only] [--fresh]
 
 To look at one mutant: ``cd .mutmut-cache/margin.clearing && ../../.venv/bin/mutmut show
 <mutant id>`` (the ids are printed with the survivors).
@@ -46,6 +53,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import gzip
 import hashlib
 import json
 import os
@@ -61,6 +69,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".mutmut-cache"
+#: The last campaign's verdicts per module (gzipped JSON, committed): see the docstring.
+VERDICTS = ROOT / "docs" / "mutation" / "verdicts.json.gz"
 
 #: The project's packages, linked into each workspace: mutmut copies them into ``mutants/``
 #: (the one module mutated, the rest as they are), and the tests run from there, where the
@@ -349,6 +359,59 @@ def read_verdicts(workspace: Path, module: str) -> dict[str, int | None]:
         return dict(json.loads(meta_path(workspace, module).read_text())["exit_code_by_key"])
     except (OSError, ValueError, KeyError):  # not there yet, or being written
         return {}
+
+
+def load_committed(path: Path = VERDICTS) -> dict[str, dict[str, object]]:
+    """Module -> {"tests_sha256", "exit_code_by_key", "hash_by_function_name"}."""
+    try:
+        return dict(json.loads(gzip.decompress(path.read_bytes())))
+    except FileNotFoundError:
+        return {}
+
+
+def restore_verdicts(workspace: Path, module: str, committed: dict[str, dict[str, object]]) -> int:
+    """Seed a workspace that has no verdicts of ``module`` with the committed ones (mutmut
+    keeps those whose function hash still matches when it generates the mutants); how
+    many verdicts."""
+    entry = committed.get(module)
+    path = meta_path(workspace, module)
+    if entry is None or path.exists():
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codes = dict(entry["exit_code_by_key"])  # type: ignore[call-overload]
+    meta = {
+        "exit_code_by_key": codes,
+        "hash_by_function_name": entry["hash_by_function_name"],
+        "type_check_error_by_key": {},
+        "durations_by_key": {},
+        "estimated_durations_by_key": {},
+    }
+    path.write_text(json.dumps(meta, indent=4))
+    (workspace / "tests.sha256").write_text(str(entry["tests_sha256"]))
+    return sum(code is not None for code in codes.values())
+
+
+def save_verdicts(cache: Path, modules: list[str], path: Path = VERDICTS) -> None:
+    """Write the verdicts of ``modules`` (those with a workspace) into ``path``, keeping
+    the other modules' entries; byte-for-byte the same for the same verdicts."""
+    committed = load_committed(path)
+    for module in modules:
+        workspace = cache / module_name(module)
+        record = workspace / "tests.sha256"
+        try:
+            meta = json.loads(meta_path(workspace, module).read_text())
+        except (OSError, ValueError):
+            continue
+        if not record.exists():
+            continue
+        committed[module] = {
+            "tests_sha256": record.read_text(),
+            "exit_code_by_key": meta["exit_code_by_key"],
+            "hash_by_function_name": meta["hash_by_function_name"],
+        }
+    data = json.dumps(committed, sort_keys=True, separators=(",", ":")).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(data, mtime=0))
 
 
 def retest_after_test_changes(workspace: Path, module: str) -> int:
@@ -651,6 +714,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="print the last results, test nothing"
     )
+    parser.add_argument(
+        "--verdicts",
+        type=Path,
+        default=VERDICTS,
+        help=f"the committed verdicts to start from and update (default {VERDICTS.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="do not start from the committed verdicts"
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in a log as they come
     modules = [m for arg in args.modules or MODULES for m in arg.split(",") if m]
@@ -661,7 +733,13 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, ModuleRun] = {}
     if not args.report_only:
+        committed = {} if args.fresh else load_committed(args.verdicts)
+        for module in modules:
+            restored = restore_verdicts(prepare_workspace(cache, module), module, committed)
+            if restored:
+                print(f"  {module}: {restored} verdicts from {args.verdicts}")
         runs = campaign(cache, modules, args.seconds, args.max_children)
+        save_verdicts(cache, modules, args.verdicts)
     result = report(cache, modules, runs)
     (cache / "report.json").parent.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
