@@ -212,46 +212,59 @@ class ExchangeApp(ExchangeState):
     ) -> tuple[bool, str]:
         """Every validator's check of a proposed block: within the limits, every tx a
         canonical envelope for this chain (the node checked the signatures), and either
-        built by the proposer (no bid) or by a builder: its bid first, valid
-        (:func:`~appchaind.exchange.builders.bid_problem`, with an envelope that applies),
-        for exactly the block's other txs, and (given ``proposer_of_round``) for a round
-        the node has reached whose proposer built the block. The execution order is
-        enforced by :meth:`finalize_block`, not trusted."""
-        txs = block.txs
-        if len(txs) > self.params.max_block_txs:
-            return False, f"{len(txs)} txs, more than {self.params.max_block_txs}"
-        if sum(len(tx) for tx in txs) > self.params.max_block_bytes:
-            return False, "block bytes exceed max_block_bytes"
+        built by the proposer (no bid) or by a builder (:meth:`builder_block_problem`).
+        The execution order is enforced by :meth:`finalize_block`, not trusted."""
         header = block.header
+        reason = self.builder_block_problem(
+            block.txs, header.height, header.time_ms, header.proposer, proposer_of_round
+        )
+        return reason is None, reason or ""
+
+    def builder_block_problem(
+        self,
+        txs: Sequence[bytes],
+        height: int,
+        time_ms: int,
+        proposer: bytes,
+        proposer_of_round: Callable[[int], bytes | None] | None = None,
+    ) -> str | None:
+        """Why ``txs`` cannot be the block at (``height``, ``time_ms``) proposed by
+        ``proposer``, or None: over the limits, a tx that is not a canonical envelope for
+        this chain, or a builder bid that is not first or does not hold (against
+        :func:`~appchaind.exchange.builders.bid_problem`, with an envelope that applies,
+        for exactly the other txs, and, given ``proposer_of_round``, for a round the node
+        has reached whose proposer is ``proposer``). The proposer's check of a bid it
+        received, and every validator's of the block."""
+        if len(txs) > self.params.max_block_txs:
+            return f"{len(txs)} txs, more than {self.params.max_block_txs}"
+        if sum(len(tx) for tx in txs) > self.params.max_block_bytes:
+            return "block bytes exceed max_block_bytes"
         for i, tx in enumerate(txs):
             decoded, error = envelope.decode(self, tx, True)
             if error is not None:
-                return False, f"tx {i}: {error.log}"
+                return f"tx {i}: {error.log}"
             assert decoded is not None
             if decoded.chain_id != self.chain_id:
-                return False, f"tx {i}: chain id {decoded.chain_id!r}"
-            if type(decoded.body) is _BUILDER_BID:
-                if i != 0:
-                    return False, f"tx {i}: a builder bid must be the block's first tx"
-                problem = envelope.check_envelope(
-                    self, decoded, header.height, header.time_ms, read_only=True
+                return f"tx {i}: chain id {decoded.chain_id!r}"
+            if type(decoded.body) is not _BUILDER_BID:
+                continue
+            if i != 0:
+                return f"tx {i}: a builder bid must be the block's first tx"
+            problem = envelope.check_envelope(self, decoded, height, time_ms, read_only=True)
+            if problem is not None:
+                return f"builder bid: {problem.log}"
+            reason = builders.bid_problem(self, decoded, height, proposer)
+            if reason is not None:
+                return f"builder bid: {reason}"
+            bid = cast(BuilderBid, decoded.body)
+            if bid.txs_hash != merkle_root(list(txs[1:])):
+                return "builder bid: the block's txs do not hash to the bid's txs_hash"
+            if proposer_of_round is not None and proposer_of_round(bid.round) != proposer:
+                return (
+                    f"builder bid: round {bid.round} is not a round the block's proposer "
+                    "proposes in (or not one this node has reached)"
                 )
-                if problem is not None:
-                    return False, f"builder bid: {problem.log}"
-                reason = builders.bid_problem(self, decoded, header.height, header.proposer)
-                if reason is not None:
-                    return False, f"builder bid: {reason}"
-                bid = cast(BuilderBid, decoded.body)
-                if bid.txs_hash != merkle_root(list(txs[1:])):
-                    return False, "builder bid: the block's txs do not hash to the bid's txs_hash"
-                if proposer_of_round is not None:
-                    expected = proposer_of_round(bid.round)
-                    if expected != header.proposer:
-                        return False, (
-                            f"builder bid: round {bid.round} is not a round the block's "
-                            "proposer proposes in (or not one this node has reached)"
-                        )
-        return True, ""
+        return None
 
     # ================================================================== oracle votes
 

@@ -26,6 +26,7 @@ __all__ = [
     "MEMPOOL_MESSAGES",
     "EVIDENCE_MESSAGES",
     "BLOCKSYNC_MESSAGES",
+    "BUILDER_MESSAGES",
     "ProposalMessage",
     "VoteMessage",
     "RoundStatus",
@@ -34,6 +35,7 @@ __all__ = [
     "BlockRequest",
     "BlockResponse",
     "NoBlockResponse",
+    "BidMessage",
     "encode_message",
     "decode_message",
 ]
@@ -42,6 +44,7 @@ CONSENSUS_MESSAGES: dict[int, type] = {}
 MEMPOOL_MESSAGES: dict[int, type] = {}
 EVIDENCE_MESSAGES: dict[int, type] = {}
 BLOCKSYNC_MESSAGES: dict[int, type] = {}
+BUILDER_MESSAGES: dict[int, type] = {}
 
 
 def _register(registry: dict[int, type]):  # type: ignore[no-untyped-def]
@@ -119,6 +122,18 @@ class BlockResponse:
 class NoBlockResponse:
     TAG: ClassVar[int] = 3
     height: U64
+
+
+@_register(BUILDER_MESSAGES)
+@message
+class BidMessage:
+    """A builder's bid for the receiver's block: ``bid`` the canonical bytes of a tx whose
+    body is :class:`appchaind.exchange.txs.BuilderBid`, ``txs`` the block's other txs in
+    their order (their merkle root is the bid's ``txs_hash``)."""
+
+    TAG: ClassVar[int] = 1
+    bid: TxBytes
+    txs: Annotated[tuple[TxBytes, ...], MaxItems(MAX_BLOCK_TXS)]
 
 
 def encode_message(value: object) -> bytes:

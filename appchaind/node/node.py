@@ -88,6 +88,7 @@ from appchaind.exchange.app import ExchangeApp
 from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import HomePaths
 from appchaind.node.blocksync import BlockSyncReactor
+from appchaind.node.builders import BuilderReactor
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
 from appchaind.node.consensus_gossip import ConsensusGossip
 from appchaind.node.gc_schedule import GcSchedule
@@ -95,9 +96,11 @@ from appchaind.node.mempool import AddResult, Mempool
 from appchaind.node.mempool_gossip import MempoolGossip
 from appchaind.node.messages import (
     BLOCKSYNC_MESSAGES,
+    BUILDER_MESSAGES,
     CONSENSUS_MESSAGES,
     EVIDENCE_MESSAGES,
     MEMPOOL_MESSAGES,
+    BidMessage,
     EvidenceMessage,
     ProposalMessage,
     TxsMessage,
@@ -280,6 +283,19 @@ class Node:
             self.config.p2p.max_frame_bytes,
             on_failure=self.metrics.connection_failed,
         )
+        #: Builder bids for this validator's blocks (None: PBS off, or not the exchange).
+        exchange = self.exchange
+        self.pbs: BuilderReactor | None = None
+        if exchange is not None and self.config.pbs.enabled:
+            self.pbs = BuilderReactor(
+                self,
+                exchange,
+                self.validator_key.address,
+                self.config.pbs.bid_deadline_ms / 1000,
+                self.metrics,
+                self._verify_raws,
+                self._proposer_of_round,
+            )
 
     # ------------------------------------------------------------------ state
 
@@ -526,17 +542,13 @@ class Node:
             assert self._nursery is not None
             self._nursery.start_soon(self._timer, effect)
         elif isinstance(effect, RequestPrepareProposal):
-            started = time.perf_counter()
-            # At most what the validators can check and execute within the block budget.
-            limit = min(effect.max_txs, self.budget.proposal_txs(effect.round))
-            candidates, decoded = self.mempool.reap_decoded(
-                limit, self.genesis.params.max_block_bytes
-            )
-            txs = self.app.prepare_proposal(
-                effect.height, effect.time_ms, candidates, decoded=decoded
-            )
-            self._height_work_s += time.perf_counter() - started
-            self.queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
+            if self.pbs is not None and self._nursery is not None:
+                self._nursery.start_soon(
+                    self.pbs.propose, effect, lambda: self._local_block(effect)
+                )
+            else:
+                txs = self._local_block(effect)
+                self.queue(ProposalPrepared(effect.height, effect.round, tuple(txs)))
         elif isinstance(effect, RequestProcessProposal):
             accepted = await self._process_proposal(effect.block)
             self.queue(
@@ -569,17 +581,31 @@ class Node:
         elif isinstance(effect, Decide):
             pass  # persisted with the application's state in _finalize
 
+    def _local_block(self, effect: RequestPrepareProposal) -> list[bytes]:
+        """This node's own block from its mempool."""
+        started = time.perf_counter()
+        # At most what the validators can check and execute within the block budget.
+        limit = min(effect.max_txs, self.budget.proposal_txs(effect.round))
+        candidates, decoded = self.mempool.reap_decoded(limit, self.genesis.params.max_block_bytes)
+        txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates, decoded=decoded)
+        self._height_work_s += time.perf_counter() - started
+        return txs
+
     async def _timer(self, effect: ScheduleTimeout) -> None:
         await trio.sleep(effect.duration_ms / 1000)
         self.queue(TimeoutFired(effect.height, effect.round, effect.step))
 
-    async def _verify_txs(self, block: types.Block) -> frozenset[bytes] | None:
-        """Checks every tx signature of ``block`` not already verified, on worker threads.
-        Returns the block's tx hashes (all now verified), or None if any tx is bad."""
-        all_hashes = [types.tx_hash(raw) for raw in block.txs]
+    async def _verify_raws(self, raws: Sequence[bytes]) -> bool:
+        """True when every tx of ``raws`` decodes and is well signed (see _verify_txs)."""
+        return await self._verify_txs(raws) is not None
+
+    async def _verify_txs(self, raws: Sequence[bytes]) -> frozenset[bytes] | None:
+        """Checks every tx signature of ``raws`` (a block's txs) not already verified, on
+        worker threads. Returns their hashes (all now verified), or None if any is bad."""
+        all_hashes = [types.tx_hash(raw) for raw in raws]
         unverified: list[types.Tx] = []
         hashes: list[bytes] = []
-        for raw, h in zip(block.txs, all_hashes, strict=True):
+        for raw, h in zip(raws, all_hashes, strict=True):
             if self.verifier.tx_verified(h):
                 continue
             try:
@@ -602,11 +628,13 @@ class Node:
     async def _process_proposal(self, block: types.Block) -> bool:
         started = time.perf_counter()
         try:
-            verified = await self._verify_txs(block)
+            verified = await self._verify_txs(block.txs)
             if verified is None:
                 log.info("proposal_rejected", height=block.header.height, reason="bad tx signature")
                 return False
             accepted, reason = self.app.process_proposal(block, self._proposer_of_round)
+            if not accepted and self.pbs is not None:
+                self.pbs.proposal_rejected(reason)
             if not accepted:
                 log.info("proposal_rejected", height=block.header.height, reason=reason)
             return accepted
@@ -765,6 +793,11 @@ class Node:
             elif channel == Channel.BLOCKSYNC:
                 message = decode_message(BLOCKSYNC_MESSAGES, payload, limit)
                 self.blocksync.on_message(peer, message)
+            elif channel == Channel.BUILDER:
+                message = decode_message(BUILDER_MESSAGES, payload, limit)
+                assert isinstance(message, BidMessage)
+                if self.pbs is not None:
+                    self.pbs.on_bid(message)
             else:
                 raise PeerMisbehaved(f"channel {channel} is not served")
         except codec.CodecError as exc:

@@ -20,6 +20,7 @@ class NodeMetrics:
         r = self.registry
         labels = ["chain_id"]
         self._chain = chain_id
+        self.chain_id = chain_id
 
         def gauge(subsystem: str, name: str, doc: str) -> Gauge:
             return Gauge(name, doc, labels, namespace=NS, subsystem=subsystem, registry=r)
@@ -166,6 +167,39 @@ class NodeMetrics:
             subsystem="connections",
             registry=r,
         )
+
+        # proposer-builder separation
+        def labelled(name: str, doc: str, label: str) -> Counter:
+            return Counter(
+                name, doc, ["chain_id", label], namespace=NS, subsystem="pbs", registry=r
+            )
+
+        self.pbs_bids = labelled(
+            "bids", "Builder bids kept for our blocks, per builder.", "builder"
+        )
+        self.pbs_refused_bids = labelled(
+            "refused_bids", "Builder bids refused on arrival (not for us, not now, ...).", "reason"
+        )
+        self.pbs_rejected_bids = labelled(
+            "rejected_bids", "Bids that did not hold when we proposed (best first).", "reason"
+        )
+        self.pbs_local_fallback = labelled(
+            "local_fallback", "Our turns to propose that used our own block.", "reason"
+        )
+        self.pbs_rejected_proposals = labelled(
+            "rejected_proposals", "Others' proposals we rejected (prevote nil).", "reason"
+        )
+        self.pbs_winning_bid_value = gauge(
+            "pbs", "winning_bid_value", "Value of our last winning bid (quote units)."
+        )
+        self.pbs_auction_wait_seconds = histogram(
+            "pbs", "auction_wait_seconds", "How long our turn waited for bids.",
+            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1),
+        )  # fmt: skip
+        self.pbs_bid_arrival_seconds = histogram(
+            "pbs", "bid_arrival_seconds", "When bids arrive, from the start of the height.",
+            (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+        )  # fmt: skip
 
     def connection_failed(self, port: str, reason: str) -> None:
         """Counts one failure contained on ``port`` (a ``ConnectionGuard`` hook)."""
