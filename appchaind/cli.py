@@ -16,7 +16,7 @@ from typing import Any
 
 from appchaind import __version__
 from appchaind.chain.crypto import KeyFileError, PrivateKey
-from appchaind.chain.units import UnitError
+from appchaind.chain.units import UnitError, to_units
 from appchaind.client.cli import TxFailed, add_trading_commands
 from appchaind.consensus.signer import DoubleSignRefused
 from appchaind.errors import StartupError
@@ -154,6 +154,42 @@ def cmd_localnet_start(args: argparse.Namespace) -> None:
         raise UsageError(str(exc)) from None
     if code:
         raise SystemExit(code)
+
+
+def cmd_builder(args: argparse.Namespace) -> None:
+    import trio
+
+    from appchaind.builder import Builder
+    from appchaind.rpc.views import QUOTE_UNIT
+
+    try:
+        builder = Builder(
+            Path(args.home), PrivateKey.load(Path(args.key)), node=args.node,
+            value_per_tx=to_units(args.value_per_tx, QUOTE_UNIT, "--value-per-tx"),
+            max_txs=args.max_txs,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(builder.run)
+            started = trio.current_time()
+            while args.seconds is None or trio.current_time() - started < args.seconds:
+                await trio.sleep(2)
+                s = builder.stats
+                print(
+                    f"builder: height {s.last_height}, bids sent {s.bids_sent} for {s.heights} "
+                    f"heights, last value {s.last_value / 1_000_000} quote, pool {s.pool} txs, "
+                    f"{s.txs_received} received" + (f"; {s.errors[-1]}" if s.errors else ""),
+                    flush=True,
+                )
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        pass
 
 
 def cmd_localnet_show(args: argparse.Namespace) -> None:
@@ -346,6 +382,24 @@ def build_parser() -> argparse.ArgumentParser:
     ln.add_argument("--dir", required=True, help="the localnet directory")
     ln.set_defaults(func=cmd_localnet_show)
     add_trading_commands(sub)
+
+    p = sub.add_parser(
+        "builder", help="build blocks and bid for them (proposer-builder separation)",
+        description="Join HOME's chain as a p2p peer, collect gossiped txs, and after every "
+        "block send each validator a bid for the next one, signed with --key (a registered, "
+        "bonded builder: `appchaind tx builder register`). Prints a status line every 2 s.",
+    )  # fmt: skip
+    p.add_argument(
+        "--home", required=True, help="a node home of the chain (genesis, config, peers)"
+    )
+    p.add_argument("--key", required=True, metavar="FILE", help="the builder account's key file")
+    p.add_argument("--node", metavar="HOST:PORT", help="RPC address to follow (default: HOME's)")
+    p.add_argument(
+        "--value-per-tx", default="0.001", help="bid value per tx carried, quote (default 0.001)"
+    )
+    p.add_argument("--max-txs", type=int, default=2000, help="txs per block at most (default 2000)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=cmd_builder)
 
     p = sub.add_parser(
         "bench", help="benchmarks against a localnet", description="Benchmarks against a localnet."

@@ -1,0 +1,169 @@
+"""``appchaind builder``: a block builder that bids for the validators' blocks.
+
+It joins the validators' p2p network as a peer (with a key of its own for the session),
+receives their tx gossip into a pool of its own, and follows the chain on one node's RPC
+port (the ``blocks`` stream: heights and the txs they committed, and its bond from the
+``builders`` query). After each block it builds the next one from its pool (oldest txs
+first, at most ``max_txs``) and sends every validator a bid for it, for rounds 0 and 1:
+each bid names one proposer, so only the validator whose turn it is can use it, and the
+others refuse it at once; a builder does not need to know the proposer schedule.
+
+Strategy: a bid is worth ``value_per_tx`` per tx it carries (what a builder might expect
+in fees and liquidation value from them), at least the chain's minimum bid and at most
+its bond. The builder's account must be registered and bonded first
+(``appchaind tx builder register``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from appchaind.chain import codec, types
+from appchaind.chain.crypto import PrivateKey, merkle_root
+from appchaind.chain.units import to_units
+from appchaind.client.library import open_client
+from appchaind.exchange.txs import BuilderBid
+from appchaind.home import HomePaths
+from appchaind.node.messages import (
+    MEMPOOL_MESSAGES,
+    BidMessage,
+    TxsMessage,
+    decode_message,
+    encode_message,
+)
+from appchaind.rpc.views import QUOTE_UNIT
+from appchaind.telemetry.logs import get_logger
+from config.genesis import load_genesis
+from config.node_config import load_config
+from p2p.peers import Channel, Peer, PeerManager
+
+__all__ = ["Builder", "BuilderStats"]
+
+log = get_logger("builder")
+
+#: Txs kept from gossip at most (the oldest go first).
+MAX_POOL = 50_000
+#: Rounds of each height the builder bids for.
+BID_ROUNDS = (0, 1)
+
+
+@dataclass
+class BuilderStats:
+    """What the builder has done: heights bid for, bids sent, txs received by gossip."""
+
+    heights: int = 0
+    bids_sent: int = 0
+    txs_received: int = 0
+    last_height: int = 0
+    last_value: int = 0
+    pool: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Builder:
+    """A builder for the chain of ``home`` (its genesis, config and p2p peers), bidding
+    with ``key`` (a registered builder's account key), following the node at ``node``
+    (RPC ``HOST:PORT``; default the home's RPC address)."""
+
+    def __init__(
+        self,
+        home: Path,
+        key: PrivateKey,
+        *,
+        node: str | None = None,
+        value_per_tx: int = 1_000,
+        max_txs: int = 2_000,
+    ) -> None:
+        paths = HomePaths(home)
+        self.config = load_config(home)
+        self.genesis = load_genesis(paths.genesis)
+        self.key = key
+        self.chain_id = self.genesis.chain_id
+        self.node = node or self.config.rpc.listen_address
+        self.value_per_tx = value_per_tx
+        self.max_txs = min(max_txs, self.genesis.params.max_block_txs)
+        self.proposers = [v.address for v in self.genesis.validator_set()]
+        own = PrivateKey.load(paths.node_key).address.hex()
+        peers = [*self.config.p2p.persistent_peers, f"{own}@{self.config.p2p.listen_address}"]
+        self.peers = PeerManager(
+            node_key=PrivateKey.generate(),
+            chain_id=self.chain_id,
+            listen_host="127.0.0.1",
+            listen_port=0,
+            persistent_peers=peers,
+            on_message=self._on_message,
+            max_frame_bytes=self.config.p2p.max_frame_bytes,
+        )
+        #: Tx hash -> bytes, oldest first: what gossip brought and no block has committed.
+        self.pool: dict[bytes, bytes] = {}
+        self.stats = BuilderStats()
+        self._nonce = 0
+
+    async def _on_message(self, peer: Peer, channel: int, payload: bytes) -> None:
+        if channel != Channel.MEMPOOL:
+            return  # consensus and sync traffic: not the builder's business
+        message = decode_message(MEMPOOL_MESSAGES, payload, self.config.p2p.max_frame_bytes)
+        assert isinstance(message, TxsMessage)
+        for raw in message.txs:
+            self.pool.setdefault(types.tx_hash(raw), raw)
+        while len(self.pool) > MAX_POOL:
+            del self.pool[next(iter(self.pool))]
+        self.stats.txs_received += len(message.txs)
+
+    def _nonce_ms(self) -> int:
+        """A fresh nonce: the current time in ms, strictly increasing."""
+        self._nonce = max(self._nonce + 1, int(time.time() * 1000))
+        return self._nonce
+
+    def bids_for(self, height: int, bond: int) -> list[BidMessage]:
+        """Bids for the block at ``height``: one per validator and round in
+        :data:`BID_ROUNDS`, all for the same txs (the oldest of the pool)."""
+        txs = tuple(list(self.pool.values())[: self.max_txs])
+        params = self.genesis.params
+        value = min(bond, max(params.min_builder_bid, self.value_per_tx * len(txs)))
+        if value < params.min_builder_bid:
+            return []
+        txs_hash = merkle_root(list(txs))
+        bids = []
+        for proposer in self.proposers:
+            for round in BID_ROUNDS:
+                body = BuilderBid(height, round, proposer, value, txs_hash)
+                tx = types.sign_tx(self.key, self.chain_id, self._nonce_ms(), height + 5, body)
+                bids.append(BidMessage(codec.encode(tx), txs))
+        self.stats.last_value = value
+        return bids
+
+    def committed(self, tx_hashes: Sequence[str]) -> None:
+        for h in tx_hashes:
+            self.pool.pop(bytes.fromhex(h), None)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bid after every block until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.peers.run)
+            async with open_client(self.node) as client:
+                blocks = await client.subscribe("blocks")
+                task_status.started()
+                address = self.key.address.hex()
+                async for block in blocks:
+                    self.committed(block["tx_hashes"])
+                    mine = [b for b in (await client.builders())["builders"]
+                            if b["address"] == address]  # fmt: skip
+                    if not mine:
+                        self.stats.errors.append(f"{address} is not a registered builder")
+                        continue
+                    bond = to_units(mine[0]["bond"], QUOTE_UNIT, "bond")
+                    height = int(block["height"]) + 1
+                    payloads = [encode_message(b) for b in self.bids_for(height, bond)]
+                    for payload in payloads:
+                        self.peers.broadcast(Channel.BUILDER, payload)
+                    self.stats.heights += 1
+                    self.stats.bids_sent += len(payloads)
+                    self.stats.last_height = height
+                    self.stats.pool = len(self.pool)
+            nursery.cancel_scope.cancel()
