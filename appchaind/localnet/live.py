@@ -1,10 +1,13 @@
 """``appchaind localnet start`` (and ``make run``): every node of a localnet as its own
-process, the demo traders, and a live view printed each second until Ctrl-C."""
+process, the demo traders and a block builder, and a live view printed each second until
+Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -38,10 +41,12 @@ def start_localnet(
         )
     print("Ctrl-C stops them all.", flush=True)
     demo = None
+    builder: DemoBuilder | None = None
     if traders:
         from appchaind.localnet.traders import DemoTraders
 
         demo = DemoTraders(directory / "accounts", [f"127.0.0.1:{n.rpc_port}" for n in nodes])
+        builder = DemoBuilder(directory, nodes)
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -70,14 +75,79 @@ def start_localnet(
             if demo is not None and not demo.started and last is not None:
                 demo.start()  # once the nodes answer
                 print("demo traders: a market maker, four takers, a leveraged trader", flush=True)
-            print(_live_view(nodes, last_holder := [last], demo), flush=True)
+            if builder is not None and builder.process is None and last is not None:
+                print(builder.start(), flush=True)
+            view = _live_view(nodes, last_holder := [last], demo)
+            if builder is not None and builder.process is not None:
+                view += "\n" + builder.line()
+            print(view, flush=True)
             last = last_holder[0]
     finally:
         if demo is not None and demo.started:
             demo.stop()
+        if builder is not None:
+            builder.stop()
         net.stop_all(timeout_s=10)
         print("stopped all nodes")
     return exit_code
+
+
+class DemoBuilder:
+    """The localnet's builder account registered (bond 1000) and ``appchaind builder``
+    bidding for the validators' blocks, as a child process (log in DIR/builder.log)."""
+
+    def __init__(self, directory: Path, nodes: list[Any]) -> None:
+        self.directory = directory
+        self.nodes = nodes
+        self.key_file = directory / "accounts" / "builder.json"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.first: tuple[int, int] | None = None  # (height, bids won) when it started
+
+    def start(self) -> str:
+        from appchaind.chain.crypto import PrivateKey
+        from appchaind.client.library import SyncClient
+
+        rpc = f"127.0.0.1:{self.nodes[0].rpc_port}"
+        key = PrivateKey.load(self.key_file)
+        result = SyncClient(rpc).register_builder(key, "demo-builder", "1000")
+        log = open(self.directory / "builder.log", "ab")  # noqa: SIM115 - the child's
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "appchaind.cli", "builder", "--home",
+             str(self.nodes[0].home), "--key", str(self.key_file)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        how = "registered" if result.ok else f"({result.log})"
+        return f"demo builder {key.address.hex()[:12]} {how}, bidding; log {self.directory}/builder.log"
+
+    def line(self) -> str:
+        """Builder-built blocks since it started, and what its winning bids paid."""
+        from appchaind.client.library import SyncClient
+
+        try:
+            doc = SyncClient(f"127.0.0.1:{self.nodes[0].rpc_port}").builders()
+        except Exception:  # noqa: BLE001 - a view line, never a reason to stop
+            return "         builder: -"
+        mine = [b for b in doc["builders"] if b["name"] == "demo-builder"]
+        if not mine:
+            return "         builder: not registered"
+        won, height = mine[0]["bids_won"], doc["height"]
+        if self.first is None:
+            self.first = (height, won)
+        blocks = height - self.first[0]
+        share = f"{100 * (won - self.first[1]) / blocks:.0f}%" if blocks else "-"
+        return (
+            f"         builder: built {share} of blocks since it started, bids won {won}, "
+            f"paid {mine[0]['paid']}, bond {mine[0]['bond']}"
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 def _live_view(
