@@ -57,6 +57,7 @@ SCOPE = {
     "appchaind/exchange/cancels.py",
     "appchaind/exchange/order_upkeep.py",
     "appchaind/exchange/transfers.py",
+    "appchaind/exchange/builders.py",
     "appchaind/exchange/prices.py",
     "appchaind/exchange/oracle.py",
     "appchaind/exchange/funding.py",
@@ -132,9 +133,27 @@ def test_each_deselected_test_exists() -> None:
     assert set(mutate.DESELECTED) <= set(done.stdout.split()), done.stdout[-2000:]
 
 
-def test_the_workspace_config_names_one_module_and_its_tests_only() -> None:
+def test_modules_judged_by_the_same_tests_are_mutated_together() -> None:
+    """One workspace per group of modules with the same tests: mutmut's runs of the whole
+    selection (stats, unmutated tests) happen once per group."""
+    margin = [m for m in mutate.MODULES if m.startswith("margin/")]
+    assert mutate.group_of("margin/clearing.py") == margin and len(margin) == 8
+    assert mutate.group_of("appchaind/consensus/validators.py")[0] == (
+        "appchaind/consensus/machine.py"
+    )
+    assert mutate.group_of("appchaind/exchange/oracle.py") == ["appchaind/exchange/oracle.py"]
+    cache = Path("/cache")
+    assert {mutate.workspace_of(cache, m) for m in margin} == {cache / "margin.accounts"}
+    assert mutate.groups(["margin/funding.py", "orderbook/book.py", "margin/clearing.py"]) == [
+        margin, mutate.group_of("orderbook/book.py"),
+    ]  # fmt: skip
+    every = [m for group in mutate.groups(list(mutate.MODULES)) for m in group]
+    assert sorted(every) == sorted(mutate.MODULES)
+
+
+def test_the_workspace_config_names_the_group_and_its_tests_only() -> None:
     section = tomllib.loads(mutate.mutmut_section("margin/clearing.py"))["tool"]["mutmut"]
-    assert section["only_mutate"] == ["margin/clearing.py"]
+    assert section["only_mutate"] == mutate.group_of("margin/clearing.py")
     selection = section["pytest_add_cli_args_test_selection"]
     assert selection[:2] == ["-m", "not slow"]
     assert [t for t in selection if t.startswith("tests/") and "::" not in t] == list(
@@ -196,7 +215,7 @@ def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> No
     old = {"tests_sha256": "x", "exit_code_by_key": {"w_1": 1}, "hash_by_function_name": {}}
     verdicts.write_bytes(gzip.compress(json.dumps({other: old}).encode()))
     cache = tmp_path / "cache"
-    workspace = cache / mutate.module_name(module)
+    workspace = mutate.workspace_of(cache, module)
     meta = mutate.meta_path(workspace, module)
     meta.parent.mkdir(parents=True)
     codes = {"m_1": 1, "m_2": 0, "m_3": None}
@@ -205,7 +224,7 @@ def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> No
         "type_check_error_by_key": {}, "durations_by_key": {"m_1": 0.5},
         "estimated_durations_by_key": {},
     }))  # fmt: skip
-    (workspace / "tests.sha256").write_text("digest")
+    mutate._tests_record(workspace, module).write_text("digest")
     mutate.save_verdicts(cache, [module], verdicts)
     first = verdicts.read_bytes()
     mutate.save_verdicts(cache, [module], verdicts)
@@ -219,7 +238,7 @@ def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> No
     seeded = json.loads(mutate.meta_path(fresh, module).read_text())
     assert seeded["exit_code_by_key"] == codes
     assert seeded["hash_by_function_name"] == {"f": "abc"}
-    assert (fresh / "tests.sha256").read_text() == "digest"
+    assert mutate._tests_record(fresh, module).read_text() == "digest"
     assert mutate.restore_verdicts(workspace, module, committed) == 0  # has its own
 
 

@@ -14,10 +14,16 @@ How it runs:
 - Each module of :data:`MODULES` is judged by its own focused tests only (the files and
   directories mapped to it; never the ``slow`` ones, nor :data:`DESELECTED`), and mutmut
   runs, for each mutant, only those of them that call the mutated function.
-- Each module is a mutmut workspace of its own, ``.mutmut-cache/<module>/``: links to the
-  sources and the tests, a ``pyproject.toml`` made of the project's plus a ``[tool.mutmut]``
-  section naming that module and its tests, and mutmut's ``mutants/`` directory, where
-  it keeps a verdict per mutant and a hash per function. A rerun tests only the mutants
+- Modules judged by the same tests are mutated together, in one mutmut workspace per
+  group (:func:`group_of`; named after the group's first module,
+  ``.mutmut-cache/<module>/``): mutmut's costly runs of the whole test selection (the
+  stats run that finds which tests reach which function, and the run of the unmutated
+  tests) then happen once per group, not once per module (the eight margin modules share
+  one; alone, each module's share of a budget went on those runs). A workspace holds
+  links to the sources and the tests, a ``pyproject.toml`` made of the project's plus a
+  ``[tool.mutmut]`` section naming the group's modules and their tests, and mutmut's
+  ``mutants/`` directory, where it keeps a verdict per mutant and a hash per function.
+  Asking for one module runs its whole group. A rerun tests only the mutants
   of functions that changed since, and those not yet tested; when a module's tests change
   (a new test may kill a survivor) its survivors and untested-for-lack-of-tests mutants
   are tested again. ``rm -rf .mutmut-cache`` starts from scratch.
@@ -147,6 +153,7 @@ MODULES: dict[str, tuple[str, ...]] = {
             "cancels",
             "order_upkeep",
             "transfers",
+            "builders",
             "prices",
             "funding",
             "storage",
@@ -198,6 +205,34 @@ def module_name(path: str) -> str:
     return path.removesuffix(".py").replace("/", ".")
 
 
+def group_of(module: str) -> list[str]:
+    """The modules mutated with ``module`` (itself included, first one first): those of
+    :data:`MODULES` judged by the same tests. A module not in MODULES is its own group."""
+    tests = MODULES.get(module)
+    if tests is None:
+        return [module]
+    return [m for m, t in MODULES.items() if t == tests]
+
+
+def groups(modules: list[str]) -> list[list[str]]:
+    """The groups that hold ``modules``, in the order of their first module."""
+    seen: dict[str, list[str]] = {}
+    for module in modules:
+        group = group_of(module)
+        seen.setdefault(group[0], group)
+    return list(seen.values())
+
+
+def workspace_of(cache: Path, module: str) -> Path:
+    """Where ``module``'s group is mutated: named after the group's first module."""
+    return cache / module_name(group_of(module)[0])
+
+
+def _tests_record(workspace: Path, module: str) -> Path:
+    """The digest of ``module``'s tests at its last run, in its group's workspace."""
+    return workspace / f"{module_name(module)}.tests.sha256"
+
+
 def verdict(exit_code: int | None) -> str:
     """One of :data:`_COLUMNS` (but "mutants") for a mutmut exit code."""
     if exit_code is None:
@@ -221,18 +256,20 @@ def _toml_list(items: tuple[str, ...] | list[str]) -> str:
 
 
 def mutmut_section(module: str) -> str:
-    """The ``[tool.mutmut]`` section of ``module``'s workspace."""
+    """The ``[tool.mutmut]`` section of the workspace of ``module``'s group."""
+    group = group_of(module)
     selection = ["-m", "not slow"]
     for test in DESELECTED:
         selection += ["--deselect", test]
     selection += MODULES[module]
+    patterns = [p for m in group for p in DO_NOT_MUTATE.get(m, ())]
     return "\n".join(
         [
             "",
             "[tool.mutmut]",
             f"source_paths = {_toml_list(SOURCE_DIRS)}",
-            f"only_mutate = {_toml_list([module])}",
-            f"do_not_mutate_patterns = {_toml_list(DO_NOT_MUTATE.get(module, ()))}",
+            f"only_mutate = {_toml_list(group)}",
+            f"do_not_mutate_patterns = {_toml_list(patterns)}",
             f"pytest_add_cli_args_test_selection = {_toml_list(selection)}",
             f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider'])}",
             f"timeout_multiplier = {TIMEOUT_MULTIPLIER}",
@@ -309,14 +346,14 @@ def project_imports(tests: tuple[str, ...]) -> set[str]:
 
 
 def prepare_workspace(cache: Path, module: str) -> Path:
-    """Create or refresh ``module``'s workspace under ``cache``; its path. Refuses (exit)
-    when the module's tests import a project package that is not linked there."""
+    """Create or refresh the workspace of ``module``'s group under ``cache``; its path.
+    Refuses (exit) when the tests import a project package that is not linked there."""
     missing = project_imports(MODULES[module]) - {*SOURCE_DIRS, "tests"}
     if missing:
         raise SystemExit(
             f"{module}: its tests import {sorted(missing)}, not in tools/mutate.py SOURCE_DIRS"
         )
-    workspace = cache / module_name(module)
+    workspace = workspace_of(cache, module)
     workspace.mkdir(parents=True, exist_ok=True)
     for name in (*SOURCE_DIRS, "tests"):
         link = workspace / name
@@ -387,7 +424,7 @@ def restore_verdicts(workspace: Path, module: str, committed: dict[str, dict[str
         "estimated_durations_by_key": {},
     }
     path.write_text(json.dumps(meta, indent=4))
-    (workspace / "tests.sha256").write_text(str(entry["tests_sha256"]))
+    _tests_record(workspace, module).write_text(str(entry["tests_sha256"]))
     return sum(code is not None for code in codes.values())
 
 
@@ -396,8 +433,8 @@ def save_verdicts(cache: Path, modules: list[str], path: Path = VERDICTS) -> Non
     the other modules' entries; byte-for-byte the same for the same verdicts."""
     committed = load_committed(path)
     for module in modules:
-        workspace = cache / module_name(module)
-        record = workspace / "tests.sha256"
+        workspace = workspace_of(cache, module)
+        record = _tests_record(workspace, module)
         try:
             meta = json.loads(meta_path(workspace, module).read_text())
         except (OSError, ValueError):
@@ -418,7 +455,7 @@ def retest_after_test_changes(workspace: Path, module: str) -> int:
     """If ``module``'s tests changed since the last run, clear the verdicts that new tests
     could change (survived, no tests) so mutmut tests those mutants again; how many."""
     digest = tests_digest(module)
-    record = workspace / "tests.sha256"
+    record = _tests_record(workspace, module)
     if record.exists() and record.read_text() == digest:
         return 0
     cleared = 0
@@ -473,9 +510,10 @@ def _default_sigint() -> None:
 
 
 def run_module(workspace: Path, module: str, seconds: float, max_children: int) -> ModuleRun:
-    """Run mutmut on ``module`` for at most ``seconds`` (or until Ctrl-C: then
+    """Run mutmut on ``module``'s group for at most ``seconds`` (or until Ctrl-C: then
     ``interrupted`` and ``stopped`` are set)."""
-    run = ModuleRun(module, retested=retest_after_test_changes(workspace, module))
+    group = group_of(module)
+    run = ModuleRun(module, retested=sum(retest_after_test_changes(workspace, m) for m in group))
     if run.retested:
         print(f"  {module}: its tests changed: {run.retested} mutants to test again")
     env = os.environ | {"APPCHAIND_PURE_PYTHON": "1", "HYPOTHESIS_PROFILE": "mutate"}
@@ -497,7 +535,8 @@ def run_module(workspace: Path, module: str, seconds: float, max_children: int) 
                     run.interrupted = True
                     break
                 if now >= next_report:
-                    print(_progress(module, read_verdicts(workspace, module), stop_at - now))
+                    verdicts = {k: v for m in group for k, v in read_verdicts(workspace, m).items()}
+                    print(_progress(module, verdicts, stop_at - now))
                     next_report = now + PROGRESS_EVERY
                 try:
                     child.wait(min(1.0, stop_at - now))
@@ -619,7 +658,7 @@ def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[
     rows: dict[str, dict[str, int]] = {}
     found: dict[str, list[Survivor]] = {}
     for module in modules:
-        workspace = cache / module_name(module)
+        workspace = workspace_of(cache, module)
         rows[module] = _counts(read_verdicts(workspace, module))
         found[module] = survivors(workspace, module) if rows[module]["survived"] else []
 
@@ -661,15 +700,18 @@ def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[
 def campaign(
     cache: Path, modules: list[str], seconds: float, max_children: int
 ) -> dict[str, ModuleRun]:
-    """Run the modules in turn within ``seconds``: each gets at least an equal share of
-    what is left; time a module did not need goes to the next ones, and what is left at
-    the end goes to the modules stopped at the end of their share, in another round (and,
-    once, to a module whose mutmut run failed)."""
+    """Run the groups of ``modules`` (:func:`groups`) in turn within ``seconds``: each
+    gets at least an equal share of what is left; time a group did not need goes to the
+    next ones, and what is left at the end goes to the groups stopped at the end of their
+    share, in another round (and, once, to a group whose mutmut run failed). The runs are
+    keyed by each group's first module."""
     deadline = time.monotonic() + seconds
-    print(f"mutation testing {len(modules)} modules within {seconds:.0f} s")
+    leads = [group[0] for group in groups(modules)]
+    count = sum(len(group_of(lead)) for lead in leads)
+    print(f"mutation testing {count} modules in {len(leads)} groups within {seconds:.0f} s")
     runs: dict[str, ModuleRun] = {}
     failed_once: set[str] = set()
-    pending = list(modules)
+    pending = leads
     while pending:
         unfinished: list[str] = []
         for index, module in enumerate(pending):
@@ -677,7 +719,8 @@ def campaign(
             if share <= STOP_GRACE:
                 print(f"  {module}: no time left")
                 continue
-            print(f"  {module}: up to {share:.0f} s")
+            others = len(group_of(module)) - 1
+            print(f"  {module}{f' (+{others} modules)' if others else ''}: up to {share:.0f} s")
             run = run_module(prepare_workspace(cache, module), module, share, max_children)
             if module in runs:  # another round: the time adds up
                 run.seconds += runs[module].seconds
@@ -729,6 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
         parser.error(f"not in tools/mutate.py MODULES: {unknown}; known: {list(MODULES)}")
+    modules = [m for group in groups(modules) for m in group]  # a module runs with its group
     cache = args.cache_dir.resolve()
 
     runs: dict[str, ModuleRun] = {}
