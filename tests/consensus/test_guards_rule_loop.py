@@ -1,7 +1,8 @@
 """The rule loop (``ConsensusMachine._advance``): every "upon" rule whose condition holds
 fires in the step that made it hold, not at some later event (which may never come: a
 lost application answer would then stall the round); a decision ends the height's rules;
-and a restarted node goes back to the round it had reached.
+line 49 is looked at for every round's commit; and line 55 counts votes heard during the
+pause between heights.
 
 Four validators of power 1: 2f+1 is 3 votes, f+1 is 2 votes.
 """
@@ -21,15 +22,17 @@ from appchaind.consensus.effects import (
     ScheduleTimeout,
 )
 from appchaind.consensus.events import (
+    BlockFinalized,
     BlockReceived,
     ProposalProcessed,
     ProposalReceived,
     TimeoutFired,
     VoteExtensionVerified,
+    VoteReceived,
 )
 from appchaind.consensus.machine import NIL, ConsensusMachine
 
-from .harness import NOW, Chain
+from .harness import NOW, Chain, of_type
 
 
 def _others(chain: Chain, me: int) -> list[int]:
@@ -104,3 +107,45 @@ def test_a_decision_ends_the_heights_rules_in_its_step() -> None:
     machine.handle(ProposalReceived(chain.proposal(block, 1)), NOW)
     effects = machine.handle(ProposalProcessed(1, b, True), NOW)
     assert [type(e) for e in effects] == [Decide, RequestFinalizeBlock]
+
+
+def test_a_commit_whose_block_never_arrives_does_not_hide_a_later_one() -> None:
+    """Line 49 holds for every round r. The node holds 2f+1 precommits for X in round 0
+    but never gets X; in round 1 it gets B, accepted, and 2f+1 precommits for B: it
+    decides B. (Two such commits need more than f faulty validators; the node must still
+    not stall on the first one.)"""
+    chain = Chain()
+    me = chain.not_proposer((0, 1))
+    machine = chain.machine(me)
+    machine.start(NOW)
+    others = _others(chain, me)
+    _feed(machine, *(chain.precommit(i, 0, b"\x0a" * 32) for i in others))
+    _feed(machine, TimeoutFired(1, 0, Step.PRECOMMIT))  # line 65: round 1
+    block = chain.block(proposer=chain.proposer(1))
+    b = block.block_id()
+    _feed(machine, BlockReceived(block), ProposalReceived(chain.proposal(block, 1)))
+    effects = _feed(machine, *(chain.precommit(i, 1, b) for i in others))
+    assert [e.block for e in of_type(effects, Decide)] == [block]
+
+
+def test_f_plus_1_votes_of_round_1_heard_between_heights_move_the_next_height_there() -> None:
+    """Between heights (the commit pause) the node is at round 0 of the new height: f+1
+    prevotes of that height's round 1 heard then make it go to round 1 (line 55) as soon
+    as the height starts."""
+    chain = Chain()
+    me = chain.not_proposer()
+    machine = chain.machine(me, commit_ms=1000)
+    machine.start(NOW)
+    block = chain.block(proposer=chain.proposer(0))
+    b = block.block_id()
+    others = _others(chain, me)
+    _feed(machine, BlockReceived(block), ProposalReceived(chain.proposal(block, 0)))
+    _feed(machine, *(chain.prevote(i, 0, b) for i in others))
+    for effect in _feed(machine, *(chain.precommit(i, 0, b) for i in others)):
+        if isinstance(effect, RequestFinalizeBlock):
+            machine.handle(BlockFinalized(1, b, b"\x01" * 32), NOW)
+    assert (machine.height, machine.round, machine.step) == (2, 0, Step.NEW_HEIGHT)
+    for i in others[:2]:
+        machine.handle(VoteReceived(chain.vote(i, PREVOTE, 1, NIL, height=2)), NOW)
+    machine.handle(TimeoutFired(2, 0, Step.NEW_HEIGHT), NOW)
+    assert (machine.height, machine.round) == (2, 1)
