@@ -78,8 +78,8 @@ def test_the_price_band_follows_the_oracle_price() -> None:
 
 @pytest.mark.parametrize("kind", [OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT])
 def test_a_conditional_limit_price_is_from_one_tick_to_below_max_price(kind: OrderType) -> None:
-    """Not bound by the band (it applies when the order fires): any price in
-    (0, MAX_PRICE). (Sells whose trigger the oracle does not reach.)"""
+    """Not bound by the price band: any price in (0, MAX_PRICE). (Sells whose trigger the
+    oracle does not reach.)"""
     app = ExchangeApp(genesis({"alice": RICH}))
     d = Driver(app)
     trigger = 40000 if kind == OrderType.STOP_LIMIT else 60000
