@@ -118,7 +118,11 @@ class WAL:
         if payload is None and self._empty:
             return  # already empty: nothing to make durable
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
+        # Private like the log it replaces (open(tmp, "wb") would give 0666 & ~umask; a
+        # temporary file left by a crash keeps its mode unless set again).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
             if payload is not None:
                 f.write(_frame(payload))
             f.flush()

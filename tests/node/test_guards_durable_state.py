@@ -33,11 +33,6 @@ def test_closing_the_wal_releases_its_file_even_on_descriptor_0(tmp_path: Path) 
         os.close(stdin)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: WAL.reset writes its replacement with open(tmp, 'wb'), so the log becomes "
-    "0666 & ~umask (0644) instead of 0600",
-)
 def test_the_log_stays_private_after_a_reset(tmp_path: Path) -> None:
     """The log is created 0600 (tests/node/test_mutants.py); reset() replaces the file, and
     the replacement must be as private."""
