@@ -298,6 +298,8 @@ class ConsensusMachine:
         self._awaiting_prepare: set[int] = set()
         #: precommits whose extension the application is checking (None) or has judged
         self._extension_checks: dict[Vote, bool | None] = {}
+        #: (round, validator index) -> its first precommit for a block sent for checking
+        self._asked_precommits: dict[tuple[int, int], Vote] = {}
         self._commit_candidates: list[tuple[int, bytes]] = []
         self._skip_round = -1
         self._buffered: list[Event] = []
@@ -682,6 +684,12 @@ class ConsensusMachine:
             self._skip_round = max(self._skip_round, vote.round)
         elif vote.kind == PRECOMMIT and vote.block_hash:
             if vote not in self._extension_checks:
+                # Two signed precommits of one validator for different blocks prove the
+                # double sign whatever the application says of their extensions (the first
+                # may never be counted: its extension refused, or not answered yet).
+                earlier = self._asked_precommits.setdefault((vote.round, index), vote)
+                if earlier is not vote:
+                    self._record_evidence(earlier, vote, out)
                 self._extension_checks[vote] = None
                 out.append(RequestVerifyVoteExtension(vote))
             return
