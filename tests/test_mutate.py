@@ -244,9 +244,9 @@ def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> No
 
 def _run_campaign(cache: Path, module: str, verdicts: Path) -> str:
     done = subprocess.run(
-        [sys.executable, "tools/mutate.py", "--modules", module, "--seconds", "120",
+        [sys.executable, "tools/mutate.py", "--modules", module, "--seconds", "400",
          "--cache-dir", str(cache), "--verdicts", str(verdicts)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT, capture_output=True, text=True, timeout=500,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
