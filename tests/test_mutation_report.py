@@ -69,3 +69,26 @@ def test_a_classification_file_must_open_with_its_counts(tmp_path: Path) -> None
     path.write_text("margin/clearing.py: three survivors\n")
     with pytest.raises(ValueError, match="first line must read"):
         mutation_report.read_classification(path)
+
+
+def test_the_written_report_puts_the_parts_in_order_and_names_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "head.md").write_text("# Mutation testing report\n\nHow it runs.\n")
+    (tmp_path / "campaign.md").write_text("Ran on abc123.\n")
+    (tmp_path / "named-rules.md").write_text("# Named rules\n\n## Consensus\n\n| r |\n")
+    _classify(tmp_path, "margin/clearing.py", 3, 2, 1, 0)
+    markdown, problems = mutation_report.assemble(
+        _report(margin__clearing=(10, 3, 0), margin__funding=(5, 0, 2)), tmp_path
+    )
+    out = tmp_path / "report.md"
+    mutation_report.write_report(markdown, problems, out, tmp_path)
+    text = out.read_text()
+    order = [
+        "# Mutation testing report", "## Campaign figures", "Ran on abc123.",
+        "| margin/clearing.py | 13 |", "## Named rules", "### Consensus",
+        "## Not accounted for", "- margin/funding.py: 2 mutants not run",
+        "## Survivors, module by module", "### margin/clearing.py: 3 survivors",
+    ]  # fmt: skip
+    positions = [text.index(piece) for piece in order]
+    assert positions == sorted(positions)

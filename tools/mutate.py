@@ -755,7 +755,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--cache-dir", type=Path, default=CACHE, help="where the workspaces are")
     parser.add_argument(
-        "--report-only", action="store_true", help="print the last results, test nothing"
+        "--report-only",
+        action="store_true",
+        help="print the last results (and write report.json), test nothing",
     )
     parser.add_argument(
         "--verdicts",
@@ -786,8 +788,7 @@ def main(argv: list[str] | None = None) -> int:
         save_verdicts(cache, modules, args.verdicts)
     result = report(cache, modules, runs)
     (cache / "report.json").parent.mkdir(parents=True, exist_ok=True)
-    if not args.report_only:
-        (cache / "report.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    (cache / "report.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
     return 1 if any(r.failed for r in runs.values()) else 0
 
 

@@ -13,9 +13,15 @@ what is missing: a module with mutants not run, a module without a classificatio
 or one whose file counts another number of survivors than the campaign found, or whose
 counts do not add up. ``--check`` exits 1 when anything is missing.
 
+With ``--write PATH`` it writes the whole report: ``docs/mutation/head.md`` (how the
+campaign runs), ``campaign.md`` (when and on what it ran), the figures, ``named-rules.md``
+(the issue's rules and the line broken for each), ``notes.md`` (tests added, bugs found),
+what is not accounted for, then every module's classification.
+
 Usage::
 
     .venv/bin/python tools/mutation_report.py [--cache .mutmut-cache] [--check]
+                                              [--write docs/mutation-report.md]
 """
 
 from __future__ import annotations
@@ -118,18 +124,59 @@ def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[s
     return body, problems
 
 
+def write_report(
+    markdown: str, problems: list[str], path: Path, directory: Path = CLASSIFIED
+) -> None:
+    """The whole report (see the module docstring) to ``path``, with the parts in
+    ``directory``."""
+    figures, _, survivors = markdown.partition("\n## Survivors, module by module\n")
+
+    def part(name: str) -> str:
+        file = directory / name
+        return file.read_text().rstrip() + "\n\n" if file.exists() else ""
+
+    missing = (
+        "".join(f"- {p}\n" for p in problems)
+        or "Nothing: every mutant ran, and every survivor is classified.\n"
+    )
+    text = (
+        part("head.md")
+        + "## Campaign figures\n\n"
+        + part("campaign.md")
+        + figures.rstrip()
+        + "\n\n"
+        + _as_section(part("named-rules.md"))
+        + _as_section(part("notes.md"))
+        + "## Not accounted for\n\n"
+        + missing
+        + "\n## Survivors, module by module\n"
+        + survivors
+    )
+    path.write_text(text)
+
+
+def _as_section(text: str) -> str:
+    """A part whose own title is ``# Title`` as a section of the report (``## Title``,
+    its sections one level down)."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in text.split("\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=ROOT / ".mutmut-cache")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if a survivor or mutant is unaccounted for"
     )
+    parser.add_argument("--write", type=Path, metavar="PATH", help="write the whole report")
     args = parser.parse_args(argv)
     report_file = args.cache / "report.json"
     if not report_file.exists():
         parser.error(f"{report_file} does not exist: run make mutate first")
     markdown, problems = assemble(json.loads(report_file.read_text()))
-    print(markdown)
+    if args.write:
+        write_report(markdown, problems, args.write)
+    else:
+        print(markdown)
     for problem in problems:
         print(f"missing: {problem}", file=sys.stderr)
     return 1 if args.check and problems else 0
