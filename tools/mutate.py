@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import functools
 import gzip
 import hashlib
 import json
@@ -318,9 +319,11 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def project_imports(tests: tuple[str, ...]) -> set[str]:
+@functools.cache
+def project_imports(tests: tuple[str, ...]) -> frozenset[str]:
     """The project's top-level packages that ``tests`` (files or directories) import, also
-    through the project modules they import (a test helper, ``spec.exchange``, ...)."""
+    through the project modules they import (a test helper, ``spec.exchange``, ...).
+    Cached: it parses every test and project module reached (seconds per call)."""
     todo: list[Path] = []
     for test in tests:
         path = ROOT / test
@@ -342,7 +345,7 @@ def project_imports(tests: tuple[str, ...]) -> set[str]:
                 found = _module_file(".".join(parts[:end]))
                 if found is not None and found not in seen:
                     todo.append(found)
-    return packages
+    return frozenset(packages)
 
 
 def prepare_workspace(cache: Path, module: str) -> Path:
