@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from appchaind.chain.types import PRECOMMIT, PREVOTE, Proposal, Vote
 from appchaind.consensus.config import Step
 from appchaind.consensus.effects import (
@@ -207,6 +209,37 @@ def test_conflicting_precommits_are_evidence_whatever_the_order_of_the_answers()
     effects += machine.handle(VoteExtensionVerified(b, False), NOW)
     (evidence,) = of_type(effects, BroadcastEvidence)
     assert {evidence.evidence.vote_a, evidence.evidence.vote_b} == {a, b}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="machine.py _on_vote: a nil precommit is checked only against a counted first "
+    "vote (and _asked_precommits keeps block precommits only): a validator's precommit for "
+    "A whose extension is refused or not answered yet, and its nil precommit, are never "
+    "recorded as evidence",
+)
+@pytest.mark.parametrize(
+    "answer_first", [True, False], ids=["refused-then-nil", "nil-then-refused"]
+)
+def test_a_precommit_for_a_block_and_a_nil_precommit_are_evidence_whatever_the_answer(
+    answer_first: bool,
+) -> None:
+    """A validator precommits A and nil at (1, 0): two signed precommits for different
+    block ids (nil is one) prove the double sign, whether A's extension is refused before
+    or after the nil precommit arrives."""
+    chain = Chain()
+    me = chain.not_proposer()
+    machine = chain.machine(me)
+    machine.start(NOW)
+    other = _others(chain, me)[0]
+    a, nil = _precommit(chain, other, b"\x0a" * 32), chain.vote(other, PRECOMMIT, 0, NIL)
+    effects = machine.handle(VoteReceived(a), NOW)
+    assert [r.vote for r in of_type(effects, RequestVerifyVoteExtension)] == [a]
+    events = [VoteExtensionVerified(a, False), VoteReceived(nil)]
+    for event in events if answer_first else events[::-1]:
+        effects += machine.handle(event, NOW)
+    (evidence,) = of_type(effects, BroadcastEvidence)
+    assert {evidence.evidence.vote_a, evidence.evidence.vote_b} == {a, nil}
 
 
 # ---------------------------------------------------------------------------- next height
