@@ -1,0 +1,146 @@
+"""The liquidation process (margin/liquidator.py) against a scripted exchange: what the
+liquidator asks the book for (side, limit price, size), how it pays for the fills it gets
+back, and what it does once the book and the insurance fund are done.
+
+Markets of tests/exchange/support.py: BTC-PERP at 50000 ticks, one tick-lot is 1000
+micro-units, maintenance margin 5%, liquidation fee 1%, price band 10%."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appchaind.chain.events import Event, PendingEvent
+from margin import Account, ClearingHouse, Liquidator, MarketState
+from orderbook.types import MAX_PRICE, Fill, Side
+from tests.exchange.support import genesis
+
+BTC = 0
+Q = 1000  # micro-units per tick-lot
+
+
+class ScriptedExchange:
+    """The exchange around the liquidator, with a scripted book: each liquidation order
+    gets the next list of (maker, price, lots) fills, settled like a liquidation fill (no
+    taker fee; the maker pays its maker fee)."""
+
+    def __init__(self, clearing: ClearingHouse, script: list[list[tuple[Account, int, int]]]):
+        self.clearing = clearing
+        self.script = script
+        self.orders: list[tuple[int, int, int]] = []  # (side, limit, size) asked for
+
+    def settle_funding(self, account: Account, events: list[PendingEvent]) -> None:
+        self.clearing.settle_funding(account)
+
+    def cancel_orders(self, account: Account, events: list[PendingEvent]) -> None:
+        pass
+
+    def liquidation_order(
+        self,
+        account: Account,
+        market_id: int,
+        side: int,
+        limit: int,
+        size: int,
+        events: list[PendingEvent],
+    ) -> list[Fill]:
+        self.orders.append((side, limit, size))
+        fills: list[Fill] = []
+        for maker, price, lots in self.script.pop(0) if self.script else []:
+            self.clearing.settle_fill(market_id, maker, account, bool(side), price, lots, 0)
+            fills.append((0, maker.address, 0, account.address, side, price, lots, 0))
+        return fills
+
+
+def _events(events: list[PendingEvent], kind: str) -> list[dict[str, Any]]:
+    return [e.attributes for e in events if isinstance(e, Event) and e.kind == kind]
+
+
+def _house(fund: int) -> tuple[ClearingHouse, list[MarketState]]:
+    markets = [MarketState(m) for m in genesis({}).markets]
+    return ClearingHouse(markets, fund), markets
+
+
+def _bankrupt_short(clearing: ClearingHouse, balance: int) -> tuple[Account, Account]:
+    """A short of one lot at 50000 with ``balance`` micro-units (the sale's proceeds
+    withdrawn and more): at or below 1000, its losses reach the lot's whole value and its
+    bankruptcy price is the floor, 1 tick; and Bob, long one lot, its only counterparty."""
+    short = clearing.open_account(b"s" * 20, 0)
+    bob = clearing.faucet(b"b" * 20, 10**12)
+    clearing.change_position(short, BTC, -1, 50000)
+    clearing.change_position(bob, BTC, 1, 50000)
+    clearing.withdrawn += short.balance - balance
+    short.balance = balance
+    clearing.prices_changed()
+    assert clearing.health(short).net == balance - 50000 * Q
+    return short, bob
+
+
+def _liquidate(clearing: ClearingHouse, account: Account, exchange: ScriptedExchange):
+    events: list[PendingEvent] = []
+    Liquidator(clearing, 10, 10**15).liquidate(exchange, account, events)
+    return events
+
+
+def test_a_closed_out_account_left_negative_is_topped_up_by_the_fund() -> None:
+    """Short with -10 quote, nothing fills on the book: Bob takes the short over at its
+    bankruptcy price, 1 tick, and the short is left at -10.001 quote; the fund (100 quote)
+    covers all of it, back to zero."""
+    clearing, _ = _house(100_000_000)
+    short, bob = _bankrupt_short(clearing, -10_000_000)
+    fund = clearing.insurance_fund
+    events = _liquidate(clearing, short, ScriptedExchange(clearing, []))
+    assert [(a["counterparty"], a["price"], a["size"]) for a in _events(events, "adl")] == [
+        (bob.address, 1, 1)
+    ]
+    assert not short.positions
+    assert _events(events, "insurance_cover") == [{"account": short.address, "amount": 10_001_000}]
+    assert short.balance == 0
+    assert clearing.insurance_fund == fund - 10_001_000
+    assert clearing.conservation_gap() == 0
+
+
+@pytest.mark.parametrize(("fund", "cover"), [(4_000_000, 4_000_000), (1, 1), (0, 0)])
+def test_the_fund_covers_a_negative_balance_only_as_far_as_it_goes(fund: int, cover: int) -> None:
+    """The same with a smaller fund: it gives all it has and the rest stays negative; an
+    empty fund gives nothing and reports nothing."""
+    clearing, _ = _house(fund)
+    short, _ = _bankrupt_short(clearing, -10_000_000)
+    events = _liquidate(clearing, short, ScriptedExchange(clearing, []))
+    assert not short.positions
+    expected = [{"account": short.address, "amount": cover}] if cover else []
+    assert _events(events, "insurance_cover") == expected
+    assert short.balance == cover - 10_001_000
+    assert clearing.insurance_fund == 0
+    assert clearing.conservation_gap() == 0
+
+
+def test_an_account_closed_out_at_exactly_zero_needs_no_cover() -> None:
+    """Short with 0.001 quote: bought back at 1 tick it is left with exactly nothing; the
+    fund is not touched and no cover is reported."""
+    clearing, _ = _house(100_000_000)
+    short, _ = _bankrupt_short(clearing, Q)
+    events = _liquidate(clearing, short, ScriptedExchange(clearing, []))
+    assert not short.positions and short.balance == 0
+    assert _events(events, "insurance_cover") == []
+    assert clearing.insurance_fund == 100_000_000
+
+
+def test_a_liquidation_orders_limit_is_the_bankruptcy_price_within_the_valid_prices() -> None:
+    """A long so deep under water that its bankruptcy price is beyond the highest valid
+    price (MAX_PRICE - 1 ticks): the book order goes out at that highest price, as close
+    to the bankruptcy price as an order can be (not at an invalid price the book would
+    refuse)."""
+    clearing, _ = _house(0)
+    long = clearing.open_account(b"l" * 20, 0)
+    bob = clearing.faucet(b"b" * 20, 10**12)
+    clearing.change_position(long, BTC, 1, 50000)
+    clearing.change_position(bob, BTC, -1, 50000)
+    clearing.withdrawn += long.balance + MAX_PRICE * Q
+    long.balance = -MAX_PRICE * Q
+    clearing.prices_changed()
+    exchange = ScriptedExchange(clearing, [])
+    _liquidate(clearing, long, exchange)
+    assert exchange.orders == [(Side.SELL, MAX_PRICE - 1, 1)]
+    assert not long.positions and clearing.conservation_gap() == 0
