@@ -676,6 +676,14 @@ class ConsensusMachine:
         first = vote_set.first(index)
         if first is not None:
             self._record_evidence(first, vote, out)
+        if vote.kind == PRECOMMIT:
+            # Two signed precommits of one validator in a round, for different blocks or a
+            # block and nil, prove the double sign whatever the application says of the
+            # extensions: a precommit for a block is counted only once its extension is
+            # accepted (it may never be), so it is compared from when it arrives.
+            earlier = self._asked_precommits.get((vote.round, index))
+            if earlier is not None and earlier.block_hash != vote.block_hash:
+                self._record_evidence(earlier, vote, out)
         if index == self._my_index:
             # Our own vote, from our WAL at restart or echoed by a peer: it is signed and out,
             # so it is our vote for that step (we will not ask the signer again), and we had
@@ -684,12 +692,7 @@ class ConsensusMachine:
             self._skip_round = max(self._skip_round, vote.round)
         elif vote.kind == PRECOMMIT and vote.block_hash:
             if vote not in self._extension_checks:
-                # Two signed precommits of one validator for different blocks prove the
-                # double sign whatever the application says of their extensions (the first
-                # may never be counted: its extension refused, or not answered yet).
-                earlier = self._asked_precommits.setdefault((vote.round, index), vote)
-                if earlier is not vote:
-                    self._record_evidence(earlier, vote, out)
+                self._asked_precommits.setdefault((vote.round, index), vote)
                 self._extension_checks[vote] = None
                 out.append(RequestVerifyVoteExtension(vote))
             return

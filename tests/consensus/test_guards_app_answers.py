@@ -211,13 +211,6 @@ def test_conflicting_precommits_are_evidence_whatever_the_order_of_the_answers()
     assert {evidence.evidence.vote_a, evidence.evidence.vote_b} == {a, b}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="machine.py _on_vote: a nil precommit is checked only against a counted first "
-    "vote (and _asked_precommits keeps block precommits only): a validator's precommit for "
-    "A whose extension is refused or not answered yet, and its nil precommit, are never "
-    "recorded as evidence",
-)
 @pytest.mark.parametrize(
     "answer_first", [True, False], ids=["refused-then-nil", "nil-then-refused"]
 )
