@@ -206,6 +206,29 @@ def test_changed_tests_send_survivors_back_for_another_try(tmp_path: Path) -> No
     assert mutate.read_verdicts(tmp_path, module) == verdicts
 
 
+def test_mutmut_maps_tests_afresh_when_the_workspace_or_the_tests_change(tmp_path: Path) -> None:
+    """mutmut keeps its map of tests to functions and only adds tests it has not seen: a
+    workspace whose configuration changed (another group of modules) or whose tests
+    changed must lose it, or the mutants of functions it maps to no test "have no tests"
+    and those mapped to stale tests "survive" (a campaign of this session had both)."""
+    module = "margin/clearing.py"
+    workspace = mutate.prepare_workspace(tmp_path, module)
+    stats = workspace / "mutants" / "mutmut-stats.json"
+    stats.parent.mkdir()
+    stats.write_text("{}")
+    mutate.prepare_workspace(tmp_path, module)  # unchanged: the map stays
+    assert stats.exists()
+    mutate._tests_record(workspace, module).write_text(mutate.tests_digest(module))
+    (workspace / "pyproject.toml").write_text("[tool.mutmut]\nonly_mutate = ['x.py']\n")
+    mutate.prepare_workspace(tmp_path, module)
+    assert not stats.exists()
+    assert not mutate._tests_record(workspace, module).exists()  # survivors: tested again
+    stats.write_text("{}")
+    mutate._tests_record(workspace, module).write_text("the digest of older tests")
+    mutate.retest_after_test_changes(workspace, module)
+    assert not stats.exists()
+
+
 def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> None:
     """After a campaign the verdicts go to the committed file (other modules' entries
     kept, the same bytes for the same verdicts); a workspace without verdicts starts from

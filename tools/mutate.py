@@ -370,8 +370,20 @@ def prepare_workspace(cache: Path, module: str) -> Path:
     config = workspace / "pyproject.toml"
     text = project + mutmut_section(module)
     if not config.exists() or config.read_text() != text:
+        if config.exists():  # other modules or tests: what mutmut knows of them is stale
+            forget_test_mapping(workspace)
+            for member in group_of(module):
+                _tests_record(workspace, member).unlink(missing_ok=True)
         config.write_text(text)
     return workspace
+
+
+def forget_test_mapping(workspace: Path) -> None:
+    """Make mutmut map tests to functions afresh (its stats run) in ``workspace``: it keeps
+    the map of its last stats run and only adds the tests it has not seen, so a test that
+    changed, or a module new to the workspace, would keep a stale or empty map (its
+    mutants "survive" or have "no tests" while a test kills them)."""
+    (workspace / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
 
 
 def tests_digest(module: str) -> str:
@@ -456,12 +468,14 @@ def save_verdicts(cache: Path, modules: list[str], path: Path = VERDICTS) -> Non
 
 def retest_after_test_changes(workspace: Path, module: str) -> int:
     """If ``module``'s tests changed since the last run, clear the verdicts that new tests
-    could change (survived, no tests) so mutmut tests those mutants again; how many."""
+    could change (survived, no tests) so mutmut tests those mutants again, and its map of
+    tests to functions (:func:`forget_test_mapping`); how many verdicts."""
     digest = tests_digest(module)
     record = _tests_record(workspace, module)
     if record.exists() and record.read_text() == digest:
         return 0
     cleared = 0
+    forget_test_mapping(workspace)
     path = meta_path(workspace, module)
     if path.exists():
         meta = json.loads(path.read_text())
