@@ -14,7 +14,7 @@ import pytest
 from appchaind.chain.events import Event, PendingEvent
 from margin import Account, ClearingHouse, Liquidator, MarketState
 from orderbook.types import MAX_PRICE, Fill, Side
-from tests.exchange.support import genesis
+from tests.exchange.support import genesis, market
 
 BTC = 0
 Q = 1000  # micro-units per tick-lot
@@ -144,3 +144,29 @@ def test_a_liquidation_orders_limit_is_the_bankruptcy_price_within_the_valid_pri
     _liquidate(clearing, long, exchange)
     assert exchange.orders == [(Side.SELL, MAX_PRICE - 1, 1)]
     assert not long.positions and clearing.conservation_gap() == 0
+
+
+def test_a_fund_of_one_micro_unit_backs_one_tick_of_a_lot_worth_one_micro_unit_a_tick() -> None:
+    """In a market whose tick-lot is 1 micro-unit, a fund of 1 micro-unit can pay one
+    tick over one lot: after the book order at the bankruptcy price fills nothing, the
+    insurance order goes one tick further, and its fill there takes the whole fund."""
+    markets = [
+        MarketState(m)
+        for m in genesis({}, markets=[market("MICRO-PERP", "50000", lot_size="0.000001")]).markets
+    ]
+    assert markets[0].quantum == 1
+    clearing = ClearingHouse(markets, 1)
+    long = clearing.faucet(b"l" * 20, 1000)
+    bob = clearing.faucet(b"b" * 20, 10**12)
+    maker = clearing.faucet(b"m" * 20, 10**12)
+    clearing.change_position(long, BTC, 1, 50000)
+    clearing.change_position(bob, BTC, -1, 50000)
+    state = clearing.health(long)
+    assert (state.net, state.maintenance) == (1000, 2500)  # bankruptcy price 49000
+    bankrupt = 50000 - 1000
+    exchange = ScriptedExchange(clearing, [[], [(maker, bankrupt - 1, 1)]])
+    events = _liquidate(clearing, long, exchange)
+    assert exchange.orders == [(Side.SELL, bankrupt, 1), (Side.SELL, bankrupt - 1, 1)]
+    assert _events(events, "insurance_cover") == [{"account": long.address, "amount": 1}]
+    assert clearing.insurance_fund == 0 and not long.positions
+    assert clearing.conservation_gap() == 0
