@@ -133,6 +133,25 @@ def _status_in(env_extra: dict[str, str]) -> str:
     return _python(code, env_extra)
 
 
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "Failed"), ("", "Skipped")])
+def test_in_ci_a_stale_compiled_build_fails_the_comparison_instead_of_skipping(
+    ci: str, outcome: str
+) -> None:
+    """The trap: a comparison that skipped in CI would let any source change through. With
+    CI=true (as CI runs) :func:`require_compiled_build` given a stale build fails the test;
+    elsewhere it skips. In a fresh interpreter, so that tests.conftest reads CI itself."""
+    stale = f"pure Python (compiled build is stale: {native.NATIVE_MODULES[0]} changed)"
+    code = (
+        "import pytest\n"
+        "from tests.test_native import require_compiled_build\n"
+        "try:\n"
+        f"    require_compiled_build({stale!r})\n"
+        "except (pytest.fail.Exception, pytest.skip.Exception) as outcome:\n"
+        "    print(type(outcome).__name__)\n"
+    )
+    assert _python(code, {"CI": ci}).split() == [outcome]
+
+
 def test_pure_python_switch_loads_every_core_module_from_source() -> None:
     status, module_file = _status_in({native.PURE_ENV: "1"}).splitlines()
     assert "APPCHAIND_PURE_PYTHON" in status and module_file.endswith("book.py")

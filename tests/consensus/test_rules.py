@@ -158,6 +158,14 @@ def _slot(chain: Chain, index: int, state: ChainState, flag: int) -> CommitSig:
     )  # fmt: skip
 
 
+def _commit(chain: Chain, state: ChainState, flags: tuple[int, ...]) -> Commit:
+    """A last commit for height 1's block whose slot i is validator i's precommit, for the
+    block or nil as ``flags[i]`` says."""
+    assert state.last_commit is not None
+    sigs = tuple(_slot(chain, i, state, flag) for i, flag in enumerate(flags))
+    return Commit(1, state.last_commit.round, state.last_block_id, sigs)
+
+
 def _receive_block_at_2(
     chain: Chain, state: ChainState, commit: Commit
 ) -> tuple[list[Effect], bytes]:
@@ -205,17 +213,24 @@ def test_last_commit_needs_2f1_precommits_for_the_block_nil_ones_do_not_count() 
     correctly signed. 4 of 4 signed something, but only 2 of 4 signed the block: not +2/3."""
     chain = Chain()
     state = _height_2(chain)
-    assert state.last_commit is not None
-    round = state.last_commit.round
-
-    def commit(flags: tuple[int, ...]) -> Commit:
-        sigs = tuple(_slot(chain, i, state, flag) for i, flag in enumerate(flags))
-        return Commit(1, round, state.last_block_id, sigs)
-
-    two_for_the_block = commit((COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_NIL, COMMIT_NIL))
+    two_for_the_block = _commit(chain, state, (COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_NIL, COMMIT_NIL))
     assert not _accepted(*_receive_block_at_2(chain, state, two_for_the_block))
-    three_for_the_block = commit((COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_NIL))
+    three_for_the_block = _commit(
+        chain, state, (COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_NIL)
+    )
     assert _accepted(*_receive_block_at_2(chain, state, three_for_the_block))
+
+
+def test_last_commit_of_exactly_two_thirds_is_not_enough() -> None:
+    """Powers 1, 1, 1: a last commit of two precommits for the previous block and one nil
+    one holds exactly 2/3 of the power for the block: the block is invalid; all three make
+    it +2/3."""
+    chain = Chain((1, 1, 1))
+    state = _height_2(chain)
+    exactly_two_thirds = _commit(chain, state, (COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_NIL))
+    assert not _accepted(*_receive_block_at_2(chain, state, exactly_two_thirds))
+    all_three = _commit(chain, state, (COMMIT_BLOCK, COMMIT_BLOCK, COMMIT_BLOCK))
+    assert _accepted(*_receive_block_at_2(chain, state, all_three))
 
 
 def test_last_commit_with_a_bad_vote_extension_signature_is_rejected() -> None:

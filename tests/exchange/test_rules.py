@@ -68,6 +68,22 @@ def test_a_reduce_only_taker_never_grows_or_flips_its_position() -> None:
     assert _position(app, "bob") == 0
 
 
+def test_a_reduce_only_taker_on_its_positions_side_is_rejected() -> None:
+    """Bob holds +5 and sends a reduce-only buy of 3 into Carol's ask: buying would grow his
+    long, so the order is rejected and nothing fills."""
+    app = ExchangeApp(genesis({"alice": RICH, "bob": RICH, "carol": RICH}))
+    d = Driver(app)
+    d.block([
+        d.tx("alice", limit(BTC, SELL, 50000, 5)),
+        d.tx("bob", limit(BTC, BUY, 50000, 5, IOC)),
+        d.tx("carol", limit(BTC, SELL, 50000, 10)),
+    ])  # fmt: skip
+    result = d.block([d.tx("bob", limit(BTC, BUY, 50000, 3, IOC, reduce_only=True))])
+    assert result.tx_results[0].code == Code.REDUCE_ONLY_REJECTED
+    assert _fills(result, 0) == []
+    assert (_position(app, "bob"), _position(app, "carol")) == (5, 0)
+
+
 def test_a_reduce_only_maker_never_grows_or_flips_its_position() -> None:
     """Bob holds +5 with a reduce-only ask of 5 resting. In one block he sells 3 elsewhere
     (holding +2; the end-of-block resize has not run yet), then Dave buys 8 at the ask: the
