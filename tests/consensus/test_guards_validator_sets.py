@@ -1,6 +1,7 @@
 """Validator sets and proposer priorities, at the edges ``make mutate`` found unguarded:
-priorities stay int64 (CometBFT's clipping arithmetic) and are rescaled with Go's
-truncating division, every validator has power, a validator added by an update starts at
+priorities stay int64 (CometBFT's clipping arithmetic), are rescaled by the ceiling ratio
+with Go's truncating division and centred on their floored average, an increment is of
+at least one round, every validator has power, a validator added by an update starts at
 -(T + T/8) where T is the power after the update's additions and changes but before its
 removals (CometBFT's tvpAfterUpdatesBeforeRemovals), an update leaves the proposer alone,
 and two sets are equal only when they choose the same proposers.
@@ -48,13 +49,60 @@ def test_proposer_priorities_saturate_at_the_int64_bounds() -> None:
         vals = vals.increment(1)
 
 
-def test_priorities_are_rescaled_with_division_truncating_toward_zero() -> None:
-    """Spread 14 > 2 × total 2: divided by ceil(14 / 4) = 4 as Go divides, 7 -> 1 and
-    -7 -> -1 (floor division would give -2); centred (average 0), then one step:
-    (2, 0), a proposes, (0, 0)."""
-    vals = ValidatorSet((Named(b"a", 1), Named(b"b", 1)), (7, -7), 0).increment(1)  # type: ignore[arg-type]
-    assert vals.priorities == (0, 0)
-    assert vals.proposer.address == b"a"
+#: Two validators of power 1 (total 2: the spread is kept within 4), from the priorities
+#: given, after one increment: rescaled, centred, both +1, the larger (ties: a) - 2.
+_PAIR = (Named(b"a", 1), Named(b"b", 1))
+
+
+@pytest.mark.parametrize(
+    ("priorities", "after"),
+    [
+        # spread 14: divided by ceil(14 / 4) = 4, as Go divides: 7 -> 1, -7 -> -1 (floor
+        # division would give -2); centred (1, -1); (2, 0), a proposes: (0, 0)
+        ((7, -7), (0, 0)),
+        # spread 16, a multiple of 4: ratio exactly 4, (2, -2); (3, -1), a: (1, -1)
+        ((8, -8), (1, -1)),
+        # spread 13: ratio ceil(13 / 4) = 4, not 3: (1, -1); (2, 0), a: (0, 0)
+        ((7, -6), (0, 0)),
+        # spread 32: ratio 8, an integer: (2, -2); (3, -1), a: (1, -1)
+        ((16, -16), (1, -1)),
+    ],
+)
+def test_priorities_are_rescaled_by_the_ceiling_ratio_truncating_toward_zero(
+    priorities: tuple[int, int], after: tuple[int, int]
+) -> None:
+    """RescalePriorities: a spread above 2 × total is divided by ceil(spread / (2 × total)),
+    each priority divided as Go divides integers (toward zero)."""
+    vals = ValidatorSet(_PAIR, priorities, 0).increment(1)  # type: ignore[arg-type]
+    assert vals.priorities == after
+    assert all(type(p) is int for p in vals.priorities)
+
+
+@pytest.mark.parametrize(
+    ("priorities", "after"),
+    [
+        # average 2: (1, -1); (2, 0), a: (0, 0)
+        ((3, 1), (0, 0)),
+        # average 1/2, floored to 0: (1, 0); (2, 1), a: (0, 1)
+        ((1, 0), (0, 1)),
+        # average -1/2, floored to -1: (0, 1); (1, 2), b: (1, 0)
+        ((-1, 0), (1, 0)),
+    ],
+)
+def test_priorities_are_centred_on_their_floored_average(
+    priorities: tuple[int, int], after: tuple[int, int]
+) -> None:
+    """shiftByAvgProposerPriority: the average (floored, as big.Int.Div) is subtracted;
+    priorities stay integers."""
+    vals = ValidatorSet(_PAIR, priorities, 0).increment(1)  # type: ignore[arg-type]
+    assert vals.priorities == after
+    assert all(type(p) is int for p in vals.priorities)
+
+
+def test_priorities_advance_by_at_least_one_round() -> None:
+    """increment(0) would rescale and centre without choosing a proposer: refused."""
+    with pytest.raises(ValueError):
+        _genesis(a=1, b=2).increment(0)
 
 
 def test_a_validator_set_refuses_a_validator_without_power() -> None:
