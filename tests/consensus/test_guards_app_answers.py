@@ -235,6 +235,23 @@ def test_a_precommit_for_a_block_and_a_nil_precommit_are_evidence_whatever_the_a
     assert {evidence.evidence.vote_a, evidence.evidence.vote_b} == {a, nil}
 
 
+def test_a_nil_precommit_and_a_later_refused_precommit_for_a_block_are_evidence() -> None:
+    """A validator's nil precommit at (1, 0) is counted; then its precommit for A arrives
+    and the application refuses A's extension: the two signed precommits are recorded as
+    duplicate-vote evidence all the same (A itself is never counted)."""
+    chain = Chain()
+    me = chain.not_proposer()
+    machine = chain.machine(me)
+    machine.start(NOW)
+    other = _others(chain, me)[0]
+    a, nil = _precommit(chain, other, b"\x0a" * 32), chain.vote(other, PRECOMMIT, 0, NIL)
+    effects = machine.handle(VoteReceived(nil), NOW) + machine.handle(VoteReceived(a), NOW)
+    assert [r.vote for r in of_type(effects, RequestVerifyVoteExtension)] == [a]
+    effects += machine.handle(VoteExtensionVerified(a, False), NOW)
+    (evidence,) = of_type(effects, BroadcastEvidence)
+    assert {evidence.evidence.vote_a, evidence.evidence.vote_b} == {a, nil}
+
+
 # ---------------------------------------------------------------------------- next height
 
 
