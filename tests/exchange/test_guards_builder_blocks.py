@@ -4,6 +4,9 @@
 - the bid's envelope must apply against the committed state like a mempool tx's: its
   signer's account exists and the bid's nonce is not one the builder already used (a
   block whose bid replays a nonce is refused: executed, the bid would pay nothing);
+- the node counts a refused builder block by the kind of its refusal
+  (:func:`appchaind.node.auction.reason_label` of the reason): a bid that does not hold
+  (here: the block's txs do not hash to the bid's txs_hash) is ``bid_does_not_hold``;
 - ``state_summary()`` lists each builder (by address) with its bond and its unbonding
   amounts ([release height, amount] each), what the scenario vectors compare.
 """
@@ -15,6 +18,7 @@ from appchaind.chain.codes import Code
 from appchaind.chain.crypto import merkle_root
 from appchaind.exchange import ExchangeApp
 from appchaind.exchange.txs import BuilderBid, RegisterBuilder, UnbondBuilder
+from appchaind.node.auction import reason_label
 from tests.exchange.support import Driver, address, block_of, genesis, key
 
 QUOTE = 1_000_000
@@ -48,6 +52,13 @@ def test_a_block_whose_bid_replays_a_nonce_of_its_builder_is_refused() -> None:
     )
     assert result.tx_results[0].code == Code.NONCE_REPLAYED
     assert app.builders[address("builder")].paid == 0
+
+
+def test_a_block_whose_txs_do_not_match_its_bid_is_counted_as_a_bid_that_does_not_hold() -> None:
+    app, d, _ = _registered()
+    bid = d.tx("builder", BuilderBid(d.height, 0, PROPOSER, QUOTE, b"\x01" * 32))
+    reason = app.builder_block_problem([codec.encode(bid)], d.height, d.time_ms, PROPOSER)
+    assert reason is not None and reason_label(reason) == "bid_does_not_hold"
 
 
 def test_the_state_summary_lists_each_builders_bond_and_unbonding_amounts() -> None:
