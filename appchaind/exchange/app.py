@@ -6,7 +6,7 @@ application interface, :class:`appchaind.abci.Application`, which the node calls
 
 ``check_tx(raw, tx)``                       mempool admission (reads state, changes nothing)
 ``prepare_proposal(height, time, txs)``     the local builder's ordered tx list
-``process_proposal(block, rounds)``         every validator's accept / reject of a block
+``process_proposal(block, proposers)``      every validator's accept / reject of a block
 ``extend_vote(height, round, block)``       this validator's oracle prices (wall clock here only)
 ``verify_vote_extension(vote)``             bounds check of another validator's prices
 ``finalize_block(block, txs, validators)``  execute a decided block: results, events, app hash

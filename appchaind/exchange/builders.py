@@ -39,7 +39,8 @@ from appchaind.exchange.txs import BondBuilder, BuilderBid, RegisterBuilder, Unb
 from margin import Account, ClearingError
 
 __all__ = [
-    "Builder", "register", "bond", "unbond", "release_unbonded", "bid_problem", "pay_bid",
+    "Builder", "register", "bond", "unbond", "release_unbonded", "next_release",
+    "bid_problem", "pay_bid",
 ]  # fmt: skip
 
 
@@ -81,18 +82,6 @@ class Builder:
         public_key, name, bond_, unbonding, bids_won, paid = record
         entries = [[int(h), int(a)] for h, a in unbonding]
         return Builder(address, bytes(public_key), str(name), bond_, entries, bids_won, paid)
-
-    def view(self) -> dict[str, Any]:
-        """For queries: the builder's figures (micro-units)."""
-        return {
-            "address": self.address.hex(),
-            "public_key": self.public_key.hex(),
-            "name": self.name,
-            "bond": self.bond,
-            "unbonding": [{"release_height": h, "amount": a} for h, a in self.unbonding],
-            "bids_won": self.bids_won,
-            "paid": self.paid,
-        }
 
 
 def _changed(state: ExchangeState, builder: Builder) -> None:
@@ -238,27 +227,18 @@ def release_unbonded(state: ExchangeState, events: list[PendingEvent]) -> None:
     if due == 0 or due > state.height:
         return
     height = state.height
-    upcoming = 0
     clearing = state.clearing
     for address in sorted(state.builders):
         builder = state.builders[address]
         if not builder.unbonding:
             continue
-        kept: list[list[int]] = []
-        released = 0
-        for entry in builder.unbonding:
-            if entry[0] <= height:
-                released += entry[1]
-            else:
-                kept.append(entry)
-                if upcoming == 0 or entry[0] < upcoming:
-                    upcoming = entry[0]
+        released = sum(amount for release, amount in builder.unbonding if release <= height)
         if released:
-            builder.unbonding = kept
+            builder.unbonding = [e for e in builder.unbonding if e[0] > height]
             clearing.release_bond(address, released)
             _changed(state, builder)
             events.append(Event("builder_released", {"builder": address, "amount": released}))
-    state.next_bond_release = upcoming
+    state.next_bond_release = next_release(state.builders)
 
 
 def next_release(builders: dict[bytes, Builder]) -> int:

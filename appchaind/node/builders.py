@@ -58,8 +58,7 @@ class BuilderReactor:
         return builder is not None and builder.bond >= self.exchange.params.min_builder_bid
 
     def _able_to_bid(self) -> set[bytes]:
-        minimum = self.exchange.params.min_builder_bid
-        return {a for a, b in self.exchange.builders.items() if b.bond >= minimum}
+        return {a for a in self.exchange.builders if self._can_bid(a)}
 
     def _problem(self, txs: Sequence[bytes], height: int, time_ms: int) -> str | None:
         return self.exchange.builder_block_problem(
