@@ -4,9 +4,11 @@ It joins the validators' p2p network as a peer (with a key of its own for the se
 receives their tx gossip into a pool of its own, and follows the chain on one node's RPC
 port (the ``blocks`` stream: heights and the txs they committed, and its bond from the
 ``builders`` query). After each block it builds the next one from its pool (oldest txs
-first, at most ``max_txs``) and sends every validator a bid for it, for rounds 0 and 1:
-each bid names one proposer, so only the validator whose turn it is can use it, and the
-others refuse it at once; a builder does not need to know the proposer schedule.
+first, at most ``max_txs``, within the chain's block size and a p2p frame) and sends
+every validator, in one message, a bid for it per proposer and round 0 and 1: each bid
+names one proposer, so only the validator whose turn it is can use it, and the others
+set it aside; a builder does not need to know the proposer schedule. (The proposers are
+the genesis validators: the set does not change yet.)
 
 Strategy: a bid is worth ``value_per_tx`` per tx it carries (what a builder might expect
 in fees and liquidation value from them), at least the chain's minimum bid and at most
@@ -50,6 +52,11 @@ log = get_logger("builder")
 MAX_POOL = 50_000
 #: Rounds of each height the builder bids for.
 BID_ROUNDS = (0, 1)
+#: Bytes a bid tx takes at most (its envelope and body), and what the codec adds per tx
+#: and per message: room kept when filling a block and a frame.
+BID_TX_BYTES = 512
+TX_OVERHEAD_BYTES = 8
+FRAME_OVERHEAD_BYTES = 1024
 
 
 @dataclass
@@ -120,23 +127,40 @@ class Builder:
         self._nonce = max(self._nonce + 1, int(time.time() * 1000))
         return self._nonce
 
-    def bids_for(self, height: int, bond: int) -> list[BidMessage]:
-        """Bids for the block at ``height``: one per validator and round in
-        :data:`BID_ROUNDS`, all for the same txs (the oldest of the pool)."""
-        txs = tuple(list(self.pool.values())[: self.max_txs])
+    def block_txs(self, bids: int) -> tuple[bytes, ...]:
+        """The oldest txs of the pool that fit a block: at most ``max_txs``, within the
+        chain's ``max_block_bytes`` with the bid, and within a p2p frame with ``bids``
+        bids."""
+        room = min(
+            self.genesis.params.max_block_bytes - BID_TX_BYTES,
+            self.config.p2p.max_frame_bytes - bids * BID_TX_BYTES - FRAME_OVERHEAD_BYTES,
+        )
+        txs: list[bytes] = []
+        for raw in self.pool.values():
+            if len(txs) == self.max_txs or len(raw) + TX_OVERHEAD_BYTES > room:
+                break
+            txs.append(raw)
+            room -= len(raw) + TX_OVERHEAD_BYTES
+        return tuple(txs)
+
+    def bids_for(self, height: int, bond: int) -> BidMessage | None:
+        """The bids for the block at ``height``, one per validator and round in
+        :data:`BID_ROUNDS`, all for the same txs (the oldest of the pool), in one
+        message; None when the bond cannot cover the minimum bid."""
+        txs = self.block_txs(len(self.proposers) * len(BID_ROUNDS))
         params = self.genesis.params
         value = min(bond, max(params.min_builder_bid, self.value_per_tx * len(txs)))
         if value < params.min_builder_bid:
-            return []
+            return None
         txs_hash = merkle_root(list(txs))
         bids = []
         for proposer in self.proposers:
             for round in BID_ROUNDS:
                 body = BuilderBid(height, round, proposer, value, txs_hash)
                 tx = types.sign_tx(self.key, self.chain_id, self._nonce_ms(), height + 5, body)
-                bids.append(BidMessage(codec.encode(tx), txs))
+                bids.append(codec.encode(tx))
         self.stats.last_value = value
-        return bids
+        return BidMessage(tuple(bids), txs)
 
     def committed(self, tx_hashes: Sequence[str]) -> None:
         for h in tx_hashes:
@@ -159,11 +183,11 @@ class Builder:
                         continue
                     bond = to_units(mine[0]["bond"], QUOTE_UNIT, "bond")
                     height = int(block["height"]) + 1
-                    payloads = [encode_message(b) for b in self.bids_for(height, bond)]
-                    for payload in payloads:
-                        self.peers.broadcast(Channel.BUILDER, payload)
+                    message = self.bids_for(height, bond)
+                    if message is not None:
+                        self.peers.broadcast(Channel.BUILDER, encode_message(message))
+                        self.stats.bids_sent += len(message.bids)
                     self.stats.heights += 1
-                    self.stats.bids_sent += len(payloads)
                     self.stats.last_height = height
                     self.stats.pool = len(self.pool)
             nursery.cancel_scope.cancel()

@@ -232,8 +232,8 @@ class ExchangeApp(ExchangeState):
         ``proposer``, or None: over the limits, a tx that is not a canonical envelope for
         this chain, or a builder bid that is not first or does not hold (against
         :func:`~appchaind.exchange.builders.bid_problem`, with an envelope that applies,
-        for exactly the other txs, and, given ``proposer_of_round``, for a round the node
-        has reached whose proposer is ``proposer``). The proposer's check of a bid it
+        for exactly the other txs, and, given ``proposer_of_round``, for a round whose
+        proposer is ``proposer``). The proposer's check of a bid it
         received, and every validator's of the block."""
         if len(txs) > self.params.max_block_txs:
             return f"{len(txs)} txs, more than {self.params.max_block_txs}"
@@ -260,10 +260,7 @@ class ExchangeApp(ExchangeState):
             if bid.txs_hash != merkle_root(list(txs[1:])):
                 return "builder bid: the block's txs do not hash to the bid's txs_hash"
             if proposer_of_round is not None and proposer_of_round(bid.round) != proposer:
-                return (
-                    f"builder bid: round {bid.round} is not a round the block's proposer "
-                    "proposes in (or not one this node has reached)"
-                )
+                return f"builder bid: the block's proposer does not propose in round {bid.round}"
         return None
 
     # ================================================================== oracle votes

@@ -20,6 +20,11 @@ builder's own txs do.
   ``process_proposal`` against the state before the block, which is the state the bid is
   paid from: a bid that passes always pays, whatever the builder's own txs do.
 
+A bid names the round it is for; ``process_proposal`` checks that the block's proposer
+proposes in that round (from the proposer schedule of the height alone, never from the
+round a node happens to be in: every validator, whenever it judges the block, gives the
+same answer), and rounds stop at :data:`MAX_BID_ROUND`.
+
 Units: amounts in quote micro-units, heights in blocks. A builder is never removed: with a
 bond of 0 and nothing unbonding it simply cannot bid. Builders are iterated in address
 order wherever the order matters (the dict's insertion order differs after a restart).
@@ -40,8 +45,14 @@ from margin import Account, ClearingError
 
 __all__ = [
     "Builder", "register", "bond", "unbond", "release_unbonded", "next_release",
-    "bid_problem", "pay_bid",
+    "bid_problem", "pay_bid", "MAX_BID_ROUND",
 ]  # fmt: skip
+
+#: The last round a bid may name. Whether a bid's round is one its proposer proposes in
+#: is every validator's check of a builder's block, against the proposer schedule, which
+#: costs a step per round; rounds this far past 0 mean the chain is in trouble and the
+#: proposers build their own blocks.
+MAX_BID_ROUND = 16
 
 
 class Builder:
@@ -179,6 +190,8 @@ def bid_problem(state: ExchangeState, tx: Tx, height: int, proposer: bytes) -> s
         return "the bid's signer is not a registered builder"
     if body.height != height:
         return f"the bid is for height {body.height}, the block is at {height}"
+    if not 0 <= body.round <= MAX_BID_ROUND:
+        return f"the bid is for round {body.round}, beyond the last round bids may name ({MAX_BID_ROUND})"
     if body.proposer != proposer:
         return f"the bid is for proposer {body.proposer.hex()}, the block's is {proposer.hex()}"
     minimum = state.params.min_builder_bid

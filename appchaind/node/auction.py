@@ -7,10 +7,13 @@ a signed :class:`~appchaind.exchange.txs.BuilderBid` tx and the txs of its block
 book keeps, per (height, round), the best bid of each builder (a second bid of the same
 builder for the same round replaces the first only if it is worth more) and at most
 ``max_per_round`` builders (the lowest bid goes when a better one comes). It refuses
-at once what can be refused cheaply: not a bid, a bid for another proposer, another
-height, a round too far ahead, or from an account that is not a registered builder.
-What is costly (signatures, the bond, the txs hash) is checked by the node, best bid
-first, only when it proposes: :meth:`candidates`.
+at once what can be refused cheaply: not a bid, a bid for another proposer, a height
+other than the current one or the next (a builder following a faster node bids for
+the next height before this node has committed the current one), a round too far
+ahead, from an account that is not a registered builder, or (checked last, one
+signature) not signed by that builder: a forged bid must never displace a builder's
+real one. What is costly (the block's signatures, the bond, the txs hash) is checked
+by the node, best bid first, only when it proposes: :meth:`candidates`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class BidBook:
         self.height = 0
         self.round = 0
         self._bids: dict[tuple[int, int], dict[bytes, Bid]] = {}
+        #: Builders whose bid for (height, round) was kept, even if a better one of
+        #: another builder has since pushed it out of the book.
+        self._bidders: dict[tuple[int, int], set[bytes]] = {}
         #: Bids refused at once, by reason (for metrics and tests).
         self.refused: dict[str, int] = {}
 
@@ -64,6 +70,7 @@ class BidBook:
         self.height, self.round = height, round
         for key in [k for k in self._bids if k < (height, round)]:
             del self._bids[key]
+            del self._bidders[key]
 
     def offer(self, tx: Tx, raw: bytes, txs: tuple[bytes, ...]) -> str | None:
         """Keep the bid ``tx`` (canonical bytes ``raw``) for the block ``txs``; or why
@@ -75,7 +82,9 @@ class BidBook:
         body = tx.body
         assert isinstance(body, BuilderBid)
         builder = address_of(tx.sender)
-        bids = self._bids.setdefault((body.height, body.round), {})
+        key = (body.height, body.round)
+        bids = self._bids.setdefault(key, {})
+        self._bidders.setdefault(key, set()).add(builder)
         previous = bids.get(builder)
         if previous is not None and previous.value >= body.value:
             return None
@@ -91,12 +100,18 @@ class BidBook:
             return "not_a_bid"
         if body.proposer != self.proposer:
             return "other_proposer"
-        if body.height != self.height:
+        if body.height == self.height:
+            first_round = self.round
+        elif body.height == self.height + 1:
+            first_round = 0
+        else:
             return "other_height"
-        if not self.round <= body.round <= self.round + MAX_ROUNDS_AHEAD:
+        if not first_round <= body.round <= first_round + MAX_ROUNDS_AHEAD:
             return "other_round"
         if not self.is_builder(address_of(tx.sender)):
             return "not_a_builder"
+        if not tx.verify_signature():
+            return "bad_signature"
         return None
 
     def candidates(self, height: int, round: int) -> list[Bid]:
@@ -105,8 +120,8 @@ class BidBook:
         return sorted(bids.values(), key=lambda b: (-b.value, b.builder))
 
     def builders_bid(self, height: int, round: int) -> set[bytes]:
-        """The builders that have bid for (height, round)."""
-        return set(self._bids.get((height, round), {}))
+        """The builders that have bid for (height, round) (kept in the book or not)."""
+        return set(self._bidders.get((height, round), ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +132,8 @@ class Outcome:
     txs: tuple[bytes, ...]
     winner: Bid | None
     fallback: str
-    #: Bids refused at proposal time, by reason ("bad_signature" or the check's message).
+    #: Bids refused at proposal time, by reason ("bad_signature", "over_budget" or the
+    #: check's message).
     rejected: tuple[str, ...]
     waited_s: float
 
@@ -156,10 +172,17 @@ class Auction:
         return reason
 
     async def choose(
-        self, height: int, round: int, time_ms: int, local: Callable[[], Sequence[bytes]]
+        self,
+        height: int,
+        round: int,
+        time_ms: int,
+        local: Callable[[], Sequence[bytes]],
+        max_txs: int | None = None,
     ) -> Outcome:
         """The block for (``height``, ``round``) at BFT time ``time_ms``: the best bid that
-        holds, or ``local()``."""
+        holds and, bid included, has at most ``max_txs`` txs (the proposal size this node
+        can check and execute in its block budget, as for its own blocks), or
+        ``local()``."""
         started = trio.current_time()
         self.book.enter(height, round)
         eligible = self.eligible()
@@ -173,6 +196,9 @@ class Auction:
         candidates = self.book.candidates(height, round)
         for bid in candidates:
             txs = (bid.raw, *bid.txs)
+            if max_txs is not None and len(txs) > max_txs:
+                rejected.append("over_budget")
+                continue
             if not await self.verify(txs):
                 rejected.append("bad_signature")
                 continue
@@ -188,7 +214,7 @@ class Auction:
 def reason_label(reason: str) -> str:
     """A metric label for why a bid or a builder's block was refused (a few fixed values:
     the messages themselves name amounts and addresses)."""
-    if reason == "bad_signature":
+    if reason in ("bad_signature", "over_budget"):
         return reason
     if reason.startswith("builder bid: "):
         return "bid_does_not_hold"

@@ -32,7 +32,7 @@ log = get_logger("pbs")
 class BuilderReactor:
     """Bids for ``proposer``'s (this validator's) blocks on the ``exchange`` chain.
     ``verify(raws)``: every tx well signed; ``proposer_of_round(r)``: the proposer of
-    round ``r`` at the current height (None beyond the current round)."""
+    round ``r`` at the current height."""
 
     def __init__(
         self,
@@ -42,7 +42,7 @@ class BuilderReactor:
         deadline_s: float,
         metrics: NodeMetrics,
         verify: Callable[[Sequence[bytes]], Awaitable[bool]],
-        proposer_of_round: Callable[[int], bytes | None],
+        proposer_of_round: Callable[[int], bytes],
     ) -> None:
         self.driver = driver
         self.exchange = exchange
@@ -66,18 +66,21 @@ class BuilderReactor:
         )
 
     def on_bid(self, message: BidMessage) -> None:
-        """A bid from a peer (raises CodecError for a bid tx that does not decode)."""
-        tx = codec.decode(types.Tx, message.bid)
+        """Bids from a peer (raises CodecError for a bid tx that does not decode). The
+        bids for other proposers are expected (a builder sends each block's bids for
+        every proposer at once) and not counted as refused."""
+        bids = [codec.decode(types.Tx, raw) for raw in message.bids]
         machine = self.driver.machine
         self.auction.book.enter(self.driver.chain_state.height, machine.round if machine else 0)
-        reason = self.auction.offer(tx, message.bid, message.txs)
         m = self.metrics
-        if reason is None:
-            builder = crypto.address_of(tx.sender).hex()
-            m.pbs_bids.labels(chain_id=m.chain_id, builder=builder).inc()
-            m.observe(m.pbs_bid_arrival_seconds, _since(self.driver.height_entered_at))
-        else:
-            m.pbs_refused_bids.labels(chain_id=m.chain_id, reason=reason).inc()
+        for tx, raw in zip(bids, message.bids, strict=True):
+            reason = self.auction.offer(tx, raw, message.txs)
+            if reason is None:
+                builder = crypto.address_of(tx.sender).hex()
+                m.pbs_bids.labels(chain_id=m.chain_id, builder=builder).inc()
+                m.observe(m.pbs_bid_arrival_seconds, _since(self.driver.height_entered_at))
+            elif reason != "other_proposer":
+                m.pbs_refused_bids.labels(chain_id=m.chain_id, reason=reason).inc()
 
     def proposal_rejected(self, reason: str) -> None:
         """Another proposer's block we rejected in process_proposal."""
@@ -85,10 +88,16 @@ class BuilderReactor:
         m.pbs_rejected_proposals.labels(chain_id=m.chain_id, reason=reason_label(reason)).inc()
 
     async def propose(
-        self, effect: RequestPrepareProposal, local: Callable[[], Sequence[bytes]]
+        self,
+        effect: RequestPrepareProposal,
+        local: Callable[[], Sequence[bytes]],
+        max_txs: int | None = None,
     ) -> None:
-        """Our turn: the best bid that holds, else ``local()``; handed to the machine."""
-        outcome = await self.auction.choose(effect.height, effect.round, effect.time_ms, local)
+        """Our turn: the best bid that holds (of at most ``max_txs`` txs), else
+        ``local()``; handed to the machine."""
+        outcome = await self.auction.choose(
+            effect.height, effect.round, effect.time_ms, local, max_txs
+        )
         m = self.metrics
         for reason in outcome.rejected:
             m.pbs_rejected_bids.labels(chain_id=m.chain_id, reason=reason_label(reason)).inc()

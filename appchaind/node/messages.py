@@ -21,7 +21,11 @@ from appchaind.chain.types import (
     Vote,
 )
 
+#: Bids in one :class:`BidMessage` at most (proposers x rounds a builder bids for).
+MAX_BIDS_PER_MESSAGE = 1024
+
 __all__ = [
+    "MAX_BIDS_PER_MESSAGE",
     "CONSENSUS_MESSAGES",
     "MEMPOOL_MESSAGES",
     "EVIDENCE_MESSAGES",
@@ -127,12 +131,15 @@ class NoBlockResponse:
 @_register(BUILDER_MESSAGES)
 @message
 class BidMessage:
-    """A builder's bid for the receiver's block: ``bid`` the canonical bytes of a tx whose
-    body is :class:`appchaind.exchange.txs.BuilderBid`, ``txs`` the block's other txs in
-    their order (their merkle root is the bid's ``txs_hash``)."""
+    """A builder's bids for one block: ``bids`` the canonical bytes of txs whose bodies
+    are :class:`appchaind.exchange.txs.BuilderBid` (one per proposer and round the
+    builder bids for: a builder need not know the proposer schedule, and a receiver
+    keeps the ones for its own blocks), ``txs`` the block's other txs in their order
+    (their merkle root is each bid's ``txs_hash``). Sent once per peer: the block's txs
+    travel once, not once per proposer."""
 
     TAG: ClassVar[int] = 1
-    bid: TxBytes
+    bids: Annotated[tuple[TxBytes, ...], MaxItems(MAX_BIDS_PER_MESSAGE)]
     txs: Annotated[tuple[TxBytes, ...], MaxItems(MAX_BLOCK_TXS)]
 
 

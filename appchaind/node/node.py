@@ -544,7 +544,10 @@ class Node:
         elif isinstance(effect, RequestPrepareProposal):
             if self.pbs is not None and self._nursery is not None:
                 self._nursery.start_soon(
-                    self.pbs.propose, effect, lambda: self._local_block(effect)
+                    self.pbs.propose,
+                    effect,
+                    lambda: self._local_block(effect),
+                    self._proposal_txs(effect),
                 )
             else:
                 txs = self._local_block(effect)
@@ -581,11 +584,15 @@ class Node:
         elif isinstance(effect, Decide):
             pass  # persisted with the application's state in _finalize
 
+    def _proposal_txs(self, effect: RequestPrepareProposal) -> int:
+        """Txs a proposal (ours or a builder's) may hold: at most what the validators can
+        check and execute within the block budget."""
+        return min(effect.max_txs, self.budget.proposal_txs(effect.round))
+
     def _local_block(self, effect: RequestPrepareProposal) -> list[bytes]:
         """This node's own block from its mempool."""
         started = time.perf_counter()
-        # At most what the validators can check and execute within the block budget.
-        limit = min(effect.max_txs, self.budget.proposal_txs(effect.round))
+        limit = self._proposal_txs(effect)
         candidates, decoded = self.mempool.reap_decoded(limit, self.genesis.params.max_block_bytes)
         txs = self.app.prepare_proposal(effect.height, effect.time_ms, candidates, decoded=decoded)
         self._height_work_s += time.perf_counter() - started
@@ -616,13 +623,11 @@ class Node:
         verdicts = await self.verifier.verify_txs(unverified, hashes)
         return frozenset(all_hashes) if all(verdicts) else None
 
-    def _proposer_of_round(self, round: int) -> bytes | None:
-        """The proposer of ``round`` at the current height, for rounds up to the one the
-        machine is in (None beyond: no honest block comes from a round not reached yet,
-        and computing far rounds' proposers costs a step per round)."""
-        machine = self._machine
-        if machine is None or round > machine.round:
-            return None
+    def _proposer_of_round(self, round: int) -> bytes:
+        """The proposer of ``round`` at the current height, from the proposer schedule
+        alone (never from the round the machine is in: a block's verdict must not depend
+        on when it arrived). The exchange bounds the rounds a bid may name
+        (``MAX_BID_ROUND``): each round past 0 costs a step of the schedule."""
         return self.chain_state.validators.proposer_for_round(round)
 
     async def _process_proposal(self, block: types.Block) -> bool:

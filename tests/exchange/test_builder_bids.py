@@ -5,6 +5,8 @@ bid does not hold; a bid never enters a mempool."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from appchaind.chain import codec
@@ -12,7 +14,9 @@ from appchaind.chain.codes import Code
 from appchaind.chain.crypto import merkle_root
 from appchaind.chain.types import Block, Tx
 from appchaind.exchange import ExchangeApp
+from appchaind.exchange.builders import MAX_BID_ROUND
 from appchaind.exchange.txs import BuilderBid, RegisterBuilder, UnbondBuilder
+from appchaind.node.node import Node
 from tests.exchange.support import (
     BUY,
     IOC,
@@ -199,17 +203,45 @@ def test_a_replayed_block_pays_a_bid_that_no_longer_holds_nothing() -> None:
     assert app.account(PROPOSER) is None
 
 
-def test_a_bid_must_be_for_a_reached_round_whose_proposer_built_the_block() -> None:
-    """The node tells the application who proposes each round it has reached: a bid for
-    round 0 (the block's proposer) holds; for round 1 (another proposer) or for round 5
-    (not reached) the block is refused."""
+def test_a_bid_must_be_for_a_round_whose_proposer_built_the_block() -> None:
+    """The node gives the application the proposer schedule of the height: a bid for
+    round 0 or 2 (the block's proposer) holds; for round 1 (another proposer) the block
+    is refused; beyond MAX_BID_ROUND it is refused without asking the schedule (each
+    round costs a step of it)."""
     app, d = _app()
+    asked: list[int] = []
 
-    def proposer_of_round(round: int) -> bytes | None:
-        return {0: PROPOSER, 1: address("alice")}.get(round)
+    def proposer_of_round(round: int) -> bytes:
+        asked.append(round)
+        return address("alice") if round == 1 else PROPOSER
 
-    for bid_round, holds in ((0, True), (1, False), (5, False)):
+    for bid_round, holds in ((0, True), (1, False), (2, True), (MAX_BID_ROUND, True)):
         block = _builder_block(d, [], QUOTE, round=bid_round)
         accepted, why = app.process_proposal(block, proposer_of_round)
         assert accepted is holds, (bid_round, why)
-        assert holds or "round" in why
+        assert holds or "round 1" in why
+    block = _builder_block(d, [], QUOTE, round=MAX_BID_ROUND + 1)
+    accepted, why = app.process_proposal(block, proposer_of_round)
+    assert not accepted and f"round {MAX_BID_ROUND + 1}" in why
+    assert asked == [0, 1, 2, MAX_BID_ROUND]
+
+
+def test_the_verdict_on_a_builders_block_does_not_depend_on_the_nodes_round() -> None:
+    """process_proposal is a function of the block and the committed state: the node's
+    schedule (Node._proposer_of_round) answers for any round, whatever round its machine
+    is in, so a round-1 builder block judged by a node still in round 0 (it arrived
+    early, or block sync fed it before its commit) gets the same verdict as in round 1."""
+    app, d = _app()
+    schedule = {0: address("alice"), 1: PROPOSER}
+    validators = SimpleNamespace(proposer_for_round=schedule.__getitem__)
+    block = _builder_block(d, [], QUOTE, round=1)
+    verdicts = set()
+    for machine_round in (0, 1):
+        node = SimpleNamespace(
+            _machine=SimpleNamespace(round=machine_round),
+            chain_state=SimpleNamespace(validators=validators),
+        )
+        verdicts.add(
+            app.process_proposal(block, lambda r, node=node: Node._proposer_of_round(node, r))  # type: ignore[misc]
+        )
+    assert verdicts == {(True, "")}

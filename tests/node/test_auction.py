@@ -5,6 +5,7 @@ bid proposes the builder's block, which pays the bid."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,21 +43,57 @@ def _book(builders: set[bytes] | None = None, max_per_round: int = 8) -> BidBook
     return book
 
 
+def _forged(real: types.Tx, value: int) -> tuple[types.Tx, bytes]:
+    """``real`` (a bid) worth ``value`` under the same builder's key, signed by nobody:
+    anyone connected on p2p can send it."""
+    body = real.body
+    assert isinstance(body, BuilderBid)
+    tx = dataclasses.replace(
+        real, body=dataclasses.replace(body, value=value), signature=b"\x07" * 64
+    )
+    return tx, codec.encode(tx)
+
+
 def test_a_bid_is_refused_at_once_unless_it_can_be_for_our_block_now() -> None:
+    """At height 5 round 0: bids for this height from this round on and for the next
+    height (a builder following a faster node bids for h+1 before we commit h), within
+    MAX_ROUNDS_AHEAD rounds, from a builder, signed by it."""
     book = _book(builders={B1.address})
     not_a_bid = types.sign_tx(B1, CHAIN, 1, 9, RegisterBuilder("x", 1))
     cases = {
-        "not_a_bid": (not_a_bid, b""),
-        "other_proposer": _bid(B1, 10, proposer=B2.address),
-        "other_height": _bid(B1, 10, height=6),
-        "other_round": _bid(B1, 10, round=MAX_ROUNDS_AHEAD + 1),
-        "not_a_builder": _bid(B2, 10),
+        "not_a_bid": [(not_a_bid, b"")],
+        "other_proposer": [_bid(B1, 10, proposer=B2.address)],
+        "other_height": [_bid(B1, 10, height=4), _bid(B1, 10, height=7)],
+        "other_round": [
+            _bid(B1, 10, round=MAX_ROUNDS_AHEAD + 1),
+            _bid(B1, 10, height=6, round=MAX_ROUNDS_AHEAD + 1),
+        ],
+        "not_a_builder": [_bid(B2, 10)],
+        "bad_signature": [_forged(_bid(B1, 10)[0], 20)],
     }
-    for reason, (tx, raw) in cases.items():
-        assert book.offer(tx, raw, ()) == reason
-    assert book.refused == dict.fromkeys(cases, 1)
+    for reason, bids in cases.items():
+        for tx, raw in bids:
+            assert book.offer(tx, raw, ()) == reason
+    assert book.refused == {reason: len(bids) for reason, bids in cases.items()}
     assert book.offer(*_bid(B1, 10, round=MAX_ROUNDS_AHEAD), ()) is None
+    assert book.offer(*_bid(B1, 11, height=6, round=MAX_ROUNDS_AHEAD), ()) is None
     assert book.candidates(5, 0) == []
+    book.enter(6, MAX_ROUNDS_AHEAD)
+    assert [b.value for b in book.candidates(6, MAX_ROUNDS_AHEAD)] == [11]
+
+
+def test_a_forged_bid_does_not_displace_the_builders_real_bid() -> None:
+    """The builder's real bid (50) is in the book; a copy under its key worth more and
+    badly signed is refused on arrival: it neither replaces the real bid (which would
+    leave the proposer only a forgery at its turn, so its own block: a free way for any
+    peer to censor every builder) nor counts as the builder having bid."""
+    book = _book(builders={B1.address, B2.address})
+    real, real_raw = _bid(B1, 50)
+    assert book.offer(real, real_raw, ()) is None
+    assert book.offer(*_forged(_bid(B2, 1)[0], 10**12), ()) == "bad_signature"
+    assert book.offer(*_forged(real, 10**12), ()) == "bad_signature"
+    assert [b.raw for b in book.candidates(5, 0)] == [real_raw]
+    assert book.builders_bid(5, 0) == {B1.address}
 
 
 def test_each_builder_keeps_its_best_bid_and_a_round_its_best_builders() -> None:
@@ -126,6 +163,60 @@ def test_the_wait_ends_when_every_able_builder_has_bid() -> None:
         assert abs(outcome.waited_s - 0.02) < 1e-9
 
     trio.run(main, clock=clock)
+
+
+def test_with_more_able_builders_than_the_book_keeps_the_wait_still_ends_when_all_bid() -> None:
+    """Nine builders able to bid, all bid before our turn; the book keeps the best
+    max_per_round = 8 of them, and the ninth still counts as having bid: no wait."""
+    keys = [PrivateKey(bytes([i]) * 32) for i in range(10, 19)]
+    addresses = {k.address for k in keys}
+    book = BidBook(ME.address, addresses.__contains__)
+    book.enter(5, 0)
+    for i, k in enumerate(keys):
+        assert book.offer(*_bid(k, 100 + i), ()) is None
+    assert len(book.candidates(5, 0)) == 8
+    auction = _auction(book, addresses)
+
+    async def main() -> None:
+        outcome = await auction.choose(5, 0, 0, lambda: [b"local"])
+        assert outcome.winner is not None and outcome.winner.value == 108
+        assert outcome.waited_s == 0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_bid_for_the_next_height_arriving_before_our_commit_wins_at_that_height() -> None:
+    """The builder bids for height 6 as soon as the node it follows commits 5; we are
+    still at 5. At our turn for height 6 its bid is there: no wait, the builder's block."""
+    book = _book(builders={B1.address})
+    early, early_raw = _bid(B1, 70, height=6)
+    assert book.offer(early, early_raw, ()) is None
+    auction = _auction(book, {B1.address})
+
+    async def main() -> None:
+        outcome = await auction.choose(6, 0, 0, lambda: [b"local"])
+        assert outcome.winner is not None and outcome.winner.raw == early_raw
+        assert outcome.waited_s == 0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_builders_block_larger_than_our_proposal_budget_gives_way() -> None:
+    """Under load the node proposes at most what it can check and execute in its block
+    budget; a builder's block of more txs is refused as over_budget (the next best bid,
+    or our own block, goes instead)."""
+    book = _book()
+    big_txs = (b"a", b"b", b"c")
+    big = _bid(B1, 90, txs=big_txs)
+    small = _bid(B2, 10, txs=(b"d",))
+    book.offer(*big, big_txs)
+    book.offer(*small, (b"d",))
+    auction = _auction(book, {B1.address, B2.address})
+    outcome = await auction.choose(5, 0, 0, lambda: [b"local"], max_txs=3)
+    assert outcome.winner is not None and outcome.winner.builder == B2.address
+    assert outcome.rejected == ("over_budget",)
+    outcome = await auction.choose(5, 0, 0, lambda: [b"local"], max_txs=4)
+    assert outcome.winner is not None and outcome.winner.builder == B1.address
 
 
 def test_without_bids_the_wait_stops_at_the_deadline() -> None:
@@ -209,7 +300,7 @@ async def test_a_validator_proposes_the_builders_block_and_the_bid_is_paid(
             txs = (codec.encode(own),)
             tx, raw = _bid(builder, 7 * 10**6, height=height, txs=txs)
             tx = types.sign_tx(builder, CHAIN, now + 2, height + 20, tx.body)
-            node.pbs.on_bid(BidMessage(codec.encode(tx), txs))
+            node.pbs.on_bid(BidMessage((codec.encode(tx),), txs))
             with trio.fail_after(30):
                 await node.wait_committed(height)
             block = node.block(height)
@@ -220,7 +311,7 @@ async def test_a_validator_proposes_the_builders_block_and_the_bid_is_paid(
             assert proposer is not None and proposer.balance == 3_500_000
             # Garbage on the builder channel drops the peer that sent it.
             peer = SimpleNamespace(node_id="builder-peer")
-            for payload in (b"garbage", encode_message(BidMessage(b"\x93\x01", ()))):
+            for payload in (b"garbage", encode_message(BidMessage((b"\x93\x01",), ()))):
                 with pytest.raises(PeerMisbehaved):
                     await node._on_peer_message(peer, Channel.BUILDER, payload)  # type: ignore[arg-type]
             nursery.cancel_scope.cancel()
