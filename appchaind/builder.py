@@ -152,15 +152,19 @@ class Builder:
         value = min(bond, max(params.min_builder_bid, self.value_per_tx * len(txs)))
         if value < params.min_builder_bid:
             return None
-        txs_hash = merkle_root(list(txs))
+        self.stats.last_value = value
+        return BidMessage(self.sign_bids(height, value, merkle_root(list(txs))), txs)
+
+    def sign_bids(self, height: int, value: int, txs_hash: bytes) -> tuple[bytes, ...]:
+        """Bids of ``value`` for the block at ``height`` whose txs hash to ``txs_hash``:
+        one per proposer and round of :data:`BID_ROUNDS`, signed."""
         bids = []
         for proposer in self.proposers:
             for round in BID_ROUNDS:
                 body = BuilderBid(height, round, proposer, value, txs_hash)
                 tx = types.sign_tx(self.key, self.chain_id, self._nonce_ms(), height + 5, body)
                 bids.append(codec.encode(tx))
-        self.stats.last_value = value
-        return BidMessage(tuple(bids), txs)
+        return tuple(bids)
 
     def committed(self, tx_hashes: Sequence[str]) -> None:
         for h in tx_hashes:
