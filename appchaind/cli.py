@@ -224,6 +224,7 @@ def cmd_bench_load(args: argparse.Namespace) -> None:
             senders=args.senders or default_senders(), mix=OrderMix.parse(args.mix),
             grace_s=args.grace,
             seed=args.seed,
+            builder=args.builder,
         )  # fmt: skip
         report = run_load(
             options,
@@ -443,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--seed", type=int, default=None, help="seed of the order flow (default: random)"
     )
+    b.add_argument(
+        "--builder", action="store_true",
+        help="register the localnet's builder account and run `appchaind builder` during "
+        "the load (reports the blocks it won and why proposers built their own): compare "
+        "the latency with and without it at the same --rate",
+    )  # fmt: skip
     b.add_argument(
         "--node-config", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="a config.toml setting for the temporary localnet's nodes (repeatable), e.g. "

@@ -260,3 +260,24 @@ def test_overload_is_refused_as_busy_while_blocks_keep_coming() -> None:
     assert report.not_committed == 0 and report.committed == report.accepted
     assert report.mempools_at_end == [0, 0, 0, 0]
     assert _processes_using(_localnet_dir("\n".join(progress))) == []
+
+
+@pytest.mark.slow
+def test_with_a_builder_it_wins_blocks_and_every_order_still_commits() -> None:
+    """--builder: the localnet's builder is registered and bids during the load; it wins
+    blocks (the report counts them and what they paid), the proposers' own blocks are
+    counted by reason, every accepted order commits, and the builder process is gone
+    at the end."""
+    progress: list[str] = []
+    report = run_load(
+        LoadOptions(accounts=40, rate=100, duration_s=5, senders=2, grace_s=20, builder=True),
+        validators=4,
+        progress=progress.append,
+    )
+    print(report.render())
+    assert report.builder_blocks is not None and report.builder_blocks >= 2
+    assert report.builder_paid is not None and report.builder_paid >= report.builder_blocks
+    assert set(report.local_fallbacks) <= {"no_bid", "invalid_bid"}
+    assert "builder     won" in report.render()
+    assert report.not_committed == 0 and report.committed == report.accepted
+    assert _processes_using(_localnet_dir("\n".join(progress))) == []

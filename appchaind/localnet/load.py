@@ -68,6 +68,7 @@ from appchaind.chain.units import to_units
 from appchaind.client.library import Client, RpcError, open_client
 from appchaind.exchange.txs import Faucet
 from appchaind.localnet.homes import LocalnetNode, load_localnet
+from appchaind.localnet.load_builder import LoadBuilder
 from appchaind.localnet.load_report import LoadReport, longest_gap, percentile, prometheus_value
 from appchaind.localnet.load_senders import (
     KINDS,
@@ -123,6 +124,8 @@ class LoadOptions:
     mix: OrderMix = field(default_factory=OrderMix)
     grace_s: float = 10.0
     seed: int | None = None
+    #: Run the localnet's builder during the load (:mod:`appchaind.localnet.load_builder`).
+    builder: bool = False
 
     def check(self) -> None:
         if self.accounts < self.senders:
@@ -191,9 +194,11 @@ class _Run:
         nodes: list[LocalnetNode],
         expiry_blocks: int,
         progress: Callable[[str], None],
+        accounts: Path,
     ) -> None:
         self.options = options
         self.nodes = nodes
+        self.accounts = accounts
         self.expiry_blocks = expiry_blocks
         self.progress = progress
         self.feed = CommitFeed()
@@ -208,7 +213,17 @@ class _Run:
                 keys = [PrivateKey.generate() for _ in range(self.options.accounts)]
                 self.progress(f"funding {len(keys)} accounts from the faucet")
                 await self._fund(clients, keys)
+                builder = None
+                if self.options.builder:
+                    builder = LoadBuilder(self.accounts, self.nodes)
+                    self.progress(f"starting the builder (log {builder.log_path})")
+                    stack.callback(builder.stop)
+                    await builder.start(clients[0])
                 report = await self._measure(addresses, keys)
+                if builder is not None:
+                    won, paid, fallbacks = await builder.figures(clients[0])
+                    report.builder_blocks, report.builder_paid = won, paid
+                    report.local_fallbacks = fallbacks
                 nursery.cancel_scope.cancel()
         return report
 
@@ -455,7 +470,7 @@ def run_load(
         if config_overrides:
             raise ValueError("node config overrides apply only to a new localnet, not --dir")
         nodes = load_localnet(directory)
-        return _run(options, nodes, progress)
+        return _run(options, nodes, progress, directory / "accounts")
     if not 1 <= validators <= 16:
         raise ValueError(f"--validators must be from 1 to 16, got {validators}")
     overrides: dict[str, dict[str, Any]] = {"oracle": {"simulated_step_ppm": ORACLE_STEP_PPM}}
@@ -473,17 +488,20 @@ def run_load(
                 net.wait_height(list(range(validators)), 2)
             except AssertionError as exc:
                 raise LoadError(f"the localnet did not start: {exc}") from None
-            return _run(options, net.nodes, progress)
+            return _run(options, net.nodes, progress, net.dir / "accounts")
         finally:
             net.stop_all()
 
 
 def _run(
-    options: LoadOptions, nodes: list[LocalnetNode], progress: Callable[[str], None]
+    options: LoadOptions,
+    nodes: list[LocalnetNode],
+    progress: Callable[[str], None],
+    accounts: Path,
 ) -> LoadReport:
     genesis = load_genesis(nodes[0].home / "genesis.json")
     expiry_blocks = min(EXPIRY_BLOCKS, genesis.params.max_tx_lifetime_blocks - 5)
-    run = _Run(options, nodes, expiry_blocks, progress)
+    run = _Run(options, nodes, expiry_blocks, progress, accounts)
     try:
         return trio.run(run.main)
     except (LoadError, RpcError, BaseExceptionGroup) as exc:

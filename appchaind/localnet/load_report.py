@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,12 @@ class LoadReport:
     mempools_at_end: list[int | None] = field(default_factory=list)
     #: A few hashes of accepted txs never seen committed (``appchaind query tx HASH``).
     not_committed_sample: list[str] = field(default_factory=list)
+    #: With ``--builder``: blocks the builder won during the run (and just after: bids
+    #: sent during it), what its bids paid (micro-units), and the proposers' own blocks by
+    #: reason. None / empty without a builder.
+    builder_blocks: int | None = None
+    builder_paid: int | None = None
+    local_fallbacks: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,8 +114,20 @@ class LoadReport:
                 f"orders      {reasons(self.kinds)} (cancels sent as limits for want of an "
                 f"old enough order: {self.cancels_as_limits:,}; limits sent as cancels at "
                 f"{MAX_RESTING} resting: {self.limits_as_cancels:,})",
+                *self._builder_lines(reasons),
             ]
         )
+
+    def _builder_lines(self, reasons: Callable[[dict[str, int]], str]) -> list[str]:
+        if self.builder_blocks is None:
+            return []
+        own = sum(self.local_fallbacks.values())
+        return [
+            f"builder     won {self.builder_blocks:,} blocks "
+            f"({_share(self.builder_blocks, self.builder_blocks + own)} of the blocks "
+            f"proposed since it started), bids paid {(self.builder_paid or 0) / 10**6:,.2f} "
+            f"quote; proposers' own blocks: {reasons(self.local_fallbacks)}"
+        ]
 
 
 def _figure(value: float | None, unit: str) -> str:
