@@ -229,6 +229,28 @@ def test_mutmut_maps_tests_afresh_when_the_workspace_or_the_tests_change(tmp_pat
     assert not stats.exists()
 
 
+def test_a_mutant_copy_left_empty_by_a_stopped_run_is_written_again(tmp_path: Path) -> None:
+    """A campaign stopped while mutmut wrote a module's copy left it empty; newer than the
+    source, mutmut took it for up to date and every test failed to import from it (the
+    consensus group's stats run failed this way). The workspace drops such a copy and
+    keeps the module's verdicts; a good copy stays."""
+    module = "appchaind/consensus/votes.py"
+    workspace = mutate.prepare_workspace(tmp_path, module)
+    copy = workspace / "mutants" / module
+    copy.parent.mkdir(parents=True)
+    meta = mutate.meta_path(workspace, module)
+    meta.write_text('{"exit_code_by_key": {}}')
+    copy.write_text("")
+    mutate.prepare_workspace(tmp_path, module)
+    assert not copy.exists() and meta.exists()
+    copy.write_text("def f(:\n")  # cut off mid-write
+    mutate.prepare_workspace(tmp_path, module)
+    assert not copy.exists()
+    copy.write_text((mutate.ROOT / module).read_text())
+    mutate.prepare_workspace(tmp_path, module)
+    assert copy.exists()
+
+
 def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> None:
     """After a campaign the verdicts go to the committed file (other modules' entries
     kept, the same bytes for the same verdicts); a workspace without verdicts starts from

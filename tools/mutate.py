@@ -375,7 +375,27 @@ def prepare_workspace(cache: Path, module: str) -> Path:
             for member in group_of(module):
                 _tests_record(workspace, member).unlink(missing_ok=True)
         config.write_text(text)
+    for member in group_of(module):
+        drop_broken_mutant_file(workspace, member)
     return workspace
+
+
+def drop_broken_mutant_file(workspace: Path, module: str) -> None:
+    """Delete mutmut's copy of ``module`` in ``workspace`` when it is empty or does not
+    parse (a run stopped while mutmut wrote it): mutmut takes a copy newer than the
+    source for up to date and would run the tests against it (every test then fails to
+    import, and the stats run fails). Its verdicts (the .meta) are kept: mutmut keeps
+    those of the functions whose hash is unchanged when it writes the copy again."""
+    copy = workspace / "mutants" / module
+    if not copy.is_file():
+        return
+    try:
+        text = copy.read_text()
+        ast.parse(text)
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        text = ""
+    if not text.strip() and (ROOT / module).read_text().strip():
+        copy.unlink()
 
 
 def forget_test_mapping(workspace: Path) -> None:
