@@ -57,6 +57,9 @@ BID_ROUNDS = (0, 1)
 BID_TX_BYTES = 512
 TX_OVERHEAD_BYTES = 8
 FRAME_OVERHEAD_BYTES = 1024
+#: Percent of the followed node's proposal budget a block may fill: the other proposers'
+#: budgets differ a little (each measures its own costs).
+BUDGET_SHARE = 90
 
 
 @dataclass
@@ -110,6 +113,8 @@ class Builder:
         self.pool: dict[bytes, bytes] = {}
         self.stats = BuilderStats()
         self._nonce = 0
+        #: The followed node's proposal budget in txs (its status), once read.
+        self.proposal_txs: int | None = None
 
     async def _on_message(self, peer: Peer, channel: int, payload: bytes) -> None:
         if channel != Channel.MEMPOOL:
@@ -128,16 +133,21 @@ class Builder:
         return self._nonce
 
     def block_txs(self, bids: int) -> tuple[bytes, ...]:
-        """The oldest txs of the pool that fit a block: at most ``max_txs``, within the
+        """The oldest txs of the pool that fit a block: at most ``max_txs`` (and at most
+        :data:`BUDGET_SHARE` of the followed node's proposal budget, less the bid: a
+        proposer refuses a builder's block larger than it would propose itself), within the
         chain's ``max_block_bytes`` with the bid, and within a p2p frame with ``bids``
         bids."""
+        limit = self.max_txs
+        if self.proposal_txs is not None:
+            limit = min(limit, max(0, self.proposal_txs * BUDGET_SHARE // 100 - 1))
         room = min(
             self.genesis.params.max_block_bytes - BID_TX_BYTES,
             self.config.p2p.max_frame_bytes - bids * BID_TX_BYTES - FRAME_OVERHEAD_BYTES,
         )
         txs: list[bytes] = []
         for raw in self.pool.values():
-            if len(txs) == self.max_txs or len(raw) + TX_OVERHEAD_BYTES > room:
+            if len(txs) >= limit or len(raw) + TX_OVERHEAD_BYTES > room:
                 break
             txs.append(raw)
             room -= len(raw) + TX_OVERHEAD_BYTES
@@ -186,6 +196,7 @@ class Builder:
                         self.stats.errors.append(f"{address} is not a registered builder")
                         continue
                     bond = to_units(mine[0]["bond"], QUOTE_UNIT, "bond")
+                    self.proposal_txs = (await client.status()).get("proposal_txs")
                     height = int(block["height"]) + 1
                     message = self.bids_for(height, bond)
                     if message is not None:

@@ -344,6 +344,7 @@ class Node:
             consensus_step=int(stats.step) if stats else 0,
             validator_address=self.validator_key.address if index >= 0 else None,
             voting_power=s.validators.validators[index].power if index >= 0 else 0,
+            proposal_txs=min(self.genesis.params.max_block_txs, self.budget.proposal_txs()),
         )
 
     @property

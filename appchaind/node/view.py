@@ -96,6 +96,9 @@ class NodeStatus:
     consensus_step: int
     validator_address: bytes | None
     voting_power: int
+    #: Txs this node puts in a round-0 proposal at most now (its block budget, which
+    #: shrinks under load); a builder's block of more is refused (over_budget).
+    proposal_txs: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The JSON of ``GET /status`` and of the RPC ``status`` method."""
@@ -117,6 +120,7 @@ class NodeStatus:
             "validator": None
             if self.validator_address is None
             else {"address": self.validator_address.hex(), "voting_power": self.voting_power},
+            "proposal_txs": self.proposal_txs,
         }
 
 

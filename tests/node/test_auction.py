@@ -287,6 +287,10 @@ async def test_a_validator_proposes_the_builders_block_and_the_bid_is_paid(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
+            # The status tells builders how many txs this node would propose now.
+            budget = node.status().as_json()["proposal_txs"]
+            assert budget == min(node.genesis.params.max_block_txs, node.budget.proposal_txs())
+            assert budget > 0
             now = int(time.time() * 1000)
             register = types.sign_tx(
                 builder, CHAIN, now, node.latest_height + 20, RegisterBuilder("b1", bond)

@@ -1,0 +1,90 @@
+"""The builder process's blocks and bids (appchaind/builder.py, issue 15): a block that
+every proposer can take — within the chain's limits, a p2p frame and the proposal budget
+the followed node reports — and one message of bids, one per proposer and round, each
+signed and naming the block's txs hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appchaind import builder as builder_module
+from appchaind.builder import BID_ROUNDS, Builder
+from appchaind.chain import codec, types
+from appchaind.chain.crypto import PrivateKey, merkle_root
+from appchaind.exchange.txs import BuilderBid
+from appchaind.home import demo_genesis, init_home
+
+CHAIN = "builder-test"
+VALIDATORS = [PrivateKey(bytes([i]) * 32) for i in (1, 2, 3)]
+KEY = PrivateKey(b"\x09" * 32)
+
+
+def _builder(tmp_path: Path, **overrides: object) -> Builder:
+    genesis = demo_genesis(
+        CHAIN, [(f"v{i}", k, 10) for i, k in enumerate(VALIDATORS)], [], "2026-01-01T00:00:00Z"
+    )
+    init_home(
+        tmp_path / "home", moniker="b", chain_id=CHAIN, genesis_time="2026-01-01T00:00:00Z",
+        genesis_doc=genesis,
+    )  # fmt: skip
+    return Builder(tmp_path / "home", KEY, **overrides)  # type: ignore[arg-type]
+
+
+def _fill(b: Builder, count: int, size: int) -> list[bytes]:
+    raws = [i.to_bytes(4, "big") * (size // 4) for i in range(count)]
+    for raw in raws:
+        b.pool[types.tx_hash(raw)] = raw
+    return raws
+
+
+def test_a_block_is_the_oldest_txs_within_max_txs_and_the_proposal_budget(
+    tmp_path: Path,
+) -> None:
+    b = _builder(tmp_path, max_txs=50)
+    raws = _fill(b, 200, 100)
+    assert b.block_txs(6) == tuple(raws[:50])
+    # The followed node proposes 40 txs at most now: a block (with its bid) of 90% of it.
+    b.proposal_txs = 40
+    assert b.block_txs(6) == tuple(raws[: 40 * builder_module.BUDGET_SHARE // 100 - 1])
+    b.proposal_txs = 0
+    assert b.block_txs(6) == ()
+
+
+def test_a_block_fits_the_chains_block_bytes_and_a_p2p_frame(tmp_path: Path) -> None:
+    b = _builder(tmp_path)
+    b.max_txs = 10**9  # only the bytes limit here
+    frame = b.config.p2p.max_frame_bytes
+    block = b.genesis.params.max_block_bytes
+    raws = _fill(b, min(frame, block) // 1000 + 50, 1000)
+    txs = b.block_txs(6)
+    used = sum(len(t) + builder_module.TX_OVERHEAD_BYTES for t in txs)
+    assert used <= min(block, frame) - builder_module.BID_TX_BYTES
+    assert txs == tuple(raws[: len(txs)]) and len(txs) < len(raws)
+    # One more tx would not have fit.
+    assert used + 1000 + builder_module.TX_OVERHEAD_BYTES > min(
+        block - builder_module.BID_TX_BYTES,
+        frame - 6 * builder_module.BID_TX_BYTES - builder_module.FRAME_OVERHEAD_BYTES,
+    )
+
+
+def test_one_message_holds_a_signed_bid_per_proposer_and_round_for_the_block(
+    tmp_path: Path,
+) -> None:
+    b = _builder(tmp_path, max_txs=5, value_per_tx=1_000_000)
+    raws = _fill(b, 8, 64)
+    message = b.bids_for(12, bond=100 * 10**6)
+    assert message is not None and message.txs == tuple(raws[:5])
+    seen = set()
+    for raw in message.bids:
+        tx = codec.decode(types.Tx, raw)
+        assert tx.verify_signature() and tx.sender == KEY.public_key
+        assert isinstance(tx.body, BuilderBid)
+        assert tx.body.txs_hash == merkle_root(list(message.txs))
+        assert (tx.body.height, tx.body.value) == (12, 5 * 10**6)
+        seen.add((tx.body.proposer, tx.body.round))
+    assert seen == {(k.address, r) for k in VALIDATORS for r in BID_ROUNDS}
+    # The bond caps the value; below the chain's minimum bid there is no bid.
+    capped = b.bids_for(12, bond=2 * 10**6)
+    assert capped is not None
+    assert codec.decode(types.Tx, capped.bids[0]).body.value == 2 * 10**6  # type: ignore[attr-defined]
+    assert b.bids_for(12, bond=0) is None
