@@ -233,7 +233,8 @@ def test_a_mutant_copy_left_empty_by_a_stopped_run_is_written_again(tmp_path: Pa
     """A campaign stopped while mutmut wrote a module's copy left it empty; newer than the
     source, mutmut took it for up to date and every test failed to import from it (the
     consensus group's stats run failed this way). The workspace drops such a copy and
-    keeps the module's verdicts; a good copy stays."""
+    keeps the module's verdicts; a good copy stays. So does a plain copy of a module
+    that joined the group later (six margin modules were never mutated)."""
     module = "appchaind/consensus/votes.py"
     workspace = mutate.prepare_workspace(tmp_path, module)
     copy = workspace / "mutants" / module
@@ -249,6 +250,11 @@ def test_a_mutant_copy_left_empty_by_a_stopped_run_is_written_again(tmp_path: Pa
     copy.write_text((mutate.ROOT / module).read_text())
     mutate.prepare_workspace(tmp_path, module)
     assert copy.exists()
+    # A plain copy made while the module was not mutated here (no record of mutants):
+    # mutmut would never mutate it.
+    meta.unlink()
+    mutate.prepare_workspace(tmp_path, module)
+    assert not copy.exists()
 
 
 def test_verdicts_are_committed_and_seed_a_fresh_workspace(tmp_path: Path) -> None:

@@ -381,11 +381,14 @@ def prepare_workspace(cache: Path, module: str) -> Path:
 
 
 def drop_broken_mutant_file(workspace: Path, module: str) -> None:
-    """Delete mutmut's copy of ``module`` in ``workspace`` when it is empty or does not
-    parse (a run stopped while mutmut wrote it): mutmut takes a copy newer than the
-    source for up to date and would run the tests against it (every test then fails to
-    import, and the stats run fails). Its verdicts (the .meta) are kept: mutmut keeps
-    those of the functions whose hash is unchanged when it writes the copy again."""
+    """Delete mutmut's copy of ``module`` in ``workspace`` when it holds no mutants: it
+    is empty or does not parse (a run stopped while mutmut wrote it), or it is a plain
+    copy without mutmut's record (.meta) made while the module was not mutated in this
+    workspace (it joined the group later). mutmut takes any copy newer than the source
+    for up to date: it ran every test against an empty machine.py (all failed to import,
+    so the stats run failed), and it never mutated six of the eight margin modules. The
+    verdicts (the .meta) are kept: mutmut keeps those of the functions whose hash is
+    unchanged when it writes the copy again."""
     copy = workspace / "mutants" / module
     if not copy.is_file():
         return
@@ -394,7 +397,8 @@ def drop_broken_mutant_file(workspace: Path, module: str) -> None:
         ast.parse(text)
     except (SyntaxError, UnicodeDecodeError, ValueError):
         text = ""
-    if not text.strip() and (ROOT / module).read_text().strip():
+    empty = not text.strip() and bool((ROOT / module).read_text().strip())
+    if empty or not meta_path(workspace, module).exists():
         copy.unlink()
 
 
