@@ -337,7 +337,7 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "bid_deadline_ms",
                 "int",
                 150,
-                f"How long after our turn starts we wait for builder bids, in {MS}, at most: the wait ends as soon as every registered builder able to bid has bid, and is skipped when none is.",
+                f"How long after our turn starts we wait for builder bids, in {MS}, at most: the wait ends as soon as every registered builder able to bid has bid, and is skipped when none is. Must be less than half of consensus.timeout_propose_ms (the other validators' wait for our proposal).",
                 0,
                 60_000,
             ),
@@ -538,6 +538,14 @@ def validate_values(raw: Mapping[str, Any], source: str) -> dict[str, dict[str, 
         raise ConfigError(
             f"{source}: p2p.dial_backoff_min_ms = {backoff['dial_backoff_min_ms']} is larger than "
             f"p2p.dial_backoff_max_ms = {backoff['dial_backoff_max_ms']}"
+        )
+    pbs, propose = values["pbs"], values["consensus"]["timeout_propose_ms"]
+    if pbs["enabled"] and 2 * pbs["bid_deadline_ms"] >= propose:
+        raise ConfigError(
+            f"{source}: pbs.bid_deadline_ms = {pbs['bid_deadline_ms']} must be less than half "
+            f"of consensus.timeout_propose_ms = {propose}: the other validators wait that long "
+            "for our proposal, and building and sending the block takes the rest (lower the "
+            "deadline, or raise the timeout)"
         )
     return values
 

@@ -81,6 +81,10 @@ def test_overrides_are_validated() -> None:
             "larger than p2p.dial_backoff_max_ms",
         ),
         ("[mempool]\nmax_txs = 0\n", "mempool.max_txs = 0: out of range"),
+        (
+            "[pbs]\nbid_deadline_ms = 500\n",
+            "pbs.bid_deadline_ms = 500 must be less than half of consensus.timeout_propose_ms = 1000",
+        ),
         ("[node\n", "not valid TOML"),
         ("node = 5\n", "node must be a [node] table"),
     ],

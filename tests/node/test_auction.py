@@ -266,7 +266,9 @@ def _exchange_node(tmp_path: Path, builder: PrivateKey) -> Node:
             "p2p": {"listen_address": "127.0.0.1:0"},
             "rpc": {"listen_address": "127.0.0.1:0"},
             "http": {"enabled": False},
+            # A long wait: the builder's bid comes in it whatever the machine's load.
             "pbs": {"bid_deadline_ms": 5000},
+            "consensus": {"timeout_propose_ms": 12_000},
         },
     )
     return Node(tmp_path / "home")
