@@ -90,8 +90,14 @@ class Builder:
 
     @staticmethod
     def from_record(address: bytes, record: list[Any]) -> Builder:
-        public_key, name, bond_, unbonding, bids_won, paid = record
-        entries = [[int(h), int(a)] for h, a in unbonding]
+        """The builder stored as ``record`` (:meth:`record`); ValueError if it is not one."""
+        try:
+            public_key, name, bond_, unbonding, bids_won, paid = record
+            entries = [[int(h), int(a)] for h, a in unbonding]
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a builder record: {exc}") from None
+        if not all(type(v) is int and v >= 0 for v in (bond_, bids_won, paid)):
+            raise ValueError("not a builder record: bond, bids won and paid must be integers")
         return Builder(address, bytes(public_key), str(name), bond_, entries, bids_won, paid)
 
 

@@ -114,7 +114,13 @@ def load(state: ExchangeState, store: Store) -> None:
             if order.flags & _REDUCE_ONLY:
                 state.note_reduce_only(order.owner, market_id)
         elif key.startswith(BUILDER_PREFIX):
-            builder = Builder.from_record(key[4:], record)
+            try:
+                builder = Builder.from_record(key[4:], record)
+            except (ValueError, TypeError) as exc:
+                raise StateError(
+                    f"stored builder {key[4:].hex()} is unreadable ({exc}): the data "
+                    "directory is damaged or was written by another version"
+                ) from exc
             state.builders[builder.address] = builder
             clearing.builder_bonds += builder.bond + builder.unbonding_total()
     state.next_bond_release = next_release(state.builders)

@@ -20,8 +20,14 @@ import msgpack
 import pytest
 
 from appchaind.exchange import CancelOrder, ExchangeApp, StateError
-from appchaind.exchange.commitment import GLOBAL_KEY, META_KEY, StateCommitment, account_key
-from appchaind.exchange.txs import OrderType
+from appchaind.exchange.commitment import (
+    GLOBAL_KEY,
+    META_KEY,
+    StateCommitment,
+    account_key,
+    builder_key,
+)
+from appchaind.exchange.txs import OrderType, RegisterBuilder
 from appchaind.store import Store, WriteBatch
 from tests.exchange.support import (
     BUY,
@@ -183,3 +189,26 @@ def test_a_stored_record_that_is_a_map_of_integer_keys_is_refused(tmp_path: Path
         _rewrite(store, GLOBAL_KEY, as_map)
     with Store(path) as store, pytest.raises(ValueError):
         ExchangeApp(genesis(BALANCES), store)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda r: r[:-1], lambda r: [*r[:2], "1000", *r[3:]], lambda r: [*r[:3], [[1]], *r[4:]]],
+    ids=["a field missing", "the bond as text", "an unbonding entry without its amount"],
+)
+def test_an_unreadable_stored_builder_is_refused_naming_it(tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
+    """A builder's record that is not one (another version's, or damaged) stops the
+    restart with the StateError that names the builder and the damage, as an account's
+    does, not a bare unpacking error."""
+    path = tmp_path / "data"
+    with Store(path) as store:
+        app = ExchangeApp(genesis({"builder": "5000"}), store)
+        d = Driver(app)
+        d.block([d.tx("builder", RegisterBuilder("b", 2000 * 10**6))])
+        app.commit()
+    key = builder_key(address("builder"))
+    with Store(path) as store:
+        record = msgpack.unpackb(store.get(key))
+        _rewrite(store, key, msgpack.packb(damage(record)))
+    with Store(path) as store, pytest.raises(StateError, match="stored builder .* unreadable"):
+        ExchangeApp(genesis({"builder": "5000"}), store)
