@@ -216,7 +216,18 @@ def _node_config_overrides(settings: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def cmd_bench_load(args: argparse.Namespace) -> None:
+    import os
+    import signal
+
     from appchaind.localnet.load import LoadError, LoadOptions, OrderMix, default_senders, run_load
+
+    def stop(signum: int, frame: object) -> None:
+        # As Ctrl-C (trio turns SIGINT into KeyboardInterrupt at a safe point): the run
+        # stops where it is and its localnet, senders and builder are stopped on the
+        # way out (a plain SIGTERM left four nodes running).
+        os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop)
 
     try:
         options = LoadOptions(
@@ -235,6 +246,9 @@ def cmd_bench_load(args: argparse.Namespace) -> None:
         )
     except (ValueError, FileNotFoundError, LoadError) as exc:
         raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        print("bench load: stopped; the localnet and the senders are stopped", file=sys.stderr)
+        raise SystemExit(130) from None
     print(json.dumps(report.to_json()) if args.json else report.render())
 
 

@@ -10,6 +10,7 @@ about what happened (counts, codes, heights), with generous sanity bounds.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -281,3 +282,31 @@ def test_with_a_builder_it_wins_blocks_and_every_order_still_commits() -> None:
     assert "builder     won" in report.render()
     assert report.not_committed == 0 and report.committed == report.accepted
     assert _processes_using(_localnet_dir("\n".join(progress))) == []
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_sigterm_stops_its_localnet_and_senders() -> None:
+    """SIGTERM (a service manager, `kill`, a CI timeout) in the middle of the offered
+    load stops the run as Ctrl-C does: exit 130 with a line saying so, and no node,
+    sender or builder of its temporary localnet left running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appchaind.cli", "bench", "load", "--validators", "4",
+         "--accounts", "20", "--rate", "50", "--duration", "60", "--senders", "2",
+         "--builder"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("offering"):
+            break
+    else:
+        raise AssertionError("".join(lines))
+    directory = _localnet_dir("".join(lines))
+    assert _processes_using(directory)
+    proc.send_signal(signal.SIGTERM)
+    _out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "stopped" in rest and "Traceback" not in rest
+    assert _processes_using(directory) == []
