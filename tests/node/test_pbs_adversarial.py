@@ -24,6 +24,7 @@ from appchaind.chain.crypto import PrivateKey, merkle_root
 from appchaind.chain.units import to_units
 from appchaind.client.library import open_client
 from appchaind.exchange.txs import BuilderBid, Faucet
+from appchaind.localnet.load_builder import fallbacks
 from appchaind.localnet.processes import Localnet
 from appchaind.node.messages import BidMessage, encode_message
 from appchaind.rpc.views import QUOTE_UNIT, quote
@@ -165,15 +166,7 @@ def _bids_in(net: Localnet, first: int, last: int) -> list[int]:
 
 def _fallbacks(net: Localnet, reason: str) -> int:
     """appchaind_pbs_local_fallback_total{reason} summed over the validators."""
-    total = 0
-    for i in range(4):
-        text = net.get_text(i, "/metrics")
-        for line in text.splitlines():
-            if line.startswith("appchaind_pbs_local_fallback_total{") and (
-                f'reason="{reason}"' in line
-            ):
-                total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return fallbacks(net.nodes).get(reason, 0)
 
 
 def _check_window(net: Localnet, first: int, last: int, sent: list[str]) -> None:
