@@ -7,6 +7,7 @@ chain's rule is refused by every validator and ignored by execution."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from appchaind.abci import FinalizeResult
 from appchaind.chain import codec, types
@@ -18,6 +19,7 @@ from appchaind.exchange import ExchangeApp
 from appchaind.exchange.inclusion import forced_txs
 from appchaind.exchange.oracle import encode_vote
 from appchaind.exchange.txs import CancelOrder, OrderType, Transfer, Withdraw
+from appchaind.store import Store
 from tests.exchange.support import (
     BLOCK_MS,
     BUY,
@@ -254,3 +256,23 @@ def test_replaying_the_blocks_gives_the_same_app_hash() -> None:
     assert unforced.app_hash != hashes[1]
     alice = chain.app.account(address("alice"))
     assert alice is not None and alice.positions[0].size == 2
+
+
+def test_a_validator_restarted_from_its_store_executes_the_same_forced_txs(
+    tmp_path: Path,
+) -> None:
+    """Nothing about inclusion lists is stored: a validator restarted between the block
+    that dropped an order and the block that forces it derives the same forced set from
+    that block and its state, and reaches the same app hash."""
+    chain = _Chain()
+    chain.block([])
+    listed = codec.encode(chain.tx("alice", limit(0, BUY, 49000, 5)))
+    chain.block([], _listing((listed,)))
+    with Store(tmp_path / "data") as store:
+        first = ExchangeApp(genesis(BALANCES), store)
+        first.finalize_block(chain.blocks[0], [], SET)
+        first.commit()
+    with Store(tmp_path / "data") as store:
+        restarted = ExchangeApp(genesis(BALANCES), store)
+        result = restarted.finalize_block(chain.blocks[1], [], SET)
+    assert result.forced_txs == (listed,) and restarted.app_hash == chain.app.app_hash
