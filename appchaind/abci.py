@@ -90,11 +90,14 @@ APPLIED: Final = (0, "")
 
 class FinalizeResult:
     """What :meth:`Application.finalize_block` returns: one :class:`TxResult` per tx of the
-    block, in the block's order; the block-level events (for the exchange: oracle,
-    triggers, expiry, funding, liquidations); validator updates (the exchange makes none);
-    and the app hash after the block."""
+    block, in the block's order, then one per tx of ``forced_txs``; the block-level events
+    (for the exchange: oracle, triggers, expiry, funding, liquidations); validator updates
+    (the exchange makes none); the app hash after the block; and ``forced_txs``, the txs
+    the block did not carry that the application executed after the block's own (the
+    exchange's inclusion lists, :mod:`appchaind.exchange.inclusion`): committed with the
+    block like its own txs."""
 
-    __slots__ = ("height", "tx_results", "events", "app_hash", "validator_updates")
+    __slots__ = ("height", "tx_results", "events", "app_hash", "validator_updates", "forced_txs")
 
     def __init__(
         self,
@@ -103,17 +106,20 @@ class FinalizeResult:
         events: list[Event],
         app_hash: bytes,
         validator_updates: Sequence[Validator] = (),
+        forced_txs: Sequence[bytes] = (),
     ) -> None:
         self.height = height
         self.tx_results = tx_results
         self.events = events
         self.app_hash = app_hash
         self.validator_updates: tuple[Validator, ...] = tuple(validator_updates)
+        self.forced_txs: tuple[bytes, ...] = tuple(forced_txs)
 
     def __repr__(self) -> str:
         return (
             f"FinalizeResult(height={self.height!r}, app_hash={self.app_hash.hex()}, "
-            f"{len(self.tx_results)} tx results, {len(self.events)} events)"
+            f"{len(self.tx_results)} tx results ({len(self.forced_txs)} forced), "
+            f"{len(self.events)} events)"
         )
 
 
@@ -160,8 +166,13 @@ class Application(Protocol):
         bid is checked against)."""
         ...
 
-    def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes:
-        """This validator's vote extension for its precommit (the only non-deterministic call)."""
+    def extend_vote(
+        self, height: int, round: int, block_hash: bytes, include: Sequence[bytes] = ()
+    ) -> bytes:
+        """This validator's vote extension for its precommit (the only non-deterministic
+        call). ``include``: the inclusion list the node made from its mempool (txs that
+        waited and that the block does not carry); an application without inclusion lists
+        ignores it."""
         ...
 
     def verify_vote_extension(self, vote: Vote) -> bool:

@@ -72,6 +72,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "appchaind.exchange.order_upkeep",
     "appchaind.exchange.transfers",
     "appchaind.exchange.builders",
+    "appchaind.exchange.inclusion",
     "appchaind.exchange.app",
 )
 

@@ -34,10 +34,16 @@ __all__ = [
     "load_genesis",
     "genesis_to_json",
     "PPM",
+    "MAX_INCLUSION_TXS",
+    "MAX_INCLUSION_BYTES",
 ]
 
 PPM = 1_000_000
 MAX_MARKETS = 256
+#: The largest ``max_inclusion_txs`` and ``max_inclusion_bytes`` a chain may set: with
+#: prices for every market, an inclusion list this large still fits a vote extension.
+MAX_INCLUSION_TXS = 256
+MAX_INCLUSION_BYTES = 48 * 1024
 MAX_GENESIS_ACCOUNTS = 1_000_000
 QUOTE_UNIT = "0.000001"
 
@@ -49,7 +55,15 @@ Address = codec.Address
 
 @message
 class ChainParams:
-    """Chain-wide rules. Times in milliseconds, amounts in quote micro-units."""
+    """Chain-wide rules. Times in milliseconds, amounts in quote micro-units.
+
+    ``max_inclusion_txs`` and ``max_inclusion_bytes`` bound a validator's inclusion list
+    (the txs of its mempool that it lists in its precommit's vote extension, which the
+    next block must execute if no block carried them): at most that many txs, of at most
+    that many bytes in total. Every validator refuses a precommit whose list breaks them,
+    so they are chain rules, at most :data:`MAX_INCLUSION_TXS` and
+    :data:`MAX_INCLUSION_BYTES` (a vote extension must fit in 64 KiB with its prices).
+    """
 
     max_tx_bytes: U32
     max_block_txs: U32
@@ -68,6 +82,8 @@ class ChainParams:
     builder_bid_proposer_ppm: U32
     faucet_enabled: bool
     faucet_max_amount: U64
+    max_inclusion_txs: U32
+    max_inclusion_bytes: U32
 
 
 @message
@@ -148,6 +164,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "builder_bid_proposer_ppm": 500_000,
     "faucet_enabled": False,
     "faucet_max_amount": "100000",
+    "max_inclusion_txs": 32,
+    "max_inclusion_bytes": 16 * 1024,
 }
 #: Params given as decimal quote amounts in JSON and stored as micro-units.
 _QUOTE_PARAMS = (
@@ -257,6 +275,16 @@ def _parse_params(r: _Reader, raw: Any) -> ChainParams:
             f"= {values['builder_bid_proposer_ppm']} is out of range; allowed 1 to 1000000 "
             "(the proposer's share of a winning bid in ppm; the insurance fund gets the rest)",
         )
+    for name, most in (
+        ("max_inclusion_txs", MAX_INCLUSION_TXS),
+        ("max_inclusion_bytes", MAX_INCLUSION_BYTES),
+    ):
+        if values[name] > most:
+            raise r.fail(
+                f"params.{name}",
+                f"= {values[name]} is out of range; allowed 1 to {most} (an inclusion list "
+                "travels in a vote extension, at most 64 KiB with the prices)",
+            )
     if values["max_tx_bytes"] > 64 * 1024:
         raise r.fail(
             "params.max_tx_bytes", f"= {values['max_tx_bytes']} is out of range; allowed 1 to 65536"

@@ -347,6 +347,14 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "127.0.0.1:26603",
                 "Reserved (builders now send bids over p2p, on the builder channel; this address is not opened).",
             ),
+            Key(
+                "inclusion_after_blocks",
+                "int",
+                1,
+                "Inclusion lists against censorship: our precommit for height H lists (up to the chain's max_inclusion_txs and max_inclusion_bytes, oldest first) the orders and cancels of our mempool that the block does not carry and that we admitted when our last committed height was H - inclusion_after_blocks or lower; the next block must execute them. With 1, a tx a block leaves out runs at the end of the next block at the latest. 0 lists nothing.",
+                0,
+                1_000,
+            ),
         ),
         "oracle": (
             Key(

@@ -306,10 +306,11 @@ def cmd_query_block(args: argparse.Namespace) -> None:
         h = doc["header"]
         print(f"block {doc['height']} {doc['hash']}")
         print(f"  time_ms {h['time_ms']}  proposer {h['proposer']}  app_hash {h['app_hash']}")
-        print(f"  txs {len(doc['txs'])}")
-        for tx_hash, result in zip(doc["tx_hashes"], doc["tx_results"], strict=True):
-            code = "?" if result is None else result["code"]
-            print(f"    {tx_hash}  code {code}  {'' if result is None else result['log']}")
+        print(f"  txs {len(doc['txs'])}, then forced (inclusion lists) {len(doc['forced_txs'])}")
+        for key in ("tx", "forced_tx"):
+            for tx_hash, result in zip(doc[f"{key}_hashes"], doc[f"{key}_results"], strict=True):
+                code = "?" if result is None else result["code"]
+                print(f"    {tx_hash}  code {code}  {'' if result is None else result['log']}")
 
     _run(args, work)
 

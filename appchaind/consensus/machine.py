@@ -212,6 +212,11 @@ class ConsensusMachine:
         """decision_p[h_p]: the block decided at the current height, awaiting finalization."""
         return self._decision
 
+    def block(self, block_hash: bytes) -> Block | None:
+        """The block of the current height with hash ``block_hash`` that the machine holds
+        (proposed, received or decided), or None."""
+        return self._blocks.get(block_hash)
+
     @property
     def locked_block_hash(self) -> bytes | None:
         return None if self.locked_value is None else self._block_id(self.locked_value)

@@ -1,5 +1,8 @@
 """The exchange application: the state machine every validator replicates.
 
+(long because: it is the state machine's whole interface, each call and the steps of a
+block in the order they run, read top to bottom; every rule is in a module of its own.)
+
 It composes one :class:`orderbook.OrderBook` per market with the margin engine
 (:class:`margin.ClearingHouse`, :class:`margin.liquidator.Liquidator`) behind the
 application interface, :class:`appchaind.abci.Application`, which the node calls directly:
@@ -7,14 +10,14 @@ application interface, :class:`appchaind.abci.Application`, which the node calls
 ``check_tx(raw, tx)``                       mempool admission (reads state, changes nothing)
 ``prepare_proposal(height, time, txs)``     the local builder's ordered tx list
 ``process_proposal(block, proposers)``      every validator's accept / reject of a block
-``extend_vote(height, round, block)``       this validator's oracle prices (wall clock here only)
-``verify_vote_extension(vote)``             bounds check of another validator's prices
+``extend_vote(height, round, block, include)`` this validator's prices and inclusion list
+``verify_vote_extension(vote)``             bounds check of another validator's extension
 ``finalize_block(block, txs, validators)``  execute a decided block: results, events, app hash
 ``commit(batch=None)``                      persist what the block changed, in one write batch
 
 ``finalize_block`` reads the block's inputs (height, time, the previous block's hash, the
-oracle prices of the extended commit) and runs :meth:`ExchangeApp.execute_block`, which
-tests and replays also call with decided inputs.
+oracle prices and the inclusion lists of the extended commit) and runs
+:meth:`ExchangeApp.execute_block`, which tests and replays also call with decided inputs.
 
 A block runs as:
 
@@ -27,11 +30,13 @@ A block runs as:
    funding settled, then its body's rule (:mod:`~appchaind.exchange.orders`,
    :mod:`~appchaind.exchange.cancels`, :mod:`~appchaind.exchange.transfers`,
    :mod:`~appchaind.exchange.builders`);
-3. the end of the block: expiry and conditional triggers
+3. the forced txs: the extended commit's inclusion lists that the block does not carry
+   (:mod:`~appchaind.exchange.inclusion`);
+4. the end of the block: expiry and conditional triggers
    (:mod:`~appchaind.exchange.order_upkeep`), the funding step
    (:mod:`~appchaind.exchange.funding`), liquidations (:mod:`margin.liquidator`), the
    reduce-only upkeep, and the release of builder bonds whose unbonding delay is over;
-4. the commitment: the app hash (:mod:`~appchaind.exchange.storage`).
+5. the commitment: the app hash (:mod:`~appchaind.exchange.storage`).
 
 The state (:class:`~appchaind.exchange.state.ExchangeState`) and the rules are in the
 modules named above; :class:`ExchangeApp` is the state with this interface on top. Pure:
@@ -55,6 +60,7 @@ from appchaind.exchange import (
     cancels,
     envelope,
     funding,
+    inclusion,
     oracle,
     order_upkeep,
     orders,
@@ -265,17 +271,24 @@ class ExchangeApp(ExchangeState):
 
     # ================================================================== oracle votes
 
-    def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes:
-        """This validator's oracle prices for its precommit at ``height`` (b"" if it has no
-        price source). The only place the wall clock may be read (by the source)."""
-        if self.price_source is None:
-            return b""
-        prices = {m: p for m, p in self.price_source.prices().items() if 0 <= m < len(self.markets)}
-        return oracle.encode_vote(prices) if prices else b""
+    def extend_vote(
+        self, height: int, round: int, block_hash: bytes, include: Sequence[bytes] = ()
+    ) -> bytes:
+        """This validator's precommit extension at ``height``: its oracle prices (none
+        without a price source) and ``include``, the inclusion list its node made; b""
+        for neither. The only place the wall clock may be read (by the source)."""
+        source = self.price_source
+        found = source.prices().items() if source is not None else ()
+        prices = {m: p for m, p in found if 0 <= m < len(self.markets)}
+        return oracle.encode_vote(prices, tuple(include)) if prices or include else b""
 
     def verify_vote_extension(self, vote: Vote) -> bool:
-        """Bounds-check another validator's extension against the current prices."""
-        return oracle.verify_extension(vote.extension, self.oracle_prices()) is None
+        """Another validator's extension: prices bounds-checked against the current ones,
+        an inclusion list within the chain's rule (:mod:`~appchaind.exchange.inclusion`)."""
+        extension = vote.extension
+        return oracle.verify_extension(extension, self.oracle_prices()) is None and (
+            inclusion.extension_problem(self.params, extension) is None
+        )
 
     def oracle_prices(self) -> list[int]:
         return [m.oracle_price for m in self.markets]
@@ -288,7 +301,8 @@ class ExchangeApp(ExchangeState):
         """Execute the decided ``block`` (:meth:`execute_block`). ``txs``: per tx of the
         block, it decoded with its signature verified by the node, or None (decoded and
         checked here). The oracle input is the block's extended commit: each precommit for
-        the previous block with the power of its signer in ``last_validators``."""
+        the previous block with the power of its signer in ``last_validators``; their
+        inclusion lists give the forced txs (:func:`~appchaind.exchange.inclusion.forced_txs`)."""
         votes: list[tuple[int, bytes]] = []
         total_power = None
         commit = block.last_commit
@@ -317,6 +331,7 @@ class ExchangeApp(ExchangeState):
             total_power=total_power,
             signatures_verified=True,
             proposer=header.proposer,
+            forced=inclusion.forced_txs(self.params, [e for _, e in votes], block.txs),
         )
 
     def execute_block(
@@ -331,6 +346,7 @@ class ExchangeApp(ExchangeState):
         oracle_prices: Sequence[int] | None = None,
         signatures_verified: bool = False,
         proposer: bytes = b"",
+        forced: Sequence[bytes] = (),
     ) -> FinalizeResult:
         """Execute the decided block at ``height`` (= last height + 1).
 
@@ -342,7 +358,10 @@ class ExchangeApp(ExchangeState):
         market (tests, replays). ``prev_block_hash`` seeds the liquidation start.
         ``proposer``: the address of the block's proposer, paid its share of a builder's
         bid (a bid first in ``txs``; a bid anywhere else is refused).
-        Returns one result per tx, in block order, and the app hash after the block.
+        ``forced``: txs of inclusion lists, run after the block's, in this order (those no
+        longer valid are skipped, :func:`~appchaind.exchange.inclusion.still_valid`).
+        Returns one result per tx, in block order, then one per forced tx that ran
+        (``forced_txs``), and the app hash after the block.
 
         Python's cyclic garbage collector is paused while the block executes: the block
         creates no reference cycles (reference counting frees what it drops), but it
@@ -356,7 +375,7 @@ class ExchangeApp(ExchangeState):
         try:
             return self._execute_block(
                 height, time_ms, txs, prev_block_hash, oracle_votes, total_power,
-                oracle_prices, signatures_verified, proposer,
+                oracle_prices, signatures_verified, proposer, forced,
             )  # fmt: skip
         finally:
             if collecting:
@@ -373,6 +392,7 @@ class ExchangeApp(ExchangeState):
         oracle_prices: Sequence[int] | None,
         signatures_verified: bool,
         proposer: bytes,
+        forced: Sequence[bytes],
     ) -> FinalizeResult:
         if height != self.height + 1:
             raise ValueError(f"finalize_block({height}) after height {self.height}")
@@ -409,11 +429,16 @@ class ExchangeApp(ExchangeState):
                     tx = decoded[i]
                     if tx is not None:
                         results[i] = self._deliver(tx)
+        ran: list[bytes] = []
+        for raw in forced:
+            tx = inclusion.still_valid(self, raw)
+            if tx is not None:
+                results.append(self._deliver(tx))
+                ran.append(raw)
         self._end_block(prev_block_hash, block_events)
         self.app_hash = storage.update_commitment(self)
-        return FinalizeResult(
-            height, cast(list[TxResult], results), expand_events(block_events), self.app_hash
-        )
+        done = cast(list[TxResult], results)
+        return FinalizeResult(height, done, expand_events(block_events), self.app_hash, (), ran)
 
     def _deliver(self, tx: Tx, proposer: bytes | None = None) -> TxResult:
         """One tx: its envelope, the sender's nonce and funding, then its body's rule.

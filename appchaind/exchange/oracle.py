@@ -1,8 +1,9 @@
-"""Oracle prices through vote extensions.
+"""Oracle prices through vote extensions, and the extension's format.
 
-Each validator's :meth:`ExchangeApp.extend_vote` returns an :class:`OracleVote`: its price
-(ticks) for each market, from its configured :class:`PriceSource`. The wall clock is read
-only here, outside the replicated state. :func:`verify_extension` bounds-checks another
+Each validator's :meth:`ExchangeApp.extend_vote` returns a :class:`PrecommitExtension`:
+its price (ticks) for each market, from its configured :class:`PriceSource`, and its
+inclusion list (the txs it saw wait, whose rule is :mod:`appchaind.exchange.inclusion`);
+b"" when it has neither. The wall clock is read only here, outside the replicated state. :func:`verify_extension` bounds-checks another
 validator's vote; :func:`aggregate` turns the votes of a decided commit into the new
 prices: the stake-weighted median of each market when validators with at least 2/3 of the
 stake reported it, moved at most ``max_oracle_move_ppm`` from the current price per block,
@@ -21,13 +22,14 @@ from typing import Annotated, Protocol
 
 from appchaind.chain import codec
 from appchaind.chain.codec import U32, U64, MaxItems, message
+from appchaind.chain.types import MAX_VOTE_EXTENSION_BYTES, TxBytes
 from appchaind.chain.units import UnitError, parse_decimal
-from config.genesis import PPM, MarketParams
+from config.genesis import MAX_INCLUSION_TXS, PPM, MarketParams
 from orderbook import MAX_PRICE
 
 __all__ = [
     "MarketPrice",
-    "OracleVote",
+    "PrecommitExtension",
     "PriceSource",
     "SimulatedFeed",
     "FilePriceSource",
@@ -50,19 +52,24 @@ class MarketPrice:
 
 
 @message
-class OracleVote:
-    """One validator's prices, ascending market id, each market at most once."""
+class PrecommitExtension:
+    """One validator's precommit extension: its prices, ascending market id, each market
+    at most once; and its inclusion list, canonical tx bytes (the chain's
+    ``max_inclusion_txs`` / ``max_inclusion_bytes`` bound it further)."""
 
     prices: Annotated[tuple[MarketPrice, ...], MaxItems(256)]
+    include: Annotated[tuple[TxBytes, ...], MaxItems(MAX_INCLUSION_TXS)] = ()
 
 
-def encode_vote(prices: dict[int, int]) -> bytes:
-    return codec.encode(OracleVote(tuple(MarketPrice(m, prices[m]) for m in sorted(prices))))
+def encode_vote(prices: dict[int, int], include: tuple[bytes, ...] = ()) -> bytes:
+    """The extension reporting ``prices`` (market id -> ticks) and listing ``include``."""
+    entries = tuple(MarketPrice(m, prices[m]) for m in sorted(prices))
+    return codec.encode(PrecommitExtension(entries, include))
 
 
-def decode_vote(extension: bytes) -> OracleVote:
-    """Raises CodecError on anything but a canonical vote."""
-    return codec.decode(OracleVote, extension, max_bytes=64 * 1024)
+def decode_vote(extension: bytes) -> PrecommitExtension:
+    """Raises CodecError on anything but a canonical extension."""
+    return codec.decode(PrecommitExtension, extension, max_bytes=MAX_VOTE_EXTENSION_BYTES)
 
 
 def verify_extension(extension: bytes, current: Sequence[int]) -> str | None:
@@ -72,7 +79,7 @@ def verify_extension(extension: bytes, current: Sequence[int]) -> str | None:
     try:
         vote = decode_vote(extension)
     except codec.CodecError as exc:
-        return f"not an oracle vote: {exc}"
+        return f"not a vote extension: {exc}"
     last = -1
     for entry in vote.prices:
         if entry.market_id <= last:

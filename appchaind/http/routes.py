@@ -61,7 +61,7 @@ def make_http_server(
             return error_response(
                 404, f"no block at height {height}; the latest is {node.latest_height}"
             )
-        return json_response(block_json(found))
+        return json_response(block_json(found, node.forced_txs(height)))
 
     async def metrics(request: Request) -> Response:
         return Response(200, render_metrics(), "text/plain; version=0.0.4; charset=utf-8")

@@ -84,7 +84,9 @@ class KVApp:
     ) -> tuple[bool, str]:
         return True, ""
 
-    def extend_vote(self, height: int, round: int, block_hash: bytes) -> bytes:
+    def extend_vote(
+        self, height: int, round: int, block_hash: bytes, include: Sequence[bytes] = ()
+    ) -> bytes:
         return b"kv:" + height.to_bytes(8, "big")
 
     def verify_vote_extension(self, vote: Vote) -> bool:

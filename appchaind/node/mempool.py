@@ -25,12 +25,16 @@ silently.
 Signatures are checked by the node's one :class:`~appchaind.chain.signatures.SignatureVerifier`,
 whose verdict cache then spares a block's txs a second check. After each commit, :meth:`update` drops
 included and expired txs and re-checks a bounded number of the rest.
+
+Each waiting tx remembers the last committed height when it was admitted: a validator
+lists the txs that waited long enough in its precommit (:meth:`Mempool.inclusion_list`,
+:mod:`appchaind.exchange.inclusion`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -85,6 +89,7 @@ class _Entry:
     tx: Tx
     raw: bytes
     sender: bytes
+    #: The node's last committed height when the tx was admitted (inclusion lists).
     height_added: int
 
 
@@ -359,6 +364,31 @@ class Mempool:
             txs.append(entry.tx)
             total += len(entry.raw)
         return raws, txs
+
+    def inclusion_list(
+        self,
+        admitted_by: int,
+        exclude: Container[bytes],
+        max_txs: int,
+        max_bytes: int,
+        listable: Callable[[Tx], bool],
+    ) -> list[bytes]:
+        """This validator's inclusion list: the oldest waiting txs that were admitted
+        when the last committed height was at most ``admitted_by``, are ``listable``, and
+        are not in ``exclude`` (the bytes of the block being precommitted); at most
+        ``max_txs`` of them and ``max_bytes`` in total (a tx that would exceed it is passed
+        over). Txs wait in arrival order, so their admission heights never decrease."""
+        listed: list[bytes] = []
+        total = 0
+        for entry in self._txs.values():
+            if len(listed) >= max_txs or entry.height_added > admitted_by:
+                break
+            raw = entry.raw
+            if total + len(raw) > max_bytes or raw in exclude or not listable(entry.tx):
+                continue
+            listed.append(raw)
+            total += len(raw)
+        return listed
 
     def _remove(self, h: bytes) -> _Entry | None:
         entry = self._txs.pop(h, None)

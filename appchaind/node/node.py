@@ -84,6 +84,7 @@ from appchaind.consensus.validators import ValidatorSet
 from appchaind.consensus.wal import WAL
 from appchaind.containment import ConnectionGuard
 from appchaind.errors import StartupError
+from appchaind.exchange import inclusion
 from appchaind.exchange.app import ExchangeApp
 from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import HomePaths
@@ -113,10 +114,12 @@ from appchaind.node.view import (
     NodeStatus,
     TxIndexEntry,
     TxIndexEntryV1,
+    decode_forced_txs,
+    encode_forced_txs,
     encode_tx_index_entry,
 )
 from appchaind.rpc.views import pack_tx_events
-from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch
+from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch, height_key
 from appchaind.telemetry.logs import get_logger
 from appchaind.telemetry.metrics import NodeMetrics
 from config.genesis import load_genesis
@@ -129,6 +132,9 @@ log = get_logger("node")
 
 CHAIN_STATE_KEY = META + b"chain_state"
 TX_INDEX = INDEXES + b"tx/"
+#: Height -> the forced txs executed after the block there (for queries only: a replay
+#: derives them again from the block and the state).
+FORCED_TXS = INDEXES + b"forced/"
 #: Room in a p2p frame beyond a block's txs: header, last commit, proposal, framing.
 FRAME_OVERHEAD_BYTES = 2 * 1024 * 1024
 #: Waiting txs re-checked against the new state after each commit (``[mempool] recheck``).
@@ -268,8 +274,9 @@ class Node:
         self._last_block_time_ms = self.chain_state.last_block_time_ms
         self.committed = trio.Condition()
         self.started = trio.Event()
-        #: Called after each commit with the block, its tx hashes (computed once, here) and
-        #: the application's result.
+        #: Called after each commit with the block, the hashes (computed once, here) of its
+        #: txs then of the forced txs the application ran after them (``result.forced_txs``),
+        #: and the application's result (one tx result per hash).
         self.on_commit: list[Callable[[types.Block, list[bytes], FinalizeResult], None]] = []
         # The reactors, each talking to this driver through ConsensusDriver.
         self.blocksync = BlockSyncReactor(self, self.peers, self.store, self.metrics)
@@ -367,6 +374,12 @@ class Node:
     def peer_list(self) -> list[tuple[str, bool]]:
         """Connected peers as (node id, dialled by us), by node id."""
         return sorted((p.node_id, p.outbound) for p in self.peers.peers.values())
+
+    def forced_txs(self, height: int) -> list[bytes]:
+        """The txs of inclusion lists that the application executed after the block at
+        ``height`` (none carried them), in execution order."""
+        raw = self.store.get(FORCED_TXS + height_key(height))
+        return [] if raw is None else decode_forced_txs(raw)
 
     def tx_location(self, h: bytes) -> TxIndexEntry | None:
         """The committed tx with hash ``h``: its height, index and result."""
@@ -559,7 +572,10 @@ class Node:
                 ProposalProcessed(effect.block.header.height, effect.block.block_id(), accepted)
             )
         elif isinstance(effect, RequestExtendVote):
-            extension = self.app.extend_vote(effect.height, effect.round, effect.block_hash)
+            include = self._inclusion_list(effect.height, effect.block_hash)
+            extension = self.app.extend_vote(
+                effect.height, effect.round, effect.block_hash, include
+            )
             self.queue(VoteExtended(effect.height, effect.round, effect.block_hash, extension))
         elif isinstance(effect, RequestVerifyVoteExtension):
             self.queue(
@@ -589,6 +605,25 @@ class Node:
         """Txs a proposal (ours or a builder's) may hold: at most what the validators can
         check and execute within the block budget."""
         return min(effect.max_txs, self.budget.proposal_txs(effect.round))
+
+    def _inclusion_list(self, height: int, block_hash: bytes) -> list[bytes]:
+        """Our inclusion list for our precommit of the block ``block_hash`` at ``height``
+        (:mod:`appchaind.exchange.inclusion`): the oldest orders and cancels of our mempool
+        that the block does not carry, admitted when our last committed height was at most
+        ``height - [pbs] inclusion_after_blocks``, within the chain's caps. Empty when that
+        key is 0, for another application, or if the machine does not hold the block."""
+        after = self.config.pbs.inclusion_after_blocks
+        block = self._machine.block(block_hash) if self._machine is not None else None
+        if after == 0 or self.exchange is None or block is None:
+            return []
+        params = self.genesis.params
+        return self.mempool.inclusion_list(
+            height - after,
+            frozenset(block.txs),
+            params.max_inclusion_txs,
+            params.max_inclusion_bytes,
+            inclusion.listable,
+        )
 
     def _local_block(self, effect: RequestPrepareProposal) -> list[bytes]:
         """This node's own block from its mempool."""
@@ -654,6 +689,8 @@ class Node:
         txs = [self._verified_tx(raw, h) for raw, h in zip(block.txs, hashes, strict=True)]
         # (The exchange pauses the cyclic GC while the block executes.)
         result = self.app.finalize_block(block, txs, self.chain_state.last_validators)
+        # The forced txs (inclusion lists) are committed like the block's own, after them.
+        hashes += [types.tx_hash(raw) for raw in result.forced_txs]
         batch = WriteBatch()
         batch.put_block(block, commit)
         for index, (h, outcome) in enumerate(zip(hashes, result.tx_results, strict=True)):
@@ -661,6 +698,8 @@ class Node:
                 height, index, outcome.code, outcome.log[:1000], pack_tx_events(outcome.events)
             )
             batch.put(TX_INDEX + h, entry)
+        if result.forced_txs:
+            batch.put(FORCED_TXS + height_key(height), encode_forced_txs(result.forced_txs))
         self.app.commit(batch)
         self._pending_batch = batch
         assert self._machine is not None
@@ -721,8 +760,9 @@ class Node:
         m.set(m.height, height)
         m.set(m.latest_block_height, height)
         m.set(m.rounds, commit.round)
+        forced = len(result.forced_txs)
         m.set(m.num_txs, len(block.txs))
-        m.inc(m.total_txs, len(block.txs))
+        m.inc(m.total_txs, len(block.txs) + forced)
         m.set(m.block_size_bytes, sum(map(len, block.txs)))
         m.set(m.validators, len(self.chain_state.validators))
         m.set(m.validators_power, self.chain_state.validators.total_power)
@@ -740,6 +780,14 @@ class Node:
             m.observe(m.gc_pause, paused)
             if full:
                 log.info("gc_full_collection", height=height, ms=round(paused * 1000, 1))
+        if forced:
+            m.inc(m.pbs_forced_inclusions, forced)
+            log.info(
+                "forced_inclusions",
+                height=height,
+                txs=forced,
+                tx_hashes=[h.hex()[:16] for h in hashes[len(block.txs) :]],
+            )
         log.info(
             "committed",
             height=height,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import msgpack
 
 from appchaind.chain import codec
+from appchaind.chain.types import MAX_BLOCK_TXS, TxBytes
 
 if TYPE_CHECKING:
     from appchaind.chain.types import Block
@@ -31,7 +32,10 @@ __all__ = [
     "NodeView",
     "TxIndexEntry",
     "TxIndexEntryV1",
+    "ForcedTxs",
     "encode_tx_index_entry",
+    "encode_forced_txs",
+    "decode_forced_txs",
 ]
 
 
@@ -76,6 +80,22 @@ class TxIndexEntryV1:
     index: codec.U32
     code: codec.U32
     log: Annotated[str, codec.Str(1000)]
+
+
+@codec.message
+class ForcedTxs:
+    """The txs of inclusion lists that the application executed after a block's own (none
+    carried them), in execution order: stored per height for queries."""
+
+    txs: Annotated[tuple[TxBytes, ...], codec.MaxItems(MAX_BLOCK_TXS)]
+
+
+def encode_forced_txs(txs: Sequence[bytes]) -> bytes:
+    return codec.encode(ForcedTxs(tuple(txs)))
+
+
+def decode_forced_txs(raw: bytes) -> list[bytes]:
+    return list(codec.decode(ForcedTxs, raw).txs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +173,10 @@ class NodeView(Protocol):
 
     def block(self, height: int) -> Block | None:
         """The committed block at ``height`` (None above the latest or below the base)."""
+        ...
+
+    def forced_txs(self, height: int) -> list[bytes]:
+        """The forced txs (inclusion lists) executed after the block at ``height``."""
         ...
 
     def tx_location(self, h: bytes) -> TxIndexEntry | None:

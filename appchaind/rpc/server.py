@@ -453,12 +453,14 @@ class RpcServer:
                 ErrorCode.NOT_FOUND,
                 f"no block at height {height}; the latest is {self.node.latest_height}",
             )
-        doc = views.block_json(block)
-        results = []
-        for tx in block.txs:
-            entry = self.node.tx_location(types.tx_hash(tx))
-            results.append(None if entry is None else {"code": entry.code, "log": entry.log})
-        doc["tx_results"] = results
+        forced = self.node.forced_txs(height)
+        doc = views.block_json(block, forced)
+        for key, txs in (("tx_results", block.txs), ("forced_tx_results", forced)):
+            results = []
+            for tx in txs:
+                entry = self.node.tx_location(types.tx_hash(tx))
+                results.append(None if entry is None else {"code": entry.code, "log": entry.log})
+            doc[key] = results
         return doc
 
     def on_commit(self, block: types.Block, hashes: list[bytes], result: FinalizeResult) -> None:

@@ -148,7 +148,7 @@ class StreamHub:
         """Publishes every stream's item for this committed block. Never waits."""
         height = block.header.height
         if ("blocks", "") in self._topics:
-            item = views.block_summary(block)
+            item = views.block_summary(block, hashes, len(result.forced_txs))
             item["tx_codes"] = [o.code for o in result.tx_results]
             item["events"] = len(result.events) + sum(len(o.events) for o in result.tx_results)
             self._publish(("blocks", ""), item)

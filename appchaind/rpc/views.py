@@ -322,7 +322,10 @@ def tx_index_view(
     }
 
 
-def block_summary(block: types.Block) -> dict[str, Any]:
+def block_summary(block: types.Block, hashes: Sequence[bytes], forced: int) -> dict[str, Any]:
+    """A committed block in the ``blocks`` stream: ``tx_hashes`` are ``hashes``, those of
+    its txs then of the ``forced`` txs of inclusion lists executed after them (every tx
+    the block committed)."""
     h = block.header
     return {
         "height": h.height,
@@ -331,14 +334,16 @@ def block_summary(block: types.Block) -> dict[str, Any]:
         "proposer": h.proposer.hex(),
         "app_hash": h.app_hash.hex(),
         "txs": len(block.txs),
-        "tx_hashes": [types.tx_hash(tx).hex() for tx in block.txs],
+        "forced_txs": forced,
+        "tx_hashes": [tx_hash.hex() for tx_hash in hashes],
     }
 
 
-def block_json(block: types.Block) -> dict[str, Any]:
+def block_json(block: types.Block, forced_txs: Sequence[bytes] = ()) -> dict[str, Any]:
     """A block as JSON (``GET /block/{height}`` and the RPC ``block`` method): header
-    fields and hashes in hex, txs in hex with their hashes, evidence, the last commit's
-    signers."""
+    fields and hashes in hex, txs in hex with their hashes, the forced txs (of inclusion
+    lists, executed after the block's own: ``forced_txs``) likewise, evidence, the last
+    commit's signers."""
     h = block.header
     return {
         "height": h.height,
@@ -358,6 +363,8 @@ def block_json(block: types.Block) -> dict[str, Any]:
         },
         "txs": [tx.hex() for tx in block.txs],
         "tx_hashes": [types.tx_hash(tx).hex() for tx in block.txs],
+        "forced_txs": [tx.hex() for tx in forced_txs],
+        "forced_tx_hashes": [types.tx_hash(tx).hex() for tx in forced_txs],
         "evidence": [
             {
                 "validator": e.vote_a.validator.hex(),

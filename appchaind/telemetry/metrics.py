@@ -189,6 +189,11 @@ class NodeMetrics:
         self.pbs_rejected_proposals = labelled(
             "rejected_proposals", "Others' proposals we rejected (prevote nil).", "reason"
         )
+        self.pbs_forced_inclusions = counter(
+            "pbs",
+            "forced_inclusions",
+            "Txs of inclusion lists that no block carried, executed at the end of a block.",
+        )
         self.pbs_winning_bid_value = gauge(
             "pbs", "winning_bid_value", "Value of our last winning bid (quote units)."
         )

@@ -17,7 +17,7 @@ from appchaind.exchange import (
     Withdraw,
 )
 from appchaind.exchange.commitment import account_key
-from appchaind.exchange.oracle import OracleVote, SimulatedFeed, aggregate, encode_vote
+from appchaind.exchange.oracle import PrecommitExtension, SimulatedFeed, aggregate, encode_vote
 from appchaind.store import Store, WriteBatch
 from tests.exchange.support import (
     BUY,
@@ -79,7 +79,7 @@ def test_extend_vote_and_verify_with_the_simulated_feed():
     apps = [ExchangeApp(g, price_source=f) for f in feeds]
     extensions = [a.extend_vote(1, 0, b"\x01" * 32) for a in apps]
     assert all(apps[0].verify_vote_extension(precommit_with(x)) for x in extensions)
-    prices = [p for x in extensions for p in codec.decode(OracleVote, x).prices]
+    prices = [p for x in extensions for p in codec.decode(PrecommitExtension, x).prices]
     # Shared walk plus small per-validator noise: the validators agree within 0.02%.
     assert abs(prices[0].price - prices[2].price) * 5000 <= prices[0].price
     assert not apps[0].verify_vote_extension(precommit_with(encode_vote({0: 1})))

@@ -13,7 +13,7 @@ from appchaind.chain import codec
 from appchaind.exchange.oracle import (
     MAX_REPORT_RATIO,
     MarketPrice,
-    OracleVote,
+    PrecommitExtension,
     aggregate,
     encode_vote,
     verify_extension,
@@ -25,7 +25,7 @@ CURRENT = [50000, 3000]
 
 def _raw(*entries: tuple[int, int]) -> bytes:
     """An extension listing ``entries`` (market, price) as given, in any order."""
-    return codec.encode(OracleVote(tuple(MarketPrice(m, p) for m, p in entries)))
+    return codec.encode(PrecommitExtension(tuple(MarketPrice(m, p) for m, p in entries)))
 
 
 def test_an_extension_lists_each_known_market_once_ascending() -> None:
