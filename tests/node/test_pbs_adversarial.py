@@ -4,7 +4,9 @@ with its bids made wrong one way; traders keep sending txs meanwhile. In each ca
 height takes more than one extra round, every trader's tx commits, nothing is paid that
 should not be (the builder's record and bond match the bids in the chain, checked from
 the blocks), and the proposers say why they built their own blocks (the fallback
-metric's reason).
+metric's reason). A builder that wins blocks and censors one trader's orders cannot keep
+them out: the validators' inclusion lists force them in within two blocks of the first
+block that could have carried them.
 
 A bid carries its block, so a builder cannot win and then withhold the block (as with
 blind bids): "withholding" here is a bid sent without its txs, which is a block that
@@ -14,6 +16,7 @@ does not match its bid.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import trio
@@ -223,3 +226,77 @@ def test_two_bids_from_one_builder_for_a_round_pay_once_the_better(net: Localnet
 def _units(amount: object) -> int:
     assert isinstance(amount, str)
     return to_units(amount, QUOTE_UNIT, "amount")
+
+
+def _censoring(victim: bytes):  # type: ignore[no-untyped-def]
+    """The honest block without ``victim``'s txs (public key), bid for as usual."""
+
+    def wrong(b: Builder, height: int, bond: int, honest: BidMessage | None) -> list[BidMessage]:
+        if honest is None:
+            return []
+        txs = tuple(t for t in honest.txs if codec.decode(types.Tx, t).sender != victim)
+        value = max(b.genesis.params.min_builder_bid, b.value_per_tx * len(txs))
+        return [BidMessage(b.sign_bids(height, value, merkle_root(list(txs))), txs)]
+
+    return wrong
+
+
+def test_a_builder_that_censors_a_traders_orders_cannot_keep_them_out(net: Localnet) -> None:
+    """The builder wins the blocks and leaves out every order of one trader. Each of that
+    trader's orders is committed at most three blocks after the height the node reported
+    when it was sent (two after the first block built once it reached the mempools: the
+    validators list it in their precommits for the block that dropped it, and the next
+    block executes it), some of them by the forced path (the block's forced txs), and
+    nothing else is held up."""
+    victim = PrivateKey.load(net.dir / "accounts" / "trader0.json")
+    others = [PrivateKey.load(net.dir / "accounts" / f"trader{i}.json") for i in (1, 2, 3)]
+    builder = _Adversary(net, _censoring(victim.public_key))
+    sent: list[tuple[str, int]] = []  # (victim's order, height when sent)
+    other_txs: list[str] = []
+
+    async def main() -> tuple[int, int]:
+        async with trio.open_nursery() as nursery, open_client(_rpc(net)) as client:
+            assert (await client.faucet(victim, "10000")).ok
+            (market,) = [m for m in await client.markets() if m["market_id"] == 0]
+            tick = Decimal(str(market["tick_size"]))
+            price = (Decimal(market["oracle_price"]) * Decimal("0.99")).quantize(tick)
+            await nursery.start(builder.run)
+            first = (await client.status())["height"] + 2
+            height = first - 2
+            while height < first + WINDOW:
+                body = await client.order_body(
+                    market["market"], "buy", str(market["lot_size"]), price=str(price)
+                )
+                raw = await client.sign(victim, body)
+                answer = await client.broadcast(raw, mode="sync")
+                assert answer.ok, answer.log
+                sent.append((types.tx_hash(raw).hex(), height))
+                for trader in others:
+                    raw = await client.sign(trader, Faucet(10**6))
+                    assert (await client.broadcast(raw, mode="sync")).ok
+                    other_txs.append(types.tx_hash(raw).hex())
+                await trio.sleep(0.3)
+                height = (await client.status())["height"]
+            nursery.cancel_scope.cancel()
+        return first, first + WINDOW - 1
+
+    first, last = trio.run(main)
+    net.wait_height([0, 1, 2, 3], last + 4)
+    _check_window(net, first, last, [h for h, _ in sent] + other_txs)
+    # The censor won blocks, and none of them carries the victim's orders.
+    built = 0
+    forced = 0
+    victim_orders = {h for h, _ in sent}
+    for height in range(first, last + 4):
+        block = net.get(0, f"/block/{height}")
+        if block["txs"] and isinstance(
+            codec.decode(types.Tx, bytes.fromhex(block["txs"][0])).body, BuilderBid
+        ):
+            built += 1
+            assert not victim_orders & set(block["tx_hashes"]), height
+        forced += len(victim_orders & set(block["forced_tx_hashes"]))
+    assert built >= WINDOW // 2, built
+    assert forced >= 1
+    for tx_hash, sent_at in sent:
+        committed = net.get(0, f"/tx/{tx_hash}")["height"]
+        assert committed <= sent_at + 3, (tx_hash, sent_at, committed)
