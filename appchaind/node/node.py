@@ -45,6 +45,7 @@ import trio
 from appchaind import native
 from appchaind.abci import AppFactory, Application, FinalizeResult
 from appchaind.chain import codec, crypto, types
+from appchaind.chain.codes import Code
 from appchaind.chain.crypto import PrivateKey
 from appchaind.chain.signatures import SignatureVerifier
 from appchaind.consensus.config import ConsensusConfig
@@ -693,7 +694,15 @@ class Node:
         hashes += [types.tx_hash(raw) for raw in result.forced_txs]
         batch = WriteBatch()
         batch.put_block(block, commit)
+        indexed: set[bytes] = set()
         for index, (h, outcome) in enumerate(zip(hashes, result.tx_results, strict=True)):
+            if outcome.code != Code.OK and (h in indexed or self.store.get(TX_INDEX + h)):
+                # A copy of a tx already committed (a block may carry one again: it fails
+                # as a replay): the first commit's result stands, or a proposer could make
+                # `tx` report a committed order as failed. Only a success replaces it (a
+                # tx refused before its nonce counted can succeed later).
+                continue
+            indexed.add(h)
             entry = encode_tx_index_entry(
                 height, index, outcome.code, outcome.log[:1000], pack_tx_events(outcome.events)
             )

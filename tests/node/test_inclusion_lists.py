@@ -159,3 +159,51 @@ async def test_a_censoring_proposer_cannot_keep_an_order_out_of_the_next_block(
     finally:
         node.wal.close()
         node.store.close()
+
+
+async def test_a_block_carrying_a_committed_tx_again_leaves_its_result_alone(
+    tmp_path: Path,
+) -> None:
+    """A proposer (made for this test) puts a tx committed two blocks ago into its next
+    block again: it fails there as a replay, and the tx index keeps the first commit's
+    height and success (the `tx` query must not report a committed order as failed)."""
+    node = _node(tmp_path)
+    exchange = node.exchange
+    assert exchange is not None
+    honest = node._local_block
+    replay: list[bytes] = []
+    replayed_at: list[int] = []
+
+    def replaying(effect: RequestPrepareProposal) -> list[bytes]:
+        txs = honest(effect)
+        if replay and not replayed_at:
+            replayed_at.append(effect.height)
+            return [*txs, *replay]
+        return txs
+
+    node._local_block = replaying  # type: ignore[method-assign]
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            body = limit(0, BUY, exchange.markets[0].oracle_price, 1)
+            raw = codec.encode(
+                types.sign_tx(TRADER, CHAIN, int(time.time() * 1000), node.latest_height + 20, body)
+            )
+            h = types.tx_hash(raw)
+            assert (await node.submit_tx(raw)).accepted
+            with trio.fail_after(30):
+                while node.tx_location(h) is None:
+                    await node.wait_committed(node.latest_height + 1)
+            first = node.tx_location(h)
+            assert first is not None and first.code == Code.OK
+            replay.append(raw)
+            with trio.fail_after(30):
+                while not replayed_at or node.latest_height < replayed_at[0]:
+                    await node.wait_committed(node.latest_height + 1)
+            block = node.block(replayed_at[0])
+            assert block is not None and raw in block.txs  # it was carried again ...
+            assert node.tx_location(h) == first  # ... and the first result stands
+            nursery.cancel_scope.cancel()
+    finally:
+        node.wal.close()
+        node.store.close()
