@@ -58,6 +58,7 @@ SCOPE = {
     "appchaind/exchange/order_upkeep.py",
     "appchaind/exchange/transfers.py",
     "appchaind/exchange/builders.py",
+    "appchaind/exchange/inclusion.py",
     "appchaind/exchange/prices.py",
     "appchaind/exchange/oracle.py",
     "appchaind/exchange/funding.py",

@@ -155,6 +155,7 @@ MODULES: dict[str, tuple[str, ...]] = {
             "order_upkeep",
             "transfers",
             "builders",
+            "inclusion",
             "prices",
             "funding",
             "storage",
