@@ -10,9 +10,11 @@ names one proposer, so only the validator whose turn it is can use it, and the o
 set it aside; a builder does not need to know the proposer schedule. (The proposers are
 the genesis validators: the set does not change yet.)
 
-Strategy: a bid is worth ``value_per_tx`` per tx it carries (what a builder might expect
-in fees and liquidation value from them), at least the chain's minimum bid and at most
-its bond. The builder's account must be registered and bonded first
+Strategy: a bid is worth ``fee_share_ppm`` of the fees the block's orders would pay if
+they all took liquidity (limit orders at their price; the builder holds no state, so a
+market order, whose price is not in the tx, and liquidations count for nothing), plus
+``value_per_tx`` per tx it carries; at least the chain's minimum bid and at most its
+bond. The builder's account must be registered and bonded first
 (``appchaind tx builder register``).
 """
 
@@ -29,7 +31,7 @@ from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey, merkle_root
 from appchaind.chain.units import to_units
 from appchaind.client.library import open_client
-from appchaind.exchange.txs import BuilderBid
+from appchaind.exchange.txs import BuilderBid, PlaceOrder
 from appchaind.home import HomePaths
 from appchaind.node.messages import (
     MEMPOOL_MESSAGES,
@@ -40,8 +42,9 @@ from appchaind.node.messages import (
 )
 from appchaind.rpc.views import QUOTE_UNIT
 from appchaind.telemetry.logs import get_logger
-from config.genesis import load_genesis
+from config.genesis import PPM, load_genesis
 from config.node_config import load_config
+from margin.health import fee
 from p2p.peers import Channel, Peer, PeerManager
 
 __all__ = ["Builder", "BuilderStats"]
@@ -88,6 +91,7 @@ class Builder:
         node: str | None = None,
         value_per_tx: int = 1_000,
         max_txs: int = 2_000,
+        fee_share_ppm: int = 500_000,
     ) -> None:
         paths = HomePaths(home)
         self.config = load_config(home)
@@ -96,6 +100,10 @@ class Builder:
         self.chain_id = self.genesis.chain_id
         self.node = node or self.config.rpc.listen_address
         self.value_per_tx = value_per_tx
+        if not 0 <= fee_share_ppm <= PPM:
+            raise ValueError(f"the fee share must be from 0 to 100%, got {fee_share_ppm / 10_000}%")
+        self.fee_share_ppm = fee_share_ppm
+        self.markets = {m.market_id: m for m in self.genesis.markets}
         self.max_txs = min(max_txs, self.genesis.params.max_block_txs)
         self.proposers = [v.address for v in self.genesis.validator_set()]
         own = PrivateKey.load(paths.node_key).address.hex()
@@ -111,6 +119,8 @@ class Builder:
         )
         #: Tx hash -> bytes, oldest first: what gossip brought and no block has committed.
         self.pool: dict[bytes, bytes] = {}
+        #: Tx hash -> the taker fee the tx (an order) would pay, micro-units (not kept: 0).
+        self.fees: dict[bytes, int] = {}
         self.stats = BuilderStats()
         self._nonce = 0
         #: The followed node's proposal budget in txs (its status), once read.
@@ -122,10 +132,34 @@ class Builder:
         message = decode_message(MEMPOOL_MESSAGES, payload, self.config.p2p.max_frame_bytes)
         assert isinstance(message, TxsMessage)
         for raw in message.txs:
-            self.pool.setdefault(types.tx_hash(raw), raw)
+            self.add(raw)
         while len(self.pool) > MAX_POOL:
-            del self.pool[next(iter(self.pool))]
+            self.fees.pop(oldest := next(iter(self.pool)), None)
+            del self.pool[oldest]
         self.stats.txs_received += len(message.txs)
+
+    def add(self, raw: bytes) -> None:
+        """A tx from gossip into the pool, with the fee it would pay as a taker."""
+        h = types.tx_hash(raw)
+        if h in self.pool:
+            return
+        self.pool[h] = raw
+        fee = self.taker_fee(raw)
+        if fee:
+            self.fees[h] = fee
+
+    def taker_fee(self, raw: bytes) -> int:
+        """The fee (micro-units) the tx ``raw`` pays if it is an order that takes liquidity
+        at its limit price; 0 for anything else (or bytes that are not a tx)."""
+        try:
+            tx = codec.decode(types.Tx, raw)
+        except codec.CodecError:
+            return 0
+        body = tx.body
+        market = self.markets.get(body.market_id) if isinstance(body, PlaceOrder) else None
+        if market is None or not isinstance(body, PlaceOrder):
+            return 0
+        return fee(body.price * body.size * market.quantum, max(0, market.taker_fee_ppm))
 
     def _nonce_ms(self) -> int:
         """A fresh nonce: the current time in ms, strictly increasing."""
@@ -159,7 +193,9 @@ class Builder:
         message; None when the bond cannot cover the minimum bid."""
         txs = self.block_txs(len(self.proposers) * len(BID_ROUNDS))
         params = self.genesis.params
-        value = min(bond, max(params.min_builder_bid, self.value_per_tx * len(txs)))
+        fees = sum(self.fees.get(types.tx_hash(raw), 0) for raw in txs)
+        value = self.value_per_tx * len(txs) + fees * self.fee_share_ppm // PPM
+        value = min(bond, max(params.min_builder_bid, value))
         if value < params.min_builder_bid:
             return None
         self.stats.last_value = value
@@ -178,7 +214,8 @@ class Builder:
 
     def committed(self, tx_hashes: Sequence[str]) -> None:
         for h in tx_hashes:
-            self.pool.pop(bytes.fromhex(h), None)
+            self.pool.pop(key := bytes.fromhex(h), None)
+            self.fees.pop(key, None)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bid after every block until cancelled."""

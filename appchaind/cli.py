@@ -166,7 +166,7 @@ def cmd_builder(args: argparse.Namespace) -> None:
         builder = Builder(
             Path(args.home), PrivateKey.load(Path(args.key)), node=args.node,
             value_per_tx=to_units(args.value_per_tx, QUOTE_UNIT, "--value-per-tx"),
-            max_txs=args.max_txs,
+            max_txs=args.max_txs, fee_share_ppm=round(args.fee_share * 10_000),
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -412,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--value-per-tx", default="0.001", help="bid value per tx carried, quote (default 0.001)"
     )
+    p.add_argument(
+        "--fee-share", type=float, default=50.0, metavar="PERCENT",
+        help="share of the taker fees the block's orders would pay added to the bid "
+        "(default 50)",
+    )  # fmt: skip
     p.add_argument("--max-txs", type=int, default=2000, help="txs per block at most (default 2000)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     p.set_defaults(func=cmd_builder)

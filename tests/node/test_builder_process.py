@@ -11,8 +11,10 @@ from appchaind import builder as builder_module
 from appchaind.builder import BID_ROUNDS, Builder
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey, merkle_root
-from appchaind.exchange.txs import BuilderBid
+from appchaind.exchange.txs import BuilderBid, Faucet
 from appchaind.home import demo_genesis, init_home
+from margin.health import fee
+from tests.exchange.support import BUY, limit
 
 CHAIN = "builder-test"
 VALIDATORS = [PrivateKey(bytes([i]) * 32) for i in (1, 2, 3)]
@@ -88,3 +90,27 @@ def test_one_message_holds_a_signed_bid_per_proposer_and_round_for_the_block(
     assert capped is not None
     assert codec.decode(types.Tx, capped.bids[0]).body.value == 2 * 10**6  # type: ignore[attr-defined]
     assert b.bids_for(12, bond=0) is None
+
+
+def test_a_bid_is_a_share_of_the_taker_fees_its_orders_would_pay(tmp_path: Path) -> None:
+    """Orders at their limit price are worth the taker fee they would pay (notional =
+    ticks x lots x quantum); the bid is fee_share of their sum plus value_per_tx per tx.
+    A tx that is not an order adds nothing but its per-tx value; a committed tx leaves
+    the pool with its fee."""
+    b = _builder(tmp_path, max_txs=10, value_per_tx=10, fee_share_ppm=250_000)
+    market = b.genesis.markets[0]
+    orders = [
+        codec.encode(types.sign_tx(KEY, CHAIN, n, 100, limit(0, BUY, 50_000 + n, 3)))
+        for n in range(2)
+    ]
+    other = codec.encode(types.sign_tx(KEY, CHAIN, 9, 100, Faucet(5)))
+    for raw in (*orders, other):
+        b.add(raw)
+    expected = [fee((50_000 + n) * 3 * market.quantum, market.taker_fee_ppm) for n in range(2)]
+    assert [b.fees.get(types.tx_hash(raw), 0) for raw in (*orders, other)] == [*expected, 0]
+    message = b.bids_for(7, bond=10**12)
+    assert message is not None
+    value = codec.decode(types.Tx, message.bids[0]).body.value  # type: ignore[attr-defined]
+    assert value == max(b.genesis.params.min_builder_bid, 3 * 10 + sum(expected) // 4)
+    b.committed([types.tx_hash(orders[0]).hex()])
+    assert types.tx_hash(orders[0]) not in b.fees and len(b.pool) == 2
