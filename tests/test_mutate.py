@@ -234,8 +234,9 @@ def test_a_mutant_copy_left_empty_by_a_stopped_run_is_written_again(tmp_path: Pa
     """A campaign stopped while mutmut wrote a module's copy left it empty; newer than the
     source, mutmut took it for up to date and every test failed to import from it (the
     consensus group's stats run failed this way). The workspace drops such a copy and
-    keeps the module's verdicts; a good copy stays. So does a plain copy of a module
-    that joined the group later (six margin modules were never mutated)."""
+    keeps the module's verdicts; a copy with mutants stays. A plain copy goes too (six
+    margin modules were never mutated; four consensus modules' mutants were judged
+    "no tests"), and beside verdicts its "no tests" are tested again."""
     module = "appchaind/consensus/votes.py"
     workspace = mutate.prepare_workspace(tmp_path, module)
     copy = workspace / "mutants" / module
@@ -248,11 +249,21 @@ def test_a_mutant_copy_left_empty_by_a_stopped_run_is_written_again(tmp_path: Pa
     copy.write_text("def f(:\n")  # cut off mid-write
     mutate.prepare_workspace(tmp_path, module)
     assert not copy.exists()
+    # A plain copy (no trampolines) beside a record of verdicts: its "no tests" verdicts
+    # came from a map without its functions; the copy goes and those verdicts are tested
+    # again.
+    record = mutate._tests_record(workspace, module)
+    record.write_text(mutate.tests_digest(module))
     copy.write_text((mutate.ROOT / module).read_text())
+    mutate.prepare_workspace(tmp_path, module)
+    assert not copy.exists() and not record.exists() and meta.exists()
+    # A copy with mutants stays.
+    copy.write_text("def x_f__mutmut_1(): pass\n")
     mutate.prepare_workspace(tmp_path, module)
     assert copy.exists()
     # A plain copy made while the module was not mutated here (no record of mutants):
     # mutmut would never mutate it.
+    copy.write_text((mutate.ROOT / module).read_text())
     meta.unlink()
     mutate.prepare_workspace(tmp_path, module)
     assert not copy.exists()

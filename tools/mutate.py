@@ -384,10 +384,11 @@ def prepare_workspace(cache: Path, module: str) -> Path:
 def drop_broken_mutant_file(workspace: Path, module: str) -> None:
     """Delete mutmut's copy of ``module`` in ``workspace`` when it holds no mutants: it
     is empty or does not parse (a run stopped while mutmut wrote it), or it is a plain
-    copy without mutmut's record (.meta) made while the module was not mutated in this
-    workspace (it joined the group later). mutmut takes any copy newer than the source
+    copy (without mutmut's trampolines, or its record, the .meta) made while the module
+    was not mutated in this workspace (it joined the group later). mutmut takes any copy newer than the source
     for up to date: it ran every test against an empty machine.py (all failed to import,
-    so the stats run failed), and it never mutated six of the eight margin modules. The
+    so the stats run failed), it never mutated six of the eight margin modules, and it
+    judged four consensus modules' mutants "no tests" (no trampoline recorded a call). The
     verdicts (the .meta) are kept: mutmut keeps those of the functions whose hash is
     unchanged when it writes the copy again."""
     copy = workspace / "mutants" / module
@@ -401,6 +402,13 @@ def drop_broken_mutant_file(workspace: Path, module: str) -> None:
     empty = not text.strip() and bool((ROOT / module).read_text().strip())
     if empty or not meta_path(workspace, module).exists():
         copy.unlink()
+    elif "mutmut" not in text:
+        # A plain copy beside a record of verdicts (the module was mutated in another
+        # workspace, or its verdicts were restored): mutmut mapped no test to its
+        # functions, so its mutants were judged "no tests". Written again with mutants,
+        # and those verdicts tested again (as after a change of its tests).
+        copy.unlink()
+        _tests_record(workspace, module).unlink(missing_ok=True)
 
 
 def forget_test_mapping(workspace: Path) -> None:
