@@ -46,9 +46,9 @@ class MetricsCollector:
         node, m = self.node, self.node.metrics
         peers = node.peers.statistics()
         m.set(m.p2p_peers, peers.peers)
-        m.set(m.p2p_receive_bytes, peers.bytes_received)
-        m.set(m.p2p_send_bytes, peers.bytes_sent)
-        m.set(m.p2p_dropped, peers.dropped_total)
+        self._advance(m.p2p_receive_bytes, "received", peers.bytes_received)
+        self._advance(m.p2p_send_bytes, "sent", peers.bytes_sent)
+        self._advance(m.p2p_dropped, "dropped", peers.dropped_total)
         pool = node.mempool.statistics()
         m.set(m.mempool_size, pool.size)
         m.set(m.mempool_size_bytes, pool.size_bytes)
@@ -66,7 +66,7 @@ class MetricsCollector:
             rpc = self.rpc.statistics()
             m.set(m.rpc_connections, rpc.connections)
             m.set(m.rpc_subscriptions, rpc.subscriptions)
-            m.set(m.rpc_dropped_subscribers, rpc.dropped_subscribers)
+            self._advance(m.rpc_dropped_subscribers, "subscribers_dropped", rpc.dropped_subscribers)
 
     def _advance(self, counter: Counter, key: str, total: int) -> None:
         """Advances ``counter`` to a component's running ``total`` (counters only grow)."""

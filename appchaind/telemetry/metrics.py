@@ -92,11 +92,9 @@ class NodeMetrics:
         )
         # p2p
         self.p2p_peers = gauge("p2p", "peers", "Connected peers.")
-        self.p2p_receive_bytes = gauge(
-            "p2p", "peer_receive_bytes_total", "Bytes received from peers."
-        )
-        self.p2p_send_bytes = gauge("p2p", "peer_send_bytes_total", "Bytes sent to peers.")
-        self.p2p_dropped = gauge("p2p", "peers_dropped_total", "Peers disconnected for any reason.")
+        self.p2p_receive_bytes = counter("p2p", "peer_receive_bytes", "Bytes received from peers.")
+        self.p2p_send_bytes = counter("p2p", "peer_send_bytes", "Bytes sent to peers.")
+        self.p2p_dropped = counter("p2p", "peers_dropped", "Peers disconnected for any reason.")
         # block sync
         self.blocksync_syncing = gauge("blocksync", "syncing", "1 while block sync is active.")
         self.blocksync_blocks = counter(
@@ -154,8 +152,8 @@ class NodeMetrics:
             (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.rpc_subscriptions = gauge("rpc", "subscriptions", "Active RPC subscriptions.")
-        self.rpc_dropped_subscribers = gauge(
-            "rpc", "dropped_subscribers_total", "Subscribers dropped as too slow."
+        self.rpc_dropped_subscribers = counter(
+            "rpc", "dropped_subscribers", "Subscribers dropped as too slow."
         )
 
         # connections: failures contained by appchaind.containment, per port and reason

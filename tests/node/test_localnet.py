@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from appchaind.chain.crypto import PrivateKey
 from appchaind.localnet.processes import Localnet
@@ -56,6 +59,23 @@ def test_four_validators_commit_and_agree(net: Localnet) -> None:
         "appchaind_blocksync_syncing",
     ):
         assert name in metrics
+    # The exposition parses with prometheus-client's own parser; a metric named *_total is
+    # a counter (promtool check metrics flags a gauge so named), and the running totals
+    # of p2p bytes are counters that have counted.
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    for family in families.values():
+        if any(s.name.endswith("_total") for s in family.samples):
+            assert family.type == "counter", family.name
+    for name in ("appchaind_p2p_peer_receive_bytes", "appchaind_p2p_peer_send_bytes"):
+        assert families[name].type == "counter" and families[name].samples[0].value > 0
+    for name in ("appchaind_p2p_peers_dropped", "appchaind_rpc_dropped_subscribers"):
+        assert families[name].type == "counter"
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        check = subprocess.run(
+            [promtool, "check", "metrics"], input=metrics, capture_output=True, text=True
+        )
+        assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
     # The daemon runs the GC schedule: a full collection at start, a young one per commit.
     counts = [
         float(line.rsplit(" ", 1)[1])
