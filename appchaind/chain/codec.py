@@ -1,6 +1,6 @@
 """Canonical msgpack encoding of every message type.
 
-Rules (DESIGN.md rule 3):
+Rules (docs/design.md, "Canonical encoding"):
 
 * A message is a frozen dataclass decorated with :func:`message`. It is encoded
   as a msgpack array of its fields in declaration order. Field types are

@@ -1,7 +1,7 @@
 """Exact conversion between decimal strings (the CLI/JSON edge) and integer units.
 
 Inside the chain, prices are integer ticks, sizes integer lots and collateral
-integer micro-units of the quote asset (DESIGN.md rule 2). Decimal text is
+integer micro-units of the quote asset (docs/design.md, "Units"). Decimal text is
 converted here, exactly, or refused with a message that gives the nearest
 valid values. The replicated state never sees a Decimal: only the ints these
 functions return.

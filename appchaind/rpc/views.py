@@ -1,6 +1,6 @@
 """Exchange state and events as plain maps for the RPC port and the HTTP JSON port.
 
-This is the decimal edge (DESIGN.md rule 2): prices, sizes and amounts leave as exact
+This is the decimal edge (docs/design.md, "Units"): prices, sizes and amounts leave as exact
 decimal strings ("65000.1", "0.5", "12.34"), computed from integer ticks, lots and quote
 micro-units with :func:`appchaind.chain.units.from_units`; order ids, heights and codes stay
 integers; addresses and hashes are lowercase hex. Sides are "buy"/"sell".
