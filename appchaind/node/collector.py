@@ -10,6 +10,7 @@ listener: the exchange's per-market gauges and its event counters). Consensus me
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,13 @@ class MetricsCollector:
             m.mempool_gossip_dropped_txs, "gossip_dropped", node.mempool_gossip.dropped_total
         )
         m.set(m.mempool_backlog_limit, pool.backlog_limit)
+        try:
+            disk = os.statvfs(node.paths.data)
+        except OSError:
+            pass  # the data directory is gone: the node will say so where it writes
+        else:
+            m.set(m.disk_free_bytes, disk.f_bavail * disk.f_frsize)
+            m.set(m.disk_total_bytes, disk.f_blocks * disk.f_frsize)
         m.set(m.fast_syncing, 1 if node.syncing else 0)
         m.set(m.blocksync_syncing, 1 if node.syncing else 0)
         if self.rpc is not None:

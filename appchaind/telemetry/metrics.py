@@ -114,6 +114,14 @@ class NodeMetrics:
             "one every few thousand), in seconds.",
             (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        self.disk_free_bytes = gauge(
+            "state",
+            "disk_free_bytes",
+            "Bytes free (to this user) on the data directory's filesystem.",
+        )
+        self.disk_total_bytes = gauge(
+            "state", "disk_total_bytes", "Size in bytes of the data directory's filesystem."
+        )
 
         # exchange (set after each commit from the application's state and events)
         market_labels = ["chain_id", "market"]
