@@ -280,6 +280,12 @@ def test_with_a_builder_it_wins_blocks_and_every_order_still_commits() -> None:
     assert report.builder_paid is not None and report.builder_paid >= report.builder_blocks
     assert set(report.local_fallbacks) <= {"no_bid", "invalid_bid"}
     assert "builder     won" in report.render()
+    # The proposers' waits for bids: one per proposal at least, each within the deadline
+    # (bid_deadline_ms, 150 by default) or less.
+    assert report.auction_waits is not None and report.auction_waits >= report.builder_blocks
+    assert report.auction_wait_mean_ms is not None and 0 <= report.auction_wait_mean_ms <= 200
+    assert report.auction_wait_p99_ms is not None and report.auction_wait_p99_ms <= 250
+    assert "auction     " in report.render()
     assert report.not_committed == 0 and report.committed == report.accepted
     assert _processes_using(_localnet_dir("\n".join(progress))) == []
 

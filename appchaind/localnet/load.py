@@ -224,6 +224,11 @@ class _Run:
                     won, paid, fallbacks = await builder.figures(clients[0])
                     report.builder_blocks, report.builder_paid = won, paid
                     report.local_fallbacks = fallbacks
+                    waits = await builder.waits()
+                    report.auction_waits = waits.count
+                    report.auction_wait_mean_ms = waits.mean_ms()
+                    report.auction_wait_p50_ms = waits.quantile_ms(0.5)
+                    report.auction_wait_p99_ms = waits.quantile_ms(0.99)
                 nursery.cancel_scope.cancel()
         return report
 

@@ -23,11 +23,44 @@ from appchaind.client.library import Client
 from appchaind.localnet.homes import LocalnetNode
 from appchaind.rpc.views import QUOTE_UNIT
 
-__all__ = ["LoadBuilder", "fallbacks"]
+__all__ = ["LoadBuilder", "AuctionWaits", "fallbacks", "auction_waits"]
 
 #: The builder's bond: enough for a bid per block of a long run.
 BOND = "100000"
 FALLBACK_METRIC = "appchaind_pbs_local_fallback_total"
+WAIT_METRIC = "appchaind_pbs_auction_wait_seconds"
+
+
+class AuctionWaits:
+    """The proposers' waits for bids (``appchaind_pbs_auction_wait_seconds``) summed over
+    nodes: how many, their total in seconds, and the cumulative count per bucket bound."""
+
+    def __init__(
+        self, count: int = 0, total_s: float = 0.0, buckets: dict[float, int] | None = None
+    ):
+        self.count = count
+        self.total_s = total_s
+        self.buckets = buckets or {}
+
+    def since(self, earlier: AuctionWaits) -> AuctionWaits:
+        return AuctionWaits(
+            self.count - earlier.count,
+            self.total_s - earlier.total_s,
+            {le: n - earlier.buckets.get(le, 0) for le, n in self.buckets.items()},
+        )
+
+    def mean_ms(self) -> float | None:
+        return self.total_s * 1000 / self.count if self.count else None
+
+    def quantile_ms(self, q: float) -> float | None:
+        """The bucket bound (ms) at or under which a share ``q`` of the waits were
+        (an upper bound of the quantile; None without waits or past the last bound)."""
+        if not self.count:
+            return None
+        for le in sorted(self.buckets):
+            if self.buckets[le] >= q * self.count:
+                return None if le == float("inf") else le * 1000
+        return None
 
 
 class LoadBuilder:
@@ -47,6 +80,7 @@ class LoadBuilder:
         self.process: subprocess.Popen[bytes] | None = None
         self.start_record: tuple[int, int] = (0, 0)
         self.start_fallbacks: dict[str, int] = {}
+        self.start_waits = AuctionWaits()
 
     async def start(self, client: Client) -> None:
         """Registers the builder (once per localnet), starts its process and waits until
@@ -60,6 +94,7 @@ class LoadBuilder:
             assert record is not None
         self.start_record = record
         self.start_fallbacks = await trio.to_thread.run_sync(fallbacks, self.nodes)
+        self.start_waits = await trio.to_thread.run_sync(auction_waits, self.nodes)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "appchaind.cli", "builder", "--home",
@@ -70,6 +105,12 @@ class LoadBuilder:
         height = (await client.status())["height"]
         while (await client.status())["height"] < height + 2:
             await trio.sleep(0.1)
+
+    async def waits(self) -> AuctionWaits:
+        """The proposers' waits for bids since :meth:`start` (what the auction adds to a
+        block's time)."""
+        now = await trio.to_thread.run_sync(auction_waits, self.nodes)
+        return now.since(self.start_waits)
 
     async def figures(self, client: Client) -> tuple[int, int, dict[str, int]]:
         """Blocks won and micro-units paid since :meth:`start`, and the proposers' own
@@ -102,17 +143,40 @@ class LoadBuilder:
         return None
 
 
-def fallbacks(nodes: list[LocalnetNode]) -> dict[str, int]:
-    """The proposers' own blocks by reason (``appchaind_pbs_local_fallback_total``),
-    summed over ``nodes`` (those whose /metrics answer)."""
-    total: dict[str, int] = {}
+def _expositions(nodes: list[LocalnetNode]) -> list[str]:
+    """The /metrics text of each of ``nodes`` that answers."""
+    texts = []
     for node in nodes:
         try:
             url = f"http://127.0.0.1:{node.http_port}/metrics"
             with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
+                texts.append(response.read().decode())
         except (OSError, ValueError):
             continue
+    return texts
+
+
+def auction_waits(nodes: list[LocalnetNode]) -> AuctionWaits:
+    """``appchaind_pbs_auction_wait_seconds`` summed over ``nodes``."""
+    waits = AuctionWaits()
+    for text in _expositions(nodes):
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name.startswith(WAIT_METRIC + "_count{"):
+                waits.count += int(float(value))
+            elif name.startswith(WAIT_METRIC + "_sum{"):
+                waits.total_s += float(value)
+            elif name.startswith(WAIT_METRIC + "_bucket{"):
+                le = float(name.split('le="', 1)[1].split('"', 1)[0])
+                waits.buckets[le] = waits.buckets.get(le, 0) + int(float(value))
+    return waits
+
+
+def fallbacks(nodes: list[LocalnetNode]) -> dict[str, int]:
+    """The proposers' own blocks by reason (``appchaind_pbs_local_fallback_total``),
+    summed over ``nodes`` (those whose /metrics answer)."""
+    total: dict[str, int] = {}
+    for text in _expositions(nodes):
         for line in text.splitlines():
             if not line.startswith(FALLBACK_METRIC + "{"):
                 continue
