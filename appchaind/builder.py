@@ -5,7 +5,9 @@ receives their tx gossip into a pool of its own, and follows the chain on one no
 port (the ``blocks`` stream: heights and the txs they committed, and its bond from the
 ``builders`` query). After each block it builds the next one from its pool (oldest txs
 first, at most ``max_txs``, within the chain's block size and a p2p frame) and sends
-every validator, in one message, a bid for it per proposer and round 0 and 1: each bid
+every validator, in one message, a bid for it per proposer and round 0 and 1 (and a
+fresher one every 50 ms while the height lasts if gossip brought txs that make the
+block worth more: the proposer keeps each builder's best bid): each bid
 names one proposer, so only the validator whose turn it is can use it, and the others
 set it aside; a builder does not need to know the proposer schedule. (The proposers are
 the genesis validators: the set does not change yet.)
@@ -55,6 +57,8 @@ log = get_logger("builder")
 MAX_POOL = 50_000
 #: Rounds of each height the builder bids for.
 BID_ROUNDS = (0, 1)
+#: Seconds between fresher bids for the same height (sent only when worth more).
+REBID_S = 0.05
 #: Bytes a bid tx takes at most (its envelope and body), and what the codec adds per tx
 #: and per message: room kept when filling a block and a frame.
 BID_TX_BYTES = 512
@@ -125,6 +129,9 @@ class Builder:
         self._nonce = 0
         #: The followed node's proposal budget in txs (its status), once read.
         self.proposal_txs: int | None = None
+        #: (height, value) of the last bids sent; (height, bond) being bid for now.
+        self._last_bid: tuple[int, int] | None = None
+        self._bidding: tuple[int, int] | None = None
 
     async def _on_message(self, peer: Peer, channel: int, payload: bytes) -> None:
         if channel != Channel.MEMPOOL:
@@ -190,7 +197,9 @@ class Builder:
     def bids_for(self, height: int, bond: int) -> BidMessage | None:
         """The bids for the block at ``height``, one per validator and round in
         :data:`BID_ROUNDS`, all for the same txs (the oldest of the pool), in one
-        message; None when the bond cannot cover the minimum bid."""
+        message; None when the bond cannot cover the minimum bid, or when it would be
+        worth no more than the last bid sent for this height (a proposer keeps a
+        builder's best bid: a new one must be worth more to replace it)."""
         txs = self.block_txs(len(self.proposers) * len(BID_ROUNDS))
         params = self.genesis.params
         fees = sum(self.fees.get(types.tx_hash(raw), 0) for raw in txs)
@@ -198,6 +207,9 @@ class Builder:
         value = min(bond, max(params.min_builder_bid, value))
         if value < params.min_builder_bid:
             return None
+        if self._last_bid is not None and self._last_bid >= (height, value):
+            return None
+        self._last_bid = (height, value)
         self.stats.last_value = value
         return BidMessage(self.sign_bids(height, value, merkle_root(list(txs))), txs)
 
@@ -218,28 +230,43 @@ class Builder:
             self.fees.pop(key, None)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Bid after every block until cancelled."""
+        """Bid after every block, and again every :data:`REBID_S` while the height lasts
+        if gossip brought txs that make the block worth more, until cancelled."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.peers.run)
             async with open_client(self.node) as client:
                 blocks = await client.subscribe("blocks")
                 task_status.started()
+                nursery.start_soon(self._rebid)
                 address = self.key.address.hex()
                 async for block in blocks:
                     self.committed(block["tx_hashes"])
                     mine = [b for b in (await client.builders())["builders"]
                             if b["address"] == address]  # fmt: skip
                     if not mine:
+                        self._bidding = None
                         self.stats.errors.append(f"{address} is not a registered builder")
                         continue
                     bond = to_units(mine[0]["bond"], QUOTE_UNIT, "bond")
                     self.proposal_txs = (await client.status()).get("proposal_txs")
                     height = int(block["height"]) + 1
-                    message = self.bids_for(height, bond)
-                    if message is not None:
-                        self.peers.broadcast(Channel.BUILDER, encode_message(message))
-                        self.stats.bids_sent += len(message.bids)
+                    self._bidding = (height, bond)
+                    self._send(self.bids_for(height, bond))
                     self.stats.heights += 1
                     self.stats.last_height = height
                     self.stats.pool = len(self.pool)
             nursery.cancel_scope.cancel()
+
+    async def _rebid(self) -> None:
+        """A fresher block for the height being bid for, when it is worth more: a
+        proposer takes the block when its turn comes, and txs that arrived since the
+        last bid would otherwise wait for the next height."""
+        while True:
+            await trio.sleep(REBID_S)
+            if self._bidding is not None:
+                self._send(self.bids_for(*self._bidding))
+
+    def _send(self, message: BidMessage | None) -> None:
+        if message is not None:
+            self.peers.broadcast(Channel.BUILDER, encode_message(message))
+            self.stats.bids_sent += len(message.bids)

@@ -86,10 +86,27 @@ def test_one_message_holds_a_signed_bid_per_proposer_and_round_for_the_block(
         seen.add((tx.body.proposer, tx.body.round))
     assert seen == {(k.address, r) for k in VALIDATORS for r in BID_ROUNDS}
     # The bond caps the value; below the chain's minimum bid there is no bid.
-    capped = b.bids_for(12, bond=2 * 10**6)
+    capped = b.bids_for(13, bond=2 * 10**6)
     assert capped is not None
     assert codec.decode(types.Tx, capped.bids[0]).body.value == 2 * 10**6  # type: ignore[attr-defined]
-    assert b.bids_for(12, bond=0) is None
+    assert b.bids_for(14, bond=0) is None
+
+
+def test_a_fresher_bid_for_a_height_goes_only_when_worth_more(tmp_path: Path) -> None:
+    """The builder bids again while a height lasts (a proposer takes the block when its
+    turn comes, and keeps each builder's best bid): only when gossip brought txs that
+    make the block worth more than the last bid; a new height starts afresh."""
+    b = _builder(tmp_path, max_txs=100, value_per_tx=1_000_000)
+    _fill(b, 3, 64)
+    first = b.bids_for(20, bond=10**12)
+    assert first is not None and len(first.txs) == 3
+    assert b.bids_for(20, bond=10**12) is None  # nothing new: the proposer has it
+    raws = [bytes([9, i]) * 32 for i in range(2)]
+    for raw in raws:
+        b.add(raw)
+    fresher = b.bids_for(20, bond=10**12)
+    assert fresher is not None and fresher.txs[-2:] == tuple(raws)
+    assert b.bids_for(21, bond=10**12) is not None
 
 
 def test_a_bid_is_a_share_of_the_taker_fees_its_orders_would_pay(tmp_path: Path) -> None:
