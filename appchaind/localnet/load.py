@@ -224,6 +224,7 @@ class _Run:
                     won, paid, fallbacks = await builder.figures(clients[0])
                     report.builder_blocks, report.builder_paid = won, paid
                     report.local_fallbacks = fallbacks
+                    report.rejected_bids = await builder.rejected()
                     waits = await builder.waits()
                     report.auction_waits = waits.count
                     report.auction_wait_mean_ms = waits.mean_ms()

@@ -29,6 +29,7 @@ __all__ = ["LoadBuilder", "AuctionWaits", "fallbacks", "auction_waits"]
 BOND = "100000"
 FALLBACK_METRIC = "appchaind_pbs_local_fallback_total"
 WAIT_METRIC = "appchaind_pbs_auction_wait_seconds"
+REJECTED_METRIC = "appchaind_pbs_rejected_bids_total"
 
 
 class AuctionWaits:
@@ -80,6 +81,7 @@ class LoadBuilder:
         self.process: subprocess.Popen[bytes] | None = None
         self.start_record: tuple[int, int] = (0, 0)
         self.start_fallbacks: dict[str, int] = {}
+        self.start_rejected: dict[str, int] = {}
         self.start_waits = AuctionWaits()
 
     async def start(self, client: Client) -> None:
@@ -94,6 +96,7 @@ class LoadBuilder:
             assert record is not None
         self.start_record = record
         self.start_fallbacks = await trio.to_thread.run_sync(fallbacks, self.nodes)
+        self.start_rejected = await trio.to_thread.run_sync(fallbacks, self.nodes, REJECTED_METRIC)
         self.start_waits = await trio.to_thread.run_sync(auction_waits, self.nodes)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -112,17 +115,19 @@ class LoadBuilder:
         now = await trio.to_thread.run_sync(auction_waits, self.nodes)
         return now.since(self.start_waits)
 
+    async def rejected(self) -> dict[str, int]:
+        """The builder's bids proposers refused at their turn since :meth:`start`, by
+        reason (over_budget, bid_does_not_hold, bad_tx, ...)."""
+        now = await trio.to_thread.run_sync(fallbacks, self.nodes, REJECTED_METRIC)
+        return _since(now, self.start_rejected)
+
     async def figures(self, client: Client) -> tuple[int, int, dict[str, int]]:
         """Blocks won and micro-units paid since :meth:`start`, and the proposers' own
         blocks since then by reason."""
         record = await self._record(client)
         assert record is not None
         now = await trio.to_thread.run_sync(fallbacks, self.nodes)
-        delta = {
-            reason: count - self.start_fallbacks.get(reason, 0)
-            for reason, count in sorted(now.items())
-            if count > self.start_fallbacks.get(reason, 0)
-        }
+        delta = _since(now, self.start_fallbacks)
         return record[0] - self.start_record[0], record[1] - self.start_record[1], delta
 
     def stop(self) -> None:
@@ -141,6 +146,15 @@ class LoadBuilder:
             if b["address"] == address:
                 return b["bids_won"], to_units(b["paid"], QUOTE_UNIT, "paid")
         return None
+
+
+def _since(now: dict[str, int], start: dict[str, int]) -> dict[str, int]:
+    """The counts by reason that grew since ``start``, and by how much."""
+    return {
+        reason: count - start.get(reason, 0)
+        for reason, count in sorted(now.items())
+        if count > start.get(reason, 0)
+    }
 
 
 def _expositions(nodes: list[LocalnetNode]) -> list[str]:
@@ -172,13 +186,14 @@ def auction_waits(nodes: list[LocalnetNode]) -> AuctionWaits:
     return waits
 
 
-def fallbacks(nodes: list[LocalnetNode]) -> dict[str, int]:
-    """The proposers' own blocks by reason (``appchaind_pbs_local_fallback_total``),
-    summed over ``nodes`` (those whose /metrics answer)."""
+def fallbacks(nodes: list[LocalnetNode], metric: str = FALLBACK_METRIC) -> dict[str, int]:
+    """The proposers' own blocks by reason (``appchaind_pbs_local_fallback_total``; or
+    another counter labelled by reason: ``metric``), summed over ``nodes`` (those whose
+    /metrics answer)."""
     total: dict[str, int] = {}
     for text in _expositions(nodes):
         for line in text.splitlines():
-            if not line.startswith(FALLBACK_METRIC + "{"):
+            if not line.startswith(metric + "{"):
                 continue
             labels, _, value = line.rpartition(" ")
             reason = labels.split('reason="', 1)[1].split('"', 1)[0]

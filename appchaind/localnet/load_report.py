@@ -66,6 +66,8 @@ class LoadReport:
     builder_blocks: int | None = None
     builder_paid: int | None = None
     local_fallbacks: dict[str, int] = field(default_factory=dict)
+    #: With ``--builder``: its bids the proposers refused at their turn, by reason.
+    rejected_bids: dict[str, int] = field(default_factory=dict)
     #: With ``--builder``: the proposers' waits for bids during the run (what the auction
     #: adds to a block's time): how many, their mean, and the bucket bounds (ms) under
     #: which half and 99% of them were.
@@ -133,7 +135,8 @@ class LoadReport:
             f"builder     won {self.builder_blocks:,} blocks "
             f"({_share(self.builder_blocks, self.builder_blocks + own)} of the blocks "
             f"proposed since it started), bids paid {(self.builder_paid or 0) / 10**6:,.2f} "
-            f"quote; proposers' own blocks: {reasons(self.local_fallbacks)}",
+            f"quote; proposers' own blocks: {reasons(self.local_fallbacks)}; its bids "
+            f"refused at the proposer's turn: {reasons(self.rejected_bids)}",
             f"auction     {self.auction_waits or 0:,} waits for bids, mean "
             f"{_figure(self.auction_wait_mean_ms, ' ms')}, p50 <= "
             f"{_figure(self.auction_wait_p50_ms, ' ms')}, p99 <= "
