@@ -32,7 +32,7 @@ import trio
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey, merkle_root
 from appchaind.chain.units import to_units
-from appchaind.client.library import open_client
+from appchaind.client.library import Client, open_client
 from appchaind.exchange.txs import BuilderBid, PlaceOrder
 from appchaind.home import HomePaths
 from appchaind.node.messages import (
@@ -129,8 +129,12 @@ class Builder:
         self._nonce = 0
         #: The followed node's proposal budget in txs (its status), once read.
         self.proposal_txs: int | None = None
+        #: The bond as last read (None: not registered).
+        self.bond: int | None = None
         #: (height, value) of the last bids sent; (height, bond) being bid for now.
         self._last_bid: tuple[int, int] | None = None
+        #: The hashes of the bid txs sent since the last block, and their values.
+        self._sent: dict[bytes, int] = {}
         self._bidding: tuple[int, int] | None = None
 
     async def _on_message(self, peer: Peer, channel: int, payload: bytes) -> None:
@@ -211,7 +215,9 @@ class Builder:
             return None
         self._last_bid = (height, value)
         self.stats.last_value = value
-        return BidMessage(self.sign_bids(height, value, merkle_root(list(txs))), txs)
+        bids = self.sign_bids(height, value, merkle_root(list(txs)))
+        self._sent.update((types.tx_hash(bid), value) for bid in bids)
+        return BidMessage(bids, txs)
 
     def sign_bids(self, height: int, value: int, txs_hash: bytes) -> tuple[bytes, ...]:
         """Bids of ``value`` for the block at ``height`` whose txs hash to ``txs_hash``:
@@ -238,24 +244,47 @@ class Builder:
                 blocks = await client.subscribe("blocks")
                 task_status.started()
                 nursery.start_soon(self._rebid)
-                address = self.key.address.hex()
+                await self._refresh(client)
                 async for block in blocks:
                     self.committed(block["tx_hashes"])
-                    mine = [b for b in (await client.builders())["builders"]
-                            if b["address"] == address]  # fmt: skip
-                    if not mine:
-                        self._bidding = None
-                        self.stats.errors.append(f"{address} is not a registered builder")
-                        continue
-                    bond = to_units(mine[0]["bond"], QUOTE_UNIT, "bond")
-                    self.proposal_txs = (await client.status()).get("proposal_txs")
+                    self._paid(block["tx_hashes"])
                     height = int(block["height"]) + 1
-                    self._bidding = (height, bond)
-                    self._send(self.bids_for(height, bond))
+                    # Bid at once with the bond and budget last read (a bid worth more
+                    # than the bond is refused, not paid); read them again after.
+                    if self.bond is not None:
+                        self._bidding = (height, self.bond)
+                        self._send(self.bids_for(height, self.bond))
+                    await self._refresh(client)
+                    if self.bond is None:
+                        self._bidding = None
+                    elif self._bidding != (height, self.bond):
+                        self._bidding = (height, self.bond)
+                        self._send(self.bids_for(height, self.bond))
                     self.stats.heights += 1
                     self.stats.last_height = height
                     self.stats.pool = len(self.pool)
             nursery.cancel_scope.cancel()
+
+    def _paid(self, tx_hashes: Sequence[str]) -> None:
+        """If the block committed one of our bids, its value left the bond."""
+        for h in tx_hashes:
+            value = self._sent.get(bytes.fromhex(h))
+            if value is not None and self.bond is not None:
+                self.bond -= value
+                break
+        self._sent.clear()
+
+    async def _refresh(self, client: Client) -> None:
+        """Reads the builder's bond (None: not registered) and the followed node's
+        proposal budget."""
+        address = self.key.address.hex()
+        mine = [b for b in (await client.builders())["builders"] if b["address"] == address]
+        if not mine:
+            self.bond = None
+            self.stats.errors.append(f"{address} is not a registered builder")
+        else:
+            self.bond = to_units(mine[0]["bond"], QUOTE_UNIT, "bond")
+        self.proposal_txs = (await client.status()).get("proposal_txs")
 
     async def _rebid(self) -> None:
         """A fresher block for the height being bid for, when it is worth more: a

@@ -131,3 +131,21 @@ def test_a_bid_is_a_share_of_the_taker_fees_its_orders_would_pay(tmp_path: Path)
     assert value == max(b.genesis.params.min_builder_bid, 3 * 10 + sum(expected) // 4)
     b.committed([types.tx_hash(orders[0]).hex()])
     assert types.tx_hash(orders[0]) not in b.fees and len(b.pool) == 2
+
+
+def test_a_bid_that_won_the_last_block_leaves_the_bond_before_the_next_bid(
+    tmp_path: Path,
+) -> None:
+    """The builder bids for the next height at once with the bond it last read; if the
+    block just committed paid one of its bids, that value is taken off first, so the
+    next bid never exceeds what is left (a proposer would refuse it and build its own)."""
+    b = _builder(tmp_path, max_txs=100, value_per_tx=10**6)
+    _fill(b, 4, 64)
+    b.bond = 10 * 10**6
+    message = b.bids_for(30, bond=b.bond)
+    assert message is not None
+    won = types.tx_hash(message.bids[3]).hex()
+    b._paid(["aa" * 32, won])
+    assert b.bond == 6 * 10**6
+    b._paid(["bb" * 32])  # a block without our bid: nothing leaves
+    assert b.bond == 6 * 10**6
