@@ -59,6 +59,8 @@ MAX_POOL = 50_000
 BID_ROUNDS = (0, 1)
 #: Seconds between fresher bids for the same height (sent only when worth more).
 REBID_S = 0.05
+#: Blocks for which committed txs are remembered and refused from gossip.
+REMEMBER_BLOCKS = 50
 #: Bytes a bid tx takes at most (its envelope and body), and what the codec adds per tx
 #: and per message: room kept when filling a block and a frame.
 BID_TX_BYTES = 512
@@ -123,6 +125,9 @@ class Builder:
         )
         #: Tx hash -> bytes, oldest first: what gossip brought and no block has committed.
         self.pool: dict[bytes, bytes] = {}
+        #: Tx hash -> the height that committed it, for the last REMEMBER_BLOCKS blocks
+        #: (in height order).
+        self.recent: dict[bytes, int] = {}
         #: Tx hash -> the taker fee the tx (an order) would pay, micro-units (not kept: 0).
         self.fees: dict[bytes, int] = {}
         self.stats = BuilderStats()
@@ -150,9 +155,12 @@ class Builder:
         self.stats.txs_received += len(message.txs)
 
     def add(self, raw: bytes) -> None:
-        """A tx from gossip into the pool, with the fee it would pay as a taker."""
+        """A tx from gossip into the pool, with the fee it would pay as a taker; not one
+        committed in the last :data:`REMEMBER_BLOCKS` blocks (peers that commit later
+        than the followed node still gossip it, and in a block again it would only fail
+        as a replay)."""
         h = types.tx_hash(raw)
-        if h in self.pool:
+        if h in self.pool or h in self.recent:
             return
         self.pool[h] = raw
         fee = self.taker_fee(raw)
@@ -230,10 +238,14 @@ class Builder:
                 bids.append(codec.encode(tx))
         return tuple(bids)
 
-    def committed(self, tx_hashes: Sequence[str]) -> None:
+    def committed(self, tx_hashes: Sequence[str], height: int = 0) -> None:
+        """The txs of the block at ``height`` leave the pool, and are remembered."""
         for h in tx_hashes:
             self.pool.pop(key := bytes.fromhex(h), None)
             self.fees.pop(key, None)
+            self.recent[key] = height
+        while self.recent and next(iter(self.recent.values())) < height - REMEMBER_BLOCKS:
+            del self.recent[next(iter(self.recent))]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bid after every block, and again every :data:`REBID_S` while the height lasts
@@ -246,7 +258,7 @@ class Builder:
                 nursery.start_soon(self._rebid)
                 await self._refresh(client)
                 async for block in blocks:
-                    self.committed(block["tx_hashes"])
+                    self.committed(block["tx_hashes"], int(block["height"]))
                     self._paid(block["tx_hashes"])
                     height = int(block["height"]) + 1
                     # Bid at once with the bond and budget last read (a bid worth more

@@ -149,3 +149,19 @@ def test_a_bid_that_won_the_last_block_leaves_the_bond_before_the_next_bid(
     assert b.bond == 6 * 10**6
     b._paid(["bb" * 32])  # a block without our bid: nothing leaves
     assert b.bond == 6 * 10**6
+
+
+def test_a_committed_tx_gossiped_again_stays_out_of_the_pool(tmp_path: Path) -> None:
+    """Peers that commit a block later than the followed node still gossip its txs; the
+    builder remembers the txs of the last REMEMBER_BLOCKS blocks and keeps them out of
+    its pool (a block carrying one again would only fail it as a replay: a load run
+    with the builder had 364 such failures)."""
+    b = _builder(tmp_path)
+    raws = _fill(b, 3, 64)
+    b.committed([types.tx_hash(raws[0]).hex()], height=10)
+    b.add(raws[0])
+    assert types.tx_hash(raws[0]) not in b.pool and len(b.pool) == 2
+    # Long after, it is forgotten (the gossip of a committed tx stops within a block or two).
+    b.committed([], height=10 + builder_module.REMEMBER_BLOCKS + 1)
+    b.add(raws[0])
+    assert types.tx_hash(raws[0]) in b.pool
