@@ -15,6 +15,12 @@ Writes that belong together go through one :class:`WriteBatch`, applied
 atomically and fsynced once (``sync=True``). A second process opening the same
 home is refused with "node already running with home ..." (an advisory lock
 on ``data/node.lock``), not a LevelDB traceback.
+
+Damage is refused, never repaired behind the operator's back: reads verify
+LevelDB's block checksums, and a corruption LevelDB reports (a garbled table, a
+missing manifest), a LevelDB directory without its ``CURRENT`` file (opening it
+would make a new, empty database over the old tables) or a store holding blocks
+but no genesis hash raise :class:`StoreDamaged`, whose one line says what to do.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ import plyvel
 
 from appchaind.chain import codec
 from appchaind.chain.types import Block, Commit
+from appchaind.errors import StartupError
 
-__all__ = ["Store", "StoreError", "AlreadyRunning", "WriteBatch", "height_key"]
+__all__ = ["Store", "StoreError", "StoreDamaged", "AlreadyRunning", "WriteBatch", "height_key"]
 
 BLOCKS = b"b/"
 HASHES = b"h/"
@@ -54,6 +61,18 @@ class StoreError(Exception):
 
 class AlreadyRunning(StoreError):
     """Another process holds this home's lock."""
+
+
+class StoreDamaged(StoreError, StartupError):
+    """The data directory is damaged: the node stops (at start, or when it meets the
+    damage while running) with one line naming what is wrong and what to do."""
+
+    def __init__(self, data_dir: Path, problem: str) -> None:
+        super().__init__(
+            f"the data directory {data_dir} is damaged ({problem}); restore it from a backup, "
+            f"or sync a fresh one: move {Path(data_dir) / 'leveldb'} aside and start the node "
+            "again (keep sign_state.json, which stops a validator from signing twice)"
+        )
 
 
 class WriteBatch:
@@ -105,13 +124,20 @@ class Store:
             ) from None
         os.ftruncate(self._lock_fd, 0)
         os.pwrite(self._lock_fd, str(os.getpid()).encode(), 0)
+        leveldb = self.data_dir / "leveldb"
         try:
-            self._db = plyvel.DB(str(self.data_dir / "leveldb"), create_if_missing=True)
+            if leveldb.is_dir() and any(leveldb.iterdir()) and not (leveldb / "CURRENT").exists():
+                raise StoreDamaged(self.data_dir, f"{leveldb} has no CURRENT file")
+            self._db = plyvel.DB(str(leveldb), create_if_missing=True)
+        except plyvel.CorruptionError as exc:
+            self._release_lock()
+            raise StoreDamaged(self.data_dir, _leveldb_message(exc)) from None
         except plyvel.Error as exc:
             self._release_lock()
-            raise StoreError(
-                f"cannot open the LevelDB in {self.data_dir / 'leveldb'}: {exc}"
-            ) from None
+            raise StoreError(f"cannot open the LevelDB in {leveldb}: {exc}") from None
+        except StoreDamaged:
+            self._release_lock()
+            raise
         self._closed = False
 
     def _release_lock(self) -> None:
@@ -133,41 +159,49 @@ class Store:
     # ------------------------------------------------------------------ raw access
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._db.get(key)
+        try:
+            value: bytes | None = self._db.get(key, verify_checksums=True)
+        except plyvel.CorruptionError as exc:
+            raise StoreDamaged(self.data_dir, _leveldb_message(exc)) from None
         return value
 
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """(key without prefix, value) for every key under ``prefix``, in key order."""
         n = len(prefix)
-        with self._db.iterator(prefix=prefix) as it:
-            for key, value in it:
-                yield key[n:], value
+        try:
+            with self._db.iterator(prefix=prefix, verify_checksums=True) as it:
+                for key, value in it:
+                    yield key[n:], value
+        except plyvel.CorruptionError as exc:
+            raise StoreDamaged(self.data_dir, _leveldb_message(exc)) from None
 
     def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
         """Applies ``batch`` atomically; with ``sync`` it is on disk when this returns."""
-        with self._db.write_batch(transaction=True, sync=sync) as wb:
-            for key in batch._deletes:
-                wb.delete(key)
-            for key, value in batch._puts.items():
-                wb.put(key, value)
+        try:
+            with self._db.write_batch(transaction=True, sync=sync) as wb:
+                for key in batch._deletes:
+                    wb.delete(key)
+                for key, value in batch._puts.items():
+                    wb.put(key, value)
+        except plyvel.CorruptionError as exc:
+            raise StoreDamaged(self.data_dir, _leveldb_message(exc)) from None
 
     # ------------------------------------------------------------------ blocks
 
     def latest_height(self) -> int:
         """Height of the newest stored block, 0 when there is none."""
-        raw = self._db.get(_LATEST_HEIGHT)
+        raw = self.get(_LATEST_HEIGHT)
         return 0 if raw is None else int.from_bytes(raw, "big")
 
     def block(self, height: int) -> Block | None:
-        raw = self._db.get(BLOCKS + height_key(height))
+        raw = self.get(BLOCKS + height_key(height))
         return None if raw is None else codec.decode(Block, raw)
 
     def block_bytes(self, height: int) -> bytes | None:
-        value: bytes | None = self._db.get(BLOCKS + height_key(height))
-        return value
+        return self.get(BLOCKS + height_key(height))
 
     def height_of(self, block_hash: bytes) -> int | None:
-        raw = self._db.get(HASHES + block_hash)
+        raw = self.get(HASHES + block_hash)
         return None if raw is None else int.from_bytes(raw, "big")
 
     def block_by_hash(self, block_hash: bytes) -> Block | None:
@@ -177,18 +211,30 @@ class Store:
     def commit(self, height: int) -> Commit | None:
         """The commit that decided the block at ``height`` (carried by block height+1, or
         stored alongside the block when it was decided locally)."""
-        raw = self._db.get(COMMITS + height_key(height))
+        raw = self.get(COMMITS + height_key(height))
         return None if raw is None else codec.decode(Commit, raw)
 
     # ------------------------------------------------------------------ genesis
 
     def check_genesis(self, genesis_hash: bytes) -> None:
-        """Records the genesis hash on first use; refuses a data directory from another chain."""
-        stored = self._db.get(_GENESIS_HASH)
+        """Records the genesis hash on first use; refuses a data directory from another chain.
+
+        The hash covers the whole genesis document (chain id, time, validators, accounts,
+        markets), so a chain restarted under the same chain id is another chain too. Every
+        store records it when it is first opened: blocks without it mean damage."""
+        stored = self.get(_GENESIS_HASH)
         if stored is None:
+            if self.latest_height() > 0:
+                raise StoreDamaged(self.data_dir, "it holds blocks but no genesis hash")
             self._db.put(_GENESIS_HASH, genesis_hash, sync=True)
         elif stored != genesis_hash:
             raise StoreError(
                 f"{self.data_dir} holds a chain with genesis hash {stored.hex()}, but genesis.json "
                 f"hashes to {genesis_hash.hex()}; use the right genesis or an empty data directory"
             )
+
+
+def _leveldb_message(exc: plyvel.Error) -> str:
+    """LevelDB's own words ("Corruption: bad block contents", ...) as text."""
+    detail = exc.args[0] if exc.args else exc
+    return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)

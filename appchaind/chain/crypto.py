@@ -153,6 +153,22 @@ class PrivateKey:
             raise KeyFileError(f"key file {path}: public_key does not match private_key")
         return key
 
+    @classmethod
+    def load_private(cls, path: Path) -> PrivateKey:
+        """:meth:`load`, for a key the node holds (its node key, its validator key): refused
+        when anyone but the file's owner may read or write it, as ssh refuses such a key.
+        The key may already have leaked; the message says so and how to close the file."""
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            raise KeyFileError(f"key file {path} does not exist") from None
+        if mode & 0o077:
+            raise KeyFileError(
+                f"key file {path} is open to other users (mode {mode:04o}); run "
+                f"`chmod 600 {path}` (and replace the key if others could have read it)"
+            )
+        return cls.load(path)
+
 
 # ---------------------------------------------------------------------------- Merkle tree
 

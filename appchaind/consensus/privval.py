@@ -57,6 +57,7 @@ class FileSignStateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a temporary file left by a crash keeps its mode otherwise
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(doc))
             f.flush()

@@ -10,7 +10,12 @@ Record layout: ``[u32 big-endian payload length][u32 CRC-32 of the payload][payl
   last good record. A bad record followed by more data means the file was
   corrupted in the middle: :class:`WALCorrupted` stops the node with the file,
   offset and what to do, because silently skipping consensus history could
-  make a validator double-sign.
+  make a validator double-sign. A bad record whose length reaches past the end
+  of the file is a torn tail only if no intact record follows it: a garbled
+  length in the middle also points past the end, and the records after it
+  (a chain of intact, non-empty records ending exactly at the end of the file)
+  give it away. Empty records are not evidence: the node never writes one, and
+  zeros are what a torn write often leaves.
 * ``reset(payload)`` atomically replaces the log with one record (used when a
   height is committed: older records are no longer needed).
 """
@@ -18,6 +23,7 @@ Record layout: ``[u32 big-endian payload length][u32 CRC-32 of the payload][payl
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +44,38 @@ def _frame(payload: bytes) -> bytes:
     if len(payload) > MAX_RECORD_BYTES:
         raise ValueError(f"WAL record of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}")
     return len(payload).to_bytes(4, "big") + zlib.crc32(payload).to_bytes(4, "big") + payload
+
+
+def _intact_records_after(data: bytes, offset: int) -> int | None:
+    """The first position after ``offset`` from which intact, non-empty records follow
+    one another to exactly the end of ``data``, or None.
+
+    Every position is a possible record start: its length is read for all positions
+    at once (one unpack per 4-byte alignment), those that fit before the end are kept,
+    and they are examined from the end: a record is part of such a chain when the
+    chain goes on right after it and its checksum holds."""
+    size = len(data)
+    candidates: list[tuple[int, int]] = []
+    for start in range(offset + 1, offset + 5):
+        count = (size - _HEADER - 1 - start) // 4 + 1
+        if count <= 0:
+            continue
+        lengths = struct.unpack_from(f">{count}I", data, start)
+        positions = range(start, start + 4 * count, 4)
+        candidates += [
+            (p, n) for p, n in zip(positions, lengths, strict=True) if 0 < n <= size - _HEADER - p
+        ]
+    candidates.sort(reverse=True)
+    reaches_end = {size}
+    first = None
+    for position, length in candidates:
+        end = position + _HEADER + length
+        if end in reaches_end and zlib.crc32(data[position + _HEADER : end]) == int.from_bytes(
+            data[position + 4 : position + _HEADER], "big"
+        ):
+            reaches_end.add(position)
+            first = position
+    return first
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,7 +140,7 @@ class WAL:
                 yield data[offset + _HEADER : end]
                 offset = end
                 continue
-            if end >= size:
+            if end >= size and _intact_records_after(data, offset) is None:
                 # A torn write at the end: recover by cutting it off.
                 os.truncate(self.path, offset)
                 self.truncated_bytes = size - offset

@@ -72,10 +72,11 @@ def init_genesis(state: ExchangeState) -> None:
 
 
 def load(state: ExchangeState, store: Store) -> None:
-    """Rebuild accounts, markets and books from the store (a restart)."""
+    """Rebuild accounts, markets and books from the store (a restart). A record that does
+    not decode raises StateError naming its key."""
     meta = store.get(META_KEY)
     assert meta is not None
-    height, stored_hash = _unpack(meta)
+    height, stored_hash = _decode(META_KEY, meta)
     clearing = state.clearing
     resting: list[list[tuple[int, tuple[Any, ...]]]] = [[] for _ in state.markets]
     committed: list[tuple[bytes, bytes]] = []
@@ -84,7 +85,55 @@ def load(state: ExchangeState, store: Store) -> None:
         if key == META_KEY:
             continue
         committed.append((key, value))
-        record = _unpack(value)
+        _restore(state, key, _decode(key, value), resting)
+    state.next_bond_release = next_release(state.builders)
+    for market_id, orders in enumerate(resting):
+        orders.sort()
+        book = state.books[market_id]
+        for seq, fields in orders:
+            book.insert_resting(fields)
+            if seq != fields[RECORD_ID]:
+                state.rest_seq[market_id][fields[RECORD_ID]] = seq
+            if fields[RECORD_FLAGS] & _REDUCE_ONLY:
+                state.note_reduce_only(fields[RECORD_OWNER], market_id)
+    state.commitment = StateCommitment(committed)
+    clearing.take_touched()
+    clearing.take_position_changed()
+    state.app_hash = state.commitment.app_hash()
+    if state.height != height or state.app_hash != stored_hash:
+        raise StateError(
+            f"stored state at height {height} hashes to {state.app_hash.hex()}, but "
+            f"{stored_hash.hex()} was committed; the data directory is damaged"
+        )
+
+
+_UNREADABLE = (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException)
+
+
+def _decode(key: bytes, value: bytes) -> Any:
+    try:
+        return _unpack(value)
+    except _UNREADABLE as exc:
+        raise _unreadable(key, exc) from None
+
+
+def _unreadable(key: bytes, exc: Exception) -> StateError:
+    return StateError(
+        f"stored record {key!r} is unreadable ({type(exc).__name__}: {exc}): the data "
+        "directory is damaged or was written by another version"
+    )
+
+
+def _restore(
+    state: ExchangeState,
+    key: bytes,
+    record: Any,
+    resting: list[list[tuple[int, tuple[Any, ...]]]],
+) -> None:
+    """Puts one stored record back where it belongs; StateError names a record whose
+    shape is wrong."""
+    clearing = state.clearing
+    try:
         if key == GLOBAL_KEY:
             (
                 state.height, state.time_ms, state.next_order_id, clearing.insurance_fund,
@@ -123,25 +172,8 @@ def load(state: ExchangeState, store: Store) -> None:
                 ) from exc
             state.builders[builder.address] = builder
             clearing.builder_bonds += builder.bond + builder.unbonding_total()
-    state.next_bond_release = next_release(state.builders)
-    for market_id, orders in enumerate(resting):
-        orders.sort()
-        book = state.books[market_id]
-        for seq, fields in orders:
-            book.insert_resting(fields)
-            if seq != fields[RECORD_ID]:
-                state.rest_seq[market_id][fields[RECORD_ID]] = seq
-            if fields[RECORD_FLAGS] & _REDUCE_ONLY:
-                state.note_reduce_only(fields[RECORD_OWNER], market_id)
-    state.commitment = StateCommitment(committed)
-    clearing.take_touched()
-    clearing.take_position_changed()
-    state.app_hash = state.commitment.app_hash()
-    if state.height != height or state.app_hash != stored_hash:
-        raise StateError(
-            f"stored state at height {height} hashes to {state.app_hash.hex()}, but "
-            f"{stored_hash.hex()} was committed; the data directory is damaged"
-        )
+    except _UNREADABLE as exc:
+        raise _unreadable(key, exc) from None
 
 
 def update_commitment(state: ExchangeState) -> bytes:

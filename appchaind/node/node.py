@@ -86,7 +86,7 @@ from appchaind.consensus.wal import WAL
 from appchaind.containment import ConnectionGuard
 from appchaind.errors import StartupError
 from appchaind.exchange import inclusion
-from appchaind.exchange.app import ExchangeApp
+from appchaind.exchange.app import ExchangeApp, StateError
 from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import HomePaths
 from appchaind.node.blocksync import BlockSyncReactor
@@ -120,7 +120,7 @@ from appchaind.node.view import (
     encode_tx_index_entry,
 )
 from appchaind.rpc.views import pack_tx_events
-from appchaind.store import INDEXES, META, Store, StoreError, WriteBatch, height_key
+from appchaind.store import INDEXES, META, Store, StoreDamaged, WriteBatch, height_key
 from appchaind.telemetry.logs import get_logger
 from appchaind.telemetry.metrics import NodeMetrics
 from config.genesis import load_genesis
@@ -180,15 +180,18 @@ class Node:
                 f"chain's blocks (params.max_block_bytes = {self.genesis.params.max_block_bytes}); "
                 f"set it to at least {needed} in config.toml"
             )
-        self.node_key = PrivateKey.load(self.paths.node_key)
-        self.validator_key = PrivateKey.load(self.paths.validator_key)
+        self.node_key = PrivateKey.load_private(self.paths.node_key)
+        self.validator_key = PrivateKey.load_private(self.paths.validator_key)
         self.store = Store(self.paths.data, home_for_messages=self.paths.home)
         try:
             self.store.check_genesis(self.genesis.hash())
             factory = app_factory or exchange_app_factory
-            self.app: Application = factory(
-                self.store, self.genesis, self.config, self.validator_key.address
-            )
+            try:
+                self.app: Application = factory(
+                    self.store, self.genesis, self.config, self.validator_key.address
+                )
+            except StateError as exc:
+                raise StoreDamaged(self.paths.data, str(exc)) from None
             self.chain_state = self._load_chain_state()
         except BaseException:
             self.store.close()
@@ -317,15 +320,41 @@ class Node:
                 app_hash=self.app.app_hash,
             )
         else:
-            state = decode_chain_state(raw)
+            try:
+                state = decode_chain_state(raw)
+            except codec.CodecError as exc:
+                raise StoreDamaged(
+                    self.paths.data, f"the consensus state is unreadable: {exc}"
+                ) from None
         stored = self.store.latest_height()
         if not (state.height - 1 == stored == self.app.height):
-            raise StoreError(
-                f"{self.paths.data}: block store at height {stored}, application at "
-                f"{self.app.height} and consensus state at {state.height - 1} disagree; "
-                "the data directory is damaged (restore it or sync a fresh one)"
+            raise StoreDamaged(
+                self.paths.data,
+                f"block store at height {stored}, application at {self.app.height} and "
+                f"consensus state at {state.height - 1} disagree",
             )
+        if state.chain_id != self.chain_id:
+            raise StoreDamaged(
+                self.paths.data,
+                f"its consensus state is chain {state.chain_id!r}, genesis.json is {self.chain_id!r}",
+            )
+        latest = self._latest_block_matches(state) if stored else None
+        if latest is not None:
+            raise StoreDamaged(self.paths.data, latest)
         return state
+
+    def _latest_block_matches(self, state: ChainState) -> str | None:
+        """What is wrong with the latest stored block, or None: it must decode and be the
+        block the consensus state says was committed last (a cheap start-time check of
+        the record every peer and RPC client asks for first)."""
+        height = state.height - 1
+        try:
+            block = self.store.block(height)
+        except codec.CodecError as exc:
+            return f"the block at height {height} is unreadable: {exc}"
+        if block is None or block.block_id() != state.last_block_id:
+            return f"the block at height {height} is not the one the consensus state committed"
+        return None
 
     @property
     def latest_height(self) -> int:

@@ -187,7 +187,7 @@ def test_a_stored_record_that_is_a_map_of_integer_keys_is_refused(tmp_path: Path
         fields = msgpack.unpackb(store.get(GLOBAL_KEY))
         as_map = msgpack.packb({value: 0 for value in fields[:1]} | {100 + i: 0 for i in range(7)})
         _rewrite(store, GLOBAL_KEY, as_map)
-    with Store(path) as store, pytest.raises(ValueError):
+    with Store(path) as store, pytest.raises(StateError, match="b's/g' is unreadable"):
         ExchangeApp(genesis(BALANCES), store)
 
 

@@ -160,3 +160,70 @@ def test_unreadable_sign_state_refuses_to_sign(tmp_path: Path) -> None:
     (tmp_path / "sign_state.json").write_text("{broken")
     with pytest.raises(DoubleSignRefused, match="unreadable"):
         new_signer(tmp_path)
+
+
+def _consensus_records() -> list[bytes]:
+    """A vote and a proposal with its block, as the node logs them (real msgpack, with
+    runs of zero bytes inside)."""
+    from appchaind.node.messages import ProposalMessage, VoteMessage, encode_message
+
+    header = types.Header(
+        "chain", 7, 7000, b"\x00" * 32, b"\x00" * 32, b"\x00" * 32, b"\x00" * 32,
+        b"\x00" * 32, b"", KEY.address, b"\x00" * 32,
+    )  # fmt: skip
+    block = types.Block(header, (b"\x00" * 40, b"tx-two"), (), None)
+    prop = types.Proposal(7, 0, -1, block.block_id(), 7000, KEY.address, b"\x00" * 64)
+    prevote = types.Vote(
+        types.PREVOTE, 7, 0, block.block_id(), 7001, KEY.address, 0, b"", b"\x00" * 64, b""
+    )
+    return [encode_message(VoteMessage(prevote)), encode_message(ProposalMessage(prop, block))]
+
+
+def test_wal_cut_at_every_byte_of_the_last_record_keeps_the_records_before_it(
+    tmp_path: Path,
+) -> None:
+    first, last = _consensus_records()
+    wal = WAL(tmp_path / "wal")
+    wal.append(first)
+    wal.append(last)
+    wal.close()
+    whole = (tmp_path / "wal").read_bytes()
+    good = 8 + len(first)
+    for cut in range(good, len(whole)):
+        (tmp_path / "wal").write_bytes(whole[:cut])
+        wal = WAL(tmp_path / "wal")
+        assert list(wal.replay()) == [first], cut
+        assert (tmp_path / "wal").stat().st_size == good
+        wal.close()
+
+
+def test_wal_last_frame_torn_inside_is_cut(tmp_path: Path) -> None:
+    # The file reached its full length but part of the last frame never got to disk
+    # (zeros where the payload should be): its checksum fails and nothing follows it.
+    first, last = _consensus_records()
+    wal = WAL(tmp_path / "wal")
+    wal.append(first)
+    wal.append(last)
+    wal.close()
+    data = bytearray((tmp_path / "wal").read_bytes())
+    data[-len(last) // 2 :] = bytes(len(last) // 2)
+    (tmp_path / "wal").write_bytes(bytes(data))
+    assert list(WAL(tmp_path / "wal").replay()) == [first]
+
+
+@pytest.mark.parametrize("length", [b"\x00\x00\x7f\x00", b"\x7f\xff\xff\xff"])
+def test_wal_garbled_length_in_the_middle_is_not_taken_for_a_torn_tail(
+    tmp_path: Path, length: bytes
+) -> None:
+    # A length that points past the end of the file (or beyond any record) looks like a
+    # torn last write; the intact records after it say it is not, and cutting there
+    # would drop this height's votes (the validator's lock with them).
+    wal = WAL(tmp_path / "wal")
+    for payload in _consensus_records() + [b"three"]:
+        wal.append(payload)
+    wal.close()
+    before = (tmp_path / "wal").read_bytes()
+    (tmp_path / "wal").write_bytes(length + before[4:])
+    with pytest.raises(WALCorrupted, match="corrupted at byte 0 .*(short record|record length)"):
+        list(WAL(tmp_path / "wal").replay())
+    assert (tmp_path / "wal").read_bytes() == length + before[4:]  # nothing was cut
