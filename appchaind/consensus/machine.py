@@ -370,7 +370,10 @@ class ConsensusMachine:
         self.step = Step.PROPOSE  # line 13
         if self._proposer(round) == self._my_address():  # line 14
             if self.valid_value is not None:  # line 15
-                self._propose(self.valid_value, self.valid_round, out)  # lines 16, 19
+                pol_round = self.valid_round  # line 16
+                if self.config.mutation is Mutation.REPROPOSE_WITHOUT_POL:
+                    pol_round = -1
+                self._propose(self.valid_value, pol_round, out)  # lines 16, 19
             else:
                 self._awaiting_prepare.add(round)  # line 18: getValue()
                 out.append(
@@ -392,7 +395,8 @@ class ConsensusMachine:
         proposal = self._proposals.get(r)
         block = None if proposal is None else self._blocks.get(proposal.block_hash)
         verdict = None if proposal is None else self._verdicts.get(proposal.block_hash)
-        no_locking = self.config.mutation is Mutation.NO_LOCKING
+        mutation = self.config.mutation
+        no_locking = mutation is Mutation.NO_LOCKING
 
         if (
             self.step == Step.PROPOSE
@@ -413,10 +417,16 @@ class ConsensusMachine:
                 self.step = Step.PREVOTE  # line 27
                 return True
             polka = self._rounds.get(vr)
-            if polka is not None and self._two_thirds(polka.prevotes.power(v)):
+            pol_power = 0 if polka is None else polka.prevotes.power(v)
+            if mutation is Mutation.POL_ANY_VALUE and polka is not None:
+                pol_power = polka.prevotes.total_power
+            if self._two_thirds(pol_power) or mutation is Mutation.POL_WITHOUT_POLKA:
                 # line 28: ... AND 2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩ while step_p = propose ∧ (vr ≥ 0 ∧ vr < round_p)
                 if verdict and (
-                    self.locked_round <= vr or self._locked_is(v) or no_locking
+                    self.locked_round <= vr
+                    or self._locked_is(v)
+                    or no_locking
+                    or mutation is Mutation.POL_IGNORES_LOCK
                 ):  # line 29
                     self._vote(PREVOTE, v, out)  # line 30
                 else:
@@ -448,7 +458,8 @@ class ConsensusMachine:
         ):
             if self.step == Step.PREVOTE:  # line 37
                 self.locked_value = block  # line 38
-                self.locked_round = r  # line 39
+                if mutation is not Mutation.LOCK_KEEPS_ROUND:
+                    self.locked_round = r  # line 39
                 self._vote(PRECOMMIT, proposal.block_hash, out)  # line 40
                 self.step = Step.PRECOMMIT  # line 41
             self.valid_value = block  # line 42
@@ -458,6 +469,8 @@ class ConsensusMachine:
         # line 44: upon 2f+1 ⟨PREVOTE, h_p, round_p, nil⟩ while step_p = prevote
         if self.step == Step.PREVOTE and self._two_thirds(votes.prevotes.power(NIL)):
             self._vote(PRECOMMIT, NIL, out)  # line 45
+            if mutation is Mutation.UNLOCK_ON_NIL_POLKA:
+                self.locked_value, self.locked_round = None, -1
             self.step = Step.PRECOMMIT  # line 46
             return True
 
