@@ -39,14 +39,8 @@ class Mutation(enum.Enum):
     POL_WITHOUT_POLKA = "pol-without-polka"
     #: Line 28 counts 2f+1 ⟨PREVOTE, h_p, vr, ∗⟩ (prevotes for anything) instead of id(v).
     POL_ANY_VALUE = "pol-any-value"
-    #: Line 29 without its lock condition: a polka of any earlier round releases the lock.
-    POL_IGNORES_LOCK = "pol-ignores-lock"
-    #: Line 39 missing: locking on a polka keeps the old lockedRound.
-    LOCK_KEEPS_ROUND = "lock-keeps-round"
     #: Line 45 also unlocks (lockedValue, lockedRound = nil, -1) on 2f+1 nil prevotes.
     UNLOCK_ON_NIL_POLKA = "unlock-on-nil-polka"
-    #: Line 16 re-proposes validValue with pol_round -1 instead of validRound.
-    REPROPOSE_WITHOUT_POL = "repropose-without-pol"
 
 
 @dataclass(frozen=True, slots=True)

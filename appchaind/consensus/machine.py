@@ -370,10 +370,7 @@ class ConsensusMachine:
         self.step = Step.PROPOSE  # line 13
         if self._proposer(round) == self._my_address():  # line 14
             if self.valid_value is not None:  # line 15
-                pol_round = self.valid_round  # line 16
-                if self.config.mutation is Mutation.REPROPOSE_WITHOUT_POL:
-                    pol_round = -1
-                self._propose(self.valid_value, pol_round, out)  # lines 16, 19
+                self._propose(self.valid_value, self.valid_round, out)  # lines 16, 19
             else:
                 self._awaiting_prepare.add(round)  # line 18: getValue()
                 out.append(
@@ -423,10 +420,7 @@ class ConsensusMachine:
             if self._two_thirds(pol_power) or mutation is Mutation.POL_WITHOUT_POLKA:
                 # line 28: ... AND 2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩ while step_p = propose ∧ (vr ≥ 0 ∧ vr < round_p)
                 if verdict and (
-                    self.locked_round <= vr
-                    or self._locked_is(v)
-                    or no_locking
-                    or mutation is Mutation.POL_IGNORES_LOCK
+                    self.locked_round <= vr or self._locked_is(v) or no_locking
                 ):  # line 29
                     self._vote(PREVOTE, v, out)  # line 30
                 else:
@@ -458,8 +452,7 @@ class ConsensusMachine:
         ):
             if self.step == Step.PREVOTE:  # line 37
                 self.locked_value = block  # line 38
-                if mutation is not Mutation.LOCK_KEEPS_ROUND:
-                    self.locked_round = r  # line 39
+                self.locked_round = r  # line 39
                 self._vote(PRECOMMIT, proposal.block_hash, out)  # line 40
                 self.step = Step.PRECOMMIT  # line 41
             self.valid_value = block  # line 42

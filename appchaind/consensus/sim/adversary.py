@@ -203,7 +203,7 @@ class Adversary:
                 plan.value = vote.block_hash
         value = plan.value
         if vote.kind == PREVOTE:
-            mine = (VoteReceived(self._vote(node, vote, PREVOTE, r, value)),)
+            mine: tuple[Any, ...] = (VoteReceived(self._vote(node, vote, PREVOTE, r, value)),)
             if rng.randrange(4) == 0 and r > 0:
                 # a prevote for the value in an earlier round too (a polka completed late)
                 mine += (VoteReceived(self._vote(node, vote, PREVOTE, rng.randrange(r), value)),)

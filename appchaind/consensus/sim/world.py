@@ -5,8 +5,9 @@ exactly. Before GST the network delays, drops, duplicates and reorders
 messages and partitions the validators; honest nodes crash and restart by
 replaying what they had persisted (chain state, WAL, last-sign state,
 evidence), possibly losing the WAL's tail that was never fsynced; byzantine
-validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent
-or spam votes from future rounds. After GST the network is reliable with
+validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent,
+spam votes from future rounds, or (ADAPTIVE, :mod:`~appchaind.consensus.sim.adversary`)
+sign anything a validator can, aimed at the honest validators' locks. After GST the network is reliable with
 delays of at most ``POST_GST_DELAY_MS``.
 
 Checked on every run (:mod:`~appchaind.consensus.sim.checks`; a broken check is a
