@@ -35,6 +35,12 @@ class Mutation(enum.Enum):
     HALF_THRESHOLD = "half-threshold"
     #: Line 55 fires on a single vote from a higher round instead of f+1 power.
     SKIP_ON_SINGLE_VOTE = "skip-on-single-vote"
+    #: Line 28 without "2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩": any vr < round_p is taken on trust.
+    POL_WITHOUT_POLKA = "pol-without-polka"
+    #: Line 28 counts 2f+1 ⟨PREVOTE, h_p, vr, ∗⟩ (prevotes for anything) instead of id(v).
+    POL_ANY_VALUE = "pol-any-value"
+    #: Line 45 also unlocks (lockedValue, lockedRound = nil, -1) on 2f+1 nil prevotes.
+    UNLOCK_ON_NIL_POLKA = "unlock-on-nil-polka"
 
 
 @dataclass(frozen=True, slots=True)

@@ -392,7 +392,8 @@ class ConsensusMachine:
         proposal = self._proposals.get(r)
         block = None if proposal is None else self._blocks.get(proposal.block_hash)
         verdict = None if proposal is None else self._verdicts.get(proposal.block_hash)
-        no_locking = self.config.mutation is Mutation.NO_LOCKING
+        mutation = self.config.mutation
+        no_locking = mutation is Mutation.NO_LOCKING
 
         if (
             self.step == Step.PROPOSE
@@ -413,7 +414,10 @@ class ConsensusMachine:
                 self.step = Step.PREVOTE  # line 27
                 return True
             polka = self._rounds.get(vr)
-            if polka is not None and self._two_thirds(polka.prevotes.power(v)):
+            pol_power = 0 if polka is None else polka.prevotes.power(v)
+            if mutation is Mutation.POL_ANY_VALUE and polka is not None:
+                pol_power = polka.prevotes.total_power
+            if self._two_thirds(pol_power) or mutation is Mutation.POL_WITHOUT_POLKA:
                 # line 28: ... AND 2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩ while step_p = propose ∧ (vr ≥ 0 ∧ vr < round_p)
                 if verdict and (
                     self.locked_round <= vr or self._locked_is(v) or no_locking
@@ -458,6 +462,8 @@ class ConsensusMachine:
         # line 44: upon 2f+1 ⟨PREVOTE, h_p, round_p, nil⟩ while step_p = prevote
         if self.step == Step.PREVOTE and self._two_thirds(votes.prevotes.power(NIL)):
             self._vote(PRECOMMIT, NIL, out)  # line 45
+            if mutation is Mutation.UNLOCK_ON_NIL_POLKA:
+                self.locked_value, self.locked_round = None, -1
             self.step = Step.PRECOMMIT  # line 46
             return True
 

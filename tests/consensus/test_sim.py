@@ -88,6 +88,44 @@ def test_the_checker_catches_broken_variants(
     pytest.fail(f"{mutation.value} survived {bound} seeds of {mix}")
 
 
+#: Mutants of the lock and proof-of-lock rules that the old adversary (equivocating proposals
+#: and votes, silence, invalid blocks, round spam) let through for thousands of seeds, and the
+#: first seeds of the ``adversary`` mix where the ADAPTIVE adversary makes each break a
+#: property (found by running seeds from 0; replay one with
+#: ``python -m appchaind.consensus.sim --seed S --mix adversary --mutation M``).
+LOCK_MUTANTS_CAUGHT_AT = {
+    Mutation.POL_WITHOUT_POLKA: 25,
+    Mutation.POL_ANY_VALUE: 25,
+    Mutation.UNLOCK_ON_NIL_POLKA: 82,
+}
+
+
+@pytest.mark.parametrize("mutation", list(LOCK_MUTANTS_CAUGHT_AT), ids=lambda m: m.value)
+def test_the_adaptive_adversary_breaks_the_lock_mutants(mutation: Mutation) -> None:
+    """Each mutant is a one-line change of a rule of Algorithm 1 (see ``Mutation``): the
+    adversary locks a polka group on one value, lets one weak member decide it on a held
+    precommit, then gets another value decided past the locks."""
+    seed = LOCK_MUTANTS_CAUGHT_AT[mutation]
+    result = run_seed(seed, "adversary", mutation=mutation)
+    assert result.violation is not None, f"{mutation.value} survived seed {seed}"
+    assert result.violation.startswith("agreement"), result.violation
+    assert run_seed(seed, "adversary").violation is None  # the correct machine holds
+
+
+#: Seeds of the adversary mix, from 1000 on, that each lock mutant gets (they were not picked).
+FRESH_SEEDS = int(os.environ.get("SIM_FRESH_SEEDS", "200"))
+
+
+@pytest.mark.parametrize("mutation", list(LOCK_MUTANTS_CAUGHT_AT), ids=lambda m: m.value)
+def test_the_lock_mutants_break_within_a_bounded_run_of_unpicked_seeds(mutation: Mutation) -> None:
+    for seed in range(1000, 1000 + FRESH_SEEDS):
+        result = run_seed(seed, "adversary", mutation=mutation)
+        if result.violation is not None:
+            print(f"\n{mutation.value}: caught after {seed - 999} fresh seeds: {result.violation}")
+            return
+    pytest.fail(f"{mutation.value} survived {FRESH_SEEDS} fresh seeds of the adversary mix")
+
+
 def test_cli_replays_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
     assert sim_main(["--seed", "7", "--mix", "crash"]) == 0
     out = capsys.readouterr().out

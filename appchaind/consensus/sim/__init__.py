@@ -3,6 +3,7 @@
 ``world``      the run: virtual clock, seeded faulty network, crashes and restarts
 ``faults``     the fault mixes and the kinds of byzantine validator
 ``byzantine``  the byzantine validators' attacks
+``adversary``  the ADAPTIVE adversary: signs anything, targets groups, times its messages
 ``checks``     the safety properties checked on every run (liveness is the world's)
 ``nodes``      a simulated validator and its disk
 ``keys``       hash signatures for fast runs, the unguarded signer of byzantine validators

@@ -75,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     last_report = started
     seeds = heights = faults = 0
+    per_mix = dict.fromkeys(MIX_ORDER if args.mix is None else (args.mix,), 0)
     seed = args.first_seed
     while time.monotonic() - started < args.seconds:
         result = run_seed(
             seed, mix_for(seed, args.mix), mutation=mutation, real_signatures=args.real_signatures
         )
         seeds += 1
+        per_mix[result.mix] += 1
         heights += result.heights_decided
         faults += result.faults_injected
         if result.violation:
@@ -98,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         seed += 1
     elapsed = time.monotonic() - started
+    mixes = ", ".join(f"{name} {count}" for name, count in per_mix.items())
     print(
-        f"done: {seeds} seeds in {elapsed:.1f}s ({seeds / elapsed:.1f}/s), {heights} heights decided "
+        f"done: {seeds} seeds in {elapsed:.1f}s ({seeds / elapsed:.1f}/s; {mixes}), "
+        f"mutation {mutation.value}, {heights} heights decided "
         f"({heights / elapsed:.0f} simulated heights/s), {faults} faults injected, 0 violations"
     )
     return 0

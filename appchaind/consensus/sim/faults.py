@@ -16,6 +16,8 @@ class ByzantineKind(enum.Enum):
     EQUIVOCATE = "equivocate"
     INVALID = "invalid"
     ROUND_SPAM = "round-spam"
+    #: signs anything, as :class:`~appchaind.consensus.sim.adversary.Adversary` plans
+    ADAPTIVE = "adaptive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class FaultMix:
     crashes: bool = False
     wal_loss: bool = False
     byzantine: tuple[ByzantineKind, ...] = ()
+    #: how many validators may be byzantine (at most, if their power allows)
+    byzantine_validators: tuple[int, int] = (1, 3)
     validator_updates: bool = False
     gst_ms: tuple[int, int] = (0, 0)
 
@@ -39,6 +43,7 @@ _ALL_BYZ = (
     ByzantineKind.SILENT,
     ByzantineKind.INVALID,
     ByzantineKind.ROUND_SPAM,
+    ByzantineKind.ADAPTIVE,
 )
 
 MIXES: dict[str, FaultMix] = {
@@ -68,6 +73,13 @@ MIXES: dict[str, FaultMix] = {
             max_delay_ms=40,
             byzantine=(ByzantineKind.EQUIVOCATE,),
             gst_ms=(500, 2000),
+        ),  # fmt: skip
+        FaultMix(
+            "adversary",
+            drop_ppm=10_000,
+            max_delay_ms=60,
+            byzantine=(ByzantineKind.ADAPTIVE,),
+            gst_ms=(1000, 4000),
         ),  # fmt: skip
         FaultMix(
             "chaos",

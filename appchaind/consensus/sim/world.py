@@ -5,8 +5,9 @@ exactly. Before GST the network delays, drops, duplicates and reorders
 messages and partitions the validators; honest nodes crash and restart by
 replaying what they had persisted (chain state, WAL, last-sign state,
 evidence), possibly losing the WAL's tail that was never fsynced; byzantine
-validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent
-or spam votes from future rounds. After GST the network is reliable with
+validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent,
+spam votes from future rounds, or (ADAPTIVE, :mod:`~appchaind.consensus.sim.adversary`)
+sign anything a validator can, aimed at the honest validators' locks. After GST the network is reliable with
 delays of at most ``POST_GST_DELAY_MS``.
 
 Checked on every run (:mod:`~appchaind.consensus.sim.checks`; a broken check is a
@@ -78,6 +79,7 @@ from appchaind.consensus.signer import (
     Verifier,
 )
 from appchaind.consensus.sim import byzantine
+from appchaind.consensus.sim.adversary import Adversary, AdversarySigner
 from appchaind.consensus.sim.checks import Checks, Violation
 from appchaind.consensus.sim.faults import MIXES, ByzantineKind, FaultMix
 from appchaind.consensus.sim.keys import CHAIN_ID, FakeKey, FakeVerifier, RawSigner
@@ -145,10 +147,15 @@ class Simulation:
         total = sum(powers)
         byz: dict[int, ByzantineKind] = {}
         if mix.byzantine:
-            # As much byzantine power as the model allows (just under 1/3), on up to 3 validators.
-            budget = rng.randint(1, 3)
+            # As much byzantine power as the model allows (just under 1/3), on up to 3
+            # validators: the strongest first, or (for a mix that wants several byzantine
+            # proposers) in a random order.
+            budget = rng.randint(*mix.byzantine_validators)
             byz_power = 0
-            for i in sorted(range(n), key=lambda i: (-powers[i], rng.random())):
+            order = sorted(range(n), key=lambda i: (-powers[i], rng.random()))
+            if mix.byzantine_validators[0] > 1:
+                rng.shuffle(order)
+            for i in order:
                 if len(byz) < budget and 3 * (byz_power + powers[i]) < total:
                     byz[i] = rng.choice(mix.byzantine)
                     byz_power += powers[i]
@@ -183,6 +190,7 @@ class Simulation:
         self._seq = 0
         self._partition: list[int] | None = None  # group id per node while partitioned
         self.checks = Checks(self.addresses, self.byz_addresses)
+        self.adversary = Adversary(self)
         self.gst_height: int | None = None
         self._progress = False
         self._gst_rounds: dict[int, tuple[int, int]] = {}
@@ -214,6 +222,10 @@ class Simulation:
         else:
             delay = rng.randint(1, POST_GST_DELAY_MS)
         self._push(self.now + delay, dst, -1, payload)
+
+    def send_later(self, src: int, dst: int, payload: Any, delay_ms: int) -> None:
+        """Sends ``payload`` ``delay_ms`` from now (a withheld or late message)."""
+        self._push(self.now + delay_ms, -1, 0, ("send", src, dst, payload))
 
     def broadcast(self, src: int, payloads: tuple[Any, ...]) -> None:
         for dst in range(len(self.nodes)):
@@ -312,6 +324,8 @@ class Simulation:
             for node in self.nodes:
                 node.app.mempool.append(tx)
             self._push(self.now + TX_INTERVAL_MS, -1, 0, "tx")
+        elif payload[0] == "send":
+            self.send(payload[1], payload[2], payload[3])
         elif payload[0] == "tx":
             for node in self.nodes:
                 node.app.mempool.append(payload[1])
@@ -331,6 +345,8 @@ class Simulation:
     # ------------------------------------------------------------------ node lifecycle
 
     def _signer_for(self, node: SimNode) -> Any:
+        if node.byzantine is ByzantineKind.ADAPTIVE:
+            return AdversarySigner(node.key)
         if node.byzantine in (ByzantineKind.EQUIVOCATE, ByzantineKind.ROUND_SPAM):
             return RawSigner(node.key)
         assert node.disk.sign_store is not None
@@ -388,12 +404,15 @@ class Simulation:
             return
         self.delivered += 1
         if isinstance(payload, Status):
-            self._catch_up(node, payload)
+            if node.byzantine is not ByzantineKind.ADAPTIVE:  # it gives nobody its commits
+                self._catch_up(node, payload)
             return
         if isinstance(payload, VoteReceived):
             self.checks.observe_vote(node, payload.vote)
             if node.byzantine is ByzantineKind.ROUND_SPAM:
                 byzantine.spam_rounds(self, node, payload.vote)
+        if node.byzantine is ByzantineKind.ADAPTIVE:
+            self.adversary.observe(payload)
         self._feed(node, payload)
 
     def _feed(self, node: SimNode, event: Event) -> None:
@@ -416,6 +435,9 @@ class Simulation:
     def _gossip(self, node: SimNode) -> None:
         machine = node.machine
         assert machine is not None
+        if node.byzantine is ByzantineKind.ADAPTIVE:  # asks to catch up, relays nothing
+            self.broadcast(node.index, (Status(node.index, machine.height),))
+            return
         if not node.honest and node.byzantine is not ByzantineKind.INVALID:
             return
         messages: list[Any] = [Status(node.index, machine.height)]
@@ -430,7 +452,10 @@ class Simulation:
         stored = node.disk.blocks.get(status.height)
         if stored is None:
             return
-        block, commit = stored
+        self.send_commit(node.index, status.sender, *stored)
+
+    def send_commit(self, src: int, dst: int, block: Block, commit: Commit) -> None:
+        """A decided block and the precommits of its commit, from ``src`` to ``dst``."""
         messages: list[Any] = [BlockReceived(block)]
         for i, sig in enumerate(commit.signatures):
             if sig.flag != COMMIT_ABSENT:
@@ -438,7 +463,7 @@ class Simulation:
                     VoteReceived(sig.to_vote(commit.height, commit.round, commit.block_hash, i))
                 )
         for m in messages:
-            self.send(node.index, status.sender, m)
+            self.send(src, dst, m)
 
     # ------------------------------------------------------------------ effects
 
@@ -506,6 +531,9 @@ class Simulation:
         if node.byzantine is ByzantineKind.EQUIVOCATE:
             byzantine.equivocate_vote(self, node, vote)
             return
+        if node.byzantine is ByzantineKind.ADAPTIVE:
+            self.adversary.vote(node, vote)
+            return
         self.broadcast(node.index, (VoteReceived(vote),))
 
     def _on_own_proposal(self, node: SimNode, proposal: Proposal, block: Block) -> None:
@@ -513,6 +541,9 @@ class Simulation:
         self.checks.own_proposal(node, proposal)
         if node.byzantine is ByzantineKind.EQUIVOCATE:
             byzantine.equivocate_proposal(self, node, proposal, block)
+            return
+        if node.byzantine is ByzantineKind.ADAPTIVE:
+            self.adversary.propose(node, proposal, block)
             return
         self.broadcast(node.index, (ProposalReceived(proposal), BlockReceived(block)))
 
@@ -522,6 +553,8 @@ class Simulation:
         node.disk.blocks[block.header.height] = (block, commit)
         self._progress = True
         self.checks.decision(node, block)
+        if node.honest:
+            self.adversary.decided(node, block, commit)
 
     def _finished(self) -> bool:
         assert self.goal_height is not None

@@ -1,0 +1,495 @@
+"""The strong adversary: one mind behind every ``ADAPTIVE`` byzantine validator of a run.
+
+It signs anything a validator can sign, and chooses per height and round what each honest
+validator gets, and when:
+
+* proposals of any value it knows at the height (its own block, a fresh one, a re-proposal
+  of an old value) with any ``pol_round``: -1, a round with a real polka for the value
+  (whose prevotes it relays), the honest validators' highest locked round, or any earlier
+  round, with or without a polka behind it; it backs a ``pol_round`` with prevotes of
+  every byzantine validator for the value in that round;
+* prevotes and precommits for any value, in the current round or an earlier one;
+* equivocation targeted to split the honest validators: the value to a chosen group (the
+  smallest group that makes a polka with the byzantine power, those locked on something,
+  a random half, one, all) and another value, nil, nothing, or the value too late, to the
+  rest; its prevotes to the lockers it picks, its precommits to the deciders it picks;
+* withheld and late messages: sent just after the receiver's timeout for the step, a
+  random time later, or held until the byzantine validators precommit a value in a later
+  round of the height.
+
+Each round it plays one of three stages, chosen from what the honest validators hold:
+
+``split``  no honest validator is locked: lock a polka group on one value and let a single
+           weak member decide it, its precommit held back (one decision nobody else sees);
+``break``  some honest validators are locked: push another value (fresh, or an old one with
+           a polka of its own) with a pol_round at or above their locks, to everyone, and
+           release the held precommits when the byzantine validators precommit it;
+``random`` any plan.
+
+It reads the honest validators' locks (the model's adversary controls the network and sees
+what they prevoted and precommitted); it never signs for an honest validator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from appchaind.chain import crypto
+from appchaind.chain.types import PRECOMMIT, PREVOTE, Block, Commit, Proposal, Vote
+from appchaind.consensus.config import Step
+from appchaind.consensus.events import BlockReceived, ProposalReceived, VoteReceived
+from appchaind.consensus.machine import NIL
+from appchaind.consensus.sim.faults import ByzantineKind
+from appchaind.consensus.sim.keys import RawSigner
+from appchaind.consensus.sim.nodes import SimNode
+
+if TYPE_CHECKING:
+    from appchaind.consensus.sim.world import Simulation
+
+__all__ = ["Adversary", "AdversarySigner", "RoundPlan"]
+
+#: What the honest validators outside a round's group get: the same as the group, nil,
+#: another value (equivocation), nothing (withheld), or the same just after their timeout.
+REST = ("same", "nil", "alt", "none", "late")
+#: When the deciders get the byzantine precommits: at once, a random time later (ms), or
+#: held until the byzantine validators precommit a value in a later round of the height.
+NOW, HOLD = 0, -1
+
+
+class AdversarySigner(RawSigner):
+    """An ``ADAPTIVE`` validator's signer: signs anything, but gives its own machine a nil
+    precommit when it asks for one for a block. So that machine never decides on the strength
+    of the precommits the adversary hands to chosen validators only: it stays at the height
+    (to play its later rounds) until the honest validators' precommits or a commit move it on.
+    """
+
+    def sign_vote(self, vote: Vote) -> Vote:
+        if vote.kind == PRECOMMIT and vote.block_hash:
+            vote = dataclasses.replace(vote, block_hash=NIL, extension=b"")
+        return super().sign_vote(vote)
+
+
+@dataclass
+class RoundPlan:
+    """What the byzantine validators do at one (height, round). Indices are node indices."""
+
+    stage: str
+    #: the value pushed (proposed, prevoted, precommitted); None until the first message
+    value: bytes | None
+    #: the honest validators that get the proposal
+    group: frozenset[int]
+    #: the honest validators that get the byzantine prevotes for the value
+    lockers: frozenset[int]
+    #: the honest validators that get the byzantine precommits for the value
+    deciders: frozenset[int]
+    rest: str
+    #: extra delay of the messages to the group, in virtual ms
+    delay_ms: int
+    #: NOW, HOLD, or a delay in virtual ms
+    decide_at: int
+    #: the other value of an equivocation (a fresh block's hash, or nil)
+    alt: bytes = NIL
+
+
+@dataclass
+class Adversary:
+    """The adversary of one run: its plans, and what the byzantine validators have seen."""
+
+    sim: Simulation
+    plans: dict[tuple[int, int], RoundPlan] = field(default_factory=dict)
+    #: every block the byzantine validators saw or made, by hash
+    blocks: dict[bytes, Block] = field(default_factory=dict)
+    #: (height, round, block hash) -> validator index -> its prevote (to relay a polka)
+    prevotes: dict[tuple[int, int, bytes], dict[int, Vote]] = field(default_factory=dict)
+    #: (height, round) -> the first proposal seen
+    proposals: dict[tuple[int, int], Proposal] = field(default_factory=dict)
+    #: height -> precommits held back: (from, to, message)
+    held: dict[int, list[tuple[int, int, Any]]] = field(default_factory=dict)
+    #: height -> the validators it released held precommits to
+    victims: dict[int, set[int]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ what it sees
+
+    def observe(self, payload: Any) -> None:
+        """Notes a message delivered to one of its validators."""
+        if isinstance(payload, VoteReceived):
+            vote = payload.vote
+            if vote.kind == PREVOTE:
+                key = (vote.height, vote.round, vote.block_hash)
+                self.prevotes.setdefault(key, {})[vote.validator_index] = vote
+                plan = self.plans.get((vote.height, vote.round))
+                if (
+                    plan is not None
+                    and plan.stage == "break"
+                    and vote.block_hash
+                    and plan.value == vote.block_hash
+                    and vote.height in self.held
+                    and self._has_polka(vote.height, vote.round, vote.block_hash)
+                ):
+                    # The honest validators are about to decide the value: now the held
+                    # precommits make their receivers decide the old one.
+                    self._release(vote.height)
+        elif isinstance(payload, ProposalReceived):
+            p = payload.proposal
+            self.proposals.setdefault((p.height, p.round), p)
+        elif isinstance(payload, BlockReceived):
+            self.blocks.setdefault(payload.block.block_id(), payload.block)
+
+    def decided(self, node: SimNode, block: Block, commit: Commit) -> None:
+        """An honest validator decided: its validators still at that height follow at once
+        (their blinded precommits keep them from deciding by themselves), unless ``node``
+        decided on precommits the adversary held back for it."""
+        height = block.header.height
+        if node.index in self.victims.get(height, ()):
+            return
+        for byz in self.sim.nodes:
+            if byz.byzantine is ByzantineKind.ADAPTIVE and byz.machine is not None:
+                if byz.machine.height == height:
+                    self.sim.send_commit(node.index, byz.index, block, commit)
+
+    # ------------------------------------------------------------------ what it signs
+
+    def propose(self, node: SimNode, proposal: Proposal, block: Block) -> None:
+        """``node`` is the proposer of (height, round): any value, any pol_round, to chosen groups."""
+        sim, rng = self.sim, self.sim.rng
+        sim.faults += 1
+        h, r = proposal.height, proposal.round
+        plan = self._plan(node, h, r, proposing=True)
+        self.blocks[block.block_id()] = block
+        chosen, pol_round = self._proposal_value(node, plan, proposal, block)
+        value = chosen.block_id()
+        plan.value = value
+        sim.checks.proposed.add(value)
+        signer = RawSigner(node.key)
+        first = signer.sign_proposal(
+            dataclasses.replace(proposal, pol_round=pol_round, block_hash=value)
+        )
+        messages: list[Any] = [ProposalReceived(first), BlockReceived(chosen)]
+        if pol_round >= 0 and (plan.stage == "break" or rng.randrange(2)):
+            messages += self._polka(h, pol_round, value, proposal.timestamp_ms)
+        other: list[Any] = []
+        if plan.rest == "alt":
+            alt_block = self._fresh(node, block)
+            plan.alt = alt_block.block_id()
+            sim.checks.proposed.add(plan.alt)
+            alt_pol = rng.choice((-1, pol_round))
+            alt = signer.sign_proposal(
+                dataclasses.replace(proposal, pol_round=alt_pol, block_hash=plan.alt)
+            )
+            other = [ProposalReceived(alt), BlockReceived(alt_block)]
+        late = sim.config.timeout_ms(Step.PROPOSE, r) + rng.randint(1, 40)
+        self._deliver(node, plan, plan.group, tuple(messages), tuple(other), late)
+
+    def vote(self, node: SimNode, vote: Vote) -> None:
+        """A vote ``node``'s machine signed: replaced by the plan's votes, to chosen groups."""
+        sim, rng = self.sim, self.sim.rng
+        sim.faults += 1
+        h, r = vote.height, vote.round
+        plan = self._plan(node, h, r, proposing=False)
+        if plan.value is None:
+            seen = self.proposals.get((h, r))
+            if plan.stage == "break":
+                # the round's proposal, unless it is a locked value; or nil (a nil polka
+                # with the locked validators' nil prevotes)
+                locks = {self._locked_value(i, h) for i in range(len(sim.nodes))}
+                seen_value = NIL if seen is None else seen.block_hash
+                keep = seen_value not in locks and rng.randrange(2)
+                plan.value = seen_value if keep else NIL
+            elif seen is not None and rng.randrange(3):
+                plan.value = seen.block_hash
+            else:
+                plan.value = vote.block_hash
+        value = plan.value
+        if vote.kind == PREVOTE:
+            mine: tuple[Any, ...] = (VoteReceived(self._vote(node, vote, PREVOTE, r, value)),)
+            if rng.randrange(4) == 0 and r > 0:
+                # a prevote for the value in an earlier round too (a polka completed late)
+                mine += (VoteReceived(self._vote(node, vote, PREVOTE, rng.randrange(r), value)),)
+            alt = plan.alt if plan.rest == "alt" else NIL
+            other = (VoteReceived(self._vote(node, vote, PREVOTE, r, alt)),)
+            late = sim.config.timeout_ms(Step.PREVOTE, r) + rng.randint(1, 40)
+            self._deliver(node, plan, plan.lockers, mine, other, late)
+            return
+        if plan.stage == "break" and value and self._has_polka(h, r, value):
+            self._release(h)  # the honest validators are about to decide the value
+        commit = VoteReceived(self._vote(node, vote, PRECOMMIT, r, value))
+        nil = VoteReceived(self._vote(node, vote, PRECOMMIT, r, NIL))
+        for dst in range(len(sim.nodes)):
+            if dst == node.index:
+                continue
+            if not sim.nodes[dst].honest:
+                sim.send(node.index, dst, commit)
+            elif dst in plan.deciders:
+                if plan.decide_at == HOLD:
+                    self.held.setdefault(h, []).append((node.index, dst, commit))
+                else:
+                    self._send(node, dst, (commit,), plan.decide_at)
+            elif plan.rest != "none":
+                sim.send(node.index, dst, nil if value and plan.stage != "random" else commit)
+
+    # ------------------------------------------------------------------ plans
+
+    def _plan(self, node: SimNode, height: int, round: int, *, proposing: bool) -> RoundPlan:
+        plan = self.plans.get((height, round))
+        if plan is None:
+            plan = self._new_plan(node, height, round, proposing)
+            self.plans[(height, round)] = plan
+            for old in [k for k in self.plans if k[0] < height - 1]:
+                del self.plans[old]
+            for old_height in [k for k in self.held if k < height - 1]:
+                del self.held[old_height]
+            for old_height in [k for k in self.victims if k < height - 1]:
+                del self.victims[old_height]
+        return plan
+
+    def _new_plan(self, node: SimNode, height: int, round: int, proposing: bool) -> RoundPlan:
+        """A split needs its own proposal (an honest proposer's reaches everyone, who all
+        lock, unless it comes late), or a byzantine proposer next (to break the locks at once)."""
+        sim, rng = self.sim, self.sim.rng
+        power = self._powers(node)
+        honest = [i for i, n in enumerate(sim.nodes) if n.honest]
+        locked = [i for i in honest if self._locked_round(i, height) >= 0]
+        assert node.machine is not None
+        next_proposer = sim.addresses[node.machine.state.validators.proposer_for_round(round + 1)]
+        if locked:
+            stage = rng.choice(("break", "break", "random"))
+        elif proposing or not sim.nodes[next_proposer].honest:
+            stage = rng.choice(("split", "split", "random"))
+        else:
+            stage = "random"
+        if stage == "break":
+            # Everyone gets the value; the byzantine precommits go to all but the nodes it
+            # holds a precommit of this height for (those decide the held value instead).
+            holding = {dst for _, dst, _ in self.held.get(height, ())}
+            everyone = frozenset(honest)
+            return RoundPlan(stage, None, everyone, everyone, everyone - holding, "same", 0, NOW)
+        if stage == "split":
+            group = self._polka_group(node, power, honest, round)
+        else:
+            group = self._random_group(honest, locked, power, node, round)
+        members = sorted(group)
+        victim = min(members, key=lambda i: (power[i], i)) if members else -1
+        single = frozenset({victim}) - {-1}
+        if stage == "split":
+            lockers = (
+                group if rng.randrange(3) else frozenset(i for i in members if rng.randrange(2))
+            )
+            deciders = single
+            decide_at = rng.choice((HOLD, HOLD, NOW, rng.randint(1, 3000)))
+        else:
+            lockers = rng.choice((group, frozenset(honest), frozenset()))
+            deciders = rng.choice((frozenset(), single, group, frozenset(honest)))
+            decide_at = rng.choice((NOW, NOW, HOLD, rng.randint(1, 3000)))
+        timeout = sim.config.timeout_ms(Step.PRECOMMIT, round)
+        return RoundPlan(
+            stage,
+            None,
+            group,
+            lockers,
+            deciders,
+            rest=rng.choice(REST)
+            if stage == "random"
+            else rng.choice(("alt", "nil", "none", "late")),
+            delay_ms=0 if stage == "split" else rng.choice((0, 0, 0, rng.randint(1, 2 * timeout))),
+            decide_at=decide_at,
+        )
+
+    def _polka_group(
+        self, node: SimNode, power: dict[int, int], honest: list[int], round: int
+    ) -> frozenset[int]:
+        """The smallest group that makes a polka with the byzantine power (its honest members
+        alone do not), without (if it can) the honest proposers of the next two rounds and
+        of the rounds before a byzantine validator proposes again: they have no validValue
+        then, and propose something new that the locked members refuse (or, once a nil
+        polka has unlocked them, accept)."""
+        sim, rng = self.sim, self.sim.rng
+        assert node.machine is not None
+        byz_power = sum(p for i, p in power.items() if not sim.nodes[i].honest)
+        total = sum(power.values())
+        validators = node.machine.state.validators
+        proposers: list[int] = []
+        for later in range(round + 1, round + 9):
+            proposer = sim.addresses[validators.proposer_for_round(later)]
+            if not sim.nodes[proposer].honest:
+                if later > round + 2:
+                    break
+                continue
+            proposers.append(proposer)
+        order = [i for i in honest if i not in proposers]
+        rng.shuffle(order)
+        order += reversed(list(dict.fromkeys(proposers)))  # the next round's proposer last
+        members: list[int] = []
+        for i in order:
+            if 3 * (sum(power[j] for j in members) + byz_power) > 2 * total:
+                break
+            if sim.nodes[i].honest:
+                members.append(i)
+        return frozenset(members)
+
+    def _random_group(
+        self, honest: list[int], locked: list[int], power: dict[int, int], node: SimNode, round: int
+    ) -> frozenset[int]:
+        rng = self.sim.rng
+        shape = rng.choice(("polka", "locked", "half", "all", "one"))
+        if shape == "polka":
+            return self._polka_group(node, power, honest, round)
+        if shape == "locked":
+            return frozenset(locked)
+        if shape == "half":
+            return frozenset(i for i in honest if rng.randrange(2))
+        if shape == "all":
+            return frozenset(honest)
+        return frozenset({rng.choice(honest)}) if honest else frozenset()
+
+    def _proposal_value(
+        self, node: SimNode, plan: RoundPlan, proposal: Proposal, block: Block
+    ) -> tuple[Block, int]:
+        """The block and pol_round it proposes."""
+        rng = self.sim.rng
+        h, r = proposal.height, proposal.round
+        own = block.block_id()
+        locks = {self._locked_value(i, h) for i in range(len(self.sim.nodes))} - {None}
+        old = [b for k, b in self.blocks.items() if b.header.height == h and k != own]
+        if plan.stage == "break":
+            # Another value than the locked ones: an old one with a polka, or a fresh one,
+            # with a pol_round at or above the locks (or -1).
+            others = [b for b in old if b.block_id() not in locks]
+            if others and rng.randrange(2):
+                chosen = rng.choice(others)
+            else:
+                chosen = (
+                    block if own not in locks and rng.randrange(2) else self._fresh(node, block)
+                )
+            return chosen, self._pol_round(h, r, chosen.block_id(), above_locks=True)
+        choice = rng.randrange(4)
+        if choice == 0 or (choice >= 2 and not old):
+            chosen, pol_round = block, proposal.pol_round  # what an honest proposer would send
+        elif choice == 1:
+            chosen, pol_round = self._fresh(node, block), -1
+        else:
+            chosen = rng.choice(old)  # a re-proposal of an old value
+            pol_round = self._pol_round(h, r, chosen.block_id(), above_locks=False)
+        if rng.randrange(3) == 0:
+            pol_round = self._pol_round(h, r, chosen.block_id(), above_locks=False)
+        return chosen, pol_round
+
+    def _pol_round(self, height: int, round: int, value: bytes, *, above_locks: bool) -> int:
+        """A pol_round for proposing ``value`` at ``round``: a round with a polka for it
+        (counting the byzantine power), the honest validators' highest lock, or any round."""
+        rng = self.sim.rng
+        if round == 0:
+            return -1
+        locks = [self._locked_round(i, height) for i in range(len(self.sim.nodes))]
+        top = max(locks)
+        polkas = [vr for vr in range(round) if self._has_polka(height, vr, value)]
+        if above_locks:
+            options = [-1] + [top] * 3 if 0 <= top < round else [-1, rng.randrange(round)]
+            return rng.choice(options + polkas * 3)
+        options = [-1, rng.randrange(round)] + ([top] * 2 if 0 <= top < round else [])
+        return rng.choice(options + polkas * 3)
+
+    def _has_polka(self, height: int, round: int, value: bytes) -> bool:
+        """Whether the honest prevotes it saw for ``value`` at ``round``, with every byzantine
+        validator's, make 2f+1."""
+        votes = self.prevotes.get((height, round, value))
+        if not votes:
+            return False
+        byz = next((n for n in self.sim.nodes if not n.honest and n.machine is not None), None)
+        if byz is None or byz.machine is None or byz.machine.height != height:
+            return False
+        vals = byz.machine.state.validators
+        honest = {vals.index_of(n.key.address) for n in self.sim.nodes if n.honest}
+        byz_power = sum(vals.validators[i].power for i in range(len(vals)) if i not in honest)
+        seen = sum(vals.validators[i].power for i in votes if i in honest)
+        return 3 * (seen + byz_power) > 2 * vals.total_power
+
+    def _locked_round(self, index: int, height: int) -> int:
+        node = self.sim.nodes[index]
+        m = node.machine
+        return m.locked_round if node.honest and m is not None and m.height == height else -1
+
+    def _locked_value(self, index: int, height: int) -> bytes | None:
+        node = self.sim.nodes[index]
+        m = node.machine
+        return m.locked_block_hash if node.honest and m is not None and m.height == height else None
+
+    def _powers(self, node: SimNode) -> dict[int, int]:
+        assert node.machine is not None
+        vals = node.machine.state.validators
+        return {
+            i: vals.validators[vals.index_of(n.key.address)].power
+            for i, n in enumerate(self.sim.nodes)
+        }
+
+    # ------------------------------------------------------------------ signing and sending
+
+    def _fresh(self, node: SimNode, block: Block) -> Block:
+        """A new valid block of the height (another set of transactions)."""
+        txs = block.txs + (b"adv%d=x%d" % (node.index, self.sim.rng.randint(0, 1 << 20)),)
+        header = dataclasses.replace(block.header, data_hash=crypto.merkle_root(list(txs)))
+        fresh = dataclasses.replace(block, header=header, txs=txs)
+        self.blocks[fresh.block_id()] = fresh
+        return fresh
+
+    def _vote(self, node: SimNode, template: Vote, kind: int, round: int, value: bytes) -> Vote:
+        extension = node.app.extend_vote(template.height) if kind == PRECOMMIT and value else b""
+        unsigned = dataclasses.replace(
+            template,
+            kind=kind,
+            round=round,
+            block_hash=value,
+            extension=extension,
+            extension_signature=b"",
+        )
+        return RawSigner(node.key).sign_vote(unsigned)
+
+    def _polka(self, height: int, round: int, value: bytes, timestamp_ms: int) -> list[Any]:
+        """The prevotes it knows for ``value`` at ``round``, and every byzantine validator's."""
+        votes = self.prevotes.get((height, round, value), {})
+        messages: list[Any] = [VoteReceived(v) for v in votes.values()]
+        for byz in self.sim.nodes:
+            if byz.byzantine is not ByzantineKind.ADAPTIVE or byz.machine is None:
+                continue
+            index = byz.machine.state.validators.index_of(byz.key.address)
+            if index < 0 or byz.machine.height != height:
+                continue
+            unsigned = Vote(
+                PREVOTE, height, round, value, timestamp_ms, byz.key.address, index, b"", b"", b""
+            )
+            messages.append(VoteReceived(RawSigner(byz.key).sign_vote(unsigned)))
+        return messages
+
+    def _release(self, height: int) -> None:
+        """Sends the precommits held back at ``height``."""
+        for src, dst, message in self.held.pop(height, ()):
+            self.victims.setdefault(height, set()).add(dst)
+            self.sim.send(src, dst, message)
+
+    def _deliver(
+        self,
+        node: SimNode,
+        plan: RoundPlan,
+        targets: frozenset[int],
+        mine: tuple[Any, ...],
+        other: tuple[Any, ...],
+        late_ms: int,
+    ) -> None:
+        """``mine`` to the targets (and the byzantine validators), the rest as the plan says."""
+        for dst in range(len(self.sim.nodes)):
+            if dst == node.index:
+                continue
+            if dst in targets or not self.sim.nodes[dst].honest or plan.rest == "same":
+                self._send(node, dst, mine, plan.delay_ms)
+            elif plan.rest == "late":
+                self._send(node, dst, mine, late_ms)
+            elif plan.rest in ("alt", "nil") and other:
+                self._send(node, dst, other, 0)
+
+    def _send(self, node: SimNode, dst: int, messages: tuple[Any, ...], delay_ms: int) -> None:
+        for m in messages:
+            if delay_ms:
+                self.sim.send_later(node.index, dst, m, delay_ms)
+            else:
+                self.sim.send(node.index, dst, m)
