@@ -14,6 +14,8 @@ LOCALNET ?= localnet
 VALIDATORS ?= 4
 BASE_PORT ?= 26600
 SIM_SECONDS ?= 600
+# make soak: seconds of faults of the campaign (appchaind bench soak; SOAK_SEED replays one)
+SOAK_SECONDS ?= 600
 FUZZ_EXAMPLES ?= 20000
 # make bench: seconds of the long load runs (bench/run.py); below 60 every benchmark shrinks
 BENCH_SECONDS ?= 60
@@ -64,6 +66,10 @@ mutate: $(MUTATE_STAMP)
 
 sim: $(STAMP)
 	$(BIN)/python -m appchaind.consensus.sim --seconds $(SIM_SECONDS)
+
+soak: $(NATIVE_STAMP)
+	$(BIN)/python -m appchaind.cli bench soak --seconds $(SOAK_SECONDS) \
+	  $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 lint: $(STAMP)
 	$(BIN)/ruff check appchaind orderbook margin p2p config spec tests bench tools

@@ -1,0 +1,219 @@
+"""``make soak`` / ``appchaind bench soak``: a fault campaign on a localnet under load.
+
+A 4-validator localnet on loopback takes faults drawn from a seed — ``kill -9`` and a
+restart, or a SIGSTOP pause and SIGCONT, of one validator at a time (the other three
+keep more than 2/3 of the power, so the chain must keep committing) — while a load
+thread submits faucet txs round robin to the live nodes and follows which of them the
+RPC reports committed. When the time is up the faults stop, and the campaign checks:
+
+- every tx the RPC reported committed is in the final chain, on every node (lost: L);
+- every node has the same block at every height, so the same app hashes (divergences: D);
+- no validator signed two different votes for one height, round and step: no duplicate-
+  vote evidence in any block (double-signs: X);
+- progress resumes once the faults stop (the time until every node is two blocks past the
+  highest height seen when they stopped: the recovery).
+
+It prints one line: ``soak: campaigns C, faults F (by kind ...), txs submitted S committed
+M, lost L, divergences D, double-signs X, longest recovery R s`` and fails (exit 1) if L, D
+or X is not 0, printing the seed and the command that replays it.
+
+The validators run on one loopback interface: partitions, delay, bandwidth limits and
+separate network hosts (Linux network namespaces) are not here yet.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+import urllib.error
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appchaind.chain import codec, types
+from appchaind.chain.crypto import PrivateKey
+from appchaind.exchange.txs import Faucet
+from appchaind.localnet.processes import Localnet
+
+__all__ = ["SoakReport", "run_soak"]
+
+VALIDATORS = 4
+#: Seconds a fault lasts, and the healthy time between two faults (uniform ranges).
+FAULT_S = (1.0, 4.0)
+HEALTHY_S = (1.0, 3.0)
+#: Seconds between two submissions of the load thread.
+SUBMIT_EVERY_S = 0.05
+#: Seconds the chain gets to resume after the faults stop, and txs to show up.
+RECOVERY_DEADLINE_S = 60.0
+
+
+@dataclass
+class SoakReport:
+    seed: int
+    seconds: float
+    campaigns: int = 1
+    faults: Counter[str] = field(default_factory=Counter)
+    submitted: int = 0
+    committed: int = 0
+    lost: list[str] = field(default_factory=list)
+    divergences: list[int] = field(default_factory=list)
+    double_signs: int = 0
+    recovery_s: float = 0.0
+    heights: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.lost and not self.divergences and not self.double_signs
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "none"
+        return (
+            f"soak: campaigns {self.campaigns}, faults {sum(self.faults.values())} "
+            f"(by kind {kinds}), txs submitted {self.submitted} committed {self.committed}, "
+            f"lost {len(self.lost)}, divergences {len(self.divergences)}, double-signs "
+            f"{self.double_signs}, longest recovery {self.recovery_s:.1f} s"
+        )
+
+    def replay(self) -> str:
+        return f"appchaind bench soak --seconds {self.seconds:g} --seed {self.seed}"
+
+
+class _Load:
+    """Submits faucet txs to the live nodes and polls which the RPC reports committed."""
+
+    def __init__(self, net: Localnet, live: list[bool]) -> None:
+        self.net = net
+        self.live = live
+        self.keys = [PrivateKey.generate() for _ in range(8)]
+        self.accepted: list[str] = []
+        self.committed: set[str] = set()
+        self.stop = threading.Event()
+        self._nonce = int(time.time() * 1000)
+
+    def run(self) -> None:
+        turn = 0
+        while not self.stop.is_set():
+            turn += 1
+            node = turn % VALIDATORS
+            if self.live[node]:
+                self._submit(node, self.keys[turn % len(self.keys)])
+            if turn % 20 == 0:
+                self._poll()
+            self.stop.wait(SUBMIT_EVERY_S)
+
+    def _submit(self, node: int, key: PrivateKey) -> None:
+        self._nonce = max(self._nonce + 1, int(time.time() * 1000))
+        try:
+            height = max(self.net.height(node), 0)
+            raw = codec.encode(
+                types.sign_tx(key, self.net.chain_id, self._nonce, height + 200, Faucet(1))
+            )
+            answer = self.net.submit(node, raw)
+        except OSError:
+            return  # the node went down under us: not accepted
+        if answer.get("code") == 0:
+            self.accepted.append(answer["tx_hash"])
+
+    def _poll(self) -> None:
+        """Asks a live node about the txs not yet seen committed."""
+        node = next((i for i, up in enumerate(self.live) if up), None)
+        if node is None:
+            return
+        for h in [h for h in self.accepted[-400:] if h not in self.committed]:
+            try:
+                if _committed_on(self.net, node, h):
+                    self.committed.add(h)
+            except OSError:
+                return  # the node went down under us
+
+
+def _fault(net: Localnet, rng: random.Random, live: list[bool], report: SoakReport) -> None:
+    """One fault on one validator, held for a while, then healed."""
+    i = rng.randrange(VALIDATORS)
+    kind = rng.choice(("kill", "pause"))
+    report.faults[kind] += 1
+    held = rng.uniform(*FAULT_S)
+    if kind == "kill":
+        live[i] = False
+        net.kill(i)
+        time.sleep(held)
+        net.start(i)
+        live[i] = True
+    else:
+        pid = net.procs[i].pid
+        live[i] = False
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(held)
+        os.kill(pid, signal.SIGCONT)
+        live[i] = True
+
+
+def run_soak(seconds: float, seed: int | None = None, progress=print) -> SoakReport:  # type: ignore[no-untyped-def]
+    """One campaign of ``seconds`` of faults from ``seed`` (random if None)."""
+    seed = random.randrange(1 << 31) if seed is None else seed
+    rng = random.Random(seed)
+    report = SoakReport(seed, seconds)
+    with tempfile.TemporaryDirectory(prefix="appchaind-soak-") as tmp:
+        net = Localnet(Path(tmp) / "net", VALIDATORS, spare_nodes=0, chain_id="soak-net")
+        progress(
+            f"soak: seed {seed}, {seconds:g} s of faults on a {VALIDATORS}-validator localnet in {tmp}"
+        )
+        net.start_all()
+        try:
+            net.wait_height(list(range(VALIDATORS)), 2)
+            live = [True] * VALIDATORS
+            load = _Load(net, live)
+            thread = threading.Thread(target=load.run, name="soak-load", daemon=True)
+            thread.start()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                _fault(net, rng, live, report)
+                time.sleep(rng.uniform(*HEALTHY_S))
+                progress(f"soak: {sum(report.faults.values())} faults, height {net.height(0)}, "
+                         f"{len(load.accepted)} txs accepted")  # fmt: skip
+            # Faults stop: the chain must move two blocks past every node's height.
+            stopped = time.monotonic()
+            top = max(net.height(i) for i in range(VALIDATORS))
+            net.wait_until(
+                lambda: all(net.height(i) >= top + 2 for i in range(VALIDATORS)),
+                f"every node past height {top + 2} after the faults",
+                RECOVERY_DEADLINE_S,
+            )
+            report.recovery_s = time.monotonic() - stopped
+            load.stop.set()
+            thread.join()
+            load._poll()
+            _check(net, load, report)
+        finally:
+            net.close()
+    return report
+
+
+def _check(net: Localnet, load: _Load, report: SoakReport) -> None:
+    report.submitted = len(load.accepted)
+    report.committed = len(load.committed)
+    final = min(net.height(i) for i in range(VALIDATORS))
+    report.heights = final
+    for h in range(1, final + 1):
+        blocks = [net.get(i, f"/block/{h}") for i in range(VALIDATORS)]
+        if len({b["hash"] for b in blocks}) != 1:
+            report.divergences.append(h)
+        report.double_signs += len(blocks[0]["evidence"])
+    for h in sorted(load.committed):
+        if not all(_committed_on(net, i, h) for i in range(VALIDATORS)):
+            report.lost.append(h)
+
+
+def _committed_on(net: Localnet, node: int, tx_hash: str) -> bool:
+    """True when ``node``'s HTTP port finds ``tx_hash`` committed (404: not)."""
+    try:
+        found = net.get(node, f"/tx/{tx_hash}")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return isinstance(found, dict) and bool(found.get("height"))
