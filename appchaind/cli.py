@@ -257,7 +257,12 @@ def cmd_bench_soak(args: argparse.Namespace) -> None:
 
     if not 0 < args.seconds <= 86_400:
         raise UsageError(f"--seconds must be in (0, 86400], got {args.seconds:g}")
-    report = run_soak(args.seconds, args.seed, lambda line: print(line, file=sys.stderr))
+    try:
+        report = run_soak(
+            args.seconds, args.seed, lambda line: print(line, file=sys.stderr), args.hosts
+        )
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
     print(report.line())
     if not report.ok:
         print(
@@ -494,15 +499,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench_load)
     b = bench_sub.add_parser(
         "soak", help="a fault campaign on a localnet under load (kill -9, pauses)",
-        description="Start a 4-validator localnet on loopback, submit txs all along, and "
-        "for --seconds kill -9 and restart, or pause (SIGSTOP) and resume, one validator at "
-        "a time, drawn from --seed; then check that every tx reported committed is on every "
+        description="Start a 4-validator localnet (each validator on its own network host "
+        "where allowed, see --hosts), submit txs all along, and for --seconds kill -9 and "
+        "restart, or pause (SIGSTOP) and resume, one validator at a time, or (on separate "
+        "hosts) isolate one, split them 2-2, flap a link or limit its bandwidth, drawn "
+        "from --seed; then check that every tx reported committed is on every "
         "node, all nodes hold the same blocks, no block carries double-sign evidence, and "
         "the chain resumes. Ends with one 'soak: ...' line; exits 1 on a loss, a divergence "
         "or a double sign, with the command that replays the seed.",
     )  # fmt: skip
     b.add_argument("--seconds", type=float, default=600.0, help="seconds of faults (default 600)")
     b.add_argument("--seed", type=int, default=None, help="the faults' seed (default: random)")
+    b.add_argument(
+        "--hosts", choices=("auto", "netns", "loopback"), default="auto",
+        help="validators on separate network hosts (Linux network namespaces: needs root; "
+        "adds isolation, 2-2 splits, flapping links and bandwidth limits), on loopback, or "
+        "the first where this machine allows it (default)",
+    )  # fmt: skip
     b.set_defaults(func=cmd_bench_soak)
     return parser
 

@@ -48,6 +48,8 @@ class LocalnetNode:
     rpc_port: int
     http_port: int
     pbs_port: int
+    #: The address the node listens on (its own network host, or loopback).
+    host: str = "127.0.0.1"
 
 
 def _ports(base_port: int, index: int) -> tuple[int, int, int, int]:
@@ -63,9 +65,15 @@ def init_localnet(
     chain_id: str = "appchain-local",
     force: bool = False,
     config_overrides: dict[str, dict[str, Any]] | None = None,
+    hosts: list[str] | None = None,
 ) -> list[LocalnetNode]:
     """Writes the homes and accounts of an N-validator localnet under ``directory``;
-    ``config_overrides`` ({section: {key: value}}) go into every node's config.toml."""
+    ``config_overrides`` ({section: {key: value}}) go into every node's config.toml;
+    ``hosts``: each node's address (default: all on 127.0.0.1; separate network hosts
+    are :mod:`appchaind.localnet.netns`'s)."""
+    hosts = hosts or ["127.0.0.1"] * validators
+    if len(hosts) != validators:
+        raise ValueError(f"{len(hosts)} hosts for {validators} validators")
     if not 1 <= validators <= 100:
         raise ValueError(f"--validators must be from 1 to 100, got {validators}")
     if not 1024 <= base_port <= 65535 - PORT_STRIDE * validators:
@@ -92,16 +100,16 @@ def init_localnet(
     for i in range(validators):
         p2p, rpc, http, pbs = _ports(base_port, i)
         peers = [
-            f"{node_keys[j].address.hex()}@127.0.0.1:{_ports(base_port, j)[0]}"
+            f"{node_keys[j].address.hex()}@{hosts[j]}:{_ports(base_port, j)[0]}"
             for j in range(validators)
             if j != i
         ]
         home = directory / f"node{i}"
         overrides: dict[str, dict[str, Any]] = {
-            "p2p": {"listen_address": f"127.0.0.1:{p2p}", "persistent_peers": peers},
-            "rpc": {"listen_address": f"127.0.0.1:{rpc}"},
-            "http": {"listen_address": f"127.0.0.1:{http}"},
-            "pbs": {"listen_address": f"127.0.0.1:{pbs}"},
+            "p2p": {"listen_address": f"{hosts[i]}:{p2p}", "persistent_peers": peers},
+            "rpc": {"listen_address": f"{hosts[i]}:{rpc}"},
+            "http": {"listen_address": f"{hosts[i]}:{http}"},
+            "pbs": {"listen_address": f"{hosts[i]}:{pbs}"},
             # A lively simulated market, so the demo's leveraged trader can be liquidated.
             "oracle": {"simulated_step_ppm": LOCALNET_ORACLE_STEP_PPM},
         }
@@ -119,7 +127,9 @@ def init_localnet(
             config_overrides=overrides,
         )
         nodes.append(
-            LocalnetNode(f"node{i}", home, node_keys[i].address.hex(), p2p, rpc, http, pbs)
+            LocalnetNode(
+                f"node{i}", home, node_keys[i].address.hex(), p2p, rpc, http, pbs, hosts[i]
+            )
         )
     accounts_dir = directory / "accounts"
     for name, key, _balance in account_keys:
@@ -131,6 +141,7 @@ def init_localnet(
             {
                 "name": n.name, "home": n.name, "node_id": n.node_id, "p2p_port": n.p2p_port,
                 "rpc_port": n.rpc_port, "http_port": n.http_port, "pbs_port": n.pbs_port,
+                "host": n.host,
             }
             for n in nodes
         ],
@@ -159,6 +170,7 @@ def load_localnet(directory: Path) -> list[LocalnetNode]:
             n["rpc_port"],
             n["http_port"],
             n["pbs_port"],
+            n.get("host", "127.0.0.1"),
         )  # fmt: skip
         for n in manifest["nodes"]
     ]

@@ -28,6 +28,7 @@ from appchaind.chain.crypto import PrivateKey
 from appchaind.exchange.txs import Faucet
 from appchaind.home import init_home
 from appchaind.localnet.homes import PORT_STRIDE, LocalnetNode, init_localnet, load_localnet
+from appchaind.localnet.netns import Hosts
 
 DEADLINE_S = 120.0
 
@@ -65,6 +66,7 @@ class Localnet:
         chain_id: str = "test-net",
         nodes: list[LocalnetNode] | None = None,
         config_overrides: dict[str, dict[str, Any]] | None = None,
+        hosts: Hosts | None = None,
     ) -> None:
         self.dir = directory
         if nodes is None:
@@ -72,12 +74,16 @@ class Localnet:
             nodes = init_localnet(
                 directory, validators, base_port=self.base_port, chain_id=chain_id,
                 config_overrides=config_overrides,
+                hosts=None if hosts is None else [hosts.host(i) for i in range(validators)],
             )  # fmt: skip
         else:
             self.base_port = nodes[0].p2p_port
         self.nodes = nodes
         self.homes = [n.home for n in self.nodes]
         self.http_ports = [n.http_port for n in self.nodes]
+        self.hosts = [n.host for n in self.nodes]
+        #: The network hosts the nodes run on (None: all on loopback).
+        self.network = hosts
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.chain_id = chain_id
 
@@ -94,8 +100,9 @@ class Localnet:
         """Starts node ``i`` (``own_session``: in a session of its own, so a terminal's
         Ctrl-C reaches only the manager, which then stops the nodes)."""
         log = open(self.homes[i] / "node.log", "ab")  # noqa: SIM115 - the child's for its life
+        prefix = [] if self.network is None or i >= self.network.n else self.network.prefix(i)
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "appchaind.cli", "start", "--home", str(self.homes[i])],
+            [*prefix, sys.executable, "-m", "appchaind.cli", "start", "--home", str(self.homes[i])],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=own_session,
@@ -149,7 +156,7 @@ class Localnet:
         p = self.base_port + PORT_STRIDE * i
         genesis_doc = json.loads((self.homes[0] / "genesis.json").read_text())
         home = self.dir / f"full{i}" if home is None else home
-        peers = [f"{n.node_id}@127.0.0.1:{n.p2p_port}" for n in self.nodes]
+        peers = [f"{n.node_id}@{n.host}:{n.p2p_port}" for n in self.nodes]
         init_home(
             home,
             moniker=f"full{i}",
@@ -166,6 +173,7 @@ class Localnet:
         )
         self.homes.append(home)
         self.http_ports.append(p + 2)
+        self.hosts.append("127.0.0.1")
         return i
 
     def own_votes_in_wal(self, i: int) -> list[types.Vote]:
@@ -193,11 +201,15 @@ class Localnet:
     # ------------------------------------------------------------------ HTTP
 
     def get(self, i: int, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_ports[i]}{path}", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://{self.hosts[i]}:{self.http_ports[i]}{path}", timeout=5
+        ) as r:
             return json.loads(r.read())
 
     def get_text(self, i: int, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_ports[i]}{path}", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://{self.hosts[i]}:{self.http_ports[i]}{path}", timeout=5
+        ) as r:
             return r.read().decode()
 
     def status(self, i: int) -> dict[str, Any] | None:
@@ -234,7 +246,7 @@ class Localnet:
     def submit(self, i: int, raw: bytes) -> dict[str, Any]:
         body = json.dumps({"tx": raw.hex()}).encode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.http_ports[i]}/tx", data=body, method="POST",
+            f"http://{self.hosts[i]}:{self.http_ports[i]}/tx", data=body, method="POST",
             headers={"content-type": "application/json"},
         )  # fmt: skip
         try:

@@ -23,8 +23,13 @@ It prints one line: ``soak: campaigns C, faults F (by kind ...), txs submitted S
 M, lost L, divergences D, double-signs X, longest recovery R s`` and fails (exit 1) if L, D
 or X is not 0, printing the seed and the command that replays it.
 
-The validators run on one loopback interface: partitions, delay, bandwidth limits and
-separate network hosts (Linux network namespaces) are not here yet.
+Where this machine allows it (root, ``ip`` and ``tc``), each validator runs on a network
+host of its own (:mod:`appchaind.localnet.netns`: a Linux network namespace linked to a
+bridge) and the faults include the network's: one validator isolated, a 2-2 split (no
+side has 2/3 of the power: the chain stops until it heals), a flapping link, a bandwidth
+limit. Elsewhere the validators share loopback and only the process faults apply (the
+first progress line says which). Not yet: delay and loss (netem is not available here; a
+fault-injecting TCP proxy would do), disk full, clock skew.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pathlib import Path
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey
 from appchaind.exchange.txs import Faucet
+from appchaind.localnet import netns
 from appchaind.localnet.processes import Localnet
 
 __all__ = ["SoakReport", "run_soak"]
@@ -70,6 +76,8 @@ class SoakReport:
     double_signs: int = 0
     recovery_s: float = 0.0
     heights: int = 0
+    #: Where the validators ran: separate network hosts, or loopback (and why).
+    hosts: str = ""
 
     @property
     def ok(self) -> bool:
@@ -85,7 +93,8 @@ class SoakReport:
         )
 
     def replay(self) -> str:
-        return f"appchaind bench soak --seconds {self.seconds:g} --seed {self.seed}"
+        where = " --hosts loopback" if self.hosts.startswith("loopback") else ""
+        return f"appchaind bench soak --seconds {self.seconds:g} --seed {self.seed}{where}"
 
 
 class _Load:
@@ -137,12 +146,44 @@ class _Load:
                 return  # the node went down under us
 
 
+#: Faults on the processes, and (on separate network hosts) on the network.
+PROCESS_FAULTS = ("kill", "pause")
+NETWORK_FAULTS = ("isolate", "split", "flap", "bandwidth")
+
+
 def _fault(net: Localnet, rng: random.Random, live: list[bool], report: SoakReport) -> None:
-    """One fault on one validator, held for a while, then healed."""
+    """One fault, held for a while, then healed: on one validator's process, or (on
+    separate hosts) on the network: one validator isolated, a 2-2 split (no side has
+    2/3: the chain must stop, and resume once healed), one validator's link flapping,
+    or its bandwidth cut to 256 kbit/s."""
+    hosts = net.network
+    kinds = PROCESS_FAULTS + (NETWORK_FAULTS if hosts is not None else ())
     i = rng.randrange(VALIDATORS)
-    kind = rng.choice(("kill", "pause"))
+    kind = rng.choice(kinds)
     report.faults[kind] += 1
     held = rng.uniform(*FAULT_S)
+    if hosts is not None and kind in NETWORK_FAULTS:
+        if kind == "isolate":
+            hosts.isolate(i)
+        elif kind == "split":
+            order = list(range(VALIDATORS))
+            rng.shuffle(order)
+            hosts.partition([order[:2], order[2:]])
+        elif kind == "bandwidth":
+            hosts.limit(i, 256)
+        else:
+            live[i] = False
+            for _ in range(3):
+                hosts.link(i, False)
+                time.sleep(held / 6)
+                hosts.link(i, True)
+                time.sleep(held / 6)
+            live[i] = True
+        if kind != "flap":
+            time.sleep(held)
+        hosts.heal()
+        hosts.unlimit(i)
+        return
     if kind == "kill":
         live[i] = False
         net.kill(i)
@@ -158,15 +199,40 @@ def _fault(net: Localnet, rng: random.Random, live: list[bool], report: SoakRepo
         live[i] = True
 
 
-def run_soak(seconds: float, seed: int | None = None, progress=print) -> SoakReport:  # type: ignore[no-untyped-def]
-    """One campaign of ``seconds`` of faults from ``seed`` (random if None)."""
+def run_soak(  # type: ignore[no-untyped-def]
+    seconds: float, seed: int | None = None, progress=print, hosts: str = "auto"
+) -> SoakReport:
+    """One campaign of ``seconds`` of faults from ``seed`` (random if None), the
+    validators on separate network hosts (``hosts="netns"``), on loopback
+    (``"loopback"``), or the first where this machine allows it (``"auto"``)."""
     seed = random.randrange(1 << 31) if seed is None else seed
     rng = random.Random(seed)
     report = SoakReport(seed, seconds)
+    why_not = netns.available() if hosts != "loopback" else "loopback asked for"
+    if hosts == "netns" and why_not is not None:
+        raise RuntimeError(f"cannot put the validators on separate hosts: {why_not}")
+    network = None
+    if why_not is None:
+        network = netns.Hosts(VALIDATORS, name=f"acsk{os.getpid() % 10000}")
+    report.hosts = "separate network hosts" if network is not None else f"loopback ({why_not})"
+    try:
+        _campaign(seconds, rng, report, network, progress)
+    finally:
+        if network is not None:
+            network.close()
+    return report
+
+
+def _campaign(  # type: ignore[no-untyped-def]
+    seconds: float, rng: random.Random, report: SoakReport, network: netns.Hosts | None, progress
+) -> None:
     with tempfile.TemporaryDirectory(prefix="appchaind-soak-") as tmp:
-        net = Localnet(Path(tmp) / "net", VALIDATORS, spare_nodes=0, chain_id="soak-net")
+        net = Localnet(
+            Path(tmp) / "net", VALIDATORS, spare_nodes=0, chain_id="soak-net", hosts=network
+        )
         progress(
-            f"soak: seed {seed}, {seconds:g} s of faults on a {VALIDATORS}-validator localnet in {tmp}"
+            f"soak: seed {report.seed}, {seconds:g} s of faults on a {VALIDATORS}-validator "
+            f"localnet ({report.hosts}) in {tmp}"
         )
         net.start_all()
         try:
@@ -198,7 +264,6 @@ def run_soak(seconds: float, seed: int | None = None, progress=print) -> SoakRep
             _check_stores(net, report)
         finally:
             net.close()
-    return report
 
 
 def _check(net: Localnet, load: _Load, report: SoakReport) -> None:
