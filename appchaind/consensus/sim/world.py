@@ -7,21 +7,15 @@ replaying what they had persisted (chain state, WAL, last-sign state,
 evidence), possibly losing the WAL's tail that was never fsynced; byzantine
 validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent,
 spam votes from future rounds, or (ADAPTIVE, :mod:`~appchaind.consensus.sim.adversary`)
-sign anything a validator can, aimed at the honest validators' locks. After GST the network is reliable with
-delays of at most ``POST_GST_DELAY_MS``.
+sign anything a validator can, aimed at the honest validators' locks. After GST the
+network is reliable with delays of at most ``POST_GST_DELAY_MS``.
 
-Checked on every run (:mod:`~appchaind.consensus.sim.checks`; a broken check is a
-:class:`~appchaind.consensus.sim.checks.Violation`):
-
-* agreement — no two honest nodes decide different blocks at a height;
-* validity — a decided block was proposed and the application accepts it;
-* no honest double sign — no honest validator signs two votes (or two
-  proposals) for different blocks at one height/round/kind, across restarts;
-* evidence — every equivocation that reached one honest node in both forms,
-  at a height up to ``K`` heights after GST, ends up committed as evidence;
-* liveness — within ``LIVENESS_BOUND_MS`` after GST every honest node decides
-  ``K`` heights beyond the highest height decided at GST (and no honest node
-  goes through more than ``MAX_ROUNDS_AFTER_GST`` rounds of a height after GST).
+Checked on every run: agreement, validity, no honest double sign and evidence (up to
+``K`` heights after GST), as :mod:`~appchaind.consensus.sim.checks` says (a broken one is
+a :class:`~appchaind.consensus.sim.checks.Violation`); and liveness: within
+``LIVENESS_BOUND_MS`` after GST every honest node decides ``K`` heights beyond the highest
+height decided at GST (and no honest node goes through more than
+``MAX_ROUNDS_AFTER_GST`` rounds of a height after GST).
 """
 
 from __future__ import annotations
