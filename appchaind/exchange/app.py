@@ -1,8 +1,5 @@
 """The exchange application: the state machine every validator replicates.
 
-(long because: it is the state machine's whole interface, each call and the steps of a
-block in the order they run, read top to bottom; every rule is in a module of its own.)
-
 It composes one :class:`orderbook.OrderBook` per market with the margin engine
 (:class:`margin.ClearingHouse`, :class:`margin.liquidator.Liquidator`) behind the
 application interface, :class:`appchaind.abci.Application`, which the node calls directly:
@@ -51,7 +48,6 @@ from typing import Any, Final, cast
 
 from appchaind.abci import FinalizeResult, TxResult
 from appchaind.chain.codes import Code
-from appchaind.chain.crypto import merkle_root
 from appchaind.chain.events import PendingEvent, expand_events
 from appchaind.chain.types import COMMIT_BLOCK, Block, Tx, Vote
 from appchaind.consensus.validators import ValidatorSet
@@ -235,39 +231,9 @@ class ExchangeApp(ExchangeState):
         proposer_of_round: Callable[[int], bytes | None] | None = None,
     ) -> str | None:
         """Why ``txs`` cannot be the block at (``height``, ``time_ms``) proposed by
-        ``proposer``, or None: over the limits, a tx that is not a canonical envelope for
-        this chain, or a builder bid that is not first or does not hold (against
-        :func:`~appchaind.exchange.builders.bid_problem`, with an envelope that applies,
-        for exactly the other txs, and, given ``proposer_of_round``, for a round whose
-        proposer is ``proposer``). The proposer's check of a bid it
-        received, and every validator's of the block."""
-        if len(txs) > self.params.max_block_txs:
-            return f"{len(txs)} txs, more than {self.params.max_block_txs}"
-        if sum(len(tx) for tx in txs) > self.params.max_block_bytes:
-            return "block bytes exceed max_block_bytes"
-        for i, tx in enumerate(txs):
-            decoded, error = envelope.decode(self, tx, True)
-            if error is not None:
-                return f"tx {i}: {error.log}"
-            assert decoded is not None
-            if decoded.chain_id != self.chain_id:
-                return f"tx {i}: chain id {decoded.chain_id!r}"
-            if type(decoded.body) is not _BUILDER_BID:
-                continue
-            if i != 0:
-                return f"tx {i}: a builder bid must be the block's first tx"
-            problem = envelope.check_envelope(self, decoded, height, time_ms, read_only=True)
-            if problem is not None:
-                return f"builder bid: {problem.log}"
-            reason = builders.bid_problem(self, decoded, height, proposer)
-            if reason is not None:
-                return f"builder bid: {reason}"
-            bid = cast(BuilderBid, decoded.body)
-            if bid.txs_hash != merkle_root(list(txs[1:])):
-                return "builder bid: the block's txs do not hash to the bid's txs_hash"
-            if proposer_of_round is not None and proposer_of_round(bid.round) != proposer:
-                return f"builder bid: the block's proposer does not propose in round {bid.round}"
-        return None
+        ``proposer``, or None (:func:`~appchaind.exchange.builders.block_problem`): the
+        proposer's check of a bid it received, and every validator's of the block."""
+        return builders.block_problem(self, txs, height, time_ms, proposer, proposer_of_round)
 
     # ================================================================== oracle votes
 

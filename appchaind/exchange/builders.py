@@ -32,20 +32,22 @@ order wherever the order matters (the dict's insertion order differs after a res
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from appchaind.abci import APPLIED
 from appchaind.chain.codes import Code
-from appchaind.chain.crypto import address_of
+from appchaind.chain.crypto import address_of, merkle_root
 from appchaind.chain.events import Event, PendingEvent
 from appchaind.chain.types import Tx
+from appchaind.exchange import envelope
 from appchaind.exchange.state import ExchangeState
 from appchaind.exchange.txs import BondBuilder, BuilderBid, RegisterBuilder, UnbondBuilder
 from margin import Account, ClearingError
 
 __all__ = [
     "Builder", "register", "bond", "unbond", "release_unbonded", "next_release",
-    "bid_problem", "pay_bid", "MAX_BID_ROUND",
+    "bid_problem", "block_problem", "pay_bid", "MAX_BID_ROUND",
 ]  # fmt: skip
 
 #: The last round a bid may name. Whether a bid's round is one its proposer proposes in
@@ -205,6 +207,50 @@ def bid_problem(state: ExchangeState, tx: Tx, height: int, proposer: bytes) -> s
         return f"bid value {body.value} is below the minimum bid of {minimum} micro-units"
     if body.value > builder.bond:
         return f"bid value {body.value} exceeds the builder's bond of {builder.bond} micro-units"
+    return None
+
+
+def block_problem(
+    state: ExchangeState,
+    txs: Sequence[bytes],
+    height: int,
+    time_ms: int,
+    proposer: bytes,
+    proposer_of_round: Callable[[int], bytes | None] | None = None,
+) -> str | None:
+    """Why ``txs`` cannot be the block at (``height``, ``time_ms``) proposed by
+    ``proposer``, or None: over the limits, a tx that is not a canonical envelope for this
+    chain, or a builder bid that is not first or does not hold (against
+    :func:`bid_problem`, with an envelope that applies, for exactly the other txs, and,
+    given ``proposer_of_round``, for a round whose proposer is ``proposer``)."""
+    params = state.params
+    if len(txs) > params.max_block_txs:
+        return f"{len(txs)} txs, more than {params.max_block_txs}"
+    if sum(len(tx) for tx in txs) > params.max_block_bytes:
+        return "block bytes exceed max_block_bytes"
+    for i, tx in enumerate(txs):
+        decoded, error = envelope.decode(state, tx, True)
+        if error is not None:
+            return f"tx {i}: {error.log}"
+        assert decoded is not None
+        if decoded.chain_id != state.chain_id:
+            return f"tx {i}: chain id {decoded.chain_id!r}"
+        if type(decoded.body) is not BuilderBid:
+            continue
+        if i != 0:
+            return f"tx {i}: a builder bid must be the block's first tx"
+        problem = envelope.check_envelope(state, decoded, height, time_ms, read_only=True)
+        if problem is not None:
+            return f"builder bid: {problem.log}"
+        reason = bid_problem(state, decoded, height, proposer)
+        if reason is not None:
+            return f"builder bid: {reason}"
+        bid = decoded.body
+        assert isinstance(bid, BuilderBid)
+        if bid.txs_hash != merkle_root(list(txs[1:])):
+            return "builder bid: the block's txs do not hash to the bid's txs_hash"
+        if proposer_of_round is not None and proposer_of_round(bid.round) != proposer:
+            return f"builder bid: the block's proposer does not propose in round {bid.round}"
     return None
 
 
