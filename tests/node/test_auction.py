@@ -18,11 +18,11 @@ import trio.testing
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey, merkle_root
 from appchaind.exchange.txs import BuilderBid, RegisterBuilder
-from appchaind.home import demo_genesis, init_home
 from appchaind.node.auction import MAX_ROUNDS_AHEAD, Auction, BidBook
 from appchaind.node.messages import BidMessage, encode_message
 from appchaind.node.node import Node
 from p2p.peers import Channel, PeerMisbehaved
+from tests.node.exchange_node import exchange_node
 
 ME = PrivateKey(b"\x01" * 32)
 B1, B2, B3 = (PrivateKey(bytes([i]) * 32) for i in (2, 3, 4))
@@ -252,26 +252,11 @@ async def test_bids_that_do_not_hold_give_way_to_the_next_best_then_to_our_block
 
 
 def _exchange_node(tmp_path: Path, builder: PrivateKey) -> Node:
-    # A recent genesis: the simulated oracle walks from genesis time to now.
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
-    genesis = demo_genesis(CHAIN, [("me", ME, 10)], [("builder", builder.address, "5000")], start)
-    init_home(
-        tmp_path / "home",
-        moniker="me",
-        chain_id=CHAIN,
-        genesis_time=start,
-        genesis_doc=genesis,
-        validator_key=ME,
-        config_overrides={
-            "p2p": {"listen_address": "127.0.0.1:0"},
-            "rpc": {"listen_address": "127.0.0.1:0"},
-            "http": {"enabled": False},
-            # A long wait: the builder's bid comes in it whatever the machine's load.
-            "pbs": {"bid_deadline_ms": 5000},
-            "consensus": {"timeout_propose_ms": 12_000},
-        },
-    )
-    return Node(tmp_path / "home")
+    return exchange_node(
+        tmp_path, CHAIN, ME, [("builder", builder.address, "5000")],
+        # A long wait: the builder's bid comes in it whatever the machine's load.
+        {"pbs": {"bid_deadline_ms": 5000}, "consensus": {"timeout_propose_ms": 12_000}},
+    )  # fmt: skip
 
 
 async def test_a_validator_proposes_the_builders_block_and_the_bid_is_paid(

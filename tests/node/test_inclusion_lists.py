@@ -19,11 +19,11 @@ from appchaind.chain.signatures import SignatureVerifier
 from appchaind.consensus.effects import RequestPrepareProposal
 from appchaind.exchange.inclusion import listable
 from appchaind.exchange.txs import CancelAll, Transfer, Withdraw
-from appchaind.home import demo_genesis, init_home
 from appchaind.node.mempool import Mempool
 from appchaind.node.node import Node
 from appchaind.rpc.server import RpcServer
 from tests.exchange.support import BUY, limit
+from tests.node.exchange_node import exchange_node
 
 CHAIN = "inclusion-test"
 ME = PrivateKey(b"\x01" * 32)
@@ -71,23 +71,7 @@ async def test_the_oldest_listable_txs_admitted_long_enough_ago_are_listed() -> 
 
 
 def _node(tmp_path: Path) -> Node:
-    # A recent genesis: the simulated oracle walks from genesis time to now.
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
-    genesis = demo_genesis(CHAIN, [("me", ME, 10)], [("trader", TRADER.address, "100000")], start)
-    init_home(
-        tmp_path / "home",
-        moniker="me",
-        chain_id=CHAIN,
-        genesis_time=start,
-        genesis_doc=genesis,
-        validator_key=ME,
-        config_overrides={
-            "p2p": {"listen_address": "127.0.0.1:0"},
-            "rpc": {"listen_address": "127.0.0.1:0"},
-            "http": {"enabled": False},
-        },
-    )
-    return Node(tmp_path / "home")
+    return exchange_node(tmp_path, CHAIN, ME, [("trader", TRADER.address, "100000")])
 
 
 async def test_a_censoring_proposer_cannot_keep_an_order_out_of_the_next_block(
