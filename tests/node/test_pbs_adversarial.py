@@ -105,13 +105,14 @@ def _withheld(b: Builder, height: int, bond: int, honest: BidMessage | None) -> 
 
 
 def _two_bids(b: Builder, height: int, bond: int, honest: BidMessage | None) -> list[BidMessage]:
-    """Two bids for the same rounds and txs: 2 and 3 quote (sent in that order)."""
-    txs = honest.txs if honest else ()
-    txs_hash = merkle_root(list(txs))
-    return [
-        BidMessage(b.sign_bids(height, 2 * 10**6, txs_hash), txs),
-        BidMessage(b.sign_bids(height, 3 * 10**6, txs_hash), txs),
-    ]
+    """Two bids for each proposer and round, same txs: 2 then 3 quote, in one message
+    (so both are there when the proposer's turn comes; sent apart, the turn may come
+    between them and the first one win, which is as valid)."""
+    if honest is None:
+        return []  # the builder's later, fresher bids for the height: not this test's
+    txs_hash = merkle_root(list(honest.txs))
+    bids = b.sign_bids(height, 2 * 10**6, txs_hash) + b.sign_bids(height, 3 * 10**6, txs_hash)
+    return [BidMessage(bids, honest.txs)]
 
 
 def _run_window(net: Localnet, builder: Builder | None) -> tuple[int, int, list[str]]:
