@@ -23,7 +23,7 @@ from appchaind.client.library import Client
 from appchaind.localnet.homes import LocalnetNode
 from appchaind.rpc.views import QUOTE_UNIT
 
-__all__ = ["LoadBuilder", "AuctionWaits", "fallbacks", "auction_waits"]
+__all__ = ["LoadBuilder", "AuctionWaits", "fallbacks", "by_reason", "auction_waits"]
 
 #: The builder's bond: enough for a bid per block of a long run.
 BOND = "100000"
@@ -96,7 +96,7 @@ class LoadBuilder:
             assert record is not None
         self.start_record = record
         self.start_fallbacks = await trio.to_thread.run_sync(fallbacks, self.nodes)
-        self.start_rejected = await trio.to_thread.run_sync(fallbacks, self.nodes, REJECTED_METRIC)
+        self.start_rejected = await trio.to_thread.run_sync(by_reason, self.nodes, REJECTED_METRIC)
         self.start_waits = await trio.to_thread.run_sync(auction_waits, self.nodes)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -118,7 +118,7 @@ class LoadBuilder:
     async def rejected(self) -> dict[str, int]:
         """The builder's bids proposers refused at their turn since :meth:`start`, by
         reason (over_budget, bid_does_not_hold, bad_tx, ...)."""
-        now = await trio.to_thread.run_sync(fallbacks, self.nodes, REJECTED_METRIC)
+        now = await trio.to_thread.run_sync(by_reason, self.nodes, REJECTED_METRIC)
         return _since(now, self.start_rejected)
 
     async def figures(self, client: Client) -> tuple[int, int, dict[str, int]]:
@@ -186,10 +186,15 @@ def auction_waits(nodes: list[LocalnetNode]) -> AuctionWaits:
     return waits
 
 
-def fallbacks(nodes: list[LocalnetNode], metric: str = FALLBACK_METRIC) -> dict[str, int]:
-    """The proposers' own blocks by reason (``appchaind_pbs_local_fallback_total``; or
-    another counter labelled by reason: ``metric``), summed over ``nodes`` (those whose
-    /metrics answer)."""
+def fallbacks(nodes: list[LocalnetNode]) -> dict[str, int]:
+    """The proposers' own blocks by reason (``appchaind_pbs_local_fallback_total``),
+    summed over ``nodes``."""
+    return by_reason(nodes, FALLBACK_METRIC)
+
+
+def by_reason(nodes: list[LocalnetNode], metric: str) -> dict[str, int]:
+    """The counter ``metric`` (labelled by reason) by reason, summed over ``nodes``
+    (those whose /metrics answer)."""
     total: dict[str, int] = {}
     for text in _expositions(nodes):
         for line in text.splitlines():

@@ -25,7 +25,7 @@ from appchaind.builder import Builder
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey, merkle_root
 from appchaind.chain.units import to_units
-from appchaind.client.library import open_client
+from appchaind.client.library import Client, open_client
 from appchaind.exchange.txs import BuilderBid, Faucet
 from appchaind.localnet.load_builder import fallbacks
 from appchaind.localnet.processes import Localnet
@@ -115,6 +115,14 @@ def _two_bids(b: Builder, height: int, bond: int, honest: BidMessage | None) -> 
     return [BidMessage(bids, honest.txs)]
 
 
+async def _send(client: Client, key: PrivateKey, body: object) -> str:
+    """``body`` signed by ``key``, accepted by the node (broadcast sync); its hash."""
+    raw = await client.sign(key, body)
+    answer = await client.broadcast(raw, mode="sync")
+    assert answer.ok, answer.log
+    return types.tx_hash(raw).hex()
+
+
 def _run_window(net: Localnet, builder: Builder | None) -> tuple[int, int, list[str]]:
     """The builder (if any) bids while WINDOW blocks commit, traders submitting faucet
     txs all along; returns the first and last height of the window and the txs sent."""
@@ -129,10 +137,7 @@ def _run_window(net: Localnet, builder: Builder | None) -> tuple[int, int, list[
             height = first - 2
             while height < first + WINDOW:
                 for trader in traders:
-                    raw = await client.sign(trader, Faucet(10**6))
-                    answer = await client.broadcast(raw, mode="sync")
-                    assert answer.ok, answer.log
-                    sent.append(types.tx_hash(raw).hex())
+                    sent.append(await _send(client, trader, Faucet(10**6)))
                 await trio.sleep(0.25)
                 height = (await client.status())["height"]
             nursery.cancel_scope.cancel()
@@ -268,14 +273,9 @@ def test_a_builder_that_censors_a_traders_orders_cannot_keep_them_out(net: Local
                 body = await client.order_body(
                     market["market"], "buy", str(market["lot_size"]), price=str(price)
                 )
-                raw = await client.sign(victim, body)
-                answer = await client.broadcast(raw, mode="sync")
-                assert answer.ok, answer.log
-                sent.append((types.tx_hash(raw).hex(), height))
+                sent.append((await _send(client, victim, body), height))
                 for trader in others:
-                    raw = await client.sign(trader, Faucet(10**6))
-                    assert (await client.broadcast(raw, mode="sync")).ok
-                    other_txs.append(types.tx_hash(raw).hex())
+                    other_txs.append(await _send(client, trader, Faucet(10**6)))
                 await trio.sleep(0.3)
                 height = (await client.status())["height"]
             nursery.cancel_scope.cancel()
