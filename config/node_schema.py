@@ -304,8 +304,10 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "verify_threads",
                 "int",
                 2,
-                "Threads that verify signatures (libsodium releases the GIL).",
-                1,
+                "Threads that verify signatures (libsodium releases the GIL); 0 checks them "
+                "on the node's own thread, which is faster where the node has no spare core "
+                "(several validators on one machine: localnet init writes 0 there).",
+                0,
                 256,
             ),
             Key(

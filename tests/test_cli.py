@@ -93,6 +93,9 @@ def test_localnet_init_writes_four_valid_homes(tmp_path: Path) -> None:
         assert config.rpc.listen_address == f"127.0.0.1:{27000 + 10 * i + 1}"
         assert config.http.listen_address == f"127.0.0.1:{27000 + 10 * i + 2}"
         assert len(config.p2p.persistent_peers) == 3
+        # Four validators on this machine: each checks signatures on its own thread
+        # unless the machine has a spare core for every node's threads.
+        assert config.mempool.verify_threads == (0 if (os.cpu_count() or 1) <= 4 else 2)
         genesis_hashes.add(load_genesis(home / "genesis.json").hash())
         node_ids[i] = run("keys", "show", "--key", str(home / "node_key.json")).stdout.strip()
         checked = run("config", "check", "--home", str(home)).stdout

@@ -35,16 +35,24 @@ def tx(key: PrivateKey, nonce: int, value: int = 0, expiry: int = 100, chain: st
     return codec.encode(types.sign_tx(key, chain, nonce, expiry, _Note(value)))
 
 
-def make(check=lambda raw, tx: TxResult(Code.OK), **limits) -> tuple[Mempool, SignatureVerifier]:
-    verifier = SignatureVerifier(threads=2)
+def make(
+    check=lambda raw, tx: TxResult(Code.OK), threads: int = 2, **limits
+) -> tuple[Mempool, SignatureVerifier]:
+    verifier = SignatureVerifier(threads=threads)
     return Mempool(chain_id=CHAIN, check_tx=check, verifier=verifier, **limits), verifier
 
 
-async def test_admission_dedup_and_reasons() -> None:
+#: Signature checks on two worker threads, and on the node's own thread (verify_threads 0).
+THREADS = pytest.mark.parametrize("threads", [2, 0])
+
+
+@THREADS
+async def test_admission_dedup_and_reasons(threads: int) -> None:
     pool, verifier = make(
         check=lambda raw, t: (
             TxResult(Code.REFUSED, "value 13 is unlucky") if t.body.value == 13 else TxResult(0)
-        )
+        ),
+        threads=threads,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
@@ -89,8 +97,9 @@ async def test_limits_total_bytes_and_per_account() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_concurrent_adds_are_verified_in_batches() -> None:
-    pool, verifier = make()
+@THREADS
+async def test_concurrent_adds_are_verified_in_batches(threads: int) -> None:
+    pool, verifier = make(threads=threads)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run)
         raws = [tx(ALICE if i % 2 else BOB, i) for i in range(300)]
@@ -126,11 +135,12 @@ async def test_reap_respects_limits_and_update_removes_expires_rechecks() -> Non
         nursery.cancel_scope.cancel()
 
 
-async def test_a_blocks_txs_are_verified_over_threads_once() -> None:
+@THREADS
+async def test_a_blocks_txs_are_verified_over_threads_once(threads: int) -> None:
     """A block's txs are checked on the threads; verdicts are remembered under each tx's
     hash, so the txs already checked (by the mempool or an earlier block) are not checked
     again, and a forged one stays refused."""
-    _pool, verifier = make()
+    _pool, verifier = make(threads=threads)
     raws = [tx(ALICE, n) for n in range(50)]
     txs = [codec.decode(types.Tx, raw) for raw in raws]
     bad = types.Tx(CHAIN, ALICE.public_key, 999, 1, _Note(1), b"\x00" * 64)
@@ -354,3 +364,28 @@ async def test_the_queue_delay_is_the_oldest_queued_txs_own_wait(
             await trio.sleep(0.01)
         assert verdicts == [[True] * 3] and verifier.queue_delay_s() == 0.0
         nursery.cancel_scope.cancel()
+
+
+async def test_checks_on_the_nodes_thread_let_other_tasks_run_between_batches() -> None:
+    """With no worker threads a block's txs are checked INLINE_BATCH at a time, with a
+    checkpoint between batches: the consensus loop is not held for the whole block."""
+    from appchaind.chain.signatures import INLINE_BATCH
+
+    _pool, verifier = make(threads=0)
+    raws = [tx(ALICE, n) for n in range(INLINE_BATCH * 3)]
+    txs = [codec.decode(types.Tx, raw) for raw in raws]
+    hashes = [types.tx_hash(raw) for raw in raws]
+    seen: list[int] = []
+
+    async def other_task() -> None:
+        while True:
+            seen.append(sum(verifier.tx_verified(h) for h in hashes))
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await trio.lowlevel.checkpoint()
+        assert await verifier.verify_txs(txs, hashes) == [True] * len(txs)
+        nursery.cancel_scope.cancel()
+    # The other task ran while some but not all of the txs were checked.
+    assert any(0 < n < len(txs) for n in seen)
