@@ -309,7 +309,9 @@ class Mempool:
 
     async def add_many(self, raws: Iterable[bytes]) -> list[AddResult]:
         """Admits a peer's gossip message (not refused for load, see the module's doc):
-        the signatures of the new txs are checked together on the verifier's threads."""
+        the signatures of the new txs join the verifier's queue with the clients' (so a
+        node checking on its own thread takes one batch of them per turn of its event
+        loop and consensus gets the turns between; a proposal's txs go first)."""
         results: list[AddResult | None] = []
         todo: list[tuple[int, bytes, bytes, Tx]] = []
         for raw in raws:
@@ -324,7 +326,7 @@ class Mempool:
         if todo:
             self.admitting += len(todo)
             try:
-                verdicts = await self.verifier.verify_txs(
+                verdicts = await self.verifier.verify_queued(
                     [t[3] for t in todo], [t[2] for t in todo]
                 )
             finally:
