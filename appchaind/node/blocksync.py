@@ -51,10 +51,11 @@ SYNC_INTERVAL_S = 0.05
 
 @dataclass(slots=True)
 class PeerState:
-    """What a peer last reported: its consensus height and round, its latest block."""
+    """What a peer last reported: its consensus height, round and step, its latest block."""
 
     height: int = 0
     round: int = 0
+    step: int = 0
     latest_height: int = 0
     base: int = 0
 
@@ -87,7 +88,7 @@ class BlockSyncReactor:
 
     def on_round_status(self, peer_id: str, status: RoundStatus) -> None:
         state = self.peer_states.setdefault(peer_id, PeerState())
-        state.height, state.round = status.height, status.round
+        state.height, state.round, state.step = status.height, status.round, status.step
         state.latest_height, state.base = status.latest_height, status.base
 
     def forget(self, peer_id: str) -> None:

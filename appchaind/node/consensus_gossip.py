@@ -7,7 +7,14 @@ height, and handed to the driver. Round status goes to block sync.
 
 Outgoing: every ``STATUS_INTERVAL_S`` this node's round status; and when a height has
 taken longer than ``REGOSSIP_AFTER_S``, this height's votes and proposal again (a peer
-that missed them, or connected late, would otherwise wait for the next round).
+that missed them, or connected late, would otherwise wait for the next round), to the
+peers that can use them, by their last round status: the votes to the peers at this
+height (or not heard from), the proposal with its block only to those at this height
+still before the propose step of our round (or not heard from), and to every peer at
+this height once the height has taken ``PROPOSAL_TO_ALL_AFTER_S``. A block is large: sent
+to every peer every ``REGOSSIP_AFTER_S``, as it was, a loaded chain whose heights took
+longer than that re-sent and re-decoded each block four times over at every node, which
+made its heights slower still.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import trio
 
 from appchaind.chain import types
 from appchaind.chain.signatures import SignatureVerifier
+from appchaind.consensus.config import Step
 from appchaind.consensus.events import BlockReceived, ProposalReceived, VoteReceived
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.node.blocksync import BlockSyncReactor
@@ -25,10 +33,13 @@ from appchaind.node.interface import ConsensusDriver
 from appchaind.node.messages import ProposalMessage, RoundStatus, VoteMessage, encode_message
 from p2p.peers import Channel, Peer, PeerManager, PeerMisbehaved
 
-__all__ = ["ConsensusGossip", "REGOSSIP_AFTER_S", "STATUS_INTERVAL_S"]
+__all__ = ["ConsensusGossip", "PROPOSAL_TO_ALL_AFTER_S", "REGOSSIP_AFTER_S", "STATUS_INTERVAL_S"]
 
 STATUS_INTERVAL_S = 0.2
 REGOSSIP_AFTER_S = 0.5
+#: A height stuck this long re-sends its proposal to every peer at the height, whatever
+#: their status says (a peer that prevoted nil without the block needs it to commit).
+PROPOSAL_TO_ALL_AFTER_S = 3.0
 
 
 class ConsensusGossip:
@@ -118,24 +129,41 @@ class ConsensusGossip:
             )
             self.peers.broadcast(Channel.CONSENSUS, encode_message(status))
             now = time.monotonic()
-            if (
-                now - self.driver.height_entered_at > REGOSSIP_AFTER_S
-                and now - last_regossip > REGOSSIP_AFTER_S
-            ):
+            stuck_s = now - self.driver.height_entered_at
+            if stuck_s > REGOSSIP_AFTER_S and now - last_regossip > REGOSSIP_AFTER_S:
                 last_regossip = now
-                self._regossip()
+                self.regossip(stuck_s)
 
-    def _regossip(self) -> None:
+    def regossip(self, stuck_s: float) -> None:
+        """Re-sends this height's messages (:meth:`ConsensusMachine.gossip`) to the peers
+        that can use them (see the module's doc); ``stuck_s``: how long the height has
+        taken so far."""
         machine = self.driver.machine
         if machine is None:
             return
+        stats = machine.statistics()
+        votes: list[bytes] = []
+        proposals: list[bytes] = []
         proposal: types.Proposal | None = None
         for message in machine.gossip():
             if isinstance(message, types.Vote):
-                self.peers.broadcast(Channel.CONSENSUS, encode_message(VoteMessage(message)))
+                votes.append(encode_message(VoteMessage(message)))
             elif isinstance(message, types.Proposal):
                 proposal = message
             elif isinstance(message, types.Block) and proposal is not None:
                 if message.block_id() == proposal.block_hash:
-                    payload = encode_message(ProposalMessage(proposal, message))
-                    self.peers.broadcast(Channel.CONSENSUS, payload)
+                    proposals.append(encode_message(ProposalMessage(proposal, message)))
+        states = self.blocksync.peer_states
+        for node_id in list(self.peers.peers):
+            state = states.get(node_id)
+            if state is not None and state.height != stats.height:
+                continue  # ahead: it has them; behind: it needs blocks (block sync)
+            for payload in votes:
+                self.peers.send_to(node_id, Channel.CONSENSUS, payload)
+            if (
+                state is None
+                or stuck_s >= PROPOSAL_TO_ALL_AFTER_S
+                or (state.round, state.step) <= (stats.round, Step.PROPOSE)
+            ):
+                for payload in proposals:
+                    self.peers.send_to(node_id, Channel.CONSENSUS, payload)
