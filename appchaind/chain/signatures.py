@@ -174,12 +174,21 @@ class SignatureVerifier:
                 size = INLINE_BATCH
             batch = self._pending[:size]
             del self._pending[:size]
-            if self.threads:
-                verdicts = await trio.to_thread.run_sync(_verify_batch, [b[0] for b in batch])
+            # A tx may have been checked while it waited (a proposal carrying it is checked
+            # at once, ahead of the queue): its verdict is taken from the cache.
+            known = [self._cache.get(b[1]) for b in batch]
+            todo = [b[0] for b, v in zip(batch, known, strict=True) if v is None]
+            if not todo:
+                checked: list[bool] = []
+            elif self.threads:
+                checked = await trio.to_thread.run_sync(_verify_batch, todo)
             else:
-                verdicts = _verify_batch([b[0] for b in batch])
+                checked = _verify_batch(todo)
+            if not self.threads:
                 await trio.lowlevel.checkpoint()
-            self.verified_total += len(batch)
+            self.verified_total += len(todo)
+            fresh = iter(checked)
+            verdicts = [next(fresh) if v is None else v for v in known]
             for (_tx, h, waiter, index, _since), ok in zip(batch, verdicts, strict=True):
                 self._remember(h, ok)
                 waiter.verdicts[index] = ok

@@ -389,3 +389,28 @@ async def test_checks_on_the_nodes_thread_let_other_tasks_run_between_batches() 
         nursery.cancel_scope.cancel()
     # The other task ran while some but not all of the txs were checked.
     assert any(0 < n < len(txs) for n in seen)
+
+
+@THREADS
+async def test_a_queued_tx_checked_meanwhile_is_not_checked_again(threads: int) -> None:
+    """A proposal's txs are checked at once, ahead of the admission queue: when one of them
+    is also waiting in the queue, the queue's worker takes its verdict from the cache."""
+    _pool, verifier = make(threads=threads)
+    raws = [tx(ALICE, n) for n in range(10)]
+    txs = [codec.decode(types.Tx, raw) for raw in raws]
+    hashes = [types.tx_hash(raw) for raw in raws]
+    async with trio.open_nursery() as nursery:
+        verdicts: list[bool] = []
+
+        async def admit() -> None:
+            verdicts.extend(await verifier.verify_queued(txs, hashes))
+
+        nursery.start_soon(admit)
+        await trio.testing.wait_all_tasks_blocked()  # queued, no worker running yet
+        assert await verifier.verify_txs(txs[:4], hashes[:4]) == [True] * 4
+        nursery.start_soon(verifier.run)
+        while not verdicts:
+            await trio.sleep(0.001)
+        nursery.cancel_scope.cancel()
+    assert verdicts == [True] * 10
+    assert verifier.verified_total == 10
