@@ -7,6 +7,8 @@ when an event happens (a commit); metrics never reach into internals.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["NodeMetrics"]
@@ -20,6 +22,8 @@ class NodeMetrics:
         r = self.registry
         labels = ["chain_id"]
         self._chain = chain_id
+        #: (id of a metric, market or None) -> its child labelled with this chain.
+        self._children: dict[tuple[int, str | None], Any] = {}
         self.chain_id = chain_id
 
         # Every metric labelled by the chain alone is exposed from the start (a counter at
@@ -225,23 +229,38 @@ class NodeMetrics:
         """Counts one failure contained on ``port`` (a ``ConnectionGuard`` hook)."""
         self.connections_failed.labels(chain_id=self._chain, port=port, reason=reason).inc()
 
+    # The labelled children are looked up once: prometheus-client's labels() takes a lock
+    # and builds the label tuple on every call (4% of a synced block's cost, a dozen
+    # calls per block).
+    def _child(self, metric: Any, market: str | None = None) -> Any:
+        key = (id(metric), market)
+        child = self._children.get(key)
+        if child is None:
+            if market is None:
+                child = metric.labels(chain_id=self._chain)
+            else:
+                child = metric.labels(chain_id=self._chain, market=market)
+            self._children[key] = child
+        return child
+
     def set_market(self, metric: Gauge, market: str, value: float) -> None:
-        metric.labels(chain_id=self._chain, market=market).set(value)
+        self._child(metric, market).set(value)
 
     def inc_market(self, metric: Counter, market: str, amount: float = 1) -> None:
-        metric.labels(chain_id=self._chain, market=market).inc(amount)
+        self._child(metric, market).inc(amount)
 
     def labels(self, metric: Gauge | Counter | Histogram) -> Gauge | Counter | Histogram:
-        return metric.labels(chain_id=self._chain)
+        child: Gauge | Counter | Histogram = self._child(metric)
+        return child
 
     def set(self, metric: Gauge, value: float) -> None:
-        metric.labels(chain_id=self._chain).set(value)
+        self._child(metric).set(value)
 
     def inc(self, metric: Counter, amount: float = 1) -> None:
-        metric.labels(chain_id=self._chain).inc(amount)
+        self._child(metric).inc(amount)
 
     def observe(self, metric: Histogram, value: float) -> None:
-        metric.labels(chain_id=self._chain).observe(value)
+        self._child(metric).observe(value)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
