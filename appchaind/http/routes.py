@@ -10,7 +10,13 @@
 ``GET /markets``         every market: parameters, oracle price, funding rate, open interest
 ``GET /book/{market}``   L2 depth (``?depth=N``, default 20) with the book stream's ``seq``
 ``GET /account/{addr}``  balance, positions, open orders, free collateral, margin ratio
-``GET /validators``      the validator set: address, public key, voting power, priority
+``GET /validators``      the validator set: address, public key, voting power, priority,
+                         and the latest height whose commit carries its precommit
+                         (``last_signed_height``, null when not seen since the node started)
+``GET /trades/{market}`` the last fills of one market (``?limit=N``, at most and default 50),
+                         newest first, with height, block time and tx hash; ``GET /trades``:
+                         of every market
+``GET /liquidations``    the last liquidation events (``?limit=N``, at most 20), newest first
 ``GET /net_info``        connected peers: node id and direction
 
 Errors are JSON ``{"error": {"code": HTTP status, "message": "..."}}``. The exchange
@@ -119,8 +125,32 @@ def make_http_server(
             return error_response(400, "use /account/{address} with the 40-hex-digit address")
         return await rpc_call("account", {"address": request.segments[1]})
 
+    def limit_param(request: Request) -> dict[str, Any] | Response:
+        text = request.query.get("limit", [""])[0]
+        if not text:
+            return {}
+        if not text.isdigit():
+            return error_response(400, f"limit must be a positive integer, got {text!r:.40}")
+        return {"limit": int(text)}
+
+    async def trades(request: Request) -> Response:
+        if len(request.segments) > 2:
+            return error_response(400, "use /trades/{market}, e.g. /trades/BTC-PERP?limit=10")
+        limit = limit_param(request)
+        if isinstance(limit, Response):
+            return limit
+        market = {"market": request.segments[1]} if len(request.segments) == 2 else {}
+        return await rpc_call("trades", {**market, **limit})
+
+    async def liquidations(request: Request) -> Response:
+        limit = limit_param(request)
+        if isinstance(limit, Response):
+            return limit
+        return await rpc_call("liquidations", limit)
+
     async def validators(request: Request) -> Response:
         vs = node.validator_set()
+        last_signed = node.last_signed_heights()
         return json_response(
             {
                 "height": node.latest_height,
@@ -131,6 +161,7 @@ def make_http_server(
                         "public_key": v.public_key.hex(),
                         "voting_power": v.power,
                         "proposer_priority": priority,
+                        "last_signed_height": last_signed.get(v.address),
                     }
                     for v, priority in zip(vs.validators, vs.priorities, strict=True)
                 ],
@@ -161,6 +192,8 @@ def make_http_server(
             ("GET", "account"): account,
             ("GET", "validators"): validators,
             ("GET", "net_info"): net_info,
+            ("GET", "trades"): trades,
+            ("GET", "liquidations"): liquidations,
         },
         on_connection_failure=on_connection_failure,
     )
