@@ -48,7 +48,7 @@ RPC_READS = {
 RPC_SIGNED_TX = {"broadcast_tx"}
 HTTP_READS = {
     ("GET", name)
-    for name in ("status", "block", "metrics", "tx", "markets", "book", "account",
+    for name in ("", "status", "block", "metrics", "tx", "markets", "book", "account",
                  "validators", "net_info", "trades", "liquidations")
 }  # fmt: skip
 HTTP_SIGNED_TX = {("POST", "tx")}

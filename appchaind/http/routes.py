@@ -1,5 +1,7 @@
-"""The node's HTTP port: JSON status and blocks, and Prometheus ``/metrics``.
+"""The node's HTTP port: a status page, JSON status and blocks, and Prometheus ``/metrics``.
 
+``GET /``                the status page: one HTML file (``status_page.html``, inline CSS
+                         and JS, no external assets) that polls the JSON endpoints below
 ``GET /status``          chain id, node id, latest committed height with its block hash and
                          app hash, whether the node is catching up, peers, consensus round
 ``GET /block/{height}``  the block: height, hash, header fields (hex) and txs (hex)
@@ -29,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 from appchaind.chain.codes import http_status
@@ -45,6 +48,11 @@ __all__ = ["make_http_server"]
 RETRY_AFTER_S = 1
 
 
+def status_page() -> bytes:
+    """The status page's HTML (package data, read once per server)."""
+    return resources.files("appchaind.http").joinpath("status_page.html").read_bytes()
+
+
 def make_http_server(
     node: NodeView,
     rpc: RpcServer,
@@ -54,6 +62,13 @@ def make_http_server(
 ) -> HttpServer:
     """The HTTP port of ``node``: the exchange's answers come from ``rpc``'s methods (one
     implementation for both ports); ``/metrics`` serves ``render_metrics()``."""
+
+    page = status_page()
+
+    async def index(request: Request) -> Response:
+        return Response(
+            200, page, "text/html; charset=utf-8", headers=(("cache-control", "no-cache"),)
+        )
 
     async def status(request: Request) -> Response:
         return json_response(node.status().as_json())
@@ -182,6 +197,7 @@ def make_http_server(
 
     return HttpServer(
         {
+            ("GET", ""): index,
             ("GET", "status"): status,
             ("GET", "block"): block,
             ("GET", "metrics"): metrics,
