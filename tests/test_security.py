@@ -42,12 +42,14 @@ CHAIN_B = "chain-b"
 KEY = PrivateKey(b"\x21" * 32)
 
 #: What the ports answer: reads, and one way in for a change (a signed tx).
-RPC_READS = {"status", "account", "book", "markets", "builders", "tx", "block"}
+RPC_READS = {
+    "status", "account", "book", "markets", "builders", "tx", "block", "trades", "liquidations",
+}  # fmt: skip
 RPC_SIGNED_TX = {"broadcast_tx"}
 HTTP_READS = {
     ("GET", name)
-    for name in ("status", "block", "metrics", "tx", "markets", "book", "account", "validators",
-                 "net_info")
+    for name in ("", "status", "block", "metrics", "tx", "markets", "book", "account",
+                 "validators", "net_info", "trades", "liquidations")
 }  # fmt: skip
 HTTP_SIGNED_TX = {("POST", "tx")}
 

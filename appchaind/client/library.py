@@ -311,6 +311,17 @@ class Client:
         result: dict[str, Any] = await self.request("book", {"market": market, "depth": depth})
         return result
 
+    async def trades(self, market: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The node's last committed fills of ``market`` (every market: None), newest first."""
+        params: dict[str, Any] = (
+            {"limit": limit} if market is None else {"market": market, "limit": limit}
+        )
+        return list((await self.request("trades", params))["trades"])
+
+    async def liquidations(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The node's last committed liquidation events, newest first."""
+        return list((await self.request("liquidations", {"limit": limit}))["liquidations"])
+
     async def tx(self, tx_hash: str) -> TxResult:
         """A committed tx's result, fills and events."""
         return TxResult.from_map(await self.request("tx", {"hash": tx_hash}))

@@ -1,5 +1,7 @@
-"""The node's HTTP port: JSON status and blocks, and Prometheus ``/metrics``.
+"""The node's HTTP port: a status page, JSON status and blocks, and Prometheus ``/metrics``.
 
+``GET /``                the status page: one HTML file (``status_page.html``, inline CSS
+                         and JS, no external assets) that polls the JSON endpoints below
 ``GET /status``          chain id, node id, latest committed height with its block hash and
                          app hash, whether the node is catching up, peers, consensus round
 ``GET /block/{height}``  the block: height, hash, header fields (hex) and txs (hex)
@@ -10,7 +12,13 @@
 ``GET /markets``         every market: parameters, oracle price, funding rate, open interest
 ``GET /book/{market}``   L2 depth (``?depth=N``, default 20) with the book stream's ``seq``
 ``GET /account/{addr}``  balance, positions, open orders, free collateral, margin ratio
-``GET /validators``      the validator set: address, public key, voting power, priority
+``GET /validators``      the validator set: address, public key, voting power, priority,
+                         and the latest height whose commit carries its precommit
+                         (``last_signed_height``, null when not seen since the node started)
+``GET /trades/{market}`` the last fills of one market (``?limit=N``, at most and default 50),
+                         newest first, with height, block time and tx hash; ``GET /trades``:
+                         of every market
+``GET /liquidations``    the last liquidation events (``?limit=N``, at most 20), newest first
 ``GET /net_info``        connected peers: node id and direction
 
 Errors are JSON ``{"error": {"code": HTTP status, "message": "..."}}``. The exchange
@@ -23,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 from appchaind.chain.codes import http_status
@@ -39,6 +48,11 @@ __all__ = ["make_http_server"]
 RETRY_AFTER_S = 1
 
 
+def status_page() -> bytes:
+    """The status page's HTML (package data, read once per server)."""
+    return resources.files("appchaind.http").joinpath("status_page.html").read_bytes()
+
+
 def make_http_server(
     node: NodeView,
     rpc: RpcServer,
@@ -48,6 +62,13 @@ def make_http_server(
 ) -> HttpServer:
     """The HTTP port of ``node``: the exchange's answers come from ``rpc``'s methods (one
     implementation for both ports); ``/metrics`` serves ``render_metrics()``."""
+
+    page = status_page()
+
+    async def index(request: Request) -> Response:
+        return Response(
+            200, page, "text/html; charset=utf-8", headers=(("cache-control", "no-cache"),)
+        )
 
     async def status(request: Request) -> Response:
         return json_response(node.status().as_json())
@@ -119,8 +140,32 @@ def make_http_server(
             return error_response(400, "use /account/{address} with the 40-hex-digit address")
         return await rpc_call("account", {"address": request.segments[1]})
 
+    def limit_param(request: Request) -> dict[str, Any] | Response:
+        text = request.query.get("limit", [""])[0]
+        if not text:
+            return {}
+        if not text.isdigit():
+            return error_response(400, f"limit must be a positive integer, got {text!r:.40}")
+        return {"limit": int(text)}
+
+    async def trades(request: Request) -> Response:
+        if len(request.segments) > 2:
+            return error_response(400, "use /trades/{market}, e.g. /trades/BTC-PERP?limit=10")
+        limit = limit_param(request)
+        if isinstance(limit, Response):
+            return limit
+        market = {"market": request.segments[1]} if len(request.segments) == 2 else {}
+        return await rpc_call("trades", {**market, **limit})
+
+    async def liquidations(request: Request) -> Response:
+        limit = limit_param(request)
+        if isinstance(limit, Response):
+            return limit
+        return await rpc_call("liquidations", limit)
+
     async def validators(request: Request) -> Response:
         vs = node.validator_set()
+        last_signed = node.last_signed_heights()
         return json_response(
             {
                 "height": node.latest_height,
@@ -131,6 +176,7 @@ def make_http_server(
                         "public_key": v.public_key.hex(),
                         "voting_power": v.power,
                         "proposer_priority": priority,
+                        "last_signed_height": last_signed.get(v.address),
                     }
                     for v, priority in zip(vs.validators, vs.priorities, strict=True)
                 ],
@@ -151,6 +197,7 @@ def make_http_server(
 
     return HttpServer(
         {
+            ("GET", ""): index,
             ("GET", "status"): status,
             ("GET", "block"): block,
             ("GET", "metrics"): metrics,
@@ -161,6 +208,8 @@ def make_http_server(
             ("GET", "account"): account,
             ("GET", "validators"): validators,
             ("GET", "net_info"): net_info,
+            ("GET", "trades"): trades,
+            ("GET", "liquidations"): liquidations,
         },
         on_connection_failure=on_connection_failure,
     )

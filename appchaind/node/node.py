@@ -279,6 +279,15 @@ class Node:
         self._wal_logged: set[bytes] = set()
         self._height_entered_at = time.monotonic()
         self._last_block_time_ms = self.chain_state.last_block_time_ms
+        #: Per validator address, the latest height whose commit carries its precommit for
+        #: the block (``/validators``' ``last_signed_height``); since the last stored commit.
+        self._last_signed: dict[bytes, int] = {}
+        try:  # only for the ports' view: an unreadable record leaves it empty
+            last_commit = self.store.commit(self.latest_height) if self.latest_height else None
+        except codec.CodecError:
+            last_commit = None
+        if last_commit is not None:
+            self._note_signers(last_commit)
         self.committed = trio.Condition()
         self.started = trio.Event()
         #: Called after each commit with the block, the hashes (computed once, here) of its
@@ -807,9 +816,7 @@ class Node:
         m.set(m.block_size_bytes, sum(map(len, block.txs)))
         m.set(m.validators, len(self.chain_state.validators))
         m.set(m.validators_power, self.chain_state.validators.total_power)
-        m.set(
-            m.missing_validators, sum(1 for s in commit.signatures if s.flag != types.COMMIT_BLOCK)
-        )
+        m.set(m.missing_validators, len(commit.signatures) - self._note_signers(commit))
         m.set(m.byzantine_validators, len(block.evidence))
         interval_ms = block.header.time_ms - self._last_block_time_ms
         if height > 1:
@@ -860,6 +867,23 @@ class Node:
             return
         log.info("block_sync_progress", height=height, blocks=blocks + 1, txs_last=txs)
         self._sync_log = (now, 0)
+
+    def _note_signers(self, commit: types.Commit) -> int:
+        """Records ``commit``'s height as the last signed of each validator whose precommit
+        for the block it carries; returns how many."""
+        signed = 0
+        last_signed = self._last_signed
+        for s in commit.signatures:
+            if s.flag == types.COMMIT_BLOCK:
+                last_signed[s.validator] = commit.height
+                signed += 1
+        return signed
+
+    def last_signed_heights(self) -> dict[bytes, int]:
+        """Per validator address, the latest height whose commit (as this node has it)
+        carries its precommit for the block; a validator not seen since the node started
+        (or since the last commit stored before) is absent."""
+        return dict(self._last_signed)
 
     def _update_budget(self, txs: int, work_s: float) -> None:
         """Feeds the block's cost (its proposal's check or preparation, then its execution)

@@ -195,6 +195,11 @@ class NodeView(Protocol):
         """Connected peers as (node id, dialled by us), by node id."""
         ...
 
+    def last_signed_heights(self) -> dict[bytes, int]:
+        """Per validator address, the latest height whose commit carries its precommit for
+        the block (validators not seen in a commit since the node started are absent)."""
+        ...
+
     async def submit_tx(self, raw: bytes) -> AddResult:
         """Admits a signed tx into the mempool (and gossips it): the mempool's verdict."""
         ...

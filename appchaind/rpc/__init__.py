@@ -33,6 +33,13 @@ Methods (params -> result; prices, sizes and amounts are decimal strings, ids in
                               [{release_height, amount}], bids_won, paid}] by address
 ``tx``                        {"hash": hex} -> height, index, code, log, fills, events
 ``block``                     {"height": int} -> the block (header, tx hashes, results)
+``trades``                    {"market"?: symbol, "limit"?: int <= 50} -> {"market",
+                              "height", "trades": [fill events with "height", "time_ms",
+                              "tx_hash"]}: the last fills the node committed (per market,
+                              or of every market without ``market``), newest first
+``liquidations``              {"limit"?: int <= 20} -> {"height", "liquidations": [...]}:
+                              the last liquidation events, newest first (both kept since
+                              the node started: :mod:`appchaind.rpc.recent`)
 ``subscribe``                 {"stream": "blocks"|"trades"|"book"|"account",
                               "market"?: symbol, "address"?: hex} -> {"subscription": id}
                               (``book`` answers with a snapshot to apply deltas to)

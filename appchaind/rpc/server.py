@@ -36,6 +36,7 @@ from appchaind.rpc.protocol import (
     parse_request,
     response_frame,
 )
+from appchaind.rpc.recent import LIQUIDATIONS, TRADES_PER_MARKET, RecentActivity
 from appchaind.rpc.streams import BOOK_DEPTH, Connection, StreamHub
 from appchaind.telemetry.logs import get_logger
 
@@ -107,6 +108,8 @@ class RpcServer:
         self.streams = StreamHub(
             exchange, max_subscriptions=c.max_subscriptions, queue_messages=self.queue_messages
         )
+        #: The last fills per market and liquidations (``trades``, ``liquidations``).
+        self.recent = RecentActivity(self._markets)
         self._methods = {
             "status": self._status,
             "broadcast_tx": self._broadcast_tx,
@@ -116,6 +119,8 @@ class RpcServer:
             "builders": self._builders,
             "tx": self._tx,
             "block": self._block,
+            "trades": self._trades,
+            "liquidations": self._liquidations,
         }
 
     @property
@@ -463,13 +468,33 @@ class RpcServer:
             doc[key] = results
         return doc
 
+    async def _trades(self, params: dict[str, Any]) -> dict[str, Any]:
+        exchange = self._need_exchange()
+        market_id = (
+            None if params.get("market") is None else params_.market_id(params, self._markets)
+        )
+        limit = _limit(params, TRADES_PER_MARKET)
+        return {
+            "market": None if market_id is None else self._markets[market_id].symbol,
+            "height": exchange.height,
+            "trades": self.recent.trades(market_id, limit),
+        }
+
+    async def _liquidations(self, params: dict[str, Any]) -> dict[str, Any]:
+        exchange = self._need_exchange()
+        limit = _limit(params, LIQUIDATIONS)
+        return {"height": exchange.height, "liquidations": self.recent.liquidations(limit)}
+
     def on_commit(self, block: types.Block, hashes: list[bytes], result: FinalizeResult) -> None:
-        """Node ``on_commit`` listener: wakes ``broadcast_tx`` commit waiters, then
-        publishes every stream's item for this block. Never waits."""
+        """Node ``on_commit`` listener: wakes ``broadcast_tx`` commit waiters, keeps the
+        block's fills and liquidations (raw), then publishes every stream's item for this
+        block. Never waits."""
         for h in hashes:
             waiter = self._commit_waiters.pop(h, None)
             if waiter is not None:
                 waiter.set()
+        if self.exchange is not None:
+            self.recent.record(block.header.height, block.header.time_ms, hashes, result)
         self.streams.publish_block(block, hashes, result)
 
     def statistics(self) -> RpcStatistics:
@@ -479,6 +504,16 @@ class RpcServer:
             dropped_subscribers=self.streams.dropped_subscribers,
             commit_waiters=len(self._commit_waiters),
         )
+
+
+def _limit(params: dict[str, Any], most: int) -> int:
+    """``params["limit"]``: an int from 1 to ``most`` (default ``most``)."""
+    limit = params.get("limit", most)
+    if type(limit) is not int or not 1 <= limit <= most:
+        raise RpcError(
+            ErrorCode.BAD_PARAMS, f"limit must be an int from 1 to {most}, got {limit!r:.40}"
+        )
+    return limit
 
 
 @dataclass(frozen=True, slots=True)
