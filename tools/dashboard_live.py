@@ -11,7 +11,7 @@ evaluates without error. Exit 1 when a query that should answer does not (see
 
 Usage::
 
-    .venv/bin/python tools/dashboard_live.py [--seconds 40] [--json]
+    .venv/bin/python tools/dashboard_live.py [--seconds 40] [--json] [--screenshots DIR]
 """
 
 from __future__ import annotations
@@ -132,8 +132,42 @@ class Prometheus:
         self.log.close()
 
 
-def check(seconds: float) -> dict[str, Any]:
-    """Runs the localnet, the load and Prometheus for about ``seconds``; the answers."""
+def screenshot_panels(prometheus: Prometheus, directory: Path) -> list[Path]:
+    """Prometheus's own graph page of each panel's queries (the last minute), one PNG
+    per panel in ``directory``, taken with Debian's headless chromium (selenium)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1100,1000"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    directory.mkdir(parents=True, exist_ok=True)
+    panels: dict[str, list[str]] = {}
+    for title, expr in panel_queries():
+        panels.setdefault(title, []).append(expr)
+    shots = []
+    try:
+        for n, (title, exprs) in enumerate(panels.items()):
+            params: dict[str, str] = {}
+            for i, expr in enumerate(exprs):
+                params |= {f"g{i}.expr": expr, f"g{i}.tab": "0", f"g{i}.range_input": "1m"}
+            driver.get(f"{prometheus.url}/graph?" + urllib.parse.urlencode(params))
+            time.sleep(2)  # the page draws its graphs after its queries answer
+            slug = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
+            path = directory / f"{n:02d}-{slug}.png"
+            driver.save_screenshot(str(path))
+            shots.append(path)
+    finally:
+        driver.quit()
+    return shots
+
+
+def check(seconds: float, screenshots: Path | None = None) -> dict[str, Any]:
+    """Runs the localnet, the load and Prometheus for about ``seconds``; the answers (and
+    with ``screenshots``, each panel's graph in Prometheus saved there)."""
     with tempfile.TemporaryDirectory(prefix="appchaind-dashboard-") as tmp:
         work = Path(tmp)
         net = Localnet(work / "net", spare_nodes=0)
@@ -175,7 +209,9 @@ def check(seconds: float) -> dict[str, Any]:
                 {"rule": r["name"], "health": r["health"], "error": r.get("lastError", "")}
                 for r in prometheus.rules()
             ]
+            shots = [] if screenshots is None else screenshot_panels(prometheus, screenshots)
             return {
+                "screenshots": [str(p) for p in shots],
                 "load_exit": load.returncode,
                 "queries": rows,
                 "targets": targets,
@@ -206,8 +242,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=40, help="length of the run (about)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--screenshots", type=Path, help="save each panel's graph in Prometheus's page here"
+    )
     args = parser.parse_args()
-    report = check(args.seconds)
+    report = check(args.seconds, args.screenshots)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
