@@ -124,9 +124,30 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "max_connections",
                 "int",
                 1_000,
-                "At most this many RPC connections at once.",
+                "At most this many RPC connections at once; one more gets an error frame "
+                "and is closed (refusals are logged, at most one line per 5 s, and counted "
+                'as appchaind_connections_failed_total{port="rpc",reason="refused"}).',
                 1,
                 1_000_000,
+            ),
+            Key(
+                "max_connections_per_host",
+                "int",
+                200,
+                "At most this many RPC connections at once from one IP address, so that "
+                "one host's flood of connections leaves room for the others.",
+                1,
+                1_000_000,
+            ),
+            Key(
+                "request_timeout_ms",
+                "int",
+                10_000,
+                "Time allowed to receive the rest of a request once its first byte came, in "
+                f"{MS}: a slower sender (a slow-loris) gets an error frame and is closed. An "
+                "idle connection between requests is not timed out (subscribers are idle).",
+                100,
+                600_000,
             ),
             Key(
                 "max_message_bytes",
