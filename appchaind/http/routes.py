@@ -162,5 +162,9 @@ def make_http_server(
             ("GET", "validators"): validators,
             ("GET", "net_info"): net_info,
         },
+        max_body_bytes=node.config.http.max_body_bytes,
+        timeout_s=node.config.http.request_timeout_ms / 1000,
+        max_connections=node.config.http.max_connections,
+        max_connections_per_host=node.config.http.max_connections_per_host,
         on_connection_failure=on_connection_failure,
     )
