@@ -130,11 +130,15 @@ class HttpServer:
         try:
             while True:
                 keep_going = False
-                with trio.move_on_after(self.timeout_s):
+                with trio.move_on_after(self.timeout_s) as timer:
                     keep_going = await self._one_request(conn, stream)
                 if keep_going:
                     continue
-                if _partial(conn) and conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                if (
+                    timer.cancelled_caught
+                    and _partial(conn)
+                    and conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+                ):
                     # Timed out inside a request (a slow-loris): say so, then close.
                     message = f"request not complete within {self.timeout_s:g} s; closing"
                     with trio.move_on_after(1):
