@@ -258,8 +258,9 @@ def cmd_bench_soak(args: argparse.Namespace) -> None:
     if not 0 < args.seconds <= 86_400:
         raise UsageError(f"--seconds must be in (0, 86400], got {args.seconds:g}")
     try:
+        kinds = tuple(k for k in args.faults.split(",") if k) if args.faults else None
         report = run_soak(
-            args.seconds, args.seed, lambda line: print(line, file=sys.stderr), args.hosts
+            args.seconds, args.seed, lambda line: print(line, file=sys.stderr), args.hosts, kinds
         )
     except RuntimeError as exc:
         raise UsageError(str(exc)) from None
@@ -498,12 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(b)
     b.set_defaults(func=cmd_bench_load)
     b = bench_sub.add_parser(
-        "soak", help="a fault campaign on a localnet under load (kill -9, pauses)",
+        "soak", help="a fault campaign on a localnet under load (kill -9, pauses, delay, loss)",
         description="Start a 4-validator localnet (each validator on its own network host "
-        "where allowed, see --hosts), submit txs all along, and for --seconds kill -9 and "
-        "restart, or pause (SIGSTOP) and resume, one validator at a time, or (on separate "
-        "hosts) isolate one, split them 2-2, flap a link or limit its bandwidth, drawn "
-        "from --seed; then check that every tx reported committed is on every "
+        "where allowed, see --hosts, dialling its peers through a fault-injecting proxy), "
+        "submit txs all along, and for --seconds kill -9 and restart, or pause (SIGSTOP) "
+        "and resume, one validator at a time, delay its links or make them lossy (stalls "
+        "and cuts), or (on separate hosts) isolate one, split them 2-2, flap a link or "
+        "limit its bandwidth, drawn from --seed; then check that every tx reported committed is on every "
         "node, all nodes hold the same blocks, no block carries double-sign evidence, and "
         "the chain resumes. Ends with one 'soak: ...' line; exits 1 on a loss, a divergence "
         "or a double sign, with the command that replays the seed.",
@@ -515,6 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="validators on separate network hosts (Linux network namespaces: needs root; "
         "adds isolation, 2-2 splits, flapping links and bandwidth limits), on loopback, or "
         "the first where this machine allows it (default)",
+    )  # fmt: skip
+    b.add_argument(
+        "--faults", default=None, metavar="KIND,...",
+        help="draw only these fault kinds: kill, pause, delay, loss, and on separate hosts "
+        "isolate, split, flap, bandwidth (default: all that the hosts allow)",
     )  # fmt: skip
     b.set_defaults(func=cmd_bench_soak)
     return parser

@@ -13,9 +13,12 @@ for one outside party (a peer's gossip, an outbound dial). The rules:
   (``KeyboardInterrupt``, ``SystemExit``) pass through untouched.
 - Reasons are a small fixed set, so that metric labels stay bounded: ``reset``,
   ``broken_pipe``, ``broken`` (another broken stream), ``closed``, ``timeout``,
-  ``os_error``, ``protocol`` (the peer sent what the port's protocol forbids), and
+  ``os_error``, ``protocol`` (the peer sent what the port's protocol forbids),
   ``internal`` (a bug in this node's handling of one connection: logged as an error with
-  the place it was raised, and still contained).
+  the place it was raised, and still contained), and ``refused`` (a connection over
+  one of the port's limits, refused by :meth:`ConnectionGuard.refuse`).
+- A flood of refusals is counted one by one but logged at most once per
+  ``REFUSAL_LOG_S`` per port, each line with the number refused since the last one.
 
 A failure that is not one connection's, such as a listener that cannot accept, still
 stops the node, with a one-line error (:meth:`ConnectionGuard.serve_listeners`).
@@ -24,6 +27,7 @@ stops the node, with a one-line error (:meth:`ConnectionGuard.serve_listeners`).
 from __future__ import annotations
 
 import errno
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,7 +59,10 @@ REASONS = (
     "os_error",
     "protocol",
     "internal",
+    "refused",
 )
+#: Seconds between two log lines of one port's refused connections.
+REFUSAL_LOG_S = 5.0
 
 T = TypeVar("T")
 
@@ -159,6 +166,8 @@ class ConnectionGuard:
         self.protocol_errors = protocol_errors
         self.on_failure = on_failure
         self._failures = dict.fromkeys(REASONS, 0)
+        self._refused_unlogged = 0
+        self._refusal_logged_at = -REFUSAL_LOG_S
 
     async def serve_listeners(
         self,
@@ -241,6 +250,23 @@ class ConnectionGuard:
             log.info("connection_failed", port=self.port, peer=peer, reason=reason, error=text)
         if self.on_failure is not None:
             self.on_failure(self.port, reason)
+
+    def refuse(self, peer: str, why: str) -> None:
+        """Counts a connection refused over one of the port's limits (``why`` names it);
+        logged at once if no refusal was logged in the last REFUSAL_LOG_S, else with
+        the next line, so a flood of connections costs a line per few seconds."""
+        self._failures["refused"] += 1
+        self._refused_unlogged += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_S:
+            log.warning(
+                "connection_refused", port=self.port, peer=peer, why=why,
+                refused=self._refused_unlogged, refused_total=self._failures["refused"],
+            )  # fmt: skip
+            self._refused_unlogged = 0
+            self._refusal_logged_at = now
+        if self.on_failure is not None:
+            self.on_failure(self.port, "refused")
 
     def statistics(self) -> GuardStatistics:
         return GuardStatistics(self.port, dict(self._failures))

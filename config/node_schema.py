@@ -124,9 +124,30 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "max_connections",
                 "int",
                 1_000,
-                "At most this many RPC connections at once.",
+                "At most this many RPC connections at once; one more gets an error frame "
+                "and is closed (refusals are logged, at most one line per 5 s, and counted "
+                'as appchaind_connections_failed_total{port="rpc",reason="refused"}).',
                 1,
                 1_000_000,
+            ),
+            Key(
+                "max_connections_per_host",
+                "int",
+                200,
+                "At most this many RPC connections at once from one IP address, so that "
+                "one host's flood of connections leaves room for the others.",
+                1,
+                1_000_000,
+            ),
+            Key(
+                "request_timeout_ms",
+                "int",
+                10_000,
+                "Time allowed to receive the rest of a request once its first byte came, in "
+                f"{MS}: a slower sender (a slow-loris) gets an error frame and is closed. An "
+                "idle connection between requests is not timed out (subscribers are idle).",
+                100,
+                600_000,
             ),
             Key(
                 "max_message_bytes",
@@ -162,6 +183,43 @@ SCHEMA: Mapping[str, tuple[Key, ...]] = MappingProxyType(
                 "Where JSON status, block queries and /metrics are served.",
             ),
             Key("enabled", "bool", True, "Serve the HTTP port at all."),
+            Key(
+                "max_connections",
+                "int",
+                256,
+                "At most this many HTTP connections at once; one more is answered 503 and "
+                "closed (refusals are logged, at most one line per 5 s, and counted as "
+                'appchaind_connections_failed_total{port="http",reason="refused"}).',
+                1,
+                1_000_000,
+            ),
+            Key(
+                "max_connections_per_host",
+                "int",
+                64,
+                "At most this many HTTP connections at once from one IP address.",
+                1,
+                1_000_000,
+            ),
+            Key(
+                "request_timeout_ms",
+                "int",
+                10_000,
+                f"Time allowed for one request, headers and body, in {MS}, and on a kept-alive "
+                "connection for the next one to come; a slower client (a slow-loris) is "
+                "answered 408 and closed.",
+                100,
+                600_000,
+            ),
+            Key(
+                "max_body_bytes",
+                "int",
+                1024 * 1024,
+                "Largest request body accepted, in bytes; a larger one (by its "
+                "content-length, before it is read) is answered 413 and the connection closed.",
+                1024,
+                64 * 1024 * 1024,
+            ),
         ),
         "consensus": (
             Key(

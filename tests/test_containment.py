@@ -7,6 +7,7 @@ The same guard on a running validator's ports: tests/node/test_port_faults.py.
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 
@@ -163,3 +164,33 @@ async def test_a_listener_that_cannot_accept_stops_with_one_line() -> None:
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
     assert "test port stopped accepting" in str(leaf) and "\n" not in str(leaf)
+
+
+def test_a_flood_of_refusals_is_counted_each_but_logged_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connections refused over a port's limits: each counted (the metric's hook too),
+    logged once per REFUSAL_LOG_S with the number refused since the last line."""
+    import appchaind.containment as containment
+
+    now = [1000.0]
+    monkeypatch.setattr(containment.time, "monotonic", lambda: now[0])
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("appchaind.containment")
+    logger.addHandler(handler)
+    seen: list[tuple[str, str]] = []
+    guard = ConnectionGuard("http", on_failure=lambda port, reason: seen.append((port, reason)))
+    try:
+        for i in range(500):
+            guard.refuse(f"127.0.0.1:{40000 + i}", "too many HTTP connections (limit 5)")
+        now[0] += containment.REFUSAL_LOG_S
+        guard.refuse("127.0.0.1:1", "too many HTTP connections (limit 5)")
+    finally:
+        logger.removeHandler(handler)
+    assert guard.statistics().failures["refused"] == 501
+    assert seen == [("http", "refused")] * 501
+    lines = [r.fields for r in records if r.getMessage() == "connection_refused"]  # type: ignore[attr-defined]
+    assert [(f["refused"], f["refused_total"]) for f in lines] == [(1, 1), (500, 501)]
+    assert lines[0]["why"] == "too many HTTP connections (limit 5)" and lines[0]["port"] == "http"

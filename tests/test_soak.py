@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from appchaind.localnet import netns
-from appchaind.localnet.soak import SoakReport
+from appchaind.localnet.soak import SoakReport, run_soak
 from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +37,13 @@ def test_a_loss_a_divergence_or_a_double_sign_fails_the_campaign_with_its_replay
         spoil(bad)
         assert not bad.ok
     assert report.replay() == "appchaind bench soak --seconds 30 --seed 42"
+    some = SoakReport(seed=42, seconds=30, kinds=("delay", "loss"), hosts="loopback (asked)")
+    assert some.replay().endswith("--seed 42 --hosts loopback --faults delay,loss")
+
+
+def test_an_unknown_fault_kind_is_named_before_anything_starts() -> None:
+    with pytest.raises(RuntimeError, match="unknown fault kind 'netem'; kinds: kill, pause"):
+        run_soak(1, seed=1, kinds=("delay", "netem"))
 
 
 @pytest.mark.slow
@@ -59,6 +66,34 @@ def test_a_short_campaign_kills_and_pauses_validators_and_loses_nothing() -> Non
     assert not Path(first.rsplit(" in ", 1)[1]).exists()  # the campaign's localnet is gone
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "acsk" not in left  # and so are its network hosts
+    _assert_proxied(proc.stderr)
+
+
+def _assert_proxied(stderr: str) -> dict[str, int]:
+    """The validators dialled each other through the proxies: their figures line."""
+    line = next(line for line in stderr.splitlines() if line.startswith("soak: proxies:"))
+    figures = {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", line)}
+    assert figures["connections"] >= 6 and figures["chunks"] > 0, line
+    return figures
+
+
+@pytest.mark.slow
+def test_delay_and_loss_between_validators_through_their_proxies_lose_nothing() -> None:
+    """The proxies' faults (seed 22 draws a delay, then a loss: stalls and cuts) on
+    loopback, where every machine runs them the same way."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "appchaind.cli", "bench", "soak", "--seconds", "5", "--seed",
+         "22", "--faults", "delay,loss", "--hosts", "loopback"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    match = LINE.match(last)
+    assert match and "(by kind delay 1, loss 1)" in last, last
+    assert match["lost"] == match["divergences"] == match["double"] == "0"
+    assert 0 < int(match["committed"]) <= int(match["submitted"])
+    figures = _assert_proxied(proc.stderr)
+    assert figures["delayed"] > 0 and figures["stalls"] > 0, figures
 
 
 @pytest.mark.slow

@@ -211,5 +211,9 @@ def make_http_server(
             ("GET", "trades"): trades,
             ("GET", "liquidations"): liquidations,
         },
+        max_body_bytes=node.config.http.max_body_bytes,
+        timeout_s=node.config.http.request_timeout_ms / 1000,
+        max_connections=node.config.http.max_connections,
+        max_connections_per_host=node.config.http.max_connections_per_host,
         on_connection_failure=on_connection_failure,
     )

@@ -2,14 +2,23 @@
 
 Routes map ``(method, first path segment)`` to an async handler that receives
 the request and returns a :class:`Response`. Errors are JSON
-``{"error": {"code": N, "message": "..."}}``. Bodies are capped, idle or slow
-clients time out, and a handler's exception becomes a 500 without touching
-the node.
+``{"error": {"code": N, "message": "..."}}``. A handler's exception becomes a 500
+without touching the node. What a client can take is bounded:
+
+- connections: at most ``max_connections`` at once, and ``max_connections_per_host``
+  from one IP address; one more is answered 503 and closed (and counted, logged
+  at most once per few seconds: :meth:`ConnectionGuard.refuse`);
+- time: a request, headers and body, must come within ``timeout_s``, or (a
+  slow-loris) it is answered 408 and closed; a kept-alive connection with no new
+  request within ``timeout_s`` is closed;
+- size: a body over ``max_body_bytes`` is answered 413 and the connection closed,
+  at once when its content-length says so; headers over 64 KiB are answered 400.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +75,7 @@ class HttpServer:
         max_body_bytes: int = 1024 * 1024,
         timeout_s: float = 10.0,
         max_connections: int = 256,
+        max_connections_per_host: int = 64,
         port_name: str = "http",
         on_connection_failure: FailureHook | None = None,
     ) -> None:
@@ -77,7 +87,10 @@ class HttpServer:
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
         self.max_connections = max_connections
+        self.max_connections_per_host = max_connections_per_host
         self.connections = 0
+        #: Open connections per client IP address.
+        self._per_host: Counter[str] = Counter()
         self.requests_total = 0
         self.bound_port = 0
 
@@ -97,19 +110,45 @@ class HttpServer:
 
     async def _serve_connection(self, stream: trio.SocketStream, peer: str) -> None:
         """One connection, run through :attr:`guard` (which closes the stream)."""
+        host = peer.rpartition(":")[0]
+        refusal = None
         if self.connections >= self.max_connections:
+            refusal = f"too many HTTP connections (limit {self.max_connections})"
+        elif self._per_host[host] >= self.max_connections_per_host:
+            refusal = (
+                f"too many HTTP connections from {host} "
+                f"(limit {self.max_connections_per_host} per host)"
+            )
+        if refusal is not None:
+            self.guard.refuse(peer, refusal)
+            with trio.move_on_after(1):
+                await stream.send_all(_raw_error(503, refusal))
             return
         self.connections += 1
+        self._per_host[host] += 1
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         try:
             while True:
-                with trio.move_on_after(self.timeout_s):
+                keep_going = False
+                with trio.move_on_after(self.timeout_s) as timer:
                     keep_going = await self._one_request(conn, stream)
-                    if keep_going:
-                        continue
+                if keep_going:
+                    continue
+                if (
+                    timer.cancelled_caught
+                    and _partial(conn)
+                    and conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+                ):
+                    # Timed out inside a request (a slow-loris): say so, then close.
+                    message = f"request not complete within {self.timeout_s:g} s; closing"
+                    with trio.move_on_after(1):
+                        await stream.send_all(_raw_error(408, message))
                 return
         finally:
             self.connections -= 1
+            self._per_host[host] -= 1
+            if not self._per_host[host]:
+                del self._per_host[host]
 
     async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
         while True:
@@ -127,6 +166,16 @@ class HttpServer:
             if isinstance(event, h11.ConnectionClosed):
                 return False
             if not isinstance(event, h11.Request):
+                return False
+            declared = _content_length(event)
+            if declared > self.max_body_bytes:
+                # Refused before its body is read: the client learns at once.
+                response = error_response(
+                    413,
+                    f"request body larger than {self.max_body_bytes} bytes "
+                    f"(content-length {declared})",
+                )
+                await self._send(conn, stream, response, close=True)
                 return False
             body = bytearray()
             while True:
@@ -200,3 +249,32 @@ class HttpServer:
         except h11.LocalProtocolError:
             return
         await stream.send_all(data)
+
+
+def _partial(conn: h11.Connection) -> bool:
+    """True when part of a request has come, not all of it (neither a kept-alive
+    connection left idle nor a request whose answer took the time)."""
+    if conn.their_state is h11.IDLE:
+        return bool(conn.trailing_data[0])
+    return conn.their_state is not h11.DONE
+
+
+def _content_length(request: h11.Request) -> int:
+    """The request's declared body size (0 when it declares none: h11 has checked the
+    header's form)."""
+    for name, value in request.headers:
+        if name == b"content-length":
+            return int(value)
+    return 0
+
+
+def _raw_error(status: int, message: str) -> bytes:
+    """A whole JSON error response that closes the connection, for a client this server
+    will not read a request from (refused, or timed out before its request was whole)."""
+    body = json_response({"error": {"code": status, "message": message}}).body
+    reason = {408: "Request Timeout", 503: "Service Unavailable"}[status]
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body

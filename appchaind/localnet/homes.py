@@ -4,7 +4,8 @@
 ``D/node{N-1}`` (complete homes whose persistent peers are the other nodes),
 one shared genesis with the demo markets, and funded trader accounts whose
 key files are in ``D/accounts/``. Node i listens on p2p ``P+10i``, RPC
-``P+10i+1``, HTTP ``P+10i+2`` and builder bids ``P+10i+3``.
+``P+10i+1``, HTTP ``P+10i+2`` and builder bids ``P+10i+3``; with ``proxy_peers`` it
+dials its peers through fault-injecting proxies on ``P+10i+4`` on (``bench soak``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from appchaind.chain.crypto import PrivateKey
 from appchaind.home import demo_genesis, init_home, utc_now_rfc3339
 
-__all__ = ["LocalnetNode", "init_localnet", "load_localnet", "DEMO_ACCOUNTS"]
+__all__ = ["LocalnetNode", "init_localnet", "load_localnet", "proxy_port", "DEMO_ACCOUNTS"]
 
 DEFAULT_BASE_PORT = 26600
 #: The simulated oracle's walk on local networks: up to 0.5% per second.
@@ -58,6 +59,15 @@ def _ports(base_port: int, index: int) -> tuple[int, int, int, int]:
     return p, p + 1, p + 2, p + 3
 
 
+def proxy_port(base_port: int, i: int, j: int) -> int:
+    """Where node ``i`` dials node ``j`` when its peers are proxied: a port of node i's
+    range after its own four (so at most 7 validators), on 127.0.0.1 of node i's host."""
+    slot = j if j < i else j - 1
+    if not 0 <= slot < PORT_STRIDE - 4:
+        raise ValueError(f"at most {PORT_STRIDE - 3} validators can dial through proxies")
+    return base_port + PORT_STRIDE * i + 4 + slot
+
+
 def verify_threads(validators: int) -> int:
     """[mempool] verify_threads for a localnet's nodes: 0 (checks on each node's own
     thread) when the validators are at least as many as the cores, since no node has a
@@ -75,11 +85,14 @@ def init_localnet(
     force: bool = False,
     config_overrides: dict[str, dict[str, Any]] | None = None,
     hosts: list[str] | None = None,
+    proxy_peers: bool = False,
 ) -> list[LocalnetNode]:
     """Writes the homes and accounts of an N-validator localnet under ``directory``;
     ``config_overrides`` ({section: {key: value}}) go into every node's config.toml;
     ``hosts``: each node's address (default: all on 127.0.0.1; separate network hosts
-    are :mod:`appchaind.localnet.netns`'s)."""
+    are :mod:`appchaind.localnet.netns`'s); ``proxy_peers``: node i dials node j at
+    127.0.0.1:``proxy_port(base_port, i, j)`` on its own host, where a proxy
+    (:mod:`appchaind.localnet.proxy`) is to forward to node j."""
     hosts = hosts or ["127.0.0.1"] * validators
     if len(hosts) != validators:
         raise ValueError(f"{len(hosts)} hosts for {validators} validators")
@@ -109,7 +122,9 @@ def init_localnet(
     for i in range(validators):
         p2p, rpc, http, pbs = _ports(base_port, i)
         peers = [
-            f"{node_keys[j].address.hex()}@{hosts[j]}:{_ports(base_port, j)[0]}"
+            f"{node_keys[j].address.hex()}@127.0.0.1:{proxy_port(base_port, i, j)}"
+            if proxy_peers
+            else f"{node_keys[j].address.hex()}@{hosts[j]}:{_ports(base_port, j)[0]}"
             for j in range(validators)
             if j != i
         ]

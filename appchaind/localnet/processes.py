@@ -43,11 +43,12 @@ def _ports_free(ports: list[int]) -> bool:
     return True
 
 
-def free_base_port(nodes: int) -> int:
+def free_base_port(nodes: int, ports_per_node: int = 4) -> int:
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
         base = rng.randrange(20000, 32000, 10)  # below the kernel's ephemeral port range
-        if _ports_free([base + PORT_STRIDE * i + k for i in range(nodes) for k in range(4)]):
+        ports = [base + PORT_STRIDE * i + k for i in range(nodes) for k in range(ports_per_node)]
+        if _ports_free(ports):
             return base
     raise RuntimeError("no free port range found on 127.0.0.1")
 
@@ -55,7 +56,9 @@ def free_base_port(nodes: int) -> int:
 class Localnet:
     """The nodes of a localnet in ``directory`` and their processes (logs in each home's
     ``node.log``). ``Localnet(directory)`` creates a new one on free ports (with
-    ``config_overrides``, {section: {key: value}}, in every node's config.toml)."""
+    ``config_overrides``, {section: {key: value}}, in every node's config.toml; with
+    ``proxy_peers`` each validator dials the others through proxy ports, see
+    :func:`~appchaind.localnet.homes.proxy_port`, which the caller serves)."""
 
     def __init__(
         self,
@@ -67,14 +70,18 @@ class Localnet:
         nodes: list[LocalnetNode] | None = None,
         config_overrides: dict[str, dict[str, Any]] | None = None,
         hosts: Hosts | None = None,
+        proxy_peers: bool = False,
     ) -> None:
         self.dir = directory
         if nodes is None:
-            self.base_port = free_base_port(validators + spare_nodes)
+            self.base_port = free_base_port(
+                validators + spare_nodes, PORT_STRIDE if proxy_peers else 4
+            )
             nodes = init_localnet(
                 directory, validators, base_port=self.base_port, chain_id=chain_id,
                 config_overrides=config_overrides,
                 hosts=None if hosts is None else [hosts.host(i) for i in range(validators)],
+                proxy_peers=proxy_peers,
             )  # fmt: skip
         else:
             self.base_port = nodes[0].p2p_port

@@ -28,8 +28,13 @@ host of its own (:mod:`appchaind.localnet.netns`: a Linux network namespace link
 bridge) and the faults include the network's: one validator isolated, a 2-2 split (no
 side has 2/3 of the power: the chain stops until it heals), a flapping link, a bandwidth
 limit. Elsewhere the validators share loopback and only the process faults apply (the
-first progress line says which). Not yet: delay and loss (netem is not available here; a
-fault-injecting TCP proxy would do), disk full, clock skew.
+first progress line says which).
+
+On either, every validator dials its peers through a fault-injecting TCP proxy of its own
+(:mod:`appchaind.localnet.proxy`, a process on the validator's host: netem is not
+available here), which adds the faults ``delay`` (all of one validator's links, both
+ways, slowed by a fixed delay and a jitter) and ``loss`` (its links stall as lost
+segments would, and now and then are cut). Not yet: disk full, clock skew.
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey
 from appchaind.exchange.txs import Faucet
 from appchaind.localnet import netns
+from appchaind.localnet.homes import proxy_port
 from appchaind.localnet.processes import Localnet
+from appchaind.localnet.proxy import NO_FAULTS, Faults, ProxyProcess
 
 __all__ = ["SoakReport", "run_soak"]
 
@@ -78,6 +85,8 @@ class SoakReport:
     heights: int = 0
     #: Where the validators ran: separate network hosts, or loopback (and why).
     hosts: str = ""
+    #: The fault kinds drawn from (None: every kind the hosts allow).
+    kinds: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -94,6 +103,7 @@ class SoakReport:
 
     def replay(self) -> str:
         where = " --hosts loopback" if self.hosts.startswith("loopback") else ""
+        where += f" --faults {','.join(self.kinds)}" if self.kinds else ""
         return f"appchaind bench soak --seconds {self.seconds:g} --seed {self.seed}{where}"
 
 
@@ -146,22 +156,88 @@ class _Load:
                 return  # the node went down under us
 
 
-#: Faults on the processes, and (on separate network hosts) on the network.
+#: Faults on the processes, on the peers' proxies, and (on separate network hosts) on the
+#: network.
 PROCESS_FAULTS = ("kill", "pause")
+PROXY_FAULTS = ("delay", "loss")
 NETWORK_FAULTS = ("isolate", "split", "flap", "bandwidth")
+KINDS = PROCESS_FAULTS + PROXY_FAULTS + NETWORK_FAULTS
 
 
-def _fault(net: Localnet, rng: random.Random, live: list[bool], report: SoakReport) -> None:
-    """One fault, held for a while, then healed: on one validator's process, or (on
-    separate hosts) on the network: one validator isolated, a 2-2 split (no side has
-    2/3: the chain must stop, and resume once healed), one validator's link flapping,
-    or its bandwidth cut to 256 kbit/s."""
+class _Proxies:
+    """One proxy process per validator, on its host, with a link to each other validator
+    (node i dials node j at :func:`~appchaind.localnet.homes.proxy_port`)."""
+
+    def __init__(self, net: Localnet, seed: int, log_dir: Path) -> None:
+        self.procs: list[ProxyProcess] = []
+        self.peers: list[list[int]] = []
+        try:
+            for i in range(VALIDATORS):
+                others = [j for j in range(VALIDATORS) if j != i]
+                links = [(proxy_port(net.base_port, i, j), net.hosts[j], net.nodes[j].p2p_port)
+                         for j in others]  # fmt: skip
+                hosts = net.network
+                with open(log_dir / f"proxy{i}.log", "ab") as log:
+                    self.procs.append(ProxyProcess(
+                        links, prefix=None if hosts is None else hosts.prefix(i),
+                        seed=seed * 10 + i, log=log,
+                    ))  # fmt: skip
+                self.peers.append(others)
+        except BaseException:
+            self.close()
+            raise
+
+    def set(self, i: int, faults: Faults) -> None:
+        """``faults`` on every link of validator ``i``: its own to each peer, and each
+        peer's to it (the connection kept may be either one)."""
+        self.procs[i].set(faults)
+        for j, peers in enumerate(self.peers):
+            if j != i:
+                self.procs[j].set(faults, link=peers.index(i))
+
+    def summary(self) -> str:
+        """What the proxies did: chunks forwarded, delayed (held by a delay or a stall),
+        stalled and cut, over every link."""
+        stats = [s for proc in self.procs for s in proc.stats()]
+        figures = {
+            name: sum(getattr(s, name) for s in stats)
+            for name in ("connections", "chunks", "delayed", "stalls", "cuts")
+        }
+        return "soak: proxies: " + ", ".join(f"{k} {v}" for k, v in figures.items())
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.close()
+
+
+def _fault(
+    net: Localnet,
+    rng: random.Random,
+    live: list[bool],
+    report: SoakReport,
+    proxies: _Proxies,
+    kinds: tuple[str, ...],
+) -> None:
+    """One fault of ``kinds``, held for a while, then healed: on one validator's process,
+    on its proxied links (delayed, or lossy: stalls and cuts), or (on separate hosts) on
+    the network: one validator isolated, a 2-2 split (no side has 2/3: the chain must
+    stop, and resume once healed), one validator's link flapping, or its bandwidth cut
+    to 256 kbit/s."""
     hosts = net.network
-    kinds = PROCESS_FAULTS + (NETWORK_FAULTS if hosts is not None else ())
     i = rng.randrange(VALIDATORS)
     kind = rng.choice(kinds)
     report.faults[kind] += 1
     held = rng.uniform(*FAULT_S)
+    if kind in PROXY_FAULTS:
+        if kind == "delay":
+            delay = rng.randrange(50, 400)
+            faults = Faults(delay_ms=delay, jitter_ms=delay // 2)
+        else:
+            faults = Faults(stall=0.2, stall_ms=rng.randrange(200, 1000), cut=0.02)
+        proxies.set(i, faults)
+        time.sleep(held)
+        proxies.set(i, NO_FAULTS)
+        return
     if hosts is not None and kind in NETWORK_FAULTS:
         if kind == "isolate":
             hosts.isolate(i)
@@ -200,17 +276,27 @@ def _fault(net: Localnet, rng: random.Random, live: list[bool], report: SoakRepo
 
 
 def run_soak(  # type: ignore[no-untyped-def]
-    seconds: float, seed: int | None = None, progress=print, hosts: str = "auto"
+    seconds: float,
+    seed: int | None = None,
+    progress=print,
+    hosts: str = "auto",
+    kinds: tuple[str, ...] | None = None,
 ) -> SoakReport:
     """One campaign of ``seconds`` of faults from ``seed`` (random if None), the
     validators on separate network hosts (``hosts="netns"``), on loopback
-    (``"loopback"``), or the first where this machine allows it (``"auto"``)."""
+    (``"loopback"``), or the first where this machine allows it (``"auto"``); the faults
+    drawn from ``kinds`` (default: every kind the hosts allow)."""
     seed = random.randrange(1 << 31) if seed is None else seed
     rng = random.Random(seed)
-    report = SoakReport(seed, seconds)
+    report = SoakReport(seed, seconds, kinds=kinds)
+    unknown = sorted(set(kinds or ()) - set(KINDS))
+    if unknown:
+        raise RuntimeError(f"unknown fault kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
     why_not = netns.available() if hosts != "loopback" else "loopback asked for"
     if hosts == "netns" and why_not is not None:
         raise RuntimeError(f"cannot put the validators on separate hosts: {why_not}")
+    if why_not is not None and kinds and set(kinds) & set(NETWORK_FAULTS):
+        raise RuntimeError(f"network faults need separate hosts: {why_not}")
     network = None
     if why_not is None:
         network = netns.Hosts(VALIDATORS, name=f"acsk{os.getpid() % 10000}")
@@ -226,16 +312,21 @@ def run_soak(  # type: ignore[no-untyped-def]
 def _campaign(  # type: ignore[no-untyped-def]
     seconds: float, rng: random.Random, report: SoakReport, network: netns.Hosts | None, progress
 ) -> None:
+    kinds = report.kinds or (
+        PROCESS_FAULTS + PROXY_FAULTS + (NETWORK_FAULTS if network is not None else ())
+    )
     with tempfile.TemporaryDirectory(prefix="appchaind-soak-") as tmp:
         net = Localnet(
-            Path(tmp) / "net", VALIDATORS, spare_nodes=0, chain_id="soak-net", hosts=network
-        )
+            Path(tmp) / "net", VALIDATORS, spare_nodes=0, chain_id="soak-net", hosts=network,
+            proxy_peers=True,
+        )  # fmt: skip
         progress(
             f"soak: seed {report.seed}, {seconds:g} s of faults on a {VALIDATORS}-validator "
-            f"localnet ({report.hosts}) in {tmp}"
+            f"localnet ({report.hosts}), faults drawn from {', '.join(kinds)}, in {tmp}"
         )
-        net.start_all()
+        proxies = _Proxies(net, report.seed, Path(tmp))
         try:
+            net.start_all()
             net.wait_height(list(range(VALIDATORS)), 2)
             live = [True] * VALIDATORS
             load = _Load(net, live)
@@ -243,7 +334,7 @@ def _campaign(  # type: ignore[no-untyped-def]
             thread.start()
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                _fault(net, rng, live, report)
+                _fault(net, rng, live, report, proxies, kinds)
                 time.sleep(rng.uniform(*HEALTHY_S))
                 progress(f"soak: {sum(report.faults.values())} faults, height {net.height(0)}, "
                          f"{len(load.accepted)} txs accepted")  # fmt: skip
@@ -256,6 +347,7 @@ def _campaign(  # type: ignore[no-untyped-def]
                 RECOVERY_DEADLINE_S,
             )
             report.recovery_s = time.monotonic() - stopped
+            progress(proxies.summary())
             load.stop.set()
             thread.join()
             load._poll()
@@ -264,6 +356,7 @@ def _campaign(  # type: ignore[no-untyped-def]
             _check_stores(net, report)
         finally:
             net.close()
+            proxies.close()
 
 
 def _check(net: Localnet, load: _Load, report: SoakReport) -> None:

@@ -52,8 +52,11 @@ size "0" = level removed; ``seq`` grows by one per item, so a gap means resync w
 payments, transfers).
 
 Limits per connection: ``requests_per_second`` (token bucket; over it a request gets
-error ``RATE_LIMITED``), ``max_message_bytes``, ``max_subscriptions``; at most
-``max_connections`` connections per node.
+error ``RATE_LIMITED``), ``max_message_bytes``, ``max_subscriptions``, and
+``request_timeout_ms`` to send the rest of a request once its first byte came (else error
+``TIMEOUT`` and the connection closes); at most ``max_connections`` connections per node
+and ``max_connections_per_host`` from one IP address (one more gets error
+``UNAVAILABLE`` and is closed).
 """
 
 from appchaind.rpc.protocol import ErrorCode, FrameDecoder, ProtocolError, RpcError

@@ -138,6 +138,11 @@ class FrameDecoder:
         self.max_frame_bytes = max_frame_bytes
         self._buffer = bytearray()
 
+    @property
+    def pending(self) -> int:
+        """Bytes held of a frame not yet complete (0 between frames)."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         """The complete payloads ``data`` finishes. Raises ProtocolError (TOO_LARGE) when a
         length prefix exceeds the limit; the decoder is unusable afterwards."""

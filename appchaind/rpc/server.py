@@ -11,7 +11,9 @@ task, the only one that writes to the socket.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +93,10 @@ class RpcServer:
         self.node = node
         c = node.config.rpc
         self.max_connections = c.max_connections
+        self.max_connections_per_host = c.max_connections_per_host
+        self.request_timeout_s = c.request_timeout_ms / 1000
+        #: Open connections per client IP address (for max_connections_per_host).
+        self._per_host: Counter[str] = Counter()
         self.max_message_bytes = c.max_message_bytes
         self.requests_per_second = c.requests_per_second
         self.queue_messages = c.subscriber_queue_messages
@@ -141,19 +147,25 @@ class RpcServer:
     async def _serve(self, stream: trio.SocketStream, peer: str) -> None:
         """One connection; run through :attr:`guard`, which contains and counts whatever
         it raises (a reset, a broken pipe, a bug) and closes the stream."""
+        host = peer.rpartition(":")[0]
+        refusal = None
         if len(self.connections) >= self.max_connections:
+            refusal = f"too many RPC connections (limit {self.max_connections})"
+        elif self._per_host[host] >= self.max_connections_per_host:
+            refusal = (
+                f"too many RPC connections from {host} "
+                f"(limit {self.max_connections_per_host} per host)"
+            )
+        if refusal is not None:
+            self.guard.refuse(peer, refusal)
             with trio.move_on_after(1):
-                await stream.send_all(
-                    error_frame(
-                        None, ErrorCode.UNAVAILABLE,
-                        f"too many RPC connections (limit {self.max_connections})",
-                    )
-                )  # fmt: skip
+                await stream.send_all(error_frame(None, ErrorCode.UNAVAILABLE, refusal))
             return
         send, receive = trio.open_memory_channel[bytes](self.queue_messages)
         conn = Connection(peer, send, tokens=float(self.requests_per_second))
         conn.refilled = time.monotonic()
         self.connections.add(conn)
+        self._per_host[host] += 1
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer, conn, stream, receive, nursery.cancel_scope)
@@ -164,6 +176,9 @@ class RpcServer:
                 await send.aclose()
         finally:
             self.connections.discard(conn)
+            self._per_host[host] -= 1
+            if not self._per_host[host]:
+                del self._per_host[host]
             self.streams.forget(conn)
 
     async def _writer(
@@ -196,10 +211,25 @@ class RpcServer:
     async def _reader(
         self, conn: Connection, stream: trio.SocketStream, nursery: trio.Nursery
     ) -> None:
+        """Reads requests. A request begun must be complete within request_timeout_s of
+        its first byte, or the client (a slow-loris) gets an error and is closed; between
+        requests a connection may stay idle (a subscriber does)."""
         decoder = FrameDecoder(self.max_message_bytes)
         broadcasts: list[tuple[int, dict[str, Any]]] = []
+        begun: float | None = None  # when the first byte of a partial request came
         while True:
-            data = await stream.receive_some(65536)
+            data = None
+            with trio.move_on_at(math.inf if begun is None else begun + self.request_timeout_s):
+                data = await stream.receive_some(65536)
+            if data is None:
+                await conn.outbox.send(
+                    error_frame(
+                        None, ErrorCode.TIMEOUT,
+                        f"request not complete within {self.request_timeout_s:g} s of its "
+                        "first byte; closing the connection",
+                    )
+                )  # fmt: skip
+                return
             if not data:
                 return
             try:
@@ -207,6 +237,10 @@ class RpcServer:
             except ProtocolError as exc:
                 await conn.outbox.send(error_frame(None, exc.code, exc.message))
                 return
+            if not decoder.pending:
+                begun = None
+            elif begun is None or payloads:
+                begun = trio.current_time()
             for payload in payloads:
                 try:
                     request_id, method, params = parse_request(payload, self.max_message_bytes)
