@@ -1,7 +1,8 @@
 """Proof of stake on a running localnet (issue 17), each node a process of its own:
 
-- a full node whose operator bonds stake with a CreateValidator tx joins the validator set
-  two heights after the tx's block and signs the chain's commits from then on;
+- a full node whose operator bonds stake with a CreateValidator tx (sent with the CLI's
+  ``tx staking create-validator``) joins the validator set two heights after the tx's
+  block and signs the chain's commits from then on;
 - a genesis validator whose operator undelegates its whole self-bond leaves the set two
   heights later and signs no commit after that, while its node follows the chain;
 
@@ -10,14 +11,17 @@ and through both changes the chain keeps committing, every node on the same bloc
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from appchaind.chain.crypto import PrivateKey
-from appchaind.exchange.staking import key_signature
-from appchaind.exchange.txs import CreateValidator, Undelegate
+from appchaind.exchange.txs import Undelegate
 from appchaind.localnet.processes import Localnet
 from tests.node.test_localnet import blocks_agree
 
@@ -50,11 +54,22 @@ def _power(net: Localnet, i: int) -> int:
     return 0 if status["validator"] is None else status["validator"]["voting_power"]
 
 
+def _cli(*args: str) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", "appchaind.cli", *args, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"appchaind {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
 def _signers(net: Localnet, i: int, height: int) -> list[str]:
     return net.get(i, f"/block/{height}")["last_commit"]["signers"]
 
 
 def test_a_full_node_becomes_a_validator_by_tx_and_signs(net: Localnet) -> None:
+    """Through the CLI: ``tx staking create-validator --home`` (the full node's consensus
+    key) signed by a funded account, then ``query validators`` and ``delegations``."""
     net.start_all()
     net.wait_height([0, 1, 2, 3], 3)
     full = net.add_full_node(validator=True)
@@ -64,12 +79,11 @@ def test_a_full_node_becomes_a_validator_by_tx_and_signs(net: Localnet) -> None:
     address = consensus_key.address.hex()
     assert address not in _validators(net, 0)
     assert _power(net, full) == 0
-    operator = PrivateKey.load(net.dir / "accounts" / "alice.json")
-    signature = key_signature(consensus_key, net.chain_id, operator.address)
-    body = CreateValidator(
-        consensus_key.public_key, signature, "full4", "a localnet test", 50_000, 10 * QUOTE
-    )
-    committed = net.commit_tx(0, net.tx(operator, body))
+    operator = net.dir / "accounts" / "alice.json"
+    node = f"127.0.0.1:{net.nodes[0].rpc_port}"
+    committed = _cli("tx", "staking", "create-validator", "--home", str(net.homes[full]),
+                     "--moniker", "full4", "--details", "a localnet test", "--commission",
+                     "0.05", "--amount", "10", "--key", str(operator), "--node", node)  # fmt: skip
     assert committed["code"] == 0, committed
     joined = committed["height"] + 2
     # The update of block H takes effect at H + 2 on every node.
@@ -77,6 +91,17 @@ def test_a_full_node_becomes_a_validator_by_tx_and_signs(net: Localnet) -> None:
     for i in (0, full):
         assert _validators(net, i)[address] == 10
     assert _power(net, full) == 10
+    doc = _cli("query", "validators", "--node", node)
+    (row,) = [v for v in doc["validators"] if v["consensus_address"] == address]
+    alice = PrivateKey.load(operator).address.hex()
+    assert (row["operator"], row["moniker"], row["power"], row["stake"], row["commission"]) == (
+        alice, "full4", 10, "10", "0.05",
+    )  # fmt: skip
+    assert doc["total_power"] == 50
+    stake = _cli("query", "delegations", "--key", str(operator), "--node", node)
+    assert stake["delegations"] == [
+        {"validator": alice, "moniker": "full4", "shares": 10 * QUOTE, "value": "10"}
+    ]
     # It signs: its address is among a later commit's signers. A commit holds the first
     # +2/3 of precommits its proposer saw, so a vote may be left out of a few in a row.
     first = joined + 1
