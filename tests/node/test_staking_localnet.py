@@ -4,7 +4,8 @@
   ``tx staking create-validator``) joins the validator set two heights after the tx's
   block and signs the chain's commits from then on;
 - a genesis validator whose operator undelegates its whole self-bond leaves the set two
-  heights later and signs no commit after that, while its node follows the chain;
+  heights later and signs no commit after that, while its node follows the chain, and a
+  new node syncs from genesis through the change;
 
 and through both changes the chain keeps committing, every node on the same blocks.
 """
@@ -140,7 +141,12 @@ def test_a_validator_that_undelegates_fully_leaves_the_set(net: Localnet) -> Non
     for height in range(left + 1, left + 6):
         signers = _signers(net, 0, height)
         assert address not in signers and len(signers) >= 3, (height, signers)
-    # The chain goes on with three validators; the fourth node follows it.
+    # The chain goes on with three validators; the fourth node follows it. A new node
+    # syncs from genesis through the change: it checks each commit against the set of its
+    # height, which its own execution of the blocks derives.
+    full = net.add_full_node()
+    net.start(full)
     target = net.height(0) + 5
-    net.wait_height([0, 1, 2, 3], target)
-    blocks_agree(net, [0, 1, 2, 3], target)
+    net.wait_height([0, 1, 2, 3, full], target)
+    blocks_agree(net, [0, 1, 2, 3, full], target)
+    assert address not in _validators(net, full)
