@@ -506,8 +506,8 @@ class ExchangeApp(ExchangeState):
     # ================================================================== queries
 
     def statistics(self) -> ExchangeStatistics:
-        """Each market's prices, open interest and resting orders, and the clearing
-        house's figures, as of the last executed block."""
+        """Each market's prices, open interest and resting orders, the clearing house's
+        figures and the staking state's, as of the last executed block."""
         clearing = self.clearing.statistics()
         markets = []
         for market in self.markets:
@@ -524,7 +524,7 @@ class ExchangeApp(ExchangeState):
                     len(book),
                 )
             )
-        return ExchangeStatistics(self.height, tuple(markets), clearing)
+        return ExchangeStatistics(self.height, tuple(markets), clearing, staking.statistics(self))
 
     def account(self, address: bytes) -> Account | None:
         return self.clearing.accounts.get(address)

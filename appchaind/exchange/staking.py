@@ -63,6 +63,7 @@ from appchaind.chain.crypto import PrivateKey, address_of, sign_bytes, verify
 from appchaind.chain.events import Event, PendingEvent
 from appchaind.chain.types import Tx, Validator
 from appchaind.exchange.staking_state import StakeValidator, Staking, first_release
+from appchaind.exchange.statistics import StakingStatistics
 from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate
 from config.genesis import PPM, ChainParams
 from margin import Account, ClearingError
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TX_KINDS", "deliver", "end_block", "power_of", "chosen_set", "key_signature",
-    "KEY_SIGNATURE_KIND", "validator_view",
+    "KEY_SIGNATURE_KIND", "validator_view", "statistics",
 ]  # fmt: skip
 
 #: The tx bodies of this module (the application dispatches them to :func:`deliver`).
@@ -406,3 +407,16 @@ def validator_view(staking: Staking, validator: StakeValidator) -> dict[str, Any
         "self_bond": validator.value_of(staking.self_shares(validator)),
         "power": validator.power,
     }
+
+
+def statistics(state: ExchangeState) -> StakingStatistics:
+    """The staking figures of the node's metrics."""
+    staking = state.staking
+    validators = [staking.validators[op] for op in sorted(staking.validators)]
+    return StakingStatistics(
+        len(validators),
+        sum(1 for v in validators if v.power),
+        sum(v.tokens for v in validators),
+        sum(staking.unbonding.values()),
+        tuple((v.operator, v.moniker, v.power) for v in validators),
+    )

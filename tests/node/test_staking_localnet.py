@@ -99,6 +99,12 @@ def test_a_full_node_becomes_a_validator_by_tx_and_signs(net: Localnet) -> None:
         alice, "full4", 10, "10", "0.05",
     )  # fmt: skip
     assert doc["total_power"] == 50
+    metrics = net.get_text(0, "/metrics")
+    assert 'appchaind_staking_validators{chain_id="test-net"} 5.0' in metrics
+    assert 'appchaind_staking_bonded{chain_id="test-net"} 50.0' in metrics
+    assert f'appchaind_staking_validator_power{{chain_id="test-net",operator="{alice}"}} 10.0' in (
+        metrics
+    )
     stake = _cli("query", "delegations", "--key", str(operator), "--node", node)
     assert stake["delegations"] == [
         {"validator": alice, "moniker": "full4", "shares": 10 * QUOTE, "value": "10"}
