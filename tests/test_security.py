@@ -42,7 +42,9 @@ CHAIN_B = "chain-b"
 KEY = PrivateKey(b"\x21" * 32)
 
 #: What the ports answer: reads, and one way in for a change (a signed tx).
-RPC_READS = {"status", "account", "book", "markets", "builders", "tx", "block"}
+RPC_READS = {
+    "status", "account", "book", "markets", "builders", "validators", "delegations", "tx", "block",
+}  # fmt: skip
 RPC_SIGNED_TX = {"broadcast_tx"}
 HTTP_READS = {
     ("GET", name)
