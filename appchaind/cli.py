@@ -18,6 +18,7 @@ from appchaind import __version__
 from appchaind.chain.crypto import KeyFileError, PrivateKey
 from appchaind.chain.units import UnitError, to_units
 from appchaind.client.cli import TxFailed, add_trading_commands
+from appchaind.client.staking_cli import add_staking_commands
 from appchaind.consensus.signer import DoubleSignRefused
 from appchaind.errors import StartupError
 from appchaind.home import HomePaths, init_home, utc_now_rfc3339
@@ -418,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ln.add_argument("--dir", required=True, help="the localnet directory")
     ln.set_defaults(func=cmd_localnet_show)
-    add_trading_commands(sub)
+    add_staking_commands(*add_trading_commands(sub))
 
     p = sub.add_parser(
         "builder", help="build blocks and bid for them (proposer-builder separation)",

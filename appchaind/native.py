@@ -90,6 +90,8 @@ BUILD_INPUTS: tuple[str, ...] = (
     "appchaind.exchange.oracle",
     "appchaind.exchange.statistics",
     "appchaind.exchange.txs",
+    "appchaind.exchange.staking",
+    "appchaind.exchange.staking_state",
     "config.genesis",
     "config.node_config",
     "margin.statistics",

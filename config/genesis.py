@@ -45,6 +45,11 @@ MAX_MARKETS = 256
 MAX_INCLUSION_TXS = 256
 MAX_INCLUSION_BYTES = 48 * 1024
 MAX_GENESIS_ACCOUNTS = 1_000_000
+#: The most validators a chain's set may hold (``max_validators``), as many as a genesis.
+MAX_VALIDATORS = 10_000
+#: The most stake, in micro-units, the genesis validators may hold together (and the
+#: most voting power a set may have: CometBFT's bound, 2**63 / 8).
+MAX_TOTAL_POWER = 2**60
 QUOTE_UNIT = "0.000001"
 
 Symbol = Annotated[str, Str(20, min_len=3, ascii=True)]
@@ -63,6 +68,13 @@ class ChainParams:
     that many bytes in total. Every validator refuses a precommit whose list breaks them,
     so they are chain rules, at most :data:`MAX_INCLUSION_TXS` and
     :data:`MAX_INCLUSION_BYTES` (a vote extension must fit in 64 KiB with its prices).
+
+    Staking (:mod:`appchaind.exchange.staking`): a validator's voting power is its bonded
+    stake in micro-units divided by ``power_unit`` (rounded down); the set is the
+    ``max_validators`` most powerful validators with at least ``min_validator_power``
+    and a self-bond (at least ``min_self_bond``); undelegated stake returns to its
+    owner ``stake_unbonding_blocks`` blocks later. A genesis validator's power is backed
+    by a self-bond of power × ``power_unit``.
     """
 
     max_tx_bytes: U32
@@ -84,6 +96,11 @@ class ChainParams:
     faucet_max_amount: U64
     max_inclusion_txs: U32
     max_inclusion_bytes: U32
+    power_unit: U64
+    min_self_bond: U64
+    max_validators: U32
+    min_validator_power: U32
+    stake_unbonding_blocks: U32
 
 
 @message
@@ -126,7 +143,7 @@ class GenesisValidator:
 class Genesis:
     chain_id: ChainId
     genesis_time_ms: U64
-    validators: Annotated[tuple[GenesisValidator, ...], MaxItems(10_000)]
+    validators: Annotated[tuple[GenesisValidator, ...], MaxItems(MAX_VALIDATORS)]
     params: ChainParams
     markets: Annotated[tuple[MarketParams, ...], MaxItems(MAX_MARKETS)]
     accounts: Annotated[tuple[GenesisAccount, ...], MaxItems(MAX_GENESIS_ACCOUNTS)]
@@ -166,11 +183,19 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "faucet_max_amount": "100000",
     "max_inclusion_txs": 32,
     "max_inclusion_bytes": 16 * 1024,
+    # One unit of voting power per whole quote unit bonded.
+    "power_unit": "1",
+    "min_self_bond": "1",
+    "max_validators": 100,
+    "min_validator_power": 1,
+    # Longer than the consensus evidence window (100 heights), so that stake bonded when
+    # an infraction was committed is still there when its evidence is.
+    "stake_unbonding_blocks": 1_000,
 }
 #: Params given as decimal quote amounts in JSON and stored as micro-units.
 _QUOTE_PARAMS = (
     "max_liquidation_notional_per_account", "min_builder_bond", "min_builder_bid",
-    "faucet_max_amount",
+    "faucet_max_amount", "power_unit", "min_self_bond",
 )  # fmt: skip
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z$")
@@ -285,6 +310,17 @@ def _parse_params(r: _Reader, raw: Any) -> ChainParams:
                 f"= {values[name]} is out of range; allowed 1 to {most} (an inclusion list "
                 "travels in a vote extension, at most 64 KiB with the prices)",
             )
+    if values["power_unit"] < 1:
+        raise r.fail(
+            "params.power_unit",
+            f"= {json.dumps(merged['power_unit'])} must be at least 0.000001 (the stake, in "
+            "quote, of one unit of voting power)",
+        )
+    if values["max_validators"] > MAX_VALIDATORS:
+        raise r.fail(
+            "params.max_validators",
+            f"= {values['max_validators']} is out of range; allowed 1 to {MAX_VALIDATORS}",
+        )
     if values["max_tx_bytes"] > 64 * 1024:
         raise r.fail(
             "params.max_tx_bytes", f"= {values['max_tx_bytes']} is out of range; allowed 1 to 65536"
@@ -400,6 +436,7 @@ def parse_genesis(doc: Any, source: str = "genesis.json") -> Genesis:
         validators.append(GenesisValidator(r.text(name, f"{w}.name", 64), public_key, power))
 
     params = _parse_params(r, doc.get("params"))
+    _check_genesis_stake(r, validators, params)
 
     raw_markets = doc["markets"]
     if not isinstance(raw_markets, list) or not 1 <= len(raw_markets) <= MAX_MARKETS:
@@ -437,6 +474,41 @@ def parse_genesis(doc: Any, source: str = "genesis.json") -> Genesis:
         accounts=tuple(accounts),
         insurance_fund=insurance,
     )
+
+
+def _check_genesis_stake(
+    r: _Reader, validators: list[GenesisValidator], params: ChainParams
+) -> None:
+    """The genesis validators are a set the staking rules would choose: at most
+    ``max_validators``, each with at least ``min_validator_power`` and a self-bond (its
+    power × ``power_unit``) of at least ``min_self_bond``."""
+    if len(validators) > params.max_validators:
+        raise r.fail(
+            "validators",
+            f"lists {len(validators)} validators, more than params.max_validators = "
+            f"{params.max_validators}",
+        )
+    total = 0
+    for i, v in enumerate(validators):
+        if v.power < params.min_validator_power:
+            raise r.fail(
+                f"validators[{i}].power",
+                f"= {v.power} is below params.min_validator_power = {params.min_validator_power}",
+            )
+        bond = v.power * params.power_unit
+        if bond < params.min_self_bond:
+            raise r.fail(
+                f"validators[{i}].power",
+                f"= {v.power} is backed by a self-bond of {bond} micro-units (power × "
+                f"params.power_unit), below params.min_self_bond = {params.min_self_bond}",
+            )
+        total += bond
+    if total > MAX_TOTAL_POWER:
+        raise r.fail(
+            "validators",
+            f"hold {total} micro-units of stake (power × params.power_unit), more than "
+            f"{MAX_TOTAL_POWER}",
+        )
 
 
 def load_genesis(path: Path) -> Genesis:

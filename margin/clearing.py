@@ -2,12 +2,16 @@
 
 Quote conservation (exact, in micro-units) is the invariant every method keeps:
 
-    Σ account balances + insurance_fund + fee_pool + withdrawn + builder_bonds
-        = genesis total + faucet_total
+    Σ account balances + insurance_fund + fee_pool + withdrawn + builder_bonds + staked
+        = genesis total + genesis_stake + faucet_total
 
 Money only moves between those terms. ``builder_bonds`` is the collateral block builders
 have bonded (including what is unbonding): it leaves a builder's balance when bonded and
-comes back when released (:mod:`appchaind.exchange.builders` keeps each builder's part). The insurance fund is also the clearing account of
+comes back when released (:mod:`appchaind.exchange.builders` keeps each builder's part).
+``staked`` is the validators' stake, bonded or unbonding, likewise
+(:mod:`appchaind.exchange.staking` keeps each validator's and delegation's part);
+``genesis_stake`` is the genesis validators' self-bonds, which the genesis created in
+the staking pool as it created the genesis accounts' balances. The insurance fund is also the clearing account of
 funding: a settling account pays its funding into it (rounded up) or is paid from it
 (rounded down), so funding is zero-sum up to rounding and the rounding stays in the fund.
 
@@ -53,6 +57,8 @@ class ClearingHouse:
         "insurance_fund",
         "fee_pool",
         "builder_bonds",
+        "staked",
+        "genesis_stake",
         "withdrawn",
         "faucet_total",
         "genesis_total",
@@ -74,6 +80,10 @@ class ClearingHouse:
         self.fee_pool = 0
         #: Micro-units bonded by block builders (bonded or unbonding), out of their balances.
         self.builder_bonds = 0
+        #: Micro-units of validators' stake (bonded or unbonding), out of their balances.
+        self.staked = 0
+        #: The part of ``staked`` the genesis created (its validators' self-bonds).
+        self.genesis_stake = 0
         self.withdrawn = 0
         self.faucet_total = 0
         self.genesis_total = insurance_fund
@@ -233,7 +243,8 @@ class ClearingHouse:
         balances = sum(a.balance for a in self.accounts.values())
         return (
             balances + self.insurance_fund + self.fee_pool + self.withdrawn
-            + self.builder_bonds - self.genesis_total - self.faucet_total
+            + self.builder_bonds + self.staked - self.genesis_total - self.genesis_stake
+            - self.faucet_total
         )  # fmt: skip
 
     # ------------------------------------------------------------------ funding
@@ -419,6 +430,28 @@ class ClearingHouse:
         if not 0 <= amount <= self.builder_bonds:
             raise ValueError(f"cannot release {amount} of {self.builder_bonds} bonded")
         self.builder_bonds -= amount
+        account = self.open_account(address, amount)
+        self.mark_unindexed(account)
+        return account
+
+    def stake(self, account: Account, amount: int) -> None:
+        """Move ``amount`` micro-units of free collateral into the validators' stake."""
+        self.settle_funding(account)
+        free = self.health(account).free_collateral
+        if amount > free:
+            raise ClearingError(
+                f"a stake of {amount} micro-units exceeds the free collateral of {max(free, 0)}"
+            )
+        account.balance -= amount
+        self.staked += amount
+        self._changed(account)
+
+    def release_stake(self, address: bytes, amount: int) -> Account:
+        """Give ``amount`` micro-units of the stake back to ``address``'s balance (its
+        account is opened if it has none): an undelegation whose unbonding is over."""
+        if not 0 <= amount <= self.staked:
+            raise ValueError(f"cannot release {amount} of {self.staked} staked")
+        self.staked -= amount
         account = self.open_account(address, amount)
         self.mark_unindexed(account)
         return account

@@ -58,6 +58,8 @@ SCOPE = {
     "appchaind/exchange/order_upkeep.py",
     "appchaind/exchange/transfers.py",
     "appchaind/exchange/builders.py",
+    "appchaind/exchange/staking.py",
+    "appchaind/exchange/staking_state.py",
     "appchaind/exchange/inclusion.py",
     "appchaind/exchange/prices.py",
     "appchaind/exchange/oracle.py",

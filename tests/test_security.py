@@ -43,7 +43,8 @@ KEY = PrivateKey(b"\x21" * 32)
 
 #: What the ports answer: reads, and one way in for a change (a signed tx).
 RPC_READS = {
-    "status", "account", "book", "markets", "builders", "tx", "block", "trades", "liquidations",
+    "status", "account", "book", "markets", "builders", "validators", "delegations", "tx",
+    "block", "trades", "liquidations",
 }  # fmt: skip
 RPC_SIGNED_TX = {"broadcast_tx"}
 HTTP_READS = {

@@ -155,6 +155,8 @@ MODULES: dict[str, tuple[str, ...]] = {
             "order_upkeep",
             "transfers",
             "builders",
+            "staking",
+            "staking_state",
             "inclusion",
             "prices",
             "funding",

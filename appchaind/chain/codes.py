@@ -7,7 +7,7 @@ the HTTP port answers with, and whether the sender should simply retry later.
 
 Ranges: 0 success; 1-19 the envelope (encoding, signature, chain, replay window,
 accounts, markets); 20-39 the exchange's rules; 40-59 the node's admission (the tx may
-be fine, this node cannot take it now).
+be fine, this node cannot take it now); 60-79 the staking rules.
 """
 
 from __future__ import annotations
@@ -67,6 +67,18 @@ class Code(IntEnum):
     BUSY = 44
     #: The application refused it (a test application's own refusal).
     REFUSED = 59
+    #: The sender already operates a validator, or the consensus key is another's.
+    VALIDATOR_EXISTS = 60
+    #: No validator has that operator (or the sender operates none).
+    UNKNOWN_VALIDATOR = 61
+    #: A consensus key not proven by its signature, or a commission above 100%.
+    INVALID_VALIDATOR = 62
+    #: Stake of nothing, or a self-bond below the chain's minimum.
+    STAKE_TOO_SMALL = 63
+    #: More undelegated than the sender's delegation is worth.
+    INSUFFICIENT_DELEGATION = 64
+    #: The undelegation would leave the chain without a validator.
+    LAST_VALIDATOR = 65
 
     @property
     def http_status(self) -> int:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import trio
 
@@ -31,6 +31,7 @@ from appchaind.client.library import (
 __all__ = ["add_trading_commands", "TxFailed"]
 
 DEFAULT_NODE = "127.0.0.1:26601"
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class TxFailed(Exception):
@@ -432,8 +433,9 @@ def _order_args(p: argparse.ArgumentParser) -> None:
                    help="last height the order may rest (default: no expiry)")  # fmt: skip
 
 
-def add_trading_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds ``tx``, ``query``, ``watch`` and ``status`` to the CLI's subcommands."""
+def add_trading_commands(sub: SubParsers) -> tuple[SubParsers, SubParsers]:
+    """Adds ``tx``, ``query``, ``watch`` and ``status`` to the CLI's subcommands; returns
+    the subcommands of ``tx`` and ``query`` (the staking commands join them)."""
     p = sub.add_parser("tx", help="sign and submit a transaction",
                        description="Sign a transaction with --key and submit it to --node; "
                        "by default wait for the commit and print the result with its fills.")  # fmt: skip
@@ -448,13 +450,8 @@ def add_trading_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                              "Example: appchaind tx order place --market BTC-PERP --side buy "
                              "--size 0.5 --price 65000 --key trader0.json")  # fmt: skip
     _order_args(o)
-    o.add_argument(
-        "--client-id",
-        type=int,
-        metavar="ID",
-        help="your own id for the order, unique among your open orders in the "
-        "market (default: made from the clock)",
-    )
+    o.add_argument("--client-id", type=int, metavar="ID", help="your own id for the order, "
+                   "unique among your open orders in the market (default: made from the clock)")  # fmt: skip
     _tx_common(o)
     o.set_defaults(func=cmd_order_place)
 
@@ -598,3 +595,4 @@ def add_trading_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                        description="The status of --node: chain id, height, hashes, peers.")  # fmt: skip
     _common(p, key=False)
     p.set_defaults(func=cmd_status)
+    return tx_sub, q_sub

@@ -26,13 +26,14 @@ A block runs as:
    (:mod:`~appchaind.exchange.envelope`: chain, expiry, nonce, sender), the sender's
    funding settled, then its body's rule (:mod:`~appchaind.exchange.orders`,
    :mod:`~appchaind.exchange.cancels`, :mod:`~appchaind.exchange.transfers`,
-   :mod:`~appchaind.exchange.builders`);
+   :mod:`~appchaind.exchange.builders`, :mod:`~appchaind.exchange.staking`);
 3. the forced txs: the extended commit's inclusion lists that the block does not carry
    (:mod:`~appchaind.exchange.inclusion`);
 4. the end of the block: expiry and conditional triggers
    (:mod:`~appchaind.exchange.order_upkeep`), the funding step
    (:mod:`~appchaind.exchange.funding`), liquidations (:mod:`margin.liquidator`), the
-   reduce-only upkeep, and the release of builder bonds whose unbonding delay is over;
+   reduce-only upkeep, the release of builder bonds and stake whose unbonding delay is
+   over, and the validator updates if stake moved (:mod:`~appchaind.exchange.staking`);
 5. the commitment: the app hash (:mod:`~appchaind.exchange.storage`).
 
 The state (:class:`~appchaind.exchange.state.ExchangeState`) and the rules are in the
@@ -61,6 +62,7 @@ from appchaind.exchange import (
     order_upkeep,
     orders,
     prices,
+    staking,
     storage,
     transfers,
 )
@@ -120,6 +122,7 @@ _REGISTER_BUILDER: Final = RegisterBuilder
 _BOND_BUILDER: Final = BondBuilder
 _UNBOND_BUILDER: Final = UnbondBuilder
 _BUILDER_BID: Final = BuilderBid
+_STAKING_TXS: Final = staking.TX_KINDS
 
 
 class ExchangeApp(ExchangeState):
@@ -402,9 +405,11 @@ class ExchangeApp(ExchangeState):
                 results.append(self._deliver(tx))
                 ran.append(raw)
         self._end_block(prev_block_hash, block_events)
+        updates = staking.end_block(self, block_events)
         self.app_hash = storage.update_commitment(self)
         done = cast(list[TxResult], results)
-        return FinalizeResult(height, done, expand_events(block_events), self.app_hash, (), ran)
+        events = expand_events(block_events)
+        return FinalizeResult(height, done, events, self.app_hash, updates, ran)
 
     def _deliver(self, tx: Tx, proposer: bytes | None = None) -> TxResult:
         """One tx: its envelope, the sender's nonce and funding, then its body's rule.
@@ -461,6 +466,8 @@ class ExchangeApp(ExchangeState):
             if proposer is None:
                 return TxResult(Code.INVALID_BID, "a builder bid must be the block's first tx")
             code, log = builders.pay_bid(self, tx, proposer, events)
+        elif type(body) in _STAKING_TXS:
+            code, log = staking.deliver(self, account, tx, events)
         else:
             return TxResult(Code.MALFORMED, f"unknown tx kind {type(body).__name__}")
         return TxResult(code, log, events)
@@ -499,8 +506,8 @@ class ExchangeApp(ExchangeState):
     # ================================================================== queries
 
     def statistics(self) -> ExchangeStatistics:
-        """Each market's prices, open interest and resting orders, and the clearing
-        house's figures, as of the last executed block."""
+        """Each market's prices, open interest and resting orders, the clearing house's
+        figures and the staking state's, as of the last executed block."""
         clearing = self.clearing.statistics()
         markets = []
         for market in self.markets:
@@ -517,7 +524,7 @@ class ExchangeApp(ExchangeState):
                     len(book),
                 )
             )
-        return ExchangeStatistics(self.height, tuple(markets), clearing)
+        return ExchangeStatistics(self.height, tuple(markets), clearing, staking.statistics(self))
 
     def account(self, address: bytes) -> Account | None:
         return self.clearing.accounts.get(address)

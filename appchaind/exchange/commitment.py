@@ -21,6 +21,9 @@ Keys (all under the node store's ``s/`` prefix, owned by the application):
 ``s/o/`` + u32 + u64 id     resting order ``[priority, *OrderRecord]``
 ``s/c/`` + u32 + u64 id     conditional order record
 ``s/b/`` + 20-byte address  block builder record (key, name, bond, unbonding)
+``s/v/`` + 20-byte operator  validator record (consensus key, description, stake, power)
+``s/d/`` + operator + owner  delegation record (shares of the validator's stake)
+``s/u/`` + u64 + op + owner  unbonding stake released at that height
 ``s/~meta``                 ``[height, app_hash]`` of the last commit (not hashed)
 ==========================  ===================================================
 """
@@ -44,6 +47,9 @@ ACCOUNT_PREFIX = b"s/a/"
 ORDER_PREFIX = b"s/o/"
 CONDITIONAL_PREFIX = b"s/c/"
 BUILDER_PREFIX = b"s/b/"
+VALIDATOR_PREFIX = b"s/v/"
+DELEGATION_PREFIX = b"s/d/"
+UNBONDING_PREFIX = b"s/u/"
 
 
 def market_key(market_id: int) -> bytes:

@@ -4,8 +4,9 @@
 the height and block time, the next order id, per market its margin state (oracle price,
 funding index, premium samples) and its order book (resting orders with their time
 priority, conditional orders), and the clearing house (accounts with their balances,
-positions and recent nonces; the insurance fund, fee pool and the other funds), and the
-block builders (bond, unbonding amounts).
+positions and recent nonces; the insurance fund, fee pool and the other funds), the
+block builders (bond, unbonding amounts), and the staking state (validators, delegations,
+unbonding stake: :mod:`appchaind.exchange.staking_state`).
 
 **Derived** (rebuilt from the replicated state on load, never stored, and never a reason
 for two validators to differ): the liquidation index, the orders and builders changed
@@ -31,6 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from appchaind.exchange.commitment import StateCommitment
+from appchaind.exchange.staking_state import Staking
 from config.genesis import Genesis
 from margin import Account, ClearingHouse, Liquidator, MarketState, maker_check
 from orderbook import ORDER_FIELDS, OrderBook
@@ -104,6 +106,8 @@ class ExchangeState:
         self.dirty_builders: dict[bytes, None] = {}
         #: The first height at which a builder's unbonding amount is due (0: none).
         self.next_bond_release = 0
+        #: Validators, delegations and unbonding stake (:mod:`appchaind.exchange.staking`).
+        self.staking = Staking()
         self.commitment = StateCommitment()
         #: Per market: ids of the orders (resting or conditional) changed since the last
         #: commitment update.

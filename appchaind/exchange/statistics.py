@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from margin.statistics import ClearingStatistics
 
-__all__ = ["ExchangeStatistics", "MarketStatistics"]
+__all__ = ["ExchangeStatistics", "MarketStatistics", "StakingStatistics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +28,23 @@ class MarketStatistics:
 
 
 @dataclass(frozen=True, slots=True)
+class StakingStatistics:
+    """The staking state as of the last executed block: validators known and in the set,
+    micro-units bonded and unbonding, and each validator's (operator address, moniker,
+    power given to consensus) in operator order."""
+
+    validators: int
+    in_set: int
+    bonded: int
+    unbonding: int
+    powers: tuple[tuple[bytes, str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ExchangeStatistics:
     """The exchange as of the last executed block (``height``)."""
 
     height: int
     markets: tuple[MarketStatistics, ...]
     clearing: ClearingStatistics
+    staking: StakingStatistics

@@ -8,7 +8,8 @@ fee_pool, withdrawn, faucet_total, genesis_total]`` (funds in micro-units); a ma
 order's is ``[priority, *OrderRecord]`` (its time priority is its id unless it fired from
 a conditional order, prices in ticks, sizes in lots); a conditional order's is
 :meth:`orderbook.ConditionalOrder.record`; a block builder's
-:meth:`appchaind.exchange.builders.Builder.record`.
+:meth:`appchaind.exchange.builders.Builder.record`; the staking records are
+:mod:`appchaind.exchange.staking_state`'s.
 
 After each block the entries it changed are rehashed (:func:`update_commitment`: the
 touched accounts, the changed orders, every market and the global record) and staged;
@@ -23,6 +24,7 @@ from typing import Any, Final
 
 import msgpack
 
+from appchaind.exchange import staking_state
 from appchaind.exchange.builders import Builder, next_release
 from appchaind.exchange.commitment import (
     ACCOUNT_PREFIX,
@@ -63,11 +65,13 @@ def _unpack(data: bytes) -> Any:
 
 
 def init_genesis(state: ExchangeState) -> None:
-    """Open the genesis accounts with their balances, and hash the state."""
+    """Open the genesis accounts with their balances, bond the genesis validators' stake,
+    and hash the state."""
     clearing = state.clearing
     for entry in state.genesis.accounts:
         clearing.open_account(entry.address, entry.balance)
         clearing.genesis_total += entry.balance
+    staking_state.init_genesis(state)
     state.app_hash = update_commitment(state)
 
 
@@ -87,6 +91,7 @@ def load(state: ExchangeState, store: Store) -> None:
         committed.append((key, value))
         _restore(state, key, _decode(key, value), resting)
     state.next_bond_release = next_release(state.builders)
+    staking_state.finish_load(state)
     for market_id, orders in enumerate(resting):
         orders.sort()
         book = state.books[market_id]
@@ -172,6 +177,14 @@ def _restore(
                 ) from exc
             state.builders[builder.address] = builder
             clearing.builder_bonds += builder.bond + builder.unbonding_total()
+        elif key[:4] in staking_state.STAKING_PREFIXES:
+            try:
+                staking_state.restore(state, key, record)
+            except (ValueError, TypeError) as exc:
+                raise StateError(
+                    f"stored staking record {key!r} is unreadable ({exc}): the data "
+                    "directory is damaged or was written by another version"
+                ) from exc
     except _UNREADABLE as exc:
         raise _unreadable(key, exc) from None
 
@@ -223,6 +236,9 @@ def update_commitment(state: ExchangeState) -> bytes:
         for address in state.dirty_builders:
             commitment.put(builder_key(address), packb(state.builders[address].record()))
         state.dirty_builders.clear()
+    staking = state.staking
+    if staking.dirty_validators or staking.dirty_delegations or staking.dirty_unbonding:
+        staking_state.stage(state, commitment.put, commitment.delete)
     for market in state.markets:
         commitment.put(market_key(market.market_id), _pack(market.record()))
     commitment.put(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Annotated, ClassVar
 
-from appchaind.chain.codec import U8, U32, U64, Address, Hash32, Str, message
+from appchaind.chain.codec import U8, U32, U64, Address, Hash32, PubKey, Signature, Str, message
 from appchaind.chain.types import register_tx_body
 
 __all__ = [
@@ -26,6 +26,10 @@ __all__ = [
     "BondBuilder",
     "UnbondBuilder",
     "BuilderBid",
+    "CreateValidator",
+    "Delegate",
+    "Undelegate",
+    "EditValidator",
     "is_conditional",
 ]
 
@@ -204,3 +208,66 @@ class BuilderBid:
     proposer: Address
     value: U64
     txs_hash: Hash32
+
+
+#: A validator's name: printable ASCII, 1 to 64 characters; its details (a website, a
+#: contact, what it is): printable ASCII, at most 256.
+Moniker = Annotated[str, Str(64, min_len=1, ascii=True)]
+ValidatorDetails = Annotated[str, Str(256, ascii=True)]
+
+
+@register_tx_body
+@message
+class CreateValidator:
+    """Make the sender the operator of a new validator that signs with the consensus key
+    ``public_key``, bonding ``amount`` micro-units of the sender's free collateral as its
+    self-bond (at least ``params.min_self_bond``). ``key_signature`` is the consensus
+    key's signature of the sender's address
+    (:func:`appchaind.exchange.staking.key_signature`): only the key's holder can put it
+    in a validator. ``commission_ppm``: the share of its delegators' rewards it keeps."""
+
+    TAG: ClassVar[int] = 21
+
+    public_key: PubKey
+    key_signature: Signature
+    moniker: Moniker
+    details: ValidatorDetails
+    commission_ppm: U32
+    amount: U64
+
+
+@register_tx_body
+@message
+class Delegate:
+    """Bond ``amount`` micro-units of the sender's free collateral to the validator whose
+    operator is ``validator`` (its operator's own delegation is its self-bond)."""
+
+    TAG: ClassVar[int] = 22
+
+    validator: Address
+    amount: U64
+
+
+@register_tx_body
+@message
+class Undelegate:
+    """Take ``amount`` micro-units of the sender's stake off the validator ``validator``
+    at once (its power drops in this block's validator updates); they return to the
+    sender's balance ``params.stake_unbonding_blocks`` blocks later."""
+
+    TAG: ClassVar[int] = 23
+
+    validator: Address
+    amount: U64
+
+
+@register_tx_body
+@message
+class EditValidator:
+    """Replace the description and commission of the sender's validator."""
+
+    TAG: ClassVar[int] = 24
+
+    moniker: Moniker
+    details: ValidatorDetails
+    commission_ppm: U32

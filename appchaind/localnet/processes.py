@@ -156,9 +156,11 @@ class Localnet:
             proc.kill()
             proc.wait()
 
-    def add_full_node(self, home: Path | None = None) -> int:
-        """A non-validator node with empty data, peering with every validator; its home is
-        ``home`` (default: ``full<i>`` in the localnet's directory)."""
+    def add_full_node(self, home: Path | None = None, *, validator: bool = False) -> int:
+        """A node outside the validator set with empty data, peering with every validator;
+        its home is ``home`` (default: ``full<i>`` in the localnet's directory).
+        ``validator``: it signs with its validator key once that key is in the set (a
+        CreateValidator tx puts it there)."""
         i = len(self.homes)
         p = self.base_port + PORT_STRIDE * i
         genesis_doc = json.loads((self.homes[0] / "genesis.json").read_text())
@@ -171,7 +173,7 @@ class Localnet:
             genesis_time=genesis_doc["genesis_time"],
             genesis_doc=genesis_doc,
             config_overrides={
-                "node": {"validator": False},
+                "node": {"validator": validator},
                 "p2p": {"listen_address": f"127.0.0.1:{p}", "persistent_peers": peers},
                 "rpc": {"listen_address": f"127.0.0.1:{p + 1}"},
                 "http": {"listen_address": f"127.0.0.1:{p + 2}"},
@@ -263,9 +265,29 @@ class Localnet:
             return json.loads(exc.read())
 
     def faucet_tx(self, key: PrivateKey, amount: int) -> bytes:
-        """A signed exchange faucet tx (the localnet genesis enables the faucet); the nonce is
-        the current time in ms, unique per call."""
+        """A signed exchange faucet tx (the localnet genesis enables the faucet)."""
+        return self.tx(key, Faucet(amount))
+
+    def tx(self, key: PrivateKey, body: object) -> bytes:
+        """A signed tx of ``body``; the nonce is the current time in ms, unique per call."""
         self._nonce = max(getattr(self, "_nonce", 0) + 1, int(time.time() * 1000))
         expiry = max(self.height(0), 0) + 500
-        body = Faucet(amount)
         return codec.encode(types.sign_tx(key, self.chain_id, self._nonce, expiry, body))
+
+    def commit_tx(self, i: int, raw: bytes) -> dict[str, Any]:
+        """Submit ``raw`` to node ``i`` and wait until it is committed: its ``/tx`` record
+        (height, code, log, events)."""
+        answer = self.submit(i, raw)
+        if answer.get("code") != 0:
+            raise AssertionError(f"node {i} refused the tx: {answer}")
+        found: dict[str, Any] = {}
+
+        def committed() -> bool:
+            try:
+                found.update(self.get(i, f"/tx/{answer['tx_hash']}"))
+            except (urllib.error.URLError, OSError, ValueError):
+                return False
+            return True
+
+        self.wait_until(committed, f"tx {answer['tx_hash']} committed")
+        return found

@@ -102,6 +102,13 @@ class MetricsCollector:
             m.set_market(m.resting_orders, p.symbol, market.resting_orders)
         m.set(m.insurance_fund, stats.clearing.insurance_fund / 1e6)
         m.set(m.accounts, stats.clearing.accounts)
+        staking = stats.staking
+        m.set(m.staking_validators, staking.in_set)
+        m.set(m.staking_registered, staking.validators)
+        m.set(m.staking_bonded, staking.bonded / 1e6)
+        m.set(m.staking_unbonding, staking.unbonding / 1e6)
+        for operator, _moniker, power in staking.powers:
+            m.staking_power.labels(m.chain_id, operator.hex()).set(power)
         # Summed per market first: a labelled counter's update costs more than the sum.
         count = len(self._markets)
         fills, lots, liquidations = [0] * count, [0] * count, [0] * count

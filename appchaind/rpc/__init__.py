@@ -31,6 +31,11 @@ Methods (params -> result; prices, sizes and amounts are decimal strings, ids in
                               funding_rate, open_interest, ...}]
 ``builders``                  {} -> height, [{address, public_key, name, bond, unbonding:
                               [{release_height, amount}], bids_won, paid}] by address
+``validators``                {} -> height, total_power, [{operator, consensus_address,
+                              public_key, moniker, details, commission, stake, self_bond,
+                              power}], most powerful first (power 0: outside the set)
+``delegations``               {"address": hex} -> [{validator, moniker, shares, value}],
+                              unbonding [{validator, release_height, amount}]
 ``tx``                        {"hash": hex} -> height, index, code, log, fills, events
 ``block``                     {"height": int} -> the block (header, tx hashes, results)
 ``trades``                    {"market"?: symbol, "limit"?: int <= 50} -> {"market",

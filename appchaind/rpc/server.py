@@ -123,6 +123,8 @@ class RpcServer:
             "book": self._book,
             "markets": self._markets_method,
             "builders": self._builders,
+            "validators": self._validators,
+            "delegations": self._delegations,
             "tx": self._tx,
             "block": self._block,
             "trades": self._trades,
@@ -468,6 +470,12 @@ class RpcServer:
 
     async def _builders(self, params: dict[str, Any]) -> dict[str, Any]:
         return views.builders_view(self._need_exchange())
+
+    async def _validators(self, params: dict[str, Any]) -> dict[str, Any]:
+        return views.validators_view(self._need_exchange())
+
+    async def _delegations(self, params: dict[str, Any]) -> dict[str, Any]:
+        return views.delegations_view(self._need_exchange(), params_.address(params))
 
     async def _tx(self, params: dict[str, Any]) -> dict[str, Any]:
         h = params_.tx_hash(params, "hash")

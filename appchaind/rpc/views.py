@@ -18,6 +18,7 @@ import msgpack
 
 from appchaind.chain import types
 from appchaind.chain.units import QUOTE_MICRO, from_units
+from appchaind.exchange.staking import validator_view
 from config.genesis import MarketParams
 from margin import health
 from orderbook import ORDER_FIELDS
@@ -34,6 +35,8 @@ __all__ = [
     "account_view",
     "book_levels",
     "markets_view",
+    "validators_view",
+    "delegations_view",
     "pack_tx_events",
     "unpack_tx_events",
     "block_json",
@@ -44,7 +47,7 @@ QUOTE_UNIT = str(Decimal(1) / QUOTE_MICRO)
 _PRICE_KEYS = frozenset(("price", "bankruptcy_price", "previous", "trigger_price"))
 _SIZE_KEYS = frozenset(("size", "filled", "remaining", "maker_remaining"))
 _QUOTE_KEYS = frozenset(
-    ("amount", "maker_fee", "taker_fee", "bond", "to_proposer", "to_insurance_fund")
+    ("amount", "maker_fee", "taker_fee", "bond", "to_proposer", "to_insurance_fund", "stake")
 )
 _SIDE_KEYS = frozenset(("side", "taker_side"))
 #: Tx events kept in the tx index (fills and order status changes are what traders ask).
@@ -303,6 +306,55 @@ def builders_view(exchange: ExchangeApp) -> dict[str, Any]:
             }
         )
     return {"height": exchange.height, "builders": builders}
+
+
+def validators_view(exchange: ExchangeApp) -> dict[str, Any]:
+    """Every validator of the staking state, the most powerful first (then by operator):
+    stake and self-bond in quote, commission as a fraction, ``power`` the voting power
+    consensus was last given (0: outside the set; an update takes effect two heights
+    after its block)."""
+    staking = exchange.staking
+    rows = []
+    for operator in sorted(staking.validators):
+        row = validator_view(staking, staking.validators[operator])
+        row["stake"] = quote(row["stake"])
+        row["self_bond"] = quote(row["self_bond"])
+        row["commission"] = _ratio_ppm(row.pop("commission_ppm"))
+        rows.append(row)
+    rows.sort(key=lambda r: -int(r["power"]))
+    return {
+        "height": exchange.height,
+        "total_power": sum(int(r["power"]) for r in rows),
+        "validators": rows,
+    }
+
+
+def delegations_view(exchange: ExchangeApp, address: bytes) -> dict[str, Any]:
+    """``address``'s stake: its delegations (value in quote, by validator operator) and
+    what is unbonding (amount, release height), in validator then height order."""
+    staking = exchange.staking
+    delegations = []
+    for key in sorted(k for k in staking.delegations if k[20:] == address):
+        validator = staking.validators[key[:20]]
+        shares = staking.delegations[key]
+        delegations.append(
+            {
+                "validator": key[:20].hex(),
+                "moniker": validator.moniker,
+                "shares": shares,
+                "value": quote(validator.value_of(shares)),
+            }
+        )
+    unbonding = [
+        {"validator": operator.hex(), "release_height": height, "amount": quote(amount)}
+        for height, operator, amount in staking.unbonding_of(address)
+    ]
+    return {
+        "height": exchange.height,
+        "address": address.hex(),
+        "delegations": delegations,
+        "unbonding": unbonding,
+    }
 
 
 def tx_index_view(

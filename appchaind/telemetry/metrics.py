@@ -163,6 +163,27 @@ class NodeMetrics:
             "exchange", "insurance_fund", "Insurance fund balance (quote units)."
         )
         self.accounts = gauge("exchange", "accounts", "Accounts in the state.")
+        # staking (issue 17)
+        self.staking_validators = gauge(
+            "staking", "validators", "Validators in the set the stake chose (power above 0)."
+        )
+        self.staking_registered = gauge(
+            "staking",
+            "registered_validators",
+            "Validators in the staking state, in the set or not.",
+        )
+        self.staking_bonded = gauge(
+            "staking", "bonded", "Stake bonded to validators (quote units)."
+        )
+        self.staking_unbonding = gauge(
+            "staking", "unbonding", "Undelegated stake not yet released (quote units)."
+        )
+        self.staking_power = Gauge(
+            "validator_power",
+            "Voting power the application gave consensus for each validator (0: outside the "
+            "set; in effect two heights after the block).",
+            ["chain_id", "operator"], namespace=NS, subsystem="staking", registry=r,
+        )  # fmt: skip
         # rpc
         self.rpc_connections = gauge("rpc", "connections", "Open RPC connections.")
         self.rpc_broadcast_seconds = histogram(

@@ -32,6 +32,7 @@ from appchaind.exchange import (
     Withdraw,
 )
 from appchaind.exchange.app import _execution_class
+from appchaind.exchange.txs import Delegate, Undelegate
 from appchaind.store import Store
 from tests.exchange.support import BLOCK_MS, CHAIN_ID, GENESIS_MS, address, genesis, key
 
@@ -90,6 +91,9 @@ other_st = st.one_of(
     ),
     st.builds(Withdraw, st.integers(1, 10**9)),
     st.builds(Faucet, st.integers(1, 10**8)),
+    # Stake moves out of free collateral and back after unbonding (quote conserved).
+    st.builds(lambda a: Delegate(address("validator"), a), st.integers(1, 10**9)),
+    st.builds(lambda a: Undelegate(address("validator"), a), st.integers(1, 10**9)),
 )
 body_st = st.integers(0, 99).flatmap(lambda r: order_st if r < 70 else other_st)
 
@@ -113,7 +117,11 @@ block_st = st.tuples(
 def _genesis():
     return genesis(
         {"t0": "20000", "t1": "20000", "t2": "900", "t3": "500", "t4": "1000000"},
-        params={"max_liquidations_per_block": 2, "faucet_max_amount": "100"},
+        params={
+            "max_liquidations_per_block": 2,
+            "faucet_max_amount": "100",
+            "stake_unbonding_blocks": 2,
+        },
         insurance_fund="500",
     )
 

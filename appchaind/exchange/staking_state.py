@@ -1,0 +1,247 @@
+"""The staking state: validators, delegations and unbonding stake; their stored records,
+the genesis validators' self-bonds, and what a restart derives again.
+
+The rules that change it are :mod:`appchaind.exchange.staking`'s; this module is the
+data and its storage (the app hash covers every record, :mod:`~appchaind.exchange.commitment`):
+
+==============================================  ==========================================
+``s/v/`` + operator                             ``[public_key, moniker, details,
+                                                commission_ppm, tokens, shares, power]``
+``s/d/`` + operator + owner                     ``[shares]``
+``s/u/`` + u64 release height + operator + owner  ``[micro-units]``
+==============================================  ==========================================
+
+A validator is known by its **operator**'s address (the account that created it; for a
+genesis validator, the address of its consensus key) and signs with its **consensus key**
+(``public_key``). ``tokens`` is the stake bonded to it (micro-units of the quote asset);
+``shares`` the delegation shares issued against them (a delegation's value is
+``shares × tokens ÷ shares of the validator``, rounded down: until stake can be slashed,
+one share is one micro-unit). ``power`` is the voting power the application last gave
+consensus for it (0: not in the set), so the validator updates of a block are the
+difference between the set the rules choose and these. Unbonding stake is keyed by the
+height it is released at (big-endian, so the keys sort by height).
+
+Derived on load, never stored: the consensus address -> operator index, the next release
+height, the clearing house's ``staked`` (every validator's tokens plus every unbonding
+amount) and ``genesis_stake`` (a function of the genesis). Pure Python (a rare tx and a
+small end-of-block step: nothing here is on the order path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from appchaind.chain.crypto import address_of
+from appchaind.exchange.commitment import DELEGATION_PREFIX, UNBONDING_PREFIX, VALIDATOR_PREFIX
+from config.genesis import Genesis
+
+if TYPE_CHECKING:
+    from appchaind.exchange.state import ExchangeState
+
+__all__ = [
+    "StakeValidator", "Staking", "genesis_stake", "init_genesis", "restore", "finish_load",
+    "stage", "first_release", "STAKING_PREFIXES",
+]  # fmt: skip
+
+#: The key prefixes of staking records (all four bytes long).
+STAKING_PREFIXES = (VALIDATOR_PREFIX, DELEGATION_PREFIX, UNBONDING_PREFIX)
+
+
+class StakeValidator:
+    """A validator (see the module docstring for the fields)."""
+
+    __slots__ = (
+        "operator", "public_key", "consensus_address", "moniker", "details",
+        "commission_ppm", "tokens", "shares", "power",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        operator: bytes,
+        public_key: bytes,
+        moniker: str,
+        details: str = "",
+        commission_ppm: int = 0,
+        tokens: int = 0,
+        shares: int = 0,
+        power: int = 0,
+    ) -> None:
+        self.operator = operator
+        self.public_key = public_key
+        self.consensus_address = address_of(public_key)
+        self.moniker = moniker
+        self.details = details
+        self.commission_ppm = commission_ppm
+        self.tokens = tokens
+        self.shares = shares
+        self.power = power
+
+    def value_of(self, shares: int) -> int:
+        """The micro-units ``shares`` of this validator are worth (rounded down)."""
+        return shares * self.tokens // self.shares if self.shares else 0
+
+    def record(self) -> list[Any]:
+        return [
+            self.public_key, self.moniker, self.details, self.commission_ppm, self.tokens,
+            self.shares, self.power,
+        ]  # fmt: skip
+
+    @staticmethod
+    def from_record(operator: bytes, record: list[Any]) -> StakeValidator:
+        """The validator stored as ``record``; ValueError if it is not one."""
+        try:
+            public_key, moniker, details, commission, tokens, shares, power = record
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a validator record: {exc}") from None
+        if not all(type(v) is int and v >= 0 for v in (commission, tokens, shares, power)):
+            raise ValueError("not a validator record: commission, stake and power are integers")
+        if type(public_key) is not bytes or len(public_key) != 32:
+            raise ValueError("not a validator record: the consensus key is 32 bytes")
+        return StakeValidator(
+            operator, public_key, str(moniker), str(details), commission, tokens, shares, power
+        )
+
+
+class Staking:
+    """The staking part of the exchange's state (``ExchangeState.staking``)."""
+
+    def __init__(self) -> None:
+        #: Operator address -> validator.
+        self.validators: dict[bytes, StakeValidator] = {}
+        #: Consensus address -> operator address (derived).
+        self.by_consensus: dict[bytes, bytes] = {}
+        #: operator + owner (40 bytes) -> shares.
+        self.delegations: dict[bytes, int] = {}
+        #: u64 release height + operator + owner (48 bytes) -> micro-units.
+        self.unbonding: dict[bytes, int] = {}
+        #: The first height at which unbonding stake is due (0: none; derived).
+        self.next_release = 0
+        #: Whether stake moved since the set was last chosen (the set is chosen again at
+        #: the end of such a block; a restart happens between blocks, so never stored).
+        self.set_changed = False
+        #: Records changed since the last commitment update.
+        self.dirty_validators: dict[bytes, None] = {}
+        self.dirty_delegations: dict[bytes, None] = {}
+        self.dirty_unbonding: dict[bytes, None] = {}
+
+    def shares_of(self, operator: bytes, owner: bytes) -> int:
+        return self.delegations.get(operator + owner, 0)
+
+    def self_shares(self, validator: StakeValidator) -> int:
+        return self.delegations.get(validator.operator + validator.operator, 0)
+
+    def add_validator(self, validator: StakeValidator) -> None:
+        self.validators[validator.operator] = validator
+        self.by_consensus[validator.consensus_address] = validator.operator
+        self.dirty_validators[validator.operator] = None
+
+    def set_delegation(self, operator: bytes, owner: bytes, shares: int) -> None:
+        key = operator + owner
+        if shares:
+            self.delegations[key] = shares
+        else:
+            self.delegations.pop(key, None)
+        self.dirty_delegations[key] = None
+
+    def add_unbonding(self, height: int, operator: bytes, owner: bytes, amount: int) -> None:
+        """``amount`` more micro-units of ``owner``'s stake with ``operator`` come back at
+        the end of block ``height`` (one entry per height, validator and owner)."""
+        key = height.to_bytes(8, "big") + operator + owner
+        self.unbonding[key] = self.unbonding.get(key, 0) + amount
+        self.dirty_unbonding[key] = None
+        if self.next_release == 0 or height < self.next_release:
+            self.next_release = height
+
+    def unbonding_of(self, owner: bytes) -> list[tuple[int, bytes, int]]:
+        """``owner``'s unbonding stake: (release height, operator, micro-units), in order."""
+        return [
+            (int.from_bytes(k[:8], "big"), k[8:28], a)
+            for k, a in sorted(self.unbonding.items())
+            if k[28:] == owner
+        ]
+
+
+def first_release(unbonding: dict[bytes, int]) -> int:
+    """The first height at which an unbonding entry is due (0: none)."""
+    return int.from_bytes(min(unbonding)[:8], "big") if unbonding else 0
+
+
+def genesis_stake(genesis: Genesis) -> int:
+    """The micro-units the genesis bonds: each genesis validator's power × ``power_unit``."""
+    unit = genesis.params.power_unit
+    return sum(v.power * unit for v in genesis.validators)
+
+
+def init_genesis(state: ExchangeState) -> None:
+    """The genesis validators, each its own operator (the address of its consensus key)
+    with a self-bond of its power × ``power_unit`` and that power in the set. The stake is
+    created by the genesis (``clearing.genesis_stake``), as the accounts' balances are."""
+    staking = state.staking
+    unit = state.params.power_unit
+    for entry in state.genesis.validators:
+        bond = entry.power * unit
+        operator = address_of(entry.public_key)
+        staking.add_validator(
+            StakeValidator(operator, entry.public_key, entry.name, "", 0, bond, bond, entry.power)
+        )
+        staking.set_delegation(operator, operator, bond)
+    total = genesis_stake(state.genesis)
+    state.clearing.staked += total
+    state.clearing.genesis_stake = total
+
+
+def restore(state: ExchangeState, key: bytes, record: Any) -> None:
+    """Put one stored staking record back (a restart); ValueError if it is not one."""
+    staking = state.staking
+    prefix = key[:4]
+    if prefix == VALIDATOR_PREFIX:
+        validator = StakeValidator.from_record(key[4:], record)
+        staking.validators[validator.operator] = validator
+        state.clearing.staked += validator.tokens
+    elif prefix == DELEGATION_PREFIX:
+        (shares,) = record
+        if type(shares) is not int or shares <= 0 or len(key) != 44:
+            raise ValueError("not a delegation record")
+        staking.delegations[key[4:]] = shares
+    else:
+        (amount,) = record
+        if type(amount) is not int or amount <= 0 or len(key) != 52:
+            raise ValueError("not an unbonding record")
+        staking.unbonding[key[4:]] = amount
+        state.clearing.staked += amount
+
+
+def finish_load(state: ExchangeState) -> None:
+    """After every record is restored: what the staking state derives."""
+    staking = state.staking
+    staking.by_consensus = {v.consensus_address: op for op, v in staking.validators.items()}
+    staking.next_release = first_release(staking.unbonding)
+    state.clearing.genesis_stake = genesis_stake(state.genesis)
+
+
+def stage(
+    state: ExchangeState, put: Callable[[bytes, bytes], None], delete: Callable[[bytes], None]
+) -> None:
+    """Hand the records changed since the last call to the commitment."""
+    staking = state.staking
+    packb = msgpack.Packer(use_bin_type=True).pack
+    for operator in staking.dirty_validators:
+        put(VALIDATOR_PREFIX + operator, packb(staking.validators[operator].record()))
+    for key in staking.dirty_delegations:
+        shares = staking.delegations.get(key, 0)
+        if shares:
+            put(DELEGATION_PREFIX + key, packb([shares]))
+        else:
+            delete(DELEGATION_PREFIX + key)
+    for key in staking.dirty_unbonding:
+        amount = staking.unbonding.get(key, 0)
+        if amount:
+            put(UNBONDING_PREFIX + key, packb([amount]))
+        else:
+            delete(UNBONDING_PREFIX + key)
+    staking.dirty_validators.clear()
+    staking.dirty_delegations.clear()
+    staking.dirty_unbonding.clear()
