@@ -505,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
         "where allowed, see --hosts, dialling its peers through a fault-injecting proxy), "
         "submit txs all along, and for --seconds kill -9 and restart, or pause (SIGSTOP) "
         "and resume, one validator at a time, delay its links or make them lossy (stalls "
-        "and cuts), or (on separate hosts) isolate one, split them 2-2, flap a link or "
+        "and cuts), skew its clock, take two down at once, fill its disk (as root), or "
+        "(on separate hosts) isolate one, split them 2-2, flap a link or "
         "limit its bandwidth, drawn from --seed; then check that every tx reported committed is on every "
         "node, all nodes hold the same blocks, no block carries double-sign evidence, and "
         "the chain resumes. Ends with one 'soak: ...' line; exits 1 on a loss, a divergence "
@@ -521,8 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     b.add_argument(
         "--faults", default=None, metavar="KIND,...",
-        help="draw only these fault kinds: kill, pause, delay, loss, and on separate hosts "
-        "isolate, split, flap, bandwidth (default: all that the hosts allow)",
+        help="draw only these fault kinds: kill, pause, skew, pair, delay, loss, disk (as "
+        "root), and on separate hosts isolate, split, flap, bandwidth (default: all that "
+        "this machine allows)",
     )  # fmt: skip
     b.set_defaults(func=cmd_bench_soak)
     return parser

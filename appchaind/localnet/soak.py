@@ -34,14 +34,26 @@ On either, every validator dials its peers through a fault-injecting TCP proxy o
 (:mod:`appchaind.localnet.proxy`, a process on the validator's host: netem is not
 available here), which adds the faults ``delay`` (all of one validator's links, both
 ways, slowed by a fixed delay and a jitter) and ``loss`` (its links stall as lost
-segments would, and now and then are cut). Not yet: disk full, clock skew.
+segments would, and now and then are cut).
+
+Three more kinds: ``skew`` restarts one validator with its clock off by up to a minute
+either way (:mod:`appchaind.node.clock`; block times are BFT time, so no block's time
+may follow it: a block dated more than :data:`CLOCK_TOLERANCE_MS` ahead of this
+machine's clock counts as a divergence, listed as -100 - its height); ``pair`` takes two
+validators down at once (one killed, one paused: the other two hold no 2/3, so the chain
+stops until they return); and, as root, ``disk`` fills the small filesystem each
+validator's data directory is given (a tmpfs) until writes fail with ENOSPC, then frees
+it and restarts the validator if it stopped (it must stop before signing or
+acknowledging anything it could not store, with a message that says the disk is full).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -57,6 +69,7 @@ from appchaind.localnet import netns
 from appchaind.localnet.homes import proxy_port
 from appchaind.localnet.processes import Localnet
 from appchaind.localnet.proxy import NO_FAULTS, Faults, ProxyProcess
+from appchaind.node import clock
 
 __all__ = ["SoakReport", "run_soak"]
 
@@ -68,6 +81,13 @@ HEALTHY_S = (1.0, 3.0)
 SUBMIT_EVERY_S = 0.05
 #: Seconds the chain gets to resume after the faults stop, and txs to show up.
 RECOVERY_DEADLINE_S = 60.0
+#: The clock-skew fault's offsets: up to this many milliseconds either way.
+MAX_SKEW_MS = 60_000
+#: How far ahead of this machine's clock a block's time may be (the vote times of a
+#: commit are taken before it, and the check comes after).
+CLOCK_TOLERANCE_MS = 2_000
+#: The size of each validator's data filesystem where the disk faults run (a tmpfs).
+DATA_FS_MB = 1024
 
 
 @dataclass
@@ -87,6 +107,12 @@ class SoakReport:
     hosts: str = ""
     #: The fault kinds drawn from (None: every kind the hosts allow).
     kinds: tuple[str, ...] | None = None
+    #: Whether each validator's data was on a small filesystem of its own (disk faults).
+    disks: bool = False
+    #: Disk faults after which the validator had stopped (and was started again).
+    disk_stops: int = 0
+    #: The most any block's time was ahead of this machine's clock at the check.
+    most_ahead_ms: int = -(1 << 62)
 
     @property
     def ok(self) -> bool:
@@ -158,10 +184,61 @@ class _Load:
 
 #: Faults on the processes, on the peers' proxies, and (on separate network hosts) on the
 #: network.
-PROCESS_FAULTS = ("kill", "pause")
+PROCESS_FAULTS = ("kill", "pause", "skew", "pair")
 PROXY_FAULTS = ("delay", "loss")
 NETWORK_FAULTS = ("isolate", "split", "flap", "bandwidth")
-KINDS = PROCESS_FAULTS + PROXY_FAULTS + NETWORK_FAULTS
+DISK_FAULTS = ("disk",)
+KINDS = PROCESS_FAULTS + PROXY_FAULTS + NETWORK_FAULTS + DISK_FAULTS
+
+
+def disks_available() -> str | None:
+    """None where the disk faults can run (root, to mount a tmpfs per validator), else why
+    not."""
+    if os.geteuid() != 0:
+        return "mounting a small filesystem per validator needs root"
+    if shutil.which("mount") is None or shutil.which("umount") is None:
+        return "mount and umount are not installed"
+    return None
+
+
+class _Disks:
+    """A small filesystem (tmpfs) as each validator's data directory, mounted before the
+    nodes start; :meth:`fill` takes every free byte of one, :meth:`free` gives them back."""
+
+    def __init__(self, net: Localnet) -> None:
+        self.dirs: list[Path] = []
+        try:
+            for home in net.homes[:VALIDATORS]:
+                data = home / "data"
+                data.mkdir(exist_ok=True)
+                subprocess.run(
+                    ["mount", "-t", "tmpfs", "-o", f"size={DATA_FS_MB}m,mode=0700", "tmpfs",
+                     str(data)], check=True, capture_output=True,
+                )  # fmt: skip
+                self.dirs.append(data)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            self.close()
+            raise RuntimeError(f"cannot mount a tmpfs for a validator's data: {exc}") from None
+
+    def fill(self, i: int) -> None:
+        st = os.statvfs(self.dirs[i])
+        fd = os.open(self.dirs[i] / "soak-fill", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, max(st.f_bavail * st.f_frsize - (1 << 20), 1))
+            while True:  # the last megabyte, to the last block
+                os.write(fd, bytes(4096))
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+
+    def free(self, i: int) -> None:
+        (self.dirs[i] / "soak-fill").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for data in self.dirs:
+            subprocess.run(["umount", "-l", str(data)], capture_output=True)
+        self.dirs = []
 
 
 class _Proxies:
@@ -217,6 +294,7 @@ def _fault(
     report: SoakReport,
     proxies: _Proxies,
     kinds: tuple[str, ...],
+    disks: _Disks | None = None,
 ) -> None:
     """One fault of ``kinds``, held for a while, then healed: on one validator's process,
     on its proxied links (delayed, or lossy: stalls and cuts), or (on separate hosts) on
@@ -260,6 +338,41 @@ def _fault(
         hosts.heal()
         hosts.unlimit(i)
         return
+    if kind == "disk":
+        assert disks is not None
+        live[i] = False
+        disks.fill(i)
+        time.sleep(held)
+        disks.free(i)
+        if net.procs[i].poll() is not None:
+            report.disk_stops += 1
+            net.procs.pop(i)
+            net.start(i)
+        live[i] = True
+        return
+    if kind == "skew":
+        offset = rng.choice((-1, 1)) * rng.randrange(1_000, MAX_SKEW_MS)
+        live[i] = False
+        net.kill(i)
+        net.start(i, env={clock.OFFSET_ENV: str(offset)})
+        live[i] = True
+        time.sleep(held)
+        live[i] = False
+        net.kill(i)
+        net.start(i)
+        live[i] = True
+        return
+    if kind == "pair":
+        j = rng.choice([k for k in range(VALIDATORS) if k != i])
+        pid = net.procs[j].pid
+        live[i] = live[j] = False
+        net.kill(i)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(held)
+        os.kill(pid, signal.SIGCONT)
+        net.start(i)
+        live[i] = live[j] = True
+        return
     if kind == "kill":
         live[i] = False
         net.kill(i)
@@ -297,6 +410,10 @@ def run_soak(  # type: ignore[no-untyped-def]
         raise RuntimeError(f"cannot put the validators on separate hosts: {why_not}")
     if why_not is not None and kinds and set(kinds) & set(NETWORK_FAULTS):
         raise RuntimeError(f"network faults need separate hosts: {why_not}")
+    no_disks = disks_available()
+    if no_disks is not None and kinds and set(kinds) & set(DISK_FAULTS):
+        raise RuntimeError(f"disk faults cannot run here: {no_disks}")
+    report.disks = no_disks is None
     network = None
     if why_not is None:
         network = netns.Hosts(VALIDATORS, name=f"acsk{os.getpid() % 10000}")
@@ -313,7 +430,10 @@ def _campaign(  # type: ignore[no-untyped-def]
     seconds: float, rng: random.Random, report: SoakReport, network: netns.Hosts | None, progress
 ) -> None:
     kinds = report.kinds or (
-        PROCESS_FAULTS + PROXY_FAULTS + (NETWORK_FAULTS if network is not None else ())
+        PROCESS_FAULTS
+        + PROXY_FAULTS
+        + (NETWORK_FAULTS if network is not None else ())
+        + (DISK_FAULTS if report.disks else ())
     )
     with tempfile.TemporaryDirectory(prefix="appchaind-soak-") as tmp:
         net = Localnet(
@@ -325,7 +445,10 @@ def _campaign(  # type: ignore[no-untyped-def]
             f"localnet ({report.hosts}), faults drawn from {', '.join(kinds)}, in {tmp}"
         )
         proxies = _Proxies(net, report.seed, Path(tmp))
+        disks = None
         try:
+            if set(kinds) & set(DISK_FAULTS):
+                disks = _Disks(net)
             net.start_all()
             net.wait_height(list(range(VALIDATORS)), 2)
             live = [True] * VALIDATORS
@@ -334,7 +457,7 @@ def _campaign(  # type: ignore[no-untyped-def]
             thread.start()
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                _fault(net, rng, live, report, proxies, kinds)
+                _fault(net, rng, live, report, proxies, kinds, disks)
                 time.sleep(rng.uniform(*HEALTHY_S))
                 progress(f"soak: {sum(report.faults.values())} faults, height {net.height(0)}, "
                          f"{len(load.accepted)} txs accepted")  # fmt: skip
@@ -352,11 +475,19 @@ def _campaign(  # type: ignore[no-untyped-def]
             thread.join()
             load._poll()
             _check(net, load, report)
+            progress(
+                f"soak: the latest block time was {report.most_ahead_ms / 1000:.1f} s ahead of "
+                f"this machine's clock at most (allowed {CLOCK_TOLERANCE_MS / 1000:g} s)"
+                + (f"; a validator stopped itself at {report.disk_stops} of "
+                   f"{report.faults['disk']} full disks" if report.faults["disk"] else "")
+            )  # fmt: skip
             net.stop_all()
             _check_stores(net, report)
         finally:
             net.close()
             proxies.close()
+            if disks is not None:
+                disks.close()
 
 
 def _check(net: Localnet, load: _Load, report: SoakReport) -> None:
@@ -364,11 +495,16 @@ def _check(net: Localnet, load: _Load, report: SoakReport) -> None:
     report.committed = len(load.committed)
     final = min(net.height(i) for i in range(VALIDATORS))
     report.heights = final
+    now = int(time.time() * 1000)
     for h in range(1, final + 1):
         blocks = [net.get(i, f"/block/{h}") for i in range(VALIDATORS)]
         if len({b["hash"] for b in blocks}) != 1:
             report.divergences.append(h)
         report.double_signs += len(blocks[0]["evidence"])
+        ahead = blocks[0]["header"]["time_ms"] - now
+        report.most_ahead_ms = max(report.most_ahead_ms, ahead)
+        if ahead > CLOCK_TOLERANCE_MS:
+            report.divergences.append(-100 - h)
     for h in sorted(load.committed):
         if not all(_committed_on(net, i, h) for i in range(VALIDATORS)):
             report.lost.append(h)

@@ -89,6 +89,7 @@ from appchaind.exchange import inclusion
 from appchaind.exchange.app import ExchangeApp, StateError
 from appchaind.exchange.startup import exchange_app_factory
 from appchaind.home import HomePaths
+from appchaind.node import clock
 from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.builders import BuilderReactor
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
@@ -147,10 +148,6 @@ MAX_QUEUED_EVENTS = 20_000
 CONSENSUS_SLICE_S = 0.05
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass(frozen=True, slots=True)
 class _SwitchMode:
     """Internal driver event: rebuild the machine with (consensus) or without (sync) a signer."""
@@ -169,6 +166,9 @@ class Node:
         (:mod:`appchaind.node.gc_schedule`; the daemon does, in-process test nodes do not,
         since freezing would reach the whole test process)."""
         self.paths = HomePaths(Path(home))
+        offset = clock.configure_from_environment()
+        if offset:
+            log.warning("clock_skewed", offset_ms=offset, env=clock.OFFSET_ENV)
         self.gc_schedule = GcSchedule() if manage_gc else None
         self.config: NodeConfig = load_config(self.paths.home)
         self.genesis = load_genesis(self.paths.genesis)
@@ -489,7 +489,7 @@ class Node:
 
     async def _consensus_loop(self) -> None:
         machine = self._machine = self._new_machine(with_signer=True)
-        effects = machine.start(_now_ms())
+        effects = machine.start(clock.now_ms())
         effects += self._replay_wal(machine)
         await self._perform(effects)
         while True:
@@ -509,7 +509,7 @@ class Node:
             await self._switch_mode(event)
             return
         assert self._machine is not None
-        await self._perform(self._machine.handle(event, _now_ms()))
+        await self._perform(self._machine.handle(event, clock.now_ms()))
 
     def _replay_wal(self, machine: ConsensusMachine) -> list[Effect]:
         """Feeds this height's WAL to a fresh machine: own and received messages, so a
@@ -522,7 +522,7 @@ class Node:
             logged = self._event_from_wal(record)
             if logged is not None:
                 replayed += 1
-                effects += machine.handle(logged, _now_ms())
+                effects += machine.handle(logged, clock.now_ms())
         if replayed:
             log.info("wal_replayed", height=self.chain_state.height, records=replayed)
         return effects
@@ -755,7 +755,7 @@ class Node:
         assert self._machine is not None
         effects = self._machine.handle(
             BlockFinalized(height, block.block_id(), result.app_hash, result.validator_updates),
-            _now_ms(),
+            clock.now_ms(),
         )
         # The proposal's check (or preparation) this height, before EnterHeight resets it.
         checked_s = self._height_work_s
@@ -958,7 +958,7 @@ class Node:
         )
         self._machine = self._new_machine(with_signer=not switch.syncing)
         self.blocksync.restart_feeding()
-        effects = self._machine.start(_now_ms())
+        effects = self._machine.start(clock.now_ms())
         # The WAL holds this height's votes (ours among them) and proposals: without them a
         # validator back from sync at the same height would forget its lock (amnesia).
         effects += self._replay_wal(self._machine)

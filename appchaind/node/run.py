@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import trio
 
 from appchaind.errors import StartupError
-from appchaind.telemetry.logs import configure_logging
+from appchaind.telemetry.logs import configure_logging, get_logger
 from config.node_config import load_config
 
 __all__ = ["start_node"]
@@ -42,12 +43,57 @@ def start_node(home: Path) -> None:
     try:
         trio.run(main)
     except BaseExceptionGroup as group:
+        full = next((exc for exc in _leaves(group) if _is_disk_full(exc)), None)
+        if full is not None:
+            raise _disk_full(home, full) from None
         matched, rest = group.split(StartupError)
         if matched is None or rest is not None:
             raise
         raise _first_leaf(matched) from None
+    except OSError as exc:
+        if not _is_disk_full(exc):
+            raise
+        raise _disk_full(home, exc) from None
 
 
 def _first_leaf(group: BaseExceptionGroup[StartupError]) -> StartupError:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """Every exception of ``group`` that is not itself a group, and their causes and
+    contexts (a disk-full error is often the context of the error that ended the task)."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found += _leaves(exc)
+            continue
+        seen: BaseException | None = exc
+        while seen is not None and seen not in found:
+            found.append(seen)
+            seen = seen.__cause__ or seen.__context__
+    return found
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """An OSError for a full disk or quota: the kernel's (ENOSPC, EDQUOT), or LevelDB's
+    (plyvel.IOError, whose message is LevelDB's status text)."""
+    if not isinstance(exc, OSError):
+        return False
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
+
+
+def _disk_full(home: Path, exc: BaseException) -> StartupError:
+    """The node stopped because a write failed for lack of space. Every write that must
+    come before a signature or an acknowledgement (the last-signed state, the WAL, the
+    block and its state in one LevelDB batch) comes first, so a failed write means the
+    node stopped before signing or acknowledging what it could not keep."""
+    message = (
+        f"stopped: the disk holding {home} is full ({exc}). Nothing was signed or "
+        "acknowledged that was not stored first; free space on that filesystem (the node "
+        "needs its data/ directory writable) and start the node again: it resumes from "
+        "what it stored"
+    )
+    get_logger("node").error("disk_full", home=str(home), error=str(exc))
+    return StartupError(message)
