@@ -3,7 +3,7 @@
 A 4-validator localnet on loopback takes faults drawn from a seed — ``kill -9`` and a
 restart, or a SIGSTOP pause and SIGCONT, of one validator at a time (the other three
 keep more than 2/3 of the power, so the chain must keep committing) — while a load
-thread submits faucet txs round robin to the live nodes and follows which of them the
+thread trades (orders and faucet txs) round robin on the live nodes and follows which the
 RPC reports committed. When the time is up the faults stop, and the campaign checks:
 
 - every tx the RPC reported committed is in the final chain, on every node (lost: L);
@@ -16,8 +16,9 @@ RPC reports committed. When the time is up the faults stop, and the campaign che
   equation holds (balances, insurance fund, fees, withdrawals and bonds against genesis
   and faucet; a node that does not counts as a divergence, listed as -1 - its index).
 
-The load is faucet txs (each one a state change acknowledged by the RPC); orders and
-liquidations under faults are `bench load`'s and the tests' business for now.
+The load (:class:`_Load`) is orders that rest and orders that fill against them, from
+accounts the faucet funds, and faucet txs: each one a state change acknowledged by the
+RPC, so the conservation check covers positions, margin and fees moved by trades.
 
 It prints one line: ``soak: campaigns C, faults F (by kind ...), txs submitted S committed
 M, lost L, divergences D, double-signs X, longest recovery R s`` and fails (exit 1) if L, D
@@ -60,16 +61,21 @@ import time
 import urllib.error
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey
-from appchaind.exchange.txs import Faucet
+from appchaind.chain.units import to_units
+from appchaind.client.library import SIDES, TIME_IN_FORCE
+from appchaind.exchange.txs import Faucet, OrderType, PlaceOrder
 from appchaind.localnet import netns
 from appchaind.localnet.homes import proxy_port
+from appchaind.localnet.load import FUNDING
 from appchaind.localnet.processes import Localnet
 from appchaind.localnet.proxy import NO_FAULTS, Faults, ProxyProcess
 from appchaind.node import clock
+from appchaind.rpc.views import QUOTE_UNIT
 
 __all__ = ["SoakReport", "run_soak"]
 
@@ -134,34 +140,86 @@ class SoakReport:
 
 
 class _Load:
-    """Submits faucet txs to the live nodes and polls which the RPC reports committed."""
+    """Trades on the live nodes and polls which of its txs the RPC reports committed.
 
-    def __init__(self, net: Localnet, live: list[bool]) -> None:
+    Eight accounts fund themselves from the faucet, then send, round robin to the live
+    nodes, a mix of good-till-cancelled limit orders near the oracle price (they rest,
+    and are later crossed), immediate-or-cancel orders through it (they fill against
+    the resting ones, moving positions, margin and fees), and small faucet txs."""
+
+    def __init__(self, net: Localnet, live: list[bool], seed: int) -> None:
         self.net = net
         self.live = live
+        self.rng = random.Random(seed)
         self.keys = [PrivateKey.generate() for _ in range(8)]
         self.accepted: list[str] = []
         self.committed: set[str] = set()
+        self.orders = 0
+        #: Turns the load thread failed (not a node refusing a tx), and the last error.
+        self.errors = 0
+        self.last_error = ""
         self.stop = threading.Event()
         self._nonce = int(time.time() * 1000)
+        self._client_id = 0
+        #: (market id, oracle price in ticks) of each market, refreshed as the load runs.
+        self._markets: list[tuple[int, int]] = []
 
     def run(self) -> None:
         turn = 0
         while not self.stop.is_set():
             turn += 1
             node = turn % VALIDATORS
-            if self.live[node]:
-                self._submit(node, self.keys[turn % len(self.keys)])
-            if turn % 20 == 0:
-                self._poll()
+            try:
+                if self.live[node]:
+                    self._submit(node, self.keys[turn % len(self.keys)], turn)
+                if turn % 20 == 0:
+                    self._poll()
+                    self._refresh(node)
+            except Exception as exc:  # noqa: BLE001 - the load goes on; the report says it
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
             self.stop.wait(SUBMIT_EVERY_S)
 
-    def _submit(self, node: int, key: PrivateKey) -> None:
+    def _refresh(self, node: int) -> None:
+        try:
+            markets = self.net.get(node, "/markets")["markets"]
+        except OSError:
+            return
+        self._markets = [
+            (m["market_id"], int(Decimal(m["oracle_price"]) / Decimal(m["tick_size"])))
+            for m in markets
+        ]
+
+    def _body(self, turn: int) -> object:
+        """The first turns fund every account; then two orders for each faucet tx."""
+        if turn <= len(self.keys) * 2:  # twice: a funding tx may land on a dying node
+            return Faucet(to_units(FUNDING, QUOTE_UNIT, "amount"))
+        if turn % 3 == 0 or not self._markets:
+            return Faucet(1)
+        rng = self.rng
+        market_id, oracle = rng.choice(self._markets)
+        side = rng.randrange(2)
+        sign = -1 if side == SIDES["buy"] else 1
+        self._client_id += 1
+        self.orders += 1
+        if rng.randrange(2):
+            price = oracle + sign * max(1, oracle * rng.randint(200, 3_000) // 1_000_000)
+            size, tif = rng.randint(1, 10), TIME_IN_FORCE["gtc"]
+        else:
+            price = oracle - sign * max(1, oracle * 5_000 // 1_000_000)
+            size, tif = rng.randint(1, 5), TIME_IN_FORCE["ioc"]
+        return PlaceOrder(
+            market_id, side, int(OrderType.LIMIT), tif, price, size, 0, False,
+            self._client_id % (1 << 32), 0,
+        )  # fmt: skip
+
+    def _submit(self, node: int, key: PrivateKey, turn: int) -> None:
         self._nonce = max(self._nonce + 1, int(time.time() * 1000))
+        body = self._body(turn)
         try:
             height = max(self.net.height(node), 0)
             raw = codec.encode(
-                types.sign_tx(key, self.net.chain_id, self._nonce, height + 200, Faucet(1))
+                types.sign_tx(key, self.net.chain_id, self._nonce, height + 200, body)
             )
             answer = self.net.submit(node, raw)
         except OSError:
@@ -452,7 +510,7 @@ def _campaign(  # type: ignore[no-untyped-def]
             net.start_all()
             net.wait_height(list(range(VALIDATORS)), 2)
             live = [True] * VALIDATORS
-            load = _Load(net, live)
+            load = _Load(net, live, report.seed)
             thread = threading.Thread(target=load.run, name="soak-load", daemon=True)
             thread.start()
             deadline = time.monotonic() + seconds
@@ -460,7 +518,9 @@ def _campaign(  # type: ignore[no-untyped-def]
                 _fault(net, rng, live, report, proxies, kinds, disks)
                 time.sleep(rng.uniform(*HEALTHY_S))
                 progress(f"soak: {sum(report.faults.values())} faults, height {net.height(0)}, "
-                         f"{len(load.accepted)} txs accepted")  # fmt: skip
+                         f"{len(load.accepted)} txs accepted ({load.orders} orders sent)"
+                         + (f"; load errors {load.errors}, last: {load.last_error}"
+                            if load.errors else ""))  # fmt: skip
             # Faults stop: the chain must move two blocks past every node's height.
             stopped = time.monotonic()
             top = max(net.height(i) for i in range(VALIDATORS))
