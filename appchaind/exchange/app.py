@@ -18,7 +18,10 @@ oracle prices and the inclusion lists of the extended commit) and runs
 
 A block runs as:
 
-1. the oracle step, and the block's price bands (:mod:`~appchaind.exchange.prices`);
+1. the oracle step, and the block's price bands (:mod:`~appchaind.exchange.prices`); the
+   accountability step: duplicate votes of the block's evidence slashed and tombstoned,
+   the last commit's missed signatures counted and downtime jailed
+   (:mod:`~appchaind.exchange.accountability`);
 2. the txs, in the order of the **in-block ordering rule**: cancels first, then post-only
    limit orders (placed, or replacing an order), then everything else, keeping the block's
    order inside each class whatever the builder did, so that makers can always pull or
@@ -274,13 +277,19 @@ class ExchangeApp(ExchangeState):
         inclusion lists give the forced txs (:func:`~appchaind.exchange.inclusion.forced_txs`)."""
         votes: list[tuple[int, bytes]] = []
         total_power = None
+        signers: list[tuple[bytes, bool]] | None = None
         commit = block.last_commit
         if commit is not None and last_validators is not None:
             total_power = last_validators.total_power
             validators = last_validators.validators
+            addresses = last_validators.addresses
+            signers = []
             for index, sig in enumerate(commit.signatures):
-                if sig.flag == COMMIT_BLOCK and index < len(validators):
-                    votes.append((validators[index].power, sig.extension))
+                if index < len(validators):
+                    signed = sig.flag == COMMIT_BLOCK
+                    signers.append((addresses[index], signed))
+                    if signed:
+                        votes.append((validators[index].power, sig.extension))
         header = block.header
         # Txs the node decoded and verified skip decoding here (the common case: a block's
         # txs were gossiped into this node's mempool before the block came); the others go
@@ -301,6 +310,8 @@ class ExchangeApp(ExchangeState):
             signatures_verified=True,
             proposer=header.proposer,
             forced=inclusion.forced_txs(self.params, [e for _, e in votes], block.txs),
+            evidence=[(e.vote_a.validator, e.vote_a.height) for e in block.evidence],
+            signers=signers,
         )
 
     def execute_block(
@@ -316,6 +327,8 @@ class ExchangeApp(ExchangeState):
         signatures_verified: bool = False,
         proposer: bytes = b"",
         forced: Sequence[bytes] = (),
+        evidence: Sequence[tuple[bytes, int]] = (),
+        signers: Sequence[tuple[bytes, bool]] | None = None,
     ) -> FinalizeResult:
         """Execute the decided block at ``height`` (= last height + 1).
 
@@ -331,6 +344,9 @@ class ExchangeApp(ExchangeState):
         longer valid are skipped, :func:`~appchaind.exchange.inclusion.still_valid`).
         Returns one result per tx, in block order, then one per forced tx that ran
         (``forced_txs``), and the app hash after the block.
+        ``evidence``: (consensus address, height) of each duplicate vote the block
+        carries; ``signers``: (consensus address, signed) per slot of the block's last
+        commit, None without one (:mod:`~appchaind.exchange.accountability`).
 
         Python's cyclic garbage collector is paused while the block executes: the block
         creates no reference cycles (reference counting frees what it drops), but it
@@ -344,7 +360,7 @@ class ExchangeApp(ExchangeState):
         try:
             return self._execute_block(
                 height, time_ms, txs, prev_block_hash, oracle_votes, total_power,
-                oracle_prices, signatures_verified, proposer, forced,
+                oracle_prices, signatures_verified, proposer, forced, evidence, signers,
             )  # fmt: skip
         finally:
             if collecting:
@@ -362,6 +378,8 @@ class ExchangeApp(ExchangeState):
         signatures_verified: bool,
         proposer: bytes,
         forced: Sequence[bytes],
+        evidence: Sequence[tuple[bytes, int]],
+        signers: Sequence[tuple[bytes, bool]] | None,
     ) -> FinalizeResult:
         if height != self.height + 1:
             raise ValueError(f"finalize_block({height}) after height {self.height}")
@@ -374,6 +392,8 @@ class ExchangeApp(ExchangeState):
             # account change updates or drops its entry), so they survive other blocks.
             self.clearing.prices_changed()
         prices.refresh_bands(self)
+        if evidence or signers:
+            staking.begin_block(self, evidence, signers, block_events)
         decoded: list[Tx | None]
         results: list[TxResult | None] = [None] * len(txs)
         if signatures_verified and all(type(tx) is Tx for tx in txs):

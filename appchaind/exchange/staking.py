@@ -37,9 +37,12 @@ The txs (:mod:`~appchaind.exchange.txs`), each refused with a code and a reason:
   leave no validator able to be in the set: consensus cannot run without one, and the
   chain could never choose one again (the stake of a halted chain cannot move).
 - **EditValidator**: a new description and commission for the sender's validator.
+- **Unjail**: the sender's validator, jailed for downtime, may be chosen again
+  (:mod:`~appchaind.exchange.accountability`, which also slashes, tombstones and jails).
 
 **The set.** A validator's power is its stake (``tokens``) divided by ``power_unit``,
-rounded down, if it has a self-bond and at least ``min_validator_power``, else 0; the set
+rounded down, if it has a self-bond and at least ``min_validator_power`` and is neither
+jailed nor tombstoned, else 0; the set
 is the ``max_validators`` validators of highest power (ties: the lower operator address
 first). At the end of a block in which stake moved (:func:`end_block`) the set is chosen
 again and, per validator in operator-address order, a power that differs from the one
@@ -55,6 +58,7 @@ are rare txs and a short end-of-block step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from appchaind.abci import APPLIED
@@ -62,9 +66,10 @@ from appchaind.chain.codes import Code
 from appchaind.chain.crypto import PrivateKey, address_of, sign_bytes, verify
 from appchaind.chain.events import Event, PendingEvent
 from appchaind.chain.types import Tx, Validator
+from appchaind.exchange import accountability
 from appchaind.exchange.staking_state import StakeValidator, Staking, first_release
 from appchaind.exchange.statistics import StakingStatistics
-from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate
+from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate, Unjail
 from config.genesis import PPM, ChainParams
 from margin import Account, ClearingError
 
@@ -73,11 +78,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TX_KINDS", "deliver", "end_block", "power_of", "chosen_set", "key_signature",
-    "KEY_SIGNATURE_KIND", "validator_view", "statistics",
+    "KEY_SIGNATURE_KIND", "validator_view", "statistics", "begin_block",
 ]  # fmt: skip
 
 #: The tx bodies of this module (the application dispatches them to :func:`deliver`).
-TX_KINDS = (CreateValidator, Delegate, Undelegate, EditValidator)
+TX_KINDS = (CreateValidator, Delegate, Undelegate, EditValidator, Unjail)
 #: What a consensus key signs to be put in a validator (domain-separated from votes).
 KEY_SIGNATURE_KIND = "create-validator"
 
@@ -99,6 +104,8 @@ def deliver(
         return undelegate(state, account, body, events)
     if type(body) is CreateValidator:
         return create_validator(state, account, body, events)
+    if type(body) is Unjail:
+        return accountability.unjail(state, account, events)
     assert type(body) is EditValidator
     return edit_validator(state, account, body, events)
 
@@ -178,6 +185,12 @@ def delegate(
     validator = staking.validators.get(body.validator)
     if validator is None:
         return Code.UNKNOWN_VALIDATOR, f"no validator has operator {body.validator.hex()}"
+    signing = staking.signing.get(validator.operator)
+    if signing is not None and signing.tombstoned:
+        return (
+            Code.VALIDATOR_TOMBSTONED,
+            "the validator was tombstoned for duplicate votes and can never rejoin the set",
+        )
     amount = body.amount
     owner = account.address
     if validator.shares == 0:
@@ -254,7 +267,7 @@ def undelegate(
     if power_of(params, tokens, self_shares) == 0 and not any(
         power_of(params, other.tokens, staking.self_shares(other))
         for other in staking.validators.values()
-        if other is not validator
+        if other is not validator and not staking.is_jailed(other.operator)
     ):
         return (
             Code.LAST_VALIDATOR,
@@ -326,11 +339,24 @@ def chosen_set(staking: Staking, params: ChainParams) -> dict[bytes, int]:
     candidates = []
     for operator in sorted(staking.validators):
         validator = staking.validators[operator]
+        if staking.is_jailed(operator):
+            continue
         power = power_of(params, validator.tokens, staking.self_shares(validator))
         if power:
             candidates.append((-power, operator))
     candidates.sort()
     return {operator: -negative for negative, operator in candidates[: params.max_validators]}
+
+
+def begin_block(
+    state: ExchangeState,
+    evidence: Sequence[tuple[bytes, int]],
+    signers: Sequence[tuple[bytes, bool]] | None,
+    events: list[PendingEvent],
+) -> None:
+    """The staking step of the start of a block: duplicate votes punished and the last
+    commit's signatures counted (:func:`~appchaind.exchange.accountability.begin_block`)."""
+    accountability.begin_block(state, evidence, signers, events)
 
 
 def end_block(state: ExchangeState, events: list[PendingEvent]) -> list[Validator]:
@@ -355,6 +381,8 @@ def end_block(state: ExchangeState, events: list[PendingEvent]) -> list[Validato
             continue
         validator.power = power
         staking.dirty_validators[operator] = None
+        if power == 0:
+            accountability.forget_missed(state, operator)
         updates.append(Validator(validator.public_key, power))
         events.append(
             Event(
@@ -395,7 +423,9 @@ def _release_unbonded(state: ExchangeState, events: list[PendingEvent]) -> None:
 
 
 def validator_view(staking: Staking, validator: StakeValidator) -> dict[str, Any]:
-    """One validator as the query ports show it (amounts in micro-units, bytes as hex)."""
+    """One validator as the query ports show it (amounts in micro-units, bytes as hex):
+    ``jailed_until`` 0 when not jailed, ``missed_blocks`` of the downtime window."""
+    signing = staking.signing.get(validator.operator)
     return {
         "operator": validator.operator.hex(),
         "consensus_address": validator.consensus_address.hex(),
@@ -406,6 +436,11 @@ def validator_view(staking: Staking, validator: StakeValidator) -> dict[str, Any
         "stake": validator.tokens,
         "self_bond": validator.value_of(staking.self_shares(validator)),
         "power": validator.power,
+        "jailed": signing is not None and signing.jailed,
+        "jailed_until": 0 if signing is None else signing.jailed_until,
+        "tombstoned": signing is not None and signing.tombstoned,
+        "missed_blocks": 0 if signing is None else signing.missed_count,
+        "slashed": 0 if signing is None else signing.slashed,
     }
 
 
@@ -419,4 +454,12 @@ def statistics(state: ExchangeState) -> StakingStatistics:
         sum(v.tokens for v in validators),
         sum(staking.unbonding.values()),
         tuple((v.operator, v.moniker, v.power) for v in validators),
+        sum(1 for v in validators if staking.is_jailed(v.operator)),
+        sum(1 for info in staking.signing.values() if info.tombstoned),
+        staking.slashed_total,
+        tuple(
+            (op, staking.signing[op].missed_count)
+            for op in sorted(staking.signing)
+            if staking.signing[op].missed_count
+        ),
     )
