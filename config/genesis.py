@@ -203,12 +203,15 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # Longer than the consensus evidence window (100 heights), so that stake bonded when
     # an infraction was committed is still there when its evidence is.
     "stake_unbonding_blocks": 1_000,
-    # Duplicate votes cost 5% of the stake and the validator's place for good; missing more
-    # than half of the last 1,000 commits costs 0.01% and 600 blocks in jail.
+    # Duplicate votes cost 5% of the stake and the validator's place for good. Missing more
+    # than 95% of the last 1,000 commits (signing less than 5%, as the Cosmos Hub's
+    # min_signed_per_window) costs 0.01% and 600 blocks in jail: a commit holds the
+    # precommits its proposer had when it decided (the first +2/3), so an honest but slow
+    # validator is often left out of one, and a tighter rule would jail it.
     "slash_double_sign_ppm": 50_000,
     "slash_downtime_ppm": 100,
     "downtime_window": 1_000,
-    "downtime_max_missed": 500,
+    "downtime_max_missed": 950,
     "downtime_jail_blocks": 600,
 }
 #: Params that may be 0 (every other integer param is at least 1).

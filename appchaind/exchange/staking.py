@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TX_KINDS", "deliver", "end_block", "power_of", "chosen_set", "key_signature",
-    "KEY_SIGNATURE_KIND", "validator_view", "statistics", "begin_block",
+    "KEY_SIGNATURE_KIND", "validator_view", "signing_view", "statistics", "begin_block",
 ]  # fmt: skip
 
 #: The tx bodies of this module (the application dispatches them to :func:`deliver`).
@@ -441,6 +441,21 @@ def validator_view(staking: Staking, validator: StakeValidator) -> dict[str, Any
         "tombstoned": signing is not None and signing.tombstoned,
         "missed_blocks": 0 if signing is None else signing.missed_count,
         "slashed": 0 if signing is None else signing.slashed,
+    }
+
+
+def signing_view(staking: Staking, consensus_address: bytes) -> dict[str, Any] | None:
+    """The signing statistics of the validator with ``consensus_address`` (None: the
+    staking state has no such validator): missed blocks of the window, jailed, tombstoned."""
+    operator = staking.by_consensus.get(consensus_address)
+    if operator is None:
+        return None
+    signing = staking.signing.get(operator)
+    return {
+        "operator": operator.hex(),
+        "missed_blocks": 0 if signing is None else signing.missed_count,
+        "jailed": signing is not None and signing.jailed,
+        "tombstoned": signing is not None and signing.tombstoned,
     }
 
 

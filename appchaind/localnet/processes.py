@@ -103,9 +103,12 @@ class Localnet:
 
     # ------------------------------------------------------------------ processes
 
-    def start(self, i: int, *, own_session: bool = False) -> None:
+    def start(
+        self, i: int, *, own_session: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         """Starts node ``i`` (``own_session``: in a session of its own, so a terminal's
-        Ctrl-C reaches only the manager, which then stops the nodes)."""
+        Ctrl-C reaches only the manager, which then stops the nodes; ``env``: variables
+        added to this process's environment for it, e.g. a test-only mode)."""
         log = open(self.homes[i] / "node.log", "ab")  # noqa: SIM115 - the child's for its life
         prefix = [] if self.network is None or i >= self.network.n else self.network.prefix(i)
         self.procs[i] = subprocess.Popen(
@@ -113,6 +116,7 @@ class Localnet:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=own_session,
+            env=None if env is None else {**os.environ, **env},
         )
         log.close()
 

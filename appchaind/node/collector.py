@@ -107,6 +107,12 @@ class MetricsCollector:
         m.set(m.staking_registered, staking.validators)
         m.set(m.staking_bonded, staking.bonded / 1e6)
         m.set(m.staking_unbonding, staking.unbonding / 1e6)
+        m.set(m.staking_jailed, staking.jailed)
+        m.set(m.staking_tombstoned, staking.tombstoned)
+        m.set(m.staking_slashed_total, staking.slashed_total / 1e6)
+        m.staking_missed_blocks.clear()
+        for operator, missed in staking.missed_blocks:
+            m.staking_missed_blocks.labels(m.chain_id, operator.hex()).set(missed)
         for operator, _moniker, power in staking.powers:
             m.staking_power.labels(m.chain_id, operator.hex()).set(power)
         # Summed per market first: a labelled counter's update costs more than the sum.
