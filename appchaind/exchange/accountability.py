@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING
 from appchaind.abci import APPLIED
 from appchaind.chain.codes import Code
 from appchaind.chain.events import Event, PendingEvent
+from appchaind.chain.types import COMMIT_BLOCK, Commit
+from appchaind.consensus.validators import ValidatorSet
 from appchaind.exchange.staking_state import StakeValidator, first_release
 from config.genesis import PPM
 from margin import Account
@@ -60,7 +62,22 @@ from margin import Account
 if TYPE_CHECKING:
     from appchaind.exchange.state import ExchangeState
 
-__all__ = ["begin_block", "punish_duplicate_votes", "record_signatures", "slash", "unjail"]
+__all__ = [
+    "begin_block", "commit_signers", "punish_duplicate_votes", "record_signatures", "slash",
+    "unjail",
+]  # fmt: skip
+
+
+def commit_signers(
+    commit: Commit | None, validators: ValidatorSet | None
+) -> list[tuple[bytes, bool]] | None:
+    """(consensus address, signed) per slot of a block's last ``commit`` read against the
+    set that made it, ``validators``: signed = a precommit for the block (absent and nil
+    are misses). None without a commit or a set."""
+    if commit is None or validators is None:
+        return None
+    signed = [sig.flag == COMMIT_BLOCK for sig in commit.signatures]
+    return list(zip(validators.addresses, signed, strict=False))
 
 
 def begin_block(

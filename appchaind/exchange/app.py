@@ -18,10 +18,8 @@ oracle prices and the inclusion lists of the extended commit) and runs
 
 A block runs as:
 
-1. the oracle step, and the block's price bands (:mod:`~appchaind.exchange.prices`); the
-   accountability step: duplicate votes of the block's evidence slashed and tombstoned,
-   the last commit's missed signatures counted and downtime jailed
-   (:mod:`~appchaind.exchange.accountability`);
+1. the oracle step, the block's price bands (:mod:`~appchaind.exchange.prices`), and
+   duplicate votes and missed signatures punished (:mod:`~appchaind.exchange.accountability`);
 2. the txs, in the order of the **in-block ordering rule**: cancels first, then post-only
    limit orders (placed, or replacing an order), then everything else, keeping the block's
    order inside each class whatever the builder did, so that makers can always pull or
@@ -56,6 +54,7 @@ from appchaind.chain.events import PendingEvent, expand_events
 from appchaind.chain.types import COMMIT_BLOCK, Block, Tx, Vote
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.exchange import (
+    accountability,
     builders,
     cancels,
     envelope,
@@ -277,19 +276,13 @@ class ExchangeApp(ExchangeState):
         inclusion lists give the forced txs (:func:`~appchaind.exchange.inclusion.forced_txs`)."""
         votes: list[tuple[int, bytes]] = []
         total_power = None
-        signers: list[tuple[bytes, bool]] | None = None
         commit = block.last_commit
         if commit is not None and last_validators is not None:
             total_power = last_validators.total_power
             validators = last_validators.validators
-            addresses = last_validators.addresses
-            signers = []
             for index, sig in enumerate(commit.signatures):
-                if index < len(validators):
-                    signed = sig.flag == COMMIT_BLOCK
-                    signers.append((addresses[index], signed))
-                    if signed:
-                        votes.append((validators[index].power, sig.extension))
+                if sig.flag == COMMIT_BLOCK and index < len(validators):
+                    votes.append((validators[index].power, sig.extension))
         header = block.header
         # Txs the node decoded and verified skip decoding here (the common case: a block's
         # txs were gossiped into this node's mempool before the block came); the others go
@@ -311,7 +304,7 @@ class ExchangeApp(ExchangeState):
             proposer=header.proposer,
             forced=inclusion.forced_txs(self.params, [e for _, e in votes], block.txs),
             evidence=[(e.vote_a.validator, e.vote_a.height) for e in block.evidence],
-            signers=signers,
+            signers=accountability.commit_signers(block.last_commit, last_validators),
         )
 
     def execute_block(
@@ -334,19 +327,17 @@ class ExchangeApp(ExchangeState):
 
         ``txs`` are raw tx bytes or decoded :class:`Tx`, mixed as the caller has them:
         ``signatures_verified`` says the decoded ones' signatures were already checked;
-        raw bytes are decoded here and their signatures checked. Oracle input: ``oracle_votes`` =
-        (voting power, vote extension) of the previous height's extended commit with
+        raw bytes are decoded here and their signatures checked. Oracle input: ``oracle_votes``
+        = (voting power, vote extension) of the previous height's extended commit with
         ``total_power`` the validator set's power, or ``oracle_prices`` = decided prices per
         market (tests, replays). ``prev_block_hash`` seeds the liquidation start.
-        ``proposer``: the address of the block's proposer, paid its share of a builder's
-        bid (a bid first in ``txs``; a bid anywhere else is refused).
-        ``forced``: txs of inclusion lists, run after the block's, in this order (those no
-        longer valid are skipped, :func:`~appchaind.exchange.inclusion.still_valid`).
-        Returns one result per tx, in block order, then one per forced tx that ran
-        (``forced_txs``), and the app hash after the block.
-        ``evidence``: (consensus address, height) of each duplicate vote the block
-        carries; ``signers``: (consensus address, signed) per slot of the block's last
-        commit, None without one (:mod:`~appchaind.exchange.accountability`).
+        ``proposer``: the address of the block's proposer, paid its share of a builder's bid
+        (a bid first in ``txs``; a bid anywhere else is refused). ``forced``: txs of
+        inclusion lists, run after the block's, in this order (those no longer valid are
+        skipped, :func:`~appchaind.exchange.inclusion.still_valid`). ``evidence``,
+        ``signers``: :func:`~appchaind.exchange.accountability.begin_block`'s. Returns one
+        result per tx, in block order, then one per forced tx that ran (``forced_txs``), and
+        the app hash after the block.
 
         Python's cyclic garbage collector is paused while the block executes: the block
         creates no reference cycles (reference counting frees what it drops), but it
@@ -392,8 +383,7 @@ class ExchangeApp(ExchangeState):
             # account change updates or drops its entry), so they survive other blocks.
             self.clearing.prices_changed()
         prices.refresh_bands(self)
-        if evidence or signers:
-            staking.begin_block(self, evidence, signers, block_events)
+        staking.begin_block(self, evidence, signers, block_events)
         decoded: list[Tx | None]
         results: list[TxResult | None] = [None] * len(txs)
         if signatures_verified and all(type(tx) is Tx for tx in txs):
