@@ -383,7 +383,7 @@ class ExchangeApp(ExchangeState):
             # account change updates or drops its entry), so they survive other blocks.
             self.clearing.prices_changed()
         prices.refresh_bands(self)
-        staking.begin_block(self, evidence, signers, block_events)
+        accountability.begin_block(self, evidence, signers, block_events)
         decoded: list[Tx | None]
         results: list[TxResult | None] = [None] * len(txs)
         if signatures_verified and all(type(tx) is Tx for tx in txs):

@@ -26,8 +26,9 @@ The txs (:mod:`~appchaind.exchange.txs`), each refused with a code and a reason:
   (never one another validator has had: the key's signature of the operator's address
   proves the sender holds it), a description, a commission (at most 1,000,000 ppm) and a
   self-bond of at least ``min_self_bond``. One validator per operator.
-- **Delegate**: bonds free collateral to a validator for delegation shares (one share
-  per micro-unit while no stake is ever slashed; issued rounded down).
+- **Delegate**: bonds free collateral to a validator for delegation shares (issued at the
+  validator's shares per micro-unit of stake, one for one until it is slashed; rounded
+  down). Refused to a tombstoned validator.
 - **Undelegate**: takes stake off a validator at once (it counts for nothing from the
   end of this block) and returns it to the sender at the end of block
   ``h + stake_unbonding_blocks``; shares burnt rounded up (the whole delegation when
@@ -42,11 +43,11 @@ The txs (:mod:`~appchaind.exchange.txs`), each refused with a code and a reason:
 
 **The set.** A validator's power is its stake (``tokens``) divided by ``power_unit``,
 rounded down, if it has a self-bond and at least ``min_validator_power`` and is neither
-jailed nor tombstoned, else 0; the set
-is the ``max_validators`` validators of highest power (ties: the lower operator address
-first). At the end of a block in which stake moved (:func:`end_block`) the set is chosen
-again and, per validator in operator-address order, a power that differs from the one
-consensus was last given becomes an update (power 0 removes it). Consensus's safety
+jailed nor tombstoned, else 0; the set is the ``max_validators`` validators of highest
+power (ties: the lower operator address first). At the end of a block in which stake
+moved (:func:`end_block`) the set is chosen again and, per validator in operator-address
+order, a power that differs from the one consensus was last given becomes an update
+(power 0 removes it). Consensus's safety
 across a change holds because the old set decides it; its liveness needs more than 2/3 of
 the new set's power online, which no rule here can know (as in CometBFT, any change is
 allowed but an empty set).
@@ -58,7 +59,6 @@ are rare txs and a short end-of-block step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from appchaind.abci import APPLIED
@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TX_KINDS", "deliver", "end_block", "power_of", "chosen_set", "key_signature",
-    "KEY_SIGNATURE_KIND", "validator_view", "signing_view", "statistics", "begin_block",
+    "KEY_SIGNATURE_KIND", "validator_view", "signing_view", "statistics",
 ]  # fmt: skip
 
 #: The tx bodies of this module (the application dispatches them to :func:`deliver`).
@@ -346,17 +346,6 @@ def chosen_set(staking: Staking, params: ChainParams) -> dict[bytes, int]:
             candidates.append((-power, operator))
     candidates.sort()
     return {operator: -negative for negative, operator in candidates[: params.max_validators]}
-
-
-def begin_block(
-    state: ExchangeState,
-    evidence: Sequence[tuple[bytes, int]],
-    signers: Sequence[tuple[bytes, bool]] | None,
-    events: list[PendingEvent],
-) -> None:
-    """The staking step of the start of a block: duplicate votes punished and the last
-    commit's signatures counted (:func:`~appchaind.exchange.accountability.begin_block`)."""
-    accountability.begin_block(state, evidence, signers, events)
 
 
 def end_block(state: ExchangeState, events: list[PendingEvent]) -> list[Validator]:

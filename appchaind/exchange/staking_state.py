@@ -17,8 +17,8 @@ A validator is known by its **operator**'s address (the account that created it;
 genesis validator, the address of its consensus key) and signs with its **consensus key**
 (``public_key``). ``tokens`` is the stake bonded to it (micro-units of the quote asset);
 ``shares`` the delegation shares issued against them (a delegation's value is
-``shares × tokens ÷ shares of the validator``, rounded down: until stake can be slashed,
-one share is one micro-unit). ``power`` is the voting power the application last gave
+``shares × tokens ÷ shares of the validator``, rounded down: until the validator is
+slashed, one share is one micro-unit). ``power`` is the voting power the application last gave
 consensus for it (0: not in the set), so the validator updates of a block are the
 difference between the set the rules choose and these. Unbonding stake is keyed by the
 height it is released at (big-endian, so the keys sort by height).

@@ -184,8 +184,11 @@ class NodeMetrics:
         self.staking_tombstoned = gauge(
             "staking", "tombstoned", "Validators tombstoned for duplicate votes (for good)."
         )
-        self.staking_slashed_total = gauge(
-            "staking", "slashed_total", "Stake slashed from validators in all (quote units)."
+        self.staking_slashed = counter(
+            "staking",
+            "slashed",
+            "Stake slashed from validators (quote units; the chain's "
+            "total, counted from this node's start).",
         )
         self.staking_missed_blocks = Gauge(
             "missed_blocks",
