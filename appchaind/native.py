@@ -92,6 +92,7 @@ BUILD_INPUTS: tuple[str, ...] = (
     "appchaind.exchange.txs",
     "appchaind.exchange.staking",
     "appchaind.exchange.staking_state",
+    "appchaind.exchange.accountability",
     "config.genesis",
     "config.node_config",
     "margin.statistics",

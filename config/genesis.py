@@ -75,6 +75,13 @@ class ChainParams:
     and a self-bond (at least ``min_self_bond``); undelegated stake returns to its
     owner ``stake_unbonding_blocks`` blocks later. A genesis validator's power is backed
     by a self-bond of power × ``power_unit``.
+
+    Accountability (:mod:`appchaind.exchange.accountability`): a validator whose duplicate
+    votes are committed as evidence loses ``slash_double_sign_ppm`` of its stake and is
+    tombstoned (out of the set for good); one that missed more than
+    ``downtime_max_missed`` of the last ``downtime_window`` commits loses
+    ``slash_downtime_ppm`` (may be 0) and is jailed for ``downtime_jail_blocks`` blocks,
+    after which its operator's Unjail returns it.
     """
 
     max_tx_bytes: U32
@@ -101,6 +108,11 @@ class ChainParams:
     max_validators: U32
     min_validator_power: U32
     stake_unbonding_blocks: U32
+    slash_double_sign_ppm: U32
+    slash_downtime_ppm: U32
+    downtime_window: U32
+    downtime_max_missed: U32
+    downtime_jail_blocks: U32
 
 
 @message
@@ -191,7 +203,21 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # Longer than the consensus evidence window (100 heights), so that stake bonded when
     # an infraction was committed is still there when its evidence is.
     "stake_unbonding_blocks": 1_000,
+    # Duplicate votes cost 5% of the stake and the validator's place for good. Missing more
+    # than 95% of the last 1,000 commits (signing less than 5%, as the Cosmos Hub's
+    # min_signed_per_window) costs 0.01% and 600 blocks in jail: a commit holds the
+    # precommits its proposer had when it decided (the first +2/3), so an honest but slow
+    # validator is often left out of one, and a tighter rule would jail it.
+    "slash_double_sign_ppm": 50_000,
+    "slash_downtime_ppm": 100,
+    "downtime_window": 1_000,
+    "downtime_max_missed": 950,
+    "downtime_jail_blocks": 600,
 }
+#: Params that may be 0 (every other integer param is at least 1).
+_ZERO_PARAMS = ("slash_double_sign_ppm", "slash_downtime_ppm", "downtime_max_missed")
+#: The longest downtime window: each validator keeps a bit per block of it in the state.
+MAX_DOWNTIME_WINDOW = 100_000
 #: Params given as decimal quote amounts in JSON and stored as micro-units.
 _QUOTE_PARAMS = (
     "max_liquidation_notional_per_account", "min_builder_bond", "min_builder_bid",
@@ -293,7 +319,8 @@ def _parse_params(r: _Reader, raw: Any) -> ChainParams:
         elif name == "faucet_enabled":
             values[name] = r.boolean(value, where)
         else:
-            values[name] = r.integer(value, where, 1, 2**32 - 1 if "ms" not in name else 2**63)
+            lo = 0 if name in _ZERO_PARAMS else 1
+            values[name] = r.integer(value, where, lo, 2**32 - 1 if "ms" not in name else 2**63)
     if values["builder_bid_proposer_ppm"] > 1_000_000:
         raise r.fail(
             "params.builder_bid_proposer_ppm",
@@ -320,6 +347,25 @@ def _parse_params(r: _Reader, raw: Any) -> ChainParams:
         raise r.fail(
             "params.max_validators",
             f"= {values['max_validators']} is out of range; allowed 1 to {MAX_VALIDATORS}",
+        )
+    for name in ("slash_double_sign_ppm", "slash_downtime_ppm"):
+        if values[name] > 1_000_000:
+            raise r.fail(
+                f"params.{name}",
+                f"= {values[name]} is out of range; allowed 0 to 1000000 (the share of the "
+                "stake slashed, in ppm)",
+            )
+    if values["downtime_window"] > MAX_DOWNTIME_WINDOW:
+        raise r.fail(
+            "params.downtime_window",
+            f"= {values['downtime_window']} is out of range; allowed 1 to {MAX_DOWNTIME_WINDOW}",
+        )
+    if values["downtime_max_missed"] >= values["downtime_window"]:
+        raise r.fail(
+            "params.downtime_max_missed",
+            f"= {values['downtime_max_missed']} must be below params.downtime_window = "
+            f"{values['downtime_window']} (a validator is jailed for missing more than this "
+            "many of the window's commits)",
         )
     if values["max_tx_bytes"] > 64 * 1024:
         raise r.fail(

@@ -11,7 +11,9 @@ comes back when released (:mod:`appchaind.exchange.builders` keeps each builder'
 ``staked`` is the validators' stake, bonded or unbonding, likewise
 (:mod:`appchaind.exchange.staking` keeps each validator's and delegation's part);
 ``genesis_stake`` is the genesis validators' self-bonds, which the genesis created in
-the staking pool as it created the genesis accounts' balances. The insurance fund is also the clearing account of
+the staking pool as it created the genesis accounts' balances; stake slashed from a
+validator goes to the insurance fund (:mod:`appchaind.exchange.accountability`). The
+insurance fund is also the clearing account of
 funding: a settling account pays its funding into it (rounded up) or is paid from it
 (rounded down), so funding is zero-sum up to rounding and the rounding stays in the fund.
 
@@ -455,6 +457,14 @@ class ClearingHouse:
         account = self.open_account(address, amount)
         self.mark_unindexed(account)
         return account
+
+    def slash_stake(self, amount: int) -> None:
+        """Move ``amount`` micro-units of the stake, slashed from a validator that broke a
+        rule of consensus, into the insurance fund."""
+        if not 0 <= amount <= self.staked:
+            raise ValueError(f"cannot slash {amount} of {self.staked} staked")
+        self.staked -= amount
+        self.insurance_fund += amount
 
     def pay_from_bonds(self, value: int, proposer: bytes, proposer_ppm: int) -> int:
         """Pay a winning bid of ``value`` micro-units out of the builders' bonds: the

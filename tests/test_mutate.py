@@ -60,6 +60,7 @@ SCOPE = {
     "appchaind/exchange/builders.py",
     "appchaind/exchange/staking.py",
     "appchaind/exchange/staking_state.py",
+    "appchaind/exchange/accountability.py",
     "appchaind/exchange/inclusion.py",
     "appchaind/exchange/prices.py",
     "appchaind/exchange/oracle.py",

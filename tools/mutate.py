@@ -157,6 +157,7 @@ MODULES: dict[str, tuple[str, ...]] = {
             "builders",
             "staking",
             "staking_state",
+            "accountability",
             "inclusion",
             "prices",
             "funding",

@@ -79,6 +79,12 @@ class Code(IntEnum):
     INSUFFICIENT_DELEGATION = 64
     #: The undelegation would leave the chain without a validator.
     LAST_VALIDATOR = 65
+    #: Unjail of a validator that is not jailed.
+    NOT_JAILED = 66
+    #: Unjail before the validator's jail term is over.
+    STILL_JAILED = 67
+    #: The validator was tombstoned for duplicate votes: no Unjail, no delegation.
+    VALIDATOR_TOMBSTONED = 68
 
     @property
     def http_status(self) -> int:

@@ -1,5 +1,5 @@
 """The staking commands of the CLI (issue 17): ``tx staking create-validator | delegate |
-undelegate | edit`` and ``query validators | validator | delegations``.
+undelegate | edit | unjail`` and ``query validators | validator | delegations``.
 
 Amounts are decimal quote units (the staking token is the quote asset); a commission is a
 decimal fraction (``0.05`` is 5%). A validator is named by its operator's address (the
@@ -30,7 +30,7 @@ from appchaind.client.cli import (
 )
 from appchaind.client.library import Client
 from appchaind.exchange.staking import key_signature
-from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate
+from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate, Unjail
 from appchaind.home import HomePaths
 
 __all__ = ["add_staking_commands"]
@@ -98,6 +98,8 @@ def cmd_staking(args: argparse.Namespace) -> None:
                 key_signature(consensus, (await c.status())["chain_id"], key.address),
                 args.moniker, args.details, _commission(args.commission), _quote(args.amount),
             )  # fmt: skip
+        elif command == "unjail":
+            body = Unjail()
         elif command == "delegate":
             body = Delegate(_operator(args.validator), _quote(args.amount))
         elif command == "undelegate":
@@ -141,11 +143,21 @@ def cmd_query_validators(args: argparse.Namespace) -> None:
         if rows:
             _table(
                 [[v["operator"], v["moniker"], v["power"], v["stake"], v["self_bond"],
-                  v["commission"], v["consensus_address"]] for v in rows],
-                ["OPERATOR", "MONIKER", "POWER", "STAKE", "SELF-BOND", "COMMISSION", "CONSENSUS"],
+                  v["commission"], _conduct(v), v["missed_blocks"], v["consensus_address"]]
+                 for v in rows],
+                ["OPERATOR", "MONIKER", "POWER", "STAKE", "SELF-BOND", "COMMISSION", "STATUS",
+                 f"MISSED/{doc['downtime_window']}", "CONSENSUS"],
             )  # fmt: skip
 
     _run(args, work)
+
+
+def _conduct(v: dict[str, Any]) -> str:
+    if v["tombstoned"]:
+        return "tombstoned"
+    if v["jailed"]:
+        return f"jailed until {v['jailed_until']}"
+    return "active" if v["power"] else "-"
 
 
 def cmd_query_validator(args: argparse.Namespace) -> None:
@@ -188,7 +200,7 @@ def cmd_query_delegations(args: argparse.Namespace) -> None:
 
 def add_staking_commands(tx_sub: SubParsers, q_sub: SubParsers) -> None:
     """Adds ``tx staking ...`` and the staking queries."""
-    s = tx_sub.add_parser("staking", help="create a validator, delegate, undelegate, edit",
+    s = tx_sub.add_parser("staking", help="create a validator, delegate, undelegate, edit, unjail",
                           description="Proof of stake: bond quote collateral to validators; "
                           "the most powerful (stake / power_unit) form the validator set.")  # fmt: skip
     s_sub = s.add_subparsers(dest="staking_command", metavar="SUBCOMMAND")
@@ -232,10 +244,19 @@ def add_staking_commands(tx_sub: SubParsers, q_sub: SubParsers) -> None:
     t.add_argument("--commission", help="a new commission, e.g. 0.1")
     _tx_common(t)
     t.set_defaults(func=cmd_staking)
+    t = s_sub.add_parser("unjail", help="return your jailed validator to the set",
+                         description="Return the validator --key operates, jailed for missing "
+                         "blocks, to the validators the set is chosen from: once its jail "
+                         "term is over (query validators shows until when) and if its "
+                         "self-bond still meets the chain's min_self_bond. It rejoins two "
+                         "blocks after the tx's block. A tombstoned validator never can.")  # fmt: skip
+    _tx_common(t)
+    t.set_defaults(func=cmd_staking)
 
-    q = q_sub.add_parser("validators", help="validators: power, stake, commission",
+    q = q_sub.add_parser("validators", help="validators: power, stake, commission, jailed",
                          description="Every validator, the most powerful first: voting power "
-                         "(0: outside the set), stake, self-bond, commission, keys.")  # fmt: skip
+                         "(0: outside the set), stake, self-bond, commission, jailed (until "
+                         "when) or tombstoned, blocks missed of the downtime window, keys.")  # fmt: skip
     _common(q, key=False)
     q.set_defaults(func=cmd_query_validators)
     q = q_sub.add_parser("validator", help="one validator",

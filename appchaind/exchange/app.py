@@ -18,7 +18,8 @@ oracle prices and the inclusion lists of the extended commit) and runs
 
 A block runs as:
 
-1. the oracle step, and the block's price bands (:mod:`~appchaind.exchange.prices`);
+1. the oracle step, the block's price bands (:mod:`~appchaind.exchange.prices`), and
+   duplicate votes and missed signatures punished (:mod:`~appchaind.exchange.accountability`);
 2. the txs, in the order of the **in-block ordering rule**: cancels first, then post-only
    limit orders (placed, or replacing an order), then everything else, keeping the block's
    order inside each class whatever the builder did, so that makers can always pull or
@@ -53,6 +54,7 @@ from appchaind.chain.events import PendingEvent, expand_events
 from appchaind.chain.types import COMMIT_BLOCK, Block, Tx, Vote
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.exchange import (
+    accountability,
     builders,
     cancels,
     envelope,
@@ -301,6 +303,8 @@ class ExchangeApp(ExchangeState):
             signatures_verified=True,
             proposer=header.proposer,
             forced=inclusion.forced_txs(self.params, [e for _, e in votes], block.txs),
+            evidence=[(e.vote_a.validator, e.vote_a.height) for e in block.evidence],
+            signers=accountability.commit_signers(block.last_commit, last_validators),
         )
 
     def execute_block(
@@ -316,21 +320,24 @@ class ExchangeApp(ExchangeState):
         signatures_verified: bool = False,
         proposer: bytes = b"",
         forced: Sequence[bytes] = (),
+        evidence: Sequence[tuple[bytes, int]] = (),
+        signers: Sequence[tuple[bytes, bool]] | None = None,
     ) -> FinalizeResult:
         """Execute the decided block at ``height`` (= last height + 1).
 
         ``txs`` are raw tx bytes or decoded :class:`Tx`, mixed as the caller has them:
         ``signatures_verified`` says the decoded ones' signatures were already checked;
-        raw bytes are decoded here and their signatures checked. Oracle input: ``oracle_votes`` =
-        (voting power, vote extension) of the previous height's extended commit with
+        raw bytes are decoded here and their signatures checked. Oracle input: ``oracle_votes``
+        = (voting power, vote extension) of the previous height's extended commit with
         ``total_power`` the validator set's power, or ``oracle_prices`` = decided prices per
         market (tests, replays). ``prev_block_hash`` seeds the liquidation start.
-        ``proposer``: the address of the block's proposer, paid its share of a builder's
-        bid (a bid first in ``txs``; a bid anywhere else is refused).
-        ``forced``: txs of inclusion lists, run after the block's, in this order (those no
-        longer valid are skipped, :func:`~appchaind.exchange.inclusion.still_valid`).
-        Returns one result per tx, in block order, then one per forced tx that ran
-        (``forced_txs``), and the app hash after the block.
+        ``proposer``: the address of the block's proposer, paid its share of a builder's bid
+        (a bid first in ``txs``; a bid anywhere else is refused). ``forced``: txs of
+        inclusion lists, run after the block's, in this order (those no longer valid are
+        skipped, :func:`~appchaind.exchange.inclusion.still_valid`). ``evidence``,
+        ``signers``: :func:`~appchaind.exchange.accountability.begin_block`'s. Returns one
+        result per tx, in block order, then one per forced tx that ran (``forced_txs``), and
+        the app hash after the block.
 
         Python's cyclic garbage collector is paused while the block executes: the block
         creates no reference cycles (reference counting frees what it drops), but it
@@ -344,7 +351,7 @@ class ExchangeApp(ExchangeState):
         try:
             return self._execute_block(
                 height, time_ms, txs, prev_block_hash, oracle_votes, total_power,
-                oracle_prices, signatures_verified, proposer, forced,
+                oracle_prices, signatures_verified, proposer, forced, evidence, signers,
             )  # fmt: skip
         finally:
             if collecting:
@@ -362,6 +369,8 @@ class ExchangeApp(ExchangeState):
         signatures_verified: bool,
         proposer: bytes,
         forced: Sequence[bytes],
+        evidence: Sequence[tuple[bytes, int]],
+        signers: Sequence[tuple[bytes, bool]] | None,
     ) -> FinalizeResult:
         if height != self.height + 1:
             raise ValueError(f"finalize_block({height}) after height {self.height}")
@@ -374,6 +383,7 @@ class ExchangeApp(ExchangeState):
             # account change updates or drops its entry), so they survive other blocks.
             self.clearing.prices_changed()
         prices.refresh_bands(self)
+        accountability.begin_block(self, evidence, signers, block_events)
         decoded: list[Tx | None]
         results: list[TxResult | None] = [None] * len(txs)
         if signatures_verified and all(type(tx) is Tx for tx in txs):

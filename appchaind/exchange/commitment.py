@@ -24,6 +24,7 @@ Keys (all under the node store's ``s/`` prefix, owned by the application):
 ``s/v/`` + 20-byte operator  validator record (consensus key, description, stake, power)
 ``s/d/`` + operator + owner  delegation record (shares of the validator's stake)
 ``s/u/`` + u64 + op + owner  unbonding stake released at that height
+``s/j/`` + 20-byte operator  a validator's signing info (jailed, tombstoned, slashed, missed)
 ``s/~meta``                 ``[height, app_hash]`` of the last commit (not hashed)
 ==========================  ===================================================
 """
@@ -50,6 +51,7 @@ BUILDER_PREFIX = b"s/b/"
 VALIDATOR_PREFIX = b"s/v/"
 DELEGATION_PREFIX = b"s/d/"
 UNBONDING_PREFIX = b"s/u/"
+SIGNING_PREFIX = b"s/j/"
 
 
 def market_key(market_id: int) -> bytes:

@@ -26,8 +26,9 @@ The txs (:mod:`~appchaind.exchange.txs`), each refused with a code and a reason:
   (never one another validator has had: the key's signature of the operator's address
   proves the sender holds it), a description, a commission (at most 1,000,000 ppm) and a
   self-bond of at least ``min_self_bond``. One validator per operator.
-- **Delegate**: bonds free collateral to a validator for delegation shares (one share
-  per micro-unit while no stake is ever slashed; issued rounded down).
+- **Delegate**: bonds free collateral to a validator for delegation shares (issued at the
+  validator's shares per micro-unit of stake, one for one until it is slashed; rounded
+  down). Refused to a tombstoned validator.
 - **Undelegate**: takes stake off a validator at once (it counts for nothing from the
   end of this block) and returns it to the sender at the end of block
   ``h + stake_unbonding_blocks``; shares burnt rounded up (the whole delegation when
@@ -37,13 +38,16 @@ The txs (:mod:`~appchaind.exchange.txs`), each refused with a code and a reason:
   leave no validator able to be in the set: consensus cannot run without one, and the
   chain could never choose one again (the stake of a halted chain cannot move).
 - **EditValidator**: a new description and commission for the sender's validator.
+- **Unjail**: the sender's validator, jailed for downtime, may be chosen again
+  (:mod:`~appchaind.exchange.accountability`, which also slashes, tombstones and jails).
 
 **The set.** A validator's power is its stake (``tokens``) divided by ``power_unit``,
-rounded down, if it has a self-bond and at least ``min_validator_power``, else 0; the set
-is the ``max_validators`` validators of highest power (ties: the lower operator address
-first). At the end of a block in which stake moved (:func:`end_block`) the set is chosen
-again and, per validator in operator-address order, a power that differs from the one
-consensus was last given becomes an update (power 0 removes it). Consensus's safety
+rounded down, if it has a self-bond and at least ``min_validator_power`` and is neither
+jailed nor tombstoned, else 0; the set is the ``max_validators`` validators of highest
+power (ties: the lower operator address first). At the end of a block in which stake
+moved (:func:`end_block`) the set is chosen again and, per validator in operator-address
+order, a power that differs from the one consensus was last given becomes an update
+(power 0 removes it). Consensus's safety
 across a change holds because the old set decides it; its liveness needs more than 2/3 of
 the new set's power online, which no rule here can know (as in CometBFT, any change is
 allowed but an empty set).
@@ -62,9 +66,10 @@ from appchaind.chain.codes import Code
 from appchaind.chain.crypto import PrivateKey, address_of, sign_bytes, verify
 from appchaind.chain.events import Event, PendingEvent
 from appchaind.chain.types import Tx, Validator
+from appchaind.exchange import accountability
 from appchaind.exchange.staking_state import StakeValidator, Staking, first_release
 from appchaind.exchange.statistics import StakingStatistics
-from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate
+from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate, Unjail
 from config.genesis import PPM, ChainParams
 from margin import Account, ClearingError
 
@@ -73,11 +78,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TX_KINDS", "deliver", "end_block", "power_of", "chosen_set", "key_signature",
-    "KEY_SIGNATURE_KIND", "validator_view", "statistics",
+    "KEY_SIGNATURE_KIND", "validator_view", "signing_view", "statistics",
 ]  # fmt: skip
 
 #: The tx bodies of this module (the application dispatches them to :func:`deliver`).
-TX_KINDS = (CreateValidator, Delegate, Undelegate, EditValidator)
+TX_KINDS = (CreateValidator, Delegate, Undelegate, EditValidator, Unjail)
 #: What a consensus key signs to be put in a validator (domain-separated from votes).
 KEY_SIGNATURE_KIND = "create-validator"
 
@@ -99,6 +104,8 @@ def deliver(
         return undelegate(state, account, body, events)
     if type(body) is CreateValidator:
         return create_validator(state, account, body, events)
+    if type(body) is Unjail:
+        return accountability.unjail(state, account, events)
     assert type(body) is EditValidator
     return edit_validator(state, account, body, events)
 
@@ -178,6 +185,12 @@ def delegate(
     validator = staking.validators.get(body.validator)
     if validator is None:
         return Code.UNKNOWN_VALIDATOR, f"no validator has operator {body.validator.hex()}"
+    signing = staking.signing.get(validator.operator)
+    if signing is not None and signing.tombstoned:
+        return (
+            Code.VALIDATOR_TOMBSTONED,
+            "the validator was tombstoned for duplicate votes and can never rejoin the set",
+        )
     amount = body.amount
     owner = account.address
     if validator.shares == 0:
@@ -254,7 +267,7 @@ def undelegate(
     if power_of(params, tokens, self_shares) == 0 and not any(
         power_of(params, other.tokens, staking.self_shares(other))
         for other in staking.validators.values()
-        if other is not validator
+        if other is not validator and not staking.is_jailed(other.operator)
     ):
         return (
             Code.LAST_VALIDATOR,
@@ -326,6 +339,8 @@ def chosen_set(staking: Staking, params: ChainParams) -> dict[bytes, int]:
     candidates = []
     for operator in sorted(staking.validators):
         validator = staking.validators[operator]
+        if staking.is_jailed(operator):
+            continue
         power = power_of(params, validator.tokens, staking.self_shares(validator))
         if power:
             candidates.append((-power, operator))
@@ -355,6 +370,8 @@ def end_block(state: ExchangeState, events: list[PendingEvent]) -> list[Validato
             continue
         validator.power = power
         staking.dirty_validators[operator] = None
+        if power == 0:
+            accountability.forget_missed(state, operator)
         updates.append(Validator(validator.public_key, power))
         events.append(
             Event(
@@ -395,7 +412,9 @@ def _release_unbonded(state: ExchangeState, events: list[PendingEvent]) -> None:
 
 
 def validator_view(staking: Staking, validator: StakeValidator) -> dict[str, Any]:
-    """One validator as the query ports show it (amounts in micro-units, bytes as hex)."""
+    """One validator as the query ports show it (amounts in micro-units, bytes as hex):
+    ``jailed_until`` 0 when not jailed, ``missed_blocks`` of the downtime window."""
+    signing = staking.signing.get(validator.operator)
     return {
         "operator": validator.operator.hex(),
         "consensus_address": validator.consensus_address.hex(),
@@ -406,6 +425,26 @@ def validator_view(staking: Staking, validator: StakeValidator) -> dict[str, Any
         "stake": validator.tokens,
         "self_bond": validator.value_of(staking.self_shares(validator)),
         "power": validator.power,
+        "jailed": signing is not None and signing.jailed,
+        "jailed_until": 0 if signing is None else signing.jailed_until,
+        "tombstoned": signing is not None and signing.tombstoned,
+        "missed_blocks": 0 if signing is None else signing.missed_count,
+        "slashed": 0 if signing is None else signing.slashed,
+    }
+
+
+def signing_view(staking: Staking, consensus_address: bytes) -> dict[str, Any] | None:
+    """The signing statistics of the validator with ``consensus_address`` (None: the
+    staking state has no such validator): missed blocks of the window, jailed, tombstoned."""
+    operator = staking.by_consensus.get(consensus_address)
+    if operator is None:
+        return None
+    signing = staking.signing.get(operator)
+    return {
+        "operator": operator.hex(),
+        "missed_blocks": 0 if signing is None else signing.missed_count,
+        "jailed": signing is not None and signing.jailed,
+        "tombstoned": signing is not None and signing.tombstoned,
     }
 
 
@@ -419,4 +458,12 @@ def statistics(state: ExchangeState) -> StakingStatistics:
         sum(v.tokens for v in validators),
         sum(staking.unbonding.values()),
         tuple((v.operator, v.moniker, v.power) for v in validators),
+        sum(1 for v in validators if staking.is_jailed(v.operator)),
+        sum(1 for info in staking.signing.values() if info.tombstoned),
+        staking.slashed_total,
+        tuple(
+            (op, staking.signing[op].missed_count)
+            for op in sorted(staking.signing)
+            if staking.signing[op].missed_count
+        ),
     )

@@ -9,21 +9,31 @@ data and its storage (the app hash covers every record, :mod:`~appchaind.exchang
                                                 commission_ppm, tokens, shares, power]``
 ``s/d/`` + operator + owner                     ``[shares]``
 ``s/u/`` + u64 release height + operator + owner  ``[micro-units]``
+``s/j/`` + operator                             ``[jailed_until, tombstoned, slashed,
+                                                missed bitmap]`` (only when not all 0)
 ==============================================  ==========================================
 
 A validator is known by its **operator**'s address (the account that created it; for a
 genesis validator, the address of its consensus key) and signs with its **consensus key**
 (``public_key``). ``tokens`` is the stake bonded to it (micro-units of the quote asset);
 ``shares`` the delegation shares issued against them (a delegation's value is
-``shares × tokens ÷ shares of the validator``, rounded down: until stake can be slashed,
-one share is one micro-unit). ``power`` is the voting power the application last gave
+``shares × tokens ÷ shares of the validator``, rounded down: until the validator is
+slashed, one share is one micro-unit). ``power`` is the voting power the application last gave
 consensus for it (0: not in the set), so the validator updates of a block are the
 difference between the set the rules choose and these. Unbonding stake is keyed by the
 height it is released at (big-endian, so the keys sort by height).
 
+A validator's **signing info** (:class:`SigningInfo`, the rules are
+:mod:`~appchaind.exchange.accountability`'s) is its conduct: jailed until a height (0: not
+jailed), tombstoned (for good), the micro-units slashed from it in all, and which of the
+last ``downtime_window`` commits it missed (bit ``height % downtime_window`` of a
+little-endian bitmap of ``ceil(downtime_window / 8)`` bytes). A validator that never
+missed a commit and was never punished has no record.
+
 Derived on load, never stored: the consensus address -> operator index, the next release
 height, the clearing house's ``staked`` (every validator's tokens plus every unbonding
-amount) and ``genesis_stake`` (a function of the genesis). Pure Python (a rare tx and a
+amount) and ``genesis_stake`` (a function of the genesis), each signing info's count of
+missed commits and the total slashed. Pure Python (a rare tx and a
 small end-of-block step: nothing here is on the order path).
 """
 
@@ -35,19 +45,24 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from appchaind.chain.crypto import address_of
-from appchaind.exchange.commitment import DELEGATION_PREFIX, UNBONDING_PREFIX, VALIDATOR_PREFIX
+from appchaind.exchange.commitment import (
+    DELEGATION_PREFIX,
+    SIGNING_PREFIX,
+    UNBONDING_PREFIX,
+    VALIDATOR_PREFIX,
+)
 from config.genesis import Genesis
 
 if TYPE_CHECKING:
     from appchaind.exchange.state import ExchangeState
 
 __all__ = [
-    "StakeValidator", "Staking", "genesis_stake", "init_genesis", "restore", "finish_load",
+    "StakeValidator", "SigningInfo", "Staking", "genesis_stake", "init_genesis", "restore", "finish_load",
     "stage", "first_release", "STAKING_PREFIXES",
 ]  # fmt: skip
 
 #: The key prefixes of staking records (all four bytes long).
-STAKING_PREFIXES = (VALIDATOR_PREFIX, DELEGATION_PREFIX, UNBONDING_PREFIX)
+STAKING_PREFIXES = (VALIDATOR_PREFIX, DELEGATION_PREFIX, UNBONDING_PREFIX, SIGNING_PREFIX)
 
 
 class StakeValidator:
@@ -105,6 +120,55 @@ class StakeValidator:
         )
 
 
+class SigningInfo:
+    """A validator's conduct (see the module docstring): ``jailed_until`` a height (0: not
+    jailed; it stays jailed after that height until its operator's Unjail),
+    ``tombstoned`` (never again in the set), ``slashed`` micro-units in all, ``missed`` a
+    bitmap of missed commits (bit ``height % downtime_window``) and ``missed_count`` its
+    bits set (derived)."""
+
+    __slots__ = ("jailed_until", "tombstoned", "slashed", "missed", "missed_count")
+
+    def __init__(
+        self, jailed_until: int = 0, tombstoned: bool = False, slashed: int = 0, missed: int = 0
+    ) -> None:
+        self.jailed_until = jailed_until
+        self.tombstoned = tombstoned
+        self.slashed = slashed
+        self.missed = missed
+        self.missed_count = missed.bit_count()
+
+    @property
+    def jailed(self) -> bool:
+        """Out of the set for now (until an Unjail) or for good."""
+        return self.jailed_until > 0 or self.tombstoned
+
+    def is_default(self) -> bool:
+        return not (self.jailed_until or self.tombstoned or self.slashed or self.missed)
+
+    def record(self, window: int) -> list[Any]:
+        bitmap = self.missed.to_bytes((window + 7) // 8, "little")
+        return [self.jailed_until, int(self.tombstoned), self.slashed, bitmap]
+
+    @staticmethod
+    def from_record(record: list[Any], window: int) -> SigningInfo:
+        """The signing info stored as ``record``; ValueError if it is not one."""
+        try:
+            jailed_until, tombstoned, slashed, bitmap = record
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a signing info record: {exc}") from None
+        if not all(type(v) is int and v >= 0 for v in (jailed_until, slashed)):
+            raise ValueError("not a signing info record: jailed_until and slashed are integers")
+        if tombstoned not in (0, 1) or type(tombstoned) is not int:
+            raise ValueError("not a signing info record: tombstoned is 0 or 1")
+        if type(bitmap) is not bytes or len(bitmap) != (window + 7) // 8:
+            raise ValueError("not a signing info record: the bitmap is one bit per window block")
+        missed = int.from_bytes(bitmap, "little")
+        if missed >> window:
+            raise ValueError("not a signing info record: a bit beyond the window is set")
+        return SigningInfo(jailed_until, bool(tombstoned), slashed, missed)
+
+
 class Staking:
     """The staking part of the exchange's state (``ExchangeState.staking``)."""
 
@@ -117,6 +181,10 @@ class Staking:
         self.delegations: dict[bytes, int] = {}
         #: u64 release height + operator + owner (48 bytes) -> micro-units.
         self.unbonding: dict[bytes, int] = {}
+        #: Operator address -> its signing info (none: never missed, never punished).
+        self.signing: dict[bytes, SigningInfo] = {}
+        #: Micro-units slashed from every validator in all (derived).
+        self.slashed_total = 0
         #: The first height at which unbonding stake is due (0: none; derived).
         self.next_release = 0
         #: Whether stake moved since the set was last chosen (the set is chosen again at
@@ -126,6 +194,18 @@ class Staking:
         self.dirty_validators: dict[bytes, None] = {}
         self.dirty_delegations: dict[bytes, None] = {}
         self.dirty_unbonding: dict[bytes, None] = {}
+        self.dirty_signing: dict[bytes, None] = {}
+
+    def signing_of(self, operator: bytes) -> SigningInfo:
+        """``operator``'s signing info, made (not yet dirty) if it has none."""
+        info = self.signing.get(operator)
+        if info is None:
+            info = self.signing[operator] = SigningInfo()
+        return info
+
+    def is_jailed(self, operator: bytes) -> bool:
+        info = self.signing.get(operator)
+        return info is not None and info.jailed
 
     def shares_of(self, operator: bytes, owner: bytes) -> int:
         return self.delegations.get(operator + owner, 0)
@@ -197,7 +277,13 @@ def restore(state: ExchangeState, key: bytes, record: Any) -> None:
     """Put one stored staking record back (a restart); ValueError if it is not one."""
     staking = state.staking
     prefix = key[:4]
-    if prefix == VALIDATOR_PREFIX:
+    if prefix == SIGNING_PREFIX:
+        if len(key) != 24:
+            raise ValueError("not a signing info record")
+        info = SigningInfo.from_record(record, state.params.downtime_window)
+        staking.signing[key[4:]] = info
+        staking.slashed_total += info.slashed
+    elif prefix == VALIDATOR_PREFIX:
         validator = StakeValidator.from_record(key[4:], record)
         staking.validators[validator.operator] = validator
         state.clearing.staked += validator.tokens
@@ -242,6 +328,15 @@ def stage(
             put(UNBONDING_PREFIX + key, packb([amount]))
         else:
             delete(UNBONDING_PREFIX + key)
+    window = state.params.downtime_window
+    for operator in staking.dirty_signing:
+        info = staking.signing.get(operator)
+        if info is None or info.is_default():
+            staking.signing.pop(operator, None)
+            delete(SIGNING_PREFIX + operator)
+        else:
+            put(SIGNING_PREFIX + operator, packb(info.record(window)))
     staking.dirty_validators.clear()
     staking.dirty_delegations.clear()
     staking.dirty_unbonding.clear()
+    staking.dirty_signing.clear()

@@ -30,14 +30,20 @@ class MarketStatistics:
 @dataclass(frozen=True, slots=True)
 class StakingStatistics:
     """The staking state as of the last executed block: validators known and in the set,
-    micro-units bonded and unbonding, and each validator's (operator address, moniker,
-    power given to consensus) in operator order."""
+    micro-units bonded and unbonding, each validator's (operator address, moniker, power
+    given to consensus) in operator order; validators jailed (tombstoned included) and
+    tombstoned, micro-units slashed in all, and (operator, missed blocks in the downtime
+    window) of the validators that missed any, in operator order."""
 
     validators: int
     in_set: int
     bonded: int
     unbonding: int
     powers: tuple[tuple[bytes, str, int], ...]
+    jailed: int
+    tombstoned: int
+    slashed_total: int
+    missed_blocks: tuple[tuple[bytes, int], ...]
 
 
 @dataclass(frozen=True, slots=True)

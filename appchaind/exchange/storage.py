@@ -237,7 +237,12 @@ def update_commitment(state: ExchangeState) -> bytes:
             commitment.put(builder_key(address), packb(state.builders[address].record()))
         state.dirty_builders.clear()
     staking = state.staking
-    if staking.dirty_validators or staking.dirty_delegations or staking.dirty_unbonding:
+    if (
+        staking.dirty_validators
+        or staking.dirty_delegations
+        or staking.dirty_unbonding
+        or staking.dirty_signing
+    ):
         staking_state.stage(state, commitment.put, commitment.delete)
     for market in state.markets:
         commitment.put(market_key(market.market_id), _pack(market.record()))

@@ -30,6 +30,7 @@ __all__ = [
     "Delegate",
     "Undelegate",
     "EditValidator",
+    "Unjail",
     "is_conditional",
 ]
 
@@ -271,3 +272,14 @@ class EditValidator:
     moniker: Moniker
     details: ValidatorDetails
     commission_ppm: U32
+
+
+@register_tx_body
+@message
+class Unjail:
+    """Return the sender's validator, jailed for downtime, to the validators the set is
+    chosen from: refused before its jail term is over, for a tombstoned validator, and
+    when its self-bond is below ``params.min_self_bond``. It joins the set at the end of
+    the tx's block (in effect two heights later) if its power ranks."""
+
+    TAG: ClassVar[int] = 25

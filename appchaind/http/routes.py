@@ -36,6 +36,7 @@ from typing import Any
 
 from appchaind.chain.codes import http_status
 from appchaind.containment import FailureHook
+from appchaind.exchange.staking import signing_view
 from appchaind.http.server import HttpServer, Request, Response, error_response, json_response
 from appchaind.node.view import NodeView
 from appchaind.rpc.protocol import ErrorCode, RpcError
@@ -166,6 +167,11 @@ def make_http_server(
     async def validators(request: Request) -> Response:
         vs = node.validator_set()
         last_signed = node.last_signed_heights()
+        exchange = node.exchange
+        signing = {
+            v.address: signing_view(exchange.staking, v.address) if exchange is not None else None
+            for v in vs.validators
+        }
         return json_response(
             {
                 "height": node.latest_height,
@@ -177,6 +183,7 @@ def make_http_server(
                         "voting_power": v.power,
                         "proposer_priority": priority,
                         "last_signed_height": last_signed.get(v.address),
+                        "signing": signing[v.address],
                     }
                     for v, priority in zip(vs.validators, vs.priorities, strict=True)
                 ],

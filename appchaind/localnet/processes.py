@@ -108,7 +108,7 @@ class Localnet:
     ) -> None:
         """Starts node ``i`` (``own_session``: in a session of its own, so a terminal's
         Ctrl-C reaches only the manager, which then stops the nodes; ``env``: variables
-        added to this environment for it)."""
+        added to this process's environment for it, e.g. a test-only mode)."""
         log = open(self.homes[i] / "node.log", "ab")  # noqa: SIM115 - the child's for its life
         prefix = [] if self.network is None or i >= self.network.n else self.network.prefix(i)
         self.procs[i] = subprocess.Popen(

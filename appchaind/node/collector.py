@@ -76,11 +76,12 @@ class MetricsCollector:
             m.set(m.rpc_subscriptions, rpc.subscriptions)
             self._advance(m.rpc_dropped_subscribers, "subscribers_dropped", rpc.dropped_subscribers)
 
-    def _advance(self, counter: Counter, key: str, total: int) -> None:
-        """Advances ``counter`` to a component's running ``total`` (counters only grow)."""
+    def _advance(self, counter: Counter, key: str, total: int, unit: float = 1) -> None:
+        """Advances ``counter`` to a component's running ``total`` (counters only grow),
+        counted in ``unit``s of it (1e6: micro-units counted in quote units)."""
         done = self._fed.get(key, 0)
         if total > done:
-            self.node.metrics.inc(counter, total - done)
+            self.node.metrics.inc(counter, (total - done) / unit)
             self._fed[key] = total
 
     def on_commit(self, block: Block, hashes: list[bytes], result: FinalizeResult) -> None:
@@ -107,6 +108,12 @@ class MetricsCollector:
         m.set(m.staking_registered, staking.validators)
         m.set(m.staking_bonded, staking.bonded / 1e6)
         m.set(m.staking_unbonding, staking.unbonding / 1e6)
+        m.set(m.staking_jailed, staking.jailed)
+        m.set(m.staking_tombstoned, staking.tombstoned)
+        self._advance(m.staking_slashed, "slashed", staking.slashed_total, 1e6)
+        m.staking_missed_blocks.clear()
+        for operator, missed in staking.missed_blocks:
+            m.staking_missed_blocks.labels(m.chain_id, operator.hex()).set(missed)
         for operator, _moniker, power in staking.powers:
             m.staking_power.labels(m.chain_id, operator.hex()).set(power)
         # Summed per market first: a labelled counter's update costs more than the sum.

@@ -35,6 +35,7 @@ voting.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -94,6 +95,7 @@ from appchaind.node.blocksync import BlockSyncReactor
 from appchaind.node.builders import BuilderReactor
 from appchaind.node.chainstate import decode_chain_state, encode_chain_state
 from appchaind.node.consensus_gossip import ConsensusGossip
+from appchaind.node.double_sign import conflicting_prevote, double_sign_key
 from appchaind.node.gc_schedule import GcSchedule
 from appchaind.node.mempool import AddResult, Mempool
 from appchaind.node.mempool_gossip import MempoolGossip
@@ -196,6 +198,14 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+        try:
+            #: The test-only double-sign mode's key (None: off; :mod:`.double_sign`).
+            self._double_sign = double_sign_key(os.environ, self.chain_id, self.validator_key)
+        except StartupError:
+            self.store.close()
+            raise
+        if self._double_sign is not None:
+            log.warning("test_double_sign_mode", validator=self.validator_key.address.hex())
         self.wal = WAL(self.paths.data / "cs.wal")
         self.signer: GuardedSigner | None = (
             file_signer(self.validator_key, self.chain_id, self.paths.data / "sign_state.json")
@@ -583,6 +593,10 @@ class Node:
             payload = encode_message(VoteMessage(effect.vote))
             self._log_own(payload)
             self.peers.broadcast(Channel.CONSENSUS, payload)
+            if self._double_sign is not None:
+                other = conflicting_prevote(self._double_sign, self.chain_id, effect.vote)
+                if other is not None:
+                    self.peers.broadcast(Channel.CONSENSUS, encode_message(VoteMessage(other)))
         elif isinstance(effect, BroadcastProposal):
             payload = encode_message(ProposalMessage(effect.proposal, effect.block))
             self._log_own(payload)

@@ -312,19 +312,23 @@ def validators_view(exchange: ExchangeApp) -> dict[str, Any]:
     """Every validator of the staking state, the most powerful first (then by operator):
     stake and self-bond in quote, commission as a fraction, ``power`` the voting power
     consensus was last given (0: outside the set; an update takes effect two heights
-    after its block)."""
+    after its block); ``jailed`` (for downtime until ``jailed_until``, then until an
+    Unjail; or tombstoned), ``tombstoned`` (for duplicate votes, for good),
+    ``missed_blocks`` of the last ``downtime_window`` and ``slashed`` in quote."""
     staking = exchange.staking
     rows = []
     for operator in sorted(staking.validators):
         row = validator_view(staking, staking.validators[operator])
         row["stake"] = quote(row["stake"])
         row["self_bond"] = quote(row["self_bond"])
+        row["slashed"] = quote(row["slashed"])
         row["commission"] = _ratio_ppm(row.pop("commission_ppm"))
         rows.append(row)
     rows.sort(key=lambda r: -int(r["power"]))
     return {
         "height": exchange.height,
         "total_power": sum(int(r["power"]) for r in rows),
+        "downtime_window": exchange.params.downtime_window,
         "validators": rows,
     }
 

@@ -178,6 +178,23 @@ class NodeMetrics:
         self.staking_unbonding = gauge(
             "staking", "unbonding", "Undelegated stake not yet released (quote units)."
         )
+        self.staking_jailed = gauge(
+            "staking", "jailed", "Validators jailed for downtime or tombstoned."
+        )
+        self.staking_tombstoned = gauge(
+            "staking", "tombstoned", "Validators tombstoned for duplicate votes (for good)."
+        )
+        self.staking_slashed = counter(
+            "staking",
+            "slashed",
+            "Stake slashed from validators (quote units; the chain's "
+            "total, counted from this node's start).",
+        )
+        self.staking_missed_blocks = Gauge(
+            "missed_blocks",
+            "Blocks of the downtime window each validator missed (only those that missed any).",
+            ["chain_id", "operator"], namespace=NS, subsystem="staking", registry=r,
+        )  # fmt: skip
         self.staking_power = Gauge(
             "validator_power",
             "Voting power the application gave consensus for each validator (0: outside the "

@@ -108,6 +108,11 @@ def test_create_validator_bonds_the_self_bond_and_joins_the_set() -> None:
         "stake": 25 * UNIT + 1,
         "self_bond": 25 * UNIT + 1,
         "power": 25,
+        "jailed": False,
+        "jailed_until": 0,
+        "tombstoned": False,
+        "missed_blocks": 0,
+        "slashed": 0,
     }
     (created,) = result.tx_results[0].events
     assert created.kind == "validator_created"
