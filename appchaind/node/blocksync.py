@@ -92,7 +92,13 @@ class BlockSyncReactor:
         state.latest_height, state.base = status.latest_height, status.base
 
     def forget(self, peer_id: str) -> None:
+        """``peer_id`` disconnected: what it was asked and had not answered is asked again
+        (of it too, once it is back: it lost the requests with the connection, it did not
+        refuse them)."""
         self.peer_states.pop(peer_id, None)
+        for height, (asked, _when) in self._requested.items():
+            if asked == peer_id:
+                self._requested[height] = (asked, -math.inf)
 
     def on_message(self, peer: Peer, message: object) -> None:
         """A block sync message from ``peer``; raises PeerMisbehaved for a bad one."""
@@ -214,7 +220,7 @@ class BlockSyncReactor:
                 silent = self.peers.peers.get(requested[0])
                 if silent is not None:
                     silent.close(f"did not answer the block request for height {height}")
-                self.peer_states.pop(requested[0], None)
+                self.forget(requested[0])  # blamed once: not again when it reconnects
                 candidates = [c for c in candidates if c != requested[0]]
             able = [c for c in candidates if self.peer_states[c].latest_height >= height]
             if not able:
