@@ -588,11 +588,22 @@ class Node:
             self.wal.append(payload, sync=True)
             self._wal_logged.add(digest)
 
+    def _broadcast_consensus(self, payload: bytes, height: int) -> None:
+        """Our vote or proposal at ``height`` to every peer that can use it: not to those
+        more than a height behind, which catch up by block sync (a syncing peer that
+        cannot read a fast chain's every message would overflow its queue and be
+        dropped); the re-gossip sends them what they need once they reach the height."""
+        states = self.blocksync.peer_states
+        for node_id, peer in list(self.peers.peers.items()):
+            state = states.get(node_id)
+            if state is None or state.height >= height - 1:
+                peer.send(Channel.CONSENSUS, payload)
+
     async def _perform_one(self, effect: Effect) -> None:
         if isinstance(effect, BroadcastVote):
             payload = encode_message(VoteMessage(effect.vote))
             self._log_own(payload)
-            self.peers.broadcast(Channel.CONSENSUS, payload)
+            self._broadcast_consensus(payload, effect.vote.height)
             if self._double_sign is not None:
                 other = conflicting_prevote(self._double_sign, self.chain_id, effect.vote)
                 if other is not None:
@@ -600,7 +611,7 @@ class Node:
         elif isinstance(effect, BroadcastProposal):
             payload = encode_message(ProposalMessage(effect.proposal, effect.block))
             self._log_own(payload)
-            self.peers.broadcast(Channel.CONSENSUS, payload)
+            self._broadcast_consensus(payload, effect.proposal.height)
             log.info(
                 "proposed",
                 height=effect.proposal.height,

@@ -417,3 +417,31 @@ async def test_a_local_block_size_caps_own_proposals_not_others(tmp_path: Path) 
     assert node.genesis.params.max_block_txs > 2
     assert node.consensus_config.max_block_txs == node.genesis.params.max_block_txs
     assert node.budget.proposal_txs() == 2  # its own proposals: at most 2 txs
+
+
+def test_own_votes_and_proposals_skip_peers_more_than_a_height_behind(tmp_path: Path) -> None:
+    """A peer far behind catches up by block sync: our messages of a height it cannot
+    use would only fill its send queue (a fast chain's filled a syncing peer's in
+    under a second, and the peer was dropped again and again)."""
+    node, _ = make_node(tmp_path)
+    sent: dict[str, list[bytes]] = {}
+
+    class _Peer:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def send(self, channel: int, payload: bytes) -> bool:
+            sent.setdefault(self.name, []).append(payload)
+            return True
+
+    try:
+        for name in ("syncing", "previous", "current", "unknown"):
+            node.peers.peers[name] = _Peer(name)  # type: ignore[assignment]
+        heights = {"syncing": 7, "previous": 9, "current": 10}
+        for name, height in heights.items():
+            node.blocksync.peer_states[name] = PeerState(height=height)
+        node._broadcast_consensus(b"vote", 10)
+        assert sorted(sent) == ["current", "previous", "unknown"]
+    finally:
+        node.peers.peers.clear()
+        node.store.close()
