@@ -1,0 +1,134 @@
+"""Fuzz target ``rpc``: the bytes of one RPC connection.
+
+The input is what a client sends on one connection (length-prefixed msgpack frames, or
+anything else), then it half-closes. The server is the real one
+(:meth:`appchaind.rpc.server.RpcServer._serve`: framing, request parsing, rate limit,
+every method and ``subscribe``/``unsubscribe``) over an in-memory stream, on a clock that
+jumps when every task waits (a ``broadcast_tx`` in ``commit`` mode times out at once),
+answering from the node of :mod:`tools.fuzz.ports`.
+
+A crash is an exception out of the connection's handler (the port would close the
+connection with an ``internal`` failure instead of answering), an error response with
+code ``INTERNAL`` (a handler raised: the client learns nothing of what was wrong), or a
+reply that is not a well-formed response frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+
+from appchaind.chain import codec
+from appchaind.rpc.protocol import (
+    DROP,
+    RESPONSE,
+    STREAM,
+    ErrorCode,
+    FrameDecoder,
+    request_frame,
+    unpack,
+)
+from appchaind.rpc.server import RpcServer
+from tools.fuzz import samples
+from tools.fuzz.harness import Finding, Target
+from tools.fuzz.ports import fuzz_node
+
+__all__ = ["TARGET", "one_input"]
+
+_SERVER: list[RpcServer] = []
+
+
+def _server() -> RpcServer:
+    if not _SERVER:
+        _SERVER.append(RpcServer(fuzz_node()))  # type: ignore[arg-type]
+    return _SERVER[0]
+
+
+async def _connection(data: bytes) -> bytes:
+    server = _server()
+    server_end, client_end = trio.testing.memory_stream_pair()
+    replies = bytearray()
+
+    async def client() -> None:
+        await client_end.send_all(data)
+        await client_end.send_eof()
+        while chunk := await client_end.receive_some(65536):
+            replies.extend(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client)
+        await server._serve(server_end, "127.0.0.1:40000")  # type: ignore[arg-type]
+        await server_end.aclose()
+    return bytes(replies)
+
+
+def _check_reply(reply: Any) -> None:
+    if type(reply) is not list or not reply or reply[0] not in (RESPONSE, STREAM, DROP):
+        raise Finding(f"not a response frame: {reply!r:.200}")
+    if reply[0] != RESPONSE:
+        return
+    if len(reply) != 4:
+        raise Finding(f"a response of {len(reply)} items: {reply!r:.200}")
+    error = reply[2]
+    if error is None:
+        return
+    if type(error) is not dict or type(error.get("code")) is not int:
+        raise Finding(f"malformed error: {error!r:.200}")
+    if error["code"] == ErrorCode.INTERNAL:
+        raise Finding(f"internal error answered: {error.get('message')!r}")
+
+
+def one_input(data: bytes) -> None:
+    replies = trio.run(_connection, data, clock=trio.testing.MockClock(autojump_threshold=0))
+    decoder = FrameDecoder(1 << 30)
+    for payload in decoder.feed(replies):
+        _check_reply(unpack(payload, 1 << 30))
+    if decoder.pending:
+        raise Finding("the server wrote a partial frame")
+
+
+def seeds() -> dict[str, bytes]:
+    txs = samples.signed_txs()
+    address = samples.key("alice").address.hex()
+    requests: dict[str, tuple[str, dict[str, Any]]] = {
+        "status": ("status", {}),
+        "broadcast_tx": ("broadcast_tx", {"tx": codec.encode(txs["faucet"])}),
+        "broadcast_tx_hex": ("broadcast_tx", {"tx": codec.encode(txs["place_order"]).hex()}),
+        "broadcast_tx_commit": (
+            "broadcast_tx",
+            {"tx": codec.encode(txs["transfer"]), "mode": "commit", "timeout_s": 1},
+        ),
+        "account": ("account", {"address": address}),
+        "book": ("book", {"market": "BTC-PERP", "depth": 5}),
+        "markets": ("markets", {}),
+        "builders": ("builders", {}),
+        "validators": ("validators", {}),
+        "delegations": ("delegations", {"address": address}),
+        "tx": ("tx", {"hash": "ab" * 32}),
+        "block": ("block", {"height": 1}),
+        "trades": ("trades", {"market": "ETH-PERP", "limit": 10}),
+        "liquidations": ("liquidations", {"limit": 5}),
+        "subscribe_book": ("subscribe", {"stream": "book", "market": "BTC-PERP"}),
+        "subscribe_account": ("subscribe", {"stream": "account", "address": address}),
+        "unsubscribe": ("unsubscribe", {"subscription": 1}),
+        "unknown": ("unsafe_flush", {}),
+    }
+    out = {name: request_frame(i, method, params) for i, (name, (method, params)) in
+           enumerate(requests.items())}  # fmt: skip
+    out["pipelined"] = b"".join(out[n] for n in ("status", "subscribe_book", "unsubscribe"))
+    return out
+
+
+TARGET = Target(
+    "rpc",
+    one_input,
+    seeds,
+    tokens=(b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x94\x00", b"\xa6height", b"\xa6market",
+            b"\xa5depth", b"\xa5limit", b"\xa4mode", b"\xa6commit", b"\xa9timeout_s",
+            b"\xa7address", b"\xa4hash", b"\xaa" + b"0" * 10, b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00", b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",
+            b"\xd3\x80\x00\x00\x00\x00\x00\x00\x00", b"\xa6stream", b"\xacsubscription",
+            b"\x91" * 32),
+)  # fmt: skip
