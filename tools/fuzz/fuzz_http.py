@@ -27,7 +27,7 @@ from tools.fuzz.fuzz_rpc import _server as rpc_server
 from tools.fuzz.harness import Finding, Target
 from tools.fuzz.ports import fuzz_node
 
-__all__ = ["TARGET", "one_input", "responses"]
+__all__ = ["TARGET", "one_input", "responses", "serve"]
 
 _SERVER: list[HttpServer] = []
 
@@ -38,7 +38,7 @@ def _http() -> HttpServer:
     return _SERVER[0]
 
 
-async def _connection(data: bytes) -> bytes:
+async def serve(data: bytes) -> bytes:
     server = _http()
     server_end, client_end = trio.testing.memory_stream_pair()
     replies = bytearray()
@@ -85,7 +85,7 @@ def responses(output: bytes) -> list[tuple[int, bytes]]:
 
 
 def one_input(data: bytes) -> None:
-    output = trio.run(_connection, data, clock=trio.testing.MockClock(autojump_threshold=0))
+    output = trio.run(serve, data, clock=trio.testing.MockClock(autojump_threshold=0))
     for status, body in responses(output):
         if status >= 500 and status != 503:
             raise Finding(f"HTTP {status}: {body[:200]!r}")

@@ -35,7 +35,7 @@ from tools.fuzz import samples
 from tools.fuzz.harness import Finding, Target
 from tools.fuzz.ports import fuzz_node
 
-__all__ = ["TARGET", "one_input"]
+__all__ = ["TARGET", "one_input", "serve"]
 
 _SERVER: list[RpcServer] = []
 
@@ -46,7 +46,7 @@ def _server() -> RpcServer:
     return _SERVER[0]
 
 
-async def _connection(data: bytes) -> bytes:
+async def serve(data: bytes) -> bytes:
     server = _server()
     server_end, client_end = trio.testing.memory_stream_pair()
     replies = bytearray()
@@ -81,7 +81,7 @@ def _check_reply(reply: Any) -> None:
 
 
 def one_input(data: bytes) -> None:
-    replies = trio.run(_connection, data, clock=trio.testing.MockClock(autojump_threshold=0))
+    replies = trio.run(serve, data, clock=trio.testing.MockClock(autojump_threshold=0))
     decoder = FrameDecoder(1 << 30)
     for payload in decoder.feed(replies):
         _check_reply(unpack(payload, 1 << 30))
