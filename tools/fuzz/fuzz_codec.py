@@ -89,9 +89,9 @@ def _check_canonical(
 ) -> None:
     encoded = encode(value)
     if encoded != data:
-        raise Finding(f"accepted non-canonical bytes for {type(value).__name__}")
+        raise Finding(f"{type(value).__name__}: accepted non-canonical bytes")
     if decode(encoded) != value:
-        raise Finding(f"{type(value).__name__} does not survive decode(encode(x))")
+        raise Finding(f"{type(value).__name__}: decode(encode(x)) != x")
 
 
 def _extension(data: bytes) -> None:
@@ -100,7 +100,7 @@ def _extension(data: bytes) -> None:
         inclusion.extension_problem(_PARAMS, data),
     ):
         if reason is not None and type(reason) is not str:
-            raise Finding(f"an extension check answered {reason!r}")
+            raise Finding("an extension check answered a non-string", repr(reason))
 
 
 DECODERS: tuple[tuple[str, Callable[[bytes], None]], ...] = (

@@ -21,7 +21,7 @@ import trio.testing
 
 from appchaind.chain import codec
 from appchaind.http.routes import make_http_server
-from appchaind.http.server import HttpServer
+from appchaind.http.server import Handler, HttpServer, Request, Response
 from tools.fuzz import samples
 from tools.fuzz.fuzz_rpc import _server as rpc_server
 from tools.fuzz.harness import Finding, Target
@@ -30,11 +30,26 @@ from tools.fuzz.ports import fuzz_node
 __all__ = ["TARGET", "one_input", "responses", "serve"]
 
 _SERVER: list[HttpServer] = []
+#: What the routes' handlers raised during the current input (the server answers 500).
+_RAISED: list[Exception] = []
+
+
+def _recording(handler: Handler) -> Handler:
+    async def handle(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            _RAISED.append(exc)
+            raise
+
+    return handle
 
 
 def _http() -> HttpServer:
     if not _SERVER:
-        _SERVER.append(make_http_server(fuzz_node(), rpc_server(), lambda: b"# metrics\n"))  # type: ignore[arg-type]
+        server = make_http_server(fuzz_node(), rpc_server(), lambda: b"# metrics\n")  # type: ignore[arg-type]
+        server.routes = {route: _recording(h) for route, h in server.routes.items()}
+        _SERVER.append(server)
     return _SERVER[0]
 
 
@@ -70,7 +85,7 @@ def responses(output: bytes) -> list[tuple[int, bytes]]:
         head, sep, rest = rest.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         if not sep or not lines[0].startswith(b"HTTP/1.1 "):
-            raise Finding(f"not an HTTP response: {head[:80]!r}")
+            raise Finding("output that is not an HTTP response", repr(head[:80]))
         status = int(lines[0].split(b" ")[1])
         length = None
         for line in lines[1:]:
@@ -78,17 +93,20 @@ def responses(output: bytes) -> list[tuple[int, bytes]]:
             if name.strip().lower() == b"content-length":
                 length = int(value)
         if length is None or len(rest) < length:
-            raise Finding(f"a response without its whole body: {head[:80]!r}")
+            raise Finding("a response without its whole body", repr(head[:80]))
         found.append((status, rest[:length]))
         rest = rest[length:]
     return found
 
 
 def one_input(data: bytes) -> None:
+    _RAISED.clear()
     output = trio.run(serve, data, clock=trio.testing.MockClock(autojump_threshold=0))
     for status, body in responses(output):
         if status >= 500 and status != 503:
-            raise Finding(f"HTTP {status}: {body[:200]!r}")
+            if _RAISED:
+                raise _RAISED[0]  # the handler's own exception: its place tells crashes apart
+            raise Finding(f"HTTP {status}", repr(body[:200]))
 
 
 def _get(target: str) -> bytes:

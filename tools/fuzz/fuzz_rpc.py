@@ -15,6 +15,7 @@ reply that is not a well-formed response frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -38,11 +39,43 @@ from tools.fuzz.ports import fuzz_node
 __all__ = ["TARGET", "one_input", "serve"]
 
 _SERVER: list[RpcServer] = []
+#: What the methods raised during the current input (the server answers INTERNAL).
+_RAISED: list[Exception] = []
+
+
+def _recording(method: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+    def record(exc: Exception) -> None:
+        _RAISED.append(exc)
+
+    if is_async:
+
+        async def call_async(*args: Any) -> Any:
+            try:
+                return await method(*args)
+            except Exception as exc:
+                record(exc)
+                raise
+
+        return call_async
+
+    def call(*args: Any) -> Any:
+        try:
+            return method(*args)
+        except Exception as exc:
+            record(exc)
+            raise
+
+    return call
 
 
 def _server() -> RpcServer:
     if not _SERVER:
-        _SERVER.append(RpcServer(fuzz_node()))  # type: ignore[arg-type]
+        server = RpcServer(fuzz_node())  # type: ignore[arg-type]
+        server._methods = {name: _recording(m, True) for name, m in server._methods.items()}
+        streams: Any = server.streams
+        streams.subscribe = _recording(server.streams.subscribe, False)
+        streams.unsubscribe = _recording(server.streams.unsubscribe, False)
+        _SERVER.append(server)
     return _SERVER[0]
 
 
@@ -66,21 +99,24 @@ async def serve(data: bytes) -> bytes:
 
 def _check_reply(reply: Any) -> None:
     if type(reply) is not list or not reply or reply[0] not in (RESPONSE, STREAM, DROP):
-        raise Finding(f"not a response frame: {reply!r:.200}")
+        raise Finding("a reply that is not a response frame", f"{reply!r:.200}")
     if reply[0] != RESPONSE:
         return
     if len(reply) != 4:
-        raise Finding(f"a response of {len(reply)} items: {reply!r:.200}")
+        raise Finding("a response not of 4 items", f"{reply!r:.200}")
     error = reply[2]
     if error is None:
         return
     if type(error) is not dict or type(error.get("code")) is not int:
-        raise Finding(f"malformed error: {error!r:.200}")
+        raise Finding("a malformed error", f"{error!r:.200}")
     if error["code"] == ErrorCode.INTERNAL:
-        raise Finding(f"internal error answered: {error.get('message')!r}")
+        if _RAISED:
+            raise _RAISED[0]  # the method's own exception: its place tells crashes apart
+        raise Finding("an INTERNAL error answered", repr(error.get("message")))
 
 
 def one_input(data: bytes) -> None:
+    _RAISED.clear()
     replies = trio.run(serve, data, clock=trio.testing.MockClock(autojump_threshold=0))
     decoder = FrameDecoder(1 << 30)
     for payload in decoder.feed(replies):

@@ -42,9 +42,9 @@ def _check_result(result: object, where: str) -> None:
     code = getattr(result, "code", None)
     log = getattr(result, "log", None)
     if type(log) is not str or not isinstance(code, int):
-        raise Finding(f"{where} answered {result!r}")
+        raise Finding(f"{where} answered no result", repr(result))
     if (code == Code.OK) != (log == ""):
-        raise Finding(f"{where}: code {code} with log {log!r}")
+        raise Finding(f"{where}: a code and a log that disagree", f"code {code}, log {log!r}")
 
 
 def _raw_tx(raw: bytes) -> None:
@@ -57,7 +57,7 @@ def _raw_tx(raw: bytes) -> None:
     _check_result(app.check_tx(raw, tx), "check_tx (verified)")
     problem = app.builder_block_problem([raw], 1, samples.GENESIS_MS + 1000, KEYS[2].address)
     if problem is not None and type(problem) is not str:
-        raise Finding(f"builder_block_problem answered {problem!r}")
+        raise Finding("builder_block_problem answered a non-string", repr(problem))
 
 
 def _blocks(records: bytes) -> list[list[types.Tx]]:
@@ -95,7 +95,7 @@ def _signed_bodies(records: bytes) -> None:
                 _check_result(tx_result, "execute_block")
             gap = app.clearing.conservation_gap()
             if gap != 0:
-                raise Finding(f"conservation gap {gap} after block {height}")
+                raise Finding("a conservation gap after a block", f"{gap} after block {height}")
         hashes.append(app.commit())
     if hashes[0] != hashes[1]:
         raise Finding("the same blocks gave two app hashes")

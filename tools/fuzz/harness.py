@@ -38,7 +38,13 @@ FUZZ_ROOT = Path(__file__).resolve().parent
 class Finding(AssertionError):
     """A property a target checks broke without an exception of the code under test (a
     decoder accepting bytes that do not re-encode to themselves, an HTTP 500, an RPC
-    ``INTERNAL`` error, a peer's garbage accepted): a crash like any other."""
+    ``INTERNAL`` error, a peer's garbage accepted): a crash like any other. ``kind`` names
+    what was found without the input's particulars (two inputs that find the same thing
+    are one crash); the message may add them."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,13 @@ def input_files(folder: Path) -> list[tuple[Path, bytes]]:
 
 def crash_signature(exc: BaseException) -> str:
     """What tells two crashes apart: the exception's type and the innermost frame of the
-    project's code it came through (``ValueError at appchaind/http/routes.py:77``)."""
+    project's code it came through (``ValueError at appchaind/http/routes.py:77``); for an
+    exception group (trio's nurseries raise them), its first exception's; for a
+    :class:`Finding`, what it found."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, Finding):
+        return f"Finding: {exc.kind}"
     where = "?"
     for frame in traceback.extract_tb(exc.__traceback__):
         path = frame.filename.replace("\\", "/")
