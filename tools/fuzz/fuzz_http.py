@@ -20,6 +20,7 @@ import trio
 import trio.testing
 
 from appchaind.chain import codec
+from appchaind.chain.types import tx_hash
 from appchaind.http.routes import make_http_server
 from appchaind.http.server import Handler, HttpServer, Request, Response
 from tools.fuzz import samples
@@ -127,9 +128,10 @@ def seeds() -> dict[str, bytes]:
     out = {
         "index": _get("/"),
         "status": _get("/status"),
-        "block": _get("/block/1"),
+        "block": _get("/block/2"),
+        "block_missing": _get("/block/1"),
         "metrics": _get("/metrics"),
-        "tx": _get("/tx/" + "ab" * 32),
+        "tx": _get("/tx/" + tx_hash(samples.block().txs[0]).hex()),
         "markets": _get("/markets"),
         "book": _get("/book/BTC-PERP?depth=5"),
         "account": _get(f"/account/{address}"),

@@ -22,6 +22,7 @@ import trio
 import trio.testing
 
 from appchaind.chain import codec
+from appchaind.chain.types import tx_hash
 from appchaind.rpc.protocol import (
     DROP,
     RESPONSE,
@@ -142,8 +143,9 @@ def seeds() -> dict[str, bytes]:
         "builders": ("builders", {}),
         "validators": ("validators", {}),
         "delegations": ("delegations", {"address": address}),
-        "tx": ("tx", {"hash": "ab" * 32}),
-        "block": ("block", {"height": 1}),
+        "tx": ("tx", {"hash": tx_hash(samples.block().txs[1]).hex()}),
+        "block": ("block", {"height": 2}),
+        "block_missing": ("block", {"height": 1}),
         "trades": ("trades", {"market": "ETH-PERP", "limit": 10}),
         "liquidations": ("liquidations", {"limit": 5}),
         "subscribe_book": ("subscribe", {"stream": "book", "market": "BTC-PERP"}),
