@@ -1,7 +1,8 @@
 """Fuzz target ``http``: the bytes of one HTTP connection.
 
 The input is what a client sends on one connection (requests, pipelined or not, or
-anything else), then it half-closes. The server is the real one
+anything else), then it half-closes; or, by its first byte, only the target of a GET or
+the body of a ``POST /tx`` (:func:`request_of`). The server is the real one
 (:meth:`appchaind.http.server.HttpServer._serve_connection`: h11's parsing, the size and
 time limits, the routes of :mod:`appchaind.http.routes` and their parameters) over an
 in-memory stream, on a clock that jumps when every task waits, answering from the node of
@@ -28,7 +29,7 @@ from tools.fuzz.fuzz_rpc import _server as rpc_server
 from tools.fuzz.harness import Finding, Target
 from tools.fuzz.ports import fuzz_node
 
-__all__ = ["TARGET", "one_input", "responses", "serve"]
+__all__ = ["TARGET", "one_input", "request_of", "responses", "serve"]
 
 _SERVER: list[HttpServer] = []
 #: What the routes' handlers raised during the current input (the server answers 500).
@@ -100,9 +101,24 @@ def responses(output: bytes) -> list[tuple[int, bytes]]:
     return found
 
 
+def request_of(data: bytes) -> bytes:
+    """The connection's bytes an input stands for: after its mode byte, 0 the bytes as they
+    are, 1 the target of a GET (``/block/5?x=1``), 2 the body of a ``POST /tx``. Modes 1
+    and 2 keep the search on the routes' parameters, which whole requests reach rarely
+    (most mutations of a request are h11's 400s)."""
+    mode, rest = data[0] % 3, data[1:]
+    if mode == 1:
+        return b"GET " + rest + b" HTTP/1.1\r\nhost: node\r\n\r\n"
+    if mode == 2:
+        return b"POST /tx HTTP/1.1\r\nhost: node\r\ncontent-length: %d\r\n\r\n" % len(rest) + rest
+    return rest
+
+
 def one_input(data: bytes) -> None:
+    if not data:
+        return
     _RAISED.clear()
-    output = trio.run(serve, data, clock=trio.testing.MockClock(autojump_threshold=0))
+    output = trio.run(serve, request_of(data), clock=trio.testing.MockClock(autojump_threshold=0))
     for status, body in responses(output):
         if status >= 500 and status != 503:
             if _RAISED:
@@ -146,7 +162,18 @@ def seeds() -> dict[str, bytes]:
         "wrong_method": _post("/status", b"", "text/plain"),
     }
     out["pipelined"] = out["status"] + out["block"] + out["post_tx_json"]
-    return out
+    raw = {name: b"\x00" + request for name, request in out.items()}
+    for name, target in (
+        ("block", b"/block/2"),
+        ("book", b"/book/ETH-PERP?depth=3"),
+        ("trades", b"/trades?limit=2"),
+        ("tx", b"/tx/00ff"),
+        ("account", b"/account/" + address.encode()),
+    ):
+        raw[f"target_{name}"] = b"\x01" + target
+    raw["body_msgpack"] = b"\x02" + tx
+    raw["body_json"] = b"\x02" + json.dumps({"tx": tx.hex()}).encode()
+    return raw
 
 
 TARGET = Target(
