@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 MUTATE_STAMP := $(VENV)/.installed-mutate
+FUZZ_STAMP := $(VENV)/.installed-fuzz
 # The deterministic cores are compiled with mypyc (setup.py, appchaind/native.py). When any
 # source changes, appchaind.native says whether the compiled build still matches (it knows
 # which modules count) and they are recompiled if not. APPCHAIND_PURE_PYTHON=1 runs pure Python.
@@ -17,6 +18,10 @@ SIM_SECONDS ?= 600
 # make soak: seconds of faults of the campaign (appchaind bench soak; SOAK_SEED replays one)
 SOAK_SECONDS ?= 600
 FUZZ_EXAMPLES ?= 20000
+# make fuzz: seconds of atheris per target (tools/fuzz/run.py), and which targets (default all:
+# codec p2p rpc http tx), e.g. make fuzz FUZZ_SECONDS=300 FUZZ_TARGETS=http
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 # make bench: seconds of the long load runs (bench/run.py); below 60 every benchmark shrinks
 BENCH_SECONDS ?= 60
 # make mutate: the time budget for all modules, and which modules (paths, default: all of
@@ -45,6 +50,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
+$(FUZZ_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
+	@touch $(FUZZ_STAMP)
+
 $(MUTATE_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,mutate]'
 	@touch $(MUTATE_STAMP)
@@ -55,8 +64,11 @@ test: $(NATIVE_STAMP)
 bench: $(BENCH_STAMP) $(NATIVE_STAMP)
 	BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python bench/run.py
 
-fuzz: $(NATIVE_STAMP)
+# The long hypothesis run of the property and fuzz tests, then each atheris target for
+# FUZZ_SECONDS (niced); prints executions and crashes per target, and how to replay each crash.
+fuzz: $(FUZZ_STAMP) $(NATIVE_STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m "not slow" tests -k "fuzz or property"
+	nice -n 10 $(BIN)/python -m tools.fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Mutation testing (mutmut, pure Python, niced): prints every surviving mutant and a summary
 # per module; results are kept in .mutmut-cache/, so a rerun tests only what changed.
@@ -82,7 +94,7 @@ run: $(NATIVE_STAMP)
 	$(BIN)/appchaind localnet start --dir $(LOCALNET) --traders
 
 clean:
-	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache .mutmut-cache \
+	rm -rf $(VENV) $(LOCALNET) .pytest_cache .hypothesis .ruff_cache .mypy_cache .mutmut-cache .fuzz \
 	  *.egg-info build
 	rm -f *__mypyc*.so orderbook/*.so margin/*.so appchaind/*.so appchaind/exchange/*.so \
 	  appchaind/_native_build.json

@@ -43,7 +43,7 @@ from appchaind.rpc.protocol import ErrorCode, RpcError
 from appchaind.rpc.server import RpcServer, admission_view
 from appchaind.rpc.views import block_json
 
-__all__ = ["make_http_server"]
+__all__ = ["MAX_DECIMAL", "decimal_param", "make_http_server"]
 
 #: Seconds a sender refused for a busy node is told to wait (``Retry-After``).
 RETRY_AFTER_S = 1
@@ -52,6 +52,27 @@ RETRY_AFTER_S = 1
 def status_page() -> bytes:
     """The status page's HTML (package data, read once per server)."""
     return resources.files("appchaind.http").joinpath("status_page.html").read_bytes()
+
+
+#: The largest number a path or query parameter may hold: heights and the like are u64.
+MAX_DECIMAL = 2**64 - 1
+
+
+def decimal_param(text: str, name: str) -> int | Response:
+    """``text`` (a path segment or a query value) as a non-negative integer of at most
+    :data:`MAX_DECIMAL`, or the 400 answer naming ``name``. Only ASCII digits count:
+    ``str.isdigit`` also takes "²" (which ``int`` refuses) and other scripts' digits (which
+    ``int`` reads), and a long run of digits would go past ``int``'s string limit."""
+    if (
+        not text.isascii()
+        or not text.isdigit()
+        or len(text) > len(str(MAX_DECIMAL))
+        or int(text) > MAX_DECIMAL
+    ):
+        return error_response(
+            400, f"{name} must be a decimal integer from 0 to {MAX_DECIMAL}, got {text[:40]!r}"
+        )
+    return int(text)
 
 
 def make_http_server(
@@ -75,9 +96,11 @@ def make_http_server(
         return json_response(node.status().as_json())
 
     async def block(request: Request) -> Response:
-        if len(request.segments) != 2 or not request.segments[1].isdigit():
+        if len(request.segments) != 2:
             return error_response(400, "use /block/{height} with a decimal height, e.g. /block/5")
-        height = int(request.segments[1])
+        height = decimal_param(request.segments[1], "height")
+        if isinstance(height, Response):
+            return height
         found = node.block(height)
         if found is None:
             return error_response(
@@ -93,7 +116,8 @@ def make_http_server(
         if body[:1] == b"{":
             try:
                 raw = bytes.fromhex(json.loads(body)["tx"])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
+                # RecursionError: JSON nested deeper than the parser goes (json's own limit)
                 return error_response(400, 'expected a JSON body {"tx": "<hex of the signed tx>"}')
         else:
             raw = body
@@ -131,10 +155,10 @@ def make_http_server(
     async def book(request: Request) -> Response:
         if len(request.segments) != 2:
             return error_response(400, "use /book/{market}, e.g. /book/BTC-PERP?depth=10")
-        depth_text = request.query.get("depth", ["20"])[0]
-        if not depth_text.isdigit():
-            return error_response(400, f"depth must be a positive integer, got {depth_text!r}")
-        return await rpc_call("book", {"market": request.segments[1], "depth": int(depth_text)})
+        depth = decimal_param(request.query.get("depth", ["20"])[0], "depth")
+        if isinstance(depth, Response):
+            return depth
+        return await rpc_call("book", {"market": request.segments[1], "depth": depth})
 
     async def account(request: Request) -> Response:
         if len(request.segments) != 2:
@@ -145,9 +169,8 @@ def make_http_server(
         text = request.query.get("limit", [""])[0]
         if not text:
             return {}
-        if not text.isdigit():
-            return error_response(400, f"limit must be a positive integer, got {text!r:.40}")
-        return {"limit": int(text)}
+        limit = decimal_param(text, "limit")
+        return limit if isinstance(limit, Response) else {"limit": limit}
 
     async def trades(request: Request) -> Response:
         if len(request.segments) > 2:

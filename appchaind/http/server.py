@@ -211,9 +211,11 @@ class HttpServer:
     async def _dispatch(self, event: h11.Request, body: bytes) -> Response:
         self.requests_total += 1
         method = event.method.decode("ascii", "replace")
-        target = event.target.decode("ascii", "replace")
-        split = urlsplit(target)
-        segments = tuple(unquote(s) for s in split.path.split("/") if s)
+        target = _split_target(event.target.decode("ascii", "replace"))
+        if target is None:
+            return error_response(400, "the request target is neither a path nor a URL")
+        path, query = target
+        segments = tuple(unquote(s) for s in path.split("/") if s)
         handler = self.routes.get((method, segments[0] if segments else ""))
         if handler is None:
             allowed = sorted(
@@ -222,14 +224,12 @@ class HttpServer:
             if allowed:
                 return error_response(405, f"{method} not allowed here; use {', '.join(allowed)}")
             known = sorted({f"/{s}" for (_m, s) in self.routes})
-            return error_response(
-                404, f"no such endpoint {split.path}; endpoints: {', '.join(known)}"
-            )
-        request = Request(method, split.path, segments, parse_qs(split.query), body)
+            return error_response(404, f"no such endpoint {path}; endpoints: {', '.join(known)}")
+        request = Request(method, path, segments, parse_qs(query), body)
         try:
             return await handler(request)
         except Exception as exc:  # a handler bug must not take the node down
-            log.error("http_handler_failed", path=split.path, error=repr(exc))
+            log.error("http_handler_failed", path=path, error=repr(exc))
             return error_response(500, f"internal error: {type(exc).__name__}")
 
     async def _send(
@@ -249,6 +249,22 @@ class HttpServer:
         except h11.LocalProtocolError:
             return
         await stream.send_all(data)
+
+
+def _split_target(target: str) -> tuple[str, str] | None:
+    """(path, query) of a request target: the origin form (``/block/5?x=1``, read as it is:
+    ``urlsplit`` would take ``//host/...`` for a network location) or the absolute form
+    (``http://node/block/5``); None for anything else (``urlsplit`` refuses ``http://[``)."""
+    if target.startswith("/"):
+        path, _, query = target.partition("#")[0].partition("?")
+        return path, query
+    try:
+        split = urlsplit(target)
+    except ValueError:
+        return None
+    if not split.scheme or not split.netloc:
+        return None
+    return split.path or "/", split.query
 
 
 def _partial(conn: h11.Connection) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 __all__ = [
+    "MAX_PARAMS_DEPTH",
     "REQUEST",
     "RESPONSE",
     "STREAM",
@@ -36,6 +37,10 @@ REQUEST, RESPONSE, STREAM, DROP = 0, 1, 2, 3
 _HEADER = struct.Struct(">I")
 #: Nesting and container limits applied to any unpacked frame (beside its byte size).
 _MAX_ITEMS = 100_000
+#: How deep a request's params may nest (``{"a": [1]}`` is 2 deep). No method takes more
+#: than 2; msgpack nests up to about 1,000, deep enough to exhaust Python's recursion in
+#: any code that walks such a value (a repr in an error message did).
+MAX_PARAMS_DEPTH = 16
 
 
 class ErrorCode(IntEnum):
@@ -184,4 +189,28 @@ def parse_request(payload: bytes, max_bytes: int) -> tuple[int, str, dict[str, A
         error = ProtocolError(ErrorCode.BAD_PARAMS, "params must be a map with string keys")
         error.request_id = request_id  # type: ignore[attr-defined]
         raise error
+    if _nests_deeper(params, MAX_PARAMS_DEPTH):
+        error = ProtocolError(
+            ErrorCode.BAD_PARAMS, f"params nest deeper than {MAX_PARAMS_DEPTH} levels"
+        )
+        error.request_id = request_id  # type: ignore[attr-defined]
+        raise error
     return request_id, method, params
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """True when ``value`` (unpacked msgpack) holds arrays or maps more than ``limit`` deep;
+    without recursion, so a value of any depth is measured."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is list:
+            items: Any = item
+        elif type(item) is dict:
+            items = item.values()
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((inner, depth + 1) for inner in items)
+    return False
