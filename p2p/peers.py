@@ -17,7 +17,7 @@ A frame's plaintext is ``[channel byte][payload]``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 import trio
@@ -185,10 +185,18 @@ class PeerManager:
             + sum(p.conn.bytes_received for p in self.peers.values()),
         )
 
-    def broadcast(self, channel: int, payload: bytes, *, exclude: str | None = None) -> None:
-        """Queues ``payload`` to every connected peer (but ``exclude``)."""
+    def broadcast(
+        self,
+        channel: int,
+        payload: bytes,
+        *,
+        exclude: str | None = None,
+        skip: Collection[str] = (),
+    ) -> None:
+        """Queues ``payload`` to every connected peer (but ``exclude`` and those in
+        ``skip``)."""
         for node_id, peer in list(self.peers.items()):
-            if node_id != exclude:
+            if node_id != exclude and node_id not in skip:
                 peer.send(channel, payload)
 
     def send_to(self, node_id: str, channel: int, payload: bytes) -> bool:

@@ -593,11 +593,12 @@ class Node:
         more than a height behind, which catch up by block sync (a syncing peer that
         cannot read a fast chain's every message would overflow its queue and be
         dropped); the re-gossip sends them what they need once they reach the height."""
-        states = self.blocksync.peer_states
-        for node_id, peer in list(self.peers.peers.items()):
-            state = states.get(node_id)
-            if state is None or state.height >= height - 1:
-                peer.send(Channel.CONSENSUS, payload)
+        behind = {
+            node_id
+            for node_id, state in self.blocksync.peer_states.items()
+            if state.height < height - 1
+        }
+        self.peers.broadcast(Channel.CONSENSUS, payload, skip=behind)
 
     async def _perform_one(self, effect: Effect) -> None:
         if isinstance(effect, BroadcastVote):

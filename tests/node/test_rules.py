@@ -159,9 +159,9 @@ async def test_own_votes_are_in_the_wal_and_fsynced_and_the_sign_state_saved_bef
     monkeypatch.setattr(privval_module, "os", _RecordingOS("sign_state", log))
     broadcast = node.peers.broadcast
 
-    def send(channel: int, payload: bytes) -> None:
+    def send(channel: int, payload: bytes, **how: Any) -> None:
         log.append(("send", channel, payload))
-        broadcast(channel, payload)
+        broadcast(channel, payload, **how)
 
     node.peers.broadcast = send  # type: ignore[method-assign]
     me = node.validator_key.address
@@ -220,9 +220,9 @@ async def test_a_proposal_with_a_badly_signed_tx_is_refused_and_none_of_its_txs_
     sent: list[bytes] = []
     broadcast = node.peers.broadcast
 
-    def send(channel: int, payload: bytes) -> None:
+    def send(channel: int, payload: bytes, **how: Any) -> None:
         sent.append(payload)
-        broadcast(channel, payload)
+        broadcast(channel, payload, **how)
 
     node.peers.broadcast = send  # type: ignore[method-assign]
     state = node.chain_state
