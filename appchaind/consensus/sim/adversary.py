@@ -56,6 +56,9 @@ REST = ("same", "nil", "alt", "none", "late")
 #: When the deciders get the byzantine precommits: at once, a random time later (ms), or
 #: held until the byzantine validators precommit a value in a later round of the height.
 NOW, HOLD = 0, -1
+#: What it aims at, per height: ``classic`` (split / break / random), ``stale`` (an old
+#: polka past a newer lock) or ``starve`` (two lock groups that only POL re-proposals join).
+CAMPAIGNS = ("classic", "stale", "starve")
 
 
 class AdversarySigner(RawSigner):
@@ -91,6 +94,20 @@ class RoundPlan:
     decide_at: int
     #: the other value of an equivocation (a fresh block's hash, or nil)
     alt: bytes = NIL
+    #: what the rest get of its votes, if not what they get of its proposal (``rest``)
+    votes_rest: str = ""
+
+
+@dataclass
+class Campaign:
+    """The adversary's aim at one height, chosen at its first round (see the module docstring)."""
+
+    kind: str
+    #: the round of the small group's lock
+    small_round: int = -1
+    #: the round and value of the polka it made and withheld (``stale``)
+    seed_round: int = -1
+    seed_value: bytes = NIL
 
 
 @dataclass
@@ -109,6 +126,7 @@ class Adversary:
     held: dict[int, list[tuple[int, int, Any]]] = field(default_factory=dict)
     #: height -> the validators it released held precommits to
     victims: dict[int, set[int]] = field(default_factory=dict)
+    campaigns: dict[int, Campaign] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ what it sees
 
@@ -122,7 +140,7 @@ class Adversary:
                 plan = self.plans.get((vote.height, vote.round))
                 if (
                     plan is not None
-                    and plan.stage == "break"
+                    and plan.stage in ("break", "stale")
                     and vote.block_hash
                     and plan.value == vote.block_hash
                     and vote.height in self.held
@@ -158,16 +176,22 @@ class Adversary:
         h, r = proposal.height, proposal.round
         plan = self._plan(node, h, r, proposing=True)
         self.blocks[block.block_id()] = block
+        if plan.stage == "starve":
+            return  # its proposers stay silent while the honest validators' locks hold
         chosen, pol_round = self._proposal_value(node, plan, proposal, block)
         value = chosen.block_id()
         plan.value = value
+        if plan.stage == "seed":
+            self.campaigns[h].seed_round, self.campaigns[h].seed_value = r, value
+        elif plan.stage == "small":
+            self.campaigns[h].small_round = r
         sim.checks.proposed.add(value)
         signer = RawSigner(node.key)
         first = signer.sign_proposal(
             dataclasses.replace(proposal, pol_round=pol_round, block_hash=value)
         )
         messages: list[Any] = [ProposalReceived(first), BlockReceived(chosen)]
-        if pol_round >= 0 and (plan.stage == "break" or rng.randrange(2)):
+        if pol_round >= 0 and (plan.stage in ("break", "stale") or rng.randrange(2)):
             messages += self._polka(h, pol_round, value, proposal.timestamp_ms)
         other: list[Any] = []
         if plan.rest == "alt":
@@ -180,7 +204,7 @@ class Adversary:
             )
             other = [ProposalReceived(alt), BlockReceived(alt_block)]
         late = sim.config.timeout_ms(Step.PROPOSE, r) + rng.randint(1, 40)
-        self._deliver(node, plan, plan.group, tuple(messages), tuple(other), late)
+        self._deliver(node, plan, plan.rest, plan.group, tuple(messages), tuple(other), late)
 
     def vote(self, node: SimNode, vote: Vote) -> None:
         """A vote ``node``'s machine signed: replaced by the plan's votes, to chosen groups."""
@@ -190,7 +214,11 @@ class Adversary:
         plan = self._plan(node, h, r, proposing=False)
         if plan.value is None:
             seen = self.proposals.get((h, r))
-            if plan.stage == "break":
+            if plan.stage == "pass":
+                plan.value = vote.block_hash  # what its machine votes
+            elif plan.stage == "starve":
+                plan.value = NIL
+            elif plan.stage == "break":
                 # the round's proposal, unless it is a locked value; or nil (a nil polka
                 # with the locked validators' nil prevotes)
                 locks = {self._locked_value(i, h) for i in range(len(sim.nodes))}
@@ -202,17 +230,18 @@ class Adversary:
             else:
                 plan.value = vote.block_hash
         value = plan.value
+        rest = plan.votes_rest or plan.rest
         if vote.kind == PREVOTE:
             mine: tuple[Any, ...] = (VoteReceived(self._vote(node, vote, PREVOTE, r, value)),)
-            if rng.randrange(4) == 0 and r > 0:
+            if plan.stage in ("random", "split", "break") and rng.randrange(4) == 0 and r > 0:
                 # a prevote for the value in an earlier round too (a polka completed late)
                 mine += (VoteReceived(self._vote(node, vote, PREVOTE, rng.randrange(r), value)),)
-            alt = plan.alt if plan.rest == "alt" else NIL
+            alt = plan.alt if rest == "alt" else NIL
             other = (VoteReceived(self._vote(node, vote, PREVOTE, r, alt)),)
             late = sim.config.timeout_ms(Step.PREVOTE, r) + rng.randint(1, 40)
-            self._deliver(node, plan, plan.lockers, mine, other, late)
+            self._deliver(node, plan, rest, plan.lockers, mine, other, late)
             return
-        if plan.stage == "break" and value and self._has_polka(h, r, value):
+        if plan.stage in ("break", "stale") and value and self._has_polka(h, r, value):
             self._release(h)  # the honest validators are about to decide the value
         commit = VoteReceived(self._vote(node, vote, PRECOMMIT, r, value))
         nil = VoteReceived(self._vote(node, vote, PRECOMMIT, r, NIL))
@@ -220,13 +249,16 @@ class Adversary:
             if dst == node.index:
                 continue
             if not sim.nodes[dst].honest:
-                sim.send(node.index, dst, commit)
+                # (a campaign's validators must not decide by themselves: they play on)
+                sim.send(
+                    node.index, dst, nil if plan.stage in ("seed", "small", "lock") else commit
+                )
             elif dst in plan.deciders:
                 if plan.decide_at == HOLD:
                     self.held.setdefault(h, []).append((node.index, dst, commit))
                 else:
                     self._send(node, dst, (commit,), plan.decide_at)
-            elif plan.rest != "none":
+            elif rest != "none":
                 sim.send(node.index, dst, nil if value and plan.stage != "random" else commit)
 
     # ------------------------------------------------------------------ plans
@@ -242,6 +274,8 @@ class Adversary:
                 del self.held[old_height]
             for old_height in [k for k in self.victims if k < height - 1]:
                 del self.victims[old_height]
+            for old_height in [k for k in self.campaigns if k < height - 1]:
+                del self.campaigns[old_height]
         return plan
 
     def _new_plan(self, node: SimNode, height: int, round: int, proposing: bool) -> RoundPlan:
@@ -251,6 +285,13 @@ class Adversary:
         power = self._powers(node)
         honest = [i for i, n in enumerate(sim.nodes) if n.honest]
         locked = [i for i in honest if self._locked_round(i, height) >= 0]
+        campaign = self.campaigns.get(height)
+        if campaign is None:
+            campaign = self.campaigns[height] = Campaign(rng.choice(CAMPAIGNS))
+        if campaign.kind == "stale":
+            return self._stale_plan(campaign, node, height, round, power, honest, locked)
+        if campaign.kind == "starve":
+            return self._starve_plan(campaign, node, height, round, power, honest, locked)
         assert node.machine is not None
         next_proposer = sim.addresses[node.machine.state.validators.proposer_for_round(round + 1)]
         if locked:
@@ -296,6 +337,162 @@ class Adversary:
             decide_at=decide_at,
         )
 
+    def _stale_plan(
+        self,
+        campaign: Campaign,
+        node: SimNode,
+        height: int,
+        round: int,
+        power: dict[int, int],
+        honest: list[int],
+        locked: list[int],
+    ) -> RoundPlan:
+        """In its proposers' rounds: ``small`` (k), as :meth:`_starve_plan`'s, unless its
+        validator proposes the next round too (so no honest proposer can get a fresh value
+        decided while nobody is locked); ``seed`` (a > k): a polka for v' from a polka group
+        of unlocked validators and the byzantine prevotes, which it withholds, so nobody
+        locks v'; ``lock`` (b > a): the next polka group locks v, and a small group D gets
+        the byzantine precommits, held; ``stale`` (c > b): v' re-proposed with pol_round a
+        and the withheld polka, to all but D, whose precommits are released when v' has its
+        polka. Only a proof-of-lock rule that lets a polka older than the lock release it
+        makes that polka (with the correct rule the lockers of b prevote nil)."""
+        everyone = frozenset(honest)
+        if not self._byzantine_proposer(node, round):
+            return self._quiet_plan(campaign, everyone)
+        total = sum(power.values())
+        unlocked = [i for i in honest if i not in locked]
+        a, seed = campaign.seed_round, campaign.seed_value
+        locks = [self._locked_round(i, height) for i in locked]
+        none = frozenset[int]()
+        if a >= 0 and self._has_polka(height, a, seed):
+            if all(lock < a for lock in locks):
+                group = self._polka_group(node, power, unlocked, round)
+                deciders = self._small_group(node, power, honest, round)
+                if deciders:
+                    return RoundPlan(
+                        "lock", None, group, group, deciders, "alt", 0, HOLD, votes_rest="none"
+                    )
+            elif any(lock > a for lock in locks):
+                rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
+                return RoundPlan("stale", seed, rest, rest, rest, "alt", 0, NOW, votes_rest="none")
+            return self._quiet_plan(campaign, everyone)
+        stuck = 3 * sum(power[i] for i in unlocked) <= 2 * total  # no fresh value gets decided
+        if stuck or (not locked and self._byzantine_proposer(node, round + 1)):
+            group = self._polka_group(node, power, unlocked, round)
+            return RoundPlan("seed", None, group, none, none, "alt", 0, NOW, votes_rest="none")
+        if not locked:
+            return self._small_plan(node, power, honest, round, everyone)
+        return self._quiet_plan(campaign, everyone)
+
+    def _starve_plan(
+        self,
+        campaign: Campaign,
+        node: SimNode,
+        height: int,
+        round: int,
+        power: dict[int, int],
+        honest: list[int],
+        locked: list[int],
+    ) -> RoundPlan:
+        """``small`` (a): a small group L (the others alone make no polka, with the byzantine
+        power they do) locks w, seeing the byzantine prevotes; ``lock`` (b > a): v proposed
+        fresh to everyone, the others lock it with the byzantine prevotes, which L does not
+        get (it would lock v too); from then on
+        ``starve``: nil votes, no proposals. Re-proposals that carry their polka's round
+        (line 16) still get every honest prevote; ones that do not get only their lockers."""
+        everyone = frozenset(honest)
+        total = sum(power.values())
+        byz_power = total - sum(power[i] for i in honest)
+        a = campaign.small_round
+        small = [i for i in locked if self._locked_round(i, height) == a]
+        if a >= 0 and len(small) < len(locked):
+            return RoundPlan("starve", None, everyone, everyone, frozenset(), "same", 0, NOW)
+        if not self._byzantine_proposer(node, round):
+            return self._quiet_plan(campaign, everyone)
+        if small:
+            others = sum(power[i] for i in honest if i not in small)
+            if 3 * (others + byz_power) > 2 * total and 3 * others <= 2 * total:
+                # the small group does not see the polka (it would lock v too, line 36)
+                lockers = everyone - frozenset(small)
+                return RoundPlan(
+                    "lock", None, lockers, lockers, frozenset(), "alt", 0, NOW, votes_rest="none"
+                )
+            return self._quiet_plan(campaign, everyone)
+        if locked:
+            return self._quiet_plan(campaign, everyone)
+        return self._small_plan(node, power, honest, round, everyone)
+
+    def _small_plan(
+        self,
+        node: SimNode,
+        power: dict[int, int],
+        honest: list[int],
+        round: int,
+        everyone: frozenset[int],
+    ) -> RoundPlan:
+        """A polka for a fresh value whose byzantine prevotes only a small group L sees (so
+        only L locks): the others alone can then decide nothing fresh."""
+        total = sum(power.values())
+        byz_power = total - sum(power[i] for i in honest)
+        lockers = self._small_group(node, power, honest, round)
+        if not lockers:
+            return RoundPlan("pass", None, everyone, everyone, frozenset(), "same", 0, NOW)
+        group = set(lockers)
+        for i in sorted(honest, key=lambda i: (-power[i], i)):
+            if 3 * (sum(power[j] for j in group) + byz_power) > 2 * total:
+                break
+            group.add(i)
+        return RoundPlan(
+            "small", None, frozenset(group), lockers, frozenset(), "alt", 0, NOW, votes_rest="none"
+        )
+
+    def _quiet_plan(self, campaign: Campaign, everyone: frozenset[int]) -> RoundPlan:
+        """A round it waits through: before its first move its validators vote as their
+        machines do (the height may end); after it, nil (so no lock moves but by the rules)."""
+        stage = "pass" if campaign.seed_round < 0 and campaign.small_round < 0 else "starve"
+        return RoundPlan(stage, None, everyone, everyone, frozenset(), "same", 0, NOW)
+
+    def _small_group(
+        self, node: SimNode, power: dict[int, int], honest: list[int], round: int
+    ) -> frozenset[int]:
+        """The smallest set L of honest validators such that the others alone are short of a
+        polka and, with the byzantine power, past one (``3·(H − L) ≤ 2T < 3·(T − L)``), if
+        it can without an honest proposer of the next rounds (who would re-propose its
+        locked value, which the others have no lock against); empty if there is none."""
+        total = sum(power.values())
+        honest_power = sum(power[i] for i in honest)
+        upcoming = set(self._upcoming_proposers(node, round))
+        best: tuple[int, int, frozenset[int]] | None = None
+        for mask in range(1, 1 << len(honest)):
+            chosen = frozenset(m for bit, m in enumerate(honest) if mask >> bit & 1)
+            small = sum(power[i] for i in chosen)
+            if 3 * (honest_power - small) <= 2 * total < 3 * (total - small):
+                key = (len(chosen & upcoming), small, chosen)
+                if best is None or key[:2] < best[:2]:
+                    best = key
+        return frozenset() if best is None else best[2]
+
+    def _byzantine_proposer(self, node: SimNode, round: int) -> bool:
+        assert node.machine is not None
+        address = node.machine.state.validators.proposer_for_round(round)
+        return not self.sim.nodes[self.sim.addresses[address]].honest
+
+    def _upcoming_proposers(self, node: SimNode, round: int) -> list[int]:
+        """The honest proposers of the next two rounds and of the rounds before a byzantine
+        validator proposes again (up to 8 rounds), the next first."""
+        sim = self.sim
+        assert node.machine is not None
+        validators = node.machine.state.validators
+        proposers: list[int] = []
+        for later in range(round + 1, round + 9):
+            proposer = sim.addresses[validators.proposer_for_round(later)]
+            if not sim.nodes[proposer].honest:
+                if later > round + 2:
+                    break
+                continue
+            proposers.append(proposer)
+        return proposers
+
     def _polka_group(
         self, node: SimNode, power: dict[int, int], honest: list[int], round: int
     ) -> frozenset[int]:
@@ -308,18 +505,11 @@ class Adversary:
         assert node.machine is not None
         byz_power = sum(p for i, p in power.items() if not sim.nodes[i].honest)
         total = sum(power.values())
-        validators = node.machine.state.validators
-        proposers: list[int] = []
-        for later in range(round + 1, round + 9):
-            proposer = sim.addresses[validators.proposer_for_round(later)]
-            if not sim.nodes[proposer].honest:
-                if later > round + 2:
-                    break
-                continue
-            proposers.append(proposer)
+        proposers = self._upcoming_proposers(node, round)
         order = [i for i in honest if i not in proposers]
         rng.shuffle(order)
-        order += reversed(list(dict.fromkeys(proposers)))  # the next round's proposer last
+        # the next round's proposer last
+        order += [i for i in reversed(list(dict.fromkeys(proposers))) if i in honest]
         members: list[int] = []
         for i in order:
             if 3 * (sum(power[j] for j in members) + byz_power) > 2 * total:
@@ -350,6 +540,13 @@ class Adversary:
         rng = self.sim.rng
         h, r = proposal.height, proposal.round
         own = block.block_id()
+        if plan.stage == "pass":
+            return block, proposal.pol_round
+        if plan.stage in ("seed", "small", "lock"):
+            return self._fresh(node, block), -1
+        if plan.stage == "stale":
+            campaign = self.campaigns[h]
+            return self.blocks[campaign.seed_value], campaign.seed_round
         locks = {self._locked_value(i, h) for i in range(len(self.sim.nodes))} - {None}
         old = [b for k, b in self.blocks.items() if b.header.height == h and k != own]
         if plan.stage == "break":
@@ -471,6 +668,7 @@ class Adversary:
         self,
         node: SimNode,
         plan: RoundPlan,
+        rest: str,
         targets: frozenset[int],
         mine: tuple[Any, ...],
         other: tuple[Any, ...],
@@ -480,11 +678,11 @@ class Adversary:
         for dst in range(len(self.sim.nodes)):
             if dst == node.index:
                 continue
-            if dst in targets or not self.sim.nodes[dst].honest or plan.rest == "same":
+            if dst in targets or not self.sim.nodes[dst].honest or rest == "same":
                 self._send(node, dst, mine, plan.delay_ms)
-            elif plan.rest == "late":
+            elif rest == "late":
                 self._send(node, dst, mine, late_ms)
-            elif plan.rest in ("alt", "nil") and other:
+            elif rest in ("alt", "nil") and other:
                 self._send(node, dst, other, 0)
 
     def _send(self, node: SimNode, dst: int, messages: tuple[Any, ...], delay_ms: int) -> None:
