@@ -103,11 +103,9 @@ class Campaign:
     """The adversary's aim at one height, chosen at its first round (see the module docstring)."""
 
     kind: str
-    #: the round of the small group's lock
-    small_round: int = -1
-    #: the round and value of the polka it made and withheld (``stale``)
-    seed_round: int = -1
-    seed_value: bytes = NIL
+    #: the round and value of the small group's lock
+    round: int = -1
+    value: bytes = NIL
 
 
 @dataclass
@@ -181,10 +179,8 @@ class Adversary:
         chosen, pol_round = self._proposal_value(node, plan, proposal, block)
         value = chosen.block_id()
         plan.value = value
-        if plan.stage == "seed":
-            self.campaigns[h].seed_round, self.campaigns[h].seed_value = r, value
-        elif plan.stage == "small":
-            self.campaigns[h].small_round = r
+        if plan.stage == "small":
+            self.campaigns[h].round, self.campaigns[h].value = r, value
         sim.checks.proposed.add(value)
         signer = RawSigner(node.key)
         first = signer.sign_proposal(
@@ -238,6 +234,12 @@ class Adversary:
                 mine += (VoteReceived(self._vote(node, vote, PREVOTE, rng.randrange(r), value)),)
             alt = plan.alt if rest == "alt" else NIL
             other = (VoteReceived(self._vote(node, vote, PREVOTE, r, alt)),)
+            if plan.stage == "stale":
+                # the old polka (an honest proposer's re-proposal names it too), and the
+                # held decision of the old value: the others are about to decide this one
+                campaign = self.campaigns[h]
+                mine += tuple(self._polka(h, campaign.round, campaign.value, vote.timestamp_ms))
+                self._release(h)
             late = sim.config.timeout_ms(Step.PREVOTE, r) + rng.randint(1, 40)
             self._deliver(node, plan, rest, plan.lockers, mine, other, late)
             return
@@ -250,9 +252,7 @@ class Adversary:
                 continue
             if not sim.nodes[dst].honest:
                 # (a campaign's validators must not decide by themselves: they play on)
-                sim.send(
-                    node.index, dst, nil if plan.stage in ("seed", "small", "lock") else commit
-                )
+                sim.send(node.index, dst, nil if plan.stage in ("small", "lock") else commit)
             elif dst in plan.deciders:
                 if plan.decide_at == HOLD:
                     self.held.setdefault(h, []).append((node.index, dst, commit))
@@ -287,7 +287,12 @@ class Adversary:
         locked = [i for i in honest if self._locked_round(i, height) >= 0]
         campaign = self.campaigns.get(height)
         if campaign is None:
-            campaign = self.campaigns[height] = Campaign(rng.choice(CAMPAIGNS))
+            # a campaign that found no round to move in (an honest proposer's value was
+            # decided first) carries on at the next height
+            last = self.campaigns.get(height - 1)
+            idle = last is not None and last.kind != "classic" and last.round < 0
+            kind = last.kind if last is not None and idle else rng.choice(CAMPAIGNS)
+            campaign = self.campaigns[height] = Campaign(kind)
         if campaign.kind == "stale":
             return self._stale_plan(campaign, node, height, round, power, honest, locked)
         if campaign.kind == "starve":
@@ -347,41 +352,39 @@ class Adversary:
         honest: list[int],
         locked: list[int],
     ) -> RoundPlan:
-        """In its proposers' rounds: ``small`` (k), as :meth:`_starve_plan`'s, unless its
-        validator proposes the next round too (so no honest proposer can get a fresh value
-        decided while nobody is locked); ``seed`` (a > k): a polka for v' from a polka group
-        of unlocked validators and the byzantine prevotes, which it withholds, so nobody
-        locks v'; ``lock`` (b > a): the next polka group locks v, and a small group D gets
-        the byzantine precommits, held; ``stale`` (c > b): v' re-proposed with pol_round a
-        and the withheld polka, to all but D, whose precommits are released when v' has its
-        polka. Only a proof-of-lock rule that lets a polka older than the lock release it
-        makes that polka (with the correct rule the lockers of b prevote nil)."""
+        """In its proposers' rounds: ``small`` (a), as :meth:`_small_plan`: a polka for v'
+        whose byzantine prevotes only a small group K sees, so only K locks v' and the others
+        alone decide nothing fresh; ``lock`` (b > a): a polka group of the others locks v,
+        and K gets the byzantine precommits for v, held; ``stale`` (c > b): v' re-proposed
+        with pol_round a and its polka, to all but K, whose precommits for v are released
+        when v' has its polka. Only a proof-of-lock rule that lets a polka older than the
+        lock release it makes that polka (with the correct rule the lockers of b prevote nil)."""
         everyone = frozenset(honest)
+        a = campaign.round
         if not self._byzantine_proposer(node, round):
-            return self._quiet_plan(campaign, everyone)
-        total = sum(power.values())
-        unlocked = [i for i in honest if i not in locked]
-        a, seed = campaign.seed_round, campaign.seed_value
-        locks = [self._locked_round(i, height) for i in locked]
-        none = frozenset[int]()
-        if a >= 0 and self._has_polka(height, a, seed):
-            if all(lock < a for lock in locks):
-                group = self._polka_group(node, power, unlocked, round)
-                deciders = self._small_group(node, power, honest, round)
-                if deciders:
-                    return RoundPlan(
-                        "lock", None, group, group, deciders, "alt", 0, HOLD, votes_rest="none"
-                    )
-            elif any(lock > a for lock in locks):
+            if a >= 0 and self._repropose_seed(node, height, round, campaign):
                 rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
-                return RoundPlan("stale", seed, rest, rest, rest, "alt", 0, NOW, votes_rest="none")
+                return RoundPlan(
+                    "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
+                )
             return self._quiet_plan(campaign, everyone)
-        stuck = 3 * sum(power[i] for i in unlocked) <= 2 * total  # no fresh value gets decided
-        if stuck or (not locked and self._byzantine_proposer(node, round + 1)):
-            group = self._polka_group(node, power, unlocked, round)
-            return RoundPlan("seed", None, group, none, none, "alt", 0, NOW, votes_rest="none")
-        if not locked:
-            return self._small_plan(node, power, honest, round, everyone)
+        small = frozenset(i for i in locked if self._locked_round(i, height) == a)
+        if a < 0 or not small:
+            return (
+                self._small_plan(node, power, honest, round, everyone)
+                if not locked
+                else (self._quiet_plan(campaign, everyone))
+            )
+        if not self._has_polka(height, a, campaign.value):
+            return self._quiet_plan(campaign, everyone)
+        if len(small) == len(locked):
+            group = self._polka_group(node, power, [i for i in honest if i not in small], round)
+            return RoundPlan("lock", None, group, group, small, "alt", 0, HOLD, votes_rest="none")
+        if any(self._locked_round(i, height) > a for i in locked):
+            rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
+            return RoundPlan(
+                "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
+            )
         return self._quiet_plan(campaign, everyone)
 
     def _starve_plan(
@@ -403,7 +406,7 @@ class Adversary:
         everyone = frozenset(honest)
         total = sum(power.values())
         byz_power = total - sum(power[i] for i in honest)
-        a = campaign.small_round
+        a = campaign.round
         small = [i for i in locked if self._locked_round(i, height) == a]
         if a >= 0 and len(small) < len(locked):
             return RoundPlan("starve", None, everyone, everyone, frozenset(), "same", 0, NOW)
@@ -446,10 +449,25 @@ class Adversary:
             "small", None, frozenset(group), lockers, frozenset(), "alt", 0, NOW, votes_rest="none"
         )
 
+    def _repropose_seed(self, node: SimNode, height: int, round: int, campaign: Campaign) -> bool:
+        """Whether the round's honest proposer re-proposes v' with pol_round a (a member of K
+        does, its validValue being v' from round a), after a newer lock of the others."""
+        assert node.machine is not None
+        proposer = self.sim.nodes[
+            self.sim.addresses[node.machine.state.validators.proposer_for_round(round)]
+        ]
+        m = proposer.machine
+        if m is None or m.height != height or m.valid_round != campaign.round:
+            return False
+        if m.valid_value is None or m.valid_value.block_id() != campaign.value:
+            return False
+        locks = [self._locked_round(i, height) for i in range(len(self.sim.nodes))]
+        return max(locks) > campaign.round
+
     def _quiet_plan(self, campaign: Campaign, everyone: frozenset[int]) -> RoundPlan:
         """A round it waits through: before its first move its validators vote as their
         machines do (the height may end); after it, nil (so no lock moves but by the rules)."""
-        stage = "pass" if campaign.seed_round < 0 and campaign.small_round < 0 else "starve"
+        stage = "pass" if campaign.round < 0 else "starve"
         return RoundPlan(stage, None, everyone, everyone, frozenset(), "same", 0, NOW)
 
     def _small_group(
@@ -542,11 +560,11 @@ class Adversary:
         own = block.block_id()
         if plan.stage == "pass":
             return block, proposal.pol_round
-        if plan.stage in ("seed", "small", "lock"):
+        if plan.stage in ("small", "lock"):
             return self._fresh(node, block), -1
         if plan.stage == "stale":
             campaign = self.campaigns[h]
-            return self.blocks[campaign.seed_value], campaign.seed_round
+            return self.blocks[campaign.value], campaign.round
         locks = {self._locked_value(i, h) for i in range(len(self.sim.nodes))} - {None}
         old = [b for k, b in self.blocks.items() if b.header.height == h and k != own]
         if plan.stage == "break":
