@@ -106,6 +106,8 @@ class Campaign:
     #: the round and value of the small group's lock
     round: int = -1
     value: bytes = NIL
+    #: the round of the others' lock
+    lock_round: int = -1
 
 
 @dataclass
@@ -181,13 +183,18 @@ class Adversary:
         plan.value = value
         if plan.stage == "small":
             self.campaigns[h].round, self.campaigns[h].value = r, value
+        elif plan.stage == "lock":
+            self.campaigns[h].lock_round = r
         sim.checks.proposed.add(value)
         signer = RawSigner(node.key)
         first = signer.sign_proposal(
             dataclasses.replace(proposal, pol_round=pol_round, block_hash=value)
         )
         messages: list[Any] = [ProposalReceived(first), BlockReceived(chosen)]
-        if pol_round >= 0 and (plan.stage in ("break", "stale") or rng.randrange(2)):
+        if plan.stage == "stale":
+            if pol_round == self.campaigns[h].round:
+                messages += self._polka(h, pol_round, value, proposal.timestamp_ms)
+        elif pol_round >= 0 and (plan.stage == "break" or rng.randrange(2)):
             messages += self._polka(h, pol_round, value, proposal.timestamp_ms)
         other: list[Any] = []
         if plan.rest == "alt":
@@ -370,22 +377,20 @@ class Adversary:
             return self._quiet_plan(campaign, everyone)
         small = frozenset(i for i in locked if self._locked_round(i, height) == a)
         if a < 0 or not small:
-            return (
-                self._small_plan(node, power, honest, round, everyone)
-                if not locked
-                else (self._quiet_plan(campaign, everyone))
-            )
+            if locked:
+                return self._quiet_plan(campaign, everyone)
+            return self._small_plan(node, power, honest, round, everyone)
         if not self._has_polka(height, a, campaign.value):
             return self._quiet_plan(campaign, everyone)
-        if len(small) == len(locked):
+        if campaign.lock_round < 0:
+            if len(small) < len(locked):
+                return self._quiet_plan(campaign, everyone)
             group = self._polka_group(node, power, [i for i in honest if i not in small], round)
             return RoundPlan("lock", None, group, group, small, "alt", 0, HOLD, votes_rest="none")
-        if any(self._locked_round(i, height) > a for i in locked):
-            rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
-            return RoundPlan(
-                "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
-            )
-        return self._quiet_plan(campaign, everyone)
+        rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
+        return RoundPlan(
+            "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
+        )
 
     def _starve_plan(
         self,
@@ -461,8 +466,7 @@ class Adversary:
             return False
         if m.valid_value is None or m.valid_value.block_id() != campaign.value:
             return False
-        locks = [self._locked_round(i, height) for i in range(len(self.sim.nodes))]
-        return max(locks) > campaign.round
+        return campaign.lock_round > campaign.round
 
     def _quiet_plan(self, campaign: Campaign, everyone: frozenset[int]) -> RoundPlan:
         """A round it waits through: before its first move its validators vote as their
@@ -563,8 +567,11 @@ class Adversary:
         if plan.stage in ("small", "lock"):
             return self._fresh(node, block), -1
         if plan.stage == "stale":
+            # v' with the round of its real (older) polka, or with the round of the others'
+            # lock (a round with 2f+1 prevotes, none of them for v')
             campaign = self.campaigns[h]
-            return self.blocks[campaign.value], campaign.round
+            pol_round = campaign.round if rng.randrange(2) else campaign.lock_round
+            return self.blocks[campaign.value], pol_round
         locks = {self._locked_value(i, h) for i in range(len(self.sim.nodes))} - {None}
         old = [b for k, b in self.blocks.items() if b.header.height == h and k != own]
         if plan.stage == "break":
