@@ -262,7 +262,10 @@ class Adversary:
                 sim.send(node.index, dst, nil if plan.stage in ("small", "lock") else commit)
             elif dst in plan.deciders:
                 if plan.decide_at == HOLD:
-                    self.held.setdefault(h, []).append((node.index, dst, commit))
+                    held = self.held.setdefault(h, [])
+                    if value in self.blocks:  # (the deciders may have got another proposal)
+                        held.append((node.index, dst, BlockReceived(self.blocks[value])))
+                    held.append((node.index, dst, commit))
                 else:
                     self._send(node, dst, (commit,), plan.decide_at)
             elif rest != "none":
@@ -570,7 +573,10 @@ class Adversary:
             # v' with the round of its real (older) polka, or with the round of the others'
             # lock (a round with 2f+1 prevotes, none of them for v')
             campaign = self.campaigns[h]
-            pol_round = campaign.round if rng.randrange(2) else campaign.lock_round
+            relocked = any(
+                self._locked_round(i, h) == campaign.lock_round for i in range(len(self.sim.nodes))
+            )
+            pol_round = campaign.lock_round if relocked and rng.randrange(2) else campaign.round
             return self.blocks[campaign.value], pol_round
         locks = {self._locked_value(i, h) for i in range(len(self.sim.nodes))} - {None}
         old = [b for k, b in self.blocks.items() if b.header.height == h and k != own]
