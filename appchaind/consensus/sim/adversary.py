@@ -58,7 +58,7 @@ REST = ("same", "nil", "alt", "none", "late")
 NOW, HOLD = 0, -1
 #: What it aims at, per height: ``classic`` (split / break / random), ``stale`` (an old
 #: polka past a newer lock) or ``starve`` (two lock groups that only POL re-proposals join).
-CAMPAIGNS = ("classic", "stale", "starve")
+CAMPAIGNS = ("classic", "stale", "stale", "starve")
 
 
 class AdversarySigner(RawSigner):
@@ -242,11 +242,14 @@ class Adversary:
             alt = plan.alt if rest == "alt" else NIL
             other = (VoteReceived(self._vote(node, vote, PREVOTE, r, alt)),)
             if plan.stage == "stale":
-                # the old polka (an honest proposer's re-proposal names it too), and the
-                # held decision of the old value: the others are about to decide this one
+                # the old polka (an honest proposer's re-proposal names it too); an honest
+                # proposer's round K plays too, so K's held decision of v goes now, ahead of
+                # the precommits for v' (else when v' has its polka: K deciding early would
+                # hand v to the others through catch-up before they decide v')
                 campaign = self.campaigns[h]
                 mine += tuple(self._polka(h, campaign.round, campaign.value, vote.timestamp_ms))
-                self._release(h)
+                if not self._byzantine_proposer(node, r):
+                    self._release(h)
             late = sim.config.timeout_ms(Step.PREVOTE, r) + rng.randint(1, 40)
             self._deliver(node, plan, rest, plan.lockers, mine, other, late)
             return
