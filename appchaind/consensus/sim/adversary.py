@@ -463,11 +463,7 @@ class Adversary:
     def _repropose_seed(self, node: SimNode, height: int, round: int, campaign: Campaign) -> bool:
         """Whether the round's honest proposer re-proposes v' with pol_round a (a member of K
         does, its validValue being v' from round a), after a newer lock of the others."""
-        assert node.machine is not None
-        proposer = self.sim.nodes[
-            self.sim.addresses[node.machine.state.validators.proposer_for_round(round)]
-        ]
-        m = proposer.machine
+        m = self.sim.nodes[self._proposer(node, round)].machine
         if m is None or m.height != height or m.valid_round != campaign.round:
             return False
         if m.valid_value is None or m.valid_value.block_id() != campaign.value:
@@ -500,10 +496,13 @@ class Adversary:
                     best = key
         return frozenset() if best is None else best[2]
 
-    def _byzantine_proposer(self, node: SimNode, round: int) -> bool:
+    def _proposer(self, node: SimNode, round: int) -> int:
+        """The node index of the proposer of ``round`` at ``node``'s height."""
         assert node.machine is not None
-        address = node.machine.state.validators.proposer_for_round(round)
-        return not self.sim.nodes[self.sim.addresses[address]].honest
+        return self.sim.addresses[node.machine.state.validators.proposer_for_round(round)]
+
+    def _byzantine_proposer(self, node: SimNode, round: int) -> bool:
+        return not self.sim.nodes[self._proposer(node, round)].honest
 
     def _upcoming_proposers(self, node: SimNode, round: int) -> list[int]:
         """The honest proposers of the next two rounds and of the rounds before a byzantine
@@ -579,7 +578,7 @@ class Adversary:
             relocked = any(
                 self._locked_round(i, h) == campaign.lock_round for i in range(len(self.sim.nodes))
             )
-            pol_round = campaign.lock_round if relocked and rng.randrange(2) else campaign.round
+            pol_round = campaign.lock_round if relocked and rng.randrange(4) else campaign.round
             return self.blocks[campaign.value], pol_round
         locks = {self._locked_value(i, h) for i in range(len(self.sim.nodes))} - {None}
         old = [b for k, b in self.blocks.items() if b.header.height == h and k != own]
