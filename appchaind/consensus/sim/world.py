@@ -398,6 +398,7 @@ class Simulation:
             return
         self.delivered += 1
         if isinstance(payload, Status):
+            node.peer_heights[payload.sender] = payload.height
             if node.byzantine is not ByzantineKind.ADAPTIVE:  # it gives nobody its commits
                 self._catch_up(node, payload)
             return
@@ -441,6 +442,15 @@ class Simulation:
                 messages.append(_as_event(m))
         node.last_gossip_height = machine.height
         self.broadcast(node.index, tuple(messages))
+
+    def _sync(self, node: SimNode, height: int) -> None:
+        """Block sync: a node that enters ``height`` while peers said they were past it asks
+        them for its next block at once, instead of at its next gossip (else a node left one
+        height behind a chain that decides a height faster than the gossip interval never
+        catches up)."""
+        for peer, peer_height in sorted(node.peer_heights.items()):
+            if peer_height > height:
+                self.send(node.index, peer, Status(node.index, height))
 
     def _catch_up(self, node: SimNode, status: Status) -> None:
         stored = node.disk.blocks.get(status.height)
@@ -506,6 +516,7 @@ class Simulation:
             disk.wal = []
             disk.durable = 0
             disk.height_started_ms = self.now
+            self._sync(node, effect.state.height)
         elif isinstance(effect, BroadcastEvidence):
             node.disk.evidence[evidence_id(effect.evidence)] = effect.evidence
             self.broadcast(node.index, (EvidenceReceived(effect.evidence),))
