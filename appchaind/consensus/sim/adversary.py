@@ -17,17 +17,35 @@ validator gets, and when:
   random time later, or held until the byzantine validators precommit a value in a later
   round of the height.
 
-Each round it plays one of three stages, chosen from what the honest validators hold:
+Per height it runs one campaign (drawn at the height's first round; one that found no round
+to move in carries on to the next height):
 
-``split``  no honest validator is locked: lock a polka group on one value and let a single
-           weak member decide it, its precommit held back (one decision nobody else sees);
-``break``  some honest validators are locked: push another value (fresh, or an old one with
-           a polka of its own) with a pol_round at or above their locks, to everyone, and
-           release the held precommits when the byzantine validators precommit it;
-``random`` any plan.
+``classic``  each round one of three stages, chosen from what the honest validators hold:
+             ``split`` (nobody locked: lock a polka group on one value and let one weak
+             member decide it, its precommit held back), ``break`` (some locked: push
+             another value with a pol_round at or above their locks, to everyone, and release
+             the held precommits when it gets its polka), ``random`` (any plan);
+``stale``    ``small`` (a, a byzantine proposer): v' to a polka group, the byzantine
+             prevotes to a small group K only (the others alone make no polka, with the
+             byzantine power they do), so only K locks v' and the others can get nothing fresh
+             decided; ``lock`` (b > a): v to a polka group of the others, K getting another
+             proposal (so K's line 36 cannot lock v however the polka is gossiped), the
+             byzantine precommits for v held for K; ``stale`` (c > b, a byzantine proposer or
+             a member of K re-proposing its validValue): v' with pol_round a and its withheld
+             polka, or with pol_round b (2f+1 prevotes there, none for v'), to all but K;
+             K's held decision of v is released when v' has its polka (at once when a member
+             of K proposes: K plays that round). A rule that lets an older polka
+             (pol-ignores-lock), a nil polka (unlock-on-nil-polka), a polka it never saw
+             (pol-without-polka) or one for another value (pol-any-value) release a lock gets
+             v' decided next to K's v;
+``starve``   ``small`` (a) as above, then ``lock`` (b > a): v fresh to everyone, the byzantine
+             prevotes to the others only, who lock v; then nil votes and no proposals. Only
+             re-proposals that carry their polka's round (line 16) join the two lock groups:
+             without it the height never ends.
 
-It reads the honest validators' locks (the model's adversary controls the network and sees
-what they prevoted and precommitted); it never signs for an honest validator.
+Between its moves its validators vote as their machines do (before the first) or nil (after).
+It reads the honest validators' locks and valid values (the model's adversary controls the
+network and sees what they prevoted and precommitted); it never signs for an honest validator.
 """
 
 from __future__ import annotations
@@ -48,7 +66,7 @@ from appchaind.consensus.sim.nodes import SimNode
 if TYPE_CHECKING:
     from appchaind.consensus.sim.world import Simulation
 
-__all__ = ["Adversary", "AdversarySigner", "RoundPlan"]
+__all__ = ["Adversary", "AdversarySigner", "Campaign", "RoundPlan"]
 
 #: What the honest validators outside a round's group get: the same as the group, nil,
 #: another value (equivocation), nothing (withheld), or the same just after their timeout.

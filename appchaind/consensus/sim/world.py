@@ -8,7 +8,10 @@ evidence), possibly losing the WAL's tail that was never fsynced; byzantine
 validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent,
 spam votes from future rounds, or (ADAPTIVE, :mod:`~appchaind.consensus.sim.adversary`)
 sign anything a validator can, aimed at the honest validators' locks. After GST the
-network is reliable with delays of at most ``POST_GST_DELAY_MS``.
+network is reliable with delays of at most ``POST_GST_DELAY_MS``. Every node says its
+height to its peers each ``GOSSIP_INTERVAL_MS``; a peer past it answers with the block and
+its commit, and a node that enters a height its peers said they were past asks them for the
+next one at once (block sync).
 
 Checked on every run: agreement, validity, no honest double sign and evidence (up to
 ``K`` heights after GST), as :mod:`~appchaind.consensus.sim.checks` says (a broken one is
