@@ -383,13 +383,14 @@ class Adversary:
         honest: list[int],
         locked: list[int],
     ) -> RoundPlan:
-        """In its proposers' rounds: ``small`` (a), as :meth:`_small_plan`: a polka for v'
-        whose byzantine prevotes only a small group K sees, so only K locks v' and the others
-        alone decide nothing fresh; ``lock`` (b > a): a polka group of the others locks v,
-        and K gets the byzantine precommits for v, held; ``stale`` (c > b): v' re-proposed
-        with pol_round a and its polka, to all but K, whose precommits for v are released
-        when v' has its polka. Only a proof-of-lock rule that lets a polka older than the
-        lock release it makes that polka (with the correct rule the lockers of b prevote nil)."""
+        """``small`` (a, its proposer), as :meth:`_small_plan`: a polka for v' whose
+        byzantine prevotes only a small group K sees, so only K locks v' and the others alone
+        decide nothing fresh; ``lock`` (b > a, its proposer): a polka group of the others
+        locks v, K gets another proposal and, held, the byzantine precommits for v;
+        ``stale`` (c > b, its proposer or a member of K re-proposing v' with pol_round a):
+        v' with a pol_round that only a broken proof-of-lock rule takes past the lock of b,
+        to all but K, and K's decision of v released. With the correct rules the lockers of
+        b prevote nil, and v' gets no polka."""
         everyone = frozenset(honest)
         a = campaign.round
         if not self._byzantine_proposer(node, round):
@@ -429,9 +430,9 @@ class Adversary:
         """``small`` (a): a small group L (the others alone make no polka, with the byzantine
         power they do) locks w, seeing the byzantine prevotes; ``lock`` (b > a): v proposed
         fresh to everyone, the others lock it with the byzantine prevotes, which L does not
-        get (it would lock v too); from then on
-        ``starve``: nil votes, no proposals. Re-proposals that carry their polka's round
-        (line 16) still get every honest prevote; ones that do not get only their lockers."""
+        get (it would lock v too); from then on ``starve``: nil votes, no proposals.
+        Re-proposals that carry their polka's round (line 16) still get every honest
+        prevote; ones that do not get only their lockers'."""
         everyone = frozenset(honest)
         total = sum(power.values())
         byz_power = total - sum(power[i] for i in honest)
