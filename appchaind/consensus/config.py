@@ -39,6 +39,11 @@ class Mutation(enum.Enum):
     POL_WITHOUT_POLKA = "pol-without-polka"
     #: Line 28 counts 2f+1 ⟨PREVOTE, h_p, vr, ∗⟩ (prevotes for anything) instead of id(v).
     POL_ANY_VALUE = "pol-any-value"
+    #: Line 29 without "(lockedRound_p ≤ vr ∨ lockedValue_p = v)": a polka of any earlier
+    #: round, even one older than the lock, is enough to prevote v.
+    POL_IGNORES_LOCK = "pol-ignores-lock"
+    #: Line 16 re-proposes validValue with pol_round -1 instead of validRound_p.
+    REPROPOSE_WITHOUT_POL = "repropose-without-pol"
     #: Line 45 also unlocks (lockedValue, lockedRound = nil, -1) on 2f+1 nil prevotes.
     UNLOCK_ON_NIL_POLKA = "unlock-on-nil-polka"
 

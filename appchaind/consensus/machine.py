@@ -370,7 +370,10 @@ class ConsensusMachine:
         self.step = Step.PROPOSE  # line 13
         if self._proposer(round) == self._my_address():  # line 14
             if self.valid_value is not None:  # line 15
-                self._propose(self.valid_value, self.valid_round, out)  # lines 16, 19
+                pol_round = self.valid_round  # line 16
+                if self.config.mutation is Mutation.REPROPOSE_WITHOUT_POL:
+                    pol_round = -1
+                self._propose(self.valid_value, pol_round, out)  # lines 16, 19
             else:
                 self._awaiting_prepare.add(round)  # line 18: getValue()
                 out.append(
@@ -420,7 +423,10 @@ class ConsensusMachine:
             if self._two_thirds(pol_power) or mutation is Mutation.POL_WITHOUT_POLKA:
                 # line 28: ... AND 2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩ while step_p = propose ∧ (vr ≥ 0 ∧ vr < round_p)
                 if verdict and (
-                    self.locked_round <= vr or self._locked_is(v) or no_locking
+                    self.locked_round <= vr
+                    or self._locked_is(v)
+                    or no_locking
+                    or mutation is Mutation.POL_IGNORES_LOCK
                 ):  # line 29
                     self._vote(PREVOTE, v, out)  # line 30
                 else:

@@ -17,17 +17,35 @@ validator gets, and when:
   random time later, or held until the byzantine validators precommit a value in a later
   round of the height.
 
-Each round it plays one of three stages, chosen from what the honest validators hold:
+Per height it runs one campaign (drawn at the height's first round; one that found no round
+to move in carries on to the next height):
 
-``split``  no honest validator is locked: lock a polka group on one value and let a single
-           weak member decide it, its precommit held back (one decision nobody else sees);
-``break``  some honest validators are locked: push another value (fresh, or an old one with
-           a polka of its own) with a pol_round at or above their locks, to everyone, and
-           release the held precommits when the byzantine validators precommit it;
-``random`` any plan.
+``classic``  each round one of three stages, chosen from what the honest validators hold:
+             ``split`` (nobody locked: lock a polka group on one value and let one weak
+             member decide it, its precommit held back), ``break`` (some locked: push
+             another value with a pol_round at or above their locks, to everyone, and release
+             the held precommits when it gets its polka), ``random`` (any plan);
+``stale``    ``small`` (a, a byzantine proposer): v' to a polka group, the byzantine
+             prevotes to a small group K only (the others alone make no polka, with the
+             byzantine power they do), so only K locks v' and the others can get nothing fresh
+             decided; ``lock`` (b > a): v to a polka group of the others, K getting another
+             proposal (so K's line 36 cannot lock v however the polka is gossiped), the
+             byzantine precommits for v held for K; ``stale`` (c > b, a byzantine proposer or
+             a member of K re-proposing its validValue): v' with pol_round a and its withheld
+             polka, or with pol_round b (2f+1 prevotes there, none for v'), to all but K;
+             K's held decision of v is released when v' has its polka (at once when a member
+             of K proposes: K plays that round). A rule that lets an older polka
+             (pol-ignores-lock), a nil polka (unlock-on-nil-polka), a polka it never saw
+             (pol-without-polka) or one for another value (pol-any-value) release a lock gets
+             v' decided next to K's v;
+``starve``   ``small`` (a) as above, then ``lock`` (b > a): v fresh to everyone, the byzantine
+             prevotes to the others only, who lock v; then nil votes and no proposals. Only
+             re-proposals that carry their polka's round (line 16) join the two lock groups:
+             without it the height never ends.
 
-It reads the honest validators' locks (the model's adversary controls the network and sees
-what they prevoted and precommitted); it never signs for an honest validator.
+Between its moves its validators vote as their machines do (before the first) or nil (after).
+It reads the honest validators' locks and valid values (the model's adversary controls the
+network and sees what they prevoted and precommitted); it never signs for an honest validator.
 """
 
 from __future__ import annotations
@@ -48,7 +66,7 @@ from appchaind.consensus.sim.nodes import SimNode
 if TYPE_CHECKING:
     from appchaind.consensus.sim.world import Simulation
 
-__all__ = ["Adversary", "AdversarySigner", "RoundPlan"]
+__all__ = ["Adversary", "AdversarySigner", "Campaign", "RoundPlan"]
 
 #: What the honest validators outside a round's group get: the same as the group, nil,
 #: another value (equivocation), nothing (withheld), or the same just after their timeout.
@@ -56,6 +74,9 @@ REST = ("same", "nil", "alt", "none", "late")
 #: When the deciders get the byzantine precommits: at once, a random time later (ms), or
 #: held until the byzantine validators precommit a value in a later round of the height.
 NOW, HOLD = 0, -1
+#: What it aims at, per height: ``classic`` (split / break / random), ``stale`` (an old
+#: polka past a newer lock) or ``starve`` (two lock groups that only POL re-proposals join).
+CAMPAIGNS = ("classic", "stale", "stale", "starve")
 
 
 class AdversarySigner(RawSigner):
@@ -91,6 +112,20 @@ class RoundPlan:
     decide_at: int
     #: the other value of an equivocation (a fresh block's hash, or nil)
     alt: bytes = NIL
+    #: what the rest get of its votes, if not what they get of its proposal (``rest``)
+    votes_rest: str = ""
+
+
+@dataclass
+class Campaign:
+    """The adversary's aim at one height, chosen at its first round (see the module docstring)."""
+
+    kind: str
+    #: the round and value of the small group's lock
+    round: int = -1
+    value: bytes = NIL
+    #: the round of the others' lock
+    lock_round: int = -1
 
 
 @dataclass
@@ -109,6 +144,7 @@ class Adversary:
     held: dict[int, list[tuple[int, int, Any]]] = field(default_factory=dict)
     #: height -> the validators it released held precommits to
     victims: dict[int, set[int]] = field(default_factory=dict)
+    campaigns: dict[int, Campaign] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ what it sees
 
@@ -122,7 +158,7 @@ class Adversary:
                 plan = self.plans.get((vote.height, vote.round))
                 if (
                     plan is not None
-                    and plan.stage == "break"
+                    and plan.stage in ("break", "stale")
                     and vote.block_hash
                     and plan.value == vote.block_hash
                     and vote.height in self.held
@@ -158,16 +194,25 @@ class Adversary:
         h, r = proposal.height, proposal.round
         plan = self._plan(node, h, r, proposing=True)
         self.blocks[block.block_id()] = block
+        if plan.stage == "starve":
+            return  # its proposers stay silent while the honest validators' locks hold
         chosen, pol_round = self._proposal_value(node, plan, proposal, block)
         value = chosen.block_id()
         plan.value = value
+        if plan.stage == "small":
+            self.campaigns[h].round, self.campaigns[h].value = r, value
+        elif plan.stage == "lock":
+            self.campaigns[h].lock_round = r
         sim.checks.proposed.add(value)
         signer = RawSigner(node.key)
         first = signer.sign_proposal(
             dataclasses.replace(proposal, pol_round=pol_round, block_hash=value)
         )
         messages: list[Any] = [ProposalReceived(first), BlockReceived(chosen)]
-        if pol_round >= 0 and (plan.stage == "break" or rng.randrange(2)):
+        if plan.stage == "stale":
+            if pol_round == self.campaigns[h].round:
+                messages += self._polka(h, pol_round, value, proposal.timestamp_ms)
+        elif pol_round >= 0 and (plan.stage == "break" or rng.randrange(2)):
             messages += self._polka(h, pol_round, value, proposal.timestamp_ms)
         other: list[Any] = []
         if plan.rest == "alt":
@@ -180,7 +225,7 @@ class Adversary:
             )
             other = [ProposalReceived(alt), BlockReceived(alt_block)]
         late = sim.config.timeout_ms(Step.PROPOSE, r) + rng.randint(1, 40)
-        self._deliver(node, plan, plan.group, tuple(messages), tuple(other), late)
+        self._deliver(node, plan, plan.rest, plan.group, tuple(messages), tuple(other), late)
 
     def vote(self, node: SimNode, vote: Vote) -> None:
         """A vote ``node``'s machine signed: replaced by the plan's votes, to chosen groups."""
@@ -190,7 +235,11 @@ class Adversary:
         plan = self._plan(node, h, r, proposing=False)
         if plan.value is None:
             seen = self.proposals.get((h, r))
-            if plan.stage == "break":
+            if plan.stage == "pass":
+                plan.value = vote.block_hash  # what its machine votes
+            elif plan.stage == "starve":
+                plan.value = NIL
+            elif plan.stage == "break":
                 # the round's proposal, unless it is a locked value; or nil (a nil polka
                 # with the locked validators' nil prevotes)
                 locks = {self._locked_value(i, h) for i in range(len(sim.nodes))}
@@ -202,17 +251,27 @@ class Adversary:
             else:
                 plan.value = vote.block_hash
         value = plan.value
+        rest = plan.votes_rest or plan.rest
         if vote.kind == PREVOTE:
             mine: tuple[Any, ...] = (VoteReceived(self._vote(node, vote, PREVOTE, r, value)),)
-            if rng.randrange(4) == 0 and r > 0:
+            if plan.stage in ("random", "split", "break") and rng.randrange(4) == 0 and r > 0:
                 # a prevote for the value in an earlier round too (a polka completed late)
                 mine += (VoteReceived(self._vote(node, vote, PREVOTE, rng.randrange(r), value)),)
-            alt = plan.alt if plan.rest == "alt" else NIL
+            alt = plan.alt if rest == "alt" else NIL
             other = (VoteReceived(self._vote(node, vote, PREVOTE, r, alt)),)
+            if plan.stage == "stale":
+                # the old polka (an honest proposer's re-proposal names it too); an honest
+                # proposer's round K plays too, so K's held decision of v goes now, ahead of
+                # the precommits for v' (else when v' has its polka: K deciding early would
+                # hand v to the others through catch-up before they decide v')
+                campaign = self.campaigns[h]
+                mine += tuple(self._polka(h, campaign.round, campaign.value, vote.timestamp_ms))
+                if not self._byzantine_proposer(node, r):
+                    self._release(h)
             late = sim.config.timeout_ms(Step.PREVOTE, r) + rng.randint(1, 40)
-            self._deliver(node, plan, plan.lockers, mine, other, late)
+            self._deliver(node, plan, rest, plan.lockers, mine, other, late)
             return
-        if plan.stage == "break" and value and self._has_polka(h, r, value):
+        if plan.stage in ("break", "stale") and value and self._has_polka(h, r, value):
             self._release(h)  # the honest validators are about to decide the value
         commit = VoteReceived(self._vote(node, vote, PRECOMMIT, r, value))
         nil = VoteReceived(self._vote(node, vote, PRECOMMIT, r, NIL))
@@ -220,13 +279,17 @@ class Adversary:
             if dst == node.index:
                 continue
             if not sim.nodes[dst].honest:
-                sim.send(node.index, dst, commit)
+                # (a campaign's validators must not decide by themselves: they play on)
+                sim.send(node.index, dst, nil if plan.stage in ("small", "lock") else commit)
             elif dst in plan.deciders:
                 if plan.decide_at == HOLD:
-                    self.held.setdefault(h, []).append((node.index, dst, commit))
+                    held = self.held.setdefault(h, [])
+                    if value in self.blocks:  # (the deciders may have got another proposal)
+                        held.append((node.index, dst, BlockReceived(self.blocks[value])))
+                    held.append((node.index, dst, commit))
                 else:
                     self._send(node, dst, (commit,), plan.decide_at)
-            elif plan.rest != "none":
+            elif rest != "none":
                 sim.send(node.index, dst, nil if value and plan.stage != "random" else commit)
 
     # ------------------------------------------------------------------ plans
@@ -242,6 +305,8 @@ class Adversary:
                 del self.held[old_height]
             for old_height in [k for k in self.victims if k < height - 1]:
                 del self.victims[old_height]
+            for old_height in [k for k in self.campaigns if k < height - 1]:
+                del self.campaigns[old_height]
         return plan
 
     def _new_plan(self, node: SimNode, height: int, round: int, proposing: bool) -> RoundPlan:
@@ -251,6 +316,18 @@ class Adversary:
         power = self._powers(node)
         honest = [i for i, n in enumerate(sim.nodes) if n.honest]
         locked = [i for i in honest if self._locked_round(i, height) >= 0]
+        campaign = self.campaigns.get(height)
+        if campaign is None:
+            # a campaign that found no round to move in (an honest proposer's value was
+            # decided first) carries on at the next height
+            last = self.campaigns.get(height - 1)
+            idle = last is not None and last.kind != "classic" and last.round < 0
+            kind = last.kind if last is not None and idle else rng.choice(CAMPAIGNS)
+            campaign = self.campaigns[height] = Campaign(kind)
+        if campaign.kind == "stale":
+            return self._stale_plan(campaign, node, height, round, power, honest, locked)
+        if campaign.kind == "starve":
+            return self._starve_plan(campaign, node, height, round, power, honest, locked)
         assert node.machine is not None
         next_proposer = sim.addresses[node.machine.state.validators.proposer_for_round(round + 1)]
         if locked:
@@ -296,6 +373,172 @@ class Adversary:
             decide_at=decide_at,
         )
 
+    def _stale_plan(
+        self,
+        campaign: Campaign,
+        node: SimNode,
+        height: int,
+        round: int,
+        power: dict[int, int],
+        honest: list[int],
+        locked: list[int],
+    ) -> RoundPlan:
+        """``small`` (a, its proposer), as :meth:`_small_plan`: a polka for v' whose
+        byzantine prevotes only a small group K sees, so only K locks v' and the others alone
+        decide nothing fresh; ``lock`` (b > a, its proposer): a polka group of the others
+        locks v, K gets another proposal and, held, the byzantine precommits for v;
+        ``stale`` (c > b, its proposer or a member of K re-proposing v' with pol_round a):
+        v' with a pol_round that only a broken proof-of-lock rule takes past the lock of b,
+        to all but K, and K's decision of v released. With the correct rules the lockers of
+        b prevote nil, and v' gets no polka."""
+        everyone = frozenset(honest)
+        a = campaign.round
+        if not self._byzantine_proposer(node, round):
+            if a >= 0 and self._repropose_seed(node, height, round, campaign):
+                rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
+                return RoundPlan(
+                    "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
+                )
+            return self._quiet_plan(campaign, everyone)
+        small = frozenset(i for i in locked if self._locked_round(i, height) == a)
+        if a < 0 or not small:
+            if locked:
+                return self._quiet_plan(campaign, everyone)
+            return self._small_plan(node, power, honest, round, everyone)
+        if not self._has_polka(height, a, campaign.value):
+            return self._quiet_plan(campaign, everyone)
+        if campaign.lock_round < 0:
+            if len(small) < len(locked):
+                return self._quiet_plan(campaign, everyone)
+            group = self._polka_group(node, power, [i for i in honest if i not in small], round)
+            return RoundPlan("lock", None, group, group, small, "alt", 0, HOLD, votes_rest="none")
+        rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
+        return RoundPlan(
+            "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
+        )
+
+    def _starve_plan(
+        self,
+        campaign: Campaign,
+        node: SimNode,
+        height: int,
+        round: int,
+        power: dict[int, int],
+        honest: list[int],
+        locked: list[int],
+    ) -> RoundPlan:
+        """``small`` (a): a small group L (the others alone make no polka, with the byzantine
+        power they do) locks w, seeing the byzantine prevotes; ``lock`` (b > a): v proposed
+        fresh to everyone, the others lock it with the byzantine prevotes, which L does not
+        get (it would lock v too); from then on ``starve``: nil votes, no proposals.
+        Re-proposals that carry their polka's round (line 16) still get every honest
+        prevote; ones that do not get only their lockers'."""
+        everyone = frozenset(honest)
+        total = sum(power.values())
+        byz_power = total - sum(power[i] for i in honest)
+        a = campaign.round
+        small = [i for i in locked if self._locked_round(i, height) == a]
+        if a >= 0 and len(small) < len(locked):
+            return RoundPlan("starve", None, everyone, everyone, frozenset(), "same", 0, NOW)
+        if not self._byzantine_proposer(node, round):
+            return self._quiet_plan(campaign, everyone)
+        if small:
+            others = sum(power[i] for i in honest if i not in small)
+            if 3 * (others + byz_power) > 2 * total and 3 * others <= 2 * total:
+                # the small group does not see the polka (it would lock v too, line 36)
+                lockers = everyone - frozenset(small)
+                return RoundPlan(
+                    "lock", None, lockers, lockers, frozenset(), "alt", 0, NOW, votes_rest="none"
+                )
+            return self._quiet_plan(campaign, everyone)
+        if locked:
+            return self._quiet_plan(campaign, everyone)
+        return self._small_plan(node, power, honest, round, everyone)
+
+    def _small_plan(
+        self,
+        node: SimNode,
+        power: dict[int, int],
+        honest: list[int],
+        round: int,
+        everyone: frozenset[int],
+    ) -> RoundPlan:
+        """A polka for a fresh value whose byzantine prevotes only a small group L sees (so
+        only L locks): the others alone can then decide nothing fresh."""
+        total = sum(power.values())
+        byz_power = total - sum(power[i] for i in honest)
+        lockers = self._small_group(node, power, honest, round)
+        if not lockers:
+            return RoundPlan("pass", None, everyone, everyone, frozenset(), "same", 0, NOW)
+        group = set(lockers)
+        for i in sorted(honest, key=lambda i: (-power[i], i)):
+            if 3 * (sum(power[j] for j in group) + byz_power) > 2 * total:
+                break
+            group.add(i)
+        return RoundPlan(
+            "small", None, frozenset(group), lockers, frozenset(), "alt", 0, NOW, votes_rest="none"
+        )
+
+    def _repropose_seed(self, node: SimNode, height: int, round: int, campaign: Campaign) -> bool:
+        """Whether the round's honest proposer re-proposes v' with pol_round a (a member of K
+        does, its validValue being v' from round a), after a newer lock of the others."""
+        m = self.sim.nodes[self._proposer(node, round)].machine
+        if m is None or m.height != height or m.valid_round != campaign.round:
+            return False
+        if m.valid_value is None or m.valid_value.block_id() != campaign.value:
+            return False
+        return campaign.lock_round > campaign.round
+
+    def _quiet_plan(self, campaign: Campaign, everyone: frozenset[int]) -> RoundPlan:
+        """A round it waits through: before its first move its validators vote as their
+        machines do (the height may end); after it, nil (so no lock moves but by the rules)."""
+        stage = "pass" if campaign.round < 0 else "starve"
+        return RoundPlan(stage, None, everyone, everyone, frozenset(), "same", 0, NOW)
+
+    def _small_group(
+        self, node: SimNode, power: dict[int, int], honest: list[int], round: int
+    ) -> frozenset[int]:
+        """The smallest set L of honest validators such that the others alone are short of a
+        polka and, with the byzantine power, past one (``3·(H − L) ≤ 2T < 3·(T − L)``), if
+        it can without an honest proposer of the next rounds (who would re-propose its
+        locked value, which the others have no lock against); empty if there is none."""
+        total = sum(power.values())
+        honest_power = sum(power[i] for i in honest)
+        upcoming = set(self._upcoming_proposers(node, round))
+        best: tuple[int, int, frozenset[int]] | None = None
+        for mask in range(1, 1 << len(honest)):
+            chosen = frozenset(m for bit, m in enumerate(honest) if mask >> bit & 1)
+            small = sum(power[i] for i in chosen)
+            if 3 * (honest_power - small) <= 2 * total < 3 * (total - small):
+                key = (len(chosen & upcoming), small, chosen)
+                if best is None or key[:2] < best[:2]:
+                    best = key
+        return frozenset() if best is None else best[2]
+
+    def _proposer(self, node: SimNode, round: int) -> int:
+        """The node index of the proposer of ``round`` at ``node``'s height."""
+        assert node.machine is not None
+        return self.sim.addresses[node.machine.state.validators.proposer_for_round(round)]
+
+    def _byzantine_proposer(self, node: SimNode, round: int) -> bool:
+        return not self.sim.nodes[self._proposer(node, round)].honest
+
+    def _upcoming_proposers(self, node: SimNode, round: int) -> list[int]:
+        """The honest proposers of the next two rounds and of the rounds before a byzantine
+        validator proposes again (up to 8 rounds), the next first."""
+        sim = self.sim
+        assert node.machine is not None
+        validators = node.machine.state.validators
+        proposers: list[int] = []
+        for later in range(round + 1, round + 9):
+            proposer = sim.addresses[validators.proposer_for_round(later)]
+            if not sim.nodes[proposer].honest:
+                if later > round + 2:
+                    break
+                continue
+            proposers.append(proposer)
+        return proposers
+
     def _polka_group(
         self, node: SimNode, power: dict[int, int], honest: list[int], round: int
     ) -> frozenset[int]:
@@ -308,18 +551,11 @@ class Adversary:
         assert node.machine is not None
         byz_power = sum(p for i, p in power.items() if not sim.nodes[i].honest)
         total = sum(power.values())
-        validators = node.machine.state.validators
-        proposers: list[int] = []
-        for later in range(round + 1, round + 9):
-            proposer = sim.addresses[validators.proposer_for_round(later)]
-            if not sim.nodes[proposer].honest:
-                if later > round + 2:
-                    break
-                continue
-            proposers.append(proposer)
+        proposers = self._upcoming_proposers(node, round)
         order = [i for i in honest if i not in proposers]
         rng.shuffle(order)
-        order += reversed(list(dict.fromkeys(proposers)))  # the next round's proposer last
+        # the next round's proposer last
+        order += [i for i in reversed(list(dict.fromkeys(proposers))) if i in honest]
         members: list[int] = []
         for i in order:
             if 3 * (sum(power[j] for j in members) + byz_power) > 2 * total:
@@ -350,6 +586,19 @@ class Adversary:
         rng = self.sim.rng
         h, r = proposal.height, proposal.round
         own = block.block_id()
+        if plan.stage == "pass":
+            return block, proposal.pol_round
+        if plan.stage in ("small", "lock"):
+            return self._fresh(node, block), -1
+        if plan.stage == "stale":
+            # v' with the round of its real (older) polka, or with the round of the others'
+            # lock (a round with 2f+1 prevotes, none of them for v')
+            campaign = self.campaigns[h]
+            relocked = any(
+                self._locked_round(i, h) == campaign.lock_round for i in range(len(self.sim.nodes))
+            )
+            pol_round = campaign.lock_round if relocked and rng.randrange(4) else campaign.round
+            return self.blocks[campaign.value], pol_round
         locks = {self._locked_value(i, h) for i in range(len(self.sim.nodes))} - {None}
         old = [b for k, b in self.blocks.items() if b.header.height == h and k != own]
         if plan.stage == "break":
@@ -471,6 +720,7 @@ class Adversary:
         self,
         node: SimNode,
         plan: RoundPlan,
+        rest: str,
         targets: frozenset[int],
         mine: tuple[Any, ...],
         other: tuple[Any, ...],
@@ -480,11 +730,11 @@ class Adversary:
         for dst in range(len(self.sim.nodes)):
             if dst == node.index:
                 continue
-            if dst in targets or not self.sim.nodes[dst].honest or plan.rest == "same":
+            if dst in targets or not self.sim.nodes[dst].honest or rest == "same":
                 self._send(node, dst, mine, plan.delay_ms)
-            elif plan.rest == "late":
+            elif rest == "late":
                 self._send(node, dst, mine, late_ms)
-            elif plan.rest in ("alt", "nil") and other:
+            elif rest in ("alt", "nil") and other:
                 self._send(node, dst, other, 0)
 
     def _send(self, node: SimNode, dst: int, messages: tuple[Any, ...], delay_ms: int) -> None:

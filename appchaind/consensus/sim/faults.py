@@ -79,7 +79,7 @@ MIXES: dict[str, FaultMix] = {
             drop_ppm=10_000,
             max_delay_ms=60,
             byzantine=(ByzantineKind.ADAPTIVE,),
-            gst_ms=(1000, 4000),
+            gst_ms=(10000, 25000),
         ),  # fmt: skip
         FaultMix(
             "chaos",

@@ -65,6 +65,8 @@ class SimNode:
         #: (height, round) -> (peers that got proposal A, the one peer that gets precommit A)
         self.split_groups: dict[tuple[int, int], tuple[tuple[bool, ...], int]] = {}
         self.spammed: set[tuple[int, int]] = set()
+        #: peer -> the height its last Status gave (block sync asks the peers ahead)
+        self.peer_heights: dict[int, int] = {}
 
     @property
     def honest(self) -> bool:

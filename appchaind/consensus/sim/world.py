@@ -8,7 +8,10 @@ evidence), possibly losing the WAL's tail that was never fsynced; byzantine
 validators (< 1/3 of the power) equivocate, vote for invalid blocks, go silent,
 spam votes from future rounds, or (ADAPTIVE, :mod:`~appchaind.consensus.sim.adversary`)
 sign anything a validator can, aimed at the honest validators' locks. After GST the
-network is reliable with delays of at most ``POST_GST_DELAY_MS``.
+network is reliable with delays of at most ``POST_GST_DELAY_MS``. Every node says its
+height to its peers each ``GOSSIP_INTERVAL_MS``; a peer past it answers with the block and
+its commit, and a node that enters a height its peers said they were past asks them for the
+next one at once (block sync).
 
 Checked on every run: agreement, validity, no honest double sign and evidence (up to
 ``K`` heights after GST), as :mod:`~appchaind.consensus.sim.checks` says (a broken one is
@@ -398,6 +401,7 @@ class Simulation:
             return
         self.delivered += 1
         if isinstance(payload, Status):
+            node.peer_heights[payload.sender] = payload.height
             if node.byzantine is not ByzantineKind.ADAPTIVE:  # it gives nobody its commits
                 self._catch_up(node, payload)
             return
@@ -441,6 +445,15 @@ class Simulation:
                 messages.append(_as_event(m))
         node.last_gossip_height = machine.height
         self.broadcast(node.index, tuple(messages))
+
+    def _sync(self, node: SimNode, height: int) -> None:
+        """Block sync: a node that enters ``height`` while peers said they were past it asks
+        them for its next block at once, instead of at its next gossip (else a node left one
+        height behind a chain that decides a height faster than the gossip interval never
+        catches up)."""
+        for peer, peer_height in sorted(node.peer_heights.items()):
+            if peer_height > height:
+                self.send(node.index, peer, Status(node.index, height))
 
     def _catch_up(self, node: SimNode, status: Status) -> None:
         stored = node.disk.blocks.get(status.height)
@@ -506,6 +519,7 @@ class Simulation:
             disk.wal = []
             disk.durable = 0
             disk.height_started_ms = self.now
+            self._sync(node, effect.state.height)
         elif isinstance(effect, BroadcastEvidence):
             node.disk.evidence[evidence_id(effect.evidence)] = effect.evidence
             self.broadcast(node.index, (EvidenceReceived(effect.evidence),))
