@@ -1,5 +1,9 @@
 """The strong adversary: one mind behind every ``ADAPTIVE`` byzantine validator of a run.
 
+(long because: the three campaigns — classic, stale, starve — share one per-height plan,
+its held messages and the moves that release them; split into a plan module and one per
+campaign when a fourth strategy comes.)
+
 It signs anything a validator can sign, and chooses per height and round what each honest
 validator gets, and when:
 

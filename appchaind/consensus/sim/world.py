@@ -1,5 +1,8 @@
 """A deterministic simulation of N validators on a virtual clock and a seeded, faulty network.
 
+(long because: the network, the nodes' drivers and the simulator's block sync share the
+virtual clock's event queue; block sync is the next part to move out.)
+
 Everything random comes from one ``random.Random(seed)``, so a seed replays
 exactly. Before GST the network delays, drops, duplicates and reorders
 messages and partitions the validators; honest nodes crash and restart by
