@@ -141,3 +141,25 @@ def test_rpc_params_as_deep_as_allowed_get_the_methods_own_answer() -> None:
     [reply] = _rpc("subscribe", {"stream": value})
     error = reply[2]  # type: ignore[index]
     assert error["code"] == ErrorCode.BAD_PARAMS and error["message"].startswith("stream must be")  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("book", {"market": "M" * 100_000}),
+        ("subscribe", {"stream": "s" * 100_000}),
+        ("unsubscribe", {"subscription": "u" * 100_000}),
+    ],
+)
+def test_an_error_names_the_clients_value_cut_short_not_echoed_whole(
+    method: str, params: dict[str, object]
+) -> None:
+    # Was the whole value back in the message: a client could make the node send it
+    # back 100 KB (or a frame's worth) at a time.
+    [reply] = _rpc(method, params)
+    error = reply[2]  # type: ignore[index]
+    assert error["code"] in (ErrorCode.BAD_PARAMS, ErrorCode.NOT_FOUND), error  # type: ignore[index]
+    assert (
+        len(error["message"]) < 300
+        and "'" + 50 * next(iter(params.values()))[0] in error["message"]
+    ), error  # type: ignore[index]

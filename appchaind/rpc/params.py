@@ -24,7 +24,7 @@ def market_id(params: dict[str, Any], markets: list[MarketParams]) -> int:
         return market
     raise RpcError(
         ErrorCode.BAD_PARAMS,
-        f"unknown market {market!r}; markets: {', '.join(p.symbol for p in markets)}",
+        f"unknown market {market!r:.60}; markets: {', '.join(p.symbol for p in markets)}",
     )
 
 

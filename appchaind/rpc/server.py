@@ -408,7 +408,9 @@ class RpcServer:
             )
         mode = params.get("mode", "sync")
         if mode not in ("sync", "commit"):
-            raise RpcError(ErrorCode.BAD_PARAMS, f"mode must be 'sync' or 'commit', got {mode!r}")
+            raise RpcError(
+                ErrorCode.BAD_PARAMS, f"mode must be 'sync' or 'commit', got {mode!r:.60}"
+            )
         timeout = params.get("timeout_s", DEFAULT_COMMIT_TIMEOUT_S)
         if not isinstance(timeout, int | float) or not 0 < timeout <= MAX_COMMIT_TIMEOUT_S:
             raise RpcError(

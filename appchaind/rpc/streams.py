@@ -78,7 +78,8 @@ class StreamHub:
         stream = params.get("stream")
         if stream not in STREAMS:
             raise RpcError(
-                ErrorCode.BAD_PARAMS, f"stream must be one of {', '.join(STREAMS)}; got {stream!r}"
+                ErrorCode.BAD_PARAMS,
+                f"stream must be one of {', '.join(STREAMS)}; got {stream!r:.60}",
             )
         if len(conn.subscriptions) >= self.max_subscriptions:
             raise RpcError(
@@ -109,7 +110,9 @@ class StreamHub:
         sub_id = params.get("subscription")
         topic = conn.subscriptions.pop(sub_id, None) if type(sub_id) is int else None
         if topic is None:
-            raise RpcError(ErrorCode.NOT_FOUND, f"no subscription {sub_id!r} on this connection")
+            raise RpcError(
+                ErrorCode.NOT_FOUND, f"no subscription {sub_id!r:.60} on this connection"
+            )
         subscribers = self._topics.get(topic)
         if subscribers is not None:
             subscribers.pop((conn, sub_id), None)
