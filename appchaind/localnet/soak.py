@@ -263,14 +263,14 @@ class _Disks:
     """A small filesystem (tmpfs) as each validator's data directory, mounted before the
     nodes start; :meth:`fill` takes every free byte of one, :meth:`free` gives them back."""
 
-    def __init__(self, net: Localnet) -> None:
+    def __init__(self, net: Localnet, size_mb: int = DATA_FS_MB) -> None:
         self.dirs: list[Path] = []
         try:
             for home in net.homes[:VALIDATORS]:
                 data = home / "data"
                 data.mkdir(exist_ok=True)
                 subprocess.run(
-                    ["mount", "-t", "tmpfs", "-o", f"size={DATA_FS_MB}m,mode=0700", "tmpfs",
+                    ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs",
                      str(data)], check=True, capture_output=True,
                 )  # fmt: skip
                 self.dirs.append(data)
@@ -404,7 +404,7 @@ def _fault(
         disks.free(i)
         if net.procs[i].poll() is not None:
             report.disk_stops += 1
-            net.procs.pop(i)
+            net.kill(i)  # reaps the process that stopped itself
             net.start(i)
         live[i] = True
         return

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from pathlib import Path
 
 import plyvel
@@ -16,6 +15,7 @@ from appchaind.chain import types
 from appchaind.chain.crypto import PrivateKey
 from appchaind.errors import StartupError
 from appchaind.localnet.processes import Localnet
+from appchaind.localnet.soak import _Disks, disks_available
 from appchaind.node import clock
 from appchaind.node.run import _is_disk_full, _leaves
 from tests.conftest import IN_CI
@@ -56,40 +56,26 @@ def test_the_test_clock_offset_is_read_when_a_node_starts_and_a_bad_one_is_named
         assert clock.configure_from_environment() == 0
 
 
-def _mountable() -> str | None:
-    if os.geteuid() != 0:
-        return "mounting a small filesystem needs root"
-    return None
-
-
 @pytest.mark.slow
 def test_a_validator_stops_on_a_full_disk_and_resumes_with_what_it_committed(
     tmp_path: Path,
 ) -> None:
-    why_not = _mountable()
+    why_not = disks_available()
     if why_not is not None:
         if IN_CI:
             pytest.fail(f"CI runs as root: {why_not}")
         pytest.skip(why_not)
     net = Localnet(tmp_path / "net", 1, spare_nodes=0, chain_id="disk-net")
-    data = net.homes[0] / "data"
-    data.mkdir(exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(data)], check=True)
+    disks = _Disks(net, size_mb=64)  # the soak's small data filesystem, as its disk fault
+    data = disks.dirs[0]
     try:
         net.start(0)
         net.wait_height([0], 2)
         raw = net.faucet_tx(PrivateKey.generate(), 5)
         found = net.commit_tx(0, raw)
         # Every free byte of the data filesystem taken: the next write fails with ENOSPC.
-        fill = data / "fill"
-        fd = os.open(fill, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            while True:
-                os.write(fd, bytes(1 << 16))
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
+        disks.fill(0)
+        assert os.statvfs(data).f_bavail == 0
         proc = net.procs.pop(0)
         assert proc.wait(timeout=60) == 1  # stopped by itself, not hanging
         log = (net.homes[0] / "node.log").read_text()
@@ -98,11 +84,11 @@ def test_a_validator_stops_on_a_full_disk_and_resumes_with_what_it_committed(
         assert "free space on that filesystem" in log and "Traceback" not in log
         stopped_at = max(int(line.split("height=")[1].split()[0])
                          for line in log.splitlines() if " committed height=" in line)  # fmt: skip
-        fill.unlink()
+        disks.free(0)
         net.start(0)
         net.wait_height([0], stopped_at + 2)
         again = net.get(0, f"/tx/{types.tx_hash(raw).hex()}")
         assert again["height"] == found["height"]
     finally:
         net.close()
-        subprocess.run(["umount", "-l", str(data)], capture_output=True)
+        disks.close()

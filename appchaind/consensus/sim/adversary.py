@@ -399,10 +399,7 @@ class Adversary:
         a = campaign.round
         if not self._byzantine_proposer(node, round):
             if a >= 0 and self._repropose_seed(node, height, round, campaign):
-                rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
-                return RoundPlan(
-                    "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
-                )
+                return self._stale_round(campaign, height, everyone)
             return self._quiet_plan(campaign, everyone)
         small = frozenset(i for i in locked if self._locked_round(i, height) == a)
         if a < 0 or not small:
@@ -416,6 +413,11 @@ class Adversary:
                 return self._quiet_plan(campaign, everyone)
             group = self._polka_group(node, power, [i for i in honest if i not in small], round)
             return RoundPlan("lock", None, group, group, small, "alt", 0, HOLD, votes_rest="none")
+        return self._stale_round(campaign, height, everyone)
+
+    def _stale_round(self, campaign: Campaign, height: int, everyone: frozenset[int]) -> RoundPlan:
+        """The stale move: v' re-proposed to every honest validator not holding a held
+        decision of this height (those get theirs released instead)."""
         rest = everyone - {dst for _, dst, _ in self.held.get(height, ())}
         return RoundPlan(
             "stale", campaign.value, rest, rest, rest, "alt", 0, NOW, votes_rest="none"
