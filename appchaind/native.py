@@ -93,6 +93,7 @@ BUILD_INPUTS: tuple[str, ...] = (
     "appchaind.exchange.staking",
     "appchaind.exchange.staking_state",
     "appchaind.exchange.accountability",
+    "appchaind.exchange.rewards",
     "config.genesis",
     "config.node_config",
     "margin.statistics",

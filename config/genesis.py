@@ -82,6 +82,11 @@ class ChainParams:
     ``downtime_max_missed`` of the last ``downtime_window`` commits loses
     ``slash_downtime_ppm`` (may be 0) and is jailed for ``downtime_jail_blocks`` blocks,
     after which its operator's Unjail returns it.
+
+    Rewards (:mod:`appchaind.exchange.rewards`): a validator may lower its commission at
+    any time, but raise it by at most ``commission_max_rise_ppm`` (may be 0: never) and
+    only ``commission_rise_blocks`` blocks after its last rise, so that its delegators
+    can leave before a large rise takes their rewards.
     """
 
     max_tx_bytes: U32
@@ -113,6 +118,8 @@ class ChainParams:
     downtime_window: U32
     downtime_max_missed: U32
     downtime_jail_blocks: U32
+    commission_max_rise_ppm: U32
+    commission_rise_blocks: U32
 
 
 @message
@@ -213,9 +220,17 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "downtime_window": 1_000,
     "downtime_max_missed": 950,
     "downtime_jail_blocks": 600,
+    # A commission rises by at most one percentage point at a time, at most once per
+    # 10,000 blocks (about three hours at one block a second): a delegator sees a rise
+    # coming long before the next one.
+    "commission_max_rise_ppm": 10_000,
+    "commission_rise_blocks": 10_000,
 }
 #: Params that may be 0 (every other integer param is at least 1).
-_ZERO_PARAMS = ("slash_double_sign_ppm", "slash_downtime_ppm", "downtime_max_missed")
+_ZERO_PARAMS = (
+    "slash_double_sign_ppm", "slash_downtime_ppm", "downtime_max_missed",
+    "commission_max_rise_ppm",
+)  # fmt: skip
 #: The longest downtime window: each validator keeps a bit per block of it in the state.
 MAX_DOWNTIME_WINDOW = 100_000
 #: Params given as decimal quote amounts in JSON and stored as micro-units.
@@ -355,6 +370,12 @@ def _parse_params(r: _Reader, raw: Any) -> ChainParams:
                 f"= {values[name]} is out of range; allowed 0 to 1000000 (the share of the "
                 "stake slashed, in ppm)",
             )
+    if values["commission_max_rise_ppm"] > 1_000_000:
+        raise r.fail(
+            "params.commission_max_rise_ppm",
+            f"= {values['commission_max_rise_ppm']} is out of range; allowed 0 to 1000000 "
+            "(the most a validator's commission may rise at once, in ppm)",
+        )
     if values["downtime_window"] > MAX_DOWNTIME_WINDOW:
         raise r.fail(
             "params.downtime_window",

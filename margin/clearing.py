@@ -12,7 +12,10 @@ comes back when released (:mod:`appchaind.exchange.builders` keeps each builder'
 (:mod:`appchaind.exchange.staking` keeps each validator's and delegation's part);
 ``genesis_stake`` is the genesis validators' self-bonds, which the genesis created in
 the staking pool as it created the genesis accounts' balances; stake slashed from a
-validator goes to the insurance fund (:mod:`appchaind.exchange.accountability`). The
+validator goes to the insurance fund (:mod:`appchaind.exchange.accountability`).
+``fee_pool`` holds the trading fees and the proposers' shares of builders' bids until
+they are paid to the validators and their delegators as rewards
+(:mod:`appchaind.exchange.rewards`). The
 insurance fund is also the clearing account of
 funding: a settling account pays its funding into it (rounded up) or is paid from it
 (rounded down), so funding is zero-sum up to rounding and the rounding stays in the fund.
@@ -466,19 +469,28 @@ class ClearingHouse:
         self.staked -= amount
         self.insurance_fund += amount
 
-    def pay_from_bonds(self, value: int, proposer: bytes, proposer_ppm: int) -> int:
+    def pay_from_bonds(self, value: int, proposer_ppm: int) -> int:
         """Pay a winning bid of ``value`` micro-units out of the builders' bonds: the
-        proposer's share (``proposer_ppm``, rounded down) to ``proposer``'s balance (its
-        account opened if it has none), the rest to the insurance fund. Returns the
-        proposer's share."""
+        proposer's share (``proposer_ppm``, rounded down) to the fee pool, where it is
+        the proposing validator's reward (the exchange credits it), the rest to the
+        insurance fund. Returns the proposer's share."""
         if not 0 <= value <= self.builder_bonds:
             raise ValueError(f"cannot pay {value} out of {self.builder_bonds} bonded")
         share = value * proposer_ppm // 1_000_000
         self.builder_bonds -= value
         self.insurance_fund += value - share
-        account = self.open_account(proposer, share)
-        self.mark_unindexed(account)
+        self.fee_pool += share
         return share
+
+    def pay_rewards(self, address: bytes, amount: int) -> Account:
+        """Pay ``amount`` micro-units of staking rewards out of the fee pool to
+        ``address``'s balance (its account opened if it has none)."""
+        if not 0 <= amount <= self.fee_pool:
+            raise ValueError(f"cannot pay {amount} of rewards out of a fee pool of {self.fee_pool}")
+        self.fee_pool -= amount
+        account = self.open_account(address, amount)
+        self.mark_unindexed(account)
+        return account
 
     def transfer(self, sender: Account, recipient: bytes, amount: int) -> Account:
         """Move ``amount`` micro-units of free collateral to ``recipient`` (created if new)."""

@@ -28,7 +28,11 @@ A block runs as :meth:`Exchange.finalize_block` reads:
 3. ``expire_orders``, then per market ``fire_triggers``, then per market
    ``sample_premium_and_fund``;
 4. ``liquidate_accounts`` (capped, from a start seeded by the previous block hash);
-5. ``reduce_only_upkeep``.
+5. ``reduce_only_upkeep``;
+6. ``distribute_fees``: the fee pool's new part handed to the validators as rewards (the
+   spec has no staking txs: its validators are the genesis set, each with a stake of its
+   power × ``power_unit``; how a validator shares its reward is staking's, not the
+   exchange's).
 """
 
 from __future__ import annotations
@@ -277,6 +281,9 @@ class Exchange:
         self.accounts = {a.address: Account(a.address, a.balance) for a in genesis.accounts}
         self.insurance_fund = genesis.insurance_fund
         self.fee_pool = 0
+        #: The part of the fee pool handed to the validators as rewards.
+        self.rewards_allocated = 0
+        self.validators = genesis.validators
         self.withdrawn = 0
         self.faucet_total = 0
         self.genesis_total = genesis.insurance_fund + sum(a.balance for a in genesis.accounts)
@@ -455,7 +462,21 @@ class Exchange:
             self.sample_premium_and_fund(market)
         self.liquidate_accounts(prev_block_hash)
         self.reduce_only_upkeep()
+        self.distribute_fees()
         return [r for r in results if r is not None], block_events
+
+    def distribute_fees(self) -> None:
+        """The fees not yet handed out go to the validators pro rata to stake, each share
+        rounded down; the remainder waits for the next block. The fees stay in the fee
+        pool until the stakers collect them (never in these blocks)."""
+        new = self.fee_pool - self.rewards_allocated
+        stakes = [v.power * self.params.power_unit for v in self.validators if v.power > 0]
+        if new <= 0 or not stakes:
+            return
+        given = sum(new * stake // sum(stakes) for stake in stakes)
+        self.rewards_allocated += given
+        if given:
+            self.emit("rewards_distributed", amount=given, validators=len(stakes))
 
     # ------------------------------------------------------------------ oracle
 

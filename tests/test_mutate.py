@@ -61,6 +61,7 @@ SCOPE = {
     "appchaind/exchange/staking.py",
     "appchaind/exchange/staking_state.py",
     "appchaind/exchange/accountability.py",
+    "appchaind/exchange/rewards.py",
     "appchaind/exchange/inclusion.py",
     "appchaind/exchange/prices.py",
     "appchaind/exchange/oracle.py",

@@ -158,6 +158,7 @@ MODULES: dict[str, tuple[str, ...]] = {
             "staking",
             "staking_state",
             "accountability",
+            "rewards",
             "inclusion",
             "prices",
             "funding",

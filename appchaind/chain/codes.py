@@ -85,6 +85,10 @@ class Code(IntEnum):
     STILL_JAILED = 67
     #: The validator was tombstoned for duplicate votes: no Unjail, no delegation.
     VALIDATOR_TOMBSTONED = 68
+    #: WithdrawRewards when the validator owes the sender nothing yet.
+    NO_REWARDS = 69
+    #: A commission rise above the chain's limit, or too soon after the last one.
+    COMMISSION_CHANGE = 70
 
     @property
     def http_status(self) -> int:

@@ -1,5 +1,6 @@
 """The staking commands of the CLI (issue 17): ``tx staking create-validator | delegate |
-undelegate | edit | unjail`` and ``query validators | validator | delegations``.
+undelegate | edit | unjail | withdraw-rewards`` and ``query validators | validator |
+delegations``.
 
 Amounts are decimal quote units (the staking token is the quote asset); a commission is a
 decimal fraction (``0.05`` is 5%). A validator is named by its operator's address (the
@@ -30,7 +31,14 @@ from appchaind.client.cli import (
 )
 from appchaind.client.library import Client
 from appchaind.exchange.staking import key_signature
-from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate, Unjail
+from appchaind.exchange.txs import (
+    CreateValidator,
+    Delegate,
+    EditValidator,
+    Undelegate,
+    Unjail,
+    WithdrawRewards,
+)
 from appchaind.home import HomePaths
 
 __all__ = ["add_staking_commands"]
@@ -100,6 +108,10 @@ def cmd_staking(args: argparse.Namespace) -> None:
             )  # fmt: skip
         elif command == "unjail":
             body = Unjail()
+        elif command == "withdraw-rewards":
+            for operator in await _owing(c, key.address.hex(), args):
+                _report_tx(args, await c.submit(key, WithdrawRewards(operator), wait=wait))
+            return
         elif command == "delegate":
             body = Delegate(_operator(args.validator), _quote(args.amount))
         elif command == "undelegate":
@@ -126,6 +138,23 @@ def cmd_staking(args: argparse.Namespace) -> None:
         _report_tx(args, await c.submit(key, body, wait=wait))
 
     _run(args, work)
+
+
+async def _owing(c: Client, address: str, args: argparse.Namespace) -> list[bytes]:
+    """The validators to withdraw ``address``'s rewards from: ``--validator``, or with
+    ``--all`` every validator that owes it something (its delegations' rewards, and its
+    own validator's commission)."""
+    if not args.all:
+        return [_operator(args.validator)]
+    doc = await c.request("delegations", {"address": address})
+    owing = [
+        d["validator"] for d in doc["delegations"] if to_units(d["rewards"], _QUOTE_UNIT, "rewards")
+    ]
+    if to_units(doc["commission"], _QUOTE_UNIT, "commission") and address not in owing:
+        owing.append(address)
+    if not owing:
+        raise UnitError(f"no validator owes {address} rewards yet")
+    return [bytes.fromhex(operator) for operator in sorted(owing)]
 
 
 def cmd_query_validators(args: argparse.Namespace) -> None:
@@ -185,9 +214,12 @@ def cmd_query_delegations(args: argparse.Namespace) -> None:
         print(f"stake of {doc['address']} at height {doc['height']}")
         if doc["delegations"]:
             _table(
-                [[d["validator"], d["moniker"], d["value"]] for d in doc["delegations"]],
-                ["VALIDATOR", "MONIKER", "VALUE"],
-            )
+                [[d["validator"], d["moniker"], d["value"], d["rewards"]]
+                 for d in doc["delegations"]],
+                ["VALIDATOR", "MONIKER", "VALUE", "REWARDS"],
+            )  # fmt: skip
+        if to_units(doc["commission"], _QUOTE_UNIT, "commission"):
+            print(f"commission owed to it as a validator's operator: {doc['commission']}")
         if doc["unbonding"]:
             print("unbonding:")
             _table(
@@ -200,7 +232,8 @@ def cmd_query_delegations(args: argparse.Namespace) -> None:
 
 def add_staking_commands(tx_sub: SubParsers, q_sub: SubParsers) -> None:
     """Adds ``tx staking ...`` and the staking queries."""
-    s = tx_sub.add_parser("staking", help="create a validator, delegate, undelegate, edit, unjail",
+    s = tx_sub.add_parser("staking", help="create a validator, delegate, undelegate, edit, "
+                          "unjail, withdraw rewards",
                           description="Proof of stake: bond quote collateral to validators; "
                           "the most powerful (stake / power_unit) form the validator set.")  # fmt: skip
     s_sub = s.add_subparsers(dest="staking_command", metavar="SUBCOMMAND")
@@ -252,6 +285,17 @@ def add_staking_commands(tx_sub: SubParsers, q_sub: SubParsers) -> None:
                          "blocks after the tx's block. A tombstoned validator never can.")  # fmt: skip
     _tx_common(t)
     t.set_defaults(func=cmd_staking)
+    t = s_sub.add_parser("withdraw-rewards", help="collect your staking rewards",
+                         description="Pay your account the rewards a validator owes you: "
+                         "your delegation's share of the trading fees and builders' bids "
+                         "it earned, and its commission if you operate it. --all collects "
+                         "from every validator that owes you something, one tx each. "
+                         "(Delegating or undelegating also pays that validator's rewards.)")  # fmt: skip
+    owner = t.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--validator", metavar="OPERATOR", help="operator address")
+    owner.add_argument("--all", action="store_true", help="every validator that owes you")
+    _tx_common(t)
+    t.set_defaults(func=cmd_staking)
 
     q = q_sub.add_parser("validators", help="validators: power, stake, commission, jailed",
                          description="Every validator, the most powerful first: voting power "
@@ -264,9 +308,11 @@ def add_staking_commands(tx_sub: SubParsers, q_sub: SubParsers) -> None:
     q.add_argument("address", help="operator or consensus address (hex)")
     _common(q, key=False)
     q.set_defaults(func=cmd_query_validator)
-    q = q_sub.add_parser("delegations", help="an account's stake and unbonding",
-                         description="The delegations of ADDRESS (or --key's account) and "
-                         "what of its stake is unbonding.")  # fmt: skip
+    q = q_sub.add_parser("delegations", help="an account's stake, rewards and unbonding",
+                         description="The delegations of ADDRESS (or --key's account) with "
+                         "the rewards each has earned and not yet been paid, what of its "
+                         "stake is unbonding, and the commission owed to it if it operates "
+                         "a validator.")  # fmt: skip
     q.add_argument("address", nargs="?", help="the account address (hex)")
     _common(q, key=True)
     q.set_defaults(func=cmd_query_delegations)

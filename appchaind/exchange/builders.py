@@ -15,7 +15,8 @@ builder's own txs do.
   and pull its bond in the same block.
 - **BuilderBid** (the first tx of a builder-built block, never in a mempool): paid when
   the block executes, before its other txs (:func:`pay_bid`): the value leaves the bond,
-  ``builder_bid_proposer_ppm`` of it (rounded down) goes to the block's proposer and the
+  ``builder_bid_proposer_ppm`` of it (rounded down) is the block's proposer's reward
+  (:func:`appchaind.exchange.rewards.credit_proposer`: its commission and delegators) and the
   rest to the insurance fund. :func:`bid_problem` is the check every validator makes in
   ``process_proposal`` against the state before the block, which is the state the bid is
   paid from: a bid that passes always pays, whatever the builder's own txs do.
@@ -40,7 +41,7 @@ from appchaind.chain.codes import Code
 from appchaind.chain.crypto import address_of, merkle_root
 from appchaind.chain.events import Event, PendingEvent
 from appchaind.chain.types import Tx
-from appchaind.exchange import envelope
+from appchaind.exchange import envelope, rewards
 from appchaind.exchange.state import ExchangeState
 from appchaind.exchange.txs import BondBuilder, BuilderBid, RegisterBuilder, UnbondBuilder
 from margin import Account, ClearingError
@@ -269,7 +270,8 @@ def pay_bid(
     builder.bids_won += 1
     builder.paid += value
     _changed(state, builder)
-    share = state.clearing.pay_from_bonds(value, proposer, state.params.builder_bid_proposer_ppm)
+    share = state.clearing.pay_from_bonds(value, state.params.builder_bid_proposer_ppm)
+    rewards.credit_proposer(state, proposer, share)
     events.append(
         Event(
             "bid_paid",

@@ -37,9 +37,13 @@ The txs (:mod:`~appchaind.exchange.txs`), each refused with a code and a reason:
   (its delegators' stake stays with it until they undelegate). Refused when it would
   leave no validator able to be in the set: consensus cannot run without one, and the
   chain could never choose one again (the stake of a halted chain cannot move).
-- **EditValidator**: a new description and commission for the sender's validator.
+- **EditValidator**: a new description and commission for the sender's validator (a
+  rise limited in size and frequency, :func:`~appchaind.exchange.rewards.commission_problem`).
 - **Unjail**: the sender's validator, jailed for downtime, may be chosen again
   (:mod:`~appchaind.exchange.accountability`, which also slashes, tombstones and jails).
+- **WithdrawRewards**: the sender's rewards from a validator, and its commission if it
+  is the operator (:mod:`~appchaind.exchange.rewards`, which also pays a delegation's
+  rewards whenever its shares change, and limits commission rises).
 
 **The set.** A validator's power is its stake (``tokens``) divided by ``power_unit``,
 rounded down, if it has a self-bond and at least ``min_validator_power`` and is neither
@@ -66,10 +70,17 @@ from appchaind.chain.codes import Code
 from appchaind.chain.crypto import PrivateKey, address_of, sign_bytes, verify
 from appchaind.chain.events import Event, PendingEvent
 from appchaind.chain.types import Tx, Validator
-from appchaind.exchange import accountability
+from appchaind.exchange import accountability, rewards
 from appchaind.exchange.staking_state import StakeValidator, Staking, first_release
 from appchaind.exchange.statistics import StakingStatistics
-from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate, Unjail
+from appchaind.exchange.txs import (
+    CreateValidator,
+    Delegate,
+    EditValidator,
+    Undelegate,
+    Unjail,
+    WithdrawRewards,
+)
 from config.genesis import PPM, ChainParams
 from margin import Account, ClearingError
 
@@ -82,7 +93,7 @@ __all__ = [
 ]  # fmt: skip
 
 #: The tx bodies of this module (the application dispatches them to :func:`deliver`).
-TX_KINDS = (CreateValidator, Delegate, Undelegate, EditValidator, Unjail)
+TX_KINDS = (CreateValidator, Delegate, Undelegate, EditValidator, Unjail, WithdrawRewards)
 #: What a consensus key signs to be put in a validator (domain-separated from votes).
 KEY_SIGNATURE_KIND = "create-validator"
 
@@ -106,6 +117,8 @@ def deliver(
         return create_validator(state, account, body, events)
     if type(body) is Unjail:
         return accountability.unjail(state, account, events)
+    if type(body) is WithdrawRewards:
+        return rewards.withdraw(state, account, body, events)
     assert type(body) is EditValidator
     return edit_validator(state, account, body, events)
 
@@ -161,7 +174,7 @@ def create_validator(
         body.amount, body.amount,
     )  # fmt: skip
     staking.add_validator(validator)
-    staking.set_delegation(operator, operator, body.amount)
+    staking.set_delegation(operator, operator, body.amount, 0)
     staking.set_changed = True
     events.append(
         Event(
@@ -214,10 +227,12 @@ def delegate(
         state.clearing.stake(account, amount)
     except ClearingError as exc:
         return Code.INSUFFICIENT_FREE_COLLATERAL, str(exc)
+    # The rewards of the shares held so far are paid before the shares change.
+    rewards.pay(state, validator, owner, events)
     validator.tokens += amount
     validator.shares += issued
     staking.dirty_validators[validator.operator] = None
-    staking.set_delegation(validator.operator, owner, held + issued)
+    staking.set_delegation(validator.operator, owner, held + issued, validator.reward_index)
     staking.set_changed = True
     events.append(
         Event(
@@ -273,10 +288,11 @@ def undelegate(
             Code.LAST_VALIDATOR,
             "this would leave no validator with power: the chain needs one to go on",
         )
+    rewards.pay(state, validator, owner, events)
     validator.tokens = tokens
     validator.shares = shares
     staking.dirty_validators[validator.operator] = None
-    staking.set_delegation(validator.operator, owner, held - burnt)
+    staking.set_delegation(validator.operator, owner, held - burnt, validator.reward_index)
     release = state.height + params.stake_unbonding_blocks
     staking.add_unbonding(release, validator.operator, owner, amount)
     staking.set_changed = True
@@ -301,9 +317,13 @@ def edit_validator(
     validator = state.staking.validators.get(account.address)
     if validator is None:
         return Code.UNKNOWN_VALIDATOR, "the sender operates no validator; create one first"
-    problem = _commission_problem(body.commission_ppm)
+    problem = _commission_problem(body.commission_ppm) or rewards.commission_problem(
+        state.params, validator, body.commission_ppm, state.height
+    )
     if problem is not None:
         return problem
+    if body.commission_ppm > validator.commission_ppm:
+        validator.commission_raised_at = state.height
     validator.moniker = body.moniker
     validator.details = body.details
     validator.commission_ppm = body.commission_ppm
@@ -349,8 +369,11 @@ def chosen_set(staking: Staking, params: ChainParams) -> dict[bytes, int]:
 
 
 def end_block(state: ExchangeState, events: list[PendingEvent]) -> list[Validator]:
-    """The staking step of the end of a block: release the unbonding stake due, then, if
-    stake moved in the block, the validator updates (in operator-address order)."""
+    """The staking step of the end of a block: the block's rewards to the validators in
+    the set (:func:`~appchaind.exchange.rewards.distribute`), the unbonding stake due
+    released, then, if stake moved in the block, the validator updates (in
+    operator-address order)."""
+    rewards.distribute(state, events)
     _release_unbonded(state, events)
     staking = state.staking
     if not staking.set_changed:
@@ -422,6 +445,8 @@ def validator_view(staking: Staking, validator: StakeValidator) -> dict[str, Any
         "moniker": validator.moniker,
         "details": validator.details,
         "commission_ppm": validator.commission_ppm,
+        "commission_owed": validator.commission_owed,
+        "commission_raised_at": validator.commission_raised_at,
         "stake": validator.tokens,
         "self_bond": validator.value_of(staking.self_shares(validator)),
         "power": validator.power,
@@ -466,4 +491,5 @@ def statistics(state: ExchangeState) -> StakingStatistics:
             for op in sorted(staking.signing)
             if staking.signing[op].missed_count
         ),
+        staking.rewards_allocated,
     )

@@ -6,8 +6,10 @@ data and its storage (the app hash covers every record, :mod:`~appchaind.exchang
 
 ==============================================  ==========================================
 ``s/v/`` + operator                             ``[public_key, moniker, details,
-                                                commission_ppm, tokens, shares, power]``
-``s/d/`` + operator + owner                     ``[shares]``
+                                                commission_ppm, tokens, shares, power,
+                                                reward_index, commission_owed,
+                                                commission_raised_at]``
+``s/d/`` + operator + owner                     ``[shares, reward_mark]``
 ``s/u/`` + u64 release height + operator + owner  ``[micro-units]``
 ``s/j/`` + operator                             ``[jailed_until, tombstoned, slashed,
                                                 missed bitmap]`` (only when not all 0)
@@ -20,7 +22,17 @@ genesis validator, the address of its consensus key) and signs with its **consen
 ``shares × tokens ÷ shares of the validator``, rounded down: until the validator is
 slashed, one share is one micro-unit). ``power`` is the voting power the application last gave
 consensus for it (0: not in the set), so the validator updates of a block are the
-difference between the set the rules choose and these. Unbonding stake is keyed by the
+difference between the set the rules choose and these.
+
+Rewards (:mod:`~appchaind.exchange.rewards`): ``reward_index`` is what one delegation
+share of the validator has earned since it was created, in units of
+``1 / REWARD_SCALE`` micro-units (stored as big-endian bytes: it outgrows 64 bits);
+a delegation's ``reward_mark`` is the index when its rewards were last paid, so it is
+owed ``shares × (reward_index − reward_mark) ÷ REWARD_SCALE`` (rounded down).
+``commission_owed`` is the validator's commission not yet paid to its operator;
+``commission_raised_at`` the height its commission was last raised (0: never).
+``rewards_allocated`` (in the global record, :mod:`~appchaind.exchange.storage`) is the
+part of the fee pool already handed to validators. Unbonding stake is keyed by the
 height it is released at (big-endian, so the keys sort by height).
 
 A validator's **signing info** (:class:`SigningInfo`, the rules are
@@ -58,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "StakeValidator", "SigningInfo", "Staking", "genesis_stake", "init_genesis", "restore", "finish_load",
-    "stage", "first_release", "STAKING_PREFIXES",
+    "stage", "first_release", "STAKING_PREFIXES", "index_bytes", "index_of",
 ]  # fmt: skip
 
 #: The key prefixes of staking records (all four bytes long).
@@ -70,7 +82,8 @@ class StakeValidator:
 
     __slots__ = (
         "operator", "public_key", "consensus_address", "moniker", "details",
-        "commission_ppm", "tokens", "shares", "power",
+        "commission_ppm", "tokens", "shares", "power", "reward_index", "commission_owed",
+        "commission_raised_at",
     )  # fmt: skip
 
     def __init__(
@@ -83,6 +96,9 @@ class StakeValidator:
         tokens: int = 0,
         shares: int = 0,
         power: int = 0,
+        reward_index: int = 0,
+        commission_owed: int = 0,
+        commission_raised_at: int = 0,
     ) -> None:
         self.operator = operator
         self.public_key = public_key
@@ -93,6 +109,9 @@ class StakeValidator:
         self.tokens = tokens
         self.shares = shares
         self.power = power
+        self.reward_index = reward_index
+        self.commission_owed = commission_owed
+        self.commission_raised_at = commission_raised_at
 
     def value_of(self, shares: int) -> int:
         """The micro-units ``shares`` of this validator are worth (rounded down)."""
@@ -101,23 +120,31 @@ class StakeValidator:
     def record(self) -> list[Any]:
         return [
             self.public_key, self.moniker, self.details, self.commission_ppm, self.tokens,
-            self.shares, self.power,
+            self.shares, self.power, index_bytes(self.reward_index), self.commission_owed,
+            self.commission_raised_at,
         ]  # fmt: skip
 
     @staticmethod
     def from_record(operator: bytes, record: list[Any]) -> StakeValidator:
         """The validator stored as ``record``; ValueError if it is not one."""
         try:
-            public_key, moniker, details, commission, tokens, shares, power = record
+            (
+                public_key, moniker, details, commission, tokens, shares, power, index, owed,
+                raised_at,
+            ) = record  # fmt: skip
         except (ValueError, TypeError) as exc:
             raise ValueError(f"not a validator record: {exc}") from None
-        if not all(type(v) is int and v >= 0 for v in (commission, tokens, shares, power)):
-            raise ValueError("not a validator record: commission, stake and power are integers")
+        numbers = (commission, tokens, shares, power, owed, raised_at)
+        if not all(type(v) is int and v >= 0 for v in numbers):
+            raise ValueError(
+                "not a validator record: commission, stake, power and rewards are integers"
+            )
         if type(public_key) is not bytes or len(public_key) != 32:
             raise ValueError("not a validator record: the consensus key is 32 bytes")
         return StakeValidator(
-            operator, public_key, str(moniker), str(details), commission, tokens, shares, power
-        )
+            operator, public_key, str(moniker), str(details), commission, tokens, shares, power,
+            index_of(index), owed, raised_at,
+        )  # fmt: skip
 
 
 class SigningInfo:
@@ -179,6 +206,12 @@ class Staking:
         self.by_consensus: dict[bytes, bytes] = {}
         #: operator + owner (40 bytes) -> shares.
         self.delegations: dict[bytes, int] = {}
+        #: operator + owner -> the validator's reward index when the delegation's rewards
+        #: were last paid (one entry per delegation).
+        self.reward_marks: dict[bytes, int] = {}
+        #: Micro-units of the fee pool handed to validators (their commission and their
+        #: delegators' reward indexes) and not yet paid out.
+        self.rewards_allocated = 0
         #: u64 release height + operator + owner (48 bytes) -> micro-units.
         self.unbonding: dict[bytes, int] = {}
         #: Operator address -> its signing info (none: never missed, never punished).
@@ -218,12 +251,16 @@ class Staking:
         self.by_consensus[validator.consensus_address] = validator.operator
         self.dirty_validators[validator.operator] = None
 
-    def set_delegation(self, operator: bytes, owner: bytes, shares: int) -> None:
+    def set_delegation(self, operator: bytes, owner: bytes, shares: int, mark: int) -> None:
+        """``owner`` holds ``shares`` of ``operator``'s validator (0: none), its rewards
+        paid up to reward index ``mark``."""
         key = operator + owner
         if shares:
             self.delegations[key] = shares
+            self.reward_marks[key] = mark
         else:
             self.delegations.pop(key, None)
+            self.reward_marks.pop(key, None)
         self.dirty_delegations[key] = None
 
     def add_unbonding(self, height: int, operator: bytes, owner: bytes, amount: int) -> None:
@@ -242,6 +279,18 @@ class Staking:
             for k, a in sorted(self.unbonding.items())
             if k[28:] == owner
         ]
+
+
+def index_bytes(index: int) -> bytes:
+    """A reward index as stored: big-endian, no leading zero byte (0 is empty)."""
+    return index.to_bytes((index.bit_length() + 7) // 8, "big")
+
+
+def index_of(stored: Any) -> int:
+    """The reward index stored as ``stored``; ValueError if it is not one."""
+    if type(stored) is not bytes or stored[:1] == b"\0":
+        raise ValueError("not a reward index: big-endian bytes without a leading zero")
+    return int.from_bytes(stored, "big")
 
 
 def first_release(unbonding: dict[bytes, int]) -> int:
@@ -267,7 +316,7 @@ def init_genesis(state: ExchangeState) -> None:
         staking.add_validator(
             StakeValidator(operator, entry.public_key, entry.name, "", 0, bond, bond, entry.power)
         )
-        staking.set_delegation(operator, operator, bond)
+        staking.set_delegation(operator, operator, bond, 0)
     total = genesis_stake(state.genesis)
     state.clearing.staked += total
     state.clearing.genesis_stake = total
@@ -288,10 +337,11 @@ def restore(state: ExchangeState, key: bytes, record: Any) -> None:
         staking.validators[validator.operator] = validator
         state.clearing.staked += validator.tokens
     elif prefix == DELEGATION_PREFIX:
-        (shares,) = record
+        shares, mark = record
         if type(shares) is not int or shares <= 0 or len(key) != 44:
             raise ValueError("not a delegation record")
         staking.delegations[key[4:]] = shares
+        staking.reward_marks[key[4:]] = index_of(mark)
     else:
         (amount,) = record
         if type(amount) is not int or amount <= 0 or len(key) != 52:
@@ -319,7 +369,7 @@ def stage(
     for key in staking.dirty_delegations:
         shares = staking.delegations.get(key, 0)
         if shares:
-            put(DELEGATION_PREFIX + key, packb([shares]))
+            put(DELEGATION_PREFIX + key, packb([shares, index_bytes(staking.reward_marks[key])]))
         else:
             delete(DELEGATION_PREFIX + key)
     for key in staking.dirty_unbonding:

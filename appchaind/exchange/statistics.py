@@ -32,8 +32,9 @@ class StakingStatistics:
     """The staking state as of the last executed block: validators known and in the set,
     micro-units bonded and unbonding, each validator's (operator address, moniker, power
     given to consensus) in operator order; validators jailed (tombstoned included) and
-    tombstoned, micro-units slashed in all, and (operator, missed blocks in the downtime
-    window) of the validators that missed any, in operator order."""
+    tombstoned, micro-units slashed in all, (operator, missed blocks in the downtime
+    window) of the validators that missed any, in operator order, and the micro-units of
+    rewards handed to validators and not yet collected."""
 
     validators: int
     in_set: int
@@ -44,6 +45,7 @@ class StakingStatistics:
     tombstoned: int
     slashed_total: int
     missed_blocks: tuple[tuple[bytes, int], ...]
+    rewards_unpaid: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 Every replicated value is one key under the node store's ``s/`` prefix holding canonical
 msgpack; :mod:`appchaind.exchange.commitment` lists the keys and defines the hash. The
 records: the global ``s/g`` is ``[height, time_ms, next_order_id, insurance_fund,
-fee_pool, withdrawn, faucet_total, genesis_total]`` (funds in micro-units); a market's is
+fee_pool, withdrawn, faucet_total, genesis_total, rewards_allocated]`` (funds in
+micro-units; the last is the part of the fee pool handed to validators as rewards,
+:mod:`appchaind.exchange.rewards`); a market's is
 :meth:`margin.MarketState.record`, an account's :meth:`margin.Account.record`; a resting
 order's is ``[priority, *OrderRecord]`` (its time priority is its id unless it fired from
 a conditional order, prices in ticks, sizes in lots); a conditional order's is
@@ -143,7 +145,7 @@ def _restore(
             (
                 state.height, state.time_ms, state.next_order_id, clearing.insurance_fund,
                 clearing.fee_pool, clearing.withdrawn, clearing.faucet_total,
-                clearing.genesis_total,
+                clearing.genesis_total, state.staking.rewards_allocated,
             ) = record  # fmt: skip
         elif key.startswith(MARKET_PREFIX):
             state.markets[int.from_bytes(key[4:8], "big")].restore(record)
@@ -252,7 +254,7 @@ def update_commitment(state: ExchangeState) -> bytes:
             [
                 state.height, state.time_ms, state.next_order_id, clearing.insurance_fund,
                 clearing.fee_pool, clearing.withdrawn, clearing.faucet_total,
-                clearing.genesis_total,
+                clearing.genesis_total, state.staking.rewards_allocated,
             ]
         ),
     )  # fmt: skip

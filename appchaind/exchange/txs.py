@@ -31,6 +31,7 @@ __all__ = [
     "Undelegate",
     "EditValidator",
     "Unjail",
+    "WithdrawRewards",
     "is_conditional",
 ]
 
@@ -283,3 +284,16 @@ class Unjail:
     the tx's block (in effect two heights later) if its power ranks."""
 
     TAG: ClassVar[int] = 25
+
+
+@register_tx_body
+@message
+class WithdrawRewards:
+    """Pay the sender what the validator ``validator`` owes it: its delegation's share of
+    the rewards since they were last paid and, if the sender is the validator's
+    operator, the commission (:mod:`~appchaind.exchange.rewards`). Refused when that is
+    nothing."""
+
+    TAG: ClassVar[int] = 26
+
+    validator: Address

@@ -110,6 +110,7 @@ class MetricsCollector:
         m.set(m.staking_unbonding, staking.unbonding / 1e6)
         m.set(m.staking_jailed, staking.jailed)
         m.set(m.staking_tombstoned, staking.tombstoned)
+        m.set(m.staking_rewards_unpaid, staking.rewards_unpaid / 1e6)
         self._advance(m.staking_slashed, "slashed", staking.slashed_total, 1e6)
         m.staking_missed_blocks.clear()
         for operator, missed in staking.missed_blocks:

@@ -34,8 +34,9 @@ Methods (params -> result; prices, sizes and amounts are decimal strings, ids in
 ``validators``                {} -> height, total_power, [{operator, consensus_address,
                               public_key, moniker, details, commission, stake, self_bond,
                               power}], most powerful first (power 0: outside the set)
-``delegations``               {"address": hex} -> [{validator, moniker, shares, value}],
-                              unbonding [{validator, release_height, amount}]
+``delegations``               {"address": hex} -> [{validator, moniker, shares, value,
+                              rewards}], unbonding [{validator, release_height, amount}],
+                              commission (owed to it as an operator)
 ``tx``                        {"hash": hex} -> height, index, code, log, fills, events
 ``block``                     {"height": int} -> the block (header, tx hashes, results)
 ``trades``                    {"market"?: symbol, "limit"?: int <= 50} -> {"market",

@@ -18,6 +18,7 @@ import msgpack
 
 from appchaind.chain import types
 from appchaind.chain.units import QUOTE_MICRO, from_units
+from appchaind.exchange import rewards
 from appchaind.exchange.staking import validator_view
 from config.genesis import MarketParams
 from margin import health
@@ -314,7 +315,9 @@ def validators_view(exchange: ExchangeApp) -> dict[str, Any]:
     consensus was last given (0: outside the set; an update takes effect two heights
     after its block); ``jailed`` (for downtime until ``jailed_until``, then until an
     Unjail; or tombstoned), ``tombstoned`` (for duplicate votes, for good),
-    ``missed_blocks`` of the last ``downtime_window`` and ``slashed`` in quote."""
+    ``missed_blocks`` of the last ``downtime_window`` and ``slashed`` in quote;
+    ``commission_owed`` (quote) not yet paid to the operator and ``commission_raised_at``
+    the height of its last commission rise (0: never)."""
     staking = exchange.staking
     rows = []
     for operator in sorted(staking.validators):
@@ -322,6 +325,7 @@ def validators_view(exchange: ExchangeApp) -> dict[str, Any]:
         row["stake"] = quote(row["stake"])
         row["self_bond"] = quote(row["self_bond"])
         row["slashed"] = quote(row["slashed"])
+        row["commission_owed"] = quote(row["commission_owed"])
         row["commission"] = _ratio_ppm(row.pop("commission_ppm"))
         rows.append(row)
     rows.sort(key=lambda r: -int(r["power"]))
@@ -334,21 +338,25 @@ def validators_view(exchange: ExchangeApp) -> dict[str, Any]:
 
 
 def delegations_view(exchange: ExchangeApp, address: bytes) -> dict[str, Any]:
-    """``address``'s stake: its delegations (value in quote, by validator operator) and
-    what is unbonding (amount, release height), in validator then height order."""
+    """``address``'s stake: its delegations (value and rewards not yet paid, in quote, by
+    validator operator), what is unbonding (amount, release height), in validator then
+    height order, and the commission owed to it if it operates a validator."""
     staking = exchange.staking
     delegations = []
     for key in sorted(k for k in staking.delegations if k[20:] == address):
         validator = staking.validators[key[:20]]
         shares = staking.delegations[key]
+        owed, _ = rewards.owed(staking, validator, address)
         delegations.append(
             {
                 "validator": key[:20].hex(),
                 "moniker": validator.moniker,
                 "shares": shares,
                 "value": quote(validator.value_of(shares)),
+                "rewards": quote(owed),
             }
         )
+    operated = staking.validators.get(address)
     unbonding = [
         {"validator": operator.hex(), "release_height": height, "amount": quote(amount)}
         for height, operator, amount in staking.unbonding_of(address)
@@ -358,6 +366,7 @@ def delegations_view(exchange: ExchangeApp, address: bytes) -> dict[str, Any]:
         "address": address.hex(),
         "delegations": delegations,
         "unbonding": unbonding,
+        "commission": quote(0 if operated is None else operated.commission_owed),
     }
 
 

@@ -184,6 +184,12 @@ class NodeMetrics:
         self.staking_tombstoned = gauge(
             "staking", "tombstoned", "Validators tombstoned for duplicate votes (for good)."
         )
+        self.staking_rewards_unpaid = gauge(
+            "staking",
+            "rewards_unpaid",
+            "Rewards (fees and proposers' bid shares) handed to validators and not yet "
+            "collected by their operators and delegators (quote units).",
+        )
         self.staking_slashed = counter(
             "staking",
             "slashed",

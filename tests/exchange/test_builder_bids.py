@@ -13,7 +13,7 @@ from appchaind.chain import codec
 from appchaind.chain.codes import Code
 from appchaind.chain.crypto import merkle_root
 from appchaind.chain.types import Block, Tx
-from appchaind.exchange import ExchangeApp
+from appchaind.exchange import ExchangeApp, rewards
 from appchaind.exchange.builders import MAX_BID_ROUND
 from appchaind.exchange.txs import BuilderBid, RegisterBuilder, UnbondBuilder
 from appchaind.node.node import Node
@@ -82,9 +82,11 @@ def _finalize(app: ExchangeApp, block: Block):  # type: ignore[no-untyped-def]
 
 def test_a_winning_bid_is_paid_once_from_the_bond_whatever_its_txs_do() -> None:
     """A bid of 101 quote with one tx that fails (an order far outside the band): the
-    block is accepted, the bond pays 101, the proposer gets 60% (60.6 quote), the fund
-    the rest; then a bid whose 60% is not a whole micro-unit: the proposer's share is
-    rounded down and the fund gets the remainder."""
+    block is accepted, the bond pays 101, the proposer gets 60% (60.6 quote) as its
+    validator's reward (held in the fee pool until withdrawn; the genesis validator
+    charges no commission and its operator holds all its shares), the fund the rest;
+    then a bid whose 60% is not a whole micro-unit: the proposer's share is rounded down
+    and the fund gets the remainder."""
     app, d = _app()
     failing = d.tx("bob", limit(BTC, BUY, 10, 1))
     value = 101 * QUOTE
@@ -94,8 +96,10 @@ def test_a_winning_bid_is_paid_once_from_the_bond_whatever_its_txs_do() -> None:
     assert [r.code for r in result.tx_results] == [Code.OK, Code.PRICE_OUTSIDE_BAND]
     builder = app.builders[address("builder")]
     assert (builder.bond, builder.bids_won, builder.paid) == (BOND - value, 1, value)
-    proposer = app.account(PROPOSER)
-    assert proposer is not None and proposer.balance == 60_600_000
+    validator = app.staking.validators[PROPOSER]  # the operator is the key's address
+    assert rewards.owed(app.staking, validator, PROPOSER) == (60_600_000, 0)
+    assert app.account(PROPOSER) is None  # paid when withdrawn, not before
+    assert app.clearing.fee_pool == app.staking.rewards_allocated == 60_600_000
     assert app.clearing.insurance_fund == FUND + 40_400_000
     assert app.clearing.builder_bonds == 2 * BOND - value
     assert app.clearing.conservation_gap() == 0
@@ -110,7 +114,7 @@ def test_a_winning_bid_is_paid_once_from_the_bond_whatever_its_txs_do() -> None:
     odd = 10_001  # 60% is 6,000.6: the proposer gets 6,000, the fund 4,001
     result = _finalize(app, _builder_block(d, [], odd))
     assert result.tx_results[0].code == Code.OK
-    assert app.account(PROPOSER).balance == 60_600_000 + 6_000  # type: ignore[union-attr]
+    assert rewards.owed(app.staking, validator, PROPOSER) == (60_600_000 + 6_000, 0)
     assert app.clearing.insurance_fund == FUND + 40_400_000 + 4_001
     assert app.clearing.conservation_gap() == 0
 

@@ -105,6 +105,8 @@ def test_create_validator_bonds_the_self_bond_and_joins_the_set() -> None:
         "moniker": "alice-node",
         "details": "https://alice.example",
         "commission_ppm": 50_000,
+        "commission_owed": 0,
+        "commission_raised_at": 0,
         "stake": 25 * UNIT + 1,
         "self_bond": 25 * UNIT + 1,
         "power": 25,
@@ -299,7 +301,7 @@ def test_the_last_validator_with_power_cannot_leave() -> None:
 
 
 def test_edit_validator_replaces_description_and_commission() -> None:
-    app, d = _app()
+    app, d = _app({"commission_max_rise_ppm": 50_000})
     d.block([_create(d, "alice", 20 * UNIT)])
     result = d.block([
         d.tx("alice", EditValidator("alice-2", "new details", 100_000)),

@@ -1,6 +1,7 @@
 """Property tests of staking over random flows of CreateValidator, Delegate, Undelegate,
-EditValidator and Unjail among a few accounts, with duplicate-vote evidence and missed
-signatures in the blocks' last commits (slashing, tombstoning, jailing; issue 17).
+EditValidator, Unjail and WithdrawRewards among a few accounts, with trades (whose fees
+are the stakers' rewards), duplicate-vote evidence and missed signatures in the blocks'
+last commits (slashing, tombstoning, jailing; issue 17).
 
 After every block: quote conserved with the staking pool (the clearing house's equation)
 and the pool exactly the validators' stake plus what is unbonding; each validator's
@@ -17,22 +18,50 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from appchaind.consensus.validators import ValidatorSet
-from appchaind.exchange import ExchangeApp
+from appchaind.exchange import ExchangeApp, rewards
 from appchaind.exchange.staking import chosen_set, key_signature
-from appchaind.exchange.txs import CreateValidator, Delegate, EditValidator, Undelegate, Unjail
+from appchaind.exchange.txs import (
+    CreateValidator,
+    Delegate,
+    EditValidator,
+    Undelegate,
+    Unjail,
+    WithdrawRewards,
+)
 from appchaind.store import Store
-from tests.exchange.support import CHAIN_ID, Driver, address, genesis, key
+from tests.exchange.support import (
+    BUY,
+    CHAIN_ID,
+    IOC,
+    SELL,
+    Driver,
+    address,
+    genesis,
+    key,
+    limit,
+)
 
 PEOPLE = ["alice", "bob", "carol", "dave"]
 OPERATORS = [*PEOPLE, "validator"]  # "validator": the genesis validator's operator
 QUOTE = 1_000_000
 
 action_st = st.tuples(
-    st.sampled_from(["create", "delegate", "undelegate", "undelegate-all", "edit", "unjail"]),
+    st.sampled_from(
+        [
+            "create",
+            "delegate",
+            "undelegate",
+            "undelegate-all",
+            "edit",
+            "unjail",
+            "trade",
+            "withdraw",
+        ]
+    ),
     st.integers(0, len(PEOPLE) - 1),
     st.integers(0, len(OPERATORS) - 1),
     # Mostly whole quote units (so that stake reaches the minimums), some any micro-units.
@@ -65,6 +94,20 @@ def _genesis():  # type: ignore[no-untyped-def]
             "downtime_jail_blocks": 2,
         },
     )
+
+
+def _txs(app: ExchangeApp, d: Driver, action: tuple[str, int, int, int]) -> list[Any]:
+    kind, who, which, amount = action
+    if kind == "trade":
+        # A fill of 1 lot (50 quote) between two people: 20,000 micro-units of fees.
+        taker = PEOPLE[(who + 1 + which % 3) % len(PEOPLE)]
+        return [
+            d.tx(PEOPLE[who], limit(0, SELL if amount % 2 else BUY, 50000, 1)),
+            d.tx(taker, limit(0, BUY if amount % 2 else SELL, 50000, 1, IOC)),
+        ]
+    if kind == "withdraw":
+        return [d.tx(PEOPLE[who], WithdrawRewards(address(OPERATORS[which])))]
+    return [_tx(app, d, action)]
 
 
 def _tx(app: ExchangeApp, d: Driver, action: tuple[str, int, int, int]) -> Any:
@@ -100,6 +143,8 @@ def _check(app: ExchangeApp, consensus: ValidatorSet, before: ValidatorSet, fund
     fund minus everything slashed (nothing else moves it in these flows)."""
     staking = app.staking
     assert app.clearing.conservation_gap() == 0
+    assert app.clearing.fee_pool >= staking.rewards_allocated >= rewards.total_owed(staking)
+    assert set(staking.reward_marks) == set(staking.delegations)
     assert app.clearing.insurance_fund - staking.slashed_total == fund
     assert staking.slashed_total == sum(i.slashed for i in staking.signing.values())
     assert app.clearing.staked == sum(v.tokens for v in staking.validators.values()) + sum(
@@ -144,7 +189,7 @@ def test_random_staking_flows_conserve_choose_the_set_and_replicate(blocks) -> N
                 store = Store(Path(tmp) / "data")
                 b = ExchangeApp(g, store)
                 assert b.app_hash == a.app_hash
-            txs = [_tx(a, da, action) for action in actions]
+            txs = [tx for action in actions for tx in _txs(a, da, action)]
             # The last commit is the current set's; the set as the node would have it for
             # the previous height is close enough: what matters is that it replicates.
             signers = [
@@ -161,6 +206,11 @@ def test_random_staking_flows_conserve_choose_the_set_and_replicate(blocks) -> N
             ]
             kw = {"signers": signers if i else None, "evidence": evidence}
             first = da.block(txs, **kw)
+            kinds = {e.kind for r in first.tx_results for e in r.events}
+            event(f"rewards paid to a delegator: {'rewards_paid' in kinds}")
+            event(
+                f"fees handed to validators: {any(e.kind == 'rewards_distributed' for e in first.events)}"
+            )
             second = Driver(b).block(txs, **kw)
             b.commit()
             assert first.app_hash == second.app_hash

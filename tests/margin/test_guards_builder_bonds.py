@@ -67,16 +67,34 @@ def test_a_release_takes_from_nothing_to_the_whole_of_the_bonds_and_no_more() ->
 
 
 def test_a_bid_pays_from_nothing_to_the_whole_of_the_bonds_and_no_more() -> None:
-    """Bonds of 1000, the proposer's share 25%: a bid of 0 pays nothing (the proposer's
-    account opened with 0); 1001 and -1 are refused naming the value and the bonds; a bid
-    of the whole 1000 pays 250 to the proposer and 750 to the insurance fund."""
+    """Bonds of 1000, the proposer's share 25%: a bid of 0 pays nothing; 1001 and -1 are
+    refused naming the value and the bonds; a bid of the whole 1000 pays 250 into the fee
+    pool (the proposing validator's reward, credited by the exchange) and 750 to the
+    insurance fund."""
     clearing = _clearing()
     clearing.bond(clearing.faucet(BUILDER, 1000), 1000)
-    assert clearing.pay_from_bonds(0, PROPOSER, 250_000) == 0
-    assert clearing.accounts[PROPOSER].balance == 0 and clearing.builder_bonds == 1000
+    assert clearing.pay_from_bonds(0, 250_000) == 0
+    assert clearing.fee_pool == 0 and clearing.builder_bonds == 1000
     for value in (1001, -1):
         with pytest.raises(ValueError, match=f"^cannot pay {value} out of 1000 bonded$"):
-            clearing.pay_from_bonds(value, PROPOSER, 250_000)
-    assert clearing.pay_from_bonds(1000, PROPOSER, 250_000) == 250
-    assert clearing.accounts[PROPOSER].balance == 250 and clearing.insurance_fund == 750
+            clearing.pay_from_bonds(value, 250_000)
+    assert clearing.pay_from_bonds(1000, 250_000) == 250
+    assert clearing.fee_pool == 250 and clearing.insurance_fund == 750
+    assert PROPOSER not in clearing.accounts
     assert clearing.builder_bonds == 0 and clearing.conservation_gap() == 0
+
+
+def test_rewards_are_paid_out_of_the_fee_pool_and_no_more_than_it_holds() -> None:
+    """A fee pool of 250: paying 100 of rewards opens the recipient's account with 100 and
+    leaves 150; 151 and -1 are refused naming the amount and the pool."""
+    clearing = _clearing()
+    clearing.bond(clearing.faucet(BUILDER, 1000), 1000)
+    clearing.pay_from_bonds(1000, 250_000)
+    assert clearing.pay_rewards(PROPOSER, 100).balance == 100
+    assert clearing.fee_pool == 150 and clearing.conservation_gap() == 0
+    for amount in (151, -1):
+        with pytest.raises(
+            ValueError, match=f"^cannot pay {amount} of rewards out of a fee pool of 150$"
+        ):
+            clearing.pay_rewards(PROPOSER, amount)
+    assert clearing.fee_pool == 150 and clearing.conservation_gap() == 0

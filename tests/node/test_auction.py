@@ -17,6 +17,7 @@ import trio.testing
 
 from appchaind.chain import codec, types
 from appchaind.chain.crypto import PrivateKey, merkle_root
+from appchaind.exchange import rewards
 from appchaind.exchange.txs import BuilderBid, RegisterBuilder
 from appchaind.node.auction import MAX_ROUNDS_AHEAD, Auction, BidBook
 from appchaind.node.messages import BidMessage, encode_message
@@ -298,8 +299,10 @@ async def test_a_validator_proposes_the_builders_block_and_the_bid_is_paid(
             assert block is not None and block.txs == (codec.encode(tx), *txs)
             assert exchange.builders[builder.address].paid == 7 * 10**6
             assert exchange.builders[builder.address].bond == bond - 7 * 10**6
-            proposer = exchange.account(ME.address)
-            assert proposer is not None and proposer.balance == 3_500_000
+            # The proposer's half is its validator's reward (its operator, the genesis
+            # key's address, holds all its shares and charges no commission).
+            validator = exchange.staking.validators[ME.address]
+            assert rewards.owed(exchange.staking, validator, ME.address) == (3_500_000, 0)
             # Garbage on the builder channel drops the peer that sent it.
             peer = SimpleNamespace(node_id="builder-peer")
             for payload in (b"garbage", encode_message(BidMessage((b"\x93\x01",), ()))):

@@ -1,7 +1,7 @@
 """Proposer-builder separation on a 4-validator localnet with one builder process
 (issue 15): most blocks are builder-built, each winning bid is paid exactly once (from
 the builder's bond, checked from balances), and the proposers' and the insurance fund's
-income matches the bids."""
+income matches the bids (a proposer's share is its validator's reward, issue 17)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import trio
@@ -52,6 +53,14 @@ def _builders(net: Localnet) -> dict[str, dict[str, object]]:
     async def main() -> dict[str, dict[str, object]]:
         async with open_client(f"127.0.0.1:{net.nodes[1].rpc_port}") as client:
             return {b["address"]: b for b in (await client.builders())["builders"]}
+
+    return trio.run(main)
+
+
+def _delegations(net: Localnet, address: str) -> dict[str, object]:
+    async def main() -> dict[str, object]:
+        async with open_client(f"127.0.0.1:{net.nodes[1].rpc_port}") as client:
+            return dict(await client.request("delegations", {"address": address}))
 
     return trio.run(main)
 
@@ -112,13 +121,19 @@ def test_most_blocks_are_builder_built_and_each_bid_is_paid_once(net: Localnet) 
         built_in_window,
         (net.dir / "builder.log").read_text()[-3000:],
     )
-    # Paid exactly once: the builder's record and bond, and every proposer's balance
-    # (validators' accounts hold nothing but their shares) match the bids.
+    # Paid exactly once: the builder's record and bond match the bids, and every
+    # proposer's shares are its validator's rewards (with its part of the trading fees;
+    # the genesis validators charge no commission and hold all their own shares), waiting
+    # in the fee pool: its operator's account holds nothing.
     record = _builders(net)[key.address.hex()]
     assert (record["paid"], record["bids_won"]) == (quote(sum(values)), len(values))
     assert record["bond"] == quote(BOND - sum(values))
     for home in net.homes:
         address = PrivateKey.load(HomePaths(home).validator_key).address.hex()
         if address in shares:
-            assert net.get(0, f"/account/{address}")["balance"] == quote(shares[address])
+            doc = _delegations(net, address)
+            delegations = doc["delegations"]
+            assert isinstance(delegations, list) and len(delegations) == 1
+            rewards = Decimal(delegations[0]["rewards"]) + Decimal(str(doc["commission"]))
+            assert rewards >= Decimal(quote(shares[address])), (address, doc)
     assert all(net.get(0, f"/tx/{h}")["code"] == 0 for h in submitted)

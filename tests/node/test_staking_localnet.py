@@ -2,7 +2,8 @@
 
 - a full node whose operator bonds stake with a CreateValidator tx (sent with the CLI's
   ``tx staking create-validator``) joins the validator set two heights after the tx's
-  block and signs the chain's commits from then on;
+  block and signs the chain's commits from then on, and earns a share of a trade's fees,
+  which its operator collects with ``tx staking withdraw-rewards``;
 - a genesis validator whose operator undelegates its whole self-bond leaves the set two
   heights later and signs no commit after that, while its node follows the chain, and a
   new node syncs from genesis through the change;
@@ -16,6 +17,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,18 @@ def _cli(*args: str) -> Any:
     return json.loads(proc.stdout)
 
 
+def _trade(net: Localnet, node: str) -> None:
+    """trader0 rests a sell at the BTC-PERP oracle price, trader1 takes it: one fill."""
+    (btc,) = [m for m in _cli("query", "markets", "--node", node) if m["market"] == "BTC-PERP"]
+    accounts = net.dir / "accounts"
+    for name, side, tif in (("trader0", "sell", "gtc"), ("trader1", "buy", "ioc")):
+        done = _cli("tx", "order", "place", "--market", "BTC-PERP", "--side", side, "--size",
+                    btc["lot_size"], "--price", btc["oracle_price"], "--tif", tif, "--key",
+                    str(accounts / f"{name}.json"), "--node", node)  # fmt: skip
+        assert done["code"] == 0, done
+    assert done["fills"], done
+
+
 def _signers(net: Localnet, i: int, height: int) -> list[str]:
     return net.get(i, f"/block/{height}")["last_commit"]["signers"]
 
@@ -107,8 +121,10 @@ def test_a_full_node_becomes_a_validator_by_tx_and_signs(net: Localnet) -> None:
     )
     stake = _cli("query", "delegations", "--key", str(operator), "--node", node)
     assert stake["delegations"] == [
-        {"validator": alice, "moniker": "full4", "shares": 10 * QUOTE, "value": "10"}
-    ]
+        {"validator": alice, "moniker": "full4", "shares": 10 * QUOTE, "value": "10",
+         "rewards": "0"}
+    ]  # fmt: skip
+    assert stake["commission"] == "0"
     # It signs: its address is among a later commit's signers. A commit holds the first
     # +2/3 of precommits its proposer saw, so a vote may be left out of a few in a row.
     first = joined + 1
@@ -118,6 +134,30 @@ def test_a_full_node_becomes_a_validator_by_tx_and_signs(net: Localnet) -> None:
             break
     else:
         raise AssertionError(f"the new validator signed none of blocks {first}..{first + 59}")
+    # A trade's fees are the stakers' rewards: alice's validator (10 of the 50 staked)
+    # earns a fifth of them, 5% of that her commission, the rest her self-bond's; she
+    # collects both with withdraw-rewards.
+    _trade(net, node)
+    net.wait_until(
+        lambda: _cli("query", "delegations", "--key", str(operator), "--node", node)[
+            "delegations"][0]["rewards"] != "0",
+        "alice's rewards",
+    )  # fmt: skip
+    stake = _cli("query", "delegations", "--key", str(operator), "--node", node)
+    owed = Decimal(stake["delegations"][0]["rewards"]) + Decimal(stake["commission"])
+    assert Decimal(stake["commission"]) > 0
+    unpaid = [
+        line.split()[-1]
+        for line in net.get_text(0, "/metrics").splitlines()
+        if line.startswith("appchaind_staking_rewards_unpaid{")
+    ]
+    assert len(unpaid) == 1 and float(unpaid[0]) > 0, unpaid
+    before = Decimal(_cli("query", "account", "--key", str(operator), "--node", node)["balance"])
+    collected = _cli("tx", "staking", "withdraw-rewards", "--all", "--key", str(operator),
+                     "--node", node)  # fmt: skip
+    assert collected["code"] == 0, collected
+    after = Decimal(_cli("query", "account", "--key", str(operator), "--node", node)["balance"])
+    assert after - before >= owed  # what was owed, and what the blocks since added
     # The chain goes on with five validators, every node on the same blocks.
     target = net.height(0) + 5
     net.wait_height([0, 1, 2, 3, full], target)
