@@ -65,20 +65,23 @@ def _load_set(stored: _StoredValidatorSet) -> ValidatorSet:
     return ValidatorSet(stored.validators, stored.priorities, stored.proposer_index)
 
 
-#: The wire form of each validator-history entry, by height (with the set it was made
+#: The packed bytes of each validator-history entry, by height (with the set it was made
 #: from): the history holds a set per height of the evidence window (100 by default) and
-#: the record is written every block, so re-encoding every entry each time cost more than
-#: the rest of an empty block's commit.
-_history_wire: dict[int, tuple[ValidatorSet, object]] = {}
+#: the record is written every block, so encoding (then packing) every entry each time
+#: cost more than the rest of an empty block's commit. A msgpack array is its header and
+#: then its items' bytes, so the record is packed field by field with these spliced in:
+#: the same bytes as packing it whole.
+_history_packed: dict[int, tuple[ValidatorSet, bytes]] = {}
+_packer = msgpack.Packer(use_bin_type=True)
 
 
-def _history_entry_wire(height: int, validators: ValidatorSet) -> object:
-    cached = _history_wire.get(height)
+def _history_entry_bytes(height: int, validators: ValidatorSet) -> bytes:
+    cached = _history_packed.get(height)
     if cached is not None and cached[0] is validators:
         return cached[1]
-    wire = codec.to_wire(_StoredHistory(height, _store_set(validators)))
-    _history_wire[height] = (validators, wire)
-    return wire
+    packed: bytes = _packer.pack(codec.to_wire(_StoredHistory(height, _store_set(validators))))
+    _history_packed[height] = (validators, packed)
+    return packed
 
 
 def encode_chain_state(state: ChainState) -> bytes:
@@ -102,12 +105,19 @@ def encode_chain_state(state: ChainState) -> bytes:
         committed_evidence=tuple(_StoredEvidence(h, e) for h, e in state.committed_evidence),
     )
     wire = codec.to_wire(record)
-    wire[_HISTORY_FIELD] = [_history_entry_wire(h, v) for h, v in state.validator_history]
-    if len(_history_wire) > 2 * max(len(state.validator_history), 1):
-        kept = {h for h, _v in state.validator_history}
-        for height in [h for h in _history_wire if h not in kept]:
-            del _history_wire[height]
-    data: bytes = msgpack.packb(wire, use_bin_type=True)
+    history = state.validator_history
+    parts = [_packer.pack_array_header(len(wire))]
+    for i, value in enumerate(wire):
+        if i == _HISTORY_FIELD:
+            parts.append(_packer.pack_array_header(len(history)))
+            parts.extend(_history_entry_bytes(h, v) for h, v in history)
+        else:
+            parts.append(_packer.pack(value))
+    if len(_history_packed) > 2 * max(len(history), 1):
+        kept = {h for h, _v in history}
+        for height in [h for h in _history_packed if h not in kept]:
+            del _history_packed[height]
+    data = b"".join(parts)
     if len(data) > codec.MAX_MESSAGE_BYTES:
         raise codec.CodecError("", f"chain state is {len(data)} bytes, over the limit")
     return data

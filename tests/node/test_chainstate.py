@@ -51,4 +51,4 @@ def test_the_record_is_the_canonical_encoding_block_after_block() -> None:
         data = encode_chain_state(state)
         assert data == _full_encoding(state), height
         assert decode_chain_state(data) == state
-    assert len(chainstate._history_wire) <= 200  # the reused entries stay bounded
+    assert len(chainstate._history_packed) <= 200  # the reused entries stay bounded
