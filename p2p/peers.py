@@ -39,6 +39,9 @@ __all__ = [
 
 log = get_logger("p2p")
 
+#: The most bytes of queued messages a peer's writer sends in one write.
+WRITE_COALESCE_BYTES = 256 * 1024
+
 
 class Channel:
     """Channel ids: the first byte of every frame."""
@@ -112,8 +115,21 @@ class Peer:
         self.cancel_scope.cancel()
 
     async def _write_loop(self) -> None:
+        # What queued up while the last write was under way goes out in one write (up to
+        # WRITE_COALESCE_BYTES): under load a peer is sent many small messages (votes,
+        # gossip, block requests) and a system call each was a tenth of a syncing node's
+        # time.
         async for frame in self._queue:
-            await self.conn.send_frame(frame)
+            frames = [frame]
+            size = len(frame)
+            while size < WRITE_COALESCE_BYTES:
+                try:
+                    frame = self._queue.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                frames.append(frame)
+                size += len(frame)
+            await self.conn.send_frames(frames)
 
 
 MessageHandler = Callable[[Peer, int, bytes], Awaitable[None]]

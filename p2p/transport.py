@@ -22,6 +22,7 @@ something wrong) and leaves the connection unusable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgpack
@@ -109,15 +110,27 @@ class SecureConnection:
         return self.peer.node_id
 
     async def send_frame(self, plaintext: bytes) -> None:
-        if len(plaintext) > self.max_frame_bytes:
-            raise ValueError(f"frame of {len(plaintext)} bytes exceeds {self.max_frame_bytes}")
-        header = (len(plaintext) + _TAG_BYTES).to_bytes(_LENGTH_BYTES, "big")
-        sealed = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-            plaintext, header, _nonce(self._send_counter), self._send_key
-        )
-        self._send_counter += 1
-        await self._stream.send_all(header + sealed)
-        self.bytes_sent += len(header) + len(sealed)
+        await self.send_frames((plaintext,))
+
+    async def send_frames(self, plaintexts: Sequence[bytes]) -> None:
+        """Seal each of ``plaintexts`` as a frame of its own, in order, and write them
+        with one send: the peer reads the same frames as if each had been sent alone,
+        and a burst of small messages costs one system call instead of one each."""
+        sealed_frames = []
+        for plaintext in plaintexts:
+            if len(plaintext) > self.max_frame_bytes:
+                raise ValueError(f"frame of {len(plaintext)} bytes exceeds {self.max_frame_bytes}")
+            header = (len(plaintext) + _TAG_BYTES).to_bytes(_LENGTH_BYTES, "big")
+            sealed_frames.append(header)
+            sealed_frames.append(
+                sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+                    plaintext, header, _nonce(self._send_counter), self._send_key
+                )
+            )
+            self._send_counter += 1
+        data = b"".join(sealed_frames)
+        await self._stream.send_all(data)
+        self.bytes_sent += len(data)
 
     async def receive_frame(self) -> bytes:
         header = await self._reader.read_exactly(_LENGTH_BYTES)
