@@ -2,9 +2,10 @@
 ``_jail``, ``forget_missed``): every slot of a block's last commit is judged on its own,
 whatever the slots before it were (an unknown validator, a signer, a validator whose miss
 a window ago is still counted, one tombstoned by the block's evidence); a signature over
-a bit set a window ago takes one miss off the count; a validator of power 1 is tracked like any; a jailed validator leaves the
-set even when ``slash_downtime_ppm`` is 0 (nothing slashed); a validator that leaves the
-set has its misses forgotten, its record kept if it holds a slash.
+a bit set a window ago takes one miss off the count; a validator of power 1 is tracked
+like any; a jailed validator leaves the set even when ``slash_downtime_ppm`` is 0
+(nothing slashed); a validator that leaves the set has its misses forgotten, its record
+kept if it holds a slash.
 
 Alice's validator (power 30) and the genesis validator (power 10); windows of 8 blocks
 with at most 5 missed, unless said otherwise.
