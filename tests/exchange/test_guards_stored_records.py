@@ -1,0 +1,108 @@
+"""Validator, builder and signing records as stored (appchaind/exchange/staking_state.py,
+builders.py): a restart reads back every field, a validator's last commission rise and a
+builder's winning bids among them; a record that is not one (a negative number, a
+consensus key that is not 32 bytes, too few fields, a signing record under a key that is
+no operator's) stops the load with a StateError naming the record and what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from appchaind.chain.crypto import merkle_root
+from appchaind.exchange import ExchangeApp, StateError
+from appchaind.exchange.commitment import BUILDER_PREFIX, SIGNING_PREFIX, VALIDATOR_PREFIX
+from appchaind.exchange.txs import BuilderBid, EditValidator, RegisterBuilder
+from appchaind.store import Store, WriteBatch
+from tests.exchange.support import address, key
+from tests.exchange.test_staking import UNIT, _app, _create
+
+QUOTE = 1_000_000
+
+
+def test_a_restart_reads_back_a_commission_rise_and_a_builders_winning_bids(
+    tmp_path: Path,
+) -> None:
+    app, d = _app({"commission_rise_blocks": 100, "min_builder_bond": "100"})
+    d.block([
+        _create(d, "alice", 20 * UNIT, commission_ppm=50_000),
+        d.tx("bob", RegisterBuilder("b", 100 * QUOTE)),
+    ])  # fmt: skip
+    raised_at = d.height
+    d.block([d.tx("alice", EditValidator("alice", "", 60_000))])
+    proposer = key("validator").address
+    for value in (3 * QUOTE, 5 * QUOTE):
+        bid = d.tx("bob", BuilderBid(d.height, 0, proposer, value, merkle_root([])))
+        assert [r.code for r in d.block([bid], proposer=proposer).tx_results] == [0]
+    store = Store(tmp_path / "data")
+    app.store = store
+    app.commit()
+    restarted = ExchangeApp(app.genesis, store)
+    assert restarted.staking.validators[address("alice")].commission_raised_at == raised_at
+    builder = restarted.builders[address("bob")]
+    assert (builder.bids_won, builder.paid, builder.bond) == (2, 8 * QUOTE, 92 * QUOTE)
+    store.close()
+
+
+def _validator_record(public_key: bytes, **numbers: int) -> list[object]:
+    fields = {"commission": 0, "tokens": 10 * UNIT, "shares": 10 * UNIT, "power": 10}
+    fields.update(numbers)
+    return [
+        public_key, "v0", "", fields["commission"], fields["tokens"], fields["shares"],
+        fields["power"], b"\x00", 0, 0,
+    ]  # fmt: skip
+
+
+GENESIS_KEY = key("validator").public_key
+
+
+@pytest.mark.parametrize(
+    ("stored_key", "record", "problem"),
+    [
+        (
+            VALIDATOR_PREFIX + address("validator"),
+            _validator_record(GENESIS_KEY, tokens=-1),
+            "not a validator record: commission, stake, power and rewards are integers",
+        ),
+        (
+            VALIDATOR_PREFIX + address("validator"),
+            _validator_record(GENESIS_KEY[:31]),
+            "not a validator record: the consensus key is 32 bytes",
+        ),
+        (
+            VALIDATOR_PREFIX + address("validator"),
+            _validator_record(GENESIS_KEY)[:9],
+            "not a validator record: not enough values to unpack",
+        ),
+        (
+            BUILDER_PREFIX + address("bob"),
+            [GENESIS_KEY, "b", -1, [], 0, 0],
+            "not a builder record: bond, bids won and paid must be integers",
+        ),
+        (
+            BUILDER_PREFIX + address("bob"),
+            [GENESIS_KEY, "b", 1],
+            "not a builder record: not enough values to unpack",
+        ),
+        (
+            SIGNING_PREFIX + address("validator")[:19],
+            [0, 0, 0, bytes(125)],
+            "not a signing info record",
+        ),
+    ],
+)
+def test_a_damaged_record_stops_the_load_and_says_why(
+    tmp_path: Path, stored_key: bytes, record: list[object], problem: str
+) -> None:
+    app, _ = _app()
+    store = Store(tmp_path / "data")
+    batch = WriteBatch()
+    ExchangeApp(app.genesis, store).commit(batch)
+    batch.put(stored_key, msgpack.packb(record, use_bin_type=True))
+    store.write(batch)
+    with pytest.raises(StateError, match=problem):
+        ExchangeApp(app.genesis, store)
+    store.close()
