@@ -7,7 +7,9 @@ allowed, even within ``commission_rise_blocks`` of a rise, and does not restart 
 wait. Every edit is reported in a ``validator_edited`` event (operator, moniker,
 commission).
 
-Unjail, accepted once the jail term is over, is reported in a ``validator_unjailed``
+CreateValidator takes a commission of at most 100% (1,000,000 ppm), that included, and
+reports the new validator in a ``validator_created`` event (operator, consensus address,
+moniker, commission, self-bond). Unjail, accepted once the jail term is over, is reported in a ``validator_unjailed``
 event naming the operator.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from appchaind.chain.codes import Code
 from appchaind.exchange.txs import EditValidator, Unjail
-from tests.exchange.support import address
+from tests.exchange.support import address, key
 from tests.exchange.test_accountability import DOWNTIME, _alice_validator, _signed
 from tests.exchange.test_rewards import QUOTE, _app, _create
 
@@ -60,4 +62,26 @@ def test_an_unjail_names_the_validator_in_its_event() -> None:
     assert (result.code, [(e.kind, e.attributes) for e in result.events]) == (
         Code.OK,
         [("validator_unjailed", {"validator": ALICE})],
+    )
+
+
+def test_create_validator_takes_a_commission_up_to_100_percent_and_reports_it() -> None:
+    app, d = _app()
+    (over,) = d.block([_create(d, "alice", 30 * QUOTE, 1_000_001)]).tx_results
+    assert over.code == Code.INVALID_VALIDATOR
+    (created,) = d.block([_create(d, "alice", 30 * QUOTE, 1_000_000)]).tx_results
+    assert (created.code, [(e.kind, e.attributes) for e in created.events]) == (
+        Code.OK,
+        [
+            (
+                "validator_created",
+                {
+                    "validator": ALICE,
+                    "consensus_address": key("alice-consensus").address,
+                    "moniker": "alice",
+                    "commission_ppm": 1_000_000,
+                    "amount": 30 * QUOTE,
+                },
+            )
+        ],
     )
