@@ -1,8 +1,9 @@
 """A builder's own txs and record (appchaind/exchange/builders.py):
 
+- RegisterBuilder and BondBuilder beyond the free collateral are refused with the
+  clearing house's reason, which names both amounts;
 - BondBuilder adds to the bond and says so in a ``builder_bonded`` event (builder,
-  amount, bond after); a bond beyond the free collateral is refused with the clearing
-  house's reason, which names both amounts;
+  amount, bond after);
 - UnbondBuilder takes from 1 micro-unit to the whole bond, reported in a
   ``builder_unbonding`` event (builder, amount, bond after, release height =
   height + ``builder_unbonding_blocks``);
@@ -69,3 +70,14 @@ def test_the_builders_record_sums_its_winning_bids() -> None:
     builder = app.builders[address("builder")]
     assert (builder.bids_won, builder.paid, builder.bond) == (2, 8 * QUOTE, BOND - 8 * QUOTE)
     assert builder.record()[4:] == [2, 8 * QUOTE]
+
+
+def test_a_registration_beyond_the_free_collateral_says_why() -> None:
+    app = ExchangeApp(genesis({"builder": "5000"}))
+    d = Driver(app)
+    (refused,) = d.block([d.tx("builder", RegisterBuilder("b", 6000 * QUOTE))]).tx_results
+    assert (refused.code, refused.log) == (
+        Code.INSUFFICIENT_FREE_COLLATERAL,
+        f"a bond of {6000 * QUOTE} micro-units exceeds the free collateral of {5000 * QUOTE}",
+    )
+    assert app.builders == {}
