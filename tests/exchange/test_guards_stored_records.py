@@ -1,8 +1,12 @@
-"""Validator, builder and signing records as stored (appchaind/exchange/staking_state.py,
-builders.py): a restart reads back every field, a validator's last commission rise and a
-builder's winning bids among them; a record that is not one (a negative number, a
-consensus key that is not 32 bytes, too few fields, a signing record under a key that is
-no operator's) stops the load with a StateError naming the record and what is wrong.
+"""Staking and builder records as stored (appchaind/exchange/staking_state.py,
+builders.py, storage.py): a restart reads back every field, a validator's last commission
+rise and a builder's winning bids among them, and sums what the records add up to (the
+stake of every validator and unbonding entry, the slashes of every signing record); a
+delegation of 1 share and an unbonding entry of 1 micro-unit are records like any. A
+record that is not one (a negative number, no shares or nothing unbonding, a consensus
+key that is not 32 bytes, too few fields, a key of the wrong length) stops the load with
+a StateError naming the record and what is wrong; so does a commit record that does not
+decode, with the decoder's error.
 """
 
 from __future__ import annotations
@@ -14,10 +18,18 @@ import pytest
 
 from appchaind.chain.crypto import merkle_root
 from appchaind.exchange import ExchangeApp, StateError
-from appchaind.exchange.commitment import BUILDER_PREFIX, SIGNING_PREFIX, VALIDATOR_PREFIX
-from appchaind.exchange.txs import BuilderBid, EditValidator, RegisterBuilder
+from appchaind.exchange.commitment import (
+    BUILDER_PREFIX,
+    DELEGATION_PREFIX,
+    META_KEY,
+    SIGNING_PREFIX,
+    UNBONDING_PREFIX,
+    VALIDATOR_PREFIX,
+)
+from appchaind.exchange.txs import BuilderBid, Delegate, EditValidator, RegisterBuilder, Undelegate
 from appchaind.store import Store, WriteBatch
 from tests.exchange.support import address, key
+from tests.exchange.test_accountability import ALICE
 from tests.exchange.test_staking import UNIT, _app, _create
 
 QUOTE = 1_000_000
@@ -44,6 +56,37 @@ def test_a_restart_reads_back_a_commission_rise_and_a_builders_winning_bids(
     assert restarted.staking.validators[address("alice")].commission_raised_at == raised_at
     builder = restarted.builders[address("bob")]
     assert (builder.bids_won, builder.paid, builder.bond) == (2, 8 * QUOTE, 92 * QUOTE)
+    store.close()
+
+
+def test_a_restart_sums_the_stake_and_the_slashes_of_every_record(tmp_path: Path) -> None:
+    """Alice's and carol's validators, both slashed; bob's two unbonding entries (one of
+    1 micro-unit) and dave's delegation of 1 share."""
+    app, d = _app({"slash_double_sign_ppm": 100_000})
+    d.block([_create(d, "alice", 20 * UNIT), _create(d, "carol", 20 * UNIT)])
+    d.block(
+        [
+            d.tx("bob", Delegate(address("alice"), 10 * UNIT)),
+            d.tx("dave", Delegate(address("carol"), 1)),
+        ]
+    )
+    assert app.staking.delegations[address("carol") + address("dave")] == 1
+    d.block([d.tx("bob", Undelegate(address("alice"), 1))])
+    d.block([d.tx("bob", Undelegate(address("alice"), 2 * UNIT))])
+    d.block([], evidence=[(ALICE, app.height), (key("carol-consensus").address, app.height)])
+    assert len(app.staking.unbonding) == 2
+    store = Store(tmp_path / "data")
+    app.store = store
+    app.commit()
+    restarted = ExchangeApp(app.genesis, store)
+    assert restarted.clearing.staked == app.clearing.staked
+    # 10% of alice's 27.999999 quote (2.8, rounded up), of bob's entries (1 micro-unit,
+    # rounded up, and 0.2), of carol's 20
+    slashed = 2_800_000 + 1 + 200_000 + 2_000_000
+    assert restarted.staking.slashed_total == app.staking.slashed_total == slashed
+    assert restarted.staking.unbonding == app.staking.unbonding
+    assert restarted.staking.delegations == app.staking.delegations
+    assert restarted.clearing.conservation_gap() == 0
     store.close()
 
 
@@ -88,6 +131,27 @@ GENESIS_KEY = key("validator").public_key
             "not a builder record: not enough values to unpack",
         ),
         (
+            DELEGATION_PREFIX + address("validator") + address("validator"),
+            [0, b"\x00"],
+            "not a delegation record",
+        ),
+        (
+            DELEGATION_PREFIX + address("validator") + address("bob")[:19],
+            [5, b"\x00"],
+            "not a delegation record",
+        ),
+        (
+            UNBONDING_PREFIX + bytes(7) + b"\x09" + address("validator") + address("bob"),
+            [0],
+            "not an unbonding record",
+        ),
+        (
+            UNBONDING_PREFIX + bytes(7) + b"\x09" + address("validator") + address("bob")[:19],
+            [5],
+            "not an unbonding record",
+        ),
+        (META_KEY, b"\xc1", "stored record b's/~meta' is unreadable \\(FormatError"),
+        (
             SIGNING_PREFIX + address("validator")[:19],
             [0, 0, 0, bytes(125)],
             "not a signing info record",
@@ -95,13 +159,14 @@ GENESIS_KEY = key("validator").public_key
     ],
 )
 def test_a_damaged_record_stops_the_load_and_says_why(
-    tmp_path: Path, stored_key: bytes, record: list[object], problem: str
+    tmp_path: Path, stored_key: bytes, record: list[object] | bytes, problem: str
 ) -> None:
     app, _ = _app()
     store = Store(tmp_path / "data")
     batch = WriteBatch()
     ExchangeApp(app.genesis, store).commit(batch)
-    batch.put(stored_key, msgpack.packb(record, use_bin_type=True))
+    value = record if isinstance(record, bytes) else msgpack.packb(record, use_bin_type=True)
+    batch.put(stored_key, value)
     store.write(batch)
     with pytest.raises(StateError, match=problem):
         ExchangeApp(app.genesis, store)
