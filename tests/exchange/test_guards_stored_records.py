@@ -1,4 +1,4 @@
-"""Staking and builder records as stored (appchaind/exchange/staking_state.py,
+"""Staking, builder and account records as stored (appchaind/exchange/staking_state.py,
 builders.py, storage.py): a restart reads back every field, a validator's last commission
 rise and a builder's winning bids among them, and sums what the records add up to (the
 stake of every validator and unbonding entry, the slashes of every signing record); a
@@ -19,6 +19,7 @@ import pytest
 from appchaind.chain.crypto import merkle_root
 from appchaind.exchange import ExchangeApp, StateError
 from appchaind.exchange.commitment import (
+    ACCOUNT_PREFIX,
     BUILDER_PREFIX,
     DELEGATION_PREFIX,
     META_KEY,
@@ -149,6 +150,11 @@ GENESIS_KEY = key("validator").public_key
             UNBONDING_PREFIX + bytes(7) + b"\x09" + address("validator") + address("bob")[:19],
             [5],
             "not an unbonding record",
+        ),
+        (
+            ACCOUNT_PREFIX + address("alice"),
+            [5, [], [1]],
+            f"stored account {address('alice').hex()} is unreadable \\(recent nonces: not bytes\\)",
         ),
         (META_KEY, b"\xc1", "stored record b's/~meta' is unreadable \\(FormatError"),
         (
