@@ -124,7 +124,8 @@ GENESIS_KEY = key("validator").public_key
         (
             BUILDER_PREFIX + address("bob"),
             [GENESIS_KEY, "b", -1, [], 0, 0],
-            "not a builder record: bond, bids won and paid must be integers",
+            f"stored builder {address('bob').hex()} is unreadable \\(not a builder record: bond, "
+            "bids won and paid must be integers",
         ),
         (
             BUILDER_PREFIX + address("bob"),
