@@ -22,6 +22,7 @@ from appchaind.exchange.commitment import (
     ACCOUNT_PREFIX,
     BUILDER_PREFIX,
     DELEGATION_PREFIX,
+    GLOBAL_KEY,
     META_KEY,
     SIGNING_PREFIX,
     UNBONDING_PREFIX,
@@ -157,6 +158,7 @@ GENESIS_KEY = key("validator").public_key
             [5, [], [1]],
             f"stored account {address('alice').hex()} is unreadable \\(recent nonces: not bytes\\)",
         ),
+        (GLOBAL_KEY, [1, 2], "stored record b's/g' is unreadable \\(ValueError: "),
         (META_KEY, b"\xc1", "stored record b's/~meta' is unreadable \\(FormatError"),
         (
             SIGNING_PREFIX + address("validator")[:19],
