@@ -4,7 +4,7 @@
   (rounded down): after a slash a micro-unit buys more than one share; a validator with
   no shares left issues them one for one again; one slashed to no stake takes none;
 - the operator's self-bond may be left at exactly ``min_self_bond`` (or at nothing), never
-  between;
+  between; any self-bond, a single share of it, gives the validator its power;
 - an undelegation that leaves no validator with power is refused even when the only
   other validator with stake is jailed (it cannot be chosen);
 - both report their events: ``delegated`` (delegator, validator, amount, stake after)
@@ -110,3 +110,13 @@ def test_delegate_and_undelegate_report_their_events() -> None:
             },
         )
     ]
+
+
+def test_a_self_bond_of_one_share_is_a_self_bond() -> None:
+    """On a chain whose minimum self-bond is 1 micro-unit, alice's validator bonded with
+    1 micro-unit of her own and 10 quote of bob's has power 10."""
+    app, d = _app({"min_self_bond": "0.000001"})
+    assert _one(d.block([_create(d, "alice", 1)]))[0] == Code.OK
+    assert _one(d.block([d.tx("bob", Delegate(ALICE_OP, 10 * UNIT))]))[0] == Code.OK
+    assert app.staking.delegations[ALICE_OP + ALICE_OP] == 1
+    assert app.staking.validators[ALICE_OP].power == 10
