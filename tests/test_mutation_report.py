@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import mutation_report
+from tools import mutate, mutation_report
 
 COLUMNS = ("mutants", "killed", "survived", "timeout", "no tests", "not run", "other")
 
@@ -92,3 +92,35 @@ def test_the_written_report_puts_the_parts_in_order_and_names_what_is_missing(
     ]  # fmt: skip
     positions = [text.index(piece) for piece in order]
     assert positions == sorted(positions)
+
+
+def test_the_figures_come_from_the_committed_verdicts_of_every_module(tmp_path: Path) -> None:
+    """Each mutant's exit code is read as tools/mutate.py reads it (1 and 3 killed, 0
+    survived, 24 a timeout, 33 no tests, None not run); a module with no verdicts is
+    reported with none and named as never mutated."""
+    codes = {"a": 1, "b": 3, "c": 0, "d": 24, "e": 33, "f": None, "g": 1}
+    committed: dict[str, dict[str, object]] = {
+        "margin/clearing.py": {"exit_code_by_key": codes, "tests_sha256": "x"}
+    }
+    report = mutation_report.report_from_verdicts(
+        committed, ["margin/clearing.py", "margin/funding.py"]
+    )
+    assert report["counts"] == {
+        "margin/clearing.py": {
+            "mutants": 7, "killed": 3, "survived": 1, "timeout": 1, "no tests": 1,
+            "not run": 1, "other": 0,
+        },
+        "margin/funding.py": dict.fromkeys(COLUMNS, 0),
+    }  # fmt: skip
+    _classify(tmp_path, "margin/clearing.py", 1, 1, 0, 0)
+    markdown, problems = mutation_report.assemble(report, tmp_path)
+    assert "| margin/clearing.py | 7 | 3 | 1 | 1 | 1 | 1 | 1 | 0 | 0 |" in markdown
+    assert problems == [
+        "margin/clearing.py: 1 mutants not run (run make mutate again)",
+        "margin/funding.py: no verdicts (never mutated: run make mutate)",
+    ]
+
+
+def test_by_default_every_module_of_the_campaign_is_reported() -> None:
+    report = mutation_report.report_from_verdicts({})
+    assert list(report["counts"]) == list(mutate.MODULES)  # type: ignore[call-overload]

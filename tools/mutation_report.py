@@ -1,9 +1,13 @@
-"""Join the figures of the last ``make mutate`` campaign with the classification of its
+"""Join the committed mutation verdicts of every module with the classification of its
 survivors, and say what is not accounted for.
 
-The campaign (tools/mutate.py) writes ``.mutmut-cache/report.json``: per module, how many
-mutants were killed, survived, timed out, had no tests or were not run. Each survivor is
-classified by hand in ``docs/mutation/<module with "/" as "__">.md``, whose first line is::
+The figures come from ``docs/mutation/verdicts.json.gz``, which every campaign of
+tools/mutate.py updates for the modules it ran (each group runs in its own campaign):
+per module, each mutant's mutmut exit code, read as killed, survived, timed out, no tests
+or not run by :func:`tools.mutate.verdict`. Every module of :data:`tools.mutate.MODULES`
+is reported, in that order; one without verdicts has never been mutated and is named
+as missing. (``--cache`` reads one campaign's ``.mutmut-cache/report.json`` instead: the
+figures of the groups that campaign ran, only.) Each survivor is classified by hand in ``docs/mutation/<module with "/" as "__">.md``, whose first line is::
 
     <module>: N survivors: E equivalent, T gap (tested), O gap (open)
 
@@ -20,7 +24,8 @@ what is not accounted for, then every module's classification.
 
 Usage::
 
-    .venv/bin/python tools/mutation_report.py [--cache .mutmut-cache] [--check]
+    .venv/bin/python tools/mutation_report.py [--verdicts docs/mutation/verdicts.json.gz]
+                                              [--cache .mutmut-cache] [--check]
                                               [--write docs/mutation-report.md]
 """
 
@@ -32,6 +37,12 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
+
+try:
+    from tools import mutate
+except ImportError:  # run as a script: this file's directory is on sys.path
+    import mutate  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIED = ROOT / "docs" / "mutation"
@@ -74,9 +85,27 @@ def read_classification(path: Path) -> Classification:
     return Classification(match["module"], n, e, t, o, text)
 
 
+def report_from_verdicts(
+    committed: dict[str, dict[str, object]], modules: list[str] | None = None
+) -> dict[str, object]:
+    """A report (as report.json's ``counts``) of ``modules`` (default: every module of
+    :data:`tools.mutate.MODULES`, in its order) from the committed verdicts (as
+    :func:`tools.mutate.load_committed` reads them); a module without any has 0 mutants."""
+    counts: dict[str, dict[str, int]] = {}
+    for module in modules if modules is not None else list(mutate.MODULES):
+        entry = committed.get(module, {})
+        verdicts = cast(dict[str, int | None], entry.get("exit_code_by_key", {}))
+        row = dict.fromkeys(mutate._COLUMNS, 0)
+        row["mutants"] = len(verdicts)
+        for code in verdicts.values():
+            row[mutate.verdict(code)] += 1
+        counts[module] = row
+    return {"counts": counts}
+
+
 def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[str, list[str]]:
-    """(markdown, problems) for the campaign ``report`` (report.json's content), with the
-    classification files of ``directory``."""
+    """(markdown, problems) for ``report`` (report.json's content, or
+    :func:`report_from_verdicts`'s), with the classification files of ``directory``."""
     counts: dict[str, dict[str, int]] = report["counts"]  # type: ignore[assignment]
     problems: list[str] = []
     rows = [
@@ -89,6 +118,8 @@ def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[s
     for module, c in counts.items():
         path = classification_path(module, directory)
         found: Classification | None = None
+        if not c["mutants"]:
+            problems.append(f"{module}: no verdicts (never mutated: run make mutate)")
         if c["not run"]:
             problems.append(f"{module}: {c['not run']} mutants not run (run make mutate again)")
         if path.exists():
@@ -163,16 +194,32 @@ def _as_section(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", type=Path, default=ROOT / ".mutmut-cache")
+    parser.add_argument(
+        "--verdicts",
+        type=Path,
+        default=mutate.VERDICTS,
+        help="the committed verdicts (default docs/mutation/verdicts.json.gz)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="read this campaign cache's report.json instead of the committed verdicts",
+    )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if a survivor or mutant is unaccounted for"
     )
     parser.add_argument("--write", type=Path, metavar="PATH", help="write the whole report")
     args = parser.parse_args(argv)
-    report_file = args.cache / "report.json"
-    if not report_file.exists():
-        parser.error(f"{report_file} does not exist: run make mutate first")
-    markdown, problems = assemble(json.loads(report_file.read_text()))
+    if args.cache is not None:
+        report_file = args.cache / "report.json"
+        if not report_file.exists():
+            parser.error(f"{report_file} does not exist: run make mutate first")
+        report = json.loads(report_file.read_text())
+    else:
+        if not args.verdicts.exists():
+            parser.error(f"{args.verdicts} does not exist: run make mutate first")
+        report = report_from_verdicts(mutate.load_committed(args.verdicts))
+    markdown, problems = assemble(report)
     if args.write:
         write_report(markdown, problems, args.write)
     else:

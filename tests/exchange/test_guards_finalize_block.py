@@ -3,6 +3,9 @@
 - the oracle input is the last commit's precommits for the previous block, each with the
   power of its signer in the previous validator set; a commit slot beyond that set has
   no signer there and counts for nothing;
+- the block's evidence (each duplicate vote's validator and height) and its last commit
+  (who signed it) go to the accountability step: evidence slashes and tombstones, a slot
+  without a precommit is a missed block;
 - the previous block's hash (``header.last_block_id``) seeds where the liquidations of
   the block start: with more candidates than ``max_liquidations_per_block``, the first
   liquidated (in address order) is the one at sha256("liquidation" || last_block_id ||
@@ -15,14 +18,28 @@ from __future__ import annotations
 
 import dataclasses
 from hashlib import sha256
+from typing import Any
 
 from appchaind.chain import types
 from appchaind.chain.crypto import PrivateKey
-from appchaind.chain.types import COMMIT_BLOCK, Commit, CommitSig
+from appchaind.chain.types import COMMIT_ABSENT, COMMIT_BLOCK, Commit, CommitSig
 from appchaind.consensus.validators import ValidatorSet
 from appchaind.exchange import ExchangeApp
 from appchaind.exchange.oracle import encode_vote
-from tests.exchange.support import BUY, IOC, SELL, Driver, address, block_of, genesis, limit
+from tests.exchange.support import (
+    BUY,
+    IOC,
+    SELL,
+    Driver,
+    address,
+    block_of,
+    genesis,
+    key,
+    limit,
+    precommit_with,
+)
+from tests.exchange.test_accountability import ALICE, ALICE_KEY, _alice_validator
+from tests.exchange.test_staking import UNIT
 
 BTC = 0
 RICH = "1000000"
@@ -75,3 +92,51 @@ def test_the_previous_block_hash_seeds_which_liquidation_goes_first() -> None:
             first
         ]
         waiting.remove(first)
+
+
+def _finalize(app: ExchangeApp, block: types.Block, validators: ValidatorSet | None) -> Any:
+    """``block`` at the app's next height and time (tests/exchange/support.py's Driver's)."""
+    d = Driver(app)
+    header = dataclasses.replace(block.header, height=d.height, time_ms=d.time_ms)
+    return app.finalize_block(dataclasses.replace(block, header=header), [], validators)
+
+
+def test_the_evidence_a_block_carries_slashes_and_tombstones_its_validator() -> None:
+    """A block carrying a duplicate vote of alice's validator (30 quote of stake, 5% for a
+    double sign): finalize_block passes it to the accountability step, which takes 1.5
+    quote of the stake and tombstones the validator."""
+    app, _ = _alice_validator({"slash_double_sign_ppm": 50_000})
+    infraction = app.height
+    vote_a = dataclasses.replace(precommit_with(b"", infraction), validator=ALICE)
+    vote_b = dataclasses.replace(vote_a, block_hash=b"\x02" * 32)
+    evidence = (types.DuplicateVoteEvidence(vote_a, vote_b),)
+    result = _finalize(app, dataclasses.replace(block_of([]), evidence=evidence), None)
+    slashed = 30 * UNIT * 50_000 // 1_000_000
+    assert app.staking.validators[address("alice")].tokens == 30 * UNIT - slashed
+    assert app.staking.signing[address("alice")].tombstoned
+    assert [
+        (e.kind, e.attributes["infraction_height"])
+        for e in result.events
+        if e.kind in ("validator_slashed", "validator_tombstoned")
+    ] == [("validator_slashed", infraction), ("validator_tombstoned", infraction)]
+
+
+def test_the_last_commit_of_a_block_records_who_missed_it() -> None:
+    """The previous set is alice's validator and the genesis validator; the block's last
+    commit has the genesis validator's precommit and no slot filled for alice: alice's
+    validator has one missed block, the genesis validator none."""
+    app, _ = _alice_validator()
+    genesis_key = key("validator")
+    validators = ValidatorSet.from_genesis(
+        [types.Validator(ALICE_KEY.public_key, 30), types.Validator(genesis_key.public_key, 10)]
+    )
+    sigs = tuple(
+        CommitSig(COMMIT_BLOCK, a, 0, b"", b"", b"")
+        if a == genesis_key.address
+        else CommitSig(COMMIT_ABSENT, a, 0, b"", b"", b"")
+        for a in validators.addresses
+    )
+    block = dataclasses.replace(block_of([]), last_commit=Commit(1, 0, b"\x01" * 32, sigs))
+    _finalize(app, block, validators)
+    assert app.staking.signing[address("alice")].missed_count == 1
+    assert address("validator") not in app.staking.signing

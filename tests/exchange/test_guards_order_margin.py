@@ -2,7 +2,8 @@
 reduces its owner's position (or closes it), filling it in full at its limit price, taker
 fee paid, must leave the account's net collateral at or above its initial margin. Exactly
 enough free collateral is accepted, one micro-unit less is refused; an order that only
-reduces or closes is placed whatever it would cost.
+reduces or closes is placed whatever it would cost. So at a single lot too (a flip to
+long 1, a close of 1).
 
 BTC-PERP of tests/exchange/support.py: oracle 50000 ticks, one tick-lot 1000 micro-units,
 initial margin 10% of the position's value at the oracle, taker fee 500 ppm. Balances are
@@ -141,3 +142,22 @@ def test_an_order_that_only_reduces_or_closes_the_position_is_not_margin_checked
     # the asks crossed the bids (at 55000): alice bought 5 from bob, amy 10 from ben
     sizes = [app.account(address(n)).position_size(BTC) for n in ("alice", "amy", "bob", "ben")]  # type: ignore[union-attr]
     assert sizes == [-5, 0, 5, 0]
+
+
+def test_a_flip_to_a_single_lot_and_a_close_of_a_single_lot_are_judged_like_any() -> None:
+    """At one lot: alice (short 1) buying 2 at 50500 ends long 1 and must afford it, the
+    2 lots' 1,000,000 below the oracle and the taker fee from her free collateral (one
+    micro-unit less is refused); bob (long 1, no free collateral) selling his 1 lot at
+    45000 only closes it and is placed whatever it would cost."""
+    alice_needs = 2 * 500 * QUANTUM + _taker_fee(50500, 2)
+    assert alice_needs == 1_050_500
+    app, d = _with_positions(
+        {"alice": alice_needs, "amy": alice_needs - 1, "bob": 0},
+        {"alice": -1, "amy": -1, "bob": 1},
+    )
+    result = d.block([
+        d.tx("alice", limit(BTC, BUY, 50500, 2)),
+        d.tx("amy", limit(BTC, BUY, 50500, 2)),
+        d.tx("bob", limit(BTC, SELL, 45000, 1)),
+    ])  # fmt: skip
+    assert [r.code for r in result.tx_results] == [Code.OK, Code.INSUFFICIENT_MARGIN, Code.OK]

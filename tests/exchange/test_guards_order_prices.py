@@ -115,6 +115,10 @@ def test_a_trigger_price_is_from_one_tick_to_below_max_price(kind: OrderType) ->
     ]
     ok, bad = Code.OK, Code.INVALID_ORDER
     assert _codes(d, "alice", bodies) == [ok, ok, bad, bad]
+    # the refusal names the trigger price (not the book's "invalid price or size")
+    body = conditional(BTC, BUY, kind, MAX_PRICE, 1, price, client_id=5)
+    (refused,) = d.block([d.tx("alice", body)]).tx_results
+    assert (refused.code, refused.log) == (bad, "trigger_price must be a positive number of ticks")
 
 
 @pytest.mark.parametrize("tif", [GTC, POST_ONLY])

@@ -184,14 +184,18 @@ def test_a_replacement_refused_before_the_book_leaves_the_old_order_as_it_was(
 
 def test_a_replacement_the_book_refuses_leaves_the_old_order_cancelled() -> None:
     """Alice replaces her ask by a post-only bid that would take Bob's ask: the bid is
-    refused (POST_ONLY_WOULD_TAKE) and her ask stays cancelled."""
+    refused (POST_ONLY_WOULD_TAKE), the book's reason and that her ask stays cancelled
+    both said, and her ask stays cancelled."""
     app = ExchangeApp(genesis({"alice": RICH, "bob": RICH}))
     d = Driver(app)
     placed = d.block([d.tx("alice", ASK), d.tx("bob", limit(BTC, SELL, 50500, 4))])
     alice = _orders(placed, 0)[0][0]
     new = limit(BTC, BUY, 50500, 1, POST_ONLY)
     result = d.block([d.tx("alice", ReplaceOrder(alice, 0, False, new))])
-    assert result.tx_results[0].code == Code.POST_ONLY_WOULD_TAKE
+    assert (result.tx_results[0].code, result.tx_results[0].log) == (
+        Code.POST_ONLY_WOULD_TAKE,
+        "post-only order would take liquidity (the replaced order stays cancelled)",
+    )
     assert [s for _, s, _ in _orders(result)] == ["cancelled", "rejected"]
     assert app.books[BTC].order(alice) is None
     assert app.books[BTC].open_order_count(address("alice")) == 0
