@@ -15,7 +15,9 @@ the staking pool as it created the genesis accounts' balances; stake slashed fro
 validator goes to the insurance fund (:mod:`appchaind.exchange.accountability`).
 ``fee_pool`` holds the trading fees and the proposers' shares of builders' bids until
 they are paid to the validators and their delegators as rewards
-(:mod:`appchaind.exchange.rewards`). The
+(:mod:`appchaind.exchange.rewards`); nothing else takes from it (a fill's net fee is
+never negative: a liquidation's fill, whose taker pays no fee, pays the maker no
+rebate). The
 insurance fund is also the clearing account of
 funding: a settling account pays its funding into it (rounded up) or is paid from it
 (rounded down), so funding is zero-sum up to rounding and the rounding stays in the fund.
@@ -295,14 +297,22 @@ class ClearingHouse:
         price: int,
         size: int,
         taker_fee_ppm: int,
+        maker_rebate: bool = True,
     ) -> tuple[int, int]:
         """Exchange ``size`` lots at ``price`` ticks between maker and taker and charge the
         fees (the maker's at the market's maker rate, the taker's at ``taker_fee_ppm``) into
-        the fee pool. Returns (maker fee, taker fee) in micro-units."""
+        the fee pool. Returns (maker fee, taker fee) in micro-units.
+
+        ``maker_rebate`` False (a liquidation's fill, whose taker pays no fee): a negative
+        maker rate counts as 0. The net fee is then never negative (the genesis keeps every
+        rebate rate within the taker rate, and a rebate rounds down where a charge rounds
+        up), so the fee pool, the stakers' rewards, never shrinks but by what they collect."""
         market = self.markets[market_id]
         notional = price * size * market.quantum
         # fee(notional, ppm), inline: charges round up, rebates down
         maker_ppm = market.maker_fee_ppm
+        if maker_ppm < 0 and not maker_rebate:
+            maker_ppm = 0
         maker_fee = (
             (notional * maker_ppm + _CEIL) // PPM
             if maker_ppm >= 0

@@ -406,12 +406,15 @@ class Exchange:
         self.position_changed.add(account.address)
 
     def settle_fill(self, market: Market, taker: Account, taker_side: int, fill: Fill,
-                    taker_fee_ppm: int) -> tuple[int, int]:  # fmt: skip
-        """Exchange the fill's lots at the maker's price; fees into the fee pool. An account
-        whose position in this market has unsettled funding settles all of it first."""
+                    taker_fee_ppm: int, liquidation: bool) -> tuple[int, int]:  # fmt: skip
+        """Exchange the fill's lots at the maker's price; fees into the fee pool (a
+        liquidation's fill pays the maker no rebate: its taker pays no fee, and the fee
+        pool, the stakers', must not shrink). An account whose position in this market has
+        unsettled funding settles all of it first."""
         maker = self.accounts[fill.maker.owner]
         notional = fill.maker.price * fill.size * market.quantum
-        maker_fee = fee(notional, market.params.maker_fee_ppm)
+        maker_ppm = market.params.maker_fee_ppm
+        maker_fee = fee(notional, 0 if liquidation and maker_ppm < 0 else maker_ppm)
         taker_fee = fee(notional, taker_fee_ppm)
         for account in (maker, taker):
             position = account.positions.get(market.market_id)
@@ -814,7 +817,9 @@ class Exchange:
     def say_fills(self, market: Market, match: Match, taker: Account, taker_order_id: int,
                   side: int, taker_fee_ppm: int, liquidation: bool) -> None:  # fmt: skip
         for fill in match.fills:
-            maker_fee, taker_fee = self.settle_fill(market, taker, side, fill, taker_fee_ppm)
+            maker_fee, taker_fee = self.settle_fill(
+                market, taker, side, fill, taker_fee_ppm, liquidation
+            )
             self.emit(
                 "fill", market=market.market_id, maker_order_id=fill.maker.order_id,
                 maker=fill.maker.owner, taker_order_id=taker_order_id, taker=taker.address,

@@ -320,6 +320,7 @@ def settle_fills(
             price,
             size,
             taker_fee_ppm,
+            not liquidation,
         )
         dirty[maker_oid] = None
         events.append(

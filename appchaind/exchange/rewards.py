@@ -10,12 +10,19 @@ through rewards with no new term (:mod:`margin.clearing`).
 **Who gets them.**
 
 - The proposer's share of a bid is the proposing validator's reward at once
-  (:func:`credit_proposer`; a proposer the staking state does not know leaves it to the
-  next distribution).
+  (:func:`credit_proposer`; a proposer the staking state does not know, or that is jailed
+  or tombstoned, leaves it to the next distribution).
 - At the end of every block (:func:`distribute`), the part of the fee pool not yet
   handed out (``fee_pool − rewards_allocated``) goes to the validators with power in the
-  set, each ``new × tokens ÷ Σ tokens`` (rounded down; what rounding leaves waits for the
-  next block). A block without fees costs one subtraction.
+  set and not jailed (a validator jailed or tombstoned in this very block earns none of
+  it), each ``new × tokens ÷ Σ tokens`` (rounded down; what rounding leaves waits for the
+  next block). A block without fees costs one subtraction. The stake counted is the
+  stake at the end of the block, as in Cosmos: a delegation made in a block shares that
+  block's fees.
+
+The fee pool never shrinks but by what is paid out (a fill's net fee is never negative:
+a liquidation's fill, whose taker pays no fee, pays its maker no rebate,
+:meth:`margin.ClearingHouse.settle_fill`), so what was handed out stays covered.
 
 A validator's reward (:func:`credit`): ``commission_ppm`` of it (rounded down) is its
 operator's commission (``commission_owed``); the rest is its delegators', the operator's
@@ -75,7 +82,11 @@ def distribute(state: ExchangeState, events: list[PendingEvent]) -> None:
     if new <= 0:
         return
     validators = staking.validators
-    earning = [validators[op] for op in sorted(validators) if validators[op].power > 0]
+    earning = [
+        validators[op]
+        for op in sorted(validators)
+        if validators[op].power > 0 and not staking.is_jailed(op)
+    ]
     total = sum(v.tokens for v in earning)
     if total == 0:
         return
@@ -112,7 +123,7 @@ def credit_proposer(state: ExchangeState, proposer: bytes, share: int) -> None:
     has none, the share stays in the pool for the next distribution."""
     staking = state.staking
     operator = staking.by_consensus.get(proposer)
-    if operator is None or share <= 0:
+    if operator is None or share <= 0 or staking.is_jailed(operator):
         return
     credit(staking, staking.validators[operator], share)
     staking.rewards_allocated += share
@@ -172,12 +183,14 @@ def withdraw(
     validator = state.staking.validators.get(body.validator)
     if validator is None:
         return Code.UNKNOWN_VALIDATOR, f"no validator has operator {body.validator.hex()}"
-    if pay(state, validator, account.address, events) == 0:
+    if sum(owed(state.staking, validator, account.address)) == 0:
+        # Refused before anything changes (not even the delegation's mark).
         return (
             Code.NO_REWARDS,
             "the validator owes the sender nothing yet (rewards come from trading fees and "
             "builders' bids, paid at the end of each block)",
         )
+    pay(state, validator, account.address, events)
     return APPLIED
 
 

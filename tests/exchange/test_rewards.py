@@ -270,3 +270,72 @@ def test_a_reward_index_beyond_64_bits_is_stored_whole() -> None:
             assert "not a reward index" in str(exc)
         else:
             raise AssertionError(f"{bad!r} read as an index")
+
+
+def test_a_liquidation_fills_rebate_is_the_insurance_funds_and_the_rewards_stay_covered() -> None:
+    """Carol's short of 100 (sold to bob at 50000: 2,000,000 of net fees, handed to the
+    genesis validator) is liquidated against dave's and erin's asks. The liquidation order
+    pays no taker fee, so its makers get no rebate: the fee pool still covers what the
+    validator is owed, and it collects all 2,000,000. (The fee pool used to pay those
+    rebates, 100 ppm of 60 lots at 53500 and 40 at 53600: 535,400, leaving 1,464,600 for
+    2,000,000 owed, and the withdrawal raised out of the block: the chain stopped.)"""
+    app = ExchangeApp(
+        genesis({"carol": "502.54", "bob": "1000000", "dave": "1000000", "erin": "1000000",
+                 "validator": "1000"})
+    )  # fmt: skip
+    d = Driver(app)
+    d.block([
+        d.tx("bob", limit(0, BUY, 50000, 100)),
+        d.tx("carol", limit(0, SELL, 50000, 100, IOC)),
+    ])  # fmt: skip
+    assert app.clearing.fee_pool == app.staking.rewards_allocated == 2_000_000
+    d.block([
+        d.tx("dave", limit(0, SELL, 53500, 60, client_id=1)),
+        d.tx("erin", limit(0, SELL, 53600, 100, client_id=1)),
+    ])  # fmt: skip
+    dave = _balance(app, "dave")
+    result = d.block([], prices=[53000, 3000])
+    assert [e.attributes["filled"] for e in result.events if e.kind == "liquidation"] == [100]
+    assert app.clearing.fee_pool == app.staking.rewards_allocated == 2_000_000
+    # dave was paid the price of the 60 lots he sold at 53500, and no rebate.
+    assert _balance(app, "dave") == dave + 60 * 53500 * 1000
+    assert app.clearing.conservation_gap() == 0
+    validator = _balance(app, "validator")
+    (paid,) = d.block([d.tx("validator", WithdrawRewards(GENESIS_VALIDATOR))]).tx_results
+    assert paid.code == Code.OK
+    assert _balance(app, "validator") == validator + 2_000_000
+    assert app.clearing.fee_pool == app.staking.rewards_allocated == 0
+    _check(app)
+
+
+def test_a_refused_withdrawal_changes_nothing() -> None:
+    """bob holds 1 share of alice's validator: a block's 200,000 of fees earn it less than a
+    micro-unit. His WithdrawRewards is refused (NO_REWARDS) and leaves his delegation's mark
+    where it was, so the fraction keeps counting."""
+    app, d = _app()
+    assert d.block([_create(d, "alice", 30 * QUOTE, 100_000)]).tx_results[0].code == Code.OK
+    assert d.block([d.tx("bob", Delegate(ALICE, 1))]).tx_results[0].code == Code.OK
+    _trade(d)
+    key = ALICE + address("bob")
+    mark = app.staking.reward_marks[key]
+    assert app.staking.validators[ALICE].reward_index > mark
+    assert _owed(app, ALICE, "bob") == (0, 0)
+    (refused,) = d.block([d.tx("bob", WithdrawRewards(ALICE))]).tx_results
+    assert refused.code == Code.NO_REWARDS
+    assert app.staking.reward_marks[key] == mark
+
+
+def test_a_validator_tombstoned_in_a_block_earns_none_of_its_fees() -> None:
+    """Evidence against alice's validator and a trade in the same block: the genesis
+    validator, the only one left earning, gets all 200,000 of the fees."""
+    app, d = _app()
+    _staked_alice(d)
+    d.block([d.tx("carol", limit(0, SELL, 50000, 10))])
+    result = d.block(
+        [d.tx("dave", limit(0, BUY, 50000, 10, IOC))],
+        evidence=[(key("alice-consensus").address, app.height)],
+    )
+    assert "validator_tombstoned" in [e.kind for e in result.events]
+    assert _owed(app, ALICE, "alice") == _owed(app, ALICE, "bob") == (0, 0)
+    assert _owed(app, GENESIS_VALIDATOR, "validator") == (FEES, 0)
+    _check(app)

@@ -250,6 +250,8 @@ def _liq_book(app, codes, kinds):
     assert "liquidation" in kinds and "liquidation_fee" in kinds and "adl" not in kinds
     # Fee: 1% of 4600 quote = 46 quote, within the surplus over bankruptcy (197.5 quote).
     assert app.clearing.insurance_fund == 100_000 * 10**6 + 46 * 10**6
+    # The setup trade's net fee (500 - 100 ppm of 5000 quote); the liquidation adds none.
+    assert app.clearing.fee_pool == 2_000_000
     assert acct(app, "bob").balance == 197_500_000 - 46 * 10**6
 
 
@@ -257,7 +259,9 @@ scenario(
     "liquidation_through_book",
     "Bob is long 100 lots with 600 quote; the oracle falls to "
     "46000 (below maintenance); his position is sold into Carol's bid at 46000, above the "
-    "bankruptcy price, and the liquidation fee goes to the insurance fund.",
+    "bankruptcy price, and the liquidation fee goes to the insurance fund. The liquidation's "
+    "fill pays no taker fee and Carol, its maker, no rebate: the fee pool keeps the setup "
+    "trade's 2 quote.",
     {"balances": LEVERAGED},
     [
         block(order("alice", SELL, 50000, 100)),
