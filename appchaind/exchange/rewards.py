@@ -213,6 +213,12 @@ def commission_problem(
     rise = commission_ppm - validator.commission_ppm
     if rise <= 0:
         return None
+    if params.commission_max_rise_ppm == 0:
+        return (
+            Code.COMMISSION_CHANGE,
+            "this chain allows no commission rise (commission_max_rise_ppm is 0); "
+            f"the commission may only fall from {validator.commission_ppm} ppm",
+        )
     if rise > params.commission_max_rise_ppm:
         return (
             Code.COMMISSION_CHANGE,

@@ -230,7 +230,11 @@ def test_a_commission_of_zero_may_never_rise_when_the_chain_says_so() -> None:
     app, d = _app({"commission_max_rise_ppm": 0})
     assert d.block([_create(d, "alice", 30 * QUOTE, 0)]).tx_results[0].code == Code.OK
     (result,) = d.block([d.tx("alice", EditValidator("alice", "", 1))]).tx_results
-    assert result.code == Code.COMMISSION_CHANGE
+    assert (result.code, result.log) == (
+        Code.COMMISSION_CHANGE,
+        "this chain allows no commission rise (commission_max_rise_ppm is 0); the commission "
+        "may only fall from 0 ppm",
+    )
 
 
 def test_the_reward_state_survives_a_restart(tmp_path: Path) -> None:
