@@ -6,7 +6,8 @@
   amount, bond after);
 - UnbondBuilder takes from 1 micro-unit to the whole bond, reported in a
   ``builder_unbonding`` event (builder, amount, bond after, release height =
-  height + ``builder_unbonding_blocks``);
+  height + ``builder_unbonding_blocks``), and the end of that block returns it to the
+  builder's balance, whatever the other builders;
 - each winning bid counts in the builder's record: bids won and micro-units paid, summed
   over its bids (both stored, so in the app hash).
 """
@@ -81,3 +82,21 @@ def test_a_registration_beyond_the_free_collateral_says_why() -> None:
         f"a bond of {6000 * QUOTE} micro-units exceeds the free collateral of {5000 * QUOTE}",
     )
     assert app.builders == {}
+
+
+def test_unbonded_amounts_are_released_at_their_height_whoever_else_is_a_builder() -> None:
+    """Alice (whose address sorts first) is a builder with nothing unbonding; bob
+    unbonds 5 quote at height 2, due at 6: it is back in his balance at the end of
+    block 6."""
+    app = ExchangeApp(
+        genesis({"alice": "5000", "bob": "5000"}, params={"builder_unbonding_blocks": 4})
+    )
+    d = Driver(app)
+    assert address("alice") < address("bob")
+    d.block([d.tx("alice", RegisterBuilder("a", BOND)), d.tx("bob", RegisterBuilder("b", BOND))])
+    d.block([d.tx("bob", UnbondBuilder(5 * QUOTE))])
+    balance = app.account(address("bob")).balance  # type: ignore[union-attr]
+    while app.height < 6:
+        d.block([])
+    assert app.account(address("bob")).balance == balance + 5 * QUOTE  # type: ignore[union-attr]
+    assert app.builders[address("bob")].unbonding == []
