@@ -44,7 +44,8 @@ SYNC_LAG = 3
 SYNC_WINDOW = 64
 #: A block request unanswered for this long is sent to another peer.
 SYNC_REQUEST_TIMEOUT_S = 2.0
-#: In consensus mode, the next height is fetched only after this long at one height.
+#: In consensus mode one height behind, the next height is fetched only after this long
+#: at one height (two or more behind, at once).
 FETCH_AFTER_S = 1.0
 SYNC_INTERVAL_S = 0.05
 
@@ -205,7 +206,11 @@ class BlockSyncReactor:
         # Only the immediately next height while in consensus (peers may just be a step
         # ahead); a window of heights, spread over peers, while syncing.
         window = SYNC_WINDOW if self.syncing else 1
-        if not self.syncing and now - self.driver.height_entered_at < FETCH_AFTER_S:
+        # One height behind, the peers may only be a step ahead: their proposal and votes
+        # may yet come, so the block is fetched after FETCH_AFTER_S. Two or more behind
+        # (short of sync mode), the peers' consensus messages skip this node (they go only
+        # to peers at most a height behind): the next block is fetched at once.
+        if not self.syncing and behind <= 1 and now - self.driver.height_entered_at < FETCH_AFTER_S:
             return
         for i, height in enumerate(range(ours + 1, min(best, ours + window) + 1)):
             if height in self._blocks:

@@ -1,7 +1,8 @@
 """Block sync after a peer's connection drops: the requests lost with the connection are
 asked again, of the same peer once it is back, and the peer is not dropped for them
 (a syncing node whose only peer once dropped it for being slow stayed at the height it
-had reached, dropping the peer at every reconnect for "not answering")."""
+had reached, dropping the peer at every reconnect for "not answering"); and a node a few
+heights behind, short of sync mode, fetching its next block at once."""
 
 from __future__ import annotations
 
@@ -98,3 +99,29 @@ def test_a_peer_that_does_not_answer_is_dropped_once_and_asked_again_when_back(
     assert back.closed == []
     assert [h for _, h in peers.sent] == list(range(1, 11))
     assert all(when != -math.inf for _, when in reactor._requested.values())
+
+
+def test_two_heights_behind_the_next_block_is_fetched_at_once_one_behind_after_a_wait(
+    monkeypatch: Any,
+) -> None:
+    """Short of sync mode (at most SYNC_LAG behind), a node one height behind waits
+    FETCH_AFTER_S for the round it may still see; two behind, its peers' consensus
+    messages skip it, so it asks for the next block at once (it used to wait a second per
+    height while the chain went on)."""
+    clock = [100.0]
+    monkeypatch.setattr(blocksync.time, "monotonic", lambda: clock[0])
+    reactor, peers = _reactor()
+    driver = reactor.driver
+    driver.latest_height, driver.height_entered_at = 10, 100.0  # type: ignore[misc]
+    peers.peers["v"] = _Peer()
+    reactor.on_round_status("v", _status(11))
+    reactor.step()
+    assert peers.sent == [] and not reactor.syncing
+    clock[0] += blocksync.FETCH_AFTER_S
+    reactor.step()
+    assert peers.sent == [("v", 11)]
+    peers.sent.clear()
+    driver.latest_height, driver.height_entered_at = 11, clock[0]  # type: ignore[misc]
+    reactor.on_round_status("v", _status(13))
+    reactor.step()
+    assert peers.sent == [("v", 12)] and not reactor.syncing
