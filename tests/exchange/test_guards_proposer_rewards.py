@@ -22,7 +22,7 @@ from tests.exchange.test_staking import UNIT, _create
 ALICE_CONSENSUS = key("alice-consensus").address
 
 
-def _chain() -> tuple[ExchangeApp, Driver]:
+def _chain(commission_ppm: int = 1_000_000) -> tuple[ExchangeApp, Driver]:
     app = ExchangeApp(
         genesis(
             {"alice": "1000", "builder": "5000"},
@@ -31,7 +31,7 @@ def _chain() -> tuple[ExchangeApp, Driver]:
     )
     d = Driver(app)
     d.block([
-        _create(d, "alice", 10 * UNIT, commission_ppm=1_000_000),
+        _create(d, "alice", 10 * UNIT, commission_ppm=commission_ppm),
         d.tx("builder", RegisterBuilder("b", 1000 * UNIT)),
     ])  # fmt: skip
     assert app.staking.validators[address("alice")].power == 10
@@ -76,17 +76,7 @@ def test_a_proposer_without_delegations_keeps_the_whole_share_as_commission() ->
     """Alice's validator, at a commission of 0, loses its only delegation (her own) but
     still proposes (consensus takes the change two heights later): with no share to
     spread it over, the whole share is its operator's commission."""
-    app = ExchangeApp(
-        genesis(
-            {"alice": "1000", "builder": "5000"},
-            params={"builder_bid_proposer_ppm": 500_000, "min_builder_bid": "0.000001"},
-        )
-    )
-    d = Driver(app)
-    d.block([
-        _create(d, "alice", 10 * UNIT, commission_ppm=0),
-        d.tx("builder", RegisterBuilder("b", 1000 * UNIT)),
-    ])  # fmt: skip
+    app, d = _chain(commission_ppm=0)
     d.block([d.tx("alice", Undelegate(address("alice"), 10 * UNIT))])
     assert app.staking.validators[address("alice")].shares == 0
     _bid(app, d, 2 * UNIT, ALICE_CONSENSUS)
