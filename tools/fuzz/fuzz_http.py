@@ -27,7 +27,7 @@ from appchaind.http.server import Handler, HttpServer, Request, Response
 from tools.fuzz import samples
 from tools.fuzz.fuzz_rpc import _server as rpc_server
 from tools.fuzz.harness import Finding, Target
-from tools.fuzz.ports import fuzz_node
+from tools.fuzz.ports import fuzz_node, serve_bytes
 
 __all__ = ["TARGET", "one_input", "request_of", "responses", "serve"]
 
@@ -57,25 +57,9 @@ def _http() -> HttpServer:
 
 async def serve(data: bytes) -> bytes:
     server = _http()
-    server_end, client_end = trio.testing.memory_stream_pair()
-    replies = bytearray()
-
-    async def client() -> None:
-        try:
-            await client_end.send_all(data)
-            await client_end.send_eof()
-        except trio.BrokenResourceError:
-            pass  # the server closed first (it answered and stopped reading)
-        while chunk := await client_end.receive_some(65536):
-            replies.extend(chunk)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(client)
-        try:
-            await server._serve_connection(server_end, "127.0.0.1:40000")  # type: ignore[arg-type]
-        finally:
-            await server_end.aclose()
-    return bytes(replies)
+    return await serve_bytes(
+        lambda stream: server._serve_connection(stream, "127.0.0.1:40000"), data
+    )
 
 
 def responses(output: bytes) -> list[tuple[int, bytes]]:

@@ -35,7 +35,7 @@ from appchaind.rpc.protocol import (
 from appchaind.rpc.server import RpcServer
 from tools.fuzz import samples
 from tools.fuzz.harness import Finding, Target
-from tools.fuzz.ports import fuzz_node
+from tools.fuzz.ports import fuzz_node, serve_bytes
 
 __all__ = ["TARGET", "one_input", "serve"]
 
@@ -82,20 +82,7 @@ def _server() -> RpcServer:
 
 async def serve(data: bytes) -> bytes:
     server = _server()
-    server_end, client_end = trio.testing.memory_stream_pair()
-    replies = bytearray()
-
-    async def client() -> None:
-        await client_end.send_all(data)
-        await client_end.send_eof()
-        while chunk := await client_end.receive_some(65536):
-            replies.extend(chunk)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(client)
-        await server._serve(server_end, "127.0.0.1:40000")  # type: ignore[arg-type]
-        await server_end.aclose()
-    return bytes(replies)
+    return await serve_bytes(lambda stream: server._serve(stream, "127.0.0.1:40000"), data)
 
 
 def _check_reply(reply: Any) -> None:

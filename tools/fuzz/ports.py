@@ -12,10 +12,13 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import trio
+import trio.testing
 
 from appchaind.chain.codes import Code
 from appchaind.chain.types import tx_hash
@@ -26,7 +29,7 @@ from appchaind.node.view import encode_tx_index_entry
 from appchaind.store import WriteBatch
 from tools.fuzz import samples
 
-__all__ = ["FuzzNodeView", "fuzz_node"]
+__all__ = ["FuzzNodeView", "fuzz_node", "serve_bytes"]
 
 
 class FuzzNodeView:
@@ -77,3 +80,29 @@ def fuzz_node() -> FuzzNodeView:
 
     atexit.register(remove)
     return FuzzNodeView(node)
+
+
+async def serve_bytes(handle: Callable[[Any], Awaitable[None]], data: bytes) -> bytes:
+    """What a port's handler of one connection (``handle``, given the server's end of an
+    in-memory connection) writes to a client that sends ``data`` and closes its side, until
+    the server closes its own. A server that stops reading first (it answered and closed)
+    cuts the client's send short, as a real connection's would."""
+    server_end, client_end = trio.testing.memory_stream_pair()
+    replies = bytearray()
+
+    async def client() -> None:
+        try:
+            await client_end.send_all(data)
+            await client_end.send_eof()
+        except trio.BrokenResourceError:
+            pass
+        while chunk := await client_end.receive_some(65536):
+            replies.extend(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client)
+        try:
+            await handle(server_end)
+        finally:
+            await server_end.aclose()
+    return bytes(replies)
