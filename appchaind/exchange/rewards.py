@@ -129,14 +129,18 @@ def credit_proposer(state: ExchangeState, proposer: bytes, share: int) -> None:
     staking.rewards_allocated += share
 
 
+def _earned(staking: Staking, validator: StakeValidator, key: bytes, shares: int) -> int:
+    """The rewards of the delegation ``key`` (``shares`` of ``validator``) since it was last
+    paid (rounded down)."""
+    return shares * (validator.reward_index - staking.reward_marks[key]) // REWARD_SCALE
+
+
 def owed(staking: Staking, validator: StakeValidator, owner: bytes) -> tuple[int, int]:
     """What ``owner`` is owed by ``validator``: (its delegation's rewards, the commission
     if ``owner`` is the operator, else 0)."""
     key = validator.operator + owner
     shares = staking.delegations.get(key, 0)
-    rewards = 0
-    if shares:
-        rewards = shares * (validator.reward_index - staking.reward_marks[key]) // REWARD_SCALE
+    rewards = _earned(staking, validator, key, shares) if shares else 0
     commission = validator.commission_owed if owner == validator.operator else 0
     return rewards, commission
 
@@ -199,8 +203,7 @@ def total_owed(staking: Staking) -> int:
     check: it is at most ``rewards_allocated``; visits every delegation)."""
     total = sum(v.commission_owed for v in staking.validators.values())
     for key, shares in staking.delegations.items():
-        validator = staking.validators[key[:20]]
-        total += shares * (validator.reward_index - staking.reward_marks[key]) // REWARD_SCALE
+        total += _earned(staking, staking.validators[key[:20]], key, shares)
     return total
 
 
