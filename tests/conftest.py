@@ -23,8 +23,11 @@ must not be replayed against the next).
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 #: True in CI (.ci/run runs with CI=true): tests that would skip fail instead.
@@ -57,3 +60,23 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+#: mutmut's record of its stats run (the time of each test), in the directory its workers
+#: run the tests from.
+_MUTMUT_STATS = Path("mutmut-stats.json")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under mutmut (tools/mutate.py), a mutant's tests run fastest first: mutmut stops at
+    the first failure (-x), so a mutant is killed by its cheapest failing test instead of
+    after whichever slow property test came first in its unordered set of tests. The
+    verdict is the same (killed if any test fails, survived if none does); only the time
+    changes. Tests whose time is not known yet keep their place, first."""
+    if "MUTANT_UNDER_TEST" not in os.environ or not _MUTMUT_STATS.is_file():
+        return
+    try:
+        durations = json.loads(_MUTMUT_STATS.read_text())["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))

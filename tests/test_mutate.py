@@ -178,7 +178,9 @@ def test_a_module_whose_run_failed_gets_one_more_try(
     is tried again in the next round, once; a module that finished is not run again."""
     calls: list[str] = []
 
-    def run_module(workspace: Path, module: str, seconds: float, children: int) -> Any:
+    def run_module(
+        workspace: Path, module: str, seconds: float, children: int, keep: bool = False
+    ) -> Any:
         calls.append(module)
         failed = "mutmut exited with 1" if module == "b.py" else ""
         return mutate.ModuleRun(module, seconds=1.0, failed=failed)
@@ -209,6 +211,41 @@ def test_changed_tests_send_survivors_back_for_another_try(tmp_path: Path) -> No
     meta.write_text(json.dumps({"exit_code_by_key": verdicts}))
     assert mutate.retest_after_test_changes(tmp_path, module) == 0  # tests unchanged
     assert mutate.read_verdicts(tmp_path, module) == verdicts
+
+
+def test_keep_survivors_tests_only_the_untested_and_leaves_the_survivors_for_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """--keep-survivors: the tests changed, but this run keeps the survivors' verdicts
+    (it maps the tests afresh, so new tests judge the mutants it does test); the record
+    keeps the old digest, so the next run without the flag tests the survivors again."""
+    module = "appchaind/consensus/privval.py"
+    meta = mutate.meta_path(tmp_path, module)
+    meta.parent.mkdir(parents=True)
+    stats = tmp_path / "mutants" / "mutmut-stats.json"
+    verdicts = {"killed": 1, "survived": 0, "untested": None, "timeout": -24}
+    meta.write_text(json.dumps({"exit_code_by_key": verdicts}))
+    mutate._tests_record(tmp_path, module).write_text("the digest of older tests")
+    stats.write_text("{}")
+    assert mutate.retest_after_test_changes(tmp_path, module, keep_survivors=True) == 0
+    assert mutate.read_verdicts(tmp_path, module) == verdicts
+    assert not stats.exists()  # mapped afresh
+    assert mutate._tests_record(tmp_path, module).read_text() == "the digest of older tests"
+    assert mutate.retest_after_test_changes(tmp_path, module) == 1
+    assert mutate.read_verdicts(tmp_path, module)["survived"] is None
+
+
+def test_timeouts_can_be_sent_back_for_another_try(tmp_path: Path) -> None:
+    module = "appchaind/consensus/privval.py"
+    meta = mutate.meta_path(tmp_path, module)
+    meta.parent.mkdir(parents=True)
+    verdicts = {"killed": 1, "survived": 0, "timeout": -24, "cpu": 36, "other": -11}
+    meta.write_text(json.dumps({"exit_code_by_key": verdicts}))
+    assert mutate.clear_verdicts(tmp_path, module, ("timeout",)) == 2
+    assert mutate.read_verdicts(tmp_path, module) == {
+        "killed": 1, "survived": 0, "timeout": None, "cpu": None, "other": -11,
+    }  # fmt: skip
+    assert mutate.clear_verdicts(tmp_path / "nowhere", module, ("timeout",)) == 0
 
 
 def test_mutmut_maps_tests_afresh_when_the_workspace_or_the_tests_change(tmp_path: Path) -> None:
@@ -351,3 +388,26 @@ def test_a_campaign_on_one_small_module_reports_and_caches(tmp_path: Path) -> No
     meta = mutate.meta_path(fresh / "appchaind.consensus.privval", module)
     assert json.loads(meta.read_text())["durations_by_key"] == {}
     assert _summary_row(seeded, module) == row
+
+
+def test_under_mutmut_a_mutants_tests_run_fastest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mutmut stops a mutant's run at its first failing test: tests/conftest.py orders them
+    by the time mutmut's stats run measured (unknown ones first), and only under mutmut."""
+    from types import SimpleNamespace
+
+    from tests import conftest
+
+    (tmp_path / "mutmut-stats.json").write_text(
+        json.dumps({"duration_by_test": {"t.py::slow": 20.0, "t.py::fast": 0.1, "t.py::mid": 2.0}})
+    )
+    monkeypatch.chdir(tmp_path)
+    names = ["t.py::slow", "t.py::mid", "t.py::new", "t.py::fast"]
+    items: list[Any] = [SimpleNamespace(nodeid=name) for name in names]
+    monkeypatch.delenv("MUTANT_UNDER_TEST", raising=False)
+    conftest.pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
+    assert [item.nodeid for item in items] == names  # not under mutmut: as collected
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "margin.clearing.x_settle__mutmut_3")
+    conftest.pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
+    assert [item.nodeid for item in items] == ["t.py::new", "t.py::fast", "t.py::mid", "t.py::slow"]

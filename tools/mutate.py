@@ -509,27 +509,39 @@ def save_verdicts(cache: Path, modules: list[str], path: Path = VERDICTS) -> Non
     path.write_bytes(gzip.compress(data, mtime=0))
 
 
-def retest_after_test_changes(workspace: Path, module: str) -> int:
+def retest_after_test_changes(workspace: Path, module: str, keep_survivors: bool = False) -> int:
     """If ``module``'s tests changed since the last run, clear the verdicts that new tests
     could change (survived, no tests) so mutmut tests those mutants again, and its map of
-    tests to functions (:func:`forget_test_mapping`); how many verdicts."""
+    tests to functions (:func:`forget_test_mapping`); how many verdicts.
+
+    ``keep_survivors`` (``--keep-survivors``) keeps those verdicts for this run, which then
+    tests only the mutants never tested (a campaign that finishes them first); the record
+    of the tests keeps the old digest, so the next run tests the survivors again."""
     digest = tests_digest(module)
     record = _tests_record(workspace, module)
     if record.exists() and record.read_text() == digest:
         return 0
-    cleared = 0
     forget_test_mapping(workspace)
-    path = meta_path(workspace, module)
-    if path.exists():
-        meta = json.loads(path.read_text())
-        codes = meta["exit_code_by_key"]
-        for key, code in codes.items():
-            if verdict(code) in ("survived", "no tests"):
-                codes[key] = None
-                cleared += 1
-        path.write_text(json.dumps(meta, indent=4))
+    if keep_survivors:
+        return 0
+    cleared = clear_verdicts(workspace, module, ("survived", "no tests"))
     record.write_text(digest)
     return cleared
+
+
+def clear_verdicts(workspace: Path, module: str, kinds: tuple[str, ...]) -> int:
+    """Forget ``module``'s verdicts of these kinds (:func:`verdict`), so mutmut tests those
+    mutants again; how many."""
+    path = meta_path(workspace, module)
+    if not path.exists():
+        return 0
+    meta = json.loads(path.read_text())
+    codes = meta["exit_code_by_key"]
+    cleared = [key for key, code in codes.items() if verdict(code) in kinds]
+    for key in cleared:
+        codes[key] = None
+    path.write_text(json.dumps(meta, indent=4))
+    return len(cleared)
 
 
 # -- running ----------------------------------------------------------------------------
@@ -569,11 +581,14 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_module(workspace: Path, module: str, seconds: float, max_children: int) -> ModuleRun:
+def run_module(
+    workspace: Path, module: str, seconds: float, max_children: int, keep_survivors: bool = False
+) -> ModuleRun:
     """Run mutmut on ``module``'s group for at most ``seconds`` (or until Ctrl-C: then
     ``interrupted`` and ``stopped`` are set)."""
     group = group_of(module)
-    run = ModuleRun(module, retested=sum(retest_after_test_changes(workspace, m) for m in group))
+    retested = sum(retest_after_test_changes(workspace, m, keep_survivors) for m in group)
+    run = ModuleRun(module, retested=retested)
     if run.retested:
         print(f"  {module}: its tests changed: {run.retested} mutants to test again")
     env = os.environ | {"APPCHAIND_PURE_PYTHON": "1", "HYPOTHESIS_PROFILE": "mutate"}
@@ -758,7 +773,7 @@ def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[
 
 
 def campaign(
-    cache: Path, modules: list[str], seconds: float, max_children: int
+    cache: Path, modules: list[str], seconds: float, max_children: int, keep_survivors: bool = False
 ) -> dict[str, ModuleRun]:
     """Run the groups of ``modules`` (:func:`groups`) in turn within ``seconds``: each
     gets at least an equal share of what is left; time a group did not need goes to the
@@ -781,7 +796,8 @@ def campaign(
                 continue
             others = len(group_of(module)) - 1
             print(f"  {module}{f' (+{others} modules)' if others else ''}: up to {share:.0f} s")
-            run = run_module(prepare_workspace(cache, module), module, share, max_children)
+            workspace = prepare_workspace(cache, module)
+            run = run_module(workspace, module, share, max_children, keep_survivors)
             if module in runs:  # another round: the time adds up
                 run.seconds += runs[module].seconds
             runs[module] = run
@@ -828,6 +844,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="do not start from the committed verdicts"
     )
+    parser.add_argument(
+        "--keep-survivors",
+        action="store_true",
+        help="test only mutants never tested, even if the tests changed (the next run "
+        "tests the survivors again)",
+    )
+    parser.add_argument(
+        "--retest-timeouts",
+        action="store_true",
+        help="test the mutants that timed out again (a loaded machine makes timeouts)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in a log as they come
     modules = [m for arg in args.modules or MODULES for m in arg.split(",") if m]
@@ -844,7 +871,10 @@ def main(argv: list[str] | None = None) -> int:
             restored = restore_verdicts(prepare_workspace(cache, module), module, committed)
             if restored:
                 print(f"  {module}: {restored} verdicts from {args.verdicts}")
-        runs = campaign(cache, modules, args.seconds, args.max_children)
+            if args.retest_timeouts:
+                cleared = clear_verdicts(workspace_of(cache, module), module, ("timeout",))
+                print(f"  {module}: {cleared} timeouts to test again")
+        runs = campaign(cache, modules, args.seconds, args.max_children, args.keep_survivors)
         save_verdicts(cache, modules, args.verdicts)
     result = report(cache, modules, runs)
     (cache / "report.json").parent.mkdir(parents=True, exist_ok=True)
