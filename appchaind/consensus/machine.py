@@ -730,13 +730,15 @@ class ConsensusMachine:
             self._count(votes, vote, out)
 
     def _count(self, votes: RoundVotes, vote: Vote, out: list[Effect]) -> None:
-        """Adds a checked vote to its tally and notes what the rules need to look at."""
+        """Adds a checked vote to its tally and notes what the rules need to look at.
+
+        A double sign is recorded when its second vote arrives (:meth:`_on_vote`, against
+        the first vote counted and the first precommit sent for checking), not here: every
+        offence is known by then, and counting a precommit later (once its extension is
+        accepted) would only add another pair of votes of the same offence."""
         index = vote.validator_index
         power = self._validators.validators[index].power
         vote_set = votes.of(vote.kind)
-        first = vote_set.first(index)
-        if first is not None:
-            self._record_evidence(first, vote, out)
         tally = vote_set.add(index, vote, power)
         self._votes_counted += 1
         votes.hear(index, power)

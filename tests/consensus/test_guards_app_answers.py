@@ -9,6 +9,7 @@ Four validators of power 1: 2f+1 is 3 votes, f+1 is 2 votes.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -209,6 +210,34 @@ def test_conflicting_precommits_are_evidence_whatever_the_order_of_the_answers()
     effects += machine.handle(VoteExtensionVerified(b, False), NOW)
     (evidence,) = of_type(effects, BroadcastEvidence)
     assert {evidence.evidence.vote_a, evidence.evidence.vote_b} == {a, b}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=str)
+def test_the_evidence_of_three_conflicting_precommits_does_not_depend_on_the_answers_order(
+    order: tuple[int, ...],
+) -> None:
+    """A validator precommits A, B and C at (1, 0); all three arrive before any answer.
+    Each later one is paired with the first on arrival ((A, B), (A, C)): whatever order
+    the application accepts the extensions in, the node records those two and no other
+    pair (counting them later added (B, C) in some orders: the same offence, but the
+    evidence a node broadcast depended on the timing of its application's answers)."""
+    chain = Chain()
+    me = chain.not_proposer()
+    machine = chain.machine(me)
+    machine.start(NOW)
+    other = _others(chain, me)[0]
+    votes = [_precommit(chain, other, bytes([0x0A + i]) * 32) for i in range(3)]
+    assert _asked(machine, *votes) == votes
+    effects: list[object] = []
+    for i in order:
+        effects += machine.handle(VoteExtensionVerified(votes[i], True), NOW)
+    pairs = {
+        frozenset((e.evidence.vote_a, e.evidence.vote_b))
+        for e in of_type(effects, BroadcastEvidence)
+    }
+    assert pairs == set()  # recorded on arrival, before the answers
+    pending = {frozenset((e.vote_a, e.vote_b)) for e in machine.pending_evidence()}
+    assert pending == {frozenset(votes[:2]), frozenset((votes[0], votes[2]))}
 
 
 @pytest.mark.parametrize(
