@@ -323,21 +323,6 @@ class _OrderIndex:
         spilled = self.spilled
         return spilled.get(order_id) if spilled else None
 
-    def find(self, key: Id) -> RestingOrder | None:
-        """:meth:`get` for any key, as a dict keyed by the ids would look it up: a number
-        equal to an id finds its order, an unhashable key raises TypeError."""
-        if type(key) is int:
-            return self.get(key)
-        order_id = _int_equal_to(key)
-        return None if order_id is None else self.get(order_id)
-
-    def take(self, key: Id) -> RestingOrder | None:
-        """:meth:`pop` for any key, as :meth:`find` looks it up."""
-        if type(key) is int:
-            return self.pop(key)
-        order_id = _int_equal_to(key)
-        return None if order_id is None else self.pop(order_id)
-
     def add(self, order_id: int, order: RestingOrder) -> None:
         """Index ``order`` under ``order_id`` (not indexed yet)."""
         window = self.window
@@ -407,6 +392,15 @@ def _first_held(window: list[RestingOrder | None], start: int) -> int:
     while start < n and window[start] is None:
         start += 1
     return start
+
+
+def _id_of(key: Id) -> int | None:
+    """The order id ``key`` stands for, as a dict keyed by the ids would look it up: an int
+    is itself, a number equal to an int is that int (``True`` is 1, ``5.0`` is 5), any other
+    key is no id (None); an unhashable key raises TypeError. The book's lookups by id go
+    through this, so the resting orders and the trigger store (whose ids are ``int``
+    parameters, checked when compiled) are asked with an int: both builds answer alike."""
+    return key if type(key) is int else _int_equal_to(key)
 
 
 def _int_equal_to(key: object) -> int | None:
@@ -970,9 +964,12 @@ class OrderBook:
         """Cancel a resting or conditional order by id (O(1) resting, O(log n) conditional).
 
         Returns the lots removed, 0 if no such order is open."""
-        order = self._orders.take(order_id)
+        key = _id_of(order_id)
+        if key is None:
+            return 0
+        order = self._orders.pop(key)
         if order is None:
-            conditional = self.triggers.remove(order_id)
+            conditional = self.triggers.remove(key)
             return 0 if conditional is None else conditional.size
         holder = order.holder
         holder.live -= 1
@@ -1009,15 +1006,18 @@ class OrderBook:
             removed.append((order_id, owner, _CANCELLED, self.cancel(order_id)))
         return removed
 
-    def resize(self, order_id: int, size: int) -> int:
+    def resize(self, order_id: Id, size: int) -> int:
         """Shrink an open order to ``size`` lots in place, keeping its time priority
         (``size == 0`` cancels it). Used to keep reduce-only orders within the position.
 
         Returns the lots removed (0 if the order is not open). Growing an order is refused
         with OrderBookError: that is a cancel and a new order, which loses priority."""
-        order = self._orders.find(order_id)
+        key = _id_of(order_id)
+        if key is None:
+            return 0
+        order = self._orders.get(key)
         if order is None:
-            conditional = self.triggers.get(order_id)
+            conditional = self.triggers.get(key)
             if conditional is None:
                 return 0
             current = conditional.size
@@ -1026,9 +1026,9 @@ class OrderBook:
         if not 0 <= size <= current:
             raise OrderBookError(f"order {order_id}: cannot resize {current} lots to {size}")
         if size == 0:
-            return self.cancel(order_id)
+            return self.cancel(key)
         if order is None:
-            self.triggers.resize(order_id, size)
+            self.triggers.resize(key, size)
         else:
             order.size = size
             own = self._bids if order.side else self._asks
@@ -1154,16 +1154,18 @@ class OrderBook:
 
     def resting(self, order_id: Id) -> RestingOrder | None:
         """The resting order with this id (read-only: do not mutate it), or None."""
-        return self._orders.find(order_id)
+        key = _id_of(order_id)
+        return None if key is None else self._orders.get(key)
 
-    def order(self, order_id: int) -> OrderRecord | None:
+    def order(self, order_id: Id) -> OrderRecord | None:
         """Canonical record of the resting order with this id, or None."""
-        order = self._orders.find(order_id)
+        order = self.resting(order_id)
         return None if order is None else order.record()
 
     def __contains__(self, order_id: Id) -> bool:
         """True if an order with this id is open (resting or conditional)."""
-        return self._orders.find(order_id) is not None or order_id in self.triggers
+        key = _id_of(order_id)
+        return key is not None and (self._orders.get(key) is not None or key in self.triggers)
 
     def __len__(self) -> int:
         """Number of resting orders (conditional orders not included)."""

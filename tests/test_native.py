@@ -211,3 +211,18 @@ def test_every_project_module_the_compiled_code_imports_is_a_build_input() -> No
                     imported.add(name)
     missing = imported - set(native.NATIVE_MODULES) - set(native.BUILD_INPUTS)
     assert not missing, f"add to appchaind.native.BUILD_INPUTS: {sorted(missing)}"
+
+
+def test_both_builds_answer_lookups_by_keys_that_are_not_ints_alike() -> None:
+    """The compiled trigger store's ids are checked ``int`` parameters: ``cancel(1.5)``
+    raised TypeError there and answered 0 in pure Python until the book looked every key
+    up as the int it stands for (tests/orderbook/test_guards_order_ids.py)."""
+    code = (
+        "from appchaind import native; "
+        "from tests.orderbook.test_guards_order_ids import lookup_answers; "
+        "print(native.status()[1]); print(repr(lookup_answers()))"
+    )
+    build, compiled = _python(code, {}).splitlines()
+    require_compiled_build(build)
+    pure = _python(code, {native.PURE_ENV: "1"}).splitlines()[1]
+    assert compiled == pure
