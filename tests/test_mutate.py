@@ -375,6 +375,7 @@ def test_a_campaign_on_one_small_module_reports_and_caches(tmp_path: Path) -> No
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["counts"][module]["killed"] == killed
     assert all(s["line"] > 0 and s["removed"] for s in report["survivors"][module])
+    assert len(report["timeouts"][module]) == timeout
 
     meta = mutate.meta_path(tmp_path / "appchaind.consensus.privval", module)
     before = json.loads(meta.read_text())["durations_by_key"]

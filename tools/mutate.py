@@ -678,8 +678,9 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def survivors(workspace: Path, module: str) -> list[Survivor]:
-    """Each survivor of ``module``: the original and mutated lines, with line numbers."""
+def survivors(workspace: Path, module: str, kind: str = "survived") -> list[Survivor]:
+    """Each survivor of ``module`` (or each mutant of another ``kind`` of :func:`verdict`,
+    such as "timeout"): the original and mutated lines, with line numbers."""
     import libcst as cst
     from mutmut.mutation.diff_apply import (
         read_functions_from_index,
@@ -689,7 +690,8 @@ def survivors(workspace: Path, module: str) -> list[Survivor]:
     )
     from mutmut.utils.format_utils import orig_function_and_class_names_from_key
 
-    keys = sorted(k for k, code in read_verdicts(workspace, module).items() if code == 0)
+    verdicts = read_verdicts(workspace, module)
+    keys = sorted(k for k, code in verdicts.items() if code is not None and verdict(code) == kind)
     source = (ROOT / module).read_text()
     tree = ast.parse(source)
     lines = source.split("\n")
@@ -732,21 +734,23 @@ def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[
     """Print the survivors and the summary; the same as a dict (saved as report.json)."""
     rows: dict[str, dict[str, int]] = {}
     found: dict[str, list[Survivor]] = {}
+    slow: dict[str, list[Survivor]] = {}
     for module in modules:
         workspace = workspace_of(cache, module)
         rows[module] = _counts(read_verdicts(workspace, module))
         found[module] = survivors(workspace, module) if rows[module]["survived"] else []
+        slow[module] = survivors(workspace, module, "timeout") if rows[module]["timeout"] else []
 
-    for module in modules:
-        if not found[module]:
-            continue
-        print(f"\nSurvivors in {module} ({len(found[module])}):")
-        for s in found[module]:
-            print(f"  {s.module}:{s.line}  {s.function}  [{s.key}]")
-            for line in s.removed:
-                print(f"    - {line}")
-            for line in s.added:
-                print(f"    + {line}")
+    for title, listed in (("Survivors", found), ("Timeouts", slow)):
+        for module in modules:
+            if listed[module]:
+                print(f"\n{title} in {module} ({len(listed[module])}):")
+            for s in listed[module]:
+                print(f"  {s.module}:{s.line}  {s.function}  [{s.key}]")
+                for line in s.removed:
+                    print(f"    - {line}")
+                for line in s.added:
+                    print(f"    + {line}")
 
     width = max(len(m) for m in modules)
     header = f"{'module':<{width}}  " + "  ".join(f"{c:>8}" for c in _COLUMNS)
@@ -769,6 +773,7 @@ def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[
         "counts": rows,
         "runs": {m: asdict(r) for m, r in runs.items()},
         "survivors": {m: [asdict(s) for s in found[m]] for m in modules},
+        "timeouts": {m: [asdict(s) for s in slow[m]] for m in modules},
     }
 
 
