@@ -4,7 +4,8 @@
   (rounded down): after a slash a micro-unit buys more than one share; a validator with
   no shares left issues them one for one again; one slashed to no stake takes none;
 - the operator's self-bond may be left at exactly ``min_self_bond`` (or at nothing), never
-  between; any self-bond, a single share of it, gives the validator its power;
+  between; any self-bond, a single share of it, gives the validator its power; with no
+  minimum, a validator may be created with no self-bond (no power until it has one);
 - an undelegation that leaves no validator with power is refused even when the only
   other validator with stake is jailed (it cannot be chosen);
 - both report their events: ``delegated`` (delegator, validator, amount, stake after)
@@ -18,9 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from appchaind.chain.codes import Code
+from appchaind.chain.types import Validator
 from appchaind.exchange import ExchangeApp
 from appchaind.exchange.txs import Delegate, Undelegate
-from tests.exchange.support import Driver, address
+from tests.exchange.support import Driver, address, key
 from tests.exchange.test_accountability import ALICE, DOWNTIME, GENESIS_KEY
 from tests.exchange.test_staking import DELAY, UNIT, _app, _create, _one
 
@@ -120,3 +122,19 @@ def test_a_self_bond_of_one_share_is_a_self_bond() -> None:
     assert _one(d.block([d.tx("bob", Delegate(ALICE_OP, 10 * UNIT))]))[0] == Code.OK
     assert app.staking.delegations[ALICE_OP + ALICE_OP] == 1
     assert app.staking.validators[ALICE_OP].power == 10
+
+
+def test_with_no_minimum_a_validator_may_be_created_with_no_self_bond() -> None:
+    """On a chain whose ``min_self_bond`` is 0, a CreateValidator bonding nothing makes a
+    validator with no stake, no delegation and no power; once its operator bonds 5 quote
+    to it, it joins the set with power 5."""
+    app, d = _app({"min_self_bond": "0"})
+    result = d.block([_create(d, "alice", 0)])
+    assert _one(result) == (Code.OK, "")
+    assert result.validator_updates == ()
+    validator = app.staking.validators[ALICE_OP]
+    assert (validator.tokens, validator.shares, validator.power) == (0, 0, 0)
+    assert ALICE_OP + ALICE_OP not in app.staking.delegations
+    result = d.block([d.tx("alice", Delegate(ALICE_OP, 5 * UNIT))])
+    assert _one(result)[0] == Code.OK
+    assert result.validator_updates == (Validator(key("alice-consensus").public_key, 5),)

@@ -5,7 +5,7 @@ a window ago is still counted, one tombstoned by the block's evidence); a signat
 a bit set a window ago takes one miss off the count; a validator of power 1 is tracked
 like any; a jailed validator leaves the set even when ``slash_downtime_ppm`` is 0
 (nothing slashed); a validator that leaves the set has its misses forgotten, its record
-kept if it holds a slash.
+kept if it holds a slash; an Unjail takes a self-bond of exactly ``min_self_bond``.
 
 Alice's validator (power 30) and the genesis validator (power 10); windows of 8 blocks
 with at most 5 missed, unless said otherwise.
@@ -99,3 +99,18 @@ def test_the_slots_after_a_validator_tombstoned_in_the_same_block_still_count() 
     d.block([], evidence=[(ALICE, app.height)], signers=[(ALICE, False), (GENESIS, False)])
     assert app.staking.signing[address("alice")].tombstoned
     assert app.staking.signing[address("validator")].missed_count == 1
+
+
+def test_an_unjail_takes_a_self_bond_of_exactly_the_minimum() -> None:
+    """Alice's validator, its self-bond exactly ``min_self_bond`` (10 quote, nothing
+    slashed for its downtime), is unjailed once its term is over and rejoins the set."""
+    app, d = _app({**DOWNTIME, "min_self_bond": "10", "slash_downtime_ppm": 0})
+    assert _one(d.block([_create(d, "alice", 10 * UNIT)]))[0] == Code.OK
+    for _ in range(3):
+        d.block([], signers=_signed(alice=False))
+    until = app.staking.signing[address("alice")].jailed_until
+    while app.height + 1 < until:
+        d.block([])
+    result = d.block([d.tx("alice", Unjail())])
+    assert _one(result) == (Code.OK, "")
+    assert result.validator_updates == (Validator(ALICE_KEY.public_key, 10),)

@@ -4,7 +4,8 @@
 a miss. A restart reads back exactly what was written, at the default window of 1000
 blocks (125 bytes) too; a record that is not one (a negative amount, ``tombstoned``
 other than 0 or 1, a bitmap of another length) stops the load with a StateError naming
-the record and what is wrong with it.
+the record and what is wrong with it. A signing info back to all 0 (an unjail with
+nothing slashed) has its record deleted: a restart does not bring the old jail back.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from appchaind.chain.codes import Code
 from appchaind.exchange import ExchangeApp, StateError
 from appchaind.exchange.commitment import SIGNING_PREFIX
+from appchaind.exchange.txs import Unjail
 from appchaind.store import Store, WriteBatch
 from tests.exchange.support import address
-from tests.exchange.test_accountability import _signed
+from tests.exchange.test_accountability import DOWNTIME, _alice_validator, _signed
 from tests.exchange.test_staking import UNIT, _app, _create
 
 
@@ -60,4 +63,28 @@ def test_a_damaged_signing_record_stops_the_load_and_says_why(
     store.write(batch)
     with pytest.raises(StateError, match=f"not a signing info record: {problem}"):
         ExchangeApp(app.genesis, store)
+    store.close()
+
+
+def test_a_record_back_to_nothing_is_deleted_and_a_restart_does_not_jail_again(
+    tmp_path: Path,
+) -> None:
+    """Alice's validator, jailed with nothing slashed (``slash_downtime_ppm`` 0), unjailed
+    after its term: its signing info is all 0 again, so its stored record is deleted, and
+    a restart finds it not jailed (were the record kept, the restart would jail it again
+    until the height of its old term)."""
+    app, d = _alice_validator({**DOWNTIME, "slash_downtime_ppm": 0})
+    for _ in range(3):
+        d.block([], signers=_signed(alice=False))
+    until = app.staking.signing[address("alice")].jailed_until
+    while app.height + 1 < until:
+        d.block([])
+    assert d.block([d.tx("alice", Unjail())]).tx_results[0].code == Code.OK
+    assert address("alice") not in app.staking.signing
+    store = Store(tmp_path / "data")
+    app.store = store
+    app.commit()
+    restarted = ExchangeApp(app.genesis, store)
+    assert not restarted.staking.is_jailed(address("alice"))
+    assert store.get(SIGNING_PREFIX + address("alice")) is None
     store.close()

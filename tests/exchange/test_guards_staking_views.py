@@ -3,7 +3,9 @@ node's metrics (:func:`statistics`: validators known and in the set, micro-units
 and unbonding, each validator's power, jailed and tombstoned counts, rewards handed out
 and not collected) and the query ports' views of a validator (:func:`validator_view`:
 its jail term, missed blocks and slashed total from its signing info) and of a consensus
-address (:func:`signing_view`; None for an address no validator has).
+address (:func:`signing_view`; None for an address no validator has, a clean record for
+one that has no signing info). A genesis validator's view shows its genesis name, no
+details and no commission.
 
 The scenario: alice's validator (20 quote of self-bond, bob's 10 delegated) and carol's
 (20 quote); carol's is tombstoned for a duplicate vote (5%: 1 quote), alice's jailed for
@@ -19,7 +21,7 @@ from appchaind.exchange.staking import signing_view, validator_view
 from appchaind.exchange.txs import Undelegate
 from tests.exchange.support import BUY, IOC, SELL, address, key, limit
 from tests.exchange.test_accountability import ALICE, DOWNTIME, GENESIS_KEY, _alice_validator
-from tests.exchange.test_staking import UNIT, _create, _one
+from tests.exchange.test_staking import UNIT, _app, _create, _one
 
 CAROL = key("carol-consensus").address
 
@@ -83,3 +85,43 @@ def test_a_validators_view_shows_its_jail_term_missed_blocks_and_slashed_total()
         "tombstoned": False,
     }
     assert signing_view(staking, b"\x01" * 20) is None
+
+
+def test_a_genesis_validators_view_shows_its_genesis_name_and_nothing_more() -> None:
+    """A genesis validator is its own operator, named by the genesis (moniker ``v0``),
+    with no details and no commission; its self-bond is its power × ``power_unit``."""
+    app, _ = _app()
+    staking = app.staking
+    genesis = key("validator")
+    assert validator_view(staking, staking.validators[address("validator")]) == {
+        "operator": address("validator").hex(),
+        "consensus_address": genesis.address.hex(),
+        "public_key": genesis.public_key.hex(),
+        "moniker": "v0",
+        "details": "",
+        "commission_ppm": 0,
+        "commission_owed": 0,
+        "commission_raised_at": 0,
+        "stake": 10 * UNIT,
+        "self_bond": 10 * UNIT,
+        "power": 10,
+        "jailed": False,
+        "jailed_until": 0,
+        "tombstoned": False,
+        "missed_blocks": 0,
+        "slashed": 0,
+    }
+
+
+def test_the_signing_view_of_a_validator_that_never_missed_is_clean() -> None:
+    """A validator that never missed a commit and was never punished has no signing
+    record: its view shows no missed blocks, not jailed, not tombstoned."""
+    app, d = _app()
+    d.block([], signers=[(GENESIS_KEY.address, True)])
+    assert address("validator") not in app.staking.signing
+    assert signing_view(app.staking, GENESIS_KEY.address) == {
+        "operator": address("validator").hex(),
+        "missed_blocks": 0,
+        "jailed": False,
+        "tombstoned": False,
+    }
