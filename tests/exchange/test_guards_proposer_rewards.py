@@ -94,3 +94,14 @@ def test_a_jailed_proposers_share_goes_to_the_validators_still_earning() -> None
     _bid(app, d, 2 * UNIT, ALICE_CONSENSUS)
     assert _earned(app) == (0, UNIT)
     assert app.staking.rewards_allocated == UNIT
+
+
+def test_a_single_micro_unit_in_the_pool_goes_to_the_one_validator_earning() -> None:
+    """Alice's validator jailed, the share of 1 micro-unit of a bid proposed by a proposer
+    the staking state does not know stays in the pool: the end of the block hands that
+    micro-unit to the genesis validator, whose stake is all the stake earning."""
+    app, d = _chain()
+    d.block([], evidence=[(ALICE_CONSENSUS, app.height)])
+    _bid(app, d, 2, b"\x05" * 20)
+    assert _earned(app) == (0, 1)
+    assert app.staking.rewards_allocated == 1
