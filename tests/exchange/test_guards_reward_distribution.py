@@ -12,9 +12,10 @@ micro-units of net fees in the pool.
 from __future__ import annotations
 
 from appchaind.exchange import ExchangeApp, rewards
+from appchaind.exchange.txs import WithdrawRewards
 from config.genesis import parse_genesis
 from tests.exchange.support import CHAIN_ID, GENESIS_TIME, Driver, address, key, market
-from tests.exchange.test_rewards import FEES, _trade
+from tests.exchange.test_rewards import FEES, _app, _staked_alice, _trade
 
 GENESIS_VALIDATOR = address("validator")
 
@@ -40,3 +41,15 @@ def test_a_validator_of_power_1_on_one_micro_unit_of_stake_earns_the_fees() -> N
     _trade(Driver(app))
     assert rewards.owed(app.staking, validator, GENESIS_VALIDATOR) == (FEES, 0)
     assert app.staking.rewards_allocated == FEES
+
+
+def test_what_is_owed_in_all_is_every_commission_and_every_delegations_rewards() -> None:
+    """Of the 200,000: the genesis validator's delegation 40,000; alice's validator's
+    commission 16,000, her delegation 108,000 and bob's 36,000: 200,000 owed. Bob
+    withdraws his: 164,000 left owed."""
+    app, d = _app()
+    _staked_alice(d)
+    _trade(d)
+    assert rewards.total_owed(app.staking) == FEES
+    d.block([d.tx("bob", WithdrawRewards(address("alice")))])
+    assert rewards.total_owed(app.staking) == FEES - 36_000
