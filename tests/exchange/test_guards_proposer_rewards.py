@@ -1,10 +1,11 @@
 """The proposer's share of a builder's bid (appchaind/exchange/rewards.py
 ``credit_proposer``, paid by builders.pay_bid): ``builder_bid_proposer_ppm`` of the bid
 (rounded down) is the reward of the validator whose consensus address proposed the
-block, all of it, at once, however small; a proposer the staking state does not know
-leaves the share in the fee pool, where the end of the block hands it to the validators
-with power pro rata to stake; a proposing validator with no delegation left (its own
-undelegated) keeps the whole share as its operator's commission.
+block, all of it, at once, however small; a proposer the staking state does not know,
+or whose validator is jailed, leaves the share in the fee pool, where the end of the
+block hands it to the validators with power and not jailed, pro rata to stake (down to
+its last micro-unit when one validator alone earns); a proposing validator with no
+delegation left (its own undelegated) keeps the whole share as its operator's commission.
 
 Two validators of 10 quote each: the genesis validator (commission 0) and alice's
 (commission 100%, so what it earns is exactly its ``commission_owed``). Bids here are
@@ -81,3 +82,26 @@ def test_a_proposer_without_delegations_keeps_the_whole_share_as_commission() ->
     assert app.staking.validators[address("alice")].shares == 0
     _bid(app, d, 2 * UNIT, ALICE_CONSENSUS)
     assert app.staking.validators[address("alice")].commission_owed == UNIT
+
+
+def test_a_jailed_proposers_share_goes_to_the_validators_still_earning() -> None:
+    """Alice's validator, tombstoned (so jailed) for a duplicate vote, still proposes
+    (consensus takes the change two heights later): its share of the bid is not its own;
+    the end of the block hands it to the genesis validator, the only one left earning."""
+    app, d = _chain()
+    d.block([], evidence=[(ALICE_CONSENSUS, app.height)])
+    assert app.staking.is_jailed(address("alice"))
+    _bid(app, d, 2 * UNIT, ALICE_CONSENSUS)
+    assert _earned(app) == (0, UNIT)
+    assert app.staking.rewards_allocated == UNIT
+
+
+def test_a_single_micro_unit_in_the_pool_goes_to_the_one_validator_earning() -> None:
+    """Alice's validator jailed, the share of 1 micro-unit of a bid proposed by a proposer
+    the staking state does not know stays in the pool: the end of the block hands that
+    micro-unit to the genesis validator, whose stake is all the stake earning."""
+    app, d = _chain()
+    d.block([], evidence=[(ALICE_CONSENSUS, app.height)])
+    _bid(app, d, 2, b"\x05" * 20)
+    assert _earned(app) == (0, 1)
+    assert app.staking.rewards_allocated == 1

@@ -1,9 +1,9 @@
 """A validator restarted from its store goes on exactly as one that did not stop
 (appchaind.exchange.storage): a resting order keeps its time priority, also one that
 rested when its conditional order fired (its priority is then its rest sequence, not its
-id); orders and conditional orders that are gone are gone from the store; and a store is
-refused unless it is exactly what was committed: the height and the app hash of its meta
-record, and records of the types that were written.
+id, forgotten when it leaves the book); orders and conditional orders that are gone are
+gone from the store; and a store is refused unless it is exactly what was committed: the
+height and the app hash of its meta record, and records of the types that were written.
 
 Found unguarded by ``make mutate`` (docs/mutation-report.md, app.py's ``_load`` and
 ``_update_commitment``): the restart tests restored ordinary orders, whose rest priority is
@@ -212,3 +212,20 @@ def test_an_unreadable_stored_builder_is_refused_naming_it(tmp_path: Path, damag
         _rewrite(store, key, msgpack.packb(damage(record)))
     with Store(path) as store, pytest.raises(StateError, match="stored builder .* unreadable"):
         ExchangeApp(genesis({"builder": "5000"}), store)
+
+
+def test_a_fired_order_that_leaves_the_book_leaves_no_rest_priority_behind() -> None:
+    """Alice's stop-limit bid (order 1) fires when Bob's bid (order 2) is placed and rests
+    at rest sequence 3, kept aside as its priority; the maker's sell of 4 fills both. Its
+    entry goes with it: the validator holds what a restarted one rebuilds from the store
+    (nothing), and the entries do not pile up with every fired order for the life of the
+    chain."""
+    app = ExchangeApp(genesis(BALANCES))
+    d = Driver(app)
+    d.block([d.tx("alice", conditional(BTC, BUY, OrderType.STOP_LIMIT, 51000, 2, 50000))])
+    d.block([d.tx("bob", limit(BTC, BUY, 50000, 2))], [51000, 3000])
+    assert app.rest_seq[BTC] == {1: 3}
+    d.block([d.tx("maker", limit(BTC, SELL, 50000, 4, IOC))])
+    assert app.books[BTC].order_ids_of(address("alice")) == []
+    assert app.account(address("alice")).position_size(BTC) == 2  # type: ignore[union-attr]
+    assert app.rest_seq[BTC] == {}
