@@ -38,8 +38,8 @@ def test_a_fully_classified_campaign_has_nothing_missing(tmp_path: Path) -> None
         _report(margin__clearing=(10, 3, 0), margin__funding=(5, 0, 0)), tmp_path
     )
     assert problems == []
-    assert "| margin/clearing.py | 13 | 10 | 3 | 0 | 0 | 0 | 2 | 1 | 0 |" in markdown
-    assert "| total | 18 | 15 | 3 | 0 | 0 | 0 | 2 | 1 | 0 |" in markdown
+    assert "| margin/clearing.py | 13 | 10 | 3 | 0 | 0 | 0 | 2 | 1 | 0 | 0 | 0 |" in markdown
+    assert "| total | 18 | 15 | 3 | 0 | 0 | 0 | 2 | 1 | 0 | 0 | 0 |" in markdown
     assert "### margin/clearing.py: 3 survivors" in markdown
 
 
@@ -47,7 +47,7 @@ def test_a_fully_classified_campaign_has_nothing_missing(tmp_path: Path) -> None
     ("counts", "classified", "missing"),
     [
         ((10, 3, 4), (3, 2, 1, 0), "4 mutants not run"),
-        ((10, 3, 0), None, "3 survivors and no margin__clearing.md"),
+        ((10, 3, 0), None, "3 survivors, 0 timeouts and no margin__clearing.md"),
         ((10, 3, 0), (2, 1, 1, 0), "3 survivors, margin__clearing.md classifies 2"),
         ((10, 3, 0), (3, 1, 1, 0), "1 + 1 + 0 is not 3 survivors"),
     ],
@@ -62,6 +62,35 @@ def test_what_is_not_accounted_for_is_named(
         _classify(tmp_path, "margin/clearing.py", *classified)
     _, problems = mutation_report.assemble(_report(margin__clearing=counts), tmp_path)
     assert len(problems) == 1 and missing in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("line", "missing"),
+    [
+        ("3 timeouts: 2 endless, 1 slow", None),
+        (None, "3 timeouts (or workers killed), margin__clearing.md classifies 0"),
+        ("2 timeouts: 2 endless, 0 slow", "3 timeouts (or workers killed), margin__clearing.md"),
+        ("3 timeouts: 1 endless, 1 slow", "1 endless + 1 slow is not 3 timeouts"),
+    ],
+)
+def test_timeouts_and_killed_workers_are_classified_too(
+    tmp_path: Path, line: str | None, missing: str | None
+) -> None:
+    """Two timeouts and one worker killed by a signal ("other"): the file says which loop
+    forever (endless) and which only ran long (slow)."""
+    _classify(tmp_path, "margin/clearing.py", 1, 1, 0, 0)
+    path = mutation_report.classification_path("margin/clearing.py", tmp_path)
+    if line is not None:
+        path.write_text(path.read_text() + f"\n## Timeouts\n\n{line}\n")
+    report = _report(margin__clearing=(10, 1, 0))
+    row = report["counts"]["margin/clearing.py"]  # type: ignore[index]
+    row.update(timeout=2, other=1, mutants=14)
+    markdown, problems = mutation_report.assemble(report, tmp_path)
+    if missing is None:
+        assert problems == []
+        assert "| margin/clearing.py | 14 | 10 | 1 | 3 | 0 | 0 | 1 | 0 | 0 | 2 | 1 |" in markdown
+    else:
+        assert len(problems) == 1 and missing in problems[0]
 
 
 def test_a_classification_file_must_open_with_its_counts(tmp_path: Path) -> None:
@@ -113,10 +142,13 @@ def test_the_figures_come_from_the_committed_verdicts_of_every_module(tmp_path: 
         "margin/funding.py": dict.fromkeys(COLUMNS, 0),
     }  # fmt: skip
     _classify(tmp_path, "margin/clearing.py", 1, 1, 0, 0)
+    path = mutation_report.classification_path("margin/clearing.py", tmp_path)
+    path.write_text(path.read_text() + "\n1 timeouts: 1 endless, 0 slow\n")
     markdown, problems = mutation_report.assemble(report, tmp_path)
-    assert "| margin/clearing.py | 7 | 3 | 1 | 1 | 1 | 1 | 1 | 0 | 0 |" in markdown
+    assert "| margin/clearing.py | 7 | 3 | 1 | 1 | 1 | 1 | 1 | 0 | 0 | 1 | 0 |" in markdown
     assert problems == [
         "margin/clearing.py: 1 mutants not run (run make mutate again)",
+        "margin/clearing.py: 1 mutants reached by no test (their functions need one)",
         "margin/funding.py: no verdicts (never mutated: run make mutate)",
     ]
 

@@ -11,11 +11,12 @@ figures of the groups that campaign ran, only.) Each survivor is classified by h
 
     <module>: N survivors: E equivalent, T gap (tested), O gap (open)
 
-followed by a table of survivor groups. This tool prints (markdown) the table of figures
+followed by a table of survivor groups; a module with timeouts (or a mutant whose worker
+was killed) also has a line ``K timeouts: A endless, B slow`` and a table of them. This tool prints (markdown) the table of figures
 with the classification columns, then every module's classification file, and lists
 what is missing: a module with mutants not run, a module without a classification file,
-or one whose file counts another number of survivors than the campaign found, or whose
-counts do not add up. ``--check`` exits 1 when anything is missing.
+or one whose file counts another number of survivors or timeouts than the campaign found,
+or whose counts do not add up. ``--check`` exits 1 when anything is missing.
 
 With ``--write PATH`` it writes the whole report: ``docs/mutation/head.md`` (how the
 campaign runs), ``campaign.md`` (when and on what it ran), the figures, ``named-rules.md``
@@ -46,6 +47,11 @@ except ImportError:  # run as a script: this file's directory is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIED = ROOT / "docs" / "mutation"
+#: Where a module has timeouts (or mutants whose worker died: "other"), its file holds
+#: this line, then a table of them: "endless" ones loop forever or grow without bound (the
+#: tests never finish: as good as killed), "slow" ones only make the tests slower (each
+#: then classified as a survivor would be).
+_TIMEOUTS = re.compile(r"^(?P<k>\d+) timeouts: (?P<a>\d+) endless, (?P<b>\d+) slow$", re.M)
 _HEAD = re.compile(
     r"^(?P<module>\S+): (?P<n>\d+) survivors: (?P<e>\d+) equivalent, (?P<t>\d+) gap \(tested\), "
     r"(?P<o>\d+) gap \(open\)$"
@@ -62,6 +68,8 @@ class Classification:
     tested: int
     open: int
     text: str
+    #: (endless, slow), or None if the file has no timeouts line
+    timeouts: tuple[int, int] | None = None
 
 
 def classification_path(module: str, directory: Path = CLASSIFIED) -> Path:
@@ -82,7 +90,14 @@ def read_classification(path: Path) -> Classification:
     n, e, t, o = (int(match[k]) for k in "neto")
     if e + t + o != n:
         raise ValueError(f"{path}: {e} + {t} + {o} is not {n} survivors")
-    return Classification(match["module"], n, e, t, o, text)
+    timeouts = None
+    slow = _TIMEOUTS.search(text)
+    if slow is not None:
+        k, a, b = (int(slow[g]) for g in "kab")
+        if a + b != k:
+            raise ValueError(f"{path}: {a} endless + {b} slow is not {k} timeouts")
+        timeouts = (a, b)
+    return Classification(match["module"], n, e, t, o, text, timeouts)
 
 
 def report_from_verdicts(
@@ -110,11 +125,11 @@ def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[s
     problems: list[str] = []
     rows = [
         "| module | mutants | killed | survived | timeout | no tests | not run | equivalent "
-        "| gap (tested) | gap (open) |",
-        "|---|" + "---:|" * 9,
+        "| gap (tested) | gap (open) | endless | slow |",
+        "|---|" + "---:|" * 11,
     ]
     sections: list[str] = []
-    totals = [0] * 9
+    totals = [0] * 11
     for module, c in counts.items():
         path = classification_path(module, directory)
         found: Classification | None = None
@@ -122,6 +137,10 @@ def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[s
             problems.append(f"{module}: no verdicts (never mutated: run make mutate)")
         if c["not run"]:
             problems.append(f"{module}: {c['not run']} mutants not run (run make mutate again)")
+        if c["no tests"]:
+            problems.append(
+                f"{module}: {c['no tests']} mutants reached by no test (their functions need one)"
+            )
         if path.exists():
             try:
                 found = read_classification(path)
@@ -135,15 +154,24 @@ def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[s
                         f"{module}: {c['survived']} survivors, {path.name} classifies "
                         f"{found.survivors}"
                     )
+                stuck = c["timeout"] + c["other"]
+                classified = sum(found.timeouts) if found.timeouts else 0
+                if stuck != classified:
+                    problems.append(
+                        f"{module}: {stuck} timeouts (or workers killed), {path.name} "
+                        f"classifies {classified} (a line 'K timeouts: A endless, B slow')"
+                    )
                 sections.append(found.text.rstrip())
-        elif c["survived"]:
+        elif c["survived"] or c["timeout"] or c["other"]:
             problems.append(
-                f"{module}: {c['survived']} survivors and no {path.name} in {directory}"
+                f"{module}: {c['survived']} survivors, {c['timeout'] + c['other']} timeouts "
+                f"and no {path.name} in {directory}"
             )
         classes = (found.equivalent, found.tested, found.open) if found else (None, None, None)
+        stuck = (found.timeouts or (0, 0)) if found else (None, None)
         cells = [
-            c["mutants"], c["killed"], c["survived"], c["timeout"], c["no tests"], c["not run"],
-            *classes,
+            c["mutants"], c["killed"], c["survived"], c["timeout"] + c["other"], c["no tests"],
+            c["not run"], *classes, *stuck,
         ]  # fmt: skip
         for i, cell in enumerate(cells):
             totals[i] += cell or 0
