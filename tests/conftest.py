@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 _MUTMUT_STATS = Path("mutmut-stats.json")
 
 
+#: Under mutmut, a test fails once it has run this many times its time in mutmut's stats
+#: run, plus this many seconds.
+MUTANT_TEST_LIMIT = (20.0, 5.0)
+_durations: dict[str, float] = {}
+
+
+class MutantTestTooLong(Exception):
+    """A test ran far past its measured time under a mutant (an endless loop, most often)."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under mutmut (tools/mutate.py), a mutant's tests run fastest first: mutmut stops at
     the first failure (-x), so a mutant is killed by its cheapest failing test instead of
@@ -79,4 +91,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         durations = json.loads(_MUTMUT_STATS.read_text())["duration_by_test"]
     except (OSError, ValueError, KeyError):
         return
+    _durations.clear()
+    _durations.update(durations)
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Under mutmut, a test that runs :data:`MUTANT_TEST_LIMIT` past its measured time
+    fails (:class:`MutantTestTooLong`), so the mutant is killed by it. A mutant that loops
+    forever hangs in the first test that reaches the loop, the fastest one: mutmut's own
+    limit (the time of all the mutant's tests + 1 s, times 4) cost up to two minutes per
+    such mutant of the consensus machine's rule loop; this costs seconds."""
+    measured = _durations.get(item.nodeid)
+    if measured is None or "MUTANT_UNDER_TEST" not in os.environ:
+        yield
+        return
+    factor, floor = MUTANT_TEST_LIMIT
+    limit = measured * factor + floor
+
+    def stop(signum: int, frame: object) -> None:
+        raise MutantTestTooLong(f"{item.nodeid} ran past {limit:.1f} s (measured {measured:.2f} s)")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

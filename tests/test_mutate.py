@@ -412,3 +412,27 @@ def test_under_mutmut_a_mutants_tests_run_fastest_first(
     monkeypatch.setenv("MUTANT_UNDER_TEST", "margin.clearing.x_settle__mutmut_3")
     conftest.pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
     assert [item.nodeid for item in items] == ["t.py::new", "t.py::fast", "t.py::mid", "t.py::slow"]
+
+
+def test_under_mutmut_a_test_far_past_its_measured_time_fails(tmp_path: Path) -> None:
+    """A mutant that loops forever hangs in its first test: under mutmut that test fails
+    once it runs MUTANT_TEST_LIMIT past its measured time, so the mutant is killed within
+    seconds (mutmut's own limit is minutes for the consensus machine's rule loop); a test
+    within its time passes, and outside mutmut no limit applies."""
+    (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F403\n")
+    (tmp_path / "test_x.py").write_text(
+        "def test_loops():\n    while True:\n        pass\n\n\ndef test_quick():\n    pass\n"
+    )
+    (tmp_path / "mutmut-stats.json").write_text(
+        json.dumps(
+            {"duration_by_test": {"test_x.py::test_loops": 0.0, "test_x.py::test_quick": 0.0}}
+        )
+    )
+    env = os.environ | {"PYTHONPATH": str(ROOT), "MUTANT_UNDER_TEST": "m.x_f__mutmut_1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", ".",
+         "test_x.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "MutantTestTooLong: test_x.py::test_loops ran past 5.0 s" in done.stdout, done.stdout
+    assert "1 failed, 1 passed" in done.stdout
