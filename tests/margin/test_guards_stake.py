@@ -55,3 +55,49 @@ def test_a_stake_of_all_the_free_collateral_is_taken_and_one_beyond_is_refused()
     assert str(refused.value) == "a stake of 1 micro-units exceeds the free collateral of 0"
     assert indebted.balance == -50_000_000 and clearing.staked == 10**9
     assert clearing.conservation_gap() == 0
+
+
+def test_a_release_takes_from_nothing_to_the_whole_of_the_stake_and_no_more() -> None:
+    """A stake of 1000: releasing 0 opens the owner's account and moves nothing; 1001
+    and -1 are refused naming the amount and the stake; 1000 empties the stake into the
+    balance."""
+    clearing = _clearing()
+    clearing.stake(clearing.faucet(DELEGATOR, 1000), 1000)
+    assert clearing.release_stake(OWNER, 0).balance == 0
+    assert clearing.staked == 1000 and OWNER in clearing.accounts
+    for amount in (1001, -1):
+        with pytest.raises(ValueError, match=f"^cannot release {amount} of 1000 staked$"):
+            clearing.release_stake(DELEGATOR, amount)
+    assert clearing.staked == 1000
+    assert clearing.release_stake(DELEGATOR, 1000).balance == 1000
+    assert clearing.staked == 0 and clearing.conservation_gap() == 0
+
+
+def test_a_slash_takes_from_nothing_to_the_whole_of_the_stake_and_no_more() -> None:
+    """A stake of 1000 and an insurance fund of 0: slashing 0 moves nothing; 1001 and -1
+    are refused naming the amount and the stake; 1000 moves the whole stake into the
+    insurance fund."""
+    clearing = _clearing()
+    clearing.stake(clearing.faucet(DELEGATOR, 1000), 1000)
+    clearing.slash_stake(0)
+    assert clearing.staked == 1000 and clearing.insurance_fund == 0
+    for amount in (1001, -1):
+        with pytest.raises(ValueError, match=f"^cannot slash {amount} of 1000 staked$"):
+            clearing.slash_stake(amount)
+    assert clearing.staked == 1000 and clearing.insurance_fund == 0
+    clearing.slash_stake(1000)
+    assert clearing.staked == 0 and clearing.insurance_fund == 1000
+    assert clearing.conservation_gap() == 0
+
+
+def test_rewards_are_paid_from_nothing_to_the_whole_of_the_fee_pool() -> None:
+    """A fee pool of 250 (a quarter of a winning bid of 1000): paying 0 of rewards opens
+    the recipient's account and moves nothing; paying 250 empties the pool into its
+    balance."""
+    clearing = _clearing()
+    clearing.bond(clearing.faucet(DELEGATOR, 1000), 1000)
+    clearing.pay_from_bonds(1000, 250_000)
+    assert clearing.pay_rewards(OWNER, 0).balance == 0
+    assert clearing.fee_pool == 250 and OWNER in clearing.accounts
+    assert clearing.pay_rewards(OWNER, 250).balance == 250
+    assert clearing.fee_pool == 0 and clearing.conservation_gap() == 0
