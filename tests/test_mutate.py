@@ -217,18 +217,19 @@ def test_keep_survivors_tests_only_the_untested_and_leaves_the_survivors_for_the
     tmp_path: Path,
 ) -> None:
     """--keep-survivors: the tests changed, but this run keeps the survivors' verdicts
-    (it maps the tests afresh, so new tests judge the mutants it does test); the record
+    (it maps the tests afresh, so new tests judge the mutants it does test, and those no
+    test reached are tested again); the record
     keeps the old digest, so the next run without the flag tests the survivors again."""
     module = "appchaind/consensus/privval.py"
     meta = mutate.meta_path(tmp_path, module)
     meta.parent.mkdir(parents=True)
     stats = tmp_path / "mutants" / "mutmut-stats.json"
-    verdicts = {"killed": 1, "survived": 0, "untested": None, "timeout": -24}
+    verdicts = {"killed": 1, "survived": 0, "untested": None, "timeout": -24, "no test": 33}
     meta.write_text(json.dumps({"exit_code_by_key": verdicts}))
     mutate._tests_record(tmp_path, module).write_text("the digest of older tests")
     stats.write_text("{}")
-    assert mutate.retest_after_test_changes(tmp_path, module, keep_survivors=True) == 0
-    assert mutate.read_verdicts(tmp_path, module) == verdicts
+    assert mutate.retest_after_test_changes(tmp_path, module, keep_survivors=True) == 1
+    assert mutate.read_verdicts(tmp_path, module) == verdicts | {"no test": None}
     assert not stats.exists()  # mapped afresh
     assert mutate._tests_record(tmp_path, module).read_text() == "the digest of older tests"
     assert mutate.retest_after_test_changes(tmp_path, module) == 1

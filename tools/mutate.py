@@ -514,16 +514,17 @@ def retest_after_test_changes(workspace: Path, module: str, keep_survivors: bool
     could change (survived, no tests) so mutmut tests those mutants again, and its map of
     tests to functions (:func:`forget_test_mapping`); how many verdicts.
 
-    ``keep_survivors`` (``--keep-survivors``) keeps those verdicts for this run, which then
-    tests only the mutants never tested (a campaign that finishes them first); the record
-    of the tests keeps the old digest, so the next run tests the survivors again."""
+    ``keep_survivors`` (``--keep-survivors``) keeps the survivors' verdicts for this run,
+    which then tests only the mutants never tested and those no test reached (cheap: a
+    new test is what they wait for); the record of the tests keeps the old digest, so
+    the next run tests the survivors again."""
     digest = tests_digest(module)
     record = _tests_record(workspace, module)
     if record.exists() and record.read_text() == digest:
         return 0
     forget_test_mapping(workspace)
     if keep_survivors:
-        return 0
+        return clear_verdicts(workspace, module, ("no tests",))
     cleared = clear_verdicts(workspace, module, ("survived", "no tests"))
     record.write_text(digest)
     return cleared
