@@ -10,9 +10,10 @@ from __future__ import annotations
 from appchaind.chain.types import PREVOTE
 from appchaind.consensus.config import Step
 from appchaind.consensus.events import BlockReceived, ProposalReceived, TimeoutFired
-from appchaind.consensus.machine import NIL
+from appchaind.consensus.machine import NIL, ConsensusMachine
+from appchaind.consensus.sim.keys import FakeVerifier
 
-from .harness import Chain, Driver, votes_out
+from .harness import Chain, Driver, config, votes_out
 
 
 def test_a_polka_of_the_locked_round_for_another_value_is_enough_line_29() -> None:
@@ -37,3 +38,21 @@ def test_a_polka_of_the_locked_round_for_another_value_is_enough_line_29() -> No
     assert [(v.kind, v.round, v.block_hash) for v in votes_out(effects)] == [
         (PREVOTE, 1, y.block_id())
     ]
+
+
+def test_a_round_without_prevotes_is_no_polka_even_for_a_set_of_one_line_28() -> None:
+    """Line 28 needs 2f+1 ⟨PREVOTE, h_p, vr, id(v)⟩: a proposal naming a round vr of which
+    the node holds no prevote at all has no polka, however small the set. One validator of
+    power 1 (where a single unit of power is more than 2/3 of the total), watched by a node
+    that is not a validator: it skips to round 1 on the validator's precommit there, gets
+    the round-1 proposal with vr = 0, and stays in the propose step (no line 28) until its
+    propose timeout."""
+    chain = Chain(powers=(1,))
+    observer = ConsensusMachine(config(), chain.state, None, FakeVerifier())
+    d = Driver(observer)
+    d.start()
+    d.feed(chain.precommit(0, 1, NIL))  # lines 55-56: round 1
+    assert (observer.round, observer.step) == (1, Step.PROPOSE)
+    v = chain.block(proposer=chain.proposer(1))
+    d.feed(BlockReceived(v), ProposalReceived(chain.proposal(v, 1, pol_round=0)))
+    assert (observer.round, observer.step) == (1, Step.PROPOSE)

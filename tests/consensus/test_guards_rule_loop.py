@@ -149,3 +149,28 @@ def test_f_plus_1_votes_of_round_1_heard_between_heights_move_the_next_height_th
         machine.handle(VoteReceived(chain.vote(i, PREVOTE, 1, NIL, height=2)), NOW)
     machine.handle(TimeoutFired(2, 0, Step.NEW_HEIGHT), NOW)
     assert (machine.height, machine.round) == (2, 1)
+
+
+def test_the_highest_round_heard_between_heights_is_the_one_the_next_height_goes_to() -> None:
+    """Line 55 during the commit pause: f+1 prevotes of round 5 heard, then f+1 of round 3;
+    round 3 is not past round 5, so the node still goes to round 5 when the height starts
+    (a later, lower round must not take the place of a higher one: at round 3 the round-5
+    votes already counted would not move it on again)."""
+    chain = Chain()
+    me = chain.not_proposer()
+    machine = chain.machine(me, commit_ms=1000)
+    machine.start(NOW)
+    block = chain.block(proposer=chain.proposer(0))
+    b = block.block_id()
+    others = _others(chain, me)
+    _feed(machine, BlockReceived(block), ProposalReceived(chain.proposal(block, 0)))
+    _feed(machine, *(chain.prevote(i, 0, b) for i in others))
+    for effect in _feed(machine, *(chain.precommit(i, 0, b) for i in others)):
+        if isinstance(effect, RequestFinalizeBlock):
+            machine.handle(BlockFinalized(1, b, b"\x01" * 32), NOW)
+    assert (machine.height, machine.round, machine.step) == (2, 0, Step.NEW_HEIGHT)
+    for round in (5, 3):
+        for i in others[:2]:
+            machine.handle(VoteReceived(chain.vote(i, PREVOTE, round, NIL, height=2)), NOW)
+    machine.handle(TimeoutFired(2, 0, Step.NEW_HEIGHT), NOW)
+    assert (machine.height, machine.round) == (2, 5)

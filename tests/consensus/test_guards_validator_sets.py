@@ -170,6 +170,22 @@ def test_validator_sets_are_equal_only_with_the_same_validators_priorities_and_p
     assert base != "not a set"
 
 
+def test_a_validator_sets_hash_is_that_of_its_validators_priorities_and_proposer() -> None:
+    """A set is hashable, as the frozen ChainState holding it is: its hash is the hash of
+    what its equality compares, so equal sets hash alike and sets differing in any one of
+    the three hash apart."""
+    trio = (Named(b"a", 1), Named(b"b", 1), Named(b"c", 1))
+    base = ValidatorSet(trio, (0, 0, 0), 0)  # type: ignore[arg-type]
+    assert hash(base) == hash((trio, (0, 0, 0), 0))
+    assert hash(base) == hash(ValidatorSet(trio, (0, 0, 0), 0))  # type: ignore[arg-type]
+    others = (
+        ValidatorSet(trio, (1, -1, 0), 0),  # type: ignore[arg-type]
+        ValidatorSet(trio, (0, 0, 0), 1),  # type: ignore[arg-type]
+        ValidatorSet(trio[:2] + (Named(b"d", 1),), (0, 0, 0), 0),  # type: ignore[arg-type]
+    )
+    assert len({hash(base), *(hash(s) for s in others)}) == 4
+
+
 def test_a_validator_sets_repr_lists_each_validator_and_the_proposer() -> None:
     """What a failed assertion or a debugger shows: each validator's address (first 4
     bytes in hex), power and priority, and the proposer; it must not raise."""
