@@ -114,8 +114,8 @@ def test_the_written_report_puts_the_parts_in_order_and_names_what_is_missing(
     mutation_report.write_report(markdown, problems, out, tmp_path)
     text = out.read_text()
     order = [
-        "# Mutation testing report", "## Campaign figures", "Ran on abc123.",
-        "| margin/clearing.py | 13 |", "## Named rules", "### Consensus",
+        "# Mutation testing report", "## Campaign figures", "| margin/clearing.py | 13 |",
+        "Ran on abc123.", "## Named rules", "### Consensus",
         "## Not accounted for", "- margin/funding.py: 2 mutants not run",
         "## Survivors, module by module", "### margin/clearing.py: 3 survivors",
     ]  # fmt: skip

@@ -183,6 +183,13 @@ def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[s
     return body, problems
 
 
+_FIGURES_NOTE = (
+    "Per module, from `docs/mutation/verdicts.json.gz` (each group's latest campaign). "
+    "*timeout* counts the mutants past mutmut's time limit and those whose worker was "
+    "killed; *endless* and *slow* classify them (an endless one is as good as killed).\n\n"
+)
+
+
 def write_report(
     markdown: str, problems: list[str], path: Path, directory: Path = CLASSIFIED
 ) -> None:
@@ -201,9 +208,10 @@ def write_report(
     text = (
         part("head.md")
         + "## Campaign figures\n\n"
-        + part("campaign.md")
+        + _FIGURES_NOTE
         + figures.rstrip()
         + "\n\n"
+        + part("campaign.md")
         + _as_section(part("named-rules.md"))
         + _as_section(part("notes.md"))
         + "## Not accounted for\n\n"
