@@ -9,6 +9,8 @@ Four validators of power 1: 2f+1 is 3 votes, f+1 is 2 votes.
 
 from __future__ import annotations
 
+import pytest
+
 from appchaind.chain.types import PREVOTE
 from appchaind.consensus.config import Step
 from appchaind.consensus.effects import (
@@ -128,12 +130,9 @@ def test_a_commit_whose_block_never_arrives_does_not_hide_a_later_one() -> None:
     assert [e.block for e in of_type(effects, Decide)] == [block]
 
 
-def test_f_plus_1_votes_of_round_1_heard_between_heights_move_the_next_height_there() -> None:
-    """Between heights (the commit pause) the node is at round 0 of the new height: f+1
-    prevotes of that height's round 1 heard then make it go to round 1 (line 55) as soon
-    as the height starts."""
-    chain = Chain()
-    me = chain.not_proposer()
+def _in_the_commit_pause(chain: Chain, me: int) -> ConsensusMachine:
+    """``me``'s machine right after height 1 was decided and finalized: at height 2, round
+    0, in the commit pause (step NEW_HEIGHT) until its timeout fires."""
     machine = chain.machine(me, commit_ms=1000)
     machine.start(NOW)
     block = chain.block(proposer=chain.proposer(0))
@@ -145,32 +144,25 @@ def test_f_plus_1_votes_of_round_1_heard_between_heights_move_the_next_height_th
         if isinstance(effect, RequestFinalizeBlock):
             machine.handle(BlockFinalized(1, b, b"\x01" * 32), NOW)
     assert (machine.height, machine.round, machine.step) == (2, 0, Step.NEW_HEIGHT)
-    for i in others[:2]:
-        machine.handle(VoteReceived(chain.vote(i, PREVOTE, 1, NIL, height=2)), NOW)
-    machine.handle(TimeoutFired(2, 0, Step.NEW_HEIGHT), NOW)
-    assert (machine.height, machine.round) == (2, 1)
+    return machine
 
 
-def test_the_highest_round_heard_between_heights_is_the_one_the_next_height_goes_to() -> None:
-    """Line 55 during the commit pause: f+1 prevotes of round 5 heard, then f+1 of round 3;
-    round 3 is not past round 5, so the node still goes to round 5 when the height starts
-    (a later, lower round must not take the place of a higher one: at round 3 the round-5
-    votes already counted would not move it on again)."""
+@pytest.mark.parametrize(
+    ("rounds", "starts_at"), [((1,), 1), ((5, 3), 5)], ids=["round-1", "round-5-then-3"]
+)
+def test_f_plus_1_votes_of_a_round_heard_between_heights_move_the_next_height_there(
+    rounds: tuple[int, ...], starts_at: int
+) -> None:
+    """Line 55 during the commit pause (the node is at round 0 of the new height): f+1
+    prevotes of that height's round 1 heard then make it go to round 1 as soon as the
+    height starts. f+1 of round 5, then f+1 of round 3: round 3 is not past round 5, so the
+    node still goes to round 5 (a later, lower round must not take the place of a higher
+    one: at round 3 the round-5 votes already counted would not move it on again)."""
     chain = Chain()
     me = chain.not_proposer()
-    machine = chain.machine(me, commit_ms=1000)
-    machine.start(NOW)
-    block = chain.block(proposer=chain.proposer(0))
-    b = block.block_id()
-    others = _others(chain, me)
-    _feed(machine, BlockReceived(block), ProposalReceived(chain.proposal(block, 0)))
-    _feed(machine, *(chain.prevote(i, 0, b) for i in others))
-    for effect in _feed(machine, *(chain.precommit(i, 0, b) for i in others)):
-        if isinstance(effect, RequestFinalizeBlock):
-            machine.handle(BlockFinalized(1, b, b"\x01" * 32), NOW)
-    assert (machine.height, machine.round, machine.step) == (2, 0, Step.NEW_HEIGHT)
-    for round in (5, 3):
-        for i in others[:2]:
+    machine = _in_the_commit_pause(chain, me)
+    for round in rounds:
+        for i in _others(chain, me)[:2]:
             machine.handle(VoteReceived(chain.vote(i, PREVOTE, round, NIL, height=2)), NOW)
     machine.handle(TimeoutFired(2, 0, Step.NEW_HEIGHT), NOW)
-    assert (machine.height, machine.round) == (2, 5)
+    assert (machine.height, machine.round) == (2, starts_at)

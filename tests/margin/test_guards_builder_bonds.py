@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import pytest
 
-from margin import ClearingError, ClearingHouse, MarketState
+from margin import Account, ClearingError, ClearingHouse, MarketState
 from tests.exchange.support import genesis
 
 BUILDER, PROPOSER, SELLER = b"b" * 20, b"p" * 20, b"s" * 20
 
 
-def _clearing() -> ClearingHouse:
+def clearing_house() -> ClearingHouse:
     return ClearingHouse([MarketState(m) for m in genesis({}).markets], 0)
+
+
+def indebted_account(clearing: ClearingHouse, owner: bytes) -> Account:
+    """``owner``'s new account, long 1 lot bought with borrowed quote (balance -50,000,000,
+    net 0, initial requirement 5,000,000): -5,000,000 free."""
+    seller = clearing.faucet(SELLER, 10**9)
+    indebted = clearing.open_account(owner, 0)
+    clearing.settle_fill(0, seller, indebted, True, 50_000, 1, 0)  # the taker pays no fee
+    assert clearing.health(indebted).free_collateral == -5_000_000
+    return indebted
 
 
 def test_a_bond_beyond_the_free_collateral_is_refused_and_the_log_names_it() -> None:
@@ -30,7 +40,7 @@ def test_a_bond_beyond_the_free_collateral_is_refused_and_the_log_names_it() -> 
     quote (balance -50,000,000, net 0, initial requirement 5,000,000) has -5,000,000 free:
     its refusal says 0, not a negative figure. A refusal moves nothing. (Accounts are funded
     by the faucet, so the conservation equation holds.)"""
-    clearing = _clearing()
+    clearing = clearing_house()
     rich = clearing.faucet(BUILDER, 10**9)
     with pytest.raises(ClearingError) as refused:
         clearing.bond(rich, 10**9 + 1)
@@ -41,10 +51,7 @@ def test_a_bond_beyond_the_free_collateral_is_refused_and_the_log_names_it() -> 
     clearing.bond(rich, 10**9)
     assert rich.balance == 0 and clearing.builder_bonds == 10**9
 
-    seller = clearing.faucet(SELLER, 10**9)
-    indebted = clearing.open_account(PROPOSER, 0)
-    clearing.settle_fill(0, seller, indebted, True, 50_000, 1, 0)  # the taker pays no fee
-    assert clearing.health(indebted).free_collateral == -5_000_000
+    indebted = indebted_account(clearing, PROPOSER)
     with pytest.raises(ClearingError) as refused:
         clearing.bond(indebted, 1)
     assert str(refused.value) == "a bond of 1 micro-units exceeds the free collateral of 0"
@@ -55,7 +62,7 @@ def test_a_bond_beyond_the_free_collateral_is_refused_and_the_log_names_it() -> 
 def test_a_release_takes_from_nothing_to_the_whole_of_the_bonds_and_no_more() -> None:
     """Bonds of 1000: releasing 0 opens the account and moves nothing; 1001 and -1 are
     refused naming the amount and the bonds; 1000 empties the bonds into the balance."""
-    clearing = _clearing()
+    clearing = clearing_house()
     clearing.bond(clearing.faucet(BUILDER, 1000), 1000)
     assert clearing.release_bond(PROPOSER, 0).balance == 0
     assert clearing.builder_bonds == 1000 and PROPOSER in clearing.accounts
@@ -71,7 +78,7 @@ def test_a_bid_pays_from_nothing_to_the_whole_of_the_bonds_and_no_more() -> None
     refused naming the value and the bonds; a bid of the whole 1000 pays 250 into the fee
     pool (the proposing validator's reward, credited by the exchange) and 750 to the
     insurance fund."""
-    clearing = _clearing()
+    clearing = clearing_house()
     clearing.bond(clearing.faucet(BUILDER, 1000), 1000)
     assert clearing.pay_from_bonds(0, 250_000) == 0
     assert clearing.fee_pool == 0 and clearing.builder_bonds == 1000
@@ -87,7 +94,7 @@ def test_a_bid_pays_from_nothing_to_the_whole_of_the_bonds_and_no_more() -> None
 def test_rewards_are_paid_out_of_the_fee_pool_and_no_more_than_it_holds() -> None:
     """A fee pool of 250: paying 100 of rewards opens the recipient's account with 100 and
     leaves 150; 151 and -1 are refused naming the amount and the pool."""
-    clearing = _clearing()
+    clearing = clearing_house()
     clearing.bond(clearing.faucet(BUILDER, 1000), 1000)
     clearing.pay_from_bonds(1000, 250_000)
     assert clearing.pay_rewards(PROPOSER, 100).balance == 100

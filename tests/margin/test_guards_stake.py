@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import pytest
 
-from margin import ClearingError, ClearingHouse, MarketState
-from tests.exchange.support import genesis
+from margin import ClearingError
+from tests.margin.test_guards_builder_bonds import clearing_house, indebted_account
 
 DELEGATOR, OWNER, SELLER = b"d" * 20, b"o" * 20, b"s" * 20
-
-
-def _clearing() -> ClearingHouse:
-    return ClearingHouse([MarketState(m) for m in genesis({}).markets], 0)
 
 
 def test_a_stake_of_all_the_free_collateral_is_taken_and_one_beyond_is_refused() -> None:
@@ -34,7 +30,7 @@ def test_a_stake_of_all_the_free_collateral_is_taken_and_one_beyond_is_refused()
     account long 1 lot bought with borrowed quote (balance -50,000,000, net 0, initial
     requirement 5,000,000) has -5,000,000 free: its refusal says 0, not a negative
     figure. (Accounts are funded by the faucet, so the conservation equation holds.)"""
-    clearing = _clearing()
+    clearing = clearing_house()
     rich = clearing.faucet(DELEGATOR, 10**9)
     with pytest.raises(ClearingError) as refused:
         clearing.stake(rich, 10**9 + 1)
@@ -46,10 +42,7 @@ def test_a_stake_of_all_the_free_collateral_is_taken_and_one_beyond_is_refused()
     assert rich.balance == 0 and clearing.staked == 10**9
     assert clearing.health(rich).free_collateral == 0
 
-    seller = clearing.faucet(SELLER, 10**9)
-    indebted = clearing.open_account(OWNER, 0)
-    clearing.settle_fill(0, seller, indebted, True, 50_000, 1, 0)  # the taker pays no fee
-    assert clearing.health(indebted).free_collateral == -5_000_000
+    indebted = indebted_account(clearing, OWNER)
     with pytest.raises(ClearingError) as refused:
         clearing.stake(indebted, 1)
     assert str(refused.value) == "a stake of 1 micro-units exceeds the free collateral of 0"
@@ -61,7 +54,7 @@ def test_a_release_takes_from_nothing_to_the_whole_of_the_stake_and_no_more() ->
     """A stake of 1000: releasing 0 opens the owner's account and moves nothing; 1001
     and -1 are refused naming the amount and the stake; 1000 empties the stake into the
     balance."""
-    clearing = _clearing()
+    clearing = clearing_house()
     clearing.stake(clearing.faucet(DELEGATOR, 1000), 1000)
     assert clearing.release_stake(OWNER, 0).balance == 0
     assert clearing.staked == 1000 and OWNER in clearing.accounts
@@ -77,7 +70,7 @@ def test_a_slash_takes_from_nothing_to_the_whole_of_the_stake_and_no_more() -> N
     """A stake of 1000 and an insurance fund of 0: slashing 0 moves nothing; 1001 and -1
     are refused naming the amount and the stake; 1000 moves the whole stake into the
     insurance fund."""
-    clearing = _clearing()
+    clearing = clearing_house()
     clearing.stake(clearing.faucet(DELEGATOR, 1000), 1000)
     clearing.slash_stake(0)
     assert clearing.staked == 1000 and clearing.insurance_fund == 0
@@ -94,7 +87,7 @@ def test_rewards_are_paid_from_nothing_to_the_whole_of_the_fee_pool() -> None:
     """A fee pool of 250 (a quarter of a winning bid of 1000): paying 0 of rewards opens
     the recipient's account and moves nothing; paying 250 empties the pool into its
     balance."""
-    clearing = _clearing()
+    clearing = clearing_house()
     clearing.bond(clearing.faucet(DELEGATOR, 1000), 1000)
     clearing.pay_from_bonds(1000, 250_000)
     assert clearing.pay_rewards(OWNER, 0).balance == 0
