@@ -228,6 +228,10 @@ def cmd_bench_load(args: argparse.Namespace) -> None:
         # way out (a plain SIGTERM left four nodes running).
         os.kill(os.getpid(), signal.SIGINT)
 
+    # A run started in the background by a shell (`appchaind bench load ... &`, nohup, a
+    # CI step) inherits SIGINT ignored, and then Python raises no KeyboardInterrupt for
+    # it: SIGTERM would do nothing and the run would go on for its whole duration.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, stop)
 
     try:

@@ -291,15 +291,23 @@ def test_with_a_builder_it_wins_blocks_and_every_order_still_commits() -> None:
 
 
 @pytest.mark.slow
-def test_a_run_stopped_by_sigterm_stops_its_localnet_and_senders() -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "sigint-ignored"])
+def test_a_run_stopped_by_sigterm_stops_its_localnet_and_senders(background: bool) -> None:
     """SIGTERM (a service manager, `kill`, a CI timeout) in the middle of the offered
     load stops the run as Ctrl-C does: exit 130 with a line saying so, and no node,
-    sender or builder of its temporary localnet left running."""
+    sender or builder of its temporary localnet left running. Also for a run started in
+    the background by a shell, which inherits SIGINT ignored (it went on for its whole
+    duration: CI started with `&` failed here)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "appchaind.cli", "bench", "load", "--validators", "4",
          "--accounts", "20", "--rate", "50", "--duration", "60", "--senders", "2",
          "--builder"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        preexec_fn=_ignore_sigint if background else None,
     )  # fmt: skip
     assert proc.stderr is not None
     lines = []
