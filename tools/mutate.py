@@ -679,8 +679,10 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def survivors(workspace: Path, module: str, kind: str = "survived") -> list[Survivor]:
-    """Each survivor of ``module`` (or each mutant of another ``kind`` of :func:`verdict`,
+def survivors(
+    workspace: Path, module: str, kinds: tuple[str, ...] = ("survived",)
+) -> list[Survivor]:
+    """Each survivor of ``module`` (or each mutant of other ``kinds`` of :func:`verdict`,
     such as "timeout"): the original and mutated lines, with line numbers."""
     import libcst as cst
     from mutmut.mutation.diff_apply import (
@@ -692,7 +694,7 @@ def survivors(workspace: Path, module: str, kind: str = "survived") -> list[Surv
     from mutmut.utils.format_utils import orig_function_and_class_names_from_key
 
     verdicts = read_verdicts(workspace, module)
-    keys = sorted(k for k, code in verdicts.items() if code is not None and verdict(code) == kind)
+    keys = sorted(k for k, code in verdicts.items() if code is not None and verdict(code) in kinds)
     source = (ROOT / module).read_text()
     tree = ast.parse(source)
     lines = source.split("\n")
@@ -740,9 +742,11 @@ def report(cache: Path, modules: list[str], runs: dict[str, ModuleRun]) -> dict[
         workspace = workspace_of(cache, module)
         rows[module] = _counts(read_verdicts(workspace, module))
         found[module] = survivors(workspace, module) if rows[module]["survived"] else []
-        slow[module] = survivors(workspace, module, "timeout") if rows[module]["timeout"] else []
+        # A worker killed by a signal ("other") ran away too: listed, and classified, with them.
+        stuck = rows[module]["timeout"] + rows[module]["other"]
+        slow[module] = survivors(workspace, module, ("timeout", "other")) if stuck else []
 
-    for title, listed in (("Survivors", found), ("Timeouts", slow)):
+    for title, listed in (("Survivors", found), ("Timeouts (and workers killed)", slow)):
         for module in modules:
             if listed[module]:
                 print(f"\n{title} in {module} ({len(listed[module])}):")

@@ -12,8 +12,9 @@ figures of the groups that campaign ran, only.) Each survivor is classified by h
     <module>: N survivors: E equivalent, T gap (tested), O gap (open)
 
 followed by a table of survivor groups; a module with timeouts (or a mutant whose worker
-was killed) also has a line ``K timeouts: A endless, B slow`` and a table of them. This tool prints (markdown) the table of figures
-with the classification columns, then every module's classification file, and lists
+was killed) also has a line ``K timeouts: A endless, B slow`` and a table of them. This
+tool prints (markdown) the table of figures with the classification columns, then every
+module's classification file, and lists
 what is missing: a module with mutants not run, a module without a classification file,
 or one whose file counts another number of survivors or timeouts than the campaign found,
 or whose counts do not add up. ``--check`` exits 1 when anything is missing.
@@ -168,10 +169,10 @@ def assemble(report: dict[str, object], directory: Path = CLASSIFIED) -> tuple[s
                 f"and no {path.name} in {directory}"
             )
         classes = (found.equivalent, found.tested, found.open) if found else (None, None, None)
-        stuck = (found.timeouts or (0, 0)) if found else (None, None)
+        endless_slow = (found.timeouts or (0, 0)) if found else (None, None)
         cells = [
             c["mutants"], c["killed"], c["survived"], c["timeout"] + c["other"], c["no tests"],
-            c["not run"], *classes, *stuck,
+            c["not run"], *classes, *endless_slow,
         ]  # fmt: skip
         for i, cell in enumerate(cells):
             totals[i] += cell or 0
